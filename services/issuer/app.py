@@ -1,0 +1,104 @@
+"""The issuer: a Starlette app that owns users, sessions, signing keys and revocations."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from revocast.connection import redis_client
+from revocast.errors import RevocastError, StoreUnavailable, TokenRejected, VerifierStale
+from revocast.http import error_response, json_response, www_authenticate
+from revocast.issuer import auth
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.tokens import TokenMinter
+from revocast.keys import jwks_document, load_or_create_signing_key
+from revocast.keyspace import Keyspace
+from revocast.settings import Settings
+from revocast.store import Store
+from revocast.verifier import Verifier
+
+log = logging.getLogger("revocast.issuer")
+
+
+async def _jwks(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    document = jwks_document(await ctx.store.jwks())
+    return json_response(document, headers={"Cache-Control": "public, max-age=60"})
+
+
+async def _healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def _revocast_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RevocastError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, TokenRejected):
+        headers["WWW-Authenticate"] = www_authenticate(exc.code)
+    if isinstance(exc, VerifierStale | StoreUnavailable):
+        headers["Retry-After"] = "1"
+        log.warning("%s: %s", exc.code, exc.detail)
+    return error_response(exc.code, exc.detail, exc.status, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return error_response(code, str(exc.detail), exc.status_code, exc.headers)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+    return error_response("internal_error", "the issuer failed; nothing was changed", 500)
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The issuer app; its lifespan connects Redis, publishes the signing key, starts a verifier."""
+    if settings.redis_url is None:
+        raise ValueError("the issuer needs settings.redis_url")
+    redis_url = settings.redis_url
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = redis_client(redis_url)
+        store = Store(redis, Keyspace(settings.key_prefix))
+        key = load_or_create_signing_key(Path(settings.key_dir))
+        await store.publish_key(
+            key.kid, json.dumps(key.public.jwk), secrets.token_hex(16), settings.stream_retention_ms
+        )
+        log.info("signing with key %s", key.kid)
+        verifier = Verifier(settings)
+        await verifier.start()
+        app.state.ctx = IssuerContext(settings, store, TokenMinter(settings, key), verifier)
+        try:
+            yield
+        finally:
+            await verifier.stop()
+            await redis.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/v1/login", auth.login, methods=["POST"]),
+            Route("/v1/refresh", auth.refresh, methods=["POST"]),
+            Route("/v1/logout", auth.logout, methods=["POST"]),
+            Route("/v1/logout-all", auth.logout_all, methods=["POST"]),
+            Route("/.well-known/jwks.json", _jwks, methods=["GET"]),
+            Route("/healthz", _healthz, methods=["GET"]),
+        ],
+        exception_handlers={
+            RevocastError: _revocast_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )

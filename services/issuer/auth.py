@@ -1,0 +1,120 @@
+"""Login, refresh, logout and logout-all: the session lifecycle."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from revocast.claims import AccessClaims
+from revocast.errors import InvalidCredentials, InvalidRefreshToken, TokenRejected
+from revocast.http import bearer_token, json_response
+from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.passwords import verify_password
+from revocast.issuer.tokens import (
+    hash_refresh_token,
+    new_refresh_token,
+    new_session_id,
+    seal_successor,
+    unseal_successor,
+)
+
+
+def _token_response(
+    ctx: IssuerContext, *, uid: str, sid: str, roles_json: str, issued_ms: int, refresh_token: str
+) -> Response:
+    roles = json.loads(roles_json)
+    access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms)
+    body = {
+        "access_token": access,
+        "refresh_token": refresh_token,
+        "token_type": "Bearer",
+        "expires_in": ctx.settings.access_ttl_s,
+        "session_id": sid,
+        "user_id": uid,
+    }
+    return json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def login(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
+    found = await ctx.store.find_user(body.username)
+    if not await verify_password(found[1] if found else None, body.password) or found is None:
+        raise InvalidCredentials("unknown user or wrong password")
+    uid = found[0]
+    sid = new_session_id()
+    refresh_token = new_refresh_token()
+    issued_ms, roles_json = await ctx.store.login(
+        uid,
+        sid,
+        hash_refresh_token(refresh_token),
+        ctx.settings.refresh_ttl_s,
+        request.headers.get("user-agent", "")[:256],
+        request.client.host if request.client else "",
+    )
+    return _token_response(
+        ctx, uid=uid, sid=sid, roles_json=roles_json, issued_ms=issued_ms, refresh_token=refresh_token
+    )
+
+
+async def refresh(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    body = await read_body(request, RefreshBody, ctx.settings.max_body_bytes)
+    presented = body.refresh_token
+    successor = new_refresh_token()
+    result = await ctx.store.refresh(
+        hash_refresh_token(presented),
+        hash_refresh_token(successor),
+        seal_successor(presented, successor),
+        int(ctx.settings.refresh_grace_s * 1000),
+        ctx.settings.refresh_ttl_s,
+        ctx.settings.revocation_lifetime_ms,
+        ctx.settings.stream_retention_ms,
+    )
+    if result.status == "grace":
+        # A retry or a second tab: hand out the successor already issued.
+        unsealed = unseal_successor(presented, result.sealed_next)
+        if unsealed is None:
+            raise InvalidRefreshToken("refresh token is not valid")
+        successor = unsealed
+    return _token_response(
+        ctx,
+        uid=result.uid,
+        sid=result.sid,
+        roles_json=result.roles_json,
+        issued_ms=result.now_ms,
+        refresh_token=successor,
+    )
+
+
+def _caller(ctx: IssuerContext, request: Request) -> AccessClaims:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise TokenRejected("missing_token", "an Authorization: Bearer token is required")
+    return ctx.verifier.verify(token)
+
+
+async def logout(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    claims = _caller(ctx, request)
+    await ctx.store.revoke_session(
+        claims.sid,
+        claims.sub,
+        ctx.settings.revocation_lifetime_ms,
+        ctx.settings.stream_retention_ms,
+        "logout",
+    )
+    return Response(status_code=204)
+
+
+async def logout_all(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    claims = _caller(ctx, request)
+    await ctx.store.revoke_user(
+        claims.sub, ctx.settings.revocation_lifetime_ms, ctx.settings.stream_retention_ms, "logout_all"
+    )
+    return Response(status_code=204)
+

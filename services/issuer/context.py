@@ -1,0 +1,25 @@
+"""What the issuer's request handlers share, built once by the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from revocast.issuer.tokens import TokenMinter
+from revocast.settings import Settings
+from revocast.store import Store
+from revocast.verifier import Verifier
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerContext:
+    settings: Settings
+    store: Store
+    minter: TokenMinter
+    verifier: Verifier  # the issuer checks callers' access tokens like any verifier
+
+    @staticmethod
+    def of(request: Request) -> IssuerContext:
+        ctx: IssuerContext = request.app.state.ctx
+        return ctx

@@ -1,0 +1,74 @@
+"""The verifier's local copy of the revocation state: plain dictionaries.
+
+The state only grows (a revocation is never undone) until an entry outlives
+every token it covers and is pruned. Merging a snapshot therefore never loses a
+revocation, even if Redis came back empty (DESIGN.md invariant 6).
+"""
+
+from __future__ import annotations
+
+from revocast.events import AnyEvent, KeyPublished, KeyRevoked, SessionRevoked, UserRevoked
+from revocast.keys import PublicKey
+from revocast.store import Snapshot
+
+
+class RevocationCache:
+    """Revoked sessions, user not-before times, revoked and trusted keys."""
+
+    __slots__ = ("keys", "revoked_keys", "sessions", "users")
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, int] = {}  # sid -> until_ms
+        self.users: dict[str, tuple[int, int]] = {}  # uid -> (not_before_ms, until_ms)
+        self.revoked_keys: dict[str, int] = {}  # kid -> at_ms; kept for good
+        self.keys: dict[str, PublicKey] = {}  # kid -> trusted public key
+
+    def __len__(self) -> int:
+        return len(self.sessions) + len(self.users) + len(self.revoked_keys)
+
+    def merge(self, snapshot: Snapshot) -> None:
+        """Union with a snapshot; keeps what this cache knew and Redis forgot."""
+        for sid, until_ms in snapshot.sessions.items():
+            self._revoke_session(sid, until_ms)
+        for uid, (not_before_ms, until_ms) in snapshot.users.items():
+            self._revoke_user(uid, not_before_ms, until_ms)
+        for kid, at_ms in snapshot.revoked_keys.items():
+            self._revoke_key(kid, at_ms)
+        for text in snapshot.jwks.values():
+            self._trust(text)
+
+    def apply(self, event: AnyEvent) -> None:
+        match event:
+            case SessionRevoked(sid=sid, until_ms=until_ms):
+                self._revoke_session(sid, until_ms)
+            case UserRevoked(uid=uid, not_before_ms=nb, until_ms=until_ms):
+                self._revoke_user(uid, nb, until_ms)
+            case KeyRevoked(kid=kid, at_ms=at_ms):
+                self._revoke_key(kid, at_ms)
+            case KeyPublished(jwk=jwk):
+                self._trust(jwk)
+
+    def prune(self, now_ms: int) -> int:
+        """Forget entries whose tokens have all expired; returns how many went."""
+        dead_sessions = [sid for sid, until in self.sessions.items() if until < now_ms]
+        for sid in dead_sessions:
+            del self.sessions[sid]
+        dead_users = [uid for uid, (_, until) in self.users.items() if until < now_ms]
+        for uid in dead_users:
+            del self.users[uid]
+        return len(dead_sessions) + len(dead_users)
+
+    def _revoke_session(self, sid: str, until_ms: int) -> None:
+        if until_ms > self.sessions.get(sid, 0):
+            self.sessions[sid] = until_ms
+
+    def _revoke_user(self, uid: str, not_before_ms: int, until_ms: int) -> None:
+        old_nb, old_until = self.users.get(uid, (0, 0))
+        self.users[uid] = (max(old_nb, not_before_ms), max(old_until, until_ms))
+
+    def _revoke_key(self, kid: str, at_ms: int) -> None:
+        self.revoked_keys.setdefault(kid, at_ms)
+
+    def _trust(self, jwk_text: str) -> None:
+        key = PublicKey.from_jwk(jwk_text)
+        self.keys[key.kid] = key

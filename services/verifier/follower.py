@@ -1,0 +1,160 @@
+"""Keeps a RevocationCache in step with the Redis Stream, and knows how fresh it is.
+
+Start: one atomic snapshot of the state plus the stream id it matches. Then,
+in a loop: an atomic poll (entries after our id, the stream's max deleted id
+and the epoch), and when caught up an ``XREAD BLOCK`` from our id. A reply that
+arrives proves nothing was missed up to the moment the request was sent; that
+moment is ``fresh_at``. A trimmed position or a changed epoch (Redis lost its
+data) triggers a new snapshot, merged into the cache, never replacing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+
+from redis.exceptions import RedisError
+
+from revocast.errors import StoreUnavailable
+from revocast.events import UnknownEvent, decode_entry
+from revocast.store import Store, parse_id
+from revocast.verifier.cache import RevocationCache
+
+log = logging.getLogger("revocast.verifier")
+
+BATCH = 1000  # entries per read
+PRUNE_EVERY_S = 1.0
+
+
+class FollowerState(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class StreamFollower:
+    """Runs the read loop as a task; ``fresh_at`` is on the ``monotonic`` clock."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: RevocationCache,
+        *,
+        block_ms: int,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.block_ms = block_ms
+        self._clock = clock
+        self._monotonic = monotonic
+        self.state = FollowerState.CREATED
+        self.fresh_at = -math.inf
+        self.last_id = "0-0"
+        self.epoch: str | None = None
+        self.snapshots = 0
+        self.events_applied = 0
+        self.last_delay_ms = 0.0
+        self.error: str | None = None
+        self._needs_snapshot = True
+        self._last_prune = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._first_snapshot = asyncio.Event()
+
+    async def start(self, wait_s: float) -> None:
+        """Start the loop; wait up to ``wait_s`` for the first snapshot, then go on regardless."""
+        if self.state is not FollowerState.CREATED:
+            raise RuntimeError("Cannot start the follower, as it was already started.")
+        self.state = FollowerState.RUNNING
+        self._task = asyncio.create_task(self._run(), name="revocast-follower")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_snapshot.wait(), wait_s)
+
+    async def stop(self) -> None:
+        self.state = FollowerState.STOPPED
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.fresh_at = -math.inf
+
+    async def _run(self) -> None:
+        delay = 0.05
+        while True:
+            try:
+                if self._needs_snapshot:
+                    await self._snapshot()
+                await self._follow_once()
+                self.error = None
+                delay = 0.05
+            except (StoreUnavailable, RedisError, OSError, UnknownEvent) as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+                log.warning("revocation stream read failed, retrying in %.2fs: %s", delay, exc)
+                # Full jitter keeps many verifiers from reconnecting in lockstep.
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                delay = min(delay * 2, 2.0)
+            self._maybe_prune()
+
+    async def _snapshot(self) -> None:
+        sent = self._monotonic()
+        snapshot = await self.store.snapshot()
+        self.cache.merge(snapshot)
+        self.last_id = snapshot.last_id
+        self.epoch = snapshot.epoch
+        self.snapshots += 1
+        self._needs_snapshot = False
+        self.fresh_at = sent
+        self._first_snapshot.set()
+        log.info(
+            "snapshot at %s: %d revoked sessions, %d users, %d keys trusted",
+            snapshot.last_id,
+            len(snapshot.sessions),
+            len(snapshot.users),
+            len(self.cache.keys),
+        )
+
+    async def _follow_once(self) -> None:
+        sent = self._monotonic()
+        poll = await self.store.poll(self.last_id, BATCH)
+        if poll.epoch != self.epoch:
+            log.warning("redis epoch changed (%s -> %s): taking a new snapshot", self.epoch, poll.epoch)
+            self._needs_snapshot = True
+            return
+        if parse_id(poll.max_deleted_id) > parse_id(self.last_id):
+            log.warning("stream trimmed past %s: taking a new snapshot", self.last_id)
+            self._needs_snapshot = True
+            return
+        self._apply(poll.entries)
+        self.fresh_at = sent
+        if len(poll.entries) == BATCH:
+            return
+        sent = self._monotonic()
+        reply = await self.store.redis.xread(
+            {self.store.keys.events: self.last_id}, count=BATCH, block=self.block_ms
+        )
+        for _stream, entries in reply or []:
+            self._apply(entries)
+        self.fresh_at = sent
+
+    def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        now_ms = self._clock() * 1000
+        for entry_id, fields in entries:
+            event = decode_entry(fields)
+            self.cache.apply(event)
+            self.last_id = entry_id
+            self.events_applied += 1
+            self.last_delay_ms = now_ms - event.ts_ms
+
+    def _maybe_prune(self) -> None:
+        now = self._monotonic()
+        if now - self._last_prune >= PRUNE_EVERY_S:
+            self._last_prune = now
+            self.cache.prune(int(self._clock() * 1000))

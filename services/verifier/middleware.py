@@ -1,0 +1,63 @@
+"""ASGI middleware: verify the bearer token, put the claims on the request, or answer itself.
+
+Works with Starlette and FastAPI: claims land in ``request.state.claims``
+(``scope["state"]["claims"]``). Rejections get 401 with an RFC 6750 challenge;
+a stale verifier gets 503, never a guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from revocast.errors import TokenRejected, VerifierStale
+from revocast.http import bearer_token, error_response, www_authenticate
+from revocast.verifier.verifier import Verifier
+
+
+class RevocastMiddleware:
+    """Requires a valid access token on every HTTP request except ``public_paths``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        verifier: Verifier,
+        *,
+        public_paths: Collection[str] = (),
+        realm: str = "revocast",
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.public_paths = frozenset(public_paths)
+        self.realm = realm
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.public_paths:
+            await self.app(scope, receive, send)
+            return
+        token = bearer_token(Headers(scope=scope).get("authorization"))
+        if token is None:
+            response = error_response(
+                "missing_token",
+                "an Authorization: Bearer token is required",
+                401,
+                {"WWW-Authenticate": www_authenticate(None, self.realm)},
+            )
+            await response(scope, receive, send)
+            return
+        try:
+            claims = self.verifier.verify(token)
+        except TokenRejected as exc:
+            response = error_response(
+                exc.code, exc.detail, 401, {"WWW-Authenticate": www_authenticate(exc.code, self.realm)}
+            )
+            await response(scope, receive, send)
+            return
+        except VerifierStale as exc:
+            response = error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["claims"] = claims
+        await self.app(scope, receive, send)

@@ -1,0 +1,84 @@
+"""The verifier as an HTTP service, for any language or an auth-request gateway.
+
+``GET /verify`` reads ``Authorization: Bearer``: 200 with ``X-Auth-*`` headers,
+401 with an RFC 6750 challenge, 503 when stale. ``/healthz`` says the process
+is up; ``/readyz`` is 200 only after the first snapshot and while fresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from revocast.errors import TokenRejected, VerifierStale
+from revocast.http import bearer_token, error_response, json_response, www_authenticate
+from revocast.settings import Settings
+from revocast.verifier.verifier import Verifier
+
+
+def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Starlette:
+    """The sidecar app; it starts and stops the verifier with its lifespan."""
+    verifier = verifier or Verifier(settings)
+
+    async def verify(request: Request) -> Response:
+        token = bearer_token(request.headers.get("authorization"))
+        if token is None:
+            return error_response(
+                "missing_token",
+                "an Authorization: Bearer token is required",
+                401,
+                {"WWW-Authenticate": www_authenticate(None)},
+            )
+        try:
+            claims = verifier.verify(token)
+        except TokenRejected as exc:
+            return error_response(
+                exc.code, exc.detail, 401, {"WWW-Authenticate": www_authenticate(exc.code)}
+            )
+        except VerifierStale as exc:
+            return error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
+        return Response(
+            status_code=200,
+            headers={
+                "X-Auth-Subject": claims.sub,
+                "X-Auth-Session": claims.sid,
+                "X-Auth-Roles": ",".join(claims.roles),
+            },
+        )
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        body = {
+            "ready": verifier.ready,
+            "staleness_s": round(min(verifier.staleness_s, 1e9), 3),
+            "snapshots": verifier.follower.snapshots,
+            "stream_id": verifier.follower.last_id,
+            "error": verifier.follower.error,
+        }
+        return json_response(body, 200 if verifier.ready else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await verifier.start()
+        try:
+            yield
+        finally:
+            await verifier.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/verify", verify, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.verifier = verifier
+    return app

@@ -1,0 +1,129 @@
+"""The Verifier: local access-token checks kept fresh by the revocation stream."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from redis.asyncio import Redis
+
+from revocast.claims import AccessClaims
+from revocast.connection import redis_client
+from revocast.errors import TokenRejected, VerifierStale
+from revocast.keyspace import Keyspace
+from revocast.settings import Settings
+from revocast.store import Store
+from revocast.verifier.cache import RevocationCache
+from revocast.verifier.decode import check_claims, check_signature
+from revocast.verifier.follower import FollowerState, StreamFollower
+
+
+class VerifierState(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Verifier:
+    """Verifies access tokens with no network call; start it before use, stop it after.
+
+    ``verify`` returns the claims, raises ``TokenRejected`` (with a ``code``) for
+    a token that must not be accepted, or ``VerifierStale`` when the verifier
+    cannot prove it has seen every revocation up to ``max_staleness_s`` ago.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis: Redis | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if redis is None and settings.redis_url is None:
+            raise ValueError("Verifier needs a Redis client or settings.redis_url")
+        self.settings = settings
+        block_ms = max(20, min(1000, int(settings.max_staleness_s * 250)))
+        self._owns_redis = redis is None
+        self._redis = redis or redis_client(
+            settings.redis_url or "", socket_timeout_s=block_ms / 1000 + settings.max_staleness_s
+        )
+        self.cache = RevocationCache()
+        self.follower = StreamFollower(
+            Store(self._redis, Keyspace(settings.key_prefix)),
+            self.cache,
+            block_ms=block_ms,
+            clock=clock,
+            monotonic=monotonic,
+        )
+        self._clock = clock
+        self._monotonic = monotonic
+        self.state = VerifierState.CREATED
+        # Fail-open is bounded by the access-token lifetime: past that, even open fails closed.
+        self._stale_after_s = settings.max_staleness_s
+        self._open_until_s = settings.access_ttl_s if settings.fail_mode == "open" else None
+
+    async def start(self) -> None:
+        """Take the first snapshot (waiting up to max_staleness) and follow the stream."""
+        if self.state is not VerifierState.CREATED:
+            raise RuntimeError("Cannot start the verifier, as it was already started.")
+        self.state = VerifierState.RUNNING
+        await self.follower.start(wait_s=self.settings.max_staleness_s)
+
+    async def stop(self) -> None:
+        self.state = VerifierState.STOPPED
+        await self.follower.stop()
+        if self._owns_redis:
+            await self._redis.aclose()
+
+    async def __aenter__(self) -> Verifier:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def staleness_s(self) -> float:
+        """Seconds since the last read that proved nothing was missed (inf before the first)."""
+        return self._monotonic() - self.follower.fresh_at
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.follower.state is FollowerState.RUNNING
+            and self.follower.snapshots > 0
+            and self.staleness_s <= self._stale_after_s
+        )
+
+    def verify(self, token: str) -> AccessClaims:
+        """Check signature, claims and the revocation cache; no I/O."""
+        staleness = self._monotonic() - self.follower.fresh_at
+        if staleness > self._stale_after_s and (
+            self._open_until_s is None or staleness > self._open_until_s
+        ):
+            raise VerifierStale(f"no proof of freshness for {staleness:.1f}s")
+        cache = self.cache
+        kid, payload = check_signature(token, cache.keys)
+        claims = check_claims(
+            payload,
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            now_s=self._clock(),
+            leeway_s=self.settings.leeway_s,
+        )
+        if kid in cache.revoked_keys:
+            raise TokenRejected("key_revoked", "the signing key was revoked")
+        if claims.sid in cache.sessions:
+            raise TokenRejected("session_revoked", "the session was revoked")
+        user = cache.users.get(claims.sub)
+        if user is not None and claims.iat_ms <= user[0]:
+            raise TokenRejected("user_revoked", "tokens issued before the user's revocation")
+        return claims

@@ -1,0 +1,3 @@
+from revocast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""The ``revocast`` command: run the services, manage users, start a local stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from revocast.connection import redis_client
+from revocast.errors import RevocastError
+from revocast.keyspace import Keyspace
+from revocast.settings import Settings
+from revocast.store import Store
+
+
+def _settings() -> Settings:
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise SystemExit("REDIS_URL is not set (or run `revocast stack` for a local Redis)")
+    return settings
+
+
+def _serve_issuer(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from revocast.issuer import create_app
+
+    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _serve_verifier(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from revocast.verifier import create_sidecar
+
+    uvicorn.run(
+        create_sidecar(_settings()), host=args.host, port=args.port, log_level=args.log_level
+    )
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from revocast.issuer.users import add_user
+
+    if not args.password_stdin:
+        raise SystemExit("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    settings = _settings()
+
+    async def run() -> str:
+        redis = redis_client(settings.redis_url or "")
+        try:
+            return await add_user(
+                Store(redis, Keyspace(settings.key_prefix)), args.name, password, args.role
+            )
+        finally:
+            await redis.aclose()
+
+    try:
+        uid = asyncio.run(run())
+    except RevocastError as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    print(uid)
+    return 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from revocast.stack import run_stack
+
+    return run_stack(host=args.host, issuer_port=args.issuer_port, verifier_port=args.verifier_port)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="revocast", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+
+    for name, port, handler, text in (
+        ("issuer", 8000, _serve_issuer, "serve the issuer (login, refresh, logout, JWKS)"),
+        ("verifier", 8001, _serve_verifier, "serve the verifier sidecar (/verify, /readyz)"),
+    ):
+        serve = commands.add_parser(name, help=text)
+        serve.add_argument("--host", default="127.0.0.1")
+        serve.add_argument("--port", type=int, default=port)
+        serve.add_argument("--log-level", default="info")
+        serve.set_defaults(handler=handler)
+
+    user = commands.add_parser("user", help="manage users")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = user_commands.add_parser("add", help="create a user (password read from stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", action="append", default=[], help="repeat for several roles")
+    add.add_argument("--password-stdin", action="store_true")
+    add.set_defaults(handler=_user_add)
+
+    stack = commands.add_parser("stack", help="run Redis (embedded if REDIS_URL is unset), "
+                                "the issuer and one verifier sidecar")
+    stack.add_argument("--host", default="127.0.0.1")
+    stack.add_argument("--issuer-port", type=int, default=8000)
+    stack.add_argument("--verifier-port", type=int, default=8001)
+    stack.set_defaults(handler=_stack)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result

@@ -1,0 +1,104 @@
+"""Every error revocast raises, each with a stable machine ``code``.
+
+    RevocastError
+    ├── SettingsError            bad configuration
+    ├── StoreUnavailable         Redis cannot be reached (HTTP 503)
+    ├── RequestError             a client request is wrong (HTTP 4xx)
+    │   ├── InvalidRequest       400: malformed body, missing or mistyped field
+    │   ├── BodyTooLarge         413
+    │   ├── InvalidCredentials   401: unknown user or wrong password
+    │   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
+    │   ├── UserBlocked          403
+    │   └── Conflict             409: e.g. the username is taken
+    ├── TokenRejected            the access token must not be accepted (HTTP 401)
+    └── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
+"""
+
+from __future__ import annotations
+
+
+class RevocastError(Exception):
+    """Root of revocast's errors."""
+
+    code = "error"
+    status = 500
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.code)
+        self.detail = detail or self.code
+
+
+class SettingsError(RevocastError):
+    """A setting is missing or out of range."""
+
+    code = "invalid_settings"
+
+
+class StoreUnavailable(RevocastError):
+    """Redis did not answer; nothing was changed."""
+
+    code = "store_unavailable"
+    status = 503
+
+
+class RequestError(RevocastError):
+    """The client sent something revocast will not act on."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class InvalidRequest(RequestError):
+    """Malformed JSON or a missing or mistyped field."""
+
+
+class BodyTooLarge(RequestError):
+    """The body exceeds the configured limit."""
+
+    code = "body_too_large"
+    status = 413
+
+
+class InvalidCredentials(RequestError):
+    """Unknown user or wrong password; the two are not told apart."""
+
+    code = "invalid_credentials"
+    status = 401
+
+
+class InvalidRefreshToken(RequestError):
+    """The refresh token is unknown, expired, revoked or was reused."""
+
+    code = "invalid_grant"
+    status = 401
+
+
+class UserBlocked(RequestError):
+    """A moderator blocked this user."""
+
+    code = "user_blocked"
+    status = 403
+
+
+class Conflict(RequestError):
+    """The resource already exists."""
+
+    code = "conflict"
+    status = 409
+
+
+class TokenRejected(RevocastError):
+    """The access token is not acceptable; ``code`` says why."""
+
+    status = 401
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(detail or code)
+        self.code = code
+
+
+class VerifierStale(RevocastError):
+    """The verifier has not heard from the stream for longer than the staleness bound."""
+
+    code = "verifier_stale"
+    status = 503

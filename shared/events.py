@@ -1,0 +1,74 @@
+"""Revocation events as they travel on the Redis Stream.
+
+Each stream entry is a flat field map written by a Lua script (so the state
+change and its event are one atomic step) and decoded here into a tagged,
+frozen msgspec Struct. Schema evolution follows msgspec's rules: new fields get
+defaults, a field never changes type, and ``v`` is bumped when meaning changes.
+Times are Redis server milliseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+SCHEMA_VERSION: Final = 1
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Fields every event carries."""
+
+    v: int = SCHEMA_VERSION
+    ts_ms: int  # when the event was written, to measure propagation
+
+
+class SessionRevoked(Event, tag="session_revoked"):
+    """Every token of session ``sid`` is dead; forget it after ``until_ms``."""
+
+    sid: str
+    uid: str
+    at_ms: int
+    until_ms: int
+    reason: str = ""
+
+
+class UserRevoked(Event, tag="user_revoked"):
+    """Every token of ``uid`` issued at or before ``not_before_ms`` is dead."""
+
+    uid: str
+    not_before_ms: int
+    until_ms: int
+    reason: str = ""
+
+
+class KeyPublished(Event, tag="key_published"):
+    """A new public signing key verifiers should trust (JWK as JSON text)."""
+
+    kid: str
+    jwk: str
+
+
+class KeyRevoked(Event, tag="key_revoked"):
+    """Every token signed with ``kid`` is dead, for good."""
+
+    kid: str
+    at_ms: int
+
+
+AnyEvent = SessionRevoked | UserRevoked | KeyPublished | KeyRevoked
+
+
+class UnknownEvent(Exception):
+    """An entry this verifier cannot understand (newer schema, or corrupt)."""
+
+
+def decode_entry(fields: dict[str, str]) -> AnyEvent:
+    """Turn one stream entry's field map into its event Struct."""
+    try:
+        event: AnyEvent = msgspec.convert(fields, AnyEvent, strict=False)
+    except msgspec.ValidationError as exc:
+        raise UnknownEvent(f"{fields.get('type')!r}: {exc}") from None
+    if event.v > SCHEMA_VERSION:
+        raise UnknownEvent(f"{fields.get('type')!r} has schema v{event.v} > {SCHEMA_VERSION}")
+    return event

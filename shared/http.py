@@ -1,0 +1,39 @@
+"""HTTP pieces both services share: the JSON error body and bearer-token parsing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import msgspec
+from starlette.responses import Response
+
+_encoder = msgspec.json.Encoder()
+# RFC 6750 b64token: the only characters a bearer token may hold.
+_BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+
+
+def json_response(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(_encoder.encode(body), status, headers, media_type="application/json")
+
+
+def error_response(
+    code: str, detail: str, status: int, headers: Mapping[str, str] | None = None
+) -> Response:
+    """The one error shape: ``{"error": code, "detail": text}``."""
+    return json_response({"error": code, "detail": detail}, status, headers)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None if absent or malformed."""
+    if not authorization:
+        return None
+    match = _BEARER.fullmatch(authorization.strip())
+    return match.group(1) if match else None
+
+
+def www_authenticate(code: str | None, realm: str = "revocast") -> str:
+    """RFC 6750 challenge: no error attribute when the request carried no token."""
+    if code is None:
+        return f'Bearer realm="{realm}"'
+    return f'Bearer realm="{realm}", error="invalid_token", error_description="{code}"'

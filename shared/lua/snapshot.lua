@@ -1,0 +1,26 @@
+-- ARGV: prefix
+-- The whole revocation state and the stream id it corresponds to, in one atomic step.
+-- Returns {epoch|false, last_id, now_ms, sessions(flat sid,until), users(flat uid,nb,until),
+--          revoked_keys(flat kid,at), jwks(flat kid,jwk)}
+local now = now_ms()
+local last_id = '0-0'
+if redis.call('EXISTS', P .. ':events') == 1 then
+  local info = redis.call('XINFO', 'STREAM', P .. ':events')
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then last_id = info[i + 1] end
+  end
+end
+local sessions = redis.call('ZRANGEBYSCORE', P .. ':revoked:sessions', int(now), '+inf', 'WITHSCORES')
+local until_list = redis.call('ZRANGEBYSCORE', P .. ':revoked:users:until', int(now), '+inf', 'WITHSCORES')
+local users = {}
+for i = 1, #until_list, 2 do
+  local nb = redis.call('HGET', P .. ':revoked:users', until_list[i])
+  if nb then
+    users[#users + 1] = until_list[i]
+    users[#users + 1] = nb
+    users[#users + 1] = until_list[i + 1]
+  end
+end
+local keys = redis.call('ZRANGE', P .. ':revoked:keys', 0, -1, 'WITHSCORES')
+local jwks = redis.call('HGETALL', P .. ':jwks')
+return {redis.call('GET', P .. ':epoch'), last_id, int(now), sessions, users, keys, jwks}

@@ -1,0 +1,100 @@
+"""Settings read from the environment; see docs/configuration.md for the table."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Literal, get_args
+
+from revocast.errors import SettingsError
+
+FailMode = Literal["closed", "open"]
+
+# Environment variable for each field; REDIS_URL keeps its conventional name.
+ENV_NAMES: dict[str, str] = {
+    "redis_url": "REDIS_URL",
+    "issuer": "REVOCAST_ISSUER",
+    "audience": "REVOCAST_AUDIENCE",
+    "access_ttl_s": "REVOCAST_ACCESS_TTL_S",
+    "refresh_ttl_s": "REVOCAST_REFRESH_TTL_S",
+    "refresh_grace_s": "REVOCAST_REFRESH_GRACE_S",
+    "max_staleness_s": "REVOCAST_MAX_STALENESS_S",
+    "fail_mode": "REVOCAST_FAIL_MODE",
+    "leeway_s": "REVOCAST_LEEWAY_S",
+    "key_prefix": "REVOCAST_KEY_PREFIX",
+    "key_dir": "REVOCAST_KEY_DIR",
+    "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every tunable of issuer and verifier. Times are seconds unless the name says otherwise."""
+
+    redis_url: str | None = None
+    issuer: str = "revocast"
+    audience: str = "revocast"
+    access_ttl_s: int = 300  # 5 minutes
+    refresh_ttl_s: int = 14 * 24 * 3600  # 14 days, sliding on each refresh
+    refresh_grace_s: float = 10.0
+    max_staleness_s: float = 5.0
+    fail_mode: FailMode = "closed"
+    leeway_s: float = 2.0
+    key_prefix: str = "revocast"
+    key_dir: str = ".revocast/keys"
+    max_body_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        if self.access_ttl_s <= 0 or self.refresh_ttl_s <= 0:
+            raise SettingsError("token lifetimes must be positive")
+        if self.refresh_ttl_s < self.access_ttl_s:
+            raise SettingsError("refresh TTL must be at least the access-token TTL")
+        if not 0 <= self.refresh_grace_s <= 60:
+            raise SettingsError("refresh grace must be between 0 and 60 seconds")
+        if self.max_staleness_s <= 0:
+            raise SettingsError("max staleness must be positive")
+        if not 0 <= self.leeway_s <= 60:
+            raise SettingsError("leeway must be between 0 and 60 seconds")
+        if self.fail_mode not in get_args(FailMode):
+            raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
+        if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
+            raise SettingsError("key prefix must be non-empty, without spaces or braces")
+        if self.max_body_bytes < 256:
+            raise SettingsError("max body bytes must be at least 256")
+
+    @property
+    def revocation_lifetime_ms(self) -> int:
+        """How long a revocation must be remembered: every token it covers is expired by then."""
+        return int((self.access_ttl_s + 2 * self.leeway_s) * 1000) + 1000
+
+    @property
+    def stream_retention_ms(self) -> int:
+        """Events older than this are trimmed; at least one access-token lifetime is kept."""
+        return self.revocation_lifetime_ms + 60_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables, failing with a clear message."""
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = env.get(ENV_NAMES[field.name])
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(field.name, field.type, raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _parse(name: str, annotation: object, raw: str) -> object:
+    try:
+        if annotation == "int":
+            return int(raw)
+        if annotation == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV_NAMES[name]} must be a number, got {raw!r}") from None
+    return raw

@@ -1,0 +1,208 @@
+"""Typed calls to revocast's Lua scripts: the only code that changes revocation state.
+
+Every revoking call writes the state change and its stream event in one script,
+so Redis never holds one without the other (DESIGN.md invariant 1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from revocast.errors import (
+    Conflict,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    RevocastError,
+    StoreUnavailable,
+    UserBlocked,
+)
+from revocast.keyspace import Keyspace
+
+_SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
+    "invalid_grant": InvalidRefreshToken,
+    "invalid_credentials": InvalidCredentials,
+    "user_blocked": UserBlocked,
+    "conflict": Conflict,
+}
+
+
+def _script(name: str) -> str:
+    lua = resources.files("revocast") / "lua"
+    return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    status: Literal["rotated", "grace"]
+    sid: str
+    uid: str
+    now_ms: int
+    roles_json: str
+    sealed_next: str
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The revocation state at stream position ``last_id``."""
+
+    epoch: str | None
+    last_id: str
+    now_ms: int
+    sessions: dict[str, int]  # sid -> until_ms
+    users: dict[str, tuple[int, int]]  # uid -> (not_before_ms, until_ms)
+    revoked_keys: dict[str, int]  # kid -> at_ms
+    jwks: dict[str, str]  # kid -> JWK JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    epoch: str | None
+    stream_exists: bool
+    max_deleted_id: str
+    entries: list[tuple[str, dict[str, str]]]
+
+
+class Store:
+    """Revocast's Redis state for one key prefix. The client must decode responses."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis = redis
+        self.keys = keyspace
+        self._scripts = {
+            name: redis.register_script(_script(name))
+            for name in (
+                "publish_key",
+                "add_user",
+                "login",
+                "refresh",
+                "revoke_session",
+                "revoke_user",
+                "snapshot",
+                "poll",
+            )
+        }
+
+    async def _run(self, name: str, *args: str | int) -> Any:
+        with _wrap_errors():
+            return await self._scripts[name](args=[self.keys.prefix, *args])
+
+    async def find_user(self, username: str) -> tuple[str, str] | None:
+        """(user id, password hash) for a username, or None."""
+        with _wrap_errors():
+            uid = await self.redis.get(self.keys.username(username))
+            if uid is None:
+                return None
+            password_hash = await self.redis.hget(self.keys.user(uid), "password_hash")
+        return (uid, password_hash) if password_hash else None
+
+    async def jwks(self) -> dict[str, str]:
+        """Every published public key (kid -> JWK JSON) that is not revoked."""
+        with _wrap_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hgetall(self.keys.jwks)
+                pipe.zrange(self.keys.revoked_keys, 0, -1)
+                published, revoked = await pipe.execute()
+        return {kid: jwk for kid, jwk in published.items() if kid not in set(revoked)}
+
+    async def publish_key(self, kid: str, jwk_json: str, epoch: str, retention_ms: int) -> bool:
+        """Publish a public key; True when it was new. Also sets the epoch if missing."""
+        return bool(await self._run("publish_key", kid, jwk_json, epoch, retention_ms))
+
+    async def add_user(self, uid: str, username: str, password_hash: str, roles_json: str) -> None:
+        await self._run("add_user", uid, username, password_hash, roles_json)
+
+    async def login(
+        self, uid: str, sid: str, rt_hash: str, refresh_ttl_s: int, user_agent: str, client: str
+    ) -> tuple[int, str]:
+        """Create a session; returns (Redis time ms, roles JSON)."""
+        now_ms, roles = await self._run(
+            "login", uid, sid, rt_hash, refresh_ttl_s, user_agent, client
+        )
+        return int(now_ms), str(roles)
+
+    async def refresh(
+        self,
+        rt_hash: str,
+        next_rt_hash: str,
+        sealed_next: str,
+        grace_ms: int,
+        refresh_ttl_s: int,
+        lifetime_ms: int,
+        retention_ms: int,
+    ) -> RefreshResult:
+        status, sid, uid, now_ms, roles, sealed = await self._run(
+            "refresh",
+            rt_hash,
+            next_rt_hash,
+            sealed_next,
+            grace_ms,
+            refresh_ttl_s,
+            lifetime_ms,
+            retention_ms,
+        )
+        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed)
+
+    async def revoke_session(
+        self, sid: str, uid: str, lifetime_ms: int, retention_ms: int, reason: str
+    ) -> str:
+        """Delete the session and publish its revocation; returns the event id."""
+        return str(await self._run("revoke_session", sid, uid, lifetime_ms, retention_ms, reason))
+
+    async def revoke_user(self, uid: str, lifetime_ms: int, retention_ms: int, reason: str) -> str:
+        """Kill every session and token of the user; returns the event id."""
+        return str(await self._run("revoke_user", uid, lifetime_ms, retention_ms, reason))
+
+    async def snapshot(self) -> Snapshot:
+        epoch, last_id, now_ms, sessions, users, keys, jwks = await self._run("snapshot")
+        return Snapshot(
+            epoch=epoch,
+            last_id=last_id,
+            now_ms=int(now_ms),
+            sessions={sessions[i]: int(float(sessions[i + 1])) for i in range(0, len(sessions), 2)},
+            users={
+                users[i]: (int(users[i + 1]), int(float(users[i + 2])))
+                for i in range(0, len(users), 3)
+            },
+            revoked_keys={keys[i]: int(float(keys[i + 1])) for i in range(0, len(keys), 2)},
+            jwks={jwks[i]: jwks[i + 1] for i in range(0, len(jwks), 2)},
+        )
+
+    async def poll(self, after_id: str, count: int) -> Poll:
+        epoch, exists, max_deleted, entries = await self._run("poll", after_id, count)
+        return Poll(
+            epoch=epoch,
+            stream_exists=bool(exists),
+            max_deleted_id=max_deleted,
+            entries=[(entry_id, _pairs(fields)) for entry_id, fields in entries],
+        )
+
+
+@contextlib.contextmanager
+def _wrap_errors() -> Iterator[None]:
+    """Turn redis-py errors into revocast's: script refusals keep their code."""
+    try:
+        yield
+    except ResponseError as exc:
+        error = _SCRIPT_ERRORS.get(str(exc))
+        if error is None:
+            raise StoreUnavailable(f"redis refused: {exc}") from None
+        raise error() from None
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None
+
+
+def _pairs(flat: list[str]) -> dict[str, str]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def parse_id(stream_id: str) -> tuple[int, int]:
+    """Stream ids compare as (ms, seq) pairs."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
