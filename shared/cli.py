@@ -43,6 +43,7 @@ def _serve_verifier(args: argparse.Namespace) -> int:
 
 
 def _user_add(args: argparse.Namespace) -> int:
+    from revocast.issuer.passwords import Passwords
     from revocast.issuer.users import add_user
 
     if not args.password_stdin:
@@ -54,7 +55,11 @@ def _user_add(args: argparse.Namespace) -> int:
         redis = redis_client(settings.redis_url or "")
         try:
             return await add_user(
-                Store(redis, Keyspace(settings.key_prefix)), args.name, password, args.role
+                Store(redis, Keyspace(settings.key_prefix)),
+                Passwords(settings),
+                args.name,
+                password,
+                args.role,
             )
         finally:
             await redis.aclose()

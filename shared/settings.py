@@ -25,6 +25,9 @@ ENV_NAMES: dict[str, str] = {
     "key_prefix": "REVOCAST_KEY_PREFIX",
     "key_dir": "REVOCAST_KEY_DIR",
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
+    "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
+    "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
+    "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
 }
 
 
@@ -44,6 +47,10 @@ class Settings:
     key_prefix: str = "revocast"
     key_dir: str = ".revocast/keys"
     max_body_bytes: int = 16 * 1024
+    # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 64 * 1024
+    argon2_parallelism: int = 4
 
     def __post_init__(self) -> None:
         if self.access_ttl_s <= 0 or self.refresh_ttl_s <= 0:
@@ -62,6 +69,10 @@ class Settings:
             raise SettingsError("key prefix must be non-empty, without spaces or braces")
         if self.max_body_bytes < 256:
             raise SettingsError("max body bytes must be at least 256")
+        if self.argon2_time_cost < 1 or self.argon2_parallelism < 1:
+            raise SettingsError("argon2 time cost and parallelism must be at least 1")
+        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
+            raise SettingsError("argon2 memory must be at least 8 KiB per lane")
 
     @property
     def revocation_lifetime_ms(self) -> int:

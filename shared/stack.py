@@ -45,12 +45,14 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], timeout_s: flo
 
 
 async def _ensure_demo_user(settings: Settings) -> tuple[str, str] | None:
+    from revocast.issuer.passwords import Passwords
     from revocast.issuer.users import add_user
 
     password = secrets.token_urlsafe(12)
     redis = redis_client(settings.redis_url or "")
     try:
-        await add_user(Store(redis, Keyspace(settings.key_prefix)), "demo", password, ["user"])
+        store = Store(redis, Keyspace(settings.key_prefix))
+        await add_user(store, Passwords(settings), "demo", password, ["user"])
     except Conflict:
         return None
     finally:

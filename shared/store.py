@@ -54,6 +54,7 @@ class Snapshot:
 
     epoch: str | None
     last_id: str
+    entries_added: int  # the stream's XADD counter at last_id
     now_ms: int
     sessions: dict[str, int]  # sid -> until_ms
     users: dict[str, tuple[int, int]]  # uid -> (not_before_ms, until_ms)
@@ -65,7 +66,9 @@ class Snapshot:
 class Poll:
     epoch: str | None
     stream_exists: bool
-    max_deleted_id: str
+    entries_added: int
+    length: int
+    first_id: str
     entries: list[tuple[str, dict[str, str]]]
 
 
@@ -160,10 +163,11 @@ class Store:
         return str(await self._run("revoke_user", uid, lifetime_ms, retention_ms, reason))
 
     async def snapshot(self) -> Snapshot:
-        epoch, last_id, now_ms, sessions, users, keys, jwks = await self._run("snapshot")
+        epoch, last_id, added, now_ms, sessions, users, keys, jwks = await self._run("snapshot")
         return Snapshot(
             epoch=epoch,
             last_id=last_id,
+            entries_added=int(added),
             now_ms=int(now_ms),
             sessions={sessions[i]: int(float(sessions[i + 1])) for i in range(0, len(sessions), 2)},
             users={
@@ -175,11 +179,13 @@ class Store:
         )
 
     async def poll(self, after_id: str, count: int) -> Poll:
-        epoch, exists, max_deleted, entries = await self._run("poll", after_id, count)
+        epoch, exists, added, length, first_id, entries = await self._run("poll", after_id, count)
         return Poll(
             epoch=epoch,
             stream_exists=bool(exists),
-            max_deleted_id=max_deleted,
+            entries_added=int(added),
+            length=int(length),
+            first_id=first_id,
             entries=[(entry_id, _pairs(fields)) for entry_id, fields in entries],
         )
 

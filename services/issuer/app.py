@@ -20,6 +20,7 @@ from revocast.errors import RevocastError, StoreUnavailable, TokenRejected, Veri
 from revocast.http import error_response, json_response, www_authenticate
 from revocast.issuer import auth
 from revocast.issuer.context import IssuerContext
+from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
 from revocast.keys import jwks_document, load_or_create_signing_key
 from revocast.keyspace import Keyspace
@@ -79,7 +80,9 @@ def create_app(settings: Settings) -> Starlette:
         log.info("signing with key %s", key.kid)
         verifier = Verifier(settings)
         await verifier.start()
-        app.state.ctx = IssuerContext(settings, store, TokenMinter(settings, key), verifier)
+        app.state.ctx = IssuerContext(
+            settings, store, TokenMinter(settings, key), Passwords(settings), verifier
+        )
         try:
             yield
         finally:

@@ -12,7 +12,6 @@ from revocast.errors import InvalidCredentials, InvalidRefreshToken, TokenReject
 from revocast.http import bearer_token, json_response
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.passwords import verify_password
 from revocast.issuer.tokens import (
     hash_refresh_token,
     new_refresh_token,
@@ -42,7 +41,7 @@ async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
     found = await ctx.store.find_user(body.username)
-    if not await verify_password(found[1] if found else None, body.password) or found is None:
+    if not await ctx.passwords.verify(found[1] if found else None, body.password) or found is None:
         raise InvalidCredentials("unknown user or wrong password")
     uid = found[0]
     sid = new_session_id()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
 from revocast.settings import Settings
 from revocast.store import Store
@@ -17,6 +18,7 @@ class IssuerContext:
     settings: Settings
     store: Store
     minter: TokenMinter
+    passwords: Passwords
     verifier: Verifier  # the issuer checks callers' access tokens like any verifier
 
     @staticmethod

@@ -8,26 +8,34 @@ from __future__ import annotations
 
 import asyncio
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-# argon2-cffi's RFC 9106 "low memory" profile: argon2id, t=3, m=64 MiB, p=4.
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("revocast-dummy-password")
+from revocast.settings import Settings
 
 
-async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher.hash, password)
+class Passwords:
+    """Hashes and checks passwords with the deployment's argon2id parameters."""
 
+    def __init__(self, settings: Settings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+            type=Type.ID,
+        )
+        self._dummy_hash = self._hasher.hash("revocast-dummy-password")
 
-async def verify_password(stored_hash: str | None, password: str) -> bool:
-    """True only for a real hash that matches; same cost when ``stored_hash`` is None."""
-    return await asyncio.to_thread(_verify, stored_hash, password)
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
 
+    async def verify(self, stored_hash: str | None, password: str) -> bool:
+        """True only for a real hash that matches; same cost when ``stored_hash`` is None."""
+        return await asyncio.to_thread(self._verify, stored_hash, password)
 
-def _verify(stored_hash: str | None, password: str) -> bool:
-    try:
-        _hasher.verify(stored_hash or _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
-        return False
-    return stored_hash is not None
+    def _verify(self, stored_hash: str | None, password: str) -> bool:
+        try:
+            self._hasher.verify(stored_hash or self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+        return stored_hash is not None

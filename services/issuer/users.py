@@ -7,7 +7,7 @@ import re
 import secrets
 
 from revocast.errors import InvalidRequest
-from revocast.issuer.passwords import hash_password
+from revocast.issuer.passwords import Passwords
 from revocast.store import Store
 
 USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
@@ -15,7 +15,9 @@ ROLE = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
 MIN_PASSWORD_CHARS = 8
 
 
-async def add_user(store: Store, username: str, password: str, roles: list[str]) -> str:
+async def add_user(
+    store: Store, passwords: Passwords, username: str, password: str, roles: list[str]
+) -> str:
     """Create a user and return its id; Conflict if the name is taken."""
     if not USERNAME.fullmatch(username):
         raise InvalidRequest("username: 1-64 of letters, digits and . _ @ + -")
@@ -25,5 +27,5 @@ async def add_user(store: Store, username: str, password: str, roles: list[str])
     if bad:
         raise InvalidRequest(f"invalid role names: {bad}")
     uid = secrets.token_hex(16)
-    await store.add_user(uid, username, await hash_password(password), json.dumps(sorted(set(roles))))
+    await store.add_user(uid, username, await passwords.hash(password), json.dumps(sorted(set(roles))))
     return uid

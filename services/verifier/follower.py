@@ -1,8 +1,9 @@
 """Keeps a RevocationCache in step with the Redis Stream, and knows how fresh it is.
 
 Start: one atomic snapshot of the state plus the stream id it matches. Then,
-in a loop: an atomic poll (entries after our id, the stream's max deleted id
-and the epoch), and when caught up an ``XREAD BLOCK`` from our id. A reply that
+in a loop: an atomic poll (entries after our id, the stream's entries-added
+counter, length, first id and the epoch), and when caught up an ``XREAD BLOCK``
+from our id. A reply that
 arrives proves nothing was missed up to the moment the request was sent; that
 moment is ``fresh_at``. A trimmed position or a changed epoch (Redis lost its
 data) triggers a new snapshot, merged into the cache, never replacing it.
@@ -23,7 +24,7 @@ from redis.exceptions import RedisError
 
 from revocast.errors import StoreUnavailable
 from revocast.events import UnknownEvent, decode_entry
-from revocast.store import Store, parse_id
+from revocast.store import Poll, Store, parse_id
 from revocast.verifier.cache import RevocationCache
 
 log = logging.getLogger("revocast.verifier")
@@ -58,6 +59,7 @@ class StreamFollower:
         self.state = FollowerState.CREATED
         self.fresh_at = -math.inf
         self.last_id = "0-0"
+        self.entries_seen = 0  # the stream's entries-added count as of last_id
         self.epoch: str | None = None
         self.snapshots = 0
         self.events_applied = 0
@@ -78,17 +80,27 @@ class StreamFollower:
             await asyncio.wait_for(self._first_snapshot.wait(), wait_s)
 
     async def stop(self) -> None:
+        """End the loop by closing its connections, not by cancelling a blocked read.
+
+        Cancelling a task blocked in ``XREAD BLOCK`` can leave redis-py's
+        connection pool waiting forever; a closed socket makes the read fail
+        at once and the loop returns on its own.
+        """
         self.state = FollowerState.STOPPED
-        if self._task is not None:
+        self.fresh_at = -math.inf
+        if self._task is None:
+            return
+        await self.store.redis.connection_pool.disconnect()
+        done, _ = await asyncio.wait({self._task}, timeout=2.0)
+        if not done:  # a read stuck somewhere else: fall back to cancelling
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
-        self.fresh_at = -math.inf
+        self._task = None
 
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        while self.state is FollowerState.RUNNING:
             try:
                 if self._needs_snapshot:
                     await self._snapshot()
@@ -96,6 +108,8 @@ class StreamFollower:
                 self.error = None
                 delay = 0.05
             except (StoreUnavailable, RedisError, OSError, UnknownEvent) as exc:
+                if self.state is not FollowerState.RUNNING:
+                    return
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("revocation stream read failed, retrying in %.2fs: %s", delay, exc)
                 # Full jitter keeps many verifiers from reconnecting in lockstep.
@@ -108,10 +122,11 @@ class StreamFollower:
         snapshot = await self.store.snapshot()
         self.cache.merge(snapshot)
         self.last_id = snapshot.last_id
+        self.entries_seen = snapshot.entries_added
         self.epoch = snapshot.epoch
         self.snapshots += 1
         self._needs_snapshot = False
-        self.fresh_at = sent
+        self._mark_fresh(sent)
         self._first_snapshot.set()
         log.info(
             "snapshot at %s: %d revoked sessions, %d users, %d keys trusted",
@@ -128,12 +143,12 @@ class StreamFollower:
             log.warning("redis epoch changed (%s -> %s): taking a new snapshot", self.epoch, poll.epoch)
             self._needs_snapshot = True
             return
-        if parse_id(poll.max_deleted_id) > parse_id(self.last_id):
+        if self._trimmed_past_us(poll):
             log.warning("stream trimmed past %s: taking a new snapshot", self.last_id)
             self._needs_snapshot = True
             return
         self._apply(poll.entries)
-        self.fresh_at = sent
+        self._mark_fresh(sent)
         if len(poll.entries) == BATCH:
             return
         sent = self._monotonic()
@@ -142,7 +157,23 @@ class StreamFollower:
         )
         for _stream, entries in reply or []:
             self._apply(entries)
-        self.fresh_at = sent
+        self._mark_fresh(sent)
+
+    def _trimmed_past_us(self, poll: Poll) -> bool:
+        """True when entries after ``last_id`` were trimmed before we read them.
+
+        Trimming removes a prefix, so if the first entry is at or before our id
+        nothing after it is gone. Otherwise every present entry is after us, and
+        more were added than we saw plus those present: the rest were trimmed.
+        """
+        if not poll.stream_exists:
+            return False
+        past_us = poll.length == 0 or parse_id(poll.first_id) > parse_id(self.last_id)
+        return past_us and poll.entries_added - self.entries_seen > poll.length
+
+    def _mark_fresh(self, sent: float) -> None:
+        if self.state is FollowerState.RUNNING:
+            self.fresh_at = sent
 
     def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         now_ms = self._clock() * 1000
@@ -150,6 +181,7 @@ class StreamFollower:
             event = decode_entry(fields)
             self.cache.apply(event)
             self.last_id = entry_id
+            self.entries_seen += 1
             self.events_applied += 1
             self.last_delay_ms = now_ms - event.ts_ms
 

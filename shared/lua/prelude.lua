@@ -10,9 +10,9 @@ local function int(x)
   return string.format('%d', x)
 end
 
--- Append an event, trimming entries older than the retention window.
+-- Append an event, trimming (exactly) entries older than the retention window.
 local function emit(now, retention_ms, fields)
-  return redis.call('XADD', P .. ':events', 'MINID', '~', int(now - retention_ms), '*', unpack(fields))
+  return redis.call('XADD', P .. ':events', 'MINID', int(now - retention_ms), '*', unpack(fields))
 end
 
 local function prune(now)

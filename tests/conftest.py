@@ -1,0 +1,121 @@
+"""Fixtures: one private redis-server per test session, a fresh key prefix per test."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from revocast.connection import redis_client
+from revocast.issuer import create_app
+from revocast.redis_server import RedisServer
+from revocast.settings import Settings
+from revocast.verifier import Verifier
+from redis.asyncio import Redis
+from tests.support.proxy import TcpProxy
+from tests.support.servers import serve
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A private server on a free port: never the machine's shared Redis."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_server.url,
+        key_prefix=f"t{uuid.uuid4().hex[:12]}",
+        key_dir=str(tmp_path / "keys"),
+        max_staleness_s=2.0,
+        # Cheap hashes keep the suite fast; production defaults are tested apart.
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+    )
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = redis_client(settings.redis_url or "")
+    yield client
+    keys = [key async for key in client.scan_iter(f"{settings.key_prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@dataclass
+class Issuer:
+    url: str
+    http: httpx.AsyncClient
+    settings: Settings
+
+    async def add_user(self, name: str, roles: list[str] | None = None) -> str:
+        from revocast.issuer.passwords import Passwords
+        from revocast.issuer.users import add_user
+        from revocast.keyspace import Keyspace
+        from revocast.store import Store
+
+        client = redis_client(self.settings.redis_url or "")
+        try:
+            store = Store(client, Keyspace(self.settings.key_prefix))
+            return await add_user(store, Passwords(self.settings), name, PASSWORD, roles or [])
+        finally:
+            await client.aclose()
+
+    async def login(self, name: str) -> dict[str, str]:
+        reply = await self.http.post("/v1/login", json={"username": name, "password": PASSWORD})
+        assert reply.status_code == 200, reply.text
+        body: dict[str, str] = reply.json()
+        return body
+
+    async def refresh(self, refresh_token: str) -> httpx.Response:
+        return await self.http.post("/v1/refresh", json={"refresh_token": refresh_token})
+
+    async def post_bearer(self, path: str, access_token: str) -> httpx.Response:
+        return await self.http.post(path, headers={"Authorization": f"Bearer {access_token}"})
+
+
+@pytest.fixture
+async def issuer(settings: Settings, redis: Redis) -> AsyncIterator[Issuer]:
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Issuer(url, http, settings)
+
+
+VerifierFactory = Callable[..., Awaitable[Verifier]]
+
+
+@pytest.fixture
+async def make_verifier(settings: Settings) -> AsyncIterator[VerifierFactory]:
+    """Start verifiers (optionally through a proxy URL or with other settings); stop them after."""
+    started: list[Verifier] = []
+
+    async def make(**overrides: object) -> Verifier:
+        verifier = Verifier(settings.with_overrides(**overrides))
+        await verifier.start()
+        started.append(verifier)
+        return verifier
+
+    yield make
+    for verifier in started:
+        await verifier.stop()
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer) -> AsyncIterator[TcpProxy]:
+    """A fault-injecting path to the private Redis."""
+    tcp = TcpProxy(redis_server.port)
+    await tcp.start()
+    yield tcp
+    await tcp.stop()

@@ -1,0 +1,113 @@
+"""The core promise on real Redis: issue, verify locally, revoke, propagate."""
+
+from __future__ import annotations
+
+import pytest
+
+from revocast.errors import TokenRejected
+from revocast.verifier import Verifier
+from tests.conftest import Issuer, VerifierFactory
+from tests.support.servers import eventually
+
+
+def rejected(verifier: Verifier, token: str, code: str) -> bool:
+    try:
+        verifier.verify(token)
+    except TokenRejected as exc:
+        assert exc.code == code
+        return True
+    return False
+
+
+async def test_login_then_verify(issuer: Issuer, make_verifier: VerifierFactory) -> None:
+    uid = await issuer.add_user("alice", ["admin"])
+    verifier = await make_verifier()
+    tokens = await issuer.login("alice")
+    assert tokens["token_type"] == "Bearer"
+    assert tokens["user_id"] == uid
+    assert tokens["expires_in"] == issuer.settings.access_ttl_s
+    claims = verifier.verify(tokens["access_token"])
+    assert (claims.sub, claims.sid, claims.roles) == (uid, tokens["session_id"], ("admin",))
+
+
+async def test_logout_is_rejected(issuer: Issuer, make_verifier: VerifierFactory) -> None:
+    await issuer.add_user("alice")
+    verifier = await make_verifier()
+    tokens = await issuer.login("alice")
+    other = await issuer.login("alice")
+    assert (await issuer.post_bearer("/v1/logout", tokens["access_token"])).status_code == 204
+    await eventually(lambda: rejected(verifier, tokens["access_token"], "session_revoked"))
+    verifier.verify(other["access_token"])  # only the current session ends
+    assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
+    assert (await issuer.post_bearer("/v1/logout", tokens["access_token"])).status_code == 401
+
+
+async def test_logout_all_is_rejected(issuer: Issuer, make_verifier: VerifierFactory) -> None:
+    await issuer.add_user("alice")
+    await issuer.add_user("bob")
+    verifier = await make_verifier()
+    first, second = await issuer.login("alice"), await issuer.login("alice")
+    bob = await issuer.login("bob")
+    assert (await issuer.post_bearer("/v1/logout-all", first["access_token"])).status_code == 204
+    for tokens in (first, second):
+        await eventually(lambda t=tokens: rejected(verifier, t["access_token"], "user_revoked"))
+        assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
+    verifier.verify(bob["access_token"])
+    # A new login after logout-all works again.
+    fresh = await issuer.login("alice")
+    await eventually(lambda: verifier.verify(fresh["access_token"]).sub == fresh["user_id"])
+
+
+async def test_refresh_rotates(issuer: Issuer, make_verifier: VerifierFactory) -> None:
+    await issuer.add_user("alice", ["user"])
+    verifier = await make_verifier()
+    tokens = await issuer.login("alice")
+    reply = await issuer.refresh(tokens["refresh_token"])
+    assert reply.status_code == 200
+    rotated = reply.json()
+    assert rotated["refresh_token"] != tokens["refresh_token"]
+    assert rotated["session_id"] == tokens["session_id"]
+    assert rotated["access_token"] != tokens["access_token"]
+    assert verifier.verify(rotated["access_token"]).sid == tokens["session_id"]
+    again = (await issuer.refresh(rotated["refresh_token"])).json()
+    assert again["refresh_token"] not in (rotated["refresh_token"], tokens["refresh_token"])
+
+
+async def test_refresh_reuse_after_grace_revokes_session(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    await issuer.add_user("alice")
+    verifier = await make_verifier()
+    tokens = await issuer.login("alice")
+    rotated = (await issuer.refresh(tokens["refresh_token"])).json()
+    # Age the first use past the grace window instead of sleeping 10 s.
+    await _age_refresh_use(issuer, tokens["refresh_token"], issuer.settings.refresh_grace_s + 1)
+    reply = await issuer.refresh(tokens["refresh_token"])
+    assert reply.status_code == 401
+    assert reply.json()["error"] == "invalid_grant"
+    for access in (tokens["access_token"], rotated["access_token"]):
+        await eventually(lambda a=access: rejected(verifier, a, "session_revoked"))
+    assert (await issuer.refresh(rotated["refresh_token"])).status_code == 401
+
+
+async def _age_refresh_use(issuer: Issuer, refresh_token: str, seconds: float) -> None:
+    from revocast.connection import redis_client
+    from revocast.issuer.tokens import hash_refresh_token
+    from revocast.keyspace import Keyspace
+
+    client = redis_client(issuer.settings.redis_url or "")
+    key = Keyspace(issuer.settings.key_prefix).refresh_token(hash_refresh_token(refresh_token))
+    used_ms = int(await client.hget(key, "used_ms") or 0)
+    assert used_ms > 0
+    await client.hset(key, "used_ms", used_ms - int(seconds * 1000))
+    await client.aclose()
+
+
+@pytest.mark.parametrize("path", ["/v1/logout", "/v1/logout-all"])
+async def test_bearer_routes_need_a_valid_token(issuer: Issuer, path: str) -> None:
+    reply = await issuer.http.post(path)
+    assert reply.status_code == 401
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+    reply = await issuer.post_bearer(path, "not.a.token")
+    assert reply.status_code == 401
+    assert reply.json()["error"] == "malformed_token"
