@@ -6,7 +6,7 @@ from typing import Final
 
 import msgspec
 
-TOKEN_TYPE: Final = "at+jwt"  # RFC 9068 header typ
+TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (RFC 9068 header typ, not a secret)
 MAX_TOKEN_BYTES: Final = 4096  # longer tokens are refused before any parsing
 # Header members that would let a token choose its own key or extend the rules.
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"})

@@ -101,8 +101,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true")
     add.set_defaults(handler=_user_add)
 
-    stack = commands.add_parser("stack", help="run Redis (embedded if REDIS_URL is unset), "
-                                "the issuer and one verifier sidecar")
+    stack = commands.add_parser(
+        "stack",
+        help="run Redis (embedded if REDIS_URL is unset), the issuer and one verifier sidecar",
+    )
     stack.add_argument("--host", default="127.0.0.1")
     stack.add_argument("--issuer-port", type=int, default=8000)
     stack.add_argument("--verifier-port", type=int, default=8001)

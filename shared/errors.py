@@ -1,17 +1,17 @@
 """Every error revocast raises, each with a stable machine ``code``.
 
-    RevocastError
-    ├── SettingsError            bad configuration
-    ├── StoreUnavailable         Redis cannot be reached (HTTP 503)
-    ├── RequestError             a client request is wrong (HTTP 4xx)
-    │   ├── InvalidRequest       400: malformed body, missing or mistyped field
-    │   ├── BodyTooLarge         413
-    │   ├── InvalidCredentials   401: unknown user or wrong password
-    │   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
-    │   ├── UserBlocked          403
-    │   └── Conflict             409: e.g. the username is taken
-    ├── TokenRejected            the access token must not be accepted (HTTP 401)
-    └── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
+RevocastError
+├── SettingsError            bad configuration
+├── StoreUnavailable         Redis cannot be reached (HTTP 503)
+├── RequestError             a client request is wrong (HTTP 4xx)
+│   ├── InvalidRequest       400: malformed body, missing or mistyped field
+│   ├── BodyTooLarge         413
+│   ├── InvalidCredentials   401: unknown user or wrong password
+│   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
+│   ├── UserBlocked          403
+│   └── Conflict             409: e.g. the username is taken
+├── TokenRejected            the access token must not be accepted (HTTP 401)
+└── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
 """
 
 from __future__ import annotations

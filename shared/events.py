@@ -23,7 +23,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     ts_ms: int  # when the event was written, to measure propagation
 
 
-class SessionRevoked(Event, tag="session_revoked"):
+class SessionRevoked(Event, tag="session_revoked", frozen=True):
     """Every token of session ``sid`` is dead; forget it after ``until_ms``."""
 
     sid: str
@@ -33,7 +33,7 @@ class SessionRevoked(Event, tag="session_revoked"):
     reason: str = ""
 
 
-class UserRevoked(Event, tag="user_revoked"):
+class UserRevoked(Event, tag="user_revoked", frozen=True):
     """Every token of ``uid`` issued at or before ``not_before_ms`` is dead."""
 
     uid: str
@@ -42,14 +42,14 @@ class UserRevoked(Event, tag="user_revoked"):
     reason: str = ""
 
 
-class KeyPublished(Event, tag="key_published"):
+class KeyPublished(Event, tag="key_published", frozen=True):
     """A new public signing key verifiers should trust (JWK as JSON text)."""
 
     kid: str
     jwk: str
 
 
-class KeyRevoked(Event, tag="key_revoked"):
+class KeyRevoked(Event, tag="key_revoked", frozen=True):
     """Every token signed with ``kid`` is dead, for good."""
 
     kid: str

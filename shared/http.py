@@ -13,7 +13,9 @@ _encoder = msgspec.json.Encoder()
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 
 
-def json_response(body: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
     return Response(_encoder.encode(body), status, headers, media_type="application/json")
 
 

@@ -49,8 +49,14 @@ class PublicKey:
     @property
     def jwk(self) -> dict[str, str]:
         raw = self.key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"kty": "OKP", "crv": "Ed25519", "x": b64url(raw), "kid": self.kid,
-                "alg": self.algorithm, "use": "sig"}
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": b64url(raw),
+            "kid": self.kid,
+            "alg": self.algorithm,
+            "use": "sig",
+        }
 
     @classmethod
     def from_jwk(cls, text: str) -> PublicKey:

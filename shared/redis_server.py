@@ -80,7 +80,9 @@ class RedisServer:
             "--save", "",
             "--logfile", str(self.data_dir / "server.log"),
         ]  # fmt: skip
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:

@@ -73,9 +73,19 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
     try:
         for name, port in (("issuer", issuer_port), ("verifier", verifier_port)):
             children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "revocast", name, "--host", host, "--port", str(port),
-                     "--log-level", "warning"],
+                subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+                    [
+                        sys.executable,
+                        "-m",
+                        "revocast",
+                        name,
+                        "--host",
+                        host,
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "warning",
+                    ],
                     env=env,
                 )
             )
@@ -109,13 +119,17 @@ def _print_next_steps(
         if demo
         else '{"username":"demo","password":"<the password printed on first start>"}'
     )
-    print(f"""
+    print(
+        f"""
 revocast is running: issuer {issuer}, verifier sidecar {verifier}. Ctrl-C stops it.
 
 Try it:
   TOKEN=$(curl -s {issuer}/v1/login -H 'Content-Type: application/json' \\
-      -d '{credentials}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+      -d '{credentials}' \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   curl -i {verifier}/verify -H "Authorization: Bearer $TOKEN"        # 200, X-Auth-* headers
   curl -i -X POST {issuer}/v1/logout -H "Authorization: Bearer $TOKEN"  # 204
   curl -i {verifier}/verify -H "Authorization: Bearer $TOKEN"        # 401 session_revoked
-""", flush=True)
+""",
+        flush=True,
+    )

@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -99,10 +99,12 @@ class Store:
     async def find_user(self, username: str) -> tuple[str, str] | None:
         """(user id, password hash) for a username, or None."""
         with _wrap_errors():
-            uid = await self.redis.get(self.keys.username(username))
+            # The client decodes responses, so every reply is str (redis-py's types can't say so).
+            uid = cast(str | None, await self.redis.get(self.keys.username(username)))
             if uid is None:
                 return None
-            password_hash = await self.redis.hget(self.keys.user(uid), "password_hash")
+            user = self.keys.user(uid)
+            password_hash = cast(str | None, await self.redis.hget(user, "password_hash"))
         return (uid, password_hash) if password_hash else None
 
     async def jwks(self) -> dict[str, str]:

@@ -6,16 +6,18 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
+from starlette.applications import Starlette
 
 from revocast.connection import redis_client
 from revocast.issuer import create_app
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.verifier import Verifier
-from redis.asyncio import Redis
 from tests.support.proxy import TcpProxy
 from tests.support.servers import serve
 
@@ -60,6 +62,7 @@ class Issuer:
     url: str
     http: httpx.AsyncClient
     settings: Settings
+    app: Starlette
 
     async def add_user(self, name: str, roles: list[str] | None = None) -> str:
         from revocast.issuer.passwords import Passwords
@@ -74,10 +77,10 @@ class Issuer:
         finally:
             await client.aclose()
 
-    async def login(self, name: str) -> dict[str, str]:
+    async def login(self, name: str) -> dict[str, Any]:
         reply = await self.http.post("/v1/login", json={"username": name, "password": PASSWORD})
         assert reply.status_code == 200, reply.text
-        body: dict[str, str] = reply.json()
+        body: dict[str, Any] = reply.json()
         return body
 
     async def refresh(self, refresh_token: str) -> httpx.Response:
@@ -89,8 +92,9 @@ class Issuer:
 
 @pytest.fixture
 async def issuer(settings: Settings, redis: Redis) -> AsyncIterator[Issuer]:
-    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
-        yield Issuer(url, http, settings)
+    app = create_app(settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Issuer(url, http, settings, app)
 
 
 VerifierFactory = Callable[..., Awaitable[Verifier]]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from revocast.cli import parser
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from revocast.errors import TokenRejected
@@ -14,7 +16,8 @@ def rejected(verifier: Verifier, token: str, code: str) -> bool:
     try:
         verifier.verify(token)
     except TokenRejected as exc:
-        assert exc.code == code
+        if exc.code != code:
+            raise AssertionError(f"rejected as {exc.code}, expected {code}") from exc
         return True
     return False
 
@@ -50,7 +53,7 @@ async def test_logout_all_is_rejected(issuer: Issuer, make_verifier: VerifierFac
     bob = await issuer.login("bob")
     assert (await issuer.post_bearer("/v1/logout-all", first["access_token"])).status_code == 204
     for tokens in (first, second):
-        await eventually(lambda t=tokens: rejected(verifier, t["access_token"], "user_revoked"))
+        await eventually(partial(rejected, verifier, tokens["access_token"], "user_revoked"))
         assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
     verifier.verify(bob["access_token"])
     # A new login after logout-all works again.
@@ -86,7 +89,7 @@ async def test_refresh_reuse_after_grace_revokes_session(
     assert reply.status_code == 401
     assert reply.json()["error"] == "invalid_grant"
     for access in (tokens["access_token"], rotated["access_token"]):
-        await eventually(lambda a=access: rejected(verifier, a, "session_revoked"))
+        await eventually(partial(rejected, verifier, access, "session_revoked"))
     assert (await issuer.refresh(rotated["refresh_token"])).status_code == 401
 
 

@@ -113,9 +113,10 @@ async def test_key_published_after_verifier_start_is_learned(
     settings: object, make_verifier: VerifierFactory, issuer: Issuer
 ) -> None:
     # The issuer fixture published its key before; a second issuer key arrives by stream.
+    import json
+
     from revocast.keys import SigningKey
     from revocast.store import Store
-    import json
 
     verifier = await make_verifier()
     before = set(verifier.cache.keys)

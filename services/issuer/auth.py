@@ -55,7 +55,12 @@ async def login(request: Request) -> Response:
         request.client.host if request.client else "",
     )
     return _token_response(
-        ctx, uid=uid, sid=sid, roles_json=roles_json, issued_ms=issued_ms, refresh_token=refresh_token
+        ctx,
+        uid=uid,
+        sid=sid,
+        roles_json=roles_json,
+        issued_ms=issued_ms,
+        refresh_token=refresh_token,
     )
 
 
@@ -113,7 +118,9 @@ async def logout_all(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     claims = _caller(ctx, request)
     await ctx.store.revoke_user(
-        claims.sub, ctx.settings.revocation_lifetime_ms, ctx.settings.stream_retention_ms, "logout_all"
+        claims.sub,
+        ctx.settings.revocation_lifetime_ms,
+        ctx.settings.stream_retention_ms,
+        "logout_all",
     )
     return Response(status_code=204)
-

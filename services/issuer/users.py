@@ -27,5 +27,7 @@ async def add_user(
     if bad:
         raise InvalidRequest(f"invalid role names: {bad}")
     uid = secrets.token_hex(16)
-    await store.add_user(uid, username, await passwords.hash(password), json.dumps(sorted(set(roles))))
+    await store.add_user(
+        uid, username, await passwords.hash(password), json.dumps(sorted(set(roles)))
+    )
     return uid

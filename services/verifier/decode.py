@@ -7,6 +7,7 @@ joserfc does. The token's ``alg`` header never selects the algorithm.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import jwt
@@ -15,9 +16,11 @@ from jwt.api_jws import PyJWS
 
 from revocast.claims import FORBIDDEN_HEADERS, MAX_TOKEN_BYTES, TOKEN_TYPE, AccessClaims
 from revocast.errors import TokenRejected
-from revocast.keys import PublicKey
+from revocast.keys import PublicKey, b64url_decode
 
 _jws = PyJWS()
+_header_decoder = msgspec.json.Decoder(dict[str, object])
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 _claims_decoder = msgspec.json.Decoder(AccessClaims)
 
 
@@ -25,10 +28,7 @@ def check_signature(token: str, keys: Mapping[str, PublicKey]) -> tuple[str, byt
     """Return (kid, payload bytes) of a token signed by a trusted key, else raise."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenRejected("token_too_large", f"token exceeds {MAX_TOKEN_BYTES} bytes")
-    try:
-        header = _jws.get_unverified_header(token)
-    except jwt.InvalidTokenError:
-        raise TokenRejected("malformed_token", "token is not a compact JWS") from None
+    header = _header(token)
     forbidden = FORBIDDEN_HEADERS.intersection(header)
     if forbidden:
         raise TokenRejected("forbidden_header", f"header carries {sorted(forbidden)}")
@@ -43,12 +43,26 @@ def check_signature(token: str, keys: Mapping[str, PublicKey]) -> tuple[str, byt
     try:
         decoded = _jws.decode_complete(token, key.key, algorithms=[key.algorithm])
     except jwt.InvalidAlgorithmError:
-        raise TokenRejected("algorithm_not_allowed", f"key {kid} only signs with {key.algorithm}")
+        raise TokenRejected(
+            "algorithm_not_allowed", f"key {kid} only signs with {key.algorithm}"
+        ) from None
     except jwt.InvalidSignatureError:
         raise TokenRejected("bad_signature", "signature does not verify") from None
     except jwt.InvalidTokenError:
         raise TokenRejected("malformed_token", "token is not a compact JWS") from None
     return kid, decoded["payload"]
+
+
+def _header(token: str) -> dict[str, object]:
+    """The JOSE header, read before pyjwt so each refusal gets its own reason."""
+    segments = token.split(".")
+    if len(segments) != 3 or not all(_B64URL.fullmatch(part) for part in segments[:2]):
+        raise TokenRejected("malformed_token", "token is not three base64url segments")
+    try:
+        header = _header_decoder.decode(b64url_decode(segments[0]))
+    except (msgspec.DecodeError, ValueError):
+        raise TokenRejected("malformed_token", "header is not a JSON object") from None
+    return header
 
 
 def check_claims(

@@ -19,6 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from typing import cast
 
 from redis.exceptions import RedisError
 
@@ -108,7 +109,7 @@ class StreamFollower:
                 self.error = None
                 delay = 0.05
             except (StoreUnavailable, RedisError, OSError, UnknownEvent) as exc:
-                if self.state is not FollowerState.RUNNING:
+                if self._stopping():
                     return
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.warning("revocation stream read failed, retrying in %.2fs: %s", delay, exc)
@@ -140,7 +141,9 @@ class StreamFollower:
         sent = self._monotonic()
         poll = await self.store.poll(self.last_id, BATCH)
         if poll.epoch != self.epoch:
-            log.warning("redis epoch changed (%s -> %s): taking a new snapshot", self.epoch, poll.epoch)
+            log.warning(
+                "redis epoch changed (%s -> %s): taking a new snapshot", self.epoch, poll.epoch
+            )
             self._needs_snapshot = True
             return
         if self._trimmed_past_us(poll):
@@ -152,8 +155,11 @@ class StreamFollower:
         if len(poll.entries) == BATCH:
             return
         sent = self._monotonic()
-        reply = await self.store.redis.xread(
-            {self.store.keys.events: self.last_id}, count=BATCH, block=self.block_ms
+        reply = cast(
+            list[tuple[str, list[tuple[str, dict[str, str]]]]],
+            await self.store.redis.xread(
+                {self.store.keys.events: self.last_id}, count=BATCH, block=self.block_ms
+            ),
         )
         for _stream, entries in reply or []:
             self._apply(entries)
@@ -171,8 +177,11 @@ class StreamFollower:
         past_us = poll.length == 0 or parse_id(poll.first_id) > parse_id(self.last_id)
         return past_us and poll.entries_added - self.entries_seen > poll.length
 
+    def _stopping(self) -> bool:
+        return self.state is not FollowerState.RUNNING
+
     def _mark_fresh(self, sent: float) -> None:
-        if self.state is FollowerState.RUNNING:
+        if not self._stopping():
             self.fresh_at = sent
 
     def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:

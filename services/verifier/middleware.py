@@ -51,7 +51,10 @@ class RevocastMiddleware:
             claims = self.verifier.verify(token)
         except TokenRejected as exc:
             response = error_response(
-                exc.code, exc.detail, 401, {"WWW-Authenticate": www_authenticate(exc.code, self.realm)}
+                exc.code,
+                exc.detail,
+                401,
+                {"WWW-Authenticate": www_authenticate(exc.code, self.realm)},
             )
             await response(scope, receive, send)
             return

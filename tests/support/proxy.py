@@ -22,6 +22,8 @@ class TcpProxy:
         self.target_port = target_port
         self.port = free_port()
         self.mode = Mode.PASS
+        self._passing = asyncio.Event()
+        self._passing.set()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -44,15 +46,18 @@ class TcpProxy:
 
     def cut(self) -> None:
         self.mode = Mode.CUT
+        self._passing.set()  # release black-holed pipes so they notice the cut
         for writer in list(self._writers):
             writer.transport.abort()
         self._writers.clear()
 
     def blackhole(self) -> None:
         self.mode = Mode.BLACKHOLE
+        self._passing.clear()
 
     def restore(self) -> None:
         self.mode = Mode.PASS
+        self._passing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.mode is Mode.CUT:
@@ -74,8 +79,7 @@ class TcpProxy:
             while data := await src.read(65536):
                 if self.mode is Mode.CUT:
                     break
-                while self.mode is Mode.BLACKHOLE:
-                    await asyncio.sleep(0.01)
+                await self._passing.wait()
                 dst.write(data)
                 await dst.drain()
         dst.transport.abort()

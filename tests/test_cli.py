@@ -1,0 +1,128 @@
+"""The contract as outside checks see it: the `revocast` command and its services as processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from revocast.redis_server import RedisServer, free_port
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def env(redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
+    return os.environ | {
+        "REDIS_URL": redis_server.url,
+        "REVOCAST_KEY_PREFIX": f"cli{uuid.uuid4().hex[:10]}",
+        "REVOCAST_KEY_DIR": str(tmp_path / "keys"),
+        "REVOCAST_ARGON2_TIME_COST": "1",
+        "REVOCAST_ARGON2_MEMORY_KIB": "1024",
+        "REVOCAST_ARGON2_PARALLELISM": "1",
+    }
+
+
+def revocast(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "revocast", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def wait_ok(url: str, process: subprocess.Popen[bytes], timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"service exited with {process.returncode}"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} never answered 200")
+
+
+@pytest.fixture
+def services(env: dict[str, str]) -> Iterator[tuple[str, str]]:
+    issuer_port, verifier_port = free_port(), free_port()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "revocast", name, "--port", str(port), "--log-level", "warning"],
+            env=env,
+        )
+        for name, port in (("issuer", issuer_port), ("verifier", verifier_port))
+    ]
+    try:
+        issuer, verifier = f"http://127.0.0.1:{issuer_port}", f"http://127.0.0.1:{verifier_port}"
+        wait_ok(f"{issuer}/healthz", processes[0])
+        wait_ok(f"{verifier}/readyz", processes[1])
+        yield issuer, verifier
+    finally:
+        for process in processes:
+            process.terminate()
+        # uvicorn drains on SIGTERM, then re-raises it: -SIGTERM is its clean exit.
+        codes = [process.wait(10) for process in processes]
+        assert set(codes) <= {0, -signal.SIGTERM}
+
+
+def test_user_add_then_full_flow(env: dict[str, str], services: tuple[str, str]) -> None:
+    issuer, verifier = services
+    added = revocast("user", "add", "alice", "--role", "admin", "--password-stdin", env=env,
+                     stdin=PASSWORD + "\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    uid = added.stdout.strip()
+    assert len(uid) == 32
+
+    login = httpx.post(f"{issuer}/v1/login", json={"username": "alice", "password": PASSWORD})
+    assert login.status_code == 200
+    body = login.json()
+    assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in",
+                         "session_id", "user_id"}  # fmt: skip
+    bearer = {"Authorization": f"Bearer {body['access_token']}"}
+    verified = httpx.get(f"{verifier}/verify", headers=bearer)
+    assert verified.status_code == 200
+    assert verified.headers["x-auth-subject"] == uid
+    assert verified.headers["x-auth-roles"] == "admin"
+
+    jwks = httpx.get(f"{issuer}/.well-known/jwks.json").json()
+    assert [key["alg"] for key in jwks["keys"]] == ["EdDSA"]
+    assert all("d" not in key for key in jwks["keys"])
+
+    assert httpx.post(f"{issuer}/v1/logout", headers=bearer).status_code == 204
+    deadline = time.monotonic() + 2
+    while httpx.get(f"{verifier}/verify", headers=bearer).status_code != 401:
+        assert time.monotonic() < deadline, "revocation never reached the sidecar"
+        time.sleep(0.005)
+
+
+def test_user_add_refuses_duplicates_and_weak_input(env: dict[str, str]) -> None:
+    assert (
+        revocast("user", "add", "bob", "--password-stdin", env=env, stdin=PASSWORD).returncode == 0
+    )
+    again = revocast("user", "add", "bob", "--password-stdin", env=env, stdin=PASSWORD)
+    assert again.returncode == 1
+    assert "conflict" in again.stderr
+    short = revocast("user", "add", "carol", "--password-stdin", env=env, stdin="short")
+    assert short.returncode == 1
+    assert "password" in short.stderr
+    assert "--password-stdin" in revocast("user", "add", "dave", env=env).stderr
+
+
+def test_services_need_redis_url(env: dict[str, str]) -> None:
+    env = {k: v for k, v in env.items() if k != "REDIS_URL"}
+    result = revocast("issuer", env=env)
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+
+from revocast.errors import SettingsError
+from revocast.settings import Settings
+
+
+def test_defaults_match_the_documented_table() -> None:
+    settings = Settings.from_env({})
+    assert settings.redis_url is None
+    assert settings.access_ttl_s == 300
+    assert settings.max_staleness_s == 5.0
+    assert settings.refresh_grace_s == 10.0
+    assert settings.fail_mode == "closed"
+
+
+def test_reads_every_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "REVOCAST_ISSUER": "https://auth.example",
+            "REVOCAST_AUDIENCE": "api",
+            "REVOCAST_ACCESS_TTL_S": "60",
+            "REVOCAST_REFRESH_TTL_S": "3600",
+            "REVOCAST_MAX_STALENESS_S": "1.5",
+            "REVOCAST_FAIL_MODE": "open",
+        }
+    )
+    assert (settings.issuer, settings.audience, settings.access_ttl_s) == (
+        "https://auth.example",
+        "api",
+        60,
+    )
+    assert (settings.max_staleness_s, settings.fail_mode) == (1.5, "open")
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        pytest.param({"REVOCAST_ACCESS_TTL_S": "soon"}, id="not-a-number"),
+        pytest.param({"REVOCAST_ACCESS_TTL_S": "0"}, id="zero-ttl"),
+        pytest.param({"REVOCAST_FAIL_MODE": "maybe"}, id="unknown-fail-mode"),
+        pytest.param({"REVOCAST_REFRESH_TTL_S": "10"}, id="refresh-shorter-than-access"),
+        pytest.param({"REVOCAST_KEY_PREFIX": "a b"}, id="prefix-with-space"),
+        pytest.param({"REVOCAST_MAX_STALENESS_S": "-1"}, id="negative-staleness"),
+    ],
+)
+def test_bad_values_fail_clearly(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        Settings.from_env(env)
+
+
+def test_revocations_outlive_tokens_and_retention_outlives_revocations() -> None:
+    settings = Settings(access_ttl_s=300, leeway_s=2)
+    assert settings.revocation_lifetime_ms > (300 + 2) * 1000
+    assert settings.stream_retention_ms >= settings.revocation_lifetime_ms
