@@ -1,0 +1,5 @@
+"""Benchmarks; run them as modules from the repository root, e.g.::
+
+.venv/bin/python -m bench.propagation --verifiers 4
+.venv/bin/python -m bench.verify_cost
+"""
