@@ -31,7 +31,7 @@ async def test_embedding_example_runs(issuer: Issuer, monkeypatch: pytest.Monkey
     monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
     monkeypatch.setenv("REVOCAST_KEY_PREFIX", settings.key_prefix)
     namespace: dict[str, Any] = {}
-    exec(compile(example.group(1), "README.md", "exec"), namespace)  # noqa: S102 (our own README)
+    exec(compile(example.group(1), "README.md", "exec"), namespace)
 
     uid = await issuer.add_user("alice", ["user"])
     tokens = await issuer.login("alice")
