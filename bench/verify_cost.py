@@ -33,8 +33,9 @@ from typing import Any
 import jwt
 
 from revocast.connection import redis_client
+from revocast.issuer.keyring import KeyRing
 from revocast.issuer.tokens import TokenMinter, new_session_id
-from revocast.keys import ALGORITHM, SigningKey, b64url_decode
+from revocast.keys import ALGORITHM, b64url_decode, create_signing_key
 from revocast.keyspace import Keyspace
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
@@ -80,7 +81,8 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
             settings = Settings(redis_url=server.url, key_prefix=f"bench{uuid.uuid4().hex[:12]}")
             if target_s > settings.max_staleness_s / 4:
                 raise ValueError("a repeat must stay well under max_staleness_s")
-            key = SigningKey.generate()
+            keys = KeyRing(Path(tmp) / "keys")
+            key = create_signing_key(keys.key_dir)
             client = redis_client(server.url)
             try:
                 store = Store(client, Keyspace(settings.key_prefix))
@@ -94,11 +96,12 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
             finally:
                 await client.aclose()
 
-            token = TokenMinter(settings, key).mint(
+            token = TokenMinter(settings, keys).mint(
                 uid=secrets.token_hex(16),
                 sid=new_session_id(),
                 roles=["reader"],
                 issued_ms=int(time.time() * 1000),
+                kid=key.kid,
             )
             public = key.public.key
             signing_input, _, signature = token.encode().rpartition(b".")

@@ -9,7 +9,11 @@ RevocastError
 │   ├── InvalidCredentials   401: unknown user or wrong password
 │   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
 │   ├── UserBlocked          403
+│   ├── Forbidden            403: the caller lacks the authority
+│   ├── WrongPassword        403: the current password given to change it is wrong
+│   ├── NotFound             404
 │   └── Conflict             409: e.g. the username is taken
+├── SigningKeyUnavailable    no usable signing key (HTTP 503)
 ├── TokenRejected            the access token must not be accepted (HTTP 401)
 └── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
 """
@@ -80,11 +84,39 @@ class UserBlocked(RequestError):
     status = 403
 
 
+class Forbidden(RequestError):
+    """The caller is authenticated but may not do this."""
+
+    code = "forbidden"
+    status = 403
+
+
+class WrongPassword(RequestError):
+    """The current password, required to set a new one, does not match."""
+
+    code = "wrong_password"
+    status = 403
+
+
+class NotFound(RequestError):
+    """No such user or session (or not one the caller may see)."""
+
+    code = "not_found"
+    status = 404
+
+
 class Conflict(RequestError):
     """The resource already exists."""
 
     code = "conflict"
     status = 409
+
+
+class SigningKeyUnavailable(RevocastError):
+    """The active signing key is revoked or missing here; an operator must rotate."""
+
+    code = "signing_key_unavailable"
+    status = 503
 
 
 class TokenRejected(RevocastError):

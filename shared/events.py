@@ -42,6 +42,14 @@ class UserRevoked(Event, tag="user_revoked", frozen=True):
     reason: str = ""
 
 
+class RolesChanged(Event, tag="roles_changed", frozen=True):
+    """Tokens of ``uid`` issued at or before ``not_before_ms`` carry stale roles: refresh."""
+
+    uid: str
+    not_before_ms: int
+    until_ms: int
+
+
 class KeyPublished(Event, tag="key_published", frozen=True):
     """A new public signing key verifiers should trust (JWK as JSON text)."""
 
@@ -56,7 +64,7 @@ class KeyRevoked(Event, tag="key_revoked", frozen=True):
     at_ms: int
 
 
-AnyEvent = SessionRevoked | UserRevoked | KeyPublished | KeyRevoked
+AnyEvent = SessionRevoked | UserRevoked | RolesChanged | KeyPublished | KeyRevoked
 
 
 class UnknownEvent(Exception):

@@ -117,18 +117,28 @@ def load_signing_key(path: Path) -> SigningKey:
     return SigningKey(private)
 
 
-def load_or_create_signing_key(key_dir: Path) -> SigningKey:
-    """The newest key in ``key_dir``; generates one (mode 0600) when the directory has none."""
-    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+def load_signing_keys(key_dir: Path) -> list[SigningKey]:
+    """Every key in ``key_dir``, oldest file first."""
+    if not key_dir.is_dir():
+        return []
     pems = sorted(key_dir.glob("*.pem"), key=lambda p: (p.stat().st_mtime_ns, p.name))
-    if pems:
-        return load_signing_key(pems[-1])
+    return [load_signing_key(path) for path in pems]
+
+
+def create_signing_key(key_dir: Path) -> SigningKey:
+    """Generate a key and write it as ``<kid>.pem``, mode 0600, in a 0700 directory."""
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = SigningKey.generate()
-    path = key_dir / f"{key.kid}.pem"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(key_dir / f"{key.kid}.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key.pem())
     return key
+
+
+def load_or_create_signing_key(key_dir: Path) -> SigningKey:
+    """The newest key in ``key_dir``; generates one when the directory has none."""
+    keys = load_signing_keys(key_dir)
+    return keys[-1] if keys else create_signing_key(key_dir)
 
 
 def jwks_document(jwks: dict[str, str]) -> dict[str, list[dict[str, str]]]:

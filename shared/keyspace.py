@@ -42,6 +42,16 @@ class Keyspace:
         return f"{self.prefix}:revoked:users:until"
 
     @property
+    def revoked_claims(self) -> str:
+        """HASH uid -> time (ms) up to which tokens carry stale roles."""
+        return f"{self.prefix}:revoked:claims"
+
+    @property
+    def revoked_claims_until(self) -> str:
+        """ZSET uid -> forget-after time (ms), to prune ``revoked_claims``."""
+        return f"{self.prefix}:revoked:claims:until"
+
+    @property
     def revoked_keys(self) -> str:
         """ZSET kid -> revocation time (ms); never pruned."""
         return f"{self.prefix}:revoked:keys"
@@ -50,6 +60,16 @@ class Keyspace:
     def jwks(self) -> str:
         """HASH kid -> public JWK (JSON)."""
         return f"{self.prefix}:jwks"
+
+    @property
+    def signing_kid(self) -> str:
+        """STRING: the kid issuers sign new tokens with; absent when none may be used."""
+        return f"{self.prefix}:signing_kid"
+
+    @property
+    def audit(self) -> str:
+        """Stream of moderator and operator actions (about the last million kept)."""
+        return f"{self.prefix}:audit"
 
     def username(self, name: str) -> str:
         """STRING -> user id."""

@@ -25,6 +25,7 @@ ENV_NAMES: dict[str, str] = {
     "key_prefix": "REVOCAST_KEY_PREFIX",
     "key_dir": "REVOCAST_KEY_DIR",
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
+    "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
@@ -47,6 +48,7 @@ class Settings:
     key_prefix: str = "revocast"
     key_dir: str = ".revocast/keys"
     max_body_bytes: int = 16 * 1024
+    max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
@@ -67,6 +69,8 @@ class Settings:
             raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
         if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
             raise SettingsError("key prefix must be non-empty, without spaces or braces")
+        if self.max_sessions_per_user < 0:
+            raise SettingsError("max sessions per user must be 0 (no limit) or more")
         if self.max_body_bytes < 256:
             raise SettingsError("max body bytes must be at least 256")
         if self.argon2_time_cost < 1 or self.argon2_parallelism < 1:

@@ -17,9 +17,13 @@ from redis.exceptions import RedisError, ResponseError
 
 from revocast.errors import (
     Conflict,
+    Forbidden,
     InvalidCredentials,
     InvalidRefreshToken,
+    InvalidRequest,
+    NotFound,
     RevocastError,
+    SigningKeyUnavailable,
     StoreUnavailable,
     UserBlocked,
 )
@@ -30,6 +34,10 @@ _SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
     "invalid_credentials": InvalidCredentials,
     "user_blocked": UserBlocked,
     "conflict": Conflict,
+    "forbidden": Forbidden,
+    "not_found": NotFound,
+    "key_revoked": SigningKeyUnavailable,
+    "invalid_request": InvalidRequest,
 }
 
 
@@ -46,6 +54,7 @@ class RefreshResult:
     now_ms: int
     roles_json: str
     sealed_next: str
+    signing_kid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,7 @@ class Snapshot:
     now_ms: int
     sessions: dict[str, int]  # sid -> until_ms
     users: dict[str, tuple[int, int]]  # uid -> (not_before_ms, until_ms)
+    claims: dict[str, tuple[int, int]]  # uid -> (roles changed at ms, until_ms)
     revoked_keys: dict[str, int]  # kid -> at_ms
     jwks: dict[str, str]  # kid -> JWK JSON
 
@@ -82,11 +92,16 @@ class Store:
             name: redis.register_script(_script(name))
             for name in (
                 "publish_key",
+                "revoke_key",
                 "add_user",
                 "login",
                 "refresh",
                 "revoke_session",
                 "revoke_user",
+                "end_session",
+                "moderate",
+                "authorize",
+                "change_password",
                 "snapshot",
                 "poll",
             )
@@ -116,21 +131,59 @@ class Store:
                 published, revoked = await pipe.execute()
         return {kid: jwk for kid, jwk in published.items() if kid not in set(revoked)}
 
-    async def publish_key(self, kid: str, jwk_json: str, epoch: str, retention_ms: int) -> bool:
-        """Publish a public key; True when it was new. Also sets the epoch if missing."""
-        return bool(await self._run("publish_key", kid, jwk_json, epoch, retention_ms))
+    async def publish_key(
+        self,
+        kid: str,
+        jwk_json: str,
+        epoch: str,
+        retention_ms: int,
+        *,
+        activate: bool = False,
+        actor: str = "",
+    ) -> str:
+        """Publish a public key (sets the epoch if missing); returns the active kid."""
+        return str(
+            await self._run("publish_key", kid, jwk_json, epoch, retention_ms, int(activate), actor)
+        )
+
+    async def revoke_key(self, kid: str, retention_ms: int, actor: str, reason: str) -> str:
+        """Withdraw a key for good; returns the event id."""
+        return str(await self._run("revoke_key", kid, retention_ms, actor, reason))
+
+    async def signing_kid(self) -> str | None:
+        with _wrap_errors():
+            return cast(str | None, await self.redis.get(self.keys.signing_kid))
 
     async def add_user(self, uid: str, username: str, password_hash: str, roles_json: str) -> None:
         await self._run("add_user", uid, username, password_hash, roles_json)
 
     async def login(
-        self, uid: str, sid: str, rt_hash: str, refresh_ttl_s: int, user_agent: str, client: str
-    ) -> tuple[int, str]:
-        """Create a session; returns (Redis time ms, roles JSON)."""
-        now_ms, roles = await self._run(
-            "login", uid, sid, rt_hash, refresh_ttl_s, user_agent, client
+        self,
+        uid: str,
+        sid: str,
+        rt_hash: str,
+        *,
+        refresh_ttl_s: int,
+        user_agent: str,
+        client: str,
+        max_sessions: int,
+        lifetime_ms: int,
+        retention_ms: int,
+    ) -> tuple[int, str, str]:
+        """Create a session; returns (Redis time ms, roles JSON, active signing kid)."""
+        now_ms, roles, kid = await self._run(
+            "login",
+            uid,
+            sid,
+            rt_hash,
+            refresh_ttl_s,
+            user_agent,
+            client,
+            max_sessions,
+            lifetime_ms,
+            retention_ms,
         )
-        return int(now_ms), str(roles)
+        return int(now_ms), str(roles), str(kid)
 
     async def refresh(
         self,
@@ -142,7 +195,7 @@ class Store:
         lifetime_ms: int,
         retention_ms: int,
     ) -> RefreshResult:
-        status, sid, uid, now_ms, roles, sealed = await self._run(
+        status, sid, uid, now_ms, roles, sealed, kid = await self._run(
             "refresh",
             rt_hash,
             next_rt_hash,
@@ -152,7 +205,7 @@ class Store:
             lifetime_ms,
             retention_ms,
         )
-        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed)
+        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, kid)
 
     async def revoke_session(
         self, sid: str, uid: str, lifetime_ms: int, retention_ms: int, reason: str
@@ -164,18 +217,120 @@ class Store:
         """Kill every session and token of the user; returns the event id."""
         return str(await self._run("revoke_user", uid, lifetime_ms, retention_ms, reason))
 
+    async def end_session(
+        self,
+        sid: str,
+        *,
+        owner: str = "",
+        actor: str = "",
+        lifetime_ms: int,
+        retention_ms: int,
+        reason: str,
+    ) -> str:
+        """End an existing session (the owner's own, or by a moderator's authority)."""
+        return str(
+            await self._run("end_session", sid, owner, actor, lifetime_ms, retention_ms, reason)
+        )
+
+    async def moderate(
+        self,
+        actor: str,
+        action: Literal["block", "unblock", "roles"],
+        target_uid: str,
+        *,
+        reason: str = "",
+        lifetime_ms: int,
+        retention_ms: int,
+        roles_json: str = "[]",
+    ) -> str:
+        """Block, unblock or set roles, authorized and audited atomically."""
+        return str(
+            await self._run(
+                "moderate",
+                actor,
+                action,
+                target_uid,
+                reason,
+                lifetime_ms,
+                retention_ms,
+                roles_json,
+            )
+        )
+
+    async def authorize(self, actor: str, target_uid: str = "") -> str:
+        """The actor's authority for a read (admin, moderator, operator); Forbidden otherwise."""
+        return str(await self._run("authorize", actor, target_uid))
+
+    async def change_password(
+        self, uid: str, new_hash: str, keep_sid: str, lifetime_ms: int, retention_ms: int
+    ) -> int:
+        """Store the new hash and end every other session; returns how many ended."""
+        return int(
+            await self._run("change_password", uid, new_hash, keep_sid, lifetime_ms, retention_ms)
+        )
+
+    async def password_hash(self, uid: str) -> str | None:
+        with _wrap_errors():
+            return cast(str | None, await self.redis.hget(self.keys.user(uid), "password_hash"))
+
+    async def username_of(self, uid: str) -> str | None:
+        with _wrap_errors():
+            return cast(str | None, await self.redis.hget(self.keys.user(uid), "username"))
+
+    async def user_exists(self, uid: str) -> bool:
+        with _wrap_errors():
+            return bool(await self.redis.exists(self.keys.user(uid)))
+
+    async def sessions(self, uid: str) -> list[dict[str, str]]:
+        """The user's live sessions, oldest first (each with its ``sid``)."""
+        with _wrap_errors():
+            sids = sorted(cast(set[str], await self.redis.smembers(self.keys.user_sessions(uid))))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for sid in sids:
+                    pipe.hgetall(self.keys.session(sid))
+                records = cast(list[dict[str, str]], await pipe.execute())
+        live = [record | {"sid": sid} for sid, record in zip(sids, records, strict=True) if record]
+        return sorted(live, key=lambda record: int(record.get("created_ms", 0)))
+
+    async def refresh_token_session(self, rt_hash: str) -> tuple[str, str] | None:
+        """(sid, uid) of a refresh token whose session is still live, else None."""
+        with _wrap_errors():
+            record = cast(
+                list[str | None],
+                await self.redis.hmget(self.keys.refresh_token(rt_hash), ["sid", "uid", "state"]),
+            )
+            sid, uid, state = record
+            if sid is None or uid is None or state != "live":
+                return None
+            if not await self.redis.exists(self.keys.session(sid)):
+                return None
+        return sid, uid
+
+    async def session_live(self, sid: str) -> bool:
+        with _wrap_errors():
+            return bool(await self.redis.exists(self.keys.session(sid)))
+
+    async def audit_page(self, before: str, limit: int) -> list[tuple[str, dict[str, str]]]:
+        """Audit entries newest first, strictly before the id ``before`` ("+" for the newest)."""
+        with _wrap_errors():
+            upper = before if before == "+" else f"({before}"
+            return cast(
+                list[tuple[str, dict[str, str]]],
+                await self.redis.xrevrange(self.keys.audit, upper, "-", count=limit),
+            )
+
     async def snapshot(self) -> Snapshot:
-        epoch, last_id, added, now_ms, sessions, users, keys, jwks = await self._run("snapshot")
+        epoch, last_id, added, now_ms, sessions, users, claims, keys, jwks = await self._run(
+            "snapshot"
+        )
         return Snapshot(
             epoch=epoch,
             last_id=last_id,
             entries_added=int(added),
             now_ms=int(now_ms),
             sessions={sessions[i]: int(float(sessions[i + 1])) for i in range(0, len(sessions), 2)},
-            users={
-                users[i]: (int(users[i + 1]), int(float(users[i + 2])))
-                for i in range(0, len(users), 3)
-            },
+            users=_triples(users),
+            claims=_triples(claims),
             revoked_keys={keys[i]: int(float(keys[i + 1])) for i in range(0, len(keys), 2)},
             jwks={jwks[i]: jwks[i + 1] for i in range(0, len(jwks), 2)},
         )
@@ -204,6 +359,10 @@ def _wrap_errors() -> Iterator[None]:
         raise error() from None
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None
+
+
+def _triples(flat: list[str]) -> dict[str, tuple[int, int]]:
+    return {flat[i]: (int(flat[i + 1]), int(float(flat[i + 2]))) for i in range(0, len(flat), 3)}
 
 
 def _pairs(flat: list[str]) -> dict[str, str]:

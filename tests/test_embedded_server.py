@@ -37,9 +37,20 @@ async def test_bundled_valkey_runs_the_scripts(
     try:
         store = Store(client, Keyspace("embedded"))
         key = SigningKey.generate()
-        assert await store.publish_key(key.kid, json.dumps(key.public.jwk), "epoch", 60_000)
+        active = await store.publish_key(key.kid, json.dumps(key.public.jwk), "epoch", 60_000)
+        assert active == key.kid
         await store.add_user("u1", "alice", "hash", "[]")
-        await store.login("u1", "s1", "rt-hash", 3600, "ua", "127.0.0.1")
+        await store.login(
+            "u1",
+            "s1",
+            "rt-hash",
+            refresh_ttl_s=3600,
+            user_agent="ua",
+            client="127.0.0.1",
+            max_sessions=0,
+            lifetime_ms=10_000,
+            retention_ms=60_000,
+        )
         await store.revoke_session("s1", "u1", 10_000, 60_000, "logout")
         await store.revoke_user("u1", 10_000, 60_000, "logout_all")
         snapshot = await store.snapshot()

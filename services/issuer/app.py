@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,11 +16,12 @@ from starlette.routing import Route
 from revocast.connection import redis_client
 from revocast.errors import RevocastError, StoreUnavailable, TokenRejected, VerifierStale
 from revocast.http import error_response, json_response, www_authenticate
-from revocast.issuer import auth
+from revocast.issuer import account, admin, auth, oauth
 from revocast.issuer.context import IssuerContext
+from revocast.issuer.keyring import KeyRing
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
-from revocast.keys import jwks_document, load_or_create_signing_key
+from revocast.keys import jwks_document
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
 from revocast.store import Store
@@ -73,15 +72,13 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = redis_client(redis_url)
         store = Store(redis, Keyspace(settings.key_prefix))
-        key = load_or_create_signing_key(Path(settings.key_dir))
-        await store.publish_key(
-            key.kid, json.dumps(key.public.jwk), secrets.token_hex(16), settings.stream_retention_ms
-        )
-        log.info("signing with key %s", key.kid)
+        keys = KeyRing(Path(settings.key_dir))
+        active = await keys.publish(store, settings.stream_retention_ms)
+        log.info("active signing key %s", active)
         verifier = Verifier(settings)
         await verifier.start()
         app.state.ctx = IssuerContext(
-            settings, store, TokenMinter(settings, key), Passwords(settings), verifier
+            settings, store, TokenMinter(settings, keys), Passwords(settings), verifier
         )
         try:
             yield
@@ -95,6 +92,17 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/refresh", auth.refresh, methods=["POST"]),
             Route("/v1/logout", auth.logout, methods=["POST"]),
             Route("/v1/logout-all", auth.logout_all, methods=["POST"]),
+            Route("/v1/sessions", account.my_sessions, methods=["GET"]),
+            Route("/v1/sessions/{session_id}", account.end_my_session, methods=["DELETE"]),
+            Route("/v1/password", account.change_password, methods=["POST"]),
+            Route("/v1/admin/users/{user_id}/block", admin.block, methods=["POST"]),
+            Route("/v1/admin/users/{user_id}/unblock", admin.unblock, methods=["POST"]),
+            Route("/v1/admin/users/{user_id}/roles", admin.set_roles, methods=["PUT"]),
+            Route("/v1/admin/users/{user_id}/sessions", admin.user_sessions, methods=["GET"]),
+            Route("/v1/admin/sessions/{session_id}", admin.end_session, methods=["DELETE"]),
+            Route("/v1/admin/audit", admin.audit, methods=["GET"]),
+            Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
+            Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
         ],

@@ -7,11 +7,11 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.claims import AccessClaims
-from revocast.errors import InvalidCredentials, InvalidRefreshToken, TokenRejected
-from revocast.http import bearer_token, json_response
+from revocast.errors import InvalidCredentials, InvalidRefreshToken
+from revocast.http import json_response
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.context import IssuerContext
+from revocast.issuer.guards import caller
 from revocast.issuer.tokens import (
     hash_refresh_token,
     new_refresh_token,
@@ -21,11 +21,23 @@ from revocast.issuer.tokens import (
 )
 
 
+async def _ensure_signing_key(ctx: IssuerContext) -> None:
+    """Fail with 503 before writing anything when no token could be signed."""
+    ctx.minter.keys.get(await ctx.store.signing_kid() or "")
+
+
 def _token_response(
-    ctx: IssuerContext, *, uid: str, sid: str, roles_json: str, issued_ms: int, refresh_token: str
+    ctx: IssuerContext,
+    *,
+    uid: str,
+    sid: str,
+    roles_json: str,
+    issued_ms: int,
+    refresh_token: str,
+    kid: str,
 ) -> Response:
     roles = json.loads(roles_json)
-    access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms)
+    access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid)
     body = {
         "access_token": access,
         "refresh_token": refresh_token,
@@ -44,15 +56,19 @@ async def login(request: Request) -> Response:
     if not await ctx.passwords.verify(found[1] if found else None, body.password) or found is None:
         raise InvalidCredentials("unknown user or wrong password")
     uid = found[0]
+    await _ensure_signing_key(ctx)
     sid = new_session_id()
     refresh_token = new_refresh_token()
-    issued_ms, roles_json = await ctx.store.login(
+    issued_ms, roles_json, kid = await ctx.store.login(
         uid,
         sid,
         hash_refresh_token(refresh_token),
-        ctx.settings.refresh_ttl_s,
-        request.headers.get("user-agent", "")[:256],
-        request.client.host if request.client else "",
+        refresh_ttl_s=ctx.settings.refresh_ttl_s,
+        user_agent=request.headers.get("user-agent", "")[:256],
+        client=request.client.host if request.client else "",
+        max_sessions=ctx.settings.max_sessions_per_user,
+        lifetime_ms=ctx.settings.revocation_lifetime_ms,
+        retention_ms=ctx.settings.stream_retention_ms,
     )
     return _token_response(
         ctx,
@@ -61,6 +77,7 @@ async def login(request: Request) -> Response:
         roles_json=roles_json,
         issued_ms=issued_ms,
         refresh_token=refresh_token,
+        kid=kid,
     )
 
 
@@ -68,6 +85,7 @@ async def refresh(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, RefreshBody, ctx.settings.max_body_bytes)
     presented = body.refresh_token
+    await _ensure_signing_key(ctx)
     successor = new_refresh_token()
     result = await ctx.store.refresh(
         hash_refresh_token(presented),
@@ -91,19 +109,13 @@ async def refresh(request: Request) -> Response:
         roles_json=result.roles_json,
         issued_ms=result.now_ms,
         refresh_token=successor,
+        kid=result.signing_kid,
     )
-
-
-def _caller(ctx: IssuerContext, request: Request) -> AccessClaims:
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise TokenRejected("missing_token", "an Authorization: Bearer token is required")
-    return ctx.verifier.verify(token)
 
 
 async def logout(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    claims = _caller(ctx, request)
+    claims = caller(ctx, request)
     await ctx.store.revoke_session(
         claims.sid,
         claims.sub,
@@ -116,7 +128,7 @@ async def logout(request: Request) -> Response:
 
 async def logout_all(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    claims = _caller(ctx, request)
+    claims = caller(ctx, request)
     await ctx.store.revoke_user(
         claims.sub,
         ctx.settings.revocation_lifetime_ms,

@@ -23,14 +23,32 @@ class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):
     refresh_token: OpaqueToken
 
 
+Reason = Annotated[str, msgspec.Meta(max_length=500)]
+Role = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_:-]{0,31}$")]
+
+
+class BlockBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason = ""
+
+
+class RolesBody(msgspec.Struct, forbid_unknown_fields=True):
+    roles: Annotated[list[Role], msgspec.Meta(max_length=32)]
+    reason: Reason = ""
+
+
+class PasswordBody(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
 BodyT = TypeVar("BodyT", bound=msgspec.Struct)
 
 
-async def read_body(request: Request, body_type: type[BodyT], max_bytes: int) -> BodyT:
-    """Decode a JSON body into ``body_type``; 413 past ``max_bytes``, 400 on anything malformed."""
-    content_type = request.headers.get("content-type", "application/json")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise InvalidRequest("Content-Type must be application/json")
+async def read_raw(request: Request, media_type: str, max_bytes: int) -> bytes:
+    """The body, refused (400) in another media type and (413) past ``max_bytes``."""
+    content_type = request.headers.get("content-type", media_type)
+    if content_type.split(";")[0].strip().lower() != media_type:
+        raise InvalidRequest(f"Content-Type must be {media_type}")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
@@ -41,8 +59,21 @@ async def read_body(request: Request, body_type: type[BodyT], max_bytes: int) ->
         if size > max_bytes:
             raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
         chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_body(
+    request: Request, body_type: type[BodyT], max_bytes: int, *, optional: bool = False
+) -> BodyT:
+    """Decode a JSON body into ``body_type``; 413 past ``max_bytes``, 400 on anything malformed.
+
+    With ``optional``, an empty body means every field's default.
+    """
+    raw = await read_raw(request, "application/json", max_bytes)
+    if optional and not raw.strip():
+        raw = b"{}"
     try:
-        return msgspec.json.decode(b"".join(chunks), type=body_type)
+        return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(str(exc)) from None
     except msgspec.DecodeError:

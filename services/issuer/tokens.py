@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from revocast.claims import TOKEN_TYPE
-from revocast.keys import ALGORITHM, SigningKey
+from revocast.issuer.keyring import KeyRing
+from revocast.keys import ALGORITHM
 from revocast.settings import Settings
 
 _SEAL_INFO = b"revocast refresh-token successor v1"
@@ -59,12 +60,13 @@ def unseal_successor(presented: str, sealed: str) -> str | None:
 class TokenMinter:
     """Signs access tokens; ``iat`` is the Redis server time the session state was written."""
 
-    def __init__(self, settings: Settings, key: SigningKey) -> None:
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
         self.settings = settings
-        self.key = key
-        self._headers = {"kid": key.kid, "typ": TOKEN_TYPE}
+        self.keys = keys
 
-    def mint(self, *, uid: str, sid: str, roles: list[str], issued_ms: int) -> str:
+    def mint(self, *, uid: str, sid: str, roles: list[str], issued_ms: int, kid: str) -> str:
+        """Sign with the key Redis named active in the same script that wrote the session."""
+        key = self.keys.get(kid)
         iat = issued_ms / 1000
         claims = {
             "iss": self.settings.issuer,
@@ -77,4 +79,5 @@ class TokenMinter:
             "exp": iat + self.settings.access_ttl_s,
             "roles": roles,
         }
-        return jwt.encode(claims, self.key.private, algorithm=ALGORITHM, headers=self._headers)
+        headers = {"kid": key.kid, "typ": TOKEN_TYPE}
+        return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers=headers)

@@ -15,14 +15,18 @@ ROLE = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
 MIN_PASSWORD_CHARS = 8
 
 
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidRequest(f"password: at least {MIN_PASSWORD_CHARS} characters")
+
+
 async def add_user(
     store: Store, passwords: Passwords, username: str, password: str, roles: list[str]
 ) -> str:
     """Create a user and return its id; Conflict if the name is taken."""
     if not USERNAME.fullmatch(username):
         raise InvalidRequest("username: 1-64 of letters, digits and . _ @ + -")
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidRequest(f"password: at least {MIN_PASSWORD_CHARS} characters")
+    check_password_rules(password)
     bad = [role for role in roles if not ROLE.fullmatch(role)]
     if bad:
         raise InvalidRequest(f"invalid role names: {bad}")

@@ -7,31 +7,41 @@ revocation, even if Redis came back empty (DESIGN.md invariant 6).
 
 from __future__ import annotations
 
-from revocast.events import AnyEvent, KeyPublished, KeyRevoked, SessionRevoked, UserRevoked
+from revocast.events import (
+    AnyEvent,
+    KeyPublished,
+    KeyRevoked,
+    RolesChanged,
+    SessionRevoked,
+    UserRevoked,
+)
 from revocast.keys import PublicKey
 from revocast.store import Snapshot
 
 
 class RevocationCache:
-    """Revoked sessions, user not-before times, revoked and trusted keys."""
+    """Revoked sessions, user not-before times, role changes, revoked and trusted keys."""
 
-    __slots__ = ("keys", "revoked_keys", "sessions", "users")
+    __slots__ = ("claims", "keys", "revoked_keys", "sessions", "users")
 
     def __init__(self) -> None:
         self.sessions: dict[str, int] = {}  # sid -> until_ms
         self.users: dict[str, tuple[int, int]] = {}  # uid -> (not_before_ms, until_ms)
+        self.claims: dict[str, tuple[int, int]] = {}  # uid -> (roles changed at ms, until_ms)
         self.revoked_keys: dict[str, int] = {}  # kid -> at_ms; kept for good
         self.keys: dict[str, PublicKey] = {}  # kid -> trusted public key
 
     def __len__(self) -> int:
-        return len(self.sessions) + len(self.users) + len(self.revoked_keys)
+        return len(self.sessions) + len(self.users) + len(self.claims) + len(self.revoked_keys)
 
     def merge(self, snapshot: Snapshot) -> None:
         """Union with a snapshot; keeps what this cache knew and Redis forgot."""
         for sid, until_ms in snapshot.sessions.items():
             self._revoke_session(sid, until_ms)
         for uid, (not_before_ms, until_ms) in snapshot.users.items():
-            self._revoke_user(uid, not_before_ms, until_ms)
+            self._not_before(self.users, uid, not_before_ms, until_ms)
+        for uid, (changed_ms, until_ms) in snapshot.claims.items():
+            self._not_before(self.claims, uid, changed_ms, until_ms)
         for kid, at_ms in snapshot.revoked_keys.items():
             self._revoke_key(kid, at_ms)
         for text in snapshot.jwks.values():
@@ -42,7 +52,9 @@ class RevocationCache:
             case SessionRevoked(sid=sid, until_ms=until_ms):
                 self._revoke_session(sid, until_ms)
             case UserRevoked(uid=uid, not_before_ms=nb, until_ms=until_ms):
-                self._revoke_user(uid, nb, until_ms)
+                self._not_before(self.users, uid, nb, until_ms)
+            case RolesChanged(uid=uid, not_before_ms=nb, until_ms=until_ms):
+                self._not_before(self.claims, uid, nb, until_ms)
             case KeyRevoked(kid=kid, at_ms=at_ms):
                 self._revoke_key(kid, at_ms)
             case KeyPublished(jwk=jwk):
@@ -53,18 +65,24 @@ class RevocationCache:
         dead_sessions = [sid for sid, until in self.sessions.items() if until < now_ms]
         for sid in dead_sessions:
             del self.sessions[sid]
-        dead_users = [uid for uid, (_, until) in self.users.items() if until < now_ms]
-        for uid in dead_users:
-            del self.users[uid]
-        return len(dead_sessions) + len(dead_users)
+        pruned = len(dead_sessions)
+        for table in (self.users, self.claims):
+            dead = [uid for uid, (_, until) in table.items() if until < now_ms]
+            for uid in dead:
+                del table[uid]
+            pruned += len(dead)
+        return pruned
 
     def _revoke_session(self, sid: str, until_ms: int) -> None:
         if until_ms > self.sessions.get(sid, 0):
             self.sessions[sid] = until_ms
 
-    def _revoke_user(self, uid: str, not_before_ms: int, until_ms: int) -> None:
-        old_nb, old_until = self.users.get(uid, (0, 0))
-        self.users[uid] = (max(old_nb, not_before_ms), max(old_until, until_ms))
+    @staticmethod
+    def _not_before(
+        table: dict[str, tuple[int, int]], uid: str, not_before_ms: int, until_ms: int
+    ) -> None:
+        old_nb, old_until = table.get(uid, (0, 0))
+        table[uid] = (max(old_nb, not_before_ms), max(old_until, until_ms))
 
     def _revoke_key(self, kid: str, at_ms: int) -> None:
         self.revoked_keys.setdefault(kid, at_ms)

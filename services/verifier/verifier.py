@@ -110,15 +110,8 @@ class Verifier:
             self._open_until_s is None or staleness > self._open_until_s
         ):
             raise VerifierStale(f"no proof of freshness for {staleness:.1f}s")
+        kid, claims = self._decode(token)
         cache = self.cache
-        kid, payload = check_signature(token, cache.keys)
-        claims = check_claims(
-            payload,
-            issuer=self.settings.issuer,
-            audience=self.settings.audience,
-            now_s=self._clock(),
-            leeway_s=self.settings.leeway_s,
-        )
         if kid in cache.revoked_keys:
             raise TokenRejected("key_revoked", "the signing key was revoked")
         if claims.sid in cache.sessions:
@@ -126,4 +119,26 @@ class Verifier:
         user = cache.users.get(claims.sub)
         if user is not None and claims.iat_ms <= user[0]:
             raise TokenRejected("user_revoked", "tokens issued before the user's revocation")
+        changed = cache.claims.get(claims.sub)
+        if changed is not None and claims.iat_ms <= changed[0]:
+            raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
         return claims
+
+    def decode(self, token: str) -> AccessClaims:
+        """Signature and claims only: no revocation or freshness check. Not for authorization.
+
+        For callers that act *against* a token (RFC 7009 revocation), where a
+        stale cache must not stop them.
+        """
+        return self._decode(token)[1]
+
+    def _decode(self, token: str) -> tuple[str, AccessClaims]:
+        kid, payload = check_signature(token, self.cache.keys)
+        claims = check_claims(
+            payload,
+            issuer=self.settings.issuer,
+            audience=self.settings.audience,
+            now_s=self._clock(),
+            leeway_s=self.settings.leeway_s,
+        )
+        return kid, claims

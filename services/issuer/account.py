@@ -1,0 +1,55 @@
+"""Self-service: a user's own sessions and password."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from revocast.errors import WrongPassword
+from revocast.http import json_response
+from revocast.issuer.admin import path_id, session_view
+from revocast.issuer.bodies import PasswordBody, read_body
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.guards import caller
+from revocast.issuer.users import check_password_rules
+
+
+async def my_sessions(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    claims = caller(ctx, request)
+    sessions = await ctx.store.sessions(claims.sub)
+    views = [session_view(s) | {"current": s["sid"] == claims.sid} for s in sessions]
+    return json_response({"sessions": views})
+
+
+async def end_my_session(request: Request) -> Response:
+    """End one of the caller's own sessions; another user's session is simply not found."""
+    ctx = IssuerContext.of(request)
+    claims = caller(ctx, request)
+    await ctx.store.end_session(
+        path_id(request, "session_id"),
+        owner=claims.sub,
+        lifetime_ms=ctx.settings.revocation_lifetime_ms,
+        retention_ms=ctx.settings.stream_retention_ms,
+        reason="user",
+    )
+    return Response(status_code=204)
+
+
+async def change_password(request: Request) -> Response:
+    """Set a new password; every other session of the user ends."""
+    ctx = IssuerContext.of(request)
+    claims = caller(ctx, request)
+    body = await read_body(request, PasswordBody, ctx.settings.max_body_bytes)
+    check_password_rules(body.new_password)
+    stored = await ctx.store.password_hash(claims.sub)
+    if not await ctx.passwords.verify(stored, body.current_password):
+        raise WrongPassword("the current password does not match")
+    ended = await ctx.store.change_password(
+        claims.sub,
+        await ctx.passwords.hash(body.new_password),
+        claims.sid,
+        ctx.settings.revocation_lifetime_ms,
+        ctx.settings.stream_retention_ms,
+    )
+    return json_response({"other_sessions_ended": ended})

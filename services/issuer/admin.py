@@ -1,0 +1,146 @@
+"""Moderator routes: block, unblock, change roles, list and end sessions, read the audit trail.
+
+Every change runs one Lua script that checks the actor's current roles, makes
+the change, publishes the revocation and appends the audit entry together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from revocast.errors import InvalidRequest, NotFound
+from revocast.http import json_response
+from revocast.issuer.bodies import BlockBody, RolesBody, read_body
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.guards import MODERATOR_ROLES, caller_with_role
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+MAX_PAGE = 200
+
+
+def path_id(request: Request, name: str) -> str:
+    """A user or session id from the path; anything malformed is simply not found."""
+    value = str(request.path_params[name])
+    if not _ID.fullmatch(value):
+        raise NotFound(f"no such {name.removesuffix('_id')}")
+    return value
+
+
+def iso(ms: str | int) -> str:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def session_view(record: dict[str, str]) -> dict[str, str]:
+    return {
+        "session_id": record["sid"],
+        "created_at": iso(record.get("created_ms", 0)),
+        "last_refreshed_at": iso(record.get("refreshed_ms", 0)),
+        "user_agent": record.get("user_agent", ""),
+        "client_address": record.get("client", ""),
+    }
+
+
+async def block(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
+    target = path_id(request, "user_id")
+    body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
+    await ctx.store.moderate(
+        actor.sub,
+        "block",
+        target,
+        reason=body.reason,
+        lifetime_ms=ctx.settings.revocation_lifetime_ms,
+        retention_ms=ctx.settings.stream_retention_ms,
+    )
+    return json_response({"user_id": target, "blocked": True})
+
+
+async def unblock(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
+    target = path_id(request, "user_id")
+    body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
+    await ctx.store.moderate(
+        actor.sub,
+        "unblock",
+        target,
+        reason=body.reason,
+        lifetime_ms=ctx.settings.revocation_lifetime_ms,
+        retention_ms=ctx.settings.stream_retention_ms,
+    )
+    return json_response({"user_id": target, "blocked": False})
+
+
+async def set_roles(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
+    target = path_id(request, "user_id")
+    body = await read_body(request, RolesBody, ctx.settings.max_body_bytes)
+    roles = sorted(set(body.roles))
+    await ctx.store.moderate(
+        actor.sub,
+        "roles",
+        target,
+        reason=body.reason,
+        lifetime_ms=ctx.settings.revocation_lifetime_ms,
+        retention_ms=ctx.settings.stream_retention_ms,
+        roles_json=json.dumps(roles),
+    )
+    return json_response({"user_id": target, "roles": roles})
+
+
+async def user_sessions(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
+    target = path_id(request, "user_id")
+    if not await ctx.store.user_exists(target):
+        raise NotFound("no such user")
+    await ctx.store.authorize(actor.sub, target)
+    sessions = await ctx.store.sessions(target)
+    return json_response({"user_id": target, "sessions": [session_view(s) for s in sessions]})
+
+
+async def end_session(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
+    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
+    await ctx.store.end_session(
+        path_id(request, "session_id"),
+        actor=actor.sub,
+        lifetime_ms=ctx.settings.revocation_lifetime_ms,
+        retention_ms=ctx.settings.stream_retention_ms,
+        reason="moderator",
+    )
+    return Response(status_code=204)
+
+
+async def audit(request: Request) -> Response:
+    """Newest first; ``?before=<id>`` pages back, ``?limit=`` up to 200."""
+    ctx = IssuerContext.of(request)
+    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
+    before = request.query_params.get("before", "+")
+    limit_text = request.query_params.get("limit", "50")
+    if (before != "+" and not _STREAM_ID.fullmatch(before)) or not limit_text.isdigit():
+        raise InvalidRequest("before must be an entry id, limit a number")
+    limit = min(max(int(limit_text), 1), MAX_PAGE)
+    await ctx.store.authorize(actor.sub)
+    entries = await ctx.store.audit_page(before, limit)
+    page = [
+        {
+            "id": entry_id,
+            "at": iso(fields.get("ts_ms", 0)),
+            "actor": fields.get("actor", ""),
+            "action": fields.get("action", ""),
+            "target": fields.get("target", ""),
+            "reason": fields.get("reason", ""),
+        }
+        for entry_id, fields in entries
+    ]
+    following = page[-1]["id"] if len(page) == limit else None
+    return json_response({"entries": page, "next_before": following})
