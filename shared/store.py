@@ -7,6 +7,7 @@ so Redis never holds one without the other (DESIGN.md invariant 1).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -28,6 +29,8 @@ from revocast.errors import (
     UserBlocked,
 )
 from revocast.keyspace import Keyspace
+
+log = logging.getLogger("revocast.store")
 
 _SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
     "invalid_grant": InvalidRefreshToken,
@@ -79,6 +82,8 @@ class Poll:
     entries_added: int
     length: int
     first_id: str
+    last_id: str  # last-generated-id
+    now_ms: int  # Redis time
     entries: list[tuple[str, dict[str, str]]]
 
 
@@ -336,13 +341,17 @@ class Store:
         )
 
     async def poll(self, after_id: str, count: int) -> Poll:
-        epoch, exists, added, length, first_id, entries = await self._run("poll", after_id, count)
+        epoch, exists, added, length, first_id, last_id, now_ms, entries = await self._run(
+            "poll", after_id, count
+        )
         return Poll(
             epoch=epoch,
             stream_exists=bool(exists),
             entries_added=int(added),
             length=int(length),
             first_id=first_id,
+            last_id=last_id,
+            now_ms=int(now_ms),
             entries=[(entry_id, _pairs(fields)) for entry_id, fields in entries],
         )
 
@@ -355,7 +364,9 @@ def _wrap_errors() -> Iterator[None]:
     except ResponseError as exc:
         error = _SCRIPT_ERRORS.get(str(exc))
         if error is None:
-            raise StoreUnavailable(f"redis refused: {exc}") from None
+            # The raw text names scripts and lines: for the log, not for clients.
+            log.error("redis refused a command: %s", exc)
+            raise StoreUnavailable("redis refused the command") from None
         raise error() from None
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None

@@ -7,6 +7,8 @@ revocation, even if Redis came back empty (DESIGN.md invariant 6).
 
 from __future__ import annotations
 
+import logging
+
 from revocast.events import (
     AnyEvent,
     KeyPublished,
@@ -17,6 +19,8 @@ from revocast.events import (
 )
 from revocast.keys import PublicKey
 from revocast.store import Snapshot
+
+log = logging.getLogger("revocast.verifier")
 
 
 class RevocationCache:
@@ -88,5 +92,10 @@ class RevocationCache:
         self.revoked_keys.setdefault(kid, at_ms)
 
     def _trust(self, jwk_text: str) -> None:
-        key = PublicKey.from_jwk(jwk_text)
+        try:
+            key = PublicKey.from_jwk(jwk_text)
+        except ValueError as exc:
+            # Tokens naming it will be refused as signed by an unknown key.
+            log.error("ignoring a published key: %s", exc)
+            return
         self.keys[key.kid] = key

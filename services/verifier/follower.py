@@ -65,6 +65,9 @@ class StreamFollower:
         self.snapshots = 0
         self.events_applied = 0
         self.last_delay_ms = 0.0
+        # Redis time minus local time. Token times and forget-after times are Redis
+        # time, so the verifier judges them by Redis's clock, whatever its host's says.
+        self.clock_offset_s = 0.0
         self.error: str | None = None
         self._needs_snapshot = True
         self._last_prune = 0.0
@@ -108,19 +111,26 @@ class StreamFollower:
                 await self._follow_once()
                 self.error = None
                 delay = 0.05
-            except (StoreUnavailable, RedisError, OSError, UnknownEvent) as exc:
+            except Exception as exc:
                 if self._stopping():
                     return
                 self.error = f"{type(exc).__name__}: {exc}"
-                log.warning("revocation stream read failed, retrying in %.2fs: %s", delay, exc)
+                expected = (StoreUnavailable, RedisError, OSError, UnknownEvent)
+                log.log(
+                    logging.WARNING if isinstance(exc, expected) else logging.ERROR,
+                    "revocation stream read failed, retrying in %.2fs: %s",
+                    delay,
+                    self.error,
+                )
                 # Full jitter keeps many verifiers from reconnecting in lockstep.
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
                 delay = min(delay * 2, 2.0)
             self._maybe_prune()
 
     async def _snapshot(self) -> None:
-        sent = self._monotonic()
+        sent, sent_wall = self._monotonic(), self._clock()
         snapshot = await self.store.snapshot()
+        self._measure_offset(snapshot.now_ms, sent, sent_wall)
         self.cache.merge(snapshot)
         self.last_id = snapshot.last_id
         self.entries_seen = snapshot.entries_added
@@ -138,12 +148,17 @@ class StreamFollower:
         )
 
     async def _follow_once(self) -> None:
-        sent = self._monotonic()
+        sent, sent_wall = self._monotonic(), self._clock()
         poll = await self.store.poll(self.last_id, BATCH)
+        self._measure_offset(poll.now_ms, sent, sent_wall)
         if poll.epoch != self.epoch:
             log.warning(
                 "redis epoch changed (%s -> %s): taking a new snapshot", self.epoch, poll.epoch
             )
+            self._needs_snapshot = True
+            return
+        if self._went_backwards(poll):
+            log.warning("stream is behind %s (failover or restore?): new snapshot", self.last_id)
             self._needs_snapshot = True
             return
         if self._trimmed_past_us(poll):
@@ -151,9 +166,9 @@ class StreamFollower:
             self._needs_snapshot = True
             return
         self._apply(poll.entries)
-        self._mark_fresh(sent)
         if len(poll.entries) == BATCH:
-            return
+            return  # more to read: not fresh until caught up
+        self._mark_fresh(sent)
         sent = self._monotonic()
         reply = cast(
             list[tuple[str, list[tuple[str, dict[str, str]]]]],
@@ -161,9 +176,30 @@ class StreamFollower:
                 {self.store.keys.events: self.last_id}, count=BATCH, block=self.block_ms
             ),
         )
+        read = 0
         for _stream, entries in reply or []:
             self._apply(entries)
-        self._mark_fresh(sent)
+            read += len(entries)
+        if read < BATCH:
+            self._mark_fresh(sent)
+
+    def _measure_offset(self, redis_now_ms: int, sent: float, sent_wall: float) -> None:
+        round_trip = self._monotonic() - sent
+        if round_trip < 0.1:  # a slow reply says little about when Redis read its clock
+            self.clock_offset_s = redis_now_ms / 1000 - (sent_wall + round_trip / 2)
+
+    def now_ms(self) -> int:
+        """Redis's time by the local clock and the measured offset."""
+        return int((self._clock() + self.clock_offset_s) * 1000)
+
+    def _went_backwards(self, poll: Poll) -> bool:
+        """The stream lost entries we read: a failover to a lagging replica, or a restore."""
+        if not poll.stream_exists:
+            return self.last_id != "0-0"
+        return (
+            parse_id(poll.last_id) < parse_id(self.last_id)
+            or poll.entries_added < self.entries_seen
+        )
 
     def _trimmed_past_us(self, poll: Poll) -> bool:
         """True when entries after ``last_id`` were trimmed before we read them.
@@ -185,7 +221,7 @@ class StreamFollower:
             self.fresh_at = sent
 
     def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
-        now_ms = self._clock() * 1000
+        now_ms = self.now_ms()
         for entry_id, fields in entries:
             event = decode_entry(fields)
             self.cache.apply(event)
@@ -198,4 +234,4 @@ class StreamFollower:
         now = self._monotonic()
         if now - self._last_prune >= PRUNE_EVERY_S:
             self._last_prune = now
-            self.cache.prune(int(self._clock() * 1000))
+            self.cache.prune(self.now_ms())

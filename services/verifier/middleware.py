@@ -2,7 +2,9 @@
 
 Works with Starlette and FastAPI: claims land in ``request.state.claims``
 (``scope["state"]["claims"]``). Rejections get 401 with an RFC 6750 challenge;
-a stale verifier gets 503, never a guess.
+a stale verifier gets 503, never a guess. A WebSocket handshake is checked the
+same way and closed with 1008 (policy violation) when it fails; a connection
+already open is not re-checked.
 """
 
 from __future__ import annotations
@@ -34,10 +36,13 @@ class RevocastMiddleware:
         self.realm = realm
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.public_paths:
+        if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
         token = bearer_token(Headers(scope=scope).get("authorization"))
+        if scope["type"] == "websocket":
+            await self._websocket(token, scope, receive, send)
+            return
         if token is None:
             response = error_response(
                 "missing_token",
@@ -61,6 +66,19 @@ class RevocastMiddleware:
         except VerifierStale as exc:
             response = error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
             await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["claims"] = claims
+        await self.app(scope, receive, send)
+
+    async def _websocket(
+        self, token: str | None, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        try:
+            if token is None:
+                raise TokenRejected("missing_token")
+            claims = self.verifier.verify(token)
+        except (TokenRejected, VerifierStale) as exc:
+            await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
             return
         scope.setdefault("state", {})["claims"] = claims
         await self.app(scope, receive, send)

@@ -29,6 +29,10 @@ class VerifierState(enum.Enum):
 class Verifier:
     """Verifies access tokens with no network call; start it before use, stop it after.
 
+    The Redis client (from ``settings.redis_url``, or injected) must be the
+    verifier's own: it holds a blocking stream read, and ``stop`` closes its
+    connections.
+
     ``verify`` returns the claims, raises ``TokenRejected`` (with a ``code``) for
     a token that must not be accepted, or ``VerifierStale`` when the verifier
     cannot prove it has seen every revocation up to ``max_staleness_s`` ago.
@@ -138,7 +142,7 @@ class Verifier:
             payload,
             issuer=self.settings.issuer,
             audience=self.settings.audience,
-            now_s=self._clock(),
+            now_s=self._clock() + self.follower.clock_offset_s,
             leeway_s=self.settings.leeway_s,
         )
         return kid, claims
