@@ -73,6 +73,43 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator(args: argparse.Namespace) -> int:
+    """Run one operator command against Redis and print its JSON result."""
+    import json
+
+    from revocast import operator
+
+    settings = _settings()
+
+    async def run() -> object:
+        redis = redis_client(settings.redis_url or "")
+        store = Store(redis, Keyspace(settings.key_prefix))
+        try:
+            match args.command, getattr(args, "keys_command", None):
+                case "block", _:
+                    return await operator.block(store, settings, args.user_id, args.reason)
+                case "unblock", _:
+                    return await operator.unblock(store, settings, args.user_id, args.reason)
+                case "sessions", _:
+                    return await operator.sessions(store, settings, args.user_id)
+                case "keys", "rotate":
+                    return await operator.rotate_key(store, settings)
+                case "keys", "revoke":
+                    return await operator.revoke_key(store, settings, args.kid, args.reason)
+                case _:
+                    return await operator.list_keys(store, settings)
+        finally:
+            await redis.aclose()
+
+    try:
+        result = asyncio.run(run())
+    except RevocastError as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def _stack(args: argparse.Namespace) -> int:
     from revocast.stack import run_stack
 
@@ -100,6 +137,31 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--role", action="append", default=[], help="repeat for several roles")
     add.add_argument("--password-stdin", action="store_true")
     add.set_defaults(handler=_user_add)
+
+    for name, text in (
+        ("block", "block a user: every session ends, login is refused"),
+        ("unblock", "let a blocked user log in again"),
+    ):
+        moderate = commands.add_parser(name, help=text)
+        moderate.add_argument("user_id")
+        moderate.add_argument("--reason", default="")
+        moderate.set_defaults(handler=_operator)
+    sessions = commands.add_parser("sessions", help="list a user's live sessions")
+    sessions.add_argument("user_id")
+    sessions.set_defaults(handler=_operator)
+
+    keys = commands.add_parser("keys", help="signing keys: list, rotate, revoke")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser("list", help="published keys").set_defaults(handler=_operator)
+    keys_commands.add_parser(
+        "rotate", help="add a key (in REVOCAST_KEY_DIR) and sign with it from now on"
+    ).set_defaults(handler=_operator)
+    revoke = keys_commands.add_parser(
+        "revoke", help="withdraw a key: every token it signed is refused everywhere"
+    )
+    revoke.add_argument("kid")
+    revoke.add_argument("--reason", default="")
+    revoke.set_defaults(handler=_operator)
 
     stack = commands.add_parser(
         "stack",

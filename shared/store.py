@@ -146,7 +146,7 @@ class Store:
         activate: bool = False,
         actor: str = "",
     ) -> str:
-        """Publish a public key (sets the epoch if missing); returns the active kid."""
+        """Publish a public key (and the epoch, if given and missing); returns the active kid."""
         return str(
             await self._run("publish_key", kid, jwk_json, epoch, retention_ms, int(activate), actor)
         )

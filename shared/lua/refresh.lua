@@ -13,13 +13,13 @@ local sid, uid, state = rec[1], rec[2], rec[3]
 if not sid then
   return redis.error_reply('invalid_grant')
 end
-local session = P .. ':session:' .. sid
-if redis.call('EXISTS', session) == 0 then
-  return redis.error_reply('invalid_grant')
-end
 local user = P .. ':user:' .. uid
 if redis.call('HGET', user, 'blocked') == '1' then
   return redis.error_reply('user_blocked')
+end
+local session = P .. ':session:' .. sid
+if redis.call('EXISTS', session) == 0 then
+  return redis.error_reply('invalid_grant')
 end
 local roles = redis.call('HGET', user, 'roles') or '[]'
 local signing_kid = redis.call('GET', P .. ':signing_kid') or ''

@@ -1,0 +1,221 @@
+"""Moderator actions reach every verifier; only moderators may take them; all are audited."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from revocast.errors import Forbidden, TokenRejected
+from revocast.verifier import Verifier
+from tests.conftest import Issuer, VerifierFactory
+from tests.support.servers import eventually
+
+BOUND_S = 1.0  # loose: the measured figures are in BENCHMARKS.md
+
+
+@dataclass
+class Person:
+    uid: str
+    tokens: dict[str, Any]
+
+    @property
+    def bearer(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens['access_token']}"}
+
+
+@dataclass
+class Team:
+    issuer: Issuer
+    verifiers: list[Verifier]
+    admin: Person
+    mod: Person
+    alice: Person
+    bob: Person
+
+    async def call(self, who: Person, method: str, path: str, **kwargs: Any) -> Any:
+        return await self.issuer.http.request(method, path, headers=who.bearer, **kwargs)
+
+
+@pytest.fixture
+async def team(issuer: Issuer, make_verifier: VerifierFactory) -> Team:
+    people = {}
+    for name, roles in (("admin", ["admin"]), ("mod", ["moderator"]), ("alice", ["user"]),
+                        ("bob", ["user"])):  # fmt: skip
+        uid = await issuer.add_user(name, roles)
+        people[name] = Person(uid, await issuer.login(name))
+    verifiers = [await make_verifier(), await make_verifier()]
+    return Team(issuer, verifiers, **people)
+
+
+def rejection(verifier: Verifier, token: str) -> str | None:
+    try:
+        verifier.verify(token)
+    except TokenRejected as exc:
+        return exc.code
+    return None
+
+
+async def all_reject(team: Team, token: str, code: str) -> float:
+    """Seconds until both verifiers reject ``token`` with ``code``."""
+    waits = await asyncio.gather(
+        *(eventually(lambda v=v: rejection(v, token) == code) for v in team.verifiers)
+    )
+    return max(waits)
+
+
+async def test_block_kills_every_session_and_refuses_login_until_unblock(team: Team) -> None:
+    second = await team.issuer.login("alice")
+    reply = await team.call(team.mod, "POST", f"/v1/admin/users/{team.alice.uid}/block",
+                            json={"reason": "spam"})  # fmt: skip
+    assert reply.status_code == 200
+    assert reply.json() == {"user_id": team.alice.uid, "blocked": True}
+    assert await all_reject(team, team.alice.tokens["access_token"], "user_revoked") < BOUND_S
+    await all_reject(team, second["access_token"], "user_revoked")
+    for verifier in team.verifiers:
+        verifier.verify(team.bob.tokens["access_token"])  # others untouched
+
+    login = await team.issuer.http.post(
+        "/v1/login", json={"username": "alice", "password": "correct horse battery"}
+    )
+    assert (login.status_code, login.json()["error"]) == (403, "user_blocked")
+    refresh = await team.issuer.refresh(second["refresh_token"])
+    assert (refresh.status_code, refresh.json()["error"]) == (403, "user_blocked")
+
+    unblock = await team.call(team.mod, "POST", f"/v1/admin/users/{team.alice.uid}/unblock")
+    assert unblock.json() == {"user_id": team.alice.uid, "blocked": False}
+    fresh = await team.issuer.login("alice")
+    await eventually(lambda: all(rejection(v, fresh["access_token"]) is None
+                                 for v in team.verifiers))  # fmt: skip
+    assert rejection(team.verifiers[0], team.alice.tokens["access_token"]) == "user_revoked"
+
+
+async def test_role_change_kills_old_tokens_but_not_the_session(team: Team) -> None:
+    reply = await team.call(team.admin, "PUT", f"/v1/admin/users/{team.alice.uid}/roles",
+                            json={"roles": ["editor", "user"]})  # fmt: skip
+    assert reply.json() == {"user_id": team.alice.uid, "roles": ["editor", "user"]}
+    assert await all_reject(team, team.alice.tokens["access_token"], "roles_changed") < BOUND_S
+    refreshed = await team.issuer.refresh(team.alice.tokens["refresh_token"])
+    assert refreshed.status_code == 200
+    for verifier in team.verifiers:
+        claims = verifier.verify(refreshed.json()["access_token"])
+        assert claims.roles == ("editor", "user")
+        assert claims.sid == team.alice.tokens["session_id"]
+
+
+async def test_moderator_lists_and_ends_a_session(team: Team) -> None:
+    listed = await team.call(team.mod, "GET", f"/v1/admin/users/{team.alice.uid}/sessions")
+    assert listed.status_code == 200
+    (session,) = listed.json()["sessions"]
+    assert session["session_id"] == team.alice.tokens["session_id"]
+    assert {"created_at", "last_refreshed_at", "user_agent", "client_address"} <= set(session)
+    ended = await team.call(team.mod, "DELETE", f"/v1/admin/sessions/{session['session_id']}")
+    assert ended.status_code == 204
+    assert await all_reject(team, team.alice.tokens["access_token"], "session_revoked") < BOUND_S
+    again = await team.call(team.mod, "DELETE", f"/v1/admin/sessions/{session['session_id']}")
+    assert again.status_code == 404
+
+
+async def test_audit_trail_holds_every_action_newest_first(team: Team) -> None:
+    alice = team.alice.uid
+    await team.call(team.mod, "POST", f"/v1/admin/users/{alice}/block", json={"reason": "spam"})
+    await team.call(team.mod, "POST", f"/v1/admin/users/{alice}/unblock")
+    await team.call(team.admin, "PUT", f"/v1/admin/users/{team.bob.uid}/roles",
+                    json={"roles": ["user", "vip"], "reason": "promo"})  # fmt: skip
+    await team.call(team.admin, "DELETE", f"/v1/admin/sessions/{team.bob.tokens['session_id']}")
+    page = (await team.call(team.admin, "GET", "/v1/admin/audit", params={"limit": 3})).json()
+    actions = [(e["actor"], e["action"], e["target"], e["reason"]) for e in page["entries"]]
+    assert actions == [
+        (team.admin.uid, "end_session", f"{team.bob.uid}/{team.bob.tokens['session_id']}",
+         "moderator"),
+        (team.admin.uid, "roles", team.bob.uid, "promo"),
+        (team.mod.uid, "unblock", alice, ""),
+    ]  # fmt: skip
+    rest = await team.call(team.admin, "GET", "/v1/admin/audit",
+                           params={"before": page["next_before"], "limit": 3})  # fmt: skip
+    assert [(e["action"], e["reason"]) for e in rest.json()["entries"]] == [("block", "spam")]
+    assert rest.json()["next_before"] is None
+    assert all(e["at"].endswith("+00:00") for e in page["entries"])
+
+
+ADMIN_ROUTES = [
+    ("POST", "/v1/admin/users/{uid}/block", None),
+    ("POST", "/v1/admin/users/{uid}/unblock", None),
+    ("PUT", "/v1/admin/users/{uid}/roles", {"roles": ["admin"]}),
+    ("GET", "/v1/admin/users/{uid}/sessions", None),
+    ("DELETE", "/v1/admin/sessions/{sid}", None),
+    ("GET", "/v1/admin/audit", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
+async def test_normal_users_get_403_and_anonymous_401(
+    team: Team, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    url = path.format(uid=team.bob.uid, sid=team.bob.tokens["session_id"])
+    reply = await team.call(team.alice, method, url, json=body)
+    assert (reply.status_code, reply.json()["error"]) == (403, "forbidden")
+    anonymous = await team.issuer.http.request(method, url, json=body)
+    assert anonymous.status_code == 401
+    for verifier in team.verifiers:  # nothing happened to bob
+        verifier.verify(team.bob.tokens["access_token"])
+
+
+Action = Callable[[Team], Awaitable[Any]]
+
+
+async def _block_mod(team: Team) -> Any:
+    return await team.call(team.admin, "POST", f"/v1/admin/users/{team.mod.uid}/block")
+
+
+async def _demote_mod(team: Team) -> Any:
+    return await team.call(team.admin, "PUT", f"/v1/admin/users/{team.mod.uid}/roles",
+                           json={"roles": ["user"]})  # fmt: skip
+
+
+@pytest.mark.parametrize("strip", [_block_mod, _demote_mod], ids=["blocked", "demoted"])
+async def test_moderator_loses_power_at_once(team: Team, strip: Action) -> None:
+    assert (await strip(team)).status_code == 200
+    # No wait for propagation: the script checks the actor's roles in Redis.
+    reply = await team.call(team.mod, "POST", f"/v1/admin/users/{team.alice.uid}/block")
+    assert reply.status_code in (401, 403)
+    # Even with a token no verifier has caught up on, the script itself refuses.
+    store = team.issuer.app.state.ctx.store
+    with pytest.raises(Forbidden):
+        await store.moderate(team.mod.uid, "block", team.alice.uid, lifetime_ms=1, retention_ms=1)
+    team.verifiers[0].verify(team.alice.tokens["access_token"])
+
+
+async def test_moderators_cannot_touch_admins_or_grant_power(team: Team) -> None:
+    on_admin = await team.call(team.mod, "POST", f"/v1/admin/users/{team.admin.uid}/block")
+    assert on_admin.status_code == 403
+    grant = await team.call(team.mod, "PUT", f"/v1/admin/users/{team.alice.uid}/roles",
+                            json={"roles": ["moderator"]})  # fmt: skip
+    assert grant.status_code == 403
+    ok = await team.call(team.admin, "PUT", f"/v1/admin/users/{team.alice.uid}/roles",
+                         json={"roles": ["moderator"]})  # fmt: skip
+    assert ok.status_code == 200
+    selfblock = await team.call(team.admin, "POST", f"/v1/admin/users/{team.admin.uid}/block")
+    assert selfblock.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/v1/admin/users/nosuchuser/block", None, 404, "not_found"),
+        ("POST", "/v1/admin/users/bad%20id/block", None, 404, "not_found"),
+        ("PUT", "/v1/admin/users/{uid}/roles", {"roles": "admin"}, 400, "invalid_request"),
+        ("PUT", "/v1/admin/users/{uid}/roles", {"roles": ["Bad Role"]}, 400, "invalid_request"),
+        ("GET", "/v1/admin/audit?limit=x", None, 400, "invalid_request"),
+        ("GET", "/v1/admin/audit?before=nope", None, 400, "invalid_request"),
+        ("GET", "/v1/admin/users/nosuchuser/sessions", None, 404, "not_found"),
+    ],
+)
+async def test_bad_admin_requests(
+    team: Team, method: str, path: str, body: Any, status: int, code: str
+) -> None:
+    reply = await team.call(team.admin, method, path.format(uid=team.alice.uid), json=body)
+    assert (reply.status_code, reply.json()["error"]) == (status, code)
