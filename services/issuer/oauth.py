@@ -27,7 +27,9 @@ _HINTS = ("refresh_token", "access_token")
 async def _token_and_order(ctx: IssuerContext, request: Request) -> tuple[str, tuple[str, ...]]:
     raw = await read_raw(request, FORM, ctx.settings.max_body_bytes)
     try:
-        form = parse_qs(raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw))
+        form = parse_qs(
+            raw.decode("ascii"), keep_blank_values=True, strict_parsing=bool(raw), errors="strict"
+        )
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("body is not a valid form") from None
     tokens = form.get("token", [])

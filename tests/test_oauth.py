@@ -1,0 +1,105 @@
+"""RFC 7009 revocation and RFC 7662 introspection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from revocast.errors import TokenRejected
+from revocast.verifier import Verifier
+from tests.conftest import Issuer, VerifierFactory
+from tests.support.servers import eventually
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def rejected(verifier: Verifier, token: str) -> bool:
+    try:
+        verifier.verify(token)
+    except TokenRejected:
+        return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("which", "hint"),
+    [
+        ("refresh_token", "refresh_token"),
+        ("refresh_token", ""),
+        ("access_token", "access_token"),
+        ("access_token", "refresh_token"),  # a wrong hint only changes the search order
+        ("access_token", "something_else"),  # an unknown hint is ignored
+    ],
+)
+async def test_revoking_either_token_ends_the_session(
+    issuer: Issuer, make_verifier: VerifierFactory, which: str, hint: str
+) -> None:
+    await issuer.add_user("alice")
+    verifiers = [await make_verifier(), await make_verifier()]
+    tokens = await issuer.login("alice")
+    form = {"token": tokens[which]} | ({"token_type_hint": hint} if hint else {})
+    reply = await issuer.http.post("/oauth/revoke", data=form)
+    assert reply.status_code == 200
+    for verifier in verifiers:
+        await eventually(lambda v=verifier: rejected(v, tokens["access_token"]))
+    assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
+
+
+@pytest.mark.parametrize("token", ["unknown", "a.b.c", "x" * 600])
+async def test_revoking_an_unknown_token_answers_200(issuer: Issuer, token: str) -> None:
+    reply = await issuer.http.post("/oauth/revoke", data={"token": token})
+    assert reply.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"", FORM),
+        (b"token_type_hint=refresh_token", FORM),
+        (b"token=a&token=b", FORM),
+        (b'{"token": "a"}', {"Content-Type": "application/json"}),
+        (b"token=%ff%fe", FORM),
+    ],
+)
+async def test_malformed_revocation_requests_get_400(
+    issuer: Issuer, body: bytes, headers: dict[str, str]
+) -> None:
+    reply = await issuer.http.post("/oauth/revoke", content=body, headers=headers)
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
+
+
+async def introspect(issuer: Issuer, caller: dict[str, Any] | None, token: str) -> Any:
+    headers = {"Authorization": f"Bearer {caller['access_token']}"} if caller else {}
+    return await issuer.http.post("/oauth/introspect", data={"token": token}, headers=headers)
+
+
+async def test_introspection_needs_an_authorized_caller(issuer: Issuer) -> None:
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    assert (await introspect(issuer, None, tokens["access_token"])).status_code == 401
+    assert (await introspect(issuer, tokens, tokens["access_token"])).status_code == 403
+
+
+async def test_introspection_answers(issuer: Issuer) -> None:
+    uid = await issuer.add_user("alice", ["user"])
+    await issuer.add_user("gateway", ["introspect"])
+    gateway = await issuer.login("gateway")
+    alice = await issuer.login("alice")
+
+    access = (await introspect(issuer, gateway, alice["access_token"])).json()
+    assert access["active"] is True
+    assert (access["token_type"], access["sub"], access["sid"]) == (
+        "access_token", uid, alice["session_id"],
+    )  # fmt: skip
+    assert (access["username"], access["roles"], access["scope"]) == ("alice", ["user"], "user")
+    assert access["exp"] > access["iat"]
+    refresh = (await introspect(issuer, gateway, alice["refresh_token"])).json()
+    assert (refresh["active"], refresh["token_type"], refresh["sub"]) == (
+        True, "refresh_token", uid,
+    )  # fmt: skip
+    assert (await introspect(issuer, gateway, "garbage")).json() == {"active": False}
+
+    await issuer.post_bearer("/v1/logout", alice["access_token"])
+    for token in (alice["access_token"], alice["refresh_token"]):
+        assert (await introspect(issuer, gateway, token)).json() == {"active": False}

@@ -1,0 +1,100 @@
+"""Operator commands talk to Redis with the issuer's scripts: same events, same audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from redis.asyncio import Redis
+
+from revocast.errors import TokenRejected
+from revocast.keyspace import Keyspace
+from tests.conftest import PASSWORD, Issuer, VerifierFactory
+from tests.support.servers import eventually
+
+
+def revocast(issuer: Issuer, *args: str) -> subprocess.CompletedProcess[str]:
+    settings = issuer.settings
+    env = os.environ | {
+        "REDIS_URL": settings.redis_url or "",
+        "REVOCAST_KEY_PREFIX": settings.key_prefix,
+        "REVOCAST_KEY_DIR": settings.key_dir,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "revocast", *args],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+def output(result: subprocess.CompletedProcess[str]) -> Any:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+async def test_block_unblock_and_sessions_from_the_command_line(
+    issuer: Issuer, make_verifier: VerifierFactory, redis: Redis
+) -> None:
+    uid = await issuer.add_user("alice")
+    admin = await issuer.add_user("root", ["admin"])
+    verifiers = [await make_verifier(), await make_verifier()]
+    tokens = await issuer.login("alice")
+
+    listed = output(revocast(issuer, "sessions", uid))
+    assert [s["session_id"] for s in listed["sessions"]] == [tokens["session_id"]]
+
+    assert output(revocast(issuer, "block", uid, "--reason", "abuse")) == {
+        "user_id": uid, "blocked": True,
+    }  # fmt: skip
+    for verifier in verifiers:
+
+        def dead(v: Any = verifier) -> bool:
+            try:
+                v.verify(tokens["access_token"])
+            except TokenRejected as exc:
+                return exc.code == "user_revoked"
+            return False
+
+        await eventually(dead)
+    login = await issuer.http.post("/v1/login", json={"username": "alice", "password": PASSWORD})
+    assert login.status_code == 403
+
+    stream = await redis.xrange(Keyspace(issuer.settings.key_prefix).events)
+    assert stream[-1][1]["type"] == "user_revoked"
+    assert stream[-1][1]["reason"] == "blocked"
+
+    output(revocast(issuer, "unblock", uid))
+    assert (await issuer.login("alice"))["user_id"] == uid
+
+    root = await issuer.login("root")
+    audit = await issuer.http.get(
+        "/v1/admin/audit", headers={"Authorization": f"Bearer {root['access_token']}"}
+    )
+    entries = [(e["action"], e["target"], e["reason"]) for e in audit.json()["entries"]]
+    assert entries == [("unblock", uid, ""), ("block", uid, "abuse")]
+    assert all(e["actor"].startswith("cli:") for e in audit.json()["entries"])
+    assert admin
+
+
+async def test_operator_errors_are_clear(issuer: Issuer) -> None:
+    missing = revocast(issuer, "block", "nosuchuser")
+    assert missing.returncode == 1
+    assert "not_found" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    unknown_key = revocast(issuer, "keys", "revoke", "nosuchkid")
+    assert unknown_key.returncode == 1
+    assert "not_found" in unknown_key.stderr
+
+
+async def test_keys_from_the_command_line(issuer: Issuer) -> None:
+    before = output(revocast(issuer, "keys", "list"))["keys"]
+    assert [k["active"] for k in before] == [True]
+    rotated = output(revocast(issuer, "keys", "rotate"))
+    after = output(revocast(issuer, "keys", "list"))["keys"]
+    assert {k["kid"]: k["active"] for k in after} == {
+        before[0]["kid"]: False, rotated["kid"]: True,
+    }  # fmt: skip
+    revoked = output(revocast(issuer, "keys", "revoke", before[0]["kid"], "--reason", "leak"))
+    assert revoked == {"kid": before[0]["kid"], "revoked": True, "now_active": rotated["kid"]}
