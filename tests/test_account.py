@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import httpx
@@ -26,8 +27,12 @@ def rejection(verifier: Verifier, token: str) -> str | None:
     return None
 
 
+def is_rejected(verifier: Verifier, token: str) -> bool:
+    return rejection(verifier, token) is not None
+
+
 async def both_reject(verifiers: list[Verifier], token: str) -> None:
-    await asyncio.gather(*(eventually(lambda v=v: rejection(v, token) is not None)
+    await asyncio.gather(*(eventually(partial(is_rejected, v, token))
                            for v in verifiers))  # fmt: skip
 
 

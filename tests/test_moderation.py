@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -59,10 +60,14 @@ def rejection(verifier: Verifier, token: str) -> str | None:
     return None
 
 
+def rejects_with(verifier: Verifier, token: str, code: str) -> bool:
+    return rejection(verifier, token) == code
+
+
 async def all_reject(team: Team, token: str, code: str) -> float:
     """Seconds until both verifiers reject ``token`` with ``code``."""
     waits = await asyncio.gather(
-        *(eventually(lambda v=v: rejection(v, token) == code) for v in team.verifiers)
+        *(eventually(partial(rejects_with, v, token, code)) for v in team.verifiers)
     )
     return max(waits)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -42,7 +43,7 @@ async def test_revoking_either_token_ends_the_session(
     reply = await issuer.http.post("/oauth/revoke", data=form)
     assert reply.status_code == 200
     for verifier in verifiers:
-        await eventually(lambda v=verifier: rejected(v, tokens["access_token"]))
+        await eventually(partial(rejected, verifier, tokens["access_token"]))
     assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
 
 

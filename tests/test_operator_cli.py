@@ -61,9 +61,10 @@ async def test_block_unblock_and_sessions_from_the_command_line(
     login = await issuer.http.post("/v1/login", json={"username": "alice", "password": PASSWORD})
     assert login.status_code == 403
 
-    stream = await redis.xrange(Keyspace(issuer.settings.key_prefix).events)
-    assert stream[-1][1]["type"] == "user_revoked"
-    assert stream[-1][1]["reason"] == "blocked"
+    stream = await redis.xrevrange(Keyspace(issuer.settings.key_prefix).events, count=1)
+    (_, fields), *_ = stream or [("", {})]
+    assert fields is not None
+    assert (fields["type"], fields["uid"], fields["reason"]) == ("user_revoked", uid, "blocked")
 
     output(revocast(issuer, "unblock", uid))
     assert (await issuer.login("alice"))["user_id"] == uid
