@@ -1,0 +1,125 @@
+"""One verifier process for ``bench.propagation_processes`` (mode "worker"); not run by hand.
+
+Started as ``python -m bench._verifier_worker`` with the revocast settings in the environment.
+It runs a real ``Verifier`` (its own Redis connection and ``StreamFollower``) on uvloop, like
+the sidecar does, and talks to the parent over stdin/stdout, one line per message:
+
+- it prints ``ready`` once the first snapshot is taken;
+- ``watch <token>``: wait until ``verify(token)`` accepts, then print ``accepting``;
+- after each batch the follower applies, it looks the watched token's session up in the
+  revocation cache (O(1)); the first time it is there it prints
+  ``revoked <applied> <checked> <code>``: ``time.monotonic()`` right after
+  ``StreamFollower._apply`` returned (``verify()`` rejects the token from then on), and after
+  the confirming ``verify()`` call, with the code it raised. That call and the pipe write run
+  through ``call_soon``, at the follower's next await (its next read from Redis), not inside
+  the measured path. CLOCK_MONOTONIC is system-wide on Linux, so the parent can compare these
+  readings with its own;
+- ``ping``: print ``pong <time.monotonic()>`` (the parent checks the clocks agree);
+- ``quit`` or end of input: stop the verifier and exit.
+
+No polling and no spinning: between events the process sleeps in ``XREAD BLOCK``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+
+import uvloop
+
+from revocast.errors import TokenRejected, VerifierStale
+from revocast.settings import Settings
+from revocast.verifier import Verifier
+from revocast.verifier.follower import StreamFollower
+
+ACCEPT_TIMEOUT_S = 5.0
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def rejection(verifier: Verifier, token: str) -> str | None:
+    """The code verify() fails with (TokenRejected or VerifierStale), or None if it accepts."""
+    try:
+        verifier.verify(token)
+    except (TokenRejected, VerifierStale) as exc:
+        return exc.code
+    return None
+
+
+class Watch:
+    """The token being watched, and the hook that reports when a stream batch revokes it."""
+
+    def __init__(self, verifier: Verifier) -> None:
+        self.verifier = verifier
+        self.token: str | None = None
+        self.sid: str | None = None
+
+    def instrument(self) -> None:
+        follower: StreamFollower = self.verifier.follower
+        original = follower._apply
+        loop = asyncio.get_running_loop()
+
+        def _apply(entries: list[tuple[str, dict[str, str]]]) -> None:
+            original(entries)
+            applied = time.monotonic()
+            # An O(1) look-up in the path; the full verify() that confirms it and the report
+            # run later, at the follower's next await (call_soon).
+            token = self.token
+            if token is not None and self.sid in self.verifier.cache.sessions:
+                self.token = self.sid = None
+                loop.call_soon(self.confirm, token, applied)
+
+        follower._apply = _apply  # type: ignore[method-assign]
+
+    def confirm(self, token: str, applied: float) -> None:
+        code = rejection(self.verifier, token)
+        say(f"revoked {applied!r} {time.monotonic()!r} {code}")
+
+    async def arm(self, token: str) -> None:
+        deadline = time.monotonic() + ACCEPT_TIMEOUT_S
+        while True:
+            try:
+                claims = self.verifier.verify(token)
+                break
+            except (TokenRejected, VerifierStale) as exc:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the fresh token is still rejected ({exc.code})") from None
+            await asyncio.sleep(0.001)
+        self.token, self.sid = token, claims.sid
+        say("accepting")
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    verifier = Verifier(Settings.from_env())
+    await verifier.start()
+    try:
+        if not verifier.ready:
+            raise RuntimeError("the verifier did not take its first snapshot")
+        watch = Watch(verifier)
+        watch.instrument()
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        say("ready")
+        while line := (await reader.readline()).decode().strip():
+            command, _, argument = line.partition(" ")
+            if command == "watch":
+                await watch.arm(argument)
+            elif command == "ping":
+                say(f"pong {time.monotonic()!r}")
+            elif command == "quit":
+                break
+            else:
+                raise RuntimeError(f"unknown command {command!r}")
+    finally:
+        await verifier.stop()
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
