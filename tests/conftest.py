@@ -13,12 +13,12 @@ import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
+from revocast.chaos.proxy import TcpProxy
 from revocast.connection import redis_client
 from revocast.issuer import create_app
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.verifier import Verifier
-from tests.support.proxy import TcpProxy
 from tests.support.servers import serve
 
 PASSWORD = "correct horse battery"

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from revocast.chaos.proxy import TcpProxy
 from revocast.issuer import create_app
 from tests.conftest import Issuer
-from tests.support.proxy import TcpProxy
 from tests.support.servers import serve
 
 

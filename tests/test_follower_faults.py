@@ -11,6 +11,7 @@ import jwt
 import pytest
 from redis.asyncio import Redis
 
+from revocast.chaos.proxy import TcpProxy
 from revocast.connection import redis_client
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.keys import SigningKey
@@ -19,7 +20,6 @@ from revocast.settings import Settings
 from revocast.store import Store
 from revocast.verifier import Verifier
 from tests.conftest import VerifierFactory
-from tests.support.proxy import TcpProxy
 from tests.support.servers import eventually
 
 

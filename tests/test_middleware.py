@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from revocast.chaos.proxy import TcpProxy
 from revocast.verifier import RevocastMiddleware, Verifier
 from tests.conftest import Issuer, VerifierFactory
-from tests.support.proxy import TcpProxy
 from tests.support.servers import eventually
 
 

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
+from revocast.chaos.proxy import TcpProxy
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.keyspace import Keyspace
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
-from tests.support.proxy import TcpProxy
 from tests.support.servers import eventually
 
 

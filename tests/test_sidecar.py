@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 
+from revocast.chaos.proxy import TcpProxy
 from revocast.verifier import create_sidecar
 from tests.conftest import Issuer
-from tests.support.proxy import TcpProxy
 from tests.support.servers import eventually, serve
 
 

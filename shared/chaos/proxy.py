@@ -1,4 +1,4 @@
-"""A TCP proxy that can cut, black-hole and restore the path to Redis, for fault tests."""
+"""A TCP proxy that can cut, delay, black-hole and restore a path to Redis, for fault tests."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from revocast.redis_server import free_port
 
 
 class Mode(enum.Enum):
-    PASS = "pass"
+    FORWARD = "forward"
     CUT = "cut"  # close every connection and refuse new ones
     BLACKHOLE = "blackhole"  # keep connections open but forward nothing
+    DELAY = "delay"  # forward everything, each chunk ``delay_s`` late
 
 
 class TcpProxy:
@@ -21,7 +22,8 @@ class TcpProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
-        self.mode = Mode.PASS
+        self.mode = Mode.FORWARD
+        self.delay_s = 0.0
         self._passing = asyncio.Event()
         self._passing.set()
         self._server: asyncio.Server | None = None
@@ -55,8 +57,14 @@ class TcpProxy:
         self.mode = Mode.BLACKHOLE
         self._passing.clear()
 
+    def delay(self, seconds: float) -> None:
+        self.mode = Mode.DELAY
+        self.delay_s = seconds
+        self._passing.set()
+
     def restore(self) -> None:
-        self.mode = Mode.PASS
+        self.mode = Mode.FORWARD
+        self.delay_s = 0.0
         self._passing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -80,6 +88,8 @@ class TcpProxy:
                 if self.mode is Mode.CUT:
                     break
                 await self._passing.wait()
+                if self.mode is Mode.DELAY:
+                    await asyncio.sleep(self.delay_s)
                 dst.write(data)
                 await dst.drain()
         dst.transport.abort()

@@ -1,0 +1,1 @@
+"""Fault injection and the chaos harness behind ``revocast chaos``."""
