@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Literal, get_args
 
@@ -26,6 +27,7 @@ ENV_NAMES: dict[str, str] = {
     "key_dir": "REVOCAST_KEY_DIR",
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
     "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
+    "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
@@ -49,6 +51,8 @@ class Settings:
     key_dir: str = ".revocast/keys"
     max_body_bytes: int = 16 * 1024
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
+    # For chaos tests only: this process pretends its clock is off by this much.
+    clock_skew_s: float = 0.0
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
@@ -77,6 +81,11 @@ class Settings:
             raise SettingsError("argon2 time cost and parallelism must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise SettingsError("argon2 memory must be at least 8 KiB per lane")
+
+    def wall_clock(self) -> Callable[[], float]:
+        """``time.time``, shifted by ``clock_skew_s`` when a chaos test asks for it."""
+        skew = self.clock_skew_s
+        return time.time if skew == 0 else lambda: time.time() + skew
 
     @property
     def revocation_lifetime_ms(self) -> int:

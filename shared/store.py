@@ -98,6 +98,7 @@ class Store:
             for name in (
                 "publish_key",
                 "revoke_key",
+                "recover",
                 "add_user",
                 "login",
                 "refresh",
@@ -154,6 +155,16 @@ class Store:
     async def revoke_key(self, kid: str, retention_ms: int, actor: str, reason: str) -> str:
         """Withdraw a key for good; returns the event id."""
         return str(await self._run("revoke_key", kid, retention_ms, actor, reason))
+
+    async def recover(
+        self, new_epoch: str, kid: str, jwk_json: str, retention_ms: int, old_kids: list[str]
+    ) -> bool:
+        """After a data loss: revoke ``old_kids``, activate ``kid``, set the epoch. Once."""
+        return bool(await self._run("recover", new_epoch, kid, jwk_json, retention_ms, *old_kids))
+
+    async def epoch(self) -> str | None:
+        with _wrap_errors():
+            return cast(str | None, await self.redis.get(self.keys.epoch))
 
     async def signing_kid(self) -> str | None:
         with _wrap_errors():

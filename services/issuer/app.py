@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -19,13 +22,16 @@ from revocast.http import error_response, json_response, www_authenticate
 from revocast.issuer import account, admin, auth, oauth
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
+from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCounts
 from revocast.issuer.passwords import Passwords
+from revocast.issuer.state import StateGuard
 from revocast.issuer.tokens import TokenMinter
 from revocast.keys import jwks_document
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
 from revocast.store import Store
 from revocast.verifier import Verifier
+from revocast.verifier.metrics import VerifierCollector
 
 log = logging.getLogger("revocast.issuer")
 
@@ -38,6 +44,11 @@ async def _jwks(request: Request) -> Response:
 
 async def _healthz(request: Request) -> Response:
     return json_response({"status": "ok"})
+
+
+async def _metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _revocast_error(request: Request, exc: Exception) -> Response:
@@ -67,26 +78,34 @@ def create_app(settings: Settings) -> Starlette:
     if settings.redis_url is None:
         raise ValueError("the issuer needs settings.redis_url")
     redis_url = settings.redis_url
+    requests: RequestCounts = Counter()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = redis_client(redis_url)
         store = Store(redis, Keyspace(settings.key_prefix))
         keys = KeyRing(Path(settings.key_dir))
-        active = await keys.publish(store, settings.stream_retention_ms)
+        guard = StateGuard(settings, store, keys)
+        active = await guard.start()
         log.info("active signing key %s", active)
         verifier = Verifier(settings)
         await verifier.start()
         app.state.ctx = IssuerContext(
             settings, store, TokenMinter(settings, keys), Passwords(settings), verifier
         )
+        registry = CollectorRegistry()
+        registry.register(IssuerCollector(requests, guard))
+        registry.register(VerifierCollector(verifier))
+        app.state.metrics = registry
         try:
             yield
         finally:
+            await guard.stop()
             await verifier.stop()
             await redis.aclose()
 
     return Starlette(
+        middleware=[Middleware(RequestCounter, counts=requests)],
         routes=[
             Route("/v1/login", auth.login, methods=["POST"]),
             Route("/v1/refresh", auth.refresh, methods=["POST"]),
@@ -105,6 +124,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
+            Route("/metrics", _metrics, methods=["GET"]),
         ],
         exception_handlers={
             RevocastError: _revocast_error,

@@ -31,6 +31,9 @@ class KeyRing:
     def reload(self) -> None:
         self._keys = {key.kid: key for key in load_signing_keys(self.key_dir)}
 
+    def all(self) -> list[SigningKey]:
+        return list(self._keys.values())
+
     def get(self, kid: str) -> SigningKey:
         """The key to sign with; SigningKeyUnavailable when none is active or it is not here."""
         if not kid:

@@ -12,12 +12,14 @@ data) triggers a new snapshot, merged into the cache, never replacing it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import enum
 import logging
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import cast
 
@@ -32,6 +34,9 @@ log = logging.getLogger("revocast.verifier")
 
 BATCH = 1000  # entries per read
 PRUNE_EVERY_S = 1.0
+# Upper bounds (seconds) of the propagation histogram: event written -> applied here.
+PROPAGATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                         2.5, 5.0, 10.0, math.inf)  # fmt: skip
 
 
 class FollowerState(enum.Enum):
@@ -64,7 +69,13 @@ class StreamFollower:
         self.epoch: str | None = None
         self.snapshots = 0
         self.events_applied = 0
+        self.events_by_type: Counter[str] = Counter()
+        self.read_errors = 0
+        self.lag_entries = 0  # stream entries written but not yet applied, at the last poll
         self.last_delay_ms = 0.0
+        self.propagation_counts = [0] * len(PROPAGATION_BUCKETS_S)
+        self.propagation_sum_s = 0.0
+        self.propagation_max_s = 0.0
         # Redis time minus local time. Token times and forget-after times are Redis
         # time, so the verifier judges them by Redis's clock, whatever its host's says.
         self.clock_offset_s = 0.0
@@ -115,6 +126,7 @@ class StreamFollower:
                 if self._stopping():
                     return
                 self.error = f"{type(exc).__name__}: {exc}"
+                self.read_errors += 1
                 expected = (StoreUnavailable, RedisError, OSError, UnknownEvent)
                 log.log(
                     logging.WARNING if isinstance(exc, expected) else logging.ERROR,
@@ -166,6 +178,7 @@ class StreamFollower:
             self._needs_snapshot = True
             return
         self._apply(poll.entries)
+        self.lag_entries = max(0, poll.entries_added - self.entries_seen)
         if len(poll.entries) == BATCH:
             return  # more to read: not fresh until caught up
         self._mark_fresh(sent)
@@ -228,7 +241,14 @@ class StreamFollower:
             self.last_id = entry_id
             self.entries_seen += 1
             self.events_applied += 1
-            self.last_delay_ms = now_ms - event.ts_ms
+            self.events_by_type[type(event).__name__] += 1
+            self._observe_delay(max(0.0, (now_ms - event.ts_ms) / 1000))
+
+    def _observe_delay(self, seconds: float) -> None:
+        self.last_delay_ms = seconds * 1000
+        self.propagation_counts[bisect.bisect_left(PROPAGATION_BUCKETS_S, seconds)] += 1
+        self.propagation_sum_s += seconds
+        self.propagation_max_s = max(self.propagation_max_s, seconds)
 
     def _maybe_prune(self) -> None:
         now = self._monotonic()

@@ -2,7 +2,8 @@
 
 ``GET /verify`` reads ``Authorization: Bearer``: 200 with ``X-Auth-*`` headers,
 401 with an RFC 6750 challenge, 503 when stale. ``/healthz`` says the process
-is up; ``/readyz`` is 200 only after the first snapshot and while fresh.
+is up; ``/readyz`` is 200 only after the first snapshot and while fresh;
+``/metrics`` is the Prometheus text format.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +20,7 @@ from starlette.routing import Route
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.http import bearer_token, error_response, json_response, www_authenticate
 from revocast.settings import Settings
+from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier
 
 
@@ -54,6 +57,12 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Star
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
 
+    registry = CollectorRegistry()
+    registry.register(VerifierCollector(verifier))
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     async def readyz(request: Request) -> Response:
         body = {
             "ready": verifier.ready,
@@ -77,6 +86,7 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Star
             Route("/verify", verify, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
+from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
 
@@ -43,12 +44,13 @@ class Verifier:
         settings: Settings,
         *,
         redis: Redis | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if redis is None and settings.redis_url is None:
             raise ValueError("Verifier needs a Redis client or settings.redis_url")
         self.settings = settings
+        clock = clock or settings.wall_clock()
         block_ms = max(20, min(1000, int(settings.max_staleness_s * 250)))
         self._owns_redis = redis is None
         self._redis = redis or redis_client(
@@ -65,6 +67,10 @@ class Verifier:
         self._clock = clock
         self._monotonic = monotonic
         self.state = VerifierState.CREATED
+        # Plain counters: cheap in the hot path, exported by metrics.VerifierCollector.
+        self.accepted = 0
+        self.stale = 0
+        self.rejected: Counter[str] = Counter()
         # Fail-open is bounded by the access-token lifetime: past that, even open fails closed.
         self._stale_after_s = settings.max_staleness_s
         self._open_until_s = settings.access_ttl_s if settings.fail_mode == "open" else None
@@ -109,6 +115,18 @@ class Verifier:
 
     def verify(self, token: str) -> AccessClaims:
         """Check signature, claims and the revocation cache; no I/O."""
+        try:
+            claims = self._verify(token)
+        except TokenRejected as exc:
+            self.rejected[exc.code] += 1
+            raise
+        except VerifierStale:
+            self.stale += 1
+            raise
+        self.accepted += 1
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         staleness = self._monotonic() - self.follower.fresh_at
         if staleness > self._stale_after_s and (
             self._open_until_s is None or staleness > self._open_until_s

@@ -1,0 +1,62 @@
+"""Prometheus view of the issuer: requests by route and status, and detected data losses."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from revocast.issuer.state import StateGuard
+
+RequestCounts = Counter[tuple[str, str, int]]  # (method, route template, status) -> responses
+
+
+class RequestCounter:
+    """ASGI middleware counting responses by route template (never raw paths) and status."""
+
+    def __init__(self, app: ASGIApp, counts: RequestCounts) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            self.counts[(scope["method"], template, status)] += 1
+
+
+class IssuerCollector(Collector):
+    def __init__(self, requests: RequestCounts, guard: StateGuard) -> None:
+        self.requests = requests
+        self.guard = guard
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "revocast_issuer_requests",
+            "Issuer responses by method, route and status.",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), count in sorted(self.requests.items()):
+            requests.add_metric([method, route, str(status)], count)
+        yield requests
+        yield CounterMetricFamily(
+            "revocast_issuer_state_lost",
+            "Times this issuer found Redis had lost its state and revoked every signing key.",
+            value=self.guard.losses_detected,
+        )

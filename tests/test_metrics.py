@@ -1,0 +1,72 @@
+"""/metrics on the sidecar and the issuer, in the Prometheus text format."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from revocast.verifier import create_sidecar
+from tests.conftest import Issuer
+from tests.support.servers import eventually, serve
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_sidecar_metrics_follow_what_happened(issuer: Issuer) -> None:
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    sidecar = create_sidecar(issuer.settings)
+    async with serve(sidecar) as url, httpx.AsyncClient(base_url=url) as http:
+        assert (await http.get("/verify", headers=bearer)).status_code == 200
+        await issuer.post_bearer("/v1/logout", tokens["access_token"])
+
+        async def rejected() -> bool:
+            return (await http.get("/verify", headers=bearer)).status_code == 401
+
+        await eventually(rejected)
+        await http.get("/verify", headers={"Authorization": "Bearer a.b.c"})
+        reply = await http.get("/metrics")
+    assert reply.headers["content-type"].startswith("text/plain")
+    seen = samples(reply.text)
+    assert seen[("revocast_verify_total", (("outcome", "accepted"), ("reason", "")))] >= 1
+    rejected_revoked = ("revocast_verify_total", (("outcome", "rejected"),
+                                                  ("reason", "session_revoked")))  # fmt: skip
+    assert seen[rejected_revoked] == 1
+    assert seen[("revocast_verify_total", (("outcome", "rejected"), ("reason", "malformed_token")))]
+    assert seen[("revocast_verifier_ready", ())] == 1
+    assert 0 <= seen[("revocast_verifier_staleness_seconds", ())] < issuer.settings.max_staleness_s
+    assert seen[("revocast_cache_entries", (("kind", "sessions"),))] == 1
+    assert seen[("revocast_snapshots_total", ())] >= 1
+    applied = seen[("revocast_events_applied_total", (("type", "SessionRevoked"),))]
+    assert applied == 1
+    assert seen[("revocast_propagation_seconds_count", ())] >= applied
+    assert (
+        seen[("revocast_propagation_seconds_bucket", (("le", "+Inf"),))]
+        == seen[("revocast_propagation_seconds_count", ())]
+    )
+    assert 0 <= seen[("revocast_propagation_max_seconds", ())] < 1
+
+
+async def test_issuer_metrics_count_by_route_template(issuer: Issuer) -> None:
+    uid = await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    await issuer.http.post("/v1/login", json={"username": "alice", "password": "wrong one"})
+    await issuer.http.post(
+        f"/v1/admin/users/{uid}/block",
+        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+    )
+    seen = samples((await issuer.http.get("/metrics")).text)
+    login = "revocast_issuer_requests_total"
+    assert seen[(login, (("method", "POST"), ("route", "/v1/login"), ("status", "200")))] == 1
+    assert seen[(login, (("method", "POST"), ("route", "/v1/login"), ("status", "401")))] == 1
+    block = (("method", "POST"), ("route", "/v1/admin/users/{user_id}/block"), ("status", "403"))
+    assert seen[(login, block)] == 1
+    assert not any(uid in str(key) for key in seen)  # ids never become label values
+    assert ("revocast_verify_total", (("outcome", "accepted"), ("reason", ""))) in seen

@@ -1,0 +1,119 @@
+"""Redis comes back empty: verifiers keep what they knew, the issuer fails safe."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from revocast.errors import TokenRejected, VerifierStale
+from revocast.issuer import create_app
+from revocast.redis_server import RedisServer
+from revocast.settings import Settings
+from revocast.verifier import Verifier
+from tests.conftest import PASSWORD, Issuer
+from tests.support.servers import eventually, serve
+
+
+@pytest.fixture
+def lossy_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test's own, since the test destroys its data."""
+    server = RedisServer(tmp_path / "lossy", appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def lossy_settings(settings: Settings, lossy_redis: RedisServer) -> Settings:
+    return settings.with_overrides(redis_url=lossy_redis.url, max_staleness_s=1.0)
+
+
+@pytest.fixture
+async def lossy_issuer(lossy_settings: Settings) -> AsyncIterator[Issuer]:
+    app = create_app(lossy_settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Issuer(url, http, lossy_settings, app)
+
+
+def outcome(verifier: Verifier, token: str) -> str:
+    try:
+        verifier.verify(token)
+    except TokenRejected as exc:
+        return exc.code
+    except VerifierStale:
+        return "stale"
+    return "accepted"
+
+
+def lose_data(server: RedisServer) -> None:
+    server.kill()
+    server.wipe()
+    server.start()
+
+
+async def test_data_loss_fails_safe_everywhere(
+    lossy_issuer: Issuer, lossy_settings: Settings, lossy_redis: RedisServer
+) -> None:
+    issuer = lossy_issuer
+    await issuer.add_user("alice")
+    async with Verifier(lossy_settings) as survivor:
+        revoked, live = await issuer.login("alice"), await issuer.login("alice")
+        await issuer.post_bearer("/v1/logout", revoked["access_token"])
+        await eventually(lambda: outcome(survivor, revoked["access_token"]) == "session_revoked")
+        old_kid = jwt.get_unverified_header(live["access_token"])["kid"]
+
+        lose_data(lossy_redis)
+
+        # The survivor never forgets, and the issuer's recovery revokes the old key.
+        await eventually(lambda: outcome(survivor, live["access_token"]) == "key_revoked", 10)
+        assert outcome(survivor, revoked["access_token"]) in ("session_revoked", "key_revoked")
+        ctx = issuer.app.state.ctx
+        assert await ctx.store.epoch() is not None
+        assert await ctx.store.signing_kid() != old_kid
+
+        # A verifier born after the loss refuses the old tokens too.
+        async with Verifier(lossy_settings) as newborn:
+            for token in (revoked["access_token"], live["access_token"]):
+                assert outcome(newborn, token) in ("key_revoked", "unknown_key")
+
+            # Accounts went with the data: an operator recreates them, logins work again.
+            login = {"username": "alice", "password": PASSWORD}
+            assert (await issuer.http.post("/v1/login", json=login)).status_code == 401
+            await issuer.add_user("alice")
+            fresh = await issuer.login("alice")
+            await eventually(lambda: outcome(newborn, fresh["access_token"]) == "accepted")
+            await eventually(lambda: outcome(survivor, fresh["access_token"]) == "accepted")
+
+    metrics = (await issuer.http.get("/metrics")).text
+    assert "revocast_issuer_state_lost_total 1.0" in metrics
+
+
+async def test_issuer_restarted_after_a_loss_recovers_at_start(
+    lossy_settings: Settings, lossy_redis: RedisServer
+) -> None:
+    app = create_app(lossy_settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        issuer = Issuer(url, http, lossy_settings, app)
+        await issuer.add_user("alice")
+        old = await issuer.login("alice")
+    lose_data(lossy_redis)  # while no issuer runs
+    restarted = create_app(lossy_settings)
+    async with serve(restarted):
+        store = restarted.state.ctx.store
+        old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
+        assert await store.signing_kid() != old_kid
+        revoked = await store.redis.zrange(store.keys.revoked_keys, 0, -1)
+        assert old_kid in revoked
+        assert restarted.state.ctx is not None
+    await asyncio.sleep(0)
+
+
+async def test_fresh_deployment_is_not_mistaken_for_a_loss(issuer: Issuer) -> None:
+    ctx = issuer.app.state.ctx
+    assert await ctx.store.redis.zcard(ctx.store.keys.revoked_keys) == 0
+    assert "revocast_issuer_state_lost_total 0.0" in (await issuer.http.get("/metrics")).text
