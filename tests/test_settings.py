@@ -55,3 +55,11 @@ def test_revocations_outlive_tokens_and_retention_outlives_revocations() -> None
     settings = Settings(access_ttl_s=300, leeway_s=2)
     assert settings.revocation_lifetime_ms > (300 + 2) * 1000
     assert settings.stream_retention_ms >= settings.revocation_lifetime_ms
+
+
+def test_clock_skew_knob_shifts_only_this_process_clock() -> None:
+    import time
+
+    assert Settings().wall_clock() is time.time
+    skewed = Settings.from_env({"REVOCAST_CLOCK_SKEW_S": "-7.5"}).wall_clock()
+    assert abs(skewed() - (time.time() - 7.5)) < 0.1
