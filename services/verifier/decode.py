@@ -1,34 +1,42 @@
 """Signature and claim checks for one access token, with no I/O.
 
-Signature verification (pyjwt's JWS layer, algorithm pinned by the key) is kept
-apart from claim validation (msgspec schema plus an injected clock), as
-joserfc does. The token's ``alg`` header never selects the algorithm.
+The compact JWS is parsed strictly here, not by a general JOSE library: three
+canonical base64url segments, JSON objects without duplicate keys. The key is
+chosen by ``kid`` among trusted keys, and each key is bound to one algorithm:
+the header's ``alg`` must name it but never selects anything, and the only
+signature check that exists is that key's Ed25519 verify. Claim validation is
+kept apart from signature verification (as joserfc does) and takes its clock
+from the caller.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Mapping
+from typing import Any
 
-import jwt
 import msgspec
-from jwt.api_jws import PyJWS
+from cryptography.exceptions import InvalidSignature
 
 from revocast.claims import FORBIDDEN_HEADERS, MAX_TOKEN_BYTES, TOKEN_TYPE, AccessClaims
 from revocast.errors import TokenRejected
-from revocast.keys import PublicKey, b64url_decode
+from revocast.keys import PublicKey
 
-_jws = PyJWS()
-_header_decoder = msgspec.json.Decoder(dict[str, object])
-_B64URL = re.compile(r"[A-Za-z0-9_-]+")
-_claims_decoder = msgspec.json.Decoder(AccessClaims)
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def check_signature(token: str, keys: Mapping[str, PublicKey]) -> tuple[str, bytes]:
-    """Return (kid, payload bytes) of a token signed by a trusted key, else raise."""
+def check_signature(token: str, keys: Mapping[str, PublicKey]) -> tuple[str, AccessClaims]:
+    """Return (kid, claims) of a token signed by a trusted key; claims not yet validated."""
     if len(token) > MAX_TOKEN_BYTES:
         raise TokenRejected("token_too_large", f"token exceeds {MAX_TOKEN_BYTES} bytes")
-    header = _header(token)
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise TokenRejected("malformed_token", "a JWS has exactly three segments")
+    header_b64, payload_b64, signature_b64 = segments
+    header = _json_object(_b64decode(header_b64), "header")
     forbidden = FORBIDDEN_HEADERS.intersection(header)
     if forbidden:
         raise TokenRejected("forbidden_header", f"header carries {sorted(forbidden)}")
@@ -40,41 +48,61 @@ def check_signature(token: str, keys: Mapping[str, PublicKey]) -> tuple[str, byt
     key = keys.get(kid)
     if key is None:
         raise TokenRejected("unknown_key", "kid is not a trusted key")
+    if header.get("alg") != key.algorithm:
+        raise TokenRejected("algorithm_not_allowed", f"key {kid} only signs with {key.algorithm}")
+    signature = _b64decode(signature_b64)
     try:
-        decoded = _jws.decode_complete(token, key.key, algorithms=[key.algorithm])
-    except jwt.InvalidAlgorithmError:
-        raise TokenRejected(
-            "algorithm_not_allowed", f"key {kid} only signs with {key.algorithm}"
-        ) from None
-    except jwt.InvalidSignatureError:
+        key.key.verify(signature, f"{header_b64}.{payload_b64}".encode("ascii"))
+    except InvalidSignature:
         raise TokenRejected("bad_signature", "signature does not verify") from None
-    except jwt.InvalidTokenError:
-        raise TokenRejected("malformed_token", "token is not a compact JWS") from None
-    return kid, decoded["payload"]
-
-
-def _header(token: str) -> dict[str, object]:
-    """The JOSE header, read before pyjwt so each refusal gets its own reason."""
-    segments = token.split(".")
-    if len(segments) != 3 or not all(_B64URL.fullmatch(part) for part in segments[:2]):
-        raise TokenRejected("malformed_token", "token is not three base64url segments")
+    payload = _json_object(_b64decode(payload_b64), "payload")
     try:
-        header = _header_decoder.decode(b64url_decode(segments[0]))
-    except (msgspec.DecodeError, ValueError):
-        raise TokenRejected("malformed_token", "header is not a JSON object") from None
-    return header
+        claims = msgspec.convert(payload, AccessClaims)
+    except msgspec.ValidationError as exc:
+        raise TokenRejected("invalid_claims", str(exc)) from None
+    return kid, claims
+
+
+def _b64decode(segment: str) -> bytes:
+    """Strict base64url: no padding, no stray characters, canonical trailing bits."""
+    if not _SEGMENT.fullmatch(segment):
+        raise TokenRejected("malformed_token", "segment is not unpadded base64url")
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise TokenRejected("malformed_token", "segment is not base64url") from None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != segment:
+        raise TokenRejected("malformed_token", "segment is not canonical base64url")
+    return raw
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [name for name, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise TokenRejected("malformed_token", "duplicate JSON member names")
+    return dict(pairs)
+
+
+def _no_constants(name: str) -> Any:
+    raise TokenRejected("malformed_token", f"{name} is not JSON")
+
+
+def _json_object(raw: bytes, part: str) -> dict[str, Any]:
+    try:
+        value = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise TokenRejected("malformed_token", f"{part} is not JSON") from None
+    if not isinstance(value, dict):
+        raise TokenRejected("malformed_token", f"{part} is not a JSON object")
+    return value
 
 
 def check_claims(
-    payload: bytes, *, issuer: str, audience: str, now_s: float, leeway_s: float
+    claims: AccessClaims, *, issuer: str, audience: str, now_s: float, leeway_s: float
 ) -> AccessClaims:
-    """Parse the claims strictly and check issuer, audience and the time window."""
-    try:
-        claims = _claims_decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        raise TokenRejected("invalid_claims", str(exc)) from None
-    except msgspec.DecodeError:
-        raise TokenRejected("malformed_token", "payload is not a JSON object") from None
+    """Check issuer, audience and the time window against the caller's clock."""
     if claims.iss != issuer:
         raise TokenRejected("wrong_issuer", "iss does not match")
     if claims.aud != audience:

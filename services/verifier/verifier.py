@@ -155,9 +155,9 @@ class Verifier:
         return self._decode(token)[1]
 
     def _decode(self, token: str) -> tuple[str, AccessClaims]:
-        kid, payload = check_signature(token, self.cache.keys)
-        claims = check_claims(
-            payload,
+        kid, claims = check_signature(token, self.cache.keys)
+        check_claims(
+            claims,
             issuer=self.settings.issuer,
             audience=self.settings.audience,
             now_s=self._clock() + self.follower.clock_offset_s,
