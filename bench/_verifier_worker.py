@@ -6,14 +6,18 @@ the sidecar does, and talks to the parent over stdin/stdout, one line per messag
 
 - it prints ``ready`` once the first snapshot is taken;
 - ``watch <token>``: wait until ``verify(token)`` accepts, then print ``accepting``;
-- after each batch the follower applies, it looks the watched token's session up in the
-  revocation cache (O(1)); the first time it is there it prints
+- after each batch the follower applies, it looks the watched token up in the revocation
+  cache the way ``verify()`` does (revoked key, session, user not-before, roles changed: O(1)
+  dictionary look-ups with the claims decoded when the token was first accepted), so any
+  event that kills the token counts: ``session_revoked`` (logout, has ``sid``) as well as
+  ``user_revoked`` (block, has only ``uid``). The first time the token is rejected it prints
   ``revoked <applied> <checked> <code>``: ``time.monotonic()`` right after
   ``StreamFollower._apply`` returned (``verify()`` rejects the token from then on), and after
-  the confirming ``verify()`` call, with the code it raised. That call and the pipe write run
-  through ``call_soon``, at the follower's next await (its next read from Redis), not inside
-  the measured path. CLOCK_MONOTONIC is system-wide on Linux, so the parent can compare these
-  readings with its own;
+  the confirming ``verify()`` call, with the code it raised (the parent checks it is the one
+  the action should cause). That call and the pipe write run through ``call_soon``, at the
+  follower's next await (its next read from Redis), not inside the measured path.
+  CLOCK_MONOTONIC is system-wide on Linux, so the parent can compare these readings with its
+  own;
 - ``ping``: print ``pong <time.monotonic()>`` (the parent checks the clocks agree);
 - ``quit`` or end of input: stop the verifier and exit.
 
@@ -27,8 +31,10 @@ import logging
 import sys
 import time
 
+import jwt
 import uvloop
 
+from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.settings import Settings
 from revocast.verifier import Verifier
@@ -57,7 +63,20 @@ class Watch:
     def __init__(self, verifier: Verifier) -> None:
         self.verifier = verifier
         self.token: str | None = None
-        self.sid: str | None = None
+        self.kid = ""
+        self.claims: AccessClaims | None = None
+
+    def cache_rejects(self, claims: AccessClaims) -> bool:
+        """Whether the revocation cache now rejects the watched token: ``verify()``'s own
+        revocation checks, in its order, on claims decoded once (no signature check)."""
+        cache = self.verifier.cache
+        if self.kid in cache.revoked_keys or claims.sid in cache.sessions:
+            return True
+        user = cache.users.get(claims.sub)
+        if user is not None and claims.iat_ms <= user[0]:
+            return True
+        changed = cache.claims.get(claims.sub)
+        return changed is not None and claims.iat_ms <= changed[0]
 
     def instrument(self) -> None:
         follower: StreamFollower = self.verifier.follower
@@ -67,11 +86,11 @@ class Watch:
         def _apply(entries: list[tuple[str, dict[str, str]]]) -> None:
             original(entries)
             applied = time.monotonic()
-            # An O(1) look-up in the path; the full verify() that confirms it and the report
+            # O(1) look-ups in the path; the full verify() that confirms it and the report
             # run later, at the follower's next await (call_soon).
-            token = self.token
-            if token is not None and self.sid in self.verifier.cache.sessions:
-                self.token = self.sid = None
+            token, claims = self.token, self.claims
+            if token is not None and claims is not None and self.cache_rejects(claims):
+                self.token = self.claims = None
                 loop.call_soon(self.confirm, token, applied)
 
         follower._apply = _apply  # type: ignore[method-assign]
@@ -90,7 +109,8 @@ class Watch:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the fresh token is still rejected ({exc.code})") from None
             await asyncio.sleep(0.001)
-        self.token, self.sid = token, claims.sid
+        self.kid = str(jwt.get_unverified_header(token).get("kid", ""))
+        self.token, self.claims = token, claims
         say("accepting")
 
 

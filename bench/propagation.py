@@ -28,12 +28,14 @@ import json
 import math
 import os
 import platform
+import shlex
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from bench._env import git_state
 from revocast.connection import redis_client
 from revocast.errors import TokenRejected
 from revocast.issuer import create_app
@@ -289,6 +292,8 @@ async def redis_version(url: str) -> str:
 
 
 async def run(counts: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]:
+    run_at = datetime.now(UTC).isoformat(timespec="seconds")
+    git = git_state()
     with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
         server = RedisServer(Path(tmp) / "redis", appendonly=False)
         server.start()
@@ -318,6 +323,7 @@ async def run(counts: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]
     return {
         "benchmark": "propagation",
         "mode": "in-process",
+        "run_at": run_at,
         "measured": "POST /v1/logout returned to the client -> verify() raises session_revoked",
         "notes": NOTES,
         "environment": {
@@ -326,6 +332,7 @@ async def run(counts: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]
             "cpus": os.cpu_count(),
             "redis_server": f"{Path(server.binary).name} {version}",
             "event_loop": "asyncio (default)",
+            "git": git,
         },
         "runs": runs,
     }
@@ -371,7 +378,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.rounds < 1 or args.warmup < 0 or any(n < 1 for n in args.verifiers):
         parser.error("--rounds and --verifiers must be at least 1, --warmup at least 0")
 
+    words = sys.argv[1:] if argv is None else list(argv)
     report = asyncio.run(run(args.verifiers, args.rounds, args.warmup))
+    command = [".venv/bin/python", "-m", "bench.propagation", *words]
+    report = {"command": shlex.join(command)} | report
     print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -3,28 +3,42 @@
 Reproduce from the repository root::
 
     .venv/bin/python -m bench.propagation_processes --verifiers 1 4 16 --rounds 200
+    .venv/bin/python -m bench.propagation_processes --mode worker --action logout block \
+        --verifiers 1 2 4 16 --rounds 200
 
 A private redis-server (appendonly off, temp dir) and the issuer (``revocast issuer``, uvicorn
-on uvloop) run as separate processes; the user is created with ``revocast user add``. For each
-verifier count N, two modes run in turn, each with N fresh verifier processes:
+on uvloop) run as separate processes; the users are created with ``revocast user add``. Two
+actions revoke a token (``--action``, default logout):
+
+- logout: a user's fresh session is ended by ``POST /v1/logout`` with its own access token; the
+  verifiers must reject that token with ``session_revoked`` (the event names the ``sid``).
+- block: a moderator (``revocast user add mod --role moderator``, logged in once, again
+  before its token is half-way to expiry) calls ``POST /v1/admin/users/{uid}/block`` on a
+  target user who holds a fresh session; the verifiers must reject the target's token with
+  ``user_revoked`` (the event names only the ``uid``). Before each round's login the target
+  is unblocked (``POST /v1/admin/users/{uid}/unblock``, not timed).
+
+For each verifier count N and action, the modes run in turn, each with N fresh verifier
+processes:
 
 - mode "worker" (the propagation figure): N ``bench._verifier_worker`` processes, each a real
   ``Verifier`` on uvloop with its own Redis connection. Each wraps ``StreamFollower._apply`` and
   reports ``time.monotonic()`` right after the batch that makes the watched token rejected was
-  applied (and confirms it with ``verify()``). ``time.monotonic()`` is CLOCK_MONOTONIC, one clock
-  for every process on a Linux host. Latency = that moment minus the client's
-  ``time.monotonic()`` right after ``POST /v1/logout`` returned. Nobody polls or spins: the
-  workers sleep in ``XREAD BLOCK`` and the client waits on their pipes.
+  applied (and confirms it, and the code, with ``verify()``). ``time.monotonic()`` is
+  CLOCK_MONOTONIC, one clock for every process on a Linux host. Latency = that moment minus
+  the client's ``time.monotonic()`` right after the timed call (logout or block) returned.
+  Nobody polls or spins: the workers sleep in ``XREAD BLOCK`` and the client waits on their
+  pipes.
 - mode "sidecar" (an upper bound): N ``revocast verifier`` sidecars, polled over HTTP
   ``GET /verify`` with one keep-alive httpx client each, all at once with ``asyncio.gather``,
-  until each answers 401. Latency = the end of the first 401 reply minus the logout's return;
-  it includes one /verify round trip, whose floor is measured on an accepted token.
+  until each answers 401. Latency = the end of the first 401 reply minus the timed call's
+  return; it includes one /verify round trip, whose floor is measured on an accepted token.
 
-Per round (both modes): log in (not timed), wait until every verifier accepts the token, log
-out, collect one sample per verifier. Percentiles are nearest-rank over rounds x verifiers.
-Each latency is also given from just before the logout request was sent: with more processes
-than CPUs the verifiers' wake-up delays the logout's own reply, which flatters from-reply
-figures as N grows (see the JSON notes).
+Per round (both modes): log in (not timed), wait until every verifier accepts the token, make
+the timed call, collect one sample per verifier. Percentiles are nearest-rank over rounds x
+verifiers. Each latency is also given from just before the timed request was sent: with more
+processes than CPUs the verifiers' wake-up delays the call's own reply, which flatters
+from-reply figures as N grows (see the JSON notes).
 """
 
 from __future__ import annotations
@@ -36,13 +50,16 @@ import functools
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import IO, Any
@@ -50,55 +67,69 @@ from typing import IO, Any
 import httpx
 import uvloop
 
+from bench._env import git_state
 from bench.propagation import summary
 from revocast.connection import redis_client
 from revocast.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "propagation_processes.json"
-USERNAME = "bench"
+USERNAME = "bench"  # logs in and out (action logout)
+TARGET = "bench-target"  # blocked by the moderator (action block)
+MODERATOR = "mod"
 PASSWORD = "correct horse battery"
 ROUND_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 90.0
 FLOOR_SAMPLES = 200
 MODES = ("worker", "sidecar")
+ACTIONS = ("logout", "block")
 
 NOTES = [
     "Every component is its own OS process on one host: redis-server, the issuer (uvicorn, "
     "uvloop, httptools; it also runs its own Verifier, one more stream reader), the client "
     "(this script, uvloop), and N verifier processes. Nothing is pinned to a CPU.",
-    "Clock start for every latency: time.monotonic() in the client right after POST "
-    "/v1/logout returned (response read). The revocation is XADDed inside the logout's Lua "
-    "script, so a verifier can apply it before the issuer's HTTP reply reaches the client; "
-    "such samples are negative and real (applied_before_reply counts them).",
+    "Each run is one (action, mode, verifiers). The timed call: action logout, POST "
+    "/v1/logout with the session's own access token (expected rejection code "
+    "session_revoked); action block, POST /v1/admin/users/{uid}/block with a moderator's "
+    "access token and {'reason': 'bench'} (expected user_revoked: every token of the user "
+    "issued up to the block dies). For block the target user is unblocked and logs in again "
+    "before each round, outside the timing; the moderator is another user, so its own token "
+    "stays valid (every unblock and block call is authorized with it).",
+    "Clock start for every latency: time.monotonic() in the client right after the timed "
+    "call returned (response read). The revocation is XADDed inside the call's Lua script, "
+    "so a verifier can apply it before the issuer's HTTP reply reaches the client; such "
+    "samples are negative and real (applied_before_reply counts them).",
     "mode worker, latency_ms: time.monotonic() in the verifier process right after "
     "StreamFollower._apply returned for the batch holding the revocation; from then on "
     "verify() rejects the token. bench._verifier_worker wraps _apply and, after each batch, "
-    "looks the watched session up in the revocation cache (O(1)); the confirming verify() "
-    "(it must raise session_revoked) and the pipe write run via call_soon, at the follower's "
-    "next await. checked_ms is the end of that confirming call. Workers never poll or spin: "
-    "they sleep in XREAD BLOCK, so the measurement adds no CPU load of its own. (Tried and "
-    "dropped: deferring the report by 50 ms, and a full verify() inside the hook; neither "
-    "moved the figures beyond run-to-run noise.)",
+    "runs verify()'s revocation look-ups (revoked key, session, user not-before, roles "
+    "changed; O(1) dictionary look-ups on the claims decoded when the token was accepted), "
+    "so it waits for 'the token is now rejected' whatever the event; the confirming "
+    "verify() (it must raise the action's expected code) and the pipe write run via "
+    "call_soon, at the follower's next await. checked_ms is the end of that confirming call. "
+    "Workers never poll or spin: they sleep in XREAD BLOCK, so the measurement adds no CPU "
+    "load of its own. (Tried and dropped: deferring the report by 50 ms, and a full verify() "
+    "inside the hook; neither moved the figures beyond run-to-run noise.)",
     "Clocks: CLOCK_MONOTONIC is system-wide on Linux. clock_check pings each worker 20 times "
     "and requires the worker's time.monotonic() to fall between the client's send and "
-    "receive; a worker applying the revocation before the client sent the logout also "
+    "receive; a worker applying the revocation before the client sent the timed call also "
     "aborts the run.",
-    "mode sidecar, latency_ms: from the logout's return to the end of the first GET /verify "
-    "that answered 401 session_revoked; one keep-alive httpx.AsyncClient per sidecar, all "
-    "sidecars polled concurrently (asyncio.gather), back to back with no sleep. An upper bound: "
-    "it includes one /verify round trip, and the polling itself loads the CPUs the sidecars "
-    "and Redis need. poll_start_ms ends at the start of that 401 request instead. "
-    "rejected_at_first_poll counts samples whose very first poll after the logout got 401.",
+    "mode sidecar, latency_ms: from the timed call's return to the end of the first GET "
+    "/verify that answered 401 with the expected code; one keep-alive httpx.AsyncClient per "
+    "sidecar, all sidecars polled concurrently (asyncio.gather), back to back with no sleep. "
+    "An upper bound: it includes one /verify round trip, and the polling itself loads the "
+    "CPUs the sidecars and Redis need. poll_start_ms ends at the start of that 401 request "
+    "instead. rejected_at_first_poll counts samples whose very first poll after the call got "
+    "401.",
     "mode sidecar, floor: /verify round trip on an accepted token (200), after the rounds of "
     "that count: rtt_single_ms polls one sidecar at a time; rtt_concurrent_ms polls all N at "
     "once as the rounds do (per request), and rtt_concurrent_slowest_ms is the slowest of "
     "each such batch.",
-    "from_request_ms (both modes) measures from just before the logout request was sent, so "
-    "it adds the logout's own HTTP round trip (logout_http_ms). The XADD happens between "
+    "from_request_ms (both modes) measures from just before the timed request was sent, so "
+    "it adds the call's own HTTP round trip (revoke_http_ms). The XADD happens between "
     "sending and the reply, so from-reply and from-request bracket the propagation from the "
     "XADD. With more processes than CPUs the verifiers wake up while the issuer still has to "
-    "write its reply: logout_http_ms grows with N, the clock start moves later and the "
+    "write its reply: revoke_http_ms grows with N, the clock start moves later and the "
     "from-reply figures look better as N grows. from_request_ms has no such bias.",
     "The host may be shared with other work: loadavg_before/after are in the environment.",
     "slowest_per_round_ms: per round, the last verifier to apply (worker) or answer 401 "
@@ -206,22 +237,118 @@ def proc_state(pid: int) -> str:
 # --- issuer calls -------------------------------------------------------------------------
 
 
-async def login(issuer: httpx.AsyncClient) -> str:
-    reply = await issuer.post("/v1/login", json={"username": USERNAME, "password": PASSWORD})
-    reply.raise_for_status()
-    token: str = reply.json()["access_token"]
-    return token
+@dataclass
+class Login:
+    token: str
+    uid: str
+    expires_in: float  # seconds the access token lives
+    at: float  # client's time.monotonic() just before the login request
+
+
+async def login(issuer: httpx.AsyncClient, username: str = USERNAME) -> Login:
+    at = time.monotonic()
+    reply = await issuer.post("/v1/login", json={"username": username, "password": PASSWORD})
+    if reply.status_code != 200:
+        raise RuntimeError(f"login of {username} answered {reply.status_code}: {reply.text}")
+    body = reply.json()
+    return Login(str(body["access_token"]), str(body["user_id"]), float(body["expires_in"]), at)
+
+
+async def timed_post(
+    issuer: httpx.AsyncClient, url: str, status: int, headers: dict[str, str], **kwargs: Any
+) -> tuple[float, float]:
+    """POST; the client's time.monotonic() just before sending and just after the reply."""
+    sent = time.monotonic()
+    reply = await issuer.post(url, headers=headers, **kwargs)
+    returned = time.monotonic()
+    if reply.status_code != status:
+        raise RuntimeError(f"{url} answered {reply.status_code}: {reply.text}")
+    return sent, returned
 
 
 async def logout(issuer: httpx.AsyncClient, token: str) -> tuple[float, float]:
-    """Log out; the client's time.monotonic() just before sending and just after the reply."""
     headers = {"Authorization": f"Bearer {token}"}
-    sent = time.monotonic()
-    reply = await issuer.post("/v1/logout", headers=headers)
-    returned = time.monotonic()
-    if reply.status_code != 204:
-        raise RuntimeError(f"logout answered {reply.status_code}: {reply.text}")
-    return sent, returned
+    return await timed_post(issuer, "/v1/logout", 204, headers)
+
+
+class Action(ABC):
+    """What a round revokes: ``session`` logs a user in (not timed) and gives its access
+    token; ``revoke`` makes the timed call after which verifiers must reject that token with
+    ``code``. One instance lives for the whole run (the block target's state carries over)."""
+
+    name: str
+    code: str
+    call: str
+
+    def __init__(self, issuer: httpx.AsyncClient) -> None:
+        self.issuer = issuer
+
+    @abstractmethod
+    async def session(self) -> str: ...
+
+    @abstractmethod
+    async def revoke(self, token: str) -> tuple[float, float]: ...
+
+
+class Logout(Action):
+    name = "logout"
+    code = "session_revoked"
+    call = "POST /v1/logout"
+
+    async def session(self) -> str:
+        return (await login(self.issuer)).token
+
+    async def revoke(self, token: str) -> tuple[float, float]:
+        return await logout(self.issuer, token)
+
+
+class Block(Action):
+    """A moderator blocks the target user; the target is unblocked before each new login."""
+
+    name = "block"
+    code = "user_revoked"
+    call = "POST /v1/admin/users/{uid}/block"
+    # A login in the same Redis millisecond as the last block would get a token the block
+    # already covers (iat <= not_before): the next login starts at least this long after it.
+    GAP_S = 0.002
+
+    def __init__(self, issuer: httpx.AsyncClient) -> None:
+        super().__init__(issuer)
+        self.moderator: Login | None = None
+        self.moderator_logins = 0
+        self.uid: str | None = None
+        self.blocked_at = -1.0
+
+    def headers(self) -> dict[str, str]:
+        assert self.moderator is not None
+        return {"Authorization": f"Bearer {self.moderator.token}"}
+
+    async def session(self) -> str:
+        mod = self.moderator
+        if mod is None or time.monotonic() - mod.at > mod.expires_in / 2:
+            # Log the moderator in again long before its access token expires.
+            self.moderator = await login(self.issuer, MODERATOR)
+            self.moderator_logins += 1
+        if self.uid is not None:
+            url = f"/v1/admin/users/{self.uid}/unblock"
+            await timed_post(self.issuer, url, 200, self.headers(), json={"reason": "bench"})
+        if (wait := self.blocked_at + self.GAP_S - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        target = await login(self.issuer, TARGET)
+        self.uid = target.uid
+        return target.token
+
+    async def revoke(self, token: str) -> tuple[float, float]:
+        url = f"/v1/admin/users/{self.uid}/block"
+        sent, returned = await timed_post(
+            self.issuer, url, 200, self.headers(), json={"reason": "bench"}
+        )
+        self.blocked_at = returned
+        return sent, returned
+
+
+def make_action(name: str, issuer: httpx.AsyncClient) -> Action:
+    return {"logout": Logout, "block": Block}[name](issuer)
 
 
 def ms(seconds: float) -> float:
@@ -331,14 +458,14 @@ async def stop_workers(children: Children, workers: Sequence[Worker]) -> None:
 
 @dataclass
 class WorkerRound:
-    logout_http_ms: float
+    revoke_http_ms: float
     applied_ms: list[float]
     checked_ms: list[float]
     applied_from_request_ms: list[float]
 
 
-async def worker_round(issuer: httpx.AsyncClient, workers: Sequence[Worker]) -> WorkerRound:
-    token = await login(issuer)
+async def worker_round(action: Action, workers: Sequence[Worker]) -> WorkerRound:
+    token = await action.session()
     for worker in workers:
         worker.send(f"watch {token}")
     for worker in workers:
@@ -346,18 +473,20 @@ async def worker_round(issuer: httpx.AsyncClient, workers: Sequence[Worker]) -> 
         if words != ["accepting"]:
             raise RuntimeError(f"{worker.child.name} said {words!r}, not accepting")
 
-    sent, returned = await logout(issuer, token)
+    sent, returned = await action.revoke(token)
 
     result = WorkerRound(ms(returned - sent), [], [], [])
     for worker in workers:
         words = await worker.receive(ROUND_TIMEOUT_S)
         if len(words) != 4 or words[0] != "revoked":
             raise RuntimeError(f"{worker.child.name} said {words!r}, not revoked")
-        if words[3] != "session_revoked":
-            raise RuntimeError(f"{worker.child.name} rejected the token with {words[3]}")
+        if words[3] != action.code:
+            raise RuntimeError(
+                f"{worker.child.name} rejected the token with {words[3]}, not {action.code}"
+            )
         applied, checked = float(words[1]), float(words[2])
         if applied < sent:
-            raise RuntimeError(f"{worker.child.name} applied the revocation before the logout")
+            raise RuntimeError(f"{worker.child.name} applied the revocation before the call")
         result.applied_ms.append(ms(applied - returned))
         result.checked_ms.append(ms(checked - returned))
         result.applied_from_request_ms.append(ms(applied - sent))
@@ -367,7 +496,7 @@ async def worker_round(issuer: httpx.AsyncClient, workers: Sequence[Worker]) -> 
 async def run_workers(
     children: Children,
     env: dict[str, str],
-    issuer: httpx.AsyncClient,
+    action: Action,
     count: int,
     rounds: int,
     warmup: int,
@@ -377,13 +506,16 @@ async def run_workers(
         await start_workers(children, env, count, workers)
         clocks = await clock_check(workers)
         for _ in range(warmup):
-            await worker_round(issuer, workers)
-        results = [await worker_round(issuer, workers) for _ in range(rounds)]
+            await worker_round(action, workers)
+        results = [await worker_round(action, workers) for _ in range(rounds)]
     finally:
         await stop_workers(children, workers)
 
     applied = [v for r in results for v in r.applied_ms]
     return {
+        "action": action.name,
+        "timed_call": action.call,
+        "expected_code": action.code,
         "mode": "worker",
         "verifiers": count,
         "rounds": rounds,
@@ -396,7 +528,7 @@ async def run_workers(
         "slowest_per_round_from_request_ms": summary(
             [max(r.applied_from_request_ms) for r in results]
         ),
-        "logout_http_ms": summary([r.logout_http_ms for r in results]),
+        "revoke_http_ms": summary([r.revoke_http_ms for r in results]),
         "applied_before_reply": sum(v < 0 for v in applied),
         "rounds_all_applied_before_reply": sum(max(r.applied_ms) < 0 for r in results),
         "clock_check": clocks,
@@ -453,10 +585,10 @@ async def wait_accepted(sidecar: Sidecar, token: str) -> None:
 class Poll:
     ended: float  # client's time.monotonic() when the 401 reply was read
     started: float  # ... when that request was started
-    first: bool  # the first poll after the logout already got 401
+    first: bool  # the first poll after the timed call already got 401
 
 
-async def poll_until_rejected(sidecar: Sidecar, token: str, since: float) -> Poll:
+async def poll_until_rejected(sidecar: Sidecar, token: str, since: float, expected: str) -> Poll:
     polls = 0
     while True:
         started = time.monotonic()
@@ -464,7 +596,7 @@ async def poll_until_rejected(sidecar: Sidecar, token: str, since: float) -> Pol
         ended = time.monotonic()
         polls += 1
         if status == 401:
-            if code != "session_revoked":
+            if code != expected:
                 raise RuntimeError(f"{sidecar.child.name} rejected the token with {code}")
             return Poll(ended, started, polls == 1)
         if status != 200:
@@ -475,22 +607,24 @@ async def poll_until_rejected(sidecar: Sidecar, token: str, since: float) -> Pol
 
 @dataclass
 class SidecarRound:
-    logout_http_ms: float
+    revoke_http_ms: float
     latency_ms: list[float]
     poll_start_ms: list[float]
     from_request_ms: list[float]
     first_poll: int
 
 
-async def sidecar_round(issuer: httpx.AsyncClient, sidecars: Sequence[Sidecar]) -> SidecarRound:
-    token = await login(issuer)
+async def sidecar_round(action: Action, sidecars: Sequence[Sidecar]) -> SidecarRound:
+    token = await action.session()
     await asyncio.gather(*(wait_accepted(s, token) for s in sidecars))
 
-    sent, returned = await logout(issuer, token)
-    polls = await asyncio.gather(*(poll_until_rejected(s, token, returned) for s in sidecars))
+    sent, returned = await action.revoke(token)
+    polls = await asyncio.gather(
+        *(poll_until_rejected(s, token, returned, action.code) for s in sidecars)
+    )
 
     return SidecarRound(
-        logout_http_ms=ms(returned - sent),
+        revoke_http_ms=ms(returned - sent),
         latency_ms=[ms(p.ended - returned) for p in polls],
         poll_start_ms=[ms(p.started - returned) for p in polls],
         from_request_ms=[ms(p.ended - sent) for p in polls],
@@ -509,7 +643,7 @@ async def timed_verify(sidecar: Sidecar, token: str) -> float:
 
 async def sidecar_floor(issuer: httpx.AsyncClient, sidecars: Sequence[Sidecar]) -> dict[str, Any]:
     """The /verify round trip on an accepted token: one sidecar at a time, then all at once."""
-    token = await login(issuer)
+    token = (await login(issuer)).token
     await asyncio.gather(*(wait_accepted(s, token) for s in sidecars))
     single = [await timed_verify(sidecars[i % len(sidecars)], token) for i in range(FLOOR_SAMPLES)]
     batches = [
@@ -527,7 +661,7 @@ async def sidecar_floor(issuer: httpx.AsyncClient, sidecars: Sequence[Sidecar]) 
 async def run_sidecars(
     children: Children,
     env: dict[str, str],
-    issuer: httpx.AsyncClient,
+    action: Action,
     count: int,
     rounds: int,
     warmup: int,
@@ -536,14 +670,17 @@ async def run_sidecars(
     try:
         await start_sidecars(children, env, count, sidecars)
         for _ in range(warmup):
-            await sidecar_round(issuer, sidecars)
-        results = [await sidecar_round(issuer, sidecars) for _ in range(rounds)]
-        floor = await sidecar_floor(issuer, sidecars)
+            await sidecar_round(action, sidecars)
+        results = [await sidecar_round(action, sidecars) for _ in range(rounds)]
+        floor = await sidecar_floor(action.issuer, sidecars)
     finally:
         await stop_sidecars(children, sidecars)
 
     latency = [v for r in results for v in r.latency_ms]
     return {
+        "action": action.name,
+        "timed_call": action.call,
+        "expected_code": action.code,
         "mode": "sidecar",
         "verifiers": count,
         "rounds": rounds,
@@ -554,7 +691,7 @@ async def run_sidecars(
         "poll_start_ms": summary([v for r in results for v in r.poll_start_ms]),
         "from_request_ms": summary([v for r in results for v in r.from_request_ms]),
         "slowest_per_round_from_request_ms": summary([max(r.from_request_ms) for r in results]),
-        "logout_http_ms": summary([r.logout_http_ms for r in results]),
+        "revoke_http_ms": summary([r.revoke_http_ms for r in results]),
         "rejected_at_first_poll": sum(r.first_poll for r in results),
         "floor": floor,
     }
@@ -572,9 +709,10 @@ async def redis_version(url: str) -> str:
         await client.aclose()
 
 
-def add_user(env: dict[str, str]) -> None:
+def add_user(env: dict[str, str], name: str, roles: Sequence[str] = ()) -> None:
+    role_args = [arg for role in roles for arg in ("--role", role)]
     done = subprocess.run(
-        [sys.executable, "-m", "revocast", "user", "add", USERNAME, "--password-stdin"],
+        [sys.executable, "-m", "revocast", "user", "add", name, *role_args, "--password-stdin"],
         env=env,
         cwd=ROOT,
         input=PASSWORD + "\n",
@@ -584,13 +722,14 @@ def add_user(env: dict[str, str]) -> None:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"revocast user add failed: {done.stderr.strip()}")
+        raise RuntimeError(f"revocast user add {name} failed: {done.stderr.strip()}")
 
 
 async def measure(
     children: Children,
     env: dict[str, str],
     counts: Sequence[int],
+    actions: Sequence[str],
     modes: Sequence[str],
     rounds: int,
     warmup: int,
@@ -604,44 +743,42 @@ async def measure(
     )
     url = f"http://127.0.0.1:{port}"
     await wait_http_ok(f"{url}/healthz", issuer_child)
-    add_user(env)
+    add_user(env, USERNAME)  # the floor's login uses it too
+    if "block" in actions:
+        add_user(env, TARGET)
+        add_user(env, MODERATOR, ["moderator"])
     runs: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, timeout=ROUND_TIMEOUT_S) as issuer:
+        by_name = {name: make_action(name, issuer) for name in actions}
         for count in counts:
-            for mode in modes:
-                started = time.monotonic()
-                runner = run_workers if mode == "worker" else run_sidecars
-                result = await runner(children, env, issuer, count, rounds, warmup)
-                result["wall_s"] = round(time.monotonic() - started, 1)
-                print(
-                    f"  {mode} x{count}: p50 {result['latency_ms']['p50']:.3f} ms "
-                    f"({result['wall_s']} s)",
-                    flush=True,
-                )
-                runs.append(result)
-                check_alive([issuer_child])
+            for action in by_name.values():
+                for mode in modes:
+                    started = time.monotonic()
+                    logins = action.moderator_logins if isinstance(action, Block) else 0
+                    runner = run_workers if mode == "worker" else run_sidecars
+                    result = await runner(children, env, action, count, rounds, warmup)
+                    result["wall_s"] = round(time.monotonic() - started, 1)
+                    if isinstance(action, Block):
+                        result["moderator_logins"] = action.moderator_logins - logins
+                    lat, req = result["latency_ms"], result["from_request_ms"]
+                    print(
+                        f"  {action.name} {mode} x{count}: p50 {lat['p50']:.3f} ms from reply, "
+                        f"{req['p50']:.3f} ms from request ({result['wall_s']} s)",
+                        flush=True,
+                    )
+                    runs.append(result)
+                    check_alive([issuer_child])
     return runs
 
 
-def git_state() -> dict[str, Any]:
-    """The commit measured, and whether the package sources differ from it (uncommitted)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--", "shared", "services"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None}
-    return {"commit": head, "package_files_uncommitted": len(changed)}
-
-
-def run(counts: Sequence[int], modes: Sequence[str], rounds: int, warmup: int) -> dict[str, Any]:
+def run(
+    counts: Sequence[int],
+    actions: Sequence[str],
+    modes: Sequence[str],
+    rounds: int,
+    warmup: int,
+) -> dict[str, Any]:
+    run_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()
     git = git_state()
     with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
@@ -657,7 +794,7 @@ def run(counts: Sequence[int], modes: Sequence[str], rounds: int, warmup: int) -
                 "REVOCAST_ARGON2_MEMORY_KIB": "1024",
                 "REVOCAST_ARGON2_PARALLELISM": "1",
             }
-            runs = uvloop.run(measure(children, env, counts, modes, rounds, warmup))
+            runs = uvloop.run(measure(children, env, counts, actions, modes, rounds, warmup))
             redis = uvloop.run(redis_version(server.url))
         finally:
             children.stop()
@@ -665,10 +802,12 @@ def run(counts: Sequence[int], modes: Sequence[str], rounds: int, warmup: int) -
     return {
         "benchmark": "propagation",
         "mode": "processes",
+        "run_at": run_at,
         "measured": (
-            "client's time.monotonic() after POST /v1/logout returned -> worker: the verifier "
-            "process applied the revocation (verify() rejects from then on); sidecar: the "
-            "client read the first 401 session_revoked from GET /verify (upper bound)"
+            "client's time.monotonic() after the timed call (POST /v1/logout, or a moderator's "
+            "POST /v1/admin/users/{uid}/block) returned -> worker: the verifier process "
+            "applied the revocation (verify() rejects from then on); sidecar: the client read "
+            "the first 401 with the expected code from GET /verify (upper bound)"
         ),
         "notes": NOTES,
         "environment": {
@@ -697,10 +836,10 @@ def triple(stats: dict[str, float]) -> str:
 
 def print_table(report: dict[str, Any]) -> None:
     runs = report["runs"]
-    print("From the logout's reply (client's time.monotonic() after POST /v1/logout returned):")
+    print("From the timed call's reply (client's time.monotonic() after it returned):")
     header = (
-        f"{'mode':>7} {'N':>3} {'samples':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'slowest/round p50/p99/max':>26} {'<reply':>6} {'1st poll':>8}"
+        f"{'action':>6} {'mode':>7} {'N':>3} {'samples':>7} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'max ms':>8} {'slowest/round p50/p99/max':>26} {'<reply':>6} {'1st poll':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -709,26 +848,27 @@ def print_table(report: dict[str, Any]) -> None:
         before = str(run.get("applied_before_reply", "-"))
         first = str(run.get("rejected_at_first_poll", "-"))
         print(
-            f"{run['mode']:>7} {run['verifiers']:>3} {run['samples']:>7} {lat['p50']:>8.3f} "
-            f"{lat['p99']:>8.3f} {lat['max']:>8.3f} {triple(run['slowest_per_round_ms']):>26} "
-            f"{before:>6} {first:>8}"
+            f"{run['action']:>6} {run['mode']:>7} {run['verifiers']:>3} {run['samples']:>7} "
+            f"{lat['p50']:>8.3f} {lat['p99']:>8.3f} {lat['max']:>8.3f} "
+            f"{triple(run['slowest_per_round_ms']):>26} {before:>6} {first:>8}"
         )
     print()
-    print("From just before the logout request was sent, and what the reply itself cost:")
+    print("From just before the timed request was sent, and what the call itself cost:")
     header = (
-        f"{'mode':>7} {'N':>3} {'p50/p99/max ms':>22} {'slowest/round p50/p99/max':>26} "
-        f"{'logout HTTP p50/p99':>20} {'floor 1/N p50':>14}"
+        f"{'action':>6} {'mode':>7} {'N':>3} {'p50/p99/max ms':>22} "
+        f"{'slowest/round p50/p99/max':>26} {'call HTTP p50/p99':>20} {'floor 1/N p50':>14}"
     )
     print(header)
     print("-" * len(header))
     for run in runs:
-        http = run["logout_http_ms"]
+        http = run["revoke_http_ms"]
         floor = "-"
         if "floor" in run:
             f = run["floor"]
             floor = f"{f['rtt_single_ms']['p50']:.3f}/{f['rtt_concurrent_ms']['p50']:.3f}"
         print(
-            f"{run['mode']:>7} {run['verifiers']:>3} {triple(run['from_request_ms']):>22} "
+            f"{run['action']:>6} {run['mode']:>7} {run['verifiers']:>3} "
+            f"{triple(run['from_request_ms']):>22} "
             f"{triple(run['slowest_per_round_from_request_ms']):>26} "
             f"{http['p50']:>9.3f}/{http['p99']:<10.3f} {floor:>14}"
         )
@@ -750,12 +890,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--mode", choices=MODES, nargs="+", default=list(MODES), help="default: both"
     )
+    parser.add_argument(
+        "--action",
+        choices=ACTIONS,
+        nargs="+",
+        default=["logout"],
+        help="what revokes the token: logout (default), block (a moderator blocks the user)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or any(n < 1 for n in args.verifiers):
         parser.error("--rounds and --verifiers must be at least 1, --warmup at least 0")
+    words = sys.argv[1:] if argv is None else list(argv)
 
-    report = run(args.verifiers, args.mode, args.rounds, args.warmup)
+    actions = list(dict.fromkeys(args.action))
+    report = run(args.verifiers, actions, args.mode, args.rounds, args.warmup)
+    command = [".venv/bin/python", "-m", "bench.propagation_processes", *words]
+    report = {"command": shlex.join(command)} | report
     print()
     print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,17 +21,20 @@ import json
 import os
 import platform
 import secrets
+import shlex
 import sys
 import tempfile
 import time
 import timeit
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
 
+from bench._env import git_state
 from revocast.connection import redis_client
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.tokens import TokenMinter, new_session_id
@@ -74,6 +77,8 @@ async def measure(
 
 
 async def run(repeat: int, target_s: float) -> dict[str, Any]:
+    run_at = datetime.now(UTC).isoformat(timespec="seconds")
+    git = git_state()
     with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
         server = RedisServer(Path(tmp) / "redis", appendonly=False)
         server.start()
@@ -145,6 +150,7 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
         result["vs_jwt_decode"] = round(result["best_us"] / baseline, 3)
     return {
         "benchmark": "verify_cost",
+        "run_at": run_at,
         "measured": f"best-of-{repeat} mean per call (timeit), same token for every case",
         "token_bytes": len(token),
         "notes": [
@@ -162,6 +168,7 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
             "redis_server": f"{Path(server.binary).name} {version}",
+            "git": git,
         },
         "results": results,
     }
@@ -190,7 +197,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.repeat < 1 or args.target_s <= 0:
         parser.error("--repeat must be at least 1 and --target-s positive")
 
+    words = sys.argv[1:] if argv is None else list(argv)
     report = asyncio.run(run(args.repeat, args.target_s))
+    command = [".venv/bin/python", "-m", "bench.verify_cost", *words]
+    report = {"command": shlex.join(command)} | report
     print_table(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
