@@ -50,12 +50,13 @@ def check_signature(token: str, keys: Mapping[str, PublicKey]) -> tuple[str, Acc
         raise TokenRejected("unknown_key", "kid is not a trusted key")
     if header.get("alg") != key.algorithm:
         raise TokenRejected("algorithm_not_allowed", f"key {kid} only signs with {key.algorithm}")
+    payload_raw = _b64decode(payload_b64)  # well-formed before any cryptography
     signature = _b64decode(signature_b64)
     try:
         key.key.verify(signature, f"{header_b64}.{payload_b64}".encode("ascii"))
     except InvalidSignature:
         raise TokenRejected("bad_signature", "signature does not verify") from None
-    payload = _json_object(_b64decode(payload_b64), "payload")
+    payload = _json_object(payload_raw, "payload")
     try:
         claims = msgspec.convert(payload, AccessClaims)
     except msgspec.ValidationError as exc:
