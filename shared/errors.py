@@ -12,6 +12,7 @@ RevocastError
 │   ├── Forbidden            403: the caller lacks the authority
 │   ├── WrongPassword        403: the current password given to change it is wrong
 │   ├── NotFound             404
+│   ├── TooManyAttempts      429: login throttled; ``retry_after_s`` says for how long
 │   └── Conflict             409: e.g. the username is taken
 ├── SigningKeyUnavailable    no usable signing key (HTTP 503)
 ├── TokenRejected            the access token must not be accepted (HTTP 401)
@@ -103,6 +104,17 @@ class NotFound(RequestError):
 
     code = "not_found"
     status = 404
+
+
+class TooManyAttempts(RequestError):
+    """Too many login attempts from this client, or failures for this username."""
+
+    code = "too_many_attempts"
+    status = 429
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
 
 
 class Conflict(RequestError):

@@ -28,6 +28,9 @@ ENV_NAMES: dict[str, str] = {
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
     "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
     "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
+    "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
+    "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
+    "login_window_s": "REVOCAST_LOGIN_WINDOW_S",
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
@@ -51,6 +54,10 @@ class Settings:
     key_dir: str = ".revocast/keys"
     max_body_bytes: int = 16 * 1024
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
+    # Login throttling, counted in Redis over a fixed window; 0 disables a limit.
+    login_max_failures_per_user: int = 10
+    login_max_attempts_per_client: int = 100
+    login_window_s: int = 900  # 15 minutes
     # For chaos tests only: this process pretends its clock is off by this much.
     clock_skew_s: float = 0.0
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
@@ -73,6 +80,10 @@ class Settings:
             raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
         if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
             raise SettingsError("key prefix must be non-empty, without spaces or braces")
+        if min(self.login_max_failures_per_user, self.login_max_attempts_per_client) < 0:
+            raise SettingsError("login limits must be 0 (off) or more")
+        if self.login_window_s <= 0:
+            raise SettingsError("login window must be positive")
         if self.max_sessions_per_user < 0:
             raise SettingsError("max sessions per user must be 0 (no limit) or more")
         if self.max_body_bytes < 256:

@@ -7,6 +7,7 @@ so Redis never holds one without the other (DESIGN.md invariant 1).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from revocast.errors import (
     UserBlocked,
 )
 from revocast.keyspace import Keyspace
+from revocast.settings import Settings
 
 log = logging.getLogger("revocast.store")
 
@@ -108,6 +110,7 @@ class Store:
                 "moderate",
                 "authorize",
                 "change_password",
+                "rate_limit",
                 "snapshot",
                 "poll",
             )
@@ -292,6 +295,27 @@ class Store:
     async def username_of(self, uid: str) -> str | None:
         with _wrap_errors():
             return cast(str | None, await self.redis.hget(self.keys.user(uid), "username"))
+
+    async def login_throttle(
+        self,
+        username: str,
+        client: str,
+        action: Literal["attempt", "failure", "success"],
+        settings: Settings,
+    ) -> int:
+        """Count a login attempt, failure or success; milliseconds to wait (0: go ahead)."""
+        user_key = hashlib.sha256(username.encode()).hexdigest()[:32]  # no user text in keys
+        return int(
+            await self._run(
+                "rate_limit",
+                user_key,
+                client or "unknown",
+                settings.login_max_failures_per_user,
+                settings.login_max_attempts_per_client,
+                settings.login_window_s,
+                action,
+            )
+        )
 
     async def user_exists(self, uid: str) -> bool:
         with _wrap_errors():

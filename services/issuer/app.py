@@ -17,7 +17,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from revocast.connection import redis_client
-from revocast.errors import RevocastError, StoreUnavailable, TokenRejected, VerifierStale
+from revocast.errors import (
+    RevocastError,
+    StoreUnavailable,
+    TokenRejected,
+    TooManyAttempts,
+    VerifierStale,
+)
 from revocast.http import error_response, json_response, www_authenticate
 from revocast.issuer import account, admin, auth, oauth
 from revocast.issuer.context import IssuerContext
@@ -56,6 +62,8 @@ async def _revocast_error(request: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, TokenRejected):
         headers["WWW-Authenticate"] = www_authenticate(exc.code)
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after_s)
     if isinstance(exc, VerifierStale | StoreUnavailable):
         headers["Retry-After"] = "1"
         log.warning("%s: %s", exc.code, exc.detail)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.errors import InvalidCredentials, InvalidRefreshToken
+from revocast.errors import InvalidCredentials, InvalidRefreshToken, TooManyAttempts
 from revocast.http import json_response
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.context import IssuerContext
@@ -52,9 +53,16 @@ def _token_response(
 async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
+    client = request.client.host if request.client else ""
+    wait_ms = await ctx.store.login_throttle(body.username, client, "attempt", ctx.settings)
+    if wait_ms:
+        raise TooManyAttempts(math.ceil(wait_ms / 1000))
     found = await ctx.store.find_user(body.username)
     if not await ctx.passwords.verify(found[1] if found else None, body.password) or found is None:
+        # Counted for unknown names too: the same answer, work and trace either way.
+        await ctx.store.login_throttle(body.username, client, "failure", ctx.settings)
         raise InvalidCredentials("unknown user or wrong password")
+    await ctx.store.login_throttle(body.username, client, "success", ctx.settings)
     uid = found[0]
     await _ensure_signing_key(ctx)
     sid = new_session_id()
@@ -65,7 +73,7 @@ async def login(request: Request) -> Response:
         hash_refresh_token(refresh_token),
         refresh_ttl_s=ctx.settings.refresh_ttl_s,
         user_agent=request.headers.get("user-agent", "")[:256],
-        client=request.client.host if request.client else "",
+        client=client,
         max_sessions=ctx.settings.max_sessions_per_user,
         lifetime_ms=ctx.settings.revocation_lifetime_ms,
         retention_ms=ctx.settings.stream_retention_ms,
