@@ -305,6 +305,7 @@ async def run(counts: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]
                 argon2_time_cost=1,
                 argon2_memory_kib=1024,
                 argon2_parallelism=1,
+                login_max_attempts_per_client=0,  # hundreds of logins from one address
             )
             client = redis_client(server.url)
             try:
