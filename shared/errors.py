@@ -11,6 +11,7 @@ RevocastError
 │   ├── UserBlocked          403
 │   ├── Forbidden            403: the caller lacks the authority
 │   ├── WrongPassword        403: the current password given to change it is wrong
+│   ├── CsrfFailed           403: a cookie-authenticated change without the CSRF proof
 │   ├── NotFound             404
 │   ├── TooManyAttempts      429: login throttled; ``retry_after_s`` says for how long
 │   └── Conflict             409: e.g. the username is taken
@@ -96,6 +97,13 @@ class WrongPassword(RequestError):
     """The current password, required to set a new one, does not match."""
 
     code = "wrong_password"
+    status = 403
+
+
+class CsrfFailed(RequestError):
+    """A state-changing request authenticated by cookie lacks a valid Origin or CSRF token."""
+
+    code = "csrf_failed"
     status = 403
 
 

@@ -6,7 +6,10 @@ import re
 from collections.abc import Mapping
 
 import msgspec
+from starlette.requests import cookie_parser
 from starlette.responses import Response
+
+from revocast.browser import ACCESS_COOKIE
 
 _encoder = msgspec.json.Encoder()
 # RFC 6750 b64token: the only characters a bearer token may hold.
@@ -32,6 +35,15 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     match = _BEARER.fullmatch(authorization.strip())
     return match.group(1) if match else None
+
+
+def credentials(headers: Mapping[str, str]) -> tuple[str | None, bool]:
+    """(access token, came from the cookie). The Authorization header wins over the cookie."""
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        return bearer_token(authorization), False
+    token = cookie_parser(headers.get("cookie", "")).get(ACCESS_COOKIE)
+    return (token, True) if token else (None, False)
 
 
 def www_authenticate(code: str | None, realm: str = "revocast") -> str:

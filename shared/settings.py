@@ -11,6 +11,7 @@ from typing import Literal, get_args
 from revocast.errors import SettingsError
 
 FailMode = Literal["closed", "open"]
+SameSite = Literal["strict", "lax"]
 
 # Environment variable for each field; REDIS_URL keeps its conventional name.
 ENV_NAMES: dict[str, str] = {
@@ -28,6 +29,8 @@ ENV_NAMES: dict[str, str] = {
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
     "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
     "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
+    "allowed_origins": "REVOCAST_ALLOWED_ORIGINS",
+    "cookie_samesite": "REVOCAST_COOKIE_SAMESITE",
     "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
     "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
     "login_window_s": "REVOCAST_LOGIN_WINDOW_S",
@@ -58,6 +61,10 @@ class Settings:
     login_max_failures_per_user: int = 10
     login_max_attempts_per_client: int = 100
     login_window_s: int = 900  # 15 minutes
+    # Browser mode: origins allowed to send cookie-authenticated state-changing requests
+    # (besides the request's own origin), and the cookies' SameSite.
+    allowed_origins: tuple[str, ...] = ()
+    cookie_samesite: SameSite = "strict"
     # For chaos tests only: this process pretends its clock is off by this much.
     clock_skew_s: float = 0.0
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
@@ -76,6 +83,10 @@ class Settings:
             raise SettingsError("max staleness must be positive")
         if not 0 <= self.leeway_s <= 60:
             raise SettingsError("leeway must be between 0 and 60 seconds")
+        if self.cookie_samesite not in get_args(SameSite):
+            raise SettingsError(f"cookie SameSite must be one of {get_args(SameSite)}")
+        if any(not origin.startswith(("https://", "http://")) for origin in self.allowed_origins):
+            raise SettingsError("allowed origins look like https://app.example.com")
         if self.fail_mode not in get_args(FailMode):
             raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
         if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
@@ -130,6 +141,8 @@ def _parse(name: str, annotation: object, raw: str) -> object:
             return int(raw)
         if annotation == "float":
             return float(raw)
+        if annotation == "tuple[str, ...]":
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
     except ValueError:
         raise SettingsError(f"{ENV_NAMES[name]} must be a number, got {raw!r}") from None
     return raw

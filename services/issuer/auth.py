@@ -8,11 +8,24 @@ import math
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.errors import InvalidCredentials, InvalidRefreshToken, TooManyAttempts
+from revocast.browser import (
+    REFRESH_COOKIE,
+    clear_token_cookies,
+    csrf_problem,
+    new_csrf_token,
+    set_token_cookies,
+)
+from revocast.errors import (
+    CsrfFailed,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidRequest,
+    TooManyAttempts,
+)
 from revocast.http import json_response
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.guards import caller
+from revocast.issuer.guards import by_cookie, caller
 from revocast.issuer.tokens import (
     hash_refresh_token,
     new_refresh_token,
@@ -36,18 +49,19 @@ def _token_response(
     issued_ms: int,
     refresh_token: str,
     kid: str,
+    cookies: bool,
 ) -> Response:
     roles = json.loads(roles_json)
     access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid)
-    body = {
-        "access_token": access,
-        "refresh_token": refresh_token,
-        "token_type": "Bearer",
-        "expires_in": ctx.settings.access_ttl_s,
-        "session_id": sid,
-        "user_id": uid,
-    }
-    return json_response(body, headers={"Cache-Control": "no-store"})
+    common = {"expires_in": ctx.settings.access_ttl_s, "session_id": sid, "user_id": uid}
+    if not cookies:
+        body = {"access_token": access, "refresh_token": refresh_token, "token_type": "Bearer"}
+        return json_response(body | common, headers={"Cache-Control": "no-store"})
+    # Browser mode: the tokens never appear where a script could read them.
+    csrf = new_csrf_token()
+    response = json_response(common | {"csrf_token": csrf}, headers={"Cache-Control": "no-store"})
+    set_token_cookies(response, ctx.settings, access=access, refresh=refresh_token, csrf=csrf)
+    return response
 
 
 async def login(request: Request) -> Response:
@@ -86,13 +100,21 @@ async def login(request: Request) -> Response:
         issued_ms=issued_ms,
         refresh_token=refresh_token,
         kid=kid,
+        cookies=body.delivery == "cookie",
     )
 
 
 async def refresh(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    body = await read_body(request, RefreshBody, ctx.settings.max_body_bytes)
-    presented = body.refresh_token
+    body = await read_body(request, RefreshBody, ctx.settings.max_body_bytes, optional=True)
+    presented, from_cookie = body.refresh_token, False
+    if not presented and REFRESH_COOKIE in request.cookies:
+        problem = csrf_problem(request.method, request.headers, request.cookies, ctx.settings)
+        if problem:
+            raise CsrfFailed(problem)
+        presented, from_cookie = request.cookies[REFRESH_COOKIE], True
+    if not presented:
+        raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
     await _ensure_signing_key(ctx)
     successor = new_refresh_token()
     result = await ctx.store.refresh(
@@ -118,6 +140,7 @@ async def refresh(request: Request) -> Response:
         issued_ms=result.now_ms,
         refresh_token=successor,
         kid=result.signing_kid,
+        cookies=from_cookie,
     )
 
 
@@ -131,7 +154,7 @@ async def logout(request: Request) -> Response:
         ctx.settings.stream_retention_ms,
         "logout",
     )
-    return Response(status_code=204)
+    return _ended(ctx, request)
 
 
 async def logout_all(request: Request) -> Response:
@@ -143,4 +166,11 @@ async def logout_all(request: Request) -> Response:
         ctx.settings.stream_retention_ms,
         "logout_all",
     )
-    return Response(status_code=204)
+    return _ended(ctx, request)
+
+
+def _ended(ctx: IssuerContext, request: Request) -> Response:
+    response = Response(status_code=204)
+    if by_cookie(request):
+        clear_token_cookies(response, ctx.settings)
+    return response

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -17,10 +17,13 @@ OpaqueToken = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     username: Username
     password: Password
+    # "cookie": browser mode, tokens in HttpOnly cookies instead of the body.
+    delivery: Literal["body", "cookie"] = "body"
 
 
 class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):
-    refresh_token: OpaqueToken
+    # Empty in browser mode: the refresh cookie carries it.
+    refresh_token: Annotated[str, msgspec.Meta(max_length=512)] = ""
 
 
 Reason = Annotated[str, msgspec.Meta(max_length=500)]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from revocast.browser import csrf_problem
 from revocast.claims import AccessClaims
-from revocast.errors import Forbidden, TokenRejected
-from revocast.http import bearer_token
+from revocast.errors import CsrfFailed, Forbidden, TokenRejected
+from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
 
 MODERATOR_ROLES = frozenset({"admin", "moderator"})
@@ -14,11 +15,20 @@ INTROSPECTOR_ROLES = frozenset({"admin", "introspect"})
 
 
 def caller(ctx: IssuerContext, request: Request) -> AccessClaims:
-    """The verified claims of the request's bearer token (401/503 otherwise)."""
-    token = bearer_token(request.headers.get("authorization"))
+    """The verified claims of the bearer token or access cookie (401/403/503 otherwise)."""
+    token, from_cookie = credentials(request.headers)
     if token is None:
         raise TokenRejected("missing_token", "an Authorization: Bearer token is required")
+    if from_cookie:
+        problem = csrf_problem(request.method, request.headers, request.cookies, ctx.settings)
+        if problem:
+            raise CsrfFailed(problem)
     return ctx.verifier.verify(token)
+
+
+def by_cookie(request: Request) -> bool:
+    """True when the request authenticates with the access cookie (browser mode)."""
+    return credentials(request.headers)[1]
 
 
 def caller_with_role(ctx: IssuerContext, request: Request, roles: frozenset[str]) -> AccessClaims:

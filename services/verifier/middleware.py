@@ -1,4 +1,8 @@
-"""ASGI middleware: verify the bearer token, put the claims on the request, or answer itself.
+"""ASGI middleware: verify the access token, put the claims on the request, or answer itself.
+
+The token comes from ``Authorization: Bearer`` or, in browser mode, the access cookie;
+a state-changing request authenticated by cookie must also pass the CSRF check
+(allowed Origin and X-CSRF-Token matching the CSRF cookie), else 403.
 
 Works with Starlette and FastAPI: claims land in ``request.state.claims``
 (``scope["state"]["claims"]``). Rejections get 401 with an RFC 6750 challenge;
@@ -12,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from revocast.browser import csrf_problem, origin_problem
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import bearer_token, error_response, www_authenticate
+from revocast.http import credentials, error_response, www_authenticate
 from revocast.verifier.verifier import Verifier
 
 
@@ -39,10 +45,20 @@ class RevocastMiddleware:
         if scope["type"] not in ("http", "websocket") or scope["path"] in self.public_paths:
             await self.app(scope, receive, send)
             return
-        token = bearer_token(Headers(scope=scope).get("authorization"))
+        headers = Headers(scope=scope)
+        token, from_cookie = credentials(headers)
         if scope["type"] == "websocket":
-            await self._websocket(token, scope, receive, send)
+            # A cookie rides along on a cross-site handshake too: the Origin must be allowed.
+            bad_origin = from_cookie and origin_problem(headers, self.verifier.settings)
+            await self._websocket(None if bad_origin else token, scope, receive, send)
             return
+        if from_cookie:
+            cookies = cookie_parser(headers.get("cookie", ""))
+            problem = csrf_problem(scope["method"], headers, cookies, self.verifier.settings)
+            if problem:
+                response = error_response("csrf_failed", problem, 403)
+                await response(scope, receive, send)
+                return
         if token is None:
             response = error_response(
                 "missing_token",

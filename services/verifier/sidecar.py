@@ -1,6 +1,8 @@
 """The verifier as an HTTP service, for any language or an auth-request gateway.
 
-``GET /verify`` reads ``Authorization: Bearer``: 200 with ``X-Auth-*`` headers,
+``GET /verify`` reads ``Authorization: Bearer`` or the access cookie (for a
+cookie, the original method in ``X-Original-Method`` decides whether the CSRF
+check applies): 200 with ``X-Auth-*`` headers,
 401 with an RFC 6750 challenge, 503 when stale. ``/healthz`` says the process
 is up; ``/readyz`` is 200 only after the first snapshot and while fresh;
 ``/metrics`` is the Prometheus text format.
@@ -17,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from revocast.browser import csrf_problem
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import bearer_token, error_response, json_response, www_authenticate
+from revocast.http import credentials, error_response, json_response, www_authenticate
 from revocast.settings import Settings
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier
@@ -29,7 +32,15 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Star
     verifier = verifier or Verifier(settings)
 
     async def verify(request: Request) -> Response:
-        token = bearer_token(request.headers.get("authorization"))
+        token, from_cookie = credentials(request.headers)
+        if from_cookie:
+            # A gateway's auth subrequest is a GET: it names the original method in a header.
+            method = request.headers.get(
+                "x-original-method", request.headers.get("x-forwarded-method", "GET")
+            )
+            problem = csrf_problem(method, request.headers, request.cookies, settings)
+            if problem:
+                return error_response("csrf_failed", problem, 403)
         if token is None:
             return error_response(
                 "missing_token",

@@ -1,0 +1,92 @@
+"""Browser mode: tokens in cookies scripts cannot read, and the CSRF defence cookies need.
+
+- access token: ``__Host-revocast-at`` (Path=/, Secure, HttpOnly, SameSite)
+- refresh token: ``__Secure-revocast-rt``, scoped to the refresh path, so it travels with
+  no other request (the ``__Host-`` prefix would force Path=/, hence ``__Secure-``)
+- CSRF token: ``__Host-revocast-csrf``, readable by the page's script, which echoes it in
+  the ``X-CSRF-Token`` header (double submit)
+
+A state-changing request authenticated by cookie must carry an allowed ``Origin`` and an
+``X-CSRF-Token`` equal to the CSRF cookie (compared in constant time). Bearer requests
+are unaffected: a browser never attaches an Authorization header by itself.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from typing import Final
+
+from starlette.responses import Response
+
+from revocast.settings import Settings
+
+ACCESS_COOKIE: Final = "__Host-revocast-at"
+REFRESH_COOKIE: Final = "__Secure-revocast-rt"
+CSRF_COOKIE: Final = "__Host-revocast-csrf"
+CSRF_HEADER: Final = "x-csrf-token"
+REFRESH_PATH: Final = "/v1/refresh"
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def set_token_cookies(
+    response: Response, settings: Settings, *, access: str, refresh: str, csrf: str
+) -> None:
+    for name, value, max_age, path, httponly in (
+        (ACCESS_COOKIE, access, settings.access_ttl_s, "/", True),
+        (REFRESH_COOKIE, refresh, settings.refresh_ttl_s, REFRESH_PATH, True),
+        (CSRF_COOKIE, csrf, settings.refresh_ttl_s, "/", False),  # the page's script reads it
+    ):
+        response.set_cookie(
+            name, value, max_age=max_age, path=path, secure=True, httponly=httponly,
+            samesite=settings.cookie_samesite,
+        )  # fmt: skip
+
+
+def clear_token_cookies(response: Response, settings: Settings) -> None:
+    for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_PATH), (CSRF_COOKIE, "/")):
+        response.delete_cookie(
+            name, path=path, secure=True, httponly=name != CSRF_COOKIE,
+            samesite=settings.cookie_samesite,
+        )  # fmt: skip
+
+
+def csrf_problem(
+    method: str,
+    headers: Mapping[str, str],
+    cookies: Mapping[str, str],
+    settings: Settings,
+) -> str | None:
+    """Why a cookie-authenticated request must be refused, or None when it may proceed."""
+    if method.upper() in SAFE_METHODS:
+        return None
+    problem = origin_problem(headers, settings)
+    if problem:
+        return problem
+    expected, given = cookies.get(CSRF_COOKIE, ""), headers.get(CSRF_HEADER, "")
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        return "X-CSRF-Token does not match the CSRF cookie"
+    return None
+
+
+def origin_problem(headers: Mapping[str, str], settings: Settings) -> str | None:
+    """Why the request's Origin is not one that may use the cookies, or None."""
+    origin = headers.get("origin")
+    if origin is None:
+        return "a cookie-authenticated change needs an Origin header"
+    if origin not in settings.allowed_origins and origin != _own_origin(headers):
+        return f"origin {origin} is not allowed"
+    return None
+
+
+def _own_origin(headers: Mapping[str, str]) -> str | None:
+    host = headers.get("host")
+    if host is None:
+        return None
+    scheme = headers.get("x-forwarded-proto", "https")
+    return f"{scheme}://{host}"
