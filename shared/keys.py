@@ -111,16 +111,28 @@ def load_signing_key(path: Path) -> SigningKey:
     mode = path.stat().st_mode
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise SettingsError(f"{path} is readable by others (mode {oct(mode & 0o777)}); chmod 600")
-    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    return signing_key_from_pem(path.read_bytes(), str(path))
+
+
+def signing_key_from_pem(pem: bytes, source: str) -> SigningKey:
+    try:
+        private = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError):
+        raise SettingsError(f"{source} is not a PEM private key") from None
     if not isinstance(private, Ed25519PrivateKey):
-        raise SettingsError(f"{path} is not an Ed25519 private key")
+        raise SettingsError(f"{source} is not an Ed25519 private key")
     return SigningKey(private)
 
 
 def load_signing_keys(key_dir: Path) -> list[SigningKey]:
-    """Every key in ``key_dir``, oldest file first."""
+    """Every key in ``key_dir``, oldest file first; refuses a directory others may write to."""
     if not key_dir.is_dir():
         return []
+    mode = key_dir.stat().st_mode
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise SettingsError(
+            f"{key_dir} is writable by others (mode {oct(mode & 0o777)}); chmod 700"
+        )
     pems = sorted(key_dir.glob("*.pem"), key=lambda p: (p.stat().st_mtime_ns, p.name))
     return [load_signing_key(path) for path in pems]
 

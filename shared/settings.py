@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Literal, get_args
 
 from revocast.errors import SettingsError
 
 FailMode = Literal["closed", "open"]
+Environment = Literal["development", "production"]
 SameSite = Literal["strict", "lax"]
 
 # Environment variable for each field; REDIS_URL keeps its conventional name.
 ENV_NAMES: dict[str, str] = {
     "redis_url": "REDIS_URL",
+    "environment": "REVOCAST_ENV",
+    "signing_key_pem": "REVOCAST_SIGNING_KEY",
     "issuer": "REVOCAST_ISSUER",
     "audience": "REVOCAST_AUDIENCE",
     "access_ttl_s": "REVOCAST_ACCESS_TTL_S",
@@ -45,6 +48,10 @@ class Settings:
     """Every tunable of issuer and verifier. Times are seconds unless the name says otherwise."""
 
     redis_url: str | None = None
+    # production: the issuer never makes its first key itself (REVOCAST_SIGNING_KEY or the
+    # key directory must hold one); development generates one when there is none.
+    environment: Environment = "development"
+    signing_key_pem: str | None = field(default=None, repr=False)  # an Ed25519 PEM, secret
     issuer: str = "revocast"
     audience: str = "revocast"
     access_ttl_s: int = 300  # 5 minutes
@@ -87,6 +94,8 @@ class Settings:
             raise SettingsError(f"cookie SameSite must be one of {get_args(SameSite)}")
         if any(not origin.startswith(("https://", "http://")) for origin in self.allowed_origins):
             raise SettingsError("allowed origins look like https://app.example.com")
+        if self.environment not in get_args(Environment):
+            raise SettingsError(f"REVOCAST_ENV must be one of {get_args(Environment)}")
         if self.fail_mode not in get_args(FailMode):
             raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
         if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
@@ -124,11 +133,11 @@ class Settings:
         """Build settings from environment variables, failing with a clear message."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for field in fields(cls):
-            raw = env.get(ENV_NAMES[field.name])
+        for setting in fields(cls):
+            raw = env.get(ENV_NAMES[setting.name])
             if raw is None or raw == "":
                 continue
-            values[field.name] = _parse(field.name, field.type, raw)
+            values[setting.name] = _parse(setting.name, setting.type, raw)
         return cls(**values)  # type: ignore[arg-type]
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -6,7 +6,6 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
@@ -92,7 +91,7 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = redis_client(redis_url)
         store = Store(redis, Keyspace(settings.key_prefix))
-        keys = KeyRing(Path(settings.key_dir))
+        keys = KeyRing.from_settings(settings)
         guard = StateGuard(settings, store, keys)
         active = await guard.start()
         log.info("active signing key %s", active)

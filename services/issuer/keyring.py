@@ -13,23 +13,42 @@ import logging
 import secrets
 from pathlib import Path
 
-from revocast.errors import SigningKeyUnavailable
-from revocast.keys import SigningKey, create_signing_key, load_signing_keys
+from revocast.errors import SettingsError, SigningKeyUnavailable
+from revocast.keys import SigningKey, create_signing_key, load_signing_keys, signing_key_from_pem
+from revocast.settings import Settings
 from revocast.store import Store
 
 log = logging.getLogger("revocast.issuer")
 
 
 class KeyRing:
-    """Private keys by kid, reloaded from the directory when an unknown kid is asked for."""
+    """Private keys by kid, reloaded from the directory when an unknown kid is asked for.
 
-    def __init__(self, key_dir: Path) -> None:
+    Keys come from the key directory, plus one from ``REVOCAST_SIGNING_KEY`` if set.
+    """
+
+    def __init__(self, key_dir: Path, env_pem: str | None = None) -> None:
         self.key_dir = key_dir
+        self._env_key = (
+            signing_key_from_pem(env_pem.encode(), "REVOCAST_SIGNING_KEY") if env_pem else None
+        )
         self._keys: dict[str, SigningKey] = {}
         self.reload()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KeyRing:
+        """The issuer's keys; in production, refuses to start without one."""
+        keys = cls(Path(settings.key_dir), settings.signing_key_pem)
+        if settings.environment == "production" and not keys.all():
+            raise SettingsError(
+                "production: no signing key. Set REVOCAST_SIGNING_KEY or run "
+                "`revocast keys rotate` with REVOCAST_KEY_DIR"
+            )
+        return keys
+
     def reload(self) -> None:
-        self._keys = {key.kid: key for key in load_signing_keys(self.key_dir)}
+        keys = load_signing_keys(self.key_dir) + ([self._env_key] if self._env_key else [])
+        self._keys = {key.kid: key for key in keys}
 
     def all(self) -> list[SigningKey]:
         return list(self._keys.values())
