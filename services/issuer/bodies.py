@@ -79,5 +79,5 @@ async def read_body(
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(str(exc)) from None
-    except msgspec.DecodeError:
-        raise InvalidRequest("body is not valid JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise InvalidRequest("body is not valid JSON (UTF-8)") from None

@@ -93,7 +93,7 @@ def _json_object(raw: bytes, part: str) -> dict[str, Any]:
         value = json.loads(
             raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
         )
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise TokenRejected("malformed_token", f"{part} is not JSON") from None
     if not isinstance(value, dict):
         raise TokenRejected("malformed_token", f"{part} is not a JSON object")
