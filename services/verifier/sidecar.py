@@ -11,6 +11,7 @@ is up; ``/readyz`` is 200 only after the first snapshot and while fresh;
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -25,6 +26,8 @@ from revocast.http import credentials, error_response, json_response, www_authen
 from revocast.settings import Settings
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier
+
+log = logging.getLogger("revocast.verifier")
 
 
 def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Starlette:
@@ -92,7 +95,12 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Star
         finally:
             await verifier.stop()
 
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
+        return error_response("internal_error", "the verifier failed", 500)
+
     app = Starlette(
+        exception_handlers={Exception: internal_error},
         routes=[
             Route("/verify", verify, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
