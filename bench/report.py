@@ -157,8 +157,10 @@ def verify_cost(path: Path, report: Report) -> str:
             f"Mean time per call over a `timeit` repeat; best and median of {repeats} repeats, "
             f"one {report['token_bytes']}-byte access token for every case. "
             "`Verifier.verify` runs against a started Verifier (key from Redis, revocation "
-            "cache in memory; no I/O in the call): signature, claim checks and the revocation "
-            "look-ups. `jwt.decode` is plain PyJWT with the same key, algorithm, audience and "
+            "cache in memory; no I/O in the call). *First sight* parses the token and checks "
+            "signature and claims (a verifier with the memo off), as on a token's first "
+            "request; *warm* is every later request: the memo lookup, the expiry check and the "
+            "revocation look-ups, which run on every call. `jwt.decode` is plain PyJWT with the same key, algorithm, audience and "
             "issuer, no revocation check: the ratio is the cost of revocast's check against it. "
             "`Ed25519 signature only` is the floor for any local JWT check. " + notes_pointer(path),
         ]

@@ -31,6 +31,7 @@ ENV_NAMES: dict[str, str] = {
     "key_dir": "REVOCAST_KEY_DIR",
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
     "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
+    "verify_memo_size": "REVOCAST_VERIFY_MEMO_SIZE",
     "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
     "allowed_origins": "REVOCAST_ALLOWED_ORIGINS",
     "cookie_samesite": "REVOCAST_COOKIE_SAMESITE",
@@ -64,6 +65,8 @@ class Settings:
     key_dir: str = ".revocast/keys"
     max_body_bytes: int = 16 * 1024
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
+    # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
+    verify_memo_size: int = 10_000
     # Login throttling, counted in Redis over a fixed window; 0 disables a limit.
     login_max_failures_per_user: int = 10
     login_max_attempts_per_client: int = 100
@@ -104,6 +107,8 @@ class Settings:
             raise SettingsError("login limits must be 0 (off) or more")
         if self.login_window_s <= 0:
             raise SettingsError("login window must be positive")
+        if self.verify_memo_size < 0:
+            raise SettingsError("verify memo size must be 0 or more")
         if self.max_sessions_per_user < 0:
             raise SettingsError("max sessions per user must be 0 (no limit) or more")
         if self.max_body_bytes < 256:

@@ -215,3 +215,48 @@ def test_pruning_forgets_only_what_no_token_can_need(rig: Rig) -> None:
     assert cache.prune(now_ms=2_000) == 2
     assert set(cache.sessions) == {"new"}
     assert cache.users == {}
+
+
+def test_memo_never_bypasses_revocation(rig: Rig) -> None:
+    token = rig.token()
+    rig.verifier.verify(token)  # first sight: remembered
+    rig.verifier.cache.apply(SessionRevoked(ts_ms=0, sid="s1", uid="u1", at_ms=0, until_ms=10**13))
+    assert code_of(rig, token) == "session_revoked"
+
+
+def test_memo_never_outlives_the_token(rig: Rig) -> None:
+    token = rig.token()
+    rig.verifier.verify(token)
+    rig.wall.now = NOW + 300 + rig.settings.leeway_s + 0.01
+    assert code_of(rig, token) == "token_expired"
+    assert token not in rig.verifier._memo
+
+
+def test_memo_is_bounded_and_skips_the_signature_on_second_sight(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from revocast.verifier.decode import check_signature
+
+    calls = []
+
+    def counting(token: str, keys: Any) -> Any:
+        calls.append(token)
+        return check_signature(token, keys)
+
+    monkeypatch.setattr("revocast.verifier.verifier.check_signature", counting)
+    rig.verifier._memo_size = 3
+    tokens = [rig.token(jti=f"j{i}") for i in range(5)]
+    for token in tokens:
+        rig.verifier.verify(token)
+    rig.verifier.verify(tokens[-1])
+    assert len(calls) == 5  # the repeat was a memo hit
+    assert list(rig.verifier._memo) == tokens[2:]  # oldest evicted first
+
+
+def test_memo_off_checks_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    rig = Rig()
+    rig.verifier._memo_size = 0
+    token = rig.token()
+    rig.verifier.verify(token)
+    rig.verifier.verify(token)
+    assert rig.verifier._memo == {}

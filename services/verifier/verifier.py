@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from types import TracebackType
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 
@@ -19,6 +20,15 @@ from revocast.store import Store
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_claims, check_signature
 from revocast.verifier.follower import FollowerState, StreamFollower
+
+
+class _Verified(NamedTuple):
+    """What the memo keeps of a token whose signature and claims were checked."""
+
+    kid: str
+    claims: AccessClaims
+    iat_ms: int
+    expires_at: float  # exp + leeway, in seconds of Redis time
 
 
 class VerifierState(enum.Enum):
@@ -67,6 +77,8 @@ class Verifier:
         self._clock = clock
         self._monotonic = monotonic
         self.state = VerifierState.CREATED
+        self._memo: dict[str, _Verified] = {}
+        self._memo_size = settings.verify_memo_size
         # Plain counters: cheap in the hot path, exported by metrics.VerifierCollector.
         self.accepted = 0
         self.stale = 0
@@ -132,19 +144,37 @@ class Verifier:
             self._open_until_s is None or staleness > self._open_until_s
         ):
             raise VerifierStale(f"no proof of freshness for {staleness:.1f}s")
-        kid, claims = self._decode(token)
+        seen = self._memo.get(token)
+        if seen is None:
+            seen = self._first_sight(token)
+        elif self._clock() + self.follower.clock_offset_s > seen.expires_at:
+            del self._memo[token]
+            raise TokenRejected("token_expired", "exp has passed")
+        # The revocation checks run on every call, memo or not: plain dict lookups.
         cache = self.cache
-        if kid in cache.revoked_keys:
+        claims = seen.claims
+        if seen.kid in cache.revoked_keys:
             raise TokenRejected("key_revoked", "the signing key was revoked")
         if claims.sid in cache.sessions:
             raise TokenRejected("session_revoked", "the session was revoked")
         user = cache.users.get(claims.sub)
-        if user is not None and claims.iat_ms <= user[0]:
+        if user is not None and seen.iat_ms <= user[0]:
             raise TokenRejected("user_revoked", "tokens issued before the user's revocation")
         changed = cache.claims.get(claims.sub)
-        if changed is not None and claims.iat_ms <= changed[0]:
+        if changed is not None and seen.iat_ms <= changed[0]:
             raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
         return claims
+
+    def _first_sight(self, token: str) -> _Verified:
+        """Signature and claim checks, remembered (bounded, first in first out) until exp."""
+        kid, claims = self._decode(token)
+        seen = _Verified(kid, claims, claims.iat_ms, claims.exp + self.settings.leeway_s)
+        memo = self._memo
+        if self._memo_size:
+            if len(memo) >= self._memo_size:
+                del memo[next(iter(memo))]
+            memo[token] = seen
+        return seen
 
     def decode(self, token: str) -> AccessClaims:
         """Signature and claims only: no revocation or freshness check. Not for authorization.
