@@ -160,7 +160,8 @@ def verify_cost(path: Path, report: Report) -> str:
             "cache in memory; no I/O in the call). *First sight* parses the token and checks "
             "signature and claims (a verifier with the memo off), as on a token's first "
             "request; *warm* is every later request: the memo lookup, the expiry check and the "
-            "revocation look-ups, which run on every call. `jwt.decode` is plain PyJWT with the same key, algorithm, audience and "
+            "revocation look-ups, which run on every call. `jwt.decode` is plain PyJWT with "
+            "the same key, algorithm, audience and "
             "issuer, no revocation check: the ratio is the cost of revocast's check against it. "
             "`Ed25519 signature only` is the floor for any local JWT check. " + notes_pointer(path),
         ]
