@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from revocast.connection import redis_client
 from revocast.errors import RevocastError
@@ -42,62 +43,14 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def _user_add(args: argparse.Namespace) -> int:
-    from revocast.issuer.passwords import Passwords
-    from revocast.issuer.users import add_user
-
-    if not args.password_stdin:
-        raise SystemExit("pass the password on standard input with --password-stdin")
-    password = sys.stdin.readline().rstrip("\n")
-    settings = _settings()
-
-    async def run() -> str:
-        redis = redis_client(settings.redis_url or "")
-        try:
-            return await add_user(
-                Store(redis, Keyspace(settings.key_prefix)),
-                Passwords(settings),
-                args.name,
-                password,
-                args.role,
-            )
-        finally:
-            await redis.aclose()
-
-    try:
-        uid = asyncio.run(run())
-    except RevocastError as exc:
-        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
-        return 1
-    print(uid)
-    return 0
-
-
-def _operator(args: argparse.Namespace) -> int:
-    """Run one operator command against Redis and print its JSON result."""
-    import json
-
-    from revocast import operator
-
+def _against_store(work: Callable[[Store, Settings], Awaitable[object]]) -> int:
+    """Run one command against Redis; print its result (JSON unless text), or the error."""
     settings = _settings()
 
     async def run() -> object:
         redis = redis_client(settings.redis_url or "")
-        store = Store(redis, Keyspace(settings.key_prefix))
         try:
-            match args.command, getattr(args, "keys_command", None):
-                case "block", _:
-                    return await operator.block(store, settings, args.user_id, args.reason)
-                case "unblock", _:
-                    return await operator.unblock(store, settings, args.user_id, args.reason)
-                case "sessions", _:
-                    return await operator.sessions(store, settings, args.user_id)
-                case "keys", "rotate":
-                    return await operator.rotate_key(store, settings)
-                case "keys", "revoke":
-                    return await operator.revoke_key(store, settings, args.kid, args.reason)
-                case _:
-                    return await operator.list_keys(store, settings)
+            return await work(Store(redis, Keyspace(settings.key_prefix)), settings)
         finally:
             await redis.aclose()
 
@@ -106,8 +59,42 @@ def _operator(args: argparse.Namespace) -> int:
     except RevocastError as exc:
         print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2))
+    print(result if isinstance(result, str) else json.dumps(result, indent=2))
     return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from revocast.issuer.passwords import Passwords
+    from revocast.issuer.users import add_user
+
+    if not args.password_stdin:
+        raise SystemExit("pass the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    return _against_store(
+        lambda store, settings: add_user(store, Passwords(settings), args.name, password, args.role)
+    )
+
+
+def _operator(args: argparse.Namespace) -> int:
+    """Operator commands: the same scripts, events and audit entries as the issuer's routes."""
+    from revocast import operator
+
+    async def work(store: Store, settings: Settings) -> object:
+        match args.command, getattr(args, "keys_command", None):
+            case ("block" | "unblock") as action, _:
+                return await operator.set_blocked(
+                    store, settings, args.user_id, args.reason, blocked=action == "block"
+                )
+            case "sessions", _:
+                return await operator.sessions(store, settings, args.user_id)
+            case "keys", "rotate":
+                return await operator.rotate_key(store, settings)
+            case "keys", "revoke":
+                return await operator.revoke_key(store, settings, args.kid, args.reason)
+            case _:
+                return await operator.list_keys(store, settings)
+
+    return _against_store(work)
 
 
 def _stack(args: argparse.Namespace) -> int:

@@ -22,28 +22,19 @@ def operator_name() -> str:
         return "cli:operator"
 
 
-async def block(store: Store, settings: Settings, uid: str, reason: str) -> dict[str, Any]:
+async def set_blocked(
+    store: Store, settings: Settings, uid: str, reason: str, *, blocked: bool
+) -> dict[str, Any]:
+    """Block (every session ends, login refused) or unblock a user."""
     await store.moderate(
         operator_name(),
-        "block",
+        "block" if blocked else "unblock",
         uid,
         reason=reason,
         lifetime_ms=settings.revocation_lifetime_ms,
         retention_ms=settings.stream_retention_ms,
     )
-    return {"user_id": uid, "blocked": True}
-
-
-async def unblock(store: Store, settings: Settings, uid: str, reason: str) -> dict[str, Any]:
-    await store.moderate(
-        operator_name(),
-        "unblock",
-        uid,
-        reason=reason,
-        lifetime_ms=settings.revocation_lifetime_ms,
-        retention_ms=settings.stream_retention_ms,
-    )
-    return {"user_id": uid, "blocked": False}
+    return {"user_id": uid, "blocked": blocked}
 
 
 async def sessions(store: Store, settings: Settings, uid: str) -> dict[str, Any]:

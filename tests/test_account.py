@@ -8,27 +8,15 @@ from typing import Any
 
 import httpx
 
-from revocast.errors import TokenRejected
 from revocast.issuer import create_app
 from revocast.verifier import Verifier
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
+from tests.support.verdicts import is_rejected, rejection
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-def rejection(verifier: Verifier, token: str) -> str | None:
-    try:
-        verifier.verify(token)
-    except TokenRejected as exc:
-        return exc.code
-    return None
-
-
-def is_rejected(verifier: Verifier, token: str) -> bool:
-    return rejection(verifier, token) is not None
 
 
 async def both_reject(verifiers: list[Verifier], token: str) -> None:

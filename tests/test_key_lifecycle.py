@@ -10,7 +10,6 @@ import pytest
 
 from revocast import operator
 from revocast.connection import redis_client
-from revocast.errors import TokenRejected
 from revocast.issuer import create_app
 from revocast.keys import PublicKey
 from revocast.keyspace import Keyspace
@@ -18,26 +17,15 @@ from revocast.store import Store
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
+from tests.support.verdicts import rejects_with
 
 
 def kid_of(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
-def rejection(verifier: Verifier, token: str) -> str | None:
-    try:
-        verifier.verify(token)
-    except TokenRejected as exc:
-        return exc.code
-    return None
-
-
 def knows(verifier: Verifier, kid: str) -> bool:
     return kid in verifier.cache.keys
-
-
-def rejects_with(verifier: Verifier, token: str, code: str) -> bool:
-    return rejection(verifier, token) == code
 
 
 async def run(issuer: Issuer, action: str, kid: str = "") -> dict[str, object]:

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from revocast.errors import Forbidden, TokenRejected
+from revocast.errors import Forbidden
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
+from tests.support.verdicts import rejection, rejects_with
 
 BOUND_S = 1.0  # loose: the measured figures are in BENCHMARKS.md
 
@@ -50,18 +51,6 @@ async def team(issuer: Issuer, make_verifier: VerifierFactory) -> Team:
         people[name] = Person(uid, await issuer.login(name))
     verifiers = [await make_verifier(), await make_verifier()]
     return Team(issuer, verifiers, **people)
-
-
-def rejection(verifier: Verifier, token: str) -> str | None:
-    try:
-        verifier.verify(token)
-    except TokenRejected as exc:
-        return exc.code
-    return None
-
-
-def rejects_with(verifier: Verifier, token: str, code: str) -> bool:
-    return rejection(verifier, token) == code
 
 
 async def all_reject(team: Team, token: str, code: str) -> float:

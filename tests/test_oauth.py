@@ -7,20 +7,11 @@ from typing import Any
 
 import pytest
 
-from revocast.errors import TokenRejected
-from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
+from tests.support.verdicts import is_rejected
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def rejected(verifier: Verifier, token: str) -> bool:
-    try:
-        verifier.verify(token)
-    except TokenRejected:
-        return True
-    return False
 
 
 @pytest.mark.parametrize(
@@ -43,7 +34,7 @@ async def test_revoking_either_token_ends_the_session(
     reply = await issuer.http.post("/oauth/revoke", data=form)
     assert reply.status_code == 200
     for verifier in verifiers:
-        await eventually(partial(rejected, verifier, tokens["access_token"]))
+        await eventually(partial(is_rejected, verifier, tokens["access_token"]))
     assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
 
 

@@ -10,17 +10,9 @@ from redis.asyncio import Redis
 from revocast.chaos.proxy import TcpProxy
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.keyspace import Keyspace
-from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
-
-
-def is_rejected(verifier: Verifier, token: str) -> bool:
-    try:
-        verifier.verify(token)
-    except TokenRejected:
-        return True
-    return False
+from tests.support.verdicts import is_rejected
 
 
 async def test_verifier_started_after_revocations_rejects(

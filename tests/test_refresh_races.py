@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from functools import partial
 
-from revocast.errors import TokenRejected
-from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
+from tests.support.verdicts import is_rejected
 
 
 async def test_concurrent_refreshes_in_grace_share_one_successor(
@@ -47,15 +46,7 @@ async def test_refresh_racing_logout_never_leaves_a_live_session(
             again = await issuer.refresh(refreshed.json()["refresh_token"])
             assert again.status_code == 401, "a refresh token outlived its session"
         for access in leftovers:
-            await eventually(partial(_rejected, verifier, access))
-
-
-def _rejected(verifier: Verifier, token: str) -> bool:
-    try:
-        verifier.verify(token)
-    except TokenRejected:
-        return True
-    return False
+            await eventually(partial(is_rejected, verifier, access))
 
 
 async def test_refresh_racing_logout_all_never_leaves_a_live_session(
@@ -70,5 +61,5 @@ async def test_refresh_racing_logout_all_never_leaves_a_live_session(
             issuer.post_bearer("/v1/logout-all", tokens["access_token"]),
         )
         if refreshed.status_code == 200:
-            await eventually(partial(_rejected, verifier, refreshed.json()["access_token"]))
+            await eventually(partial(is_rejected, verifier, refreshed.json()["access_token"]))
             assert (await issuer.refresh(refreshed.json()["refresh_token"])).status_code == 401

@@ -10,13 +10,13 @@ import httpx
 import jwt
 import pytest
 
-from revocast.errors import TokenRejected, VerifierStale
 from revocast.issuer import create_app
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.verifier import Verifier
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
+from tests.support.verdicts import outcome
 
 
 @pytest.fixture
@@ -38,16 +38,6 @@ async def lossy_issuer(lossy_settings: Settings) -> AsyncIterator[Issuer]:
     app = create_app(lossy_settings)
     async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
         yield Issuer(url, http, lossy_settings, app)
-
-
-def outcome(verifier: Verifier, token: str) -> str:
-    try:
-        verifier.verify(token)
-    except TokenRejected as exc:
-        return exc.code
-    except VerifierStale:
-        return "stale"
-    return "accepted"
 
 
 def lose_data(server: RedisServer) -> None:

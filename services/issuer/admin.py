@@ -47,35 +47,27 @@ def session_view(record: dict[str, str]) -> dict[str, str]:
 
 
 async def block(request: Request) -> Response:
-    ctx = IssuerContext.of(request)
-    actor = caller_with_role(ctx, request, MODERATOR_ROLES)
-    target = path_id(request, "user_id")
-    body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
-    await ctx.store.moderate(
-        actor.sub,
-        "block",
-        target,
-        reason=body.reason,
-        lifetime_ms=ctx.settings.revocation_lifetime_ms,
-        retention_ms=ctx.settings.stream_retention_ms,
-    )
-    return json_response({"user_id": target, "blocked": True})
+    return await _set_blocked(request, blocked=True)
 
 
 async def unblock(request: Request) -> Response:
+    return await _set_blocked(request, blocked=False)
+
+
+async def _set_blocked(request: Request, *, blocked: bool) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
     body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
     await ctx.store.moderate(
         actor.sub,
-        "unblock",
+        "block" if blocked else "unblock",
         target,
         reason=body.reason,
         lifetime_ms=ctx.settings.revocation_lifetime_ms,
         retention_ms=ctx.settings.stream_retention_ms,
     )
-    return json_response({"user_id": target, "blocked": False})
+    return json_response({"user_id": target, "blocked": blocked})
 
 
 async def set_roles(request: Request) -> Response:
