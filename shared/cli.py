@@ -97,6 +97,12 @@ def _operator(args: argparse.Namespace) -> int:
     return _against_store(work)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from revocast.chaos import main as chaos
+
+    return chaos(args.chaos_args)
+
+
 def _stack(args: argparse.Namespace) -> int:
     from revocast.stack import run_stack
 
@@ -149,6 +155,15 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("kid")
     revoke.add_argument("--reason", default="")
     revoke.set_defaults(handler=_operator)
+
+    chaos = commands.add_parser(
+        "chaos",
+        help="run fault scenarios on private processes and check the invariants "
+        "(`revocast chaos list`)",
+        add_help=False,
+    )
+    chaos.add_argument("chaos_args", nargs=argparse.REMAINDER)
+    chaos.set_defaults(handler=_chaos)
 
     stack = commands.add_parser(
         "stack",

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -52,16 +53,24 @@ class RedisServer:
         port: int | None = None,
         appendonly: bool = True,
         binary: str | None = None,
+        extra_args: Sequence[str] = (),
+        preexec_fn: Callable[[], object] | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
         self.appendonly = appendonly
         self.binary = binary or find_server_binary()
+        self.extra_args = list(extra_args)  # e.g. ["--appendfsync", "always"]
+        self.preexec_fn = preexec_fn
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     @property
     def pid(self) -> int | None:
@@ -79,9 +88,10 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--save", "",
             "--logfile", str(self.data_dir / "server.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=self.preexec_fn
         )
         self._wait_ready(timeout_s)
 

@@ -107,3 +107,23 @@ async def test_fresh_deployment_is_not_mistaken_for_a_loss(issuer: Issuer) -> No
     ctx = issuer.app.state.ctx
     assert await ctx.store.redis.zcard(ctx.store.keys.revoked_keys) == 0
     assert "revocast_issuer_state_lost_total 0.0" in (await issuer.http.get("/metrics")).text
+
+
+async def test_verifier_stays_stale_until_an_issuer_recovers(
+    lossy_settings: Settings, lossy_redis: RedisServer
+) -> None:
+    """Between the loss and the issuer's recovery, old keys must not be trusted: 503."""
+    app = create_app(lossy_settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        issuer = Issuer(url, http, lossy_settings, app)
+        await issuer.add_user("alice")
+        old = await issuer.login("alice")
+    async with Verifier(lossy_settings) as verifier:
+        assert outcome(verifier, old["access_token"]) == "accepted"
+        lose_data(lossy_redis)  # and no issuer runs to notice
+        await eventually(lambda: outcome(verifier, old["access_token"]) == "stale", 5)
+        await asyncio.sleep(lossy_settings.max_staleness_s)
+        assert outcome(verifier, old["access_token"]) == "stale"  # never back to accepted
+        async with serve(create_app(lossy_settings)):  # an issuer starts and recovers
+            await eventually(lambda: outcome(verifier, old["access_token"]) == "key_revoked", 5)
+            assert verifier.ready

@@ -26,7 +26,8 @@ from revocast.store import Store
 
 log = logging.getLogger("revocast.issuer")
 
-CHECK_EVERY_S = 1.0
+CHECK_EVERY_S = 0.25  # verifiers that saw the epoch vanish answer 503 until it is back
+RETRY_AFTER_ERROR_S = 0.05  # the first call after a Redis restart often meets a dead socket
 EPOCH_FILE = ".epoch"
 
 
@@ -82,8 +83,10 @@ class StateGuard:
         self._adopt(await self.store.epoch())
 
     async def _watch(self) -> None:
+        pause = CHECK_EVERY_S
         while True:
-            await asyncio.sleep(CHECK_EVERY_S)
+            await asyncio.sleep(pause)
+            pause = CHECK_EVERY_S
             try:
                 current = await self.store.epoch()
                 if current is None:
@@ -94,6 +97,7 @@ class StateGuard:
                     self._adopt(current)
             except StoreUnavailable as exc:
                 log.warning("cannot check the redis epoch: %s", exc.detail)
+                pause = RETRY_AFTER_ERROR_S
 
     def _adopt(self, epoch: str | None) -> None:
         self.epoch = epoch

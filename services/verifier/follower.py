@@ -39,6 +39,10 @@ PROPAGATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
                          2.5, 5.0, 10.0, math.inf)  # fmt: skip
 
 
+class StateLost(Exception):
+    """Redis came back without the deployment's epoch; no issuer has recovered yet."""
+
+
 class FollowerState(enum.Enum):
     CREATED = "created"
     RUNNING = "running"
@@ -54,12 +58,14 @@ class StreamFollower:
         cache: RevocationCache,
         *,
         block_ms: int,
+        max_backoff_s: float = 2.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.cache = cache
         self.block_ms = block_ms
+        self.max_backoff_s = max_backoff_s
         self._clock = clock
         self._monotonic = monotonic
         self.state = FollowerState.CREATED
@@ -127,7 +133,7 @@ class StreamFollower:
                     return
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.read_errors += 1
-                expected = (StoreUnavailable, RedisError, OSError, UnknownEvent)
+                expected = (StoreUnavailable, RedisError, OSError, UnknownEvent, StateLost)
                 log.log(
                     logging.WARNING if isinstance(exc, expected) else logging.ERROR,
                     "revocation stream read failed, retrying in %.2fs: %s",
@@ -136,13 +142,18 @@ class StreamFollower:
                 )
                 # Full jitter keeps many verifiers from reconnecting in lockstep.
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, self.max_backoff_s)
             self._maybe_prune()
 
     async def _snapshot(self) -> None:
         sent, sent_wall = self._monotonic(), self._clock()
         snapshot = await self.store.snapshot()
         self._measure_offset(snapshot.now_ms, sent, sent_wall)
+        if snapshot.epoch is None and self.epoch is not None:
+            # Redis lost the state this verifier had followed. Until an issuer recovers
+            # (a new epoch, the old keys revoked, in one step), a token may be one nobody
+            # can account for any more: stay stale rather than trust the old keys.
+            raise StateLost("redis has no epoch: waiting for an issuer to recover")
         self.cache.merge(snapshot)
         self.last_id = snapshot.last_id
         self.entries_seen = snapshot.entries_added

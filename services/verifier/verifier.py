@@ -71,6 +71,8 @@ class Verifier:
             Store(self._redis, Keyspace(settings.key_prefix)),
             self.cache,
             block_ms=block_ms,
+            # Retry well inside the staleness bound, so a healed link is fresh again soon.
+            max_backoff_s=min(2.0, max(0.05, settings.max_staleness_s / 4)),
             clock=clock,
             monotonic=monotonic,
         )

@@ -1,0 +1,184 @@
+"""One deployment under test: a private Redis, an issuer, N verifier sidecars, one proxy each.
+
+Everything is on loopback with free ports in a temporary directory, and
+everything is torn down on exit (terminate, then kill), whatever happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from redis.asyncio import Redis
+
+from revocast.chaos.processes import Service
+from revocast.chaos.proxyhost import ProxyHost, RemoteProxy
+from revocast.chaos.server import ChaosRedis
+from revocast.connection import redis_client
+from revocast.keyspace import Keyspace
+from revocast.redis_server import free_port
+from revocast.settings import Settings
+from revocast.store import Store
+
+KEY_PREFIX = "chaos"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterOptions:
+    verifiers: int = 2
+    appendonly: bool = True
+    fsync_always: bool = True
+    proxied: bool = True  # verifiers reach Redis through a TcpProxy each (fault targets)
+    max_staleness_s: float = 1.0
+    access_ttl_s: int = 60
+    # Extra environment per verifier, cycled (verifier i gets entry i % len).
+    verifier_env: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+
+
+class Cluster:
+    """Start with ``async with``; the attributes are the live parts to inject faults into."""
+
+    def __init__(self, options: ClusterOptions) -> None:
+        self.options = options
+        self.dir = Path(tempfile.mkdtemp(prefix="revocast-chaos-"))
+        self.redis = ChaosRedis(
+            self.dir / "redis", appendonly=options.appendonly, fsync_always=options.fsync_always
+        )
+        self.env = _service_env(self.redis.url, self.dir, options)
+        self.settings = Settings.from_env(self.env)
+        self.proxies = ProxyHost()
+        self.links: list[RemoteProxy] = []
+        self.issuer = Service("issuer", "issuer", free_port(), self.env, self.dir)
+        self.verifiers: list[Service] = []
+        self.http = httpx.AsyncClient(timeout=2.0)
+        self._redis: Redis | None = None
+        self._store: Store | None = None
+
+    async def __aenter__(self) -> Cluster:
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _start(self) -> None:
+        self.redis.start()
+        self.proxies.start()
+        self.issuer.spawn()
+        await self.add_verifiers(self.options.verifiers, also_wait=[self.issuer])
+
+    async def add_verifiers(self, count: int, also_wait: Sequence[Service] = ()) -> None:
+        """Spawn ``count`` more verifiers (each behind its own proxy if proxied); wait ready."""
+        new: list[Service] = []
+        for _ in range(count):
+            index = len(self.verifiers)
+            env = dict(self.env)
+            if self.options.proxied:
+                link = self.proxies.add(self.redis.port)
+                self.links.append(link)
+                env["REDIS_URL"] = link.url
+            if self.options.verifier_env:
+                env.update(self.options.verifier_env[index % len(self.options.verifier_env)])
+            service = Service(f"verifier{index}", "verifier", free_port(), env, self.dir)
+            service.spawn()
+            self.verifiers.append(service)
+            new.append(service)
+        await asyncio.gather(
+            *(s.wait_ready(self.http, START_TIMEOUT_S) for s in [*also_wait, *new])
+        )
+
+    @property
+    def store(self) -> Store:
+        """The harness's own Store on a direct connection (for users, bulk revocations, XTRIM)."""
+        if self._store is None:
+            self._redis = redis_client(self.redis.url)
+            self._store = Store(self._redis, Keyspace(self.settings.key_prefix))
+        return self._store
+
+    async def ready(self, service: Service) -> bool:
+        try:
+            reply = await self.http.get(service.url + service.ready_path, timeout=0.5)
+        except httpx.TransportError:
+            return False
+        return reply.status_code == 200
+
+    async def wait_all_ready(self, timeout_s: float) -> float | None:
+        """Monotonic time when the issuer and every verifier were ready; None on timeout."""
+        deadline = time.monotonic() + timeout_s
+        pending = [self.issuer, *self.verifiers]
+        while pending:
+            answers = await asyncio.gather(*(self.ready(s) for s in pending))
+            pending = [s for s, ok in zip(pending, answers, strict=True) if not ok]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                return None
+            await asyncio.sleep(0.01)
+        return time.monotonic()
+
+    async def restart(self, service: Service) -> None:
+        service.kill()
+        service.spawn()
+        await service.wait_ready(self.http, START_TIMEOUT_S)
+
+    def log_tails(self, lines: int = 8) -> dict[str, str]:
+        return {s.name: s.log_tail(lines) for s in [self.issuer, *self.verifiers]}
+
+    async def close(self) -> None:
+        """Terminate every child (kill what lingers), stop proxies and Redis, remove the files."""
+        services = [self.issuer, *self.verifiers]
+        for service in services:
+            service.terminate()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for service in services:
+            service.reap(max(0.1, deadline - time.monotonic()))
+        with contextlib.suppress(Exception):
+            await self.http.aclose()
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+        self.proxies.stop()
+        self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _service_env(redis_url: str, root: Path, options: ClusterOptions) -> dict[str, str]:
+    """Our environment without any revocast setting of the caller's, plus the run's settings."""
+    inherited = {
+        k: v for k, v in os.environ.items() if not k.startswith("REVOCAST_") and k != "REDIS_URL"
+    }
+    return inherited | {
+        "REDIS_URL": redis_url,
+        "REVOCAST_KEY_PREFIX": KEY_PREFIX,
+        "REVOCAST_KEY_DIR": str(root / "keys"),
+        "REVOCAST_MAX_STALENESS_S": str(options.max_staleness_s),
+        "REVOCAST_ACCESS_TTL_S": str(options.access_ttl_s),
+        # Cheap hashes: the runs measure revocation, not argon2.
+        "REVOCAST_ARGON2_TIME_COST": "1",
+        "REVOCAST_ARGON2_MEMORY_KIB": "1024",
+        "REVOCAST_ARGON2_PARALLELISM": "1",
+        # Hundreds of logins from one address, and retries for users a data loss removed:
+        # login throttling would refuse the harness, not exercise revocation.
+        "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "0",
+        "REVOCAST_LOGIN_MAX_FAILURES_PER_USER": "0",
+    }
