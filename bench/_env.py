@@ -1,12 +1,25 @@
-"""What every benchmark records about the code it measured."""
+"""What every benchmark records about the code and the machine it measured, and the wait for
+a quiet machine before a measurement."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import platform
 import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Before a measurement: wait until the 1-minute load average is below this (another job on
+# the host, or the previous benchmark's own processes, would skew the figures).
+QUIET_LOAD = 1.0
+QUIET_POLL_S = 30.0
+QUIET_TIMEOUT_S = 600.0
 
 
 def git_state() -> dict[str, Any]:
@@ -25,3 +38,67 @@ def git_state() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         return {"commit": None}
     return {"commit": head, "package_files_uncommitted": len(changed)}
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (0 when unknown or gone)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> list[float]:
+    """1, 5 and 15-minute load averages, rounded."""
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def wait_for_quiet(
+    enabled: bool = True,
+    threshold: float = QUIET_LOAD,
+    poll_s: float = QUIET_POLL_S,
+    timeout_s: float = QUIET_TIMEOUT_S,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Wait (polling) until the 1-minute load average is below ``threshold``, at most
+    ``timeout_s``; then measure anyway. Returns what happened, for the JSON environment."""
+    started = time.monotonic()
+    seen = [loadavg()[0]]
+    if enabled:
+        while seen[-1] >= threshold and time.monotonic() - started < timeout_s:
+            say(f"  load {seen[-1]:.2f} >= {threshold}: waiting {poll_s:.0f} s for a quiet host")
+            time.sleep(poll_s)
+            seen.append(loadavg()[0])
+    return {
+        "enabled": enabled,
+        "threshold_1min": threshold,
+        "waited_s": round(time.monotonic() - started, 1),
+        "quiet": seen[-1] < threshold,
+        "polls": seen,
+    }
+
+
+def add_quiet_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help=f"do not wait for a 1-minute load average below {QUIET_LOAD} before measuring",
+    )
+
+
+def environment(quiet: dict[str, Any], load_before: list[float], **extra: Any) -> dict[str, Any]:
+    """The JSON ``environment`` block every new benchmark writes (call it after the run)."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "quiet_wait": quiet,
+        "git": git_state(),
+        **extra,
+    }

@@ -43,7 +43,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
-from bench._env import git_state
+from bench._env import add_quiet_arguments, git_state, loadavg, wait_for_quiet
 from revocast.connection import redis_client
 from revocast.errors import TokenRejected
 from revocast.issuer import create_app
@@ -375,12 +375,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=300, help="timed rounds per count")
     parser.add_argument("--warmup", type=int, default=20, help="untimed rounds per count first")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
+    add_quiet_arguments(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or any(n < 1 for n in args.verifiers):
         parser.error("--rounds and --verifiers must be at least 1, --warmup at least 0")
 
     words = sys.argv[1:] if argv is None else list(argv)
+    quiet = wait_for_quiet(not args.no_wait)
+    load_before = loadavg()
     report = asyncio.run(run(args.verifiers, args.rounds, args.warmup))
+    report["environment"] |= {
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "quiet_wait": quiet,
+    }
     command = [".venv/bin/python", "-m", "bench.propagation", *words]
     report = {"command": shlex.join(command)} | report
     print_table(report)

@@ -67,7 +67,7 @@ from typing import IO, Any
 import httpx
 import uvloop
 
-from bench._env import git_state
+from bench._env import add_quiet_arguments, cpu_seconds, git_state, wait_for_quiet
 from bench.propagation import summary
 from revocast.connection import redis_client
 from revocast.redis_server import RedisServer, free_port
@@ -132,6 +132,10 @@ NOTES = [
     "write its reply: revoke_http_ms grows with N, the clock start moves later and the "
     "from-reply figures look better as N grows. from_request_ms has no such bias.",
     "The host may be shared with other work: loadavg_before/after are in the environment.",
+    "cpu_ms_per_round (mode worker): CPU time used during the timed rounds by all verifier "
+    "processes together, the issuer, redis-server (from /proc/<pid>/stat) and the client "
+    "(time.process_time), divided by the rounds: the work one revocation round costs the "
+    "host, to set against the CPUs available.",
     "slowest_per_round_ms: per round, the last verifier to apply (worker) or answer 401 "
     "(sidecar); it is the time until every verifier rejects the token.",
 ]
@@ -160,6 +164,7 @@ class Children:
 
     log_dir: Path
     running: list[Child] = field(default_factory=list)
+    redis_pid: int | None = None  # for CPU accounting only
 
     def spawn(self, name: str, args: list[str], env: dict[str, str], *, pipes: bool) -> Child:
         log = self.log_dir / f"{name}.log"
@@ -442,6 +447,18 @@ async def clock_check(workers: Sequence[Worker], pings: int = 20) -> dict[str, A
     }
 
 
+def cpu_by_role(children: Children, workers: Sequence[Worker]) -> dict[str, float]:
+    """CPU seconds used so far by all verifier workers together, the issuer, redis-server and
+    this client process (read from /proc; the client with time.process_time)."""
+    issuer = next((c for c in children.running if c.name == "issuer"), None)
+    return {
+        "verifiers": sum(cpu_seconds(w.child.process.pid) for w in workers),
+        "issuer": cpu_seconds(issuer.process.pid if issuer else None),
+        "redis": cpu_seconds(children.redis_pid),
+        "client": time.process_time(),
+    }
+
+
 async def stop_workers(children: Children, workers: Sequence[Worker]) -> None:
     for worker in workers:
         if worker.child.process.poll() is None:
@@ -507,7 +524,9 @@ async def run_workers(
         clocks = await clock_check(workers)
         for _ in range(warmup):
             await worker_round(action, workers)
+        cpu_before = cpu_by_role(children, workers)
         results = [await worker_round(action, workers) for _ in range(rounds)]
+        cpu_after = cpu_by_role(children, workers)
     finally:
         await stop_workers(children, workers)
 
@@ -532,6 +551,10 @@ async def run_workers(
         "applied_before_reply": sum(v < 0 for v in applied),
         "rounds_all_applied_before_reply": sum(max(r.applied_ms) < 0 for r in results),
         "clock_check": clocks,
+        "cpu_ms_per_round": {
+            role: round((cpu_after[role] - cpu_before[role]) * 1000 / rounds, 3)
+            for role in cpu_before
+        },
     }
 
 
@@ -785,6 +808,7 @@ def run(
         server = RedisServer(Path(tmp) / "redis", appendonly=False)
         children = Children(Path(tmp))
         server.start()
+        children.redis_pid = server.pid
         try:
             env = os.environ | {
                 "REDIS_URL": server.url,
@@ -900,13 +924,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="what revokes the token: logout (default), block (a moderator blocks the user)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
+    add_quiet_arguments(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or any(n < 1 for n in args.verifiers):
         parser.error("--rounds and --verifiers must be at least 1, --warmup at least 0")
     words = sys.argv[1:] if argv is None else list(argv)
 
     actions = list(dict.fromkeys(args.action))
+    quiet = wait_for_quiet(not args.no_wait)
     report = run(args.verifiers, actions, args.mode, args.rounds, args.warmup)
+    report["environment"]["quiet_wait"] = quiet
     command = [".venv/bin/python", "-m", "bench.propagation_processes", *words]
     report = {"command": shlex.join(command)} | report
     print()

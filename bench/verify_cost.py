@@ -34,7 +34,7 @@ from typing import Any
 
 import jwt
 
-from bench._env import git_state
+from bench._env import add_quiet_arguments, git_state, loadavg, wait_for_quiet
 from revocast.connection import redis_client
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.tokens import TokenMinter, new_session_id
@@ -202,12 +202,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--target-s", type=float, default=0.5, help="seconds per repeat and case (default 0.5)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
+    add_quiet_arguments(parser)
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.target_s <= 0:
         parser.error("--repeat must be at least 1 and --target-s positive")
 
     words = sys.argv[1:] if argv is None else list(argv)
+    quiet = wait_for_quiet(not args.no_wait)
+    load_before = loadavg()
     report = asyncio.run(run(args.repeat, args.target_s))
+    report["environment"] |= {
+        "cpus_usable": len(os.sched_getaffinity(0)),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "quiet_wait": quiet,
+    }
     command = [".venv/bin/python", "-m", "bench.verify_cost", *words]
     report = {"command": shlex.join(command)} | report
     print_table(report)
