@@ -28,7 +28,13 @@ def _serve_issuer(args: argparse.Namespace) -> int:
 
     from revocast.issuer import create_app
 
-    uvicorn.run(create_app(_settings()), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(_settings()),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,  # a line per request costs ~15% of throughput; metrics count them
+    )
     return 0
 
 
@@ -38,7 +44,11 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     from revocast.verifier import create_sidecar
 
     uvicorn.run(
-        create_sidecar(_settings()), host=args.host, port=args.port, log_level=args.log_level
+        create_sidecar(_settings()),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,  # a line per request costs ~15% of throughput; metrics count them
     )
     return 0
 

@@ -19,10 +19,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from revocast.browser import csrf_problem
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import credentials, error_response, json_response, www_authenticate
+from revocast.http import (
+    bearer_token,
+    credentials,
+    error_response,
+    json_response,
+    www_authenticate,
+)
 from revocast.settings import Settings
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier
@@ -30,7 +37,67 @@ from revocast.verifier.verifier import Verifier
 log = logging.getLogger("revocast.verifier")
 
 
-def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Starlette:
+class Sidecar:
+    """``GET /verify`` with a bearer header answered straight in ASGI; the rest by Starlette.
+
+    The hot path of a gateway's auth request is a header lookup, a dict-backed
+    ``verify`` and three response headers: framework routing and request objects
+    would cost more than the verification itself. Cookies, errors and every other
+    route go through the Starlette app, with identical answers.
+    """
+
+    def __init__(self, app: Starlette, verifier: Verifier) -> None:
+        self.app = app
+        self.verifier = verifier
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/verify" and scope["method"] == "GET":
+            token = _bearer(scope["headers"])
+            if token is not None:
+                try:
+                    claims = self.verifier.verify(token)
+                except TokenRejected as exc:
+                    await _rejected(exc)(scope, receive, send)
+                    return
+                except VerifierStale as exc:
+                    await _stale(exc)(scope, receive, send)
+                    return
+                else:
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 200,
+                            "headers": [
+                                (b"x-auth-subject", claims.sub.encode()),
+                                (b"x-auth-session", claims.sid.encode()),
+                                (b"x-auth-roles", ",".join(claims.roles).encode()),
+                                (b"content-length", b"0"),
+                            ],
+                        }
+                    )
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+        await self.app(scope, receive, send)
+
+
+def _rejected(exc: TokenRejected) -> Response:
+    return error_response(
+        exc.code, exc.detail, 401, {"WWW-Authenticate": www_authenticate(exc.code)}
+    )
+
+
+def _stale(exc: VerifierStale) -> Response:
+    return error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
+
+
+def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"authorization":
+            return bearer_token(value.decode("latin-1"))
+    return None
+
+
+def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Sidecar:
     """The sidecar app; it starts and stops the verifier with its lifespan."""
     verifier = verifier or Verifier(settings)
 
@@ -54,11 +121,9 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Star
         try:
             claims = verifier.verify(token)
         except TokenRejected as exc:
-            return error_response(
-                exc.code, exc.detail, 401, {"WWW-Authenticate": www_authenticate(exc.code)}
-            )
+            return _rejected(exc)
         except VerifierStale as exc:
-            return error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
+            return _stale(exc)
         return Response(
             status_code=200,
             headers={
@@ -109,5 +174,4 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Star
         ],
         lifespan=lifespan,
     )
-    app.state.verifier = verifier
-    return app
+    return Sidecar(app, verifier)
