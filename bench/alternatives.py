@@ -47,6 +47,7 @@ import uvloop
 
 from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
 from bench._rig import make_rig
+from bench.verify_cost import calibrate
 from revocast.keys import ALGORITHM
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
@@ -86,11 +87,6 @@ NOTES = [
     "revocast first sight: a Verifier with REVOCAST_VERIFY_MEMO_SIZE=0 (signature and "
     "claims on every call); warm: the default memo, the token seen before.",
 ]
-
-
-def calibrate(func: SyncCase, target_s: float) -> int:
-    number, elapsed = timeit.Timer(func).autorange()
-    return max(1, round(number * target_s / elapsed))
 
 
 async def time_async(func: AsyncCase, number: int) -> float:

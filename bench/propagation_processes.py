@@ -389,14 +389,21 @@ class Worker:
 
 
 async def start_workers(
-    children: Children, env: dict[str, str], count: int, workers: list[Worker]
+    children: Children,
+    env: dict[str, str],
+    count: int,
+    workers: list[Worker],
+    *,
+    module: str = "bench._verifier_worker",
+    args: Sequence[str] = (),
+    name: str = "worker",
 ) -> None:
     """Start ``count`` workers into ``workers`` (so the caller can stop a partial start)."""
     loop = asyncio.get_running_loop()
     for index in range(count):
         child = children.spawn(
-            f"worker-{count}-{index}",
-            [sys.executable, "-m", "bench._verifier_worker"],
+            f"{name}-{count}-{index}",
+            [sys.executable, "-m", module, *args],
             env,
             pipes=True,
         )

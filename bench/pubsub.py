@@ -24,9 +24,7 @@ CLOCK_MONOTONIC is one clock for all processes on Linux (checked by a ping excha
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import functools
 import json
 import os
 import secrets
@@ -40,7 +38,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import uvloop
 from redis.asyncio import Redis
@@ -48,13 +46,13 @@ from redis.asyncio import Redis
 from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
 from bench.propagation import summary
 from bench.propagation_processes import (
-    START_TIMEOUT_S,
     Children,
     Worker,
     check_alive,
     clock_check,
     ms,
 )
+from bench.propagation_processes import start_workers as spawn_workers
 from revocast.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pubsub.json"
@@ -86,27 +84,17 @@ NOTES = [
 async def start_workers(
     children: Children, env: dict[str, str], args: list[str], count: int
 ) -> list[Worker]:
-    loop = asyncio.get_running_loop()
     workers: list[Worker] = []
     try:
-        for index in range(count):
-            child = children.spawn(
-                f"subscriber-{count}-{index}",
-                [sys.executable, "-m", "bench._pubsub_worker", *args],
-                env,
-                pipes=True,
-            )
-            reader = asyncio.StreamReader()
-            stdout: IO[bytes] | None = child.process.stdout
-            assert stdout is not None
-            protocol = functools.partial(asyncio.StreamReaderProtocol, reader)
-            transport, _ = await loop.connect_read_pipe(protocol, stdout)
-            child.process.stdout = None
-            workers.append(Worker(child, reader, transport))
-        for worker in workers:
-            words = await worker.receive(START_TIMEOUT_S)
-            if words != ["ready"]:
-                raise RuntimeError(f"{worker.child.name} said {words!r}, not ready")
+        await spawn_workers(
+            children,
+            env,
+            count,
+            workers,
+            module="bench._pubsub_worker",
+            args=args,
+            name="subscriber",
+        )
     except BaseException:
         await stop_workers(children, workers)
         raise
