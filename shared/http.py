@@ -10,6 +10,9 @@ from starlette.requests import cookie_parser
 from starlette.responses import Response
 
 from revocast.browser import ACCESS_COOKIE
+from revocast.errors import TokenRejected, VerifierStale
+
+MISSING_TOKEN = "an Authorization: Bearer token is required"  # noqa: S105 (a message)
 
 _encoder = msgspec.json.Encoder()
 # RFC 6750 b64token: the only characters a bearer token may hold.
@@ -44,6 +47,17 @@ def credentials(headers: Mapping[str, str]) -> tuple[str | None, bool]:
         return bearer_token(authorization), False
     token = cookie_parser(headers.get("cookie", "")).get(ACCESS_COOKIE)
     return (token, True) if token else (None, False)
+
+
+def refusal(exc: TokenRejected | VerifierStale | None, realm: str = "revocast") -> Response:
+    """The answer when the access token cannot be accepted; None means there was none."""
+    if exc is None:
+        challenge = {"WWW-Authenticate": www_authenticate(None, realm)}
+        return error_response("missing_token", MISSING_TOKEN, 401, challenge)
+    if isinstance(exc, VerifierStale):
+        return error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
+    challenge = {"WWW-Authenticate": www_authenticate(exc.code, realm)}
+    return error_response(exc.code, exc.detail, 401, challenge)
 
 
 def www_authenticate(code: str | None, realm: str = "revocast") -> str:

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from revocast.browser import csrf_problem, origin_problem
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import credentials, error_response, www_authenticate
+from revocast.http import credentials, error_response, refusal
 from revocast.verifier.verifier import Verifier
 
 
@@ -60,28 +60,12 @@ class RevocastMiddleware:
                 await response(scope, receive, send)
                 return
         if token is None:
-            response = error_response(
-                "missing_token",
-                "an Authorization: Bearer token is required",
-                401,
-                {"WWW-Authenticate": www_authenticate(None, self.realm)},
-            )
-            await response(scope, receive, send)
+            await refusal(None, self.realm)(scope, receive, send)
             return
         try:
             claims = self.verifier.verify(token)
-        except TokenRejected as exc:
-            response = error_response(
-                exc.code,
-                exc.detail,
-                401,
-                {"WWW-Authenticate": www_authenticate(exc.code, self.realm)},
-            )
-            await response(scope, receive, send)
-            return
-        except VerifierStale as exc:
-            response = error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
-            await response(scope, receive, send)
+        except (TokenRejected, VerifierStale) as exc:
+            await refusal(exc, self.realm)(scope, receive, send)
             return
         scope.setdefault("state", {})["claims"] = claims
         await self.app(scope, receive, send)

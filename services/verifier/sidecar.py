@@ -23,13 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from revocast.browser import csrf_problem
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import (
-    bearer_token,
-    credentials,
-    error_response,
-    json_response,
-    www_authenticate,
-)
+from revocast.http import bearer_token, credentials, error_response, json_response, refusal
 from revocast.settings import Settings
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier
@@ -56,11 +50,8 @@ class Sidecar:
             if token is not None:
                 try:
                     claims = self.verifier.verify(token)
-                except TokenRejected as exc:
-                    await _rejected(exc)(scope, receive, send)
-                    return
-                except VerifierStale as exc:
-                    await _stale(exc)(scope, receive, send)
+                except (TokenRejected, VerifierStale) as exc:
+                    await refusal(exc)(scope, receive, send)
                     return
                 else:
                     await send(
@@ -78,16 +69,6 @@ class Sidecar:
                     await send({"type": "http.response.body", "body": b""})
                     return
         await self.app(scope, receive, send)
-
-
-def _rejected(exc: TokenRejected) -> Response:
-    return error_response(
-        exc.code, exc.detail, 401, {"WWW-Authenticate": www_authenticate(exc.code)}
-    )
-
-
-def _stale(exc: VerifierStale) -> Response:
-    return error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
 
 
 def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -112,18 +93,11 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
             if problem:
                 return error_response("csrf_failed", problem, 403)
         if token is None:
-            return error_response(
-                "missing_token",
-                "an Authorization: Bearer token is required",
-                401,
-                {"WWW-Authenticate": www_authenticate(None)},
-            )
+            return refusal(None)
         try:
             claims = verifier.verify(token)
-        except TokenRejected as exc:
-            return _rejected(exc)
-        except VerifierStale as exc:
-            return _stale(exc)
+        except (TokenRejected, VerifierStale) as exc:
+            return refusal(exc)
         return Response(
             status_code=200,
             headers={
