@@ -147,12 +147,6 @@ def create_signing_key(key_dir: Path) -> SigningKey:
     return key
 
 
-def load_or_create_signing_key(key_dir: Path) -> SigningKey:
-    """The newest key in ``key_dir``; generates one when the directory has none."""
-    keys = load_signing_keys(key_dir)
-    return keys[-1] if keys else create_signing_key(key_dir)
-
-
 def jwks_document(jwks: dict[str, str]) -> dict[str, list[dict[str, str]]]:
     """The ``/.well-known/jwks.json`` body from published JWK texts."""
     return {"keys": [json.loads(text) for _, text in sorted(jwks.items())]}

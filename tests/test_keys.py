@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from revocast.errors import SettingsError
-from revocast.keys import PublicKey, SigningKey, load_or_create_signing_key, thumbprint
+from revocast.keys import (
+    PublicKey,
+    SigningKey,
+    create_signing_key,
+    load_signing_keys,
+    thumbprint,
+)
 
 
 def test_thumbprint_matches_rfc8037_example() -> None:
@@ -40,15 +46,15 @@ def test_unusable_jwks_are_refused(change: dict[str, str]) -> None:
 
 
 def test_key_file_is_created_private_and_reloaded(tmp_path: Path) -> None:
-    key = load_or_create_signing_key(tmp_path / "keys")
+    key = create_signing_key(tmp_path / "keys")
     (path,) = (tmp_path / "keys").glob("*.pem")
     assert path.stat().st_mode & 0o777 == 0o600
-    assert load_or_create_signing_key(tmp_path / "keys").kid == key.kid
+    assert [k.kid for k in load_signing_keys(tmp_path / "keys")] == [key.kid]
 
 
 def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
-    load_or_create_signing_key(tmp_path)
+    create_signing_key(tmp_path)
     (path,) = tmp_path.glob("*.pem")
     os.chmod(path, 0o644)
     with pytest.raises(SettingsError, match="readable by others"):
-        load_or_create_signing_key(tmp_path)
+        load_signing_keys(tmp_path)

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from revocast.errors import SettingsError
 from revocast.issuer import create_app
 from revocast.issuer.keyring import KeyRing
-from revocast.keys import SigningKey, load_or_create_signing_key
+from revocast.keys import SigningKey, create_signing_key
 from revocast.settings import Settings
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import serve
@@ -40,12 +40,12 @@ def test_production_takes_its_key_from_the_environment(tmp_path: Path) -> None:
 def test_development_generates_a_private_key_file(tmp_path: Path) -> None:
     ring = KeyRing.from_settings(Settings(key_dir=str(tmp_path / "keys")))
     assert ring.all() == []  # made on first publish, not on load
-    key = load_or_create_signing_key(tmp_path / "keys")
+    key = create_signing_key(tmp_path / "keys")
     assert (tmp_path / "keys" / f"{key.kid}.pem").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_key_directory_others_can_write_is_refused(tmp_path: Path) -> None:
-    load_or_create_signing_key(tmp_path / "keys")
+    create_signing_key(tmp_path / "keys")
     os.chmod(tmp_path / "keys", 0o777)
     with pytest.raises(SettingsError, match="writable by others"):
         KeyRing(tmp_path / "keys")
