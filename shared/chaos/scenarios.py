@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from revocast.chaos.harness import Run, Spec
 from revocast.chaos.ledger import Loss, TokenRecord
 from revocast.chaos.metrics import parse_gauge
+from revocast.chaos.proxyhost import RemoteProxy
 from revocast.chaos.results import Check
 from revocast.settings import ENV_NAMES
 
@@ -82,43 +84,51 @@ async def redis_pause(run: Run) -> None:
             run.cluster.redis.resume()
 
 
-async def link_cut(run: Run) -> None:
+async def _link_faults(
+    run: Run,
+    label: Callable[[list[int], int], str],
+    inject: Callable[[RemoteProxy, int], object],
+) -> None:
+    """Each cycle: ``inject`` on the targeted verifiers' links, hold, restore them."""
     for cycle in run.cycles():
         targets = run.targets(cycle)
         await run.gap()
-        async with run.fault(f"cut the Redis link of verifiers {targets}"):
+        async with run.fault(label(targets, cycle)):
             for i in targets:
-                run.cluster.links[i].cut()
+                inject(run.cluster.links[i], cycle)
             await run.hold()
             for i in targets:
                 run.cluster.links[i].restore()
+
+
+async def link_cut(run: Run) -> None:
+    await _link_faults(
+        run,
+        lambda targets, _: f"cut the Redis link of verifiers {targets}",
+        lambda link, _: link.cut(),
+    )
 
 
 async def link_delay(run: Run) -> None:
     """A slow link (each chunk 1.5 x max staleness late), then a mildly slow one (0.2 s)."""
     staleness = run.cluster.settings.max_staleness_s
-    for cycle in run.cycles():
-        targets = run.targets(cycle)
-        delay = 1.5 * staleness if cycle % 2 == 0 else 0.2
-        await run.gap()
-        async with run.fault(f"delay the Redis link of verifiers {targets} by {delay:.2f}s"):
-            for i in targets:
-                run.cluster.links[i].delay(delay)
-            await run.hold()
-            for i in targets:
-                run.cluster.links[i].restore()
+
+    def delay(cycle: int) -> float:
+        return 1.5 * staleness if cycle % 2 == 0 else 0.2
+
+    await _link_faults(
+        run,
+        lambda targets, c: f"delay the Redis link of verifiers {targets} by {delay(c):.2f}s",
+        lambda link, c: link.delay(delay(c)),
+    )
 
 
 async def link_blackhole(run: Run) -> None:
-    for cycle in run.cycles():
-        targets = run.targets(cycle)
-        await run.gap()
-        async with run.fault(f"black-hole the Redis link of verifiers {targets}"):
-            for i in targets:
-                run.cluster.links[i].blackhole()
-            await run.hold()
-            for i in targets:
-                run.cluster.links[i].restore()
+    await _link_faults(
+        run,
+        lambda targets, _: f"black-hole the Redis link of verifiers {targets}",
+        lambda link, _: link.blackhole(),
+    )
 
 
 async def stream_trim(run: Run) -> None:
