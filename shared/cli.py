@@ -9,11 +9,9 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
-from revocast.connection import redis_client
-from revocast.errors import RevocastError
-from revocast.keyspace import Keyspace
+from revocast.errors import RevocastError, SettingsError, StoreUnavailable
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Reads, Writes
 
 
 def _settings() -> Settings:
@@ -23,13 +21,33 @@ def _settings() -> Settings:
     return settings
 
 
+def _preflight(settings: Settings, *, must_reach: bool) -> None:
+    """Check the deployment's partition count before serving: a one-line error, not a
+    traceback from inside the server. A verifier may start while Redis is down."""
+
+    async def check() -> None:
+        backend = Backend(settings)
+        try:
+            await backend.start()
+        finally:
+            await backend.aclose()
+
+    try:
+        asyncio.run(check())
+    except StoreUnavailable as exc:
+        if must_reach:
+            raise SystemExit(f"error: {exc.code}: {exc.detail}") from None
+
+
 def _serve_issuer(args: argparse.Namespace) -> int:
     import uvicorn
 
     from revocast.issuer import create_app
 
+    settings = _settings()
+    _preflight(settings, must_reach=True)
     uvicorn.run(
-        create_app(_settings()),
+        create_app(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -43,8 +61,10 @@ def _serve_verifier(args: argparse.Namespace) -> int:
 
     from revocast.verifier import create_sidecar
 
+    settings = _settings()
+    _preflight(settings, must_reach=False)
     uvicorn.run(
-        create_sidecar(_settings()),
+        create_sidecar(settings),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -53,16 +73,20 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     return 0
 
 
-def _against_store(work: Callable[[Store, Settings], Awaitable[object]]) -> int:
+Work = Callable[[Writes, Reads, Settings], Awaitable[object]]
+
+
+def _against_store(work: Work) -> int:
     """Run one command against Redis; print its result (JSON unless text), or the error."""
     settings = _settings()
 
     async def run() -> object:
-        redis = redis_client(settings.redis_url or "")
+        backend = Backend(settings)
         try:
-            return await work(Store(redis, Keyspace(settings.key_prefix)), settings)
+            await backend.start()
+            return await work(Writes(backend), Reads(backend), settings)
         finally:
-            await redis.aclose()
+            await backend.aclose()
 
     try:
         result = asyncio.run(run())
@@ -81,7 +105,9 @@ def _user_add(args: argparse.Namespace) -> int:
         raise SystemExit("pass the password on standard input with --password-stdin")
     password = sys.stdin.readline().rstrip("\n")
     return _against_store(
-        lambda store, settings: add_user(store, Passwords(settings), args.name, password, args.role)
+        lambda writes, _, settings: add_user(
+            writes, Passwords(settings), args.name, password, args.role
+        )
     )
 
 
@@ -89,20 +115,20 @@ def _operator(args: argparse.Namespace) -> int:
     """Operator commands: the same scripts, events and audit entries as the issuer's routes."""
     from revocast import operator
 
-    async def work(store: Store, settings: Settings) -> object:
+    async def work(writes: Writes, reads: Reads, settings: Settings) -> object:
         match args.command, getattr(args, "keys_command", None):
             case ("block" | "unblock") as action, _:
                 return await operator.set_blocked(
-                    store, settings, args.user_id, args.reason, blocked=action == "block"
+                    writes, args.user_id, args.reason, blocked=action == "block"
                 )
             case "sessions", _:
-                return await operator.sessions(store, settings, args.user_id)
+                return await operator.sessions(reads, args.user_id)
             case "keys", "rotate":
-                return await operator.rotate_key(store, settings)
+                return await operator.rotate_key(writes, reads, settings, args.wait_s)
             case "keys", "revoke":
-                return await operator.revoke_key(store, settings, args.kid, args.reason)
+                return await operator.revoke_key(writes, reads, settings, args.kid, args.reason)
             case _:
-                return await operator.list_keys(store, settings)
+                return await operator.list_keys(reads)
 
     return _against_store(work)
 
@@ -156,9 +182,14 @@ def parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="signing keys: list, rotate, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)
     keys_commands.add_parser("list", help="published keys").set_defaults(handler=_operator)
-    keys_commands.add_parser(
-        "rotate", help="add a key (in REVOCAST_KEY_DIR) and sign with it from now on"
-    ).set_defaults(handler=_operator)
+    rotate = keys_commands.add_parser(
+        "rotate",
+        help="add a key (in REVOCAST_KEY_DIR, or sealed in Redis with "
+        "REVOCAST_KEY_ENCRYPTION_KEY); once every live issuer holds it, sign with it",
+    )
+    rotate.add_argument("--wait-s", type=float, default=10.0,
+                        help="how long to wait for every live issuer to hold the key")  # fmt: skip
+    rotate.set_defaults(handler=_operator)
     revoke = keys_commands.add_parser(
         "revoke", help="withdraw a key: every token it signed is refused everywhere"
     )
@@ -190,5 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
     args = parser().parse_args(argv)
-    result: int = args.handler(args)
+    try:
+        result: int = args.handler(args)
+    except SettingsError as exc:  # a bad REDIS_URL or partition count: one line, no traceback
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 2
     return result

@@ -3,6 +3,7 @@
 RevocastError
 ├── SettingsError            bad configuration
 ├── StoreUnavailable         Redis cannot be reached (HTTP 503)
+├── NotDurable               a revocation reached the primary, not enough replicas (HTTP 503)
 ├── RequestError             a client request is wrong (HTTP 4xx)
 │   ├── InvalidRequest       400: malformed body, missing or mistyped field
 │   ├── BodyTooLarge         413
@@ -44,6 +45,13 @@ class StoreUnavailable(RevocastError):
     """Redis did not answer; nothing was changed."""
 
     code = "store_unavailable"
+    status = 503
+
+
+class NotDurable(RevocastError):
+    """The primary made the change, but too few replicas confirmed it: repeat the request."""
+
+    code = "not_durable"
     status = 503
 
 

@@ -1,82 +1,116 @@
-"""Every Redis key revocast uses, under one prefix.
+"""Every Redis key revocast uses: the one module that builds key names.
 
-All revocation state lives on one Redis primary (no cluster): the Lua scripts
-derive session and user keys from ids they read, so they must run where every
-key lives.
+Users and everything about them (name, sessions, refresh tokens, their
+revocations and their events) live in one of N *partitions*, picked by
+``partition_of`` from the user id. A partition's keys share a hash tag, so each
+atomic step touches one cluster slot, while the partitions spread over the
+cluster's shards. Signing keys, the epoch and the partition count live in the
+*global* slot, with a small stream of their own.
+
+Ids are drawn so that they name their partition: a user id falls in its
+username's partition, a session id and a refresh token in their user's (a few
+extra random bits pay for the draw). So a session id, a refresh token or a
+username alone find their keys, and no script ever builds a key name: every key
+reaches Lua in ``KEYS`` (DESIGN.md invariant 10).
 """
 
 from __future__ import annotations
 
+import functools
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+MAX_PARTITIONS = 1024
+GLOBAL = "global"
+
+
+def partition_of(text: str, partitions: int) -> int:
+    """The partition an id (or a username, or a client address) belongs to."""
+    return zlib.crc32(text.encode()) % partitions
+
+
+@functools.cache
+def partition_tag(index: int, partitions: int) -> str:
+    """A hash tag whose slot lies in the index-th of ``partitions`` equal slot ranges.
+
+    Clusters split the slots into equal ranges per shard, so evenly placed tags
+    give every shard an equal share of the partitions.
+    """
+    low = index * REDIS_CLUSTER_HASH_SLOTS // partitions
+    high = (index + 1) * REDIS_CLUSTER_HASH_SLOTS // partitions
+    for suffix in range(1_000_000):
+        tag = f"p{index}" if suffix == 0 else f"p{index}.{suffix}"
+        if low <= key_slot(tag.encode()) < high:
+            return tag
+    raise AssertionError("unreachable: CRC16 covers every slot range")
 
 
 @dataclass(frozen=True, slots=True)
-class Keyspace:
-    """Key names for one deployment (``prefix`` isolates deployments and tests)."""
+class StreamKeys:
+    """What a verifier follows: a stream, the epoch beside it, the primary's heartbeat."""
 
-    prefix: str = "revocast"
+    name: str  # "global" or "p<index>"
+    events: str
+    epoch: str  # random id; if it vanishes, this slot lost its data
+    heartbeat: str  # the primary's TIME (ms), written by issuers; proves a replica is current
 
-    @property
-    def events(self) -> str:
-        """Stream of revocation events, trimmed by age (MINID)."""
-        return f"{self.prefix}:events"
 
-    @property
-    def epoch(self) -> str:
-        """Random id set once; if it vanishes, Redis lost its data."""
-        return f"{self.prefix}:epoch"
+@dataclass(frozen=True, slots=True)
+class GlobalKeys:
+    """Signing keys, the deployment's epoch and shape: one slot, one small stream."""
 
-    @property
-    def revoked_sessions(self) -> str:
-        """ZSET sid -> forget-after time (ms)."""
-        return f"{self.prefix}:revoked:sessions"
+    stream: StreamKeys
+    partitions: str  # STRING: N, set once when the deployment first starts
+    jwks: str  # HASH kid -> public JWK (JSON)
+    revoked_keys: str  # ZSET kid -> revocation time (ms); never pruned
+    signing_kid: str  # STRING: the kid issuers sign with; absent when none may be used
+    sealed_keys: str  # HASH kid -> private key sealed under the key-encryption key
+    audit: str  # STREAM of operator actions on keys, and state losses
+    issuers: str  # ZSET issuer id -> last seen (ms): the live issuers
+    prefix: str
 
-    @property
-    def revoked_users(self) -> str:
-        """HASH uid -> not-before time (ms)."""
-        return f"{self.prefix}:revoked:users"
+    def issuer(self, issuer_id: str) -> str:
+        """HASH: host, pid, started_ms, kids (JSON list of loaded keys); expires if it dies."""
+        return f"{self.prefix}:issuer:{issuer_id}"
 
-    @property
-    def revoked_users_until(self) -> str:
-        """ZSET uid -> forget-after time (ms), to prune ``revoked_users``."""
-        return f"{self.prefix}:revoked:users:until"
 
-    @property
-    def revoked_claims(self) -> str:
-        """HASH uid -> time (ms) up to which tokens carry stale roles."""
-        return f"{self.prefix}:revoked:claims"
+@dataclass(frozen=True, slots=True)
+class PartitionKeys:
+    """Users, sessions, refresh tokens and their revocations for one partition."""
 
-    @property
-    def revoked_claims_until(self) -> str:
-        """ZSET uid -> forget-after time (ms), to prune ``revoked_claims``."""
-        return f"{self.prefix}:revoked:claims:until"
+    index: int
+    stream: StreamKeys
+    revoked_sessions: str  # ZSET sid -> forget-after time (ms)
+    revoked_users: str  # HASH uid -> not-before time (ms)
+    revoked_users_until: str  # ZSET uid -> forget-after time (ms), to prune revoked_users
+    revoked_roles: str  # HASH uid -> time (ms) up to which tokens carry stale roles
+    revoked_roles_until: str  # ZSET uid -> forget-after time (ms), to prune revoked_roles
+    authority: str  # HASH uid -> "level:version" of every admin and moderator (a replica)
+    audit: str  # STREAM of moderator and operator actions on this partition's users
+    prefix: str  # "<prefix>:{<tag>}", the start of every key here
 
-    @property
-    def revoked_keys(self) -> str:
-        """ZSET kid -> revocation time (ms); never pruned."""
-        return f"{self.prefix}:revoked:keys"
-
-    @property
-    def jwks(self) -> str:
-        """HASH kid -> public JWK (JSON)."""
-        return f"{self.prefix}:jwks"
-
-    @property
-    def signing_kid(self) -> str:
-        """STRING: the kid issuers sign new tokens with; absent when none may be used."""
-        return f"{self.prefix}:signing_kid"
-
-    @property
-    def audit(self) -> str:
-        """Stream of moderator and operator actions (about the last million kept)."""
-        return f"{self.prefix}:audit"
+    def fixed(self) -> list[str]:
+        """The keys every revoking script gets first, in the order the Lua prelude names them."""
+        return [
+            self.stream.events,
+            self.revoked_sessions,
+            self.revoked_users,
+            self.revoked_users_until,
+            self.revoked_roles,
+            self.revoked_roles_until,
+            self.audit,
+            self.authority,
+        ]
 
     def username(self, name: str) -> str:
         """STRING -> user id."""
         return f"{self.prefix}:username:{name}"
 
     def user(self, uid: str) -> str:
-        """HASH: username, password hash, roles (JSON), created_ms."""
+        """HASH: username, password_hash, roles (JSON), created_ms, blocked, authority_v."""
         return f"{self.prefix}:user:{uid}"
 
     def user_sessions(self, uid: str) -> str:
@@ -88,5 +122,80 @@ class Keyspace:
         return f"{self.prefix}:session:{sid}"
 
     def refresh_token(self, token_hash: str) -> str:
-        """HASH: sid, uid, state (live|used), used_ms, successor; TTL = refresh TTL."""
+        """HASH: sid, uid, state (live|used), used_ms, sealed_next; TTL = refresh TTL."""
         return f"{self.prefix}:rt:{token_hash}"
+
+    def throttle_user(self, name_hash: str) -> str:
+        """STRING: failed logins for a username (hashed: no user text in keys); TTL = window."""
+        return f"{self.prefix}:rl:user:{name_hash}"
+
+    def throttle_client(self, client: str) -> str:
+        """STRING: login attempts from one client address; TTL = window."""
+        return f"{self.prefix}:rl:client:{client}"
+
+
+def _stream(prefix: str, name: str) -> StreamKeys:
+    return StreamKeys(name, f"{prefix}:events", f"{prefix}:epoch", f"{prefix}:heartbeat")
+
+
+class Keyspace:
+    """Key names for one deployment: ``prefix`` isolates deployments (and tests)."""
+
+    def __init__(self, prefix: str = "revocast", partitions: int = 1) -> None:
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be 1 to {MAX_PARTITIONS}")
+        self.prefix = prefix
+        self.partitions = partitions
+        base = f"{prefix}:{{g}}"
+        self.global_ = GlobalKeys(
+            stream=_stream(base, GLOBAL),
+            partitions=f"{base}:partitions",
+            jwks=f"{base}:jwks",
+            revoked_keys=f"{base}:revoked:keys",
+            signing_kid=f"{base}:signing_kid",
+            sealed_keys=f"{base}:sealed_keys",
+            audit=f"{base}:audit",
+            issuers=f"{base}:issuers",
+            prefix=base,
+        )
+        self._partitions = tuple(self._partition(i) for i in range(partitions))
+
+    def _partition(self, index: int) -> PartitionKeys:
+        base = f"{self.prefix}:{{{partition_tag(index, self.partitions)}}}"
+        return PartitionKeys(
+            index=index,
+            stream=_stream(base, f"p{index}"),
+            revoked_sessions=f"{base}:revoked:sessions",
+            revoked_users=f"{base}:revoked:users",
+            revoked_users_until=f"{base}:revoked:users:until",
+            revoked_roles=f"{base}:revoked:roles",
+            revoked_roles_until=f"{base}:revoked:roles:until",
+            authority=f"{base}:authority",
+            audit=f"{base}:audit",
+            prefix=base,
+        )
+
+    def __repr__(self) -> str:
+        return f"Keyspace({self.prefix!r}, partitions={self.partitions})"
+
+    @property
+    def all_partitions(self) -> tuple[PartitionKeys, ...]:
+        return self._partitions
+
+    def streams(self) -> list[StreamKeys]:
+        """Every stream a verifier follows: the global one, then each partition's."""
+        return [self.global_.stream, *(p.stream for p in self._partitions)]
+
+    def partition(self, index: int) -> PartitionKeys:
+        return self._partitions[index]
+
+    def of(self, text: str) -> PartitionKeys:
+        """The partition of a user id, session id, refresh token, username or client address."""
+        return self._partitions[partition_of(text, self.partitions)]
+
+    def draw_in(self, partition: PartitionKeys, make: Callable[[], str]) -> str:
+        """Draw ids with ``make`` until one falls in ``partition`` (about N draws)."""
+        while True:
+            candidate = make()
+            if partition_of(candidate, self.partitions) == partition.index:
+                return candidate

@@ -5,14 +5,17 @@ Operators act as ``cli:<login name>``; the scripts let them act without a role.
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
-from pathlib import Path
+import time
 from typing import Any
 
-from revocast.keys import create_signing_key
+from revocast.errors import NotFound, SigningKeyUnavailable
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Reads, Writes
+
+ROTATION_WAIT_S = 10.0  # how long `keys rotate` waits for every live issuer to hold the new key
 
 
 def operator_name() -> str:
@@ -22,57 +25,73 @@ def operator_name() -> str:
         return "cli:operator"
 
 
-async def set_blocked(
-    store: Store, settings: Settings, uid: str, reason: str, *, blocked: bool
-) -> dict[str, Any]:
+async def set_blocked(writes: Writes, uid: str, reason: str, *, blocked: bool) -> dict[str, Any]:
     """Block (every session ends, login refused) or unblock a user."""
-    await store.moderate(
-        operator_name(),
-        "block" if blocked else "unblock",
-        uid,
-        reason=reason,
-        lifetime_ms=settings.revocation_lifetime_ms,
-        retention_ms=settings.stream_retention_ms,
-    )
+    await writes.moderate(operator_name(), "block" if blocked else "unblock", uid, reason=reason)
     return {"user_id": uid, "blocked": blocked}
 
 
-async def sessions(store: Store, settings: Settings, uid: str) -> dict[str, Any]:
-    from revocast.errors import NotFound
+async def sessions(reads: Reads, uid: str) -> dict[str, Any]:
     from revocast.issuer.admin import session_view
 
-    if not await store.user_exists(uid):
+    if not await reads.user_exists(uid):
         raise NotFound("no such user")
-    return {"user_id": uid, "sessions": [session_view(s) for s in await store.sessions(uid)]}
+    return {"user_id": uid, "sessions": [session_view(s) for s in await reads.sessions(uid)]}
 
 
-async def rotate_key(store: Store, settings: Settings) -> dict[str, Any]:
-    """Add a key to the key directory and make it the one issuers sign with."""
-    key = create_signing_key(Path(settings.key_dir))
-    await store.publish_key(
-        key.kid,
-        json.dumps(key.public.jwk),
-        "",  # the epoch is the issuer's to set
-        settings.stream_retention_ms,
-        activate=True,
-        actor=operator_name(),
-    )
+async def rotate_key(
+    writes: Writes, reads: Reads, settings: Settings, wait_s: float = ROTATION_WAIT_S
+) -> dict[str, Any]:
+    """Add a key, wait until every live issuer holds it, then make it the one they sign with.
+
+    The key goes to the key directory, or, with a key-encryption key, sealed into
+    Redis, where every issuer fetches it. If some live issuer still lacks it after
+    ``wait_s``, the key stays published but inactive, and SigningKeyUnavailable
+    names the issuers.
+    """
+    from revocast.issuer.keyring import KeyRing
+
+    ring = KeyRing.from_settings(settings)
+    key = ring.create()
+    jwk = json.dumps(key.public.jwk)
+    await writes.publish_key(key.kid, jwk, sealed=ring.sealed(key), actor=operator_name())
+    lacking = await _issuers_lacking(reads, key.kid, wait_s)
+    if lacking:
+        raise SigningKeyUnavailable(
+            f"key {key.kid} is published but NOT active: live issuers {', '.join(lacking)} do "
+            f"not hold it after {wait_s:g} s. Share REVOCAST_KEY_DIR with them, or set the same "
+            "REVOCAST_KEY_ENCRYPTION_KEY everywhere, then rotate again"
+        )
+    await writes.publish_key(key.kid, jwk, activate=True, actor=operator_name())
     return {"kid": key.kid, "active": True}
 
 
-async def revoke_key(store: Store, settings: Settings, kid: str, reason: str) -> dict[str, Any]:
+async def _issuers_lacking(reads: Reads, kid: str, wait_s: float) -> list[str]:
+    deadline = time.monotonic() + wait_s
+    while True:
+        lacking = [
+            f"{record.get('host', '?')}/{record.get('pid', '?')}"
+            for record in (await reads.live_issuers()).values()
+            if kid not in record.get("kids", "").split(",")
+        ]
+        if not lacking or time.monotonic() > deadline:
+            return lacking
+        await asyncio.sleep(0.1)
+
+
+async def revoke_key(
+    writes: Writes, reads: Reads, settings: Settings, kid: str, reason: str
+) -> dict[str, Any]:
     """Withdraw a key; if it is the active one, rotate first so issuers keep signing."""
     rotated = None
-    if await store.signing_kid() == kid:
-        rotated = (await rotate_key(store, settings))["kid"]
-    await store.revoke_key(kid, settings.stream_retention_ms, operator_name(), reason)
-    return {"kid": kid, "revoked": True, "now_active": rotated or await store.signing_kid()}
+    if await reads.signing_kid() == kid:
+        rotated = (await rotate_key(writes, reads, settings))["kid"]
+    await writes.revoke_key(kid, operator_name(), reason)
+    return {"kid": kid, "revoked": True, "now_active": rotated or await reads.signing_kid()}
 
 
-async def list_keys(store: Store, settings: Settings) -> dict[str, Any]:
-    published = await store.redis.hgetall(store.keys.jwks)
-    revoked = set(await store.redis.zrange(store.keys.revoked_keys, 0, -1))
-    active = await store.signing_kid()
+async def list_keys(reads: Reads) -> dict[str, Any]:
+    published, revoked, active = await reads.keys_overview()
     return {
         "keys": [
             {"kid": kid, "active": kid == active, "revoked": kid in revoked}

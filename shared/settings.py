@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -9,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Literal, get_args
 
 from revocast.errors import SettingsError
+from revocast.keyspace import MAX_PARTITIONS
+from revocast.redis_url import parse_redis_url
 
 FailMode = Literal["closed", "open"]
 Environment = Literal["development", "production"]
@@ -41,7 +45,16 @@ ENV_NAMES: dict[str, str] = {
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
+    "partitions": "REVOCAST_PARTITIONS",
+    "min_replicas": "REVOCAST_MIN_REPLICAS",
+    "replica_ack_timeout_ms": "REVOCAST_REPLICA_ACK_TIMEOUT_MS",
+    "read_from_replicas": "REVOCAST_READ_FROM_REPLICAS",
+    "key_encryption_key": "REVOCAST_KEY_ENCRYPTION_KEY",
 }
+# Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
+# gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
+DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +94,30 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     argon2_parallelism: int = 4
+    # Users and sessions are spread over this many partitions (hash tags), fixed when the
+    # deployment first starts; 0 takes the stored count, or DEFAULT_PARTITIONS for a new one.
+    partitions: int = 0
+    # Replicas that must confirm a revocation before it is acknowledged (WAIT); None: 0 on a
+    # single server, 1 on Sentinel and Cluster.
+    min_replicas: int | None = None
+    replica_ack_timeout_ms: int = 500
+    # Verifiers snapshot and follow on replicas (freshness then comes from the heartbeat).
+    read_from_replicas: bool = False
+    # 32 bytes, base64url: issuers seal their private keys in Redis under it, so that every
+    # issuer can sign with a key rotated in anywhere. Unset: keys live in key_dir only.
+    key_encryption_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.redis_url is not None:
+            parse_redis_url(self.redis_url)  # a one-line SettingsError naming the forms
+        if not 0 <= self.partitions <= MAX_PARTITIONS:
+            raise SettingsError(f"REVOCAST_PARTITIONS must be 1 to {MAX_PARTITIONS} (0: default)")
+        if self.min_replicas is not None and not 0 <= self.min_replicas <= 16:
+            raise SettingsError("REVOCAST_MIN_REPLICAS must be 0 to 16")
+        if not 1 <= self.replica_ack_timeout_ms <= 60_000:
+            raise SettingsError("REVOCAST_REPLICA_ACK_TIMEOUT_MS must be 1 to 60000")
+        if self.key_encryption_key is not None:
+            key_encryption_key_bytes(self.key_encryption_key)
         if self.access_ttl_s <= 0 or self.refresh_ttl_s <= 0:
             raise SettingsError("token lifetimes must be positive")
         if self.refresh_ttl_s < self.access_ttl_s:
@@ -149,9 +184,29 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _parse(name: str, annotation: object, raw: str) -> object:
+def key_encryption_key_bytes(text: str) -> bytes:
+    """The 32-byte key of REVOCAST_KEY_ENCRYPTION_KEY (base64url); SettingsError if it is not."""
     try:
-        if annotation == "int":
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        raw = b""
+    if len(raw) != 32:
+        raise SettingsError(
+            "REVOCAST_KEY_ENCRYPTION_KEY must be 32 random bytes in base64url, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    return raw
+
+
+def _parse(name: str, annotation: object, raw: str) -> object:
+    if annotation == "bool":
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise SettingsError(f"{ENV_NAMES[name]} must be 1 or 0, got {raw!r}")
+    try:
+        if annotation in ("int", "int | None"):
             return int(raw)
         if annotation == "float":
             return float(raw)

@@ -18,12 +18,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from revocast.connection import redis_client
 from revocast.errors import Conflict
-from revocast.keyspace import Keyspace
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Writes
 
 STATE_DIR = Path(".revocast")
 
@@ -49,14 +47,14 @@ async def _ensure_demo_user(settings: Settings) -> tuple[str, str] | None:
     from revocast.issuer.users import add_user
 
     password = secrets.token_urlsafe(12)
-    redis = redis_client(settings.redis_url or "")
+    backend = Backend(settings)
     try:
-        store = Store(redis, Keyspace(settings.key_prefix))
-        await add_user(store, Passwords(settings), "demo", password, ["user"])
+        await backend.start()
+        await add_user(Writes(backend), Passwords(settings), "demo", password, ["user"])
     except Conflict:
         return None
     finally:
-        await redis.aclose()
+        await backend.aclose()
     return "demo", password
 
 

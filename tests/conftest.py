@@ -16,8 +16,10 @@ from starlette.applications import Starlette
 from revocast.chaos.proxy import TcpProxy
 from revocast.connection import redis_client
 from revocast.issuer import create_app
+from revocast.issuer.context import IssuerContext
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
+from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
 from tests.support.servers import serve
 
@@ -57,6 +59,25 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+@pytest.fixture
+async def backend(settings: Settings, redis: Redis) -> AsyncIterator[Backend]:
+    """The test deployment's store, started (its partition count fixed)."""
+    store = Backend(settings)
+    await store.start()
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+def writes(backend: Backend) -> Writes:
+    return Writes(backend)
+
+
+@pytest.fixture
+def reads(backend: Backend) -> Reads:
+    return Reads(backend)
+
+
 @dataclass
 class Issuer:
     url: str
@@ -64,18 +85,22 @@ class Issuer:
     settings: Settings
     app: Starlette
 
+    @property
+    def ctx(self) -> IssuerContext:
+        """The running issuer's own store, keys and verifier."""
+        return IssuerContext.of_app(self.app)
+
     async def add_user(self, name: str, roles: list[str] | None = None) -> str:
         from revocast.issuer.passwords import Passwords
         from revocast.issuer.users import add_user
-        from revocast.keyspace import Keyspace
-        from revocast.store import Store
 
-        client = redis_client(self.settings.redis_url or "")
+        backend = Backend(self.settings)
         try:
-            store = Store(client, Keyspace(self.settings.key_prefix))
-            return await add_user(store, Passwords(self.settings), name, PASSWORD, roles or [])
+            await backend.start()
+            writes = Writes(backend)
+            return await add_user(writes, Passwords(self.settings), name, PASSWORD, roles or [])
         finally:
-            await client.aclose()
+            await backend.aclose()
 
     async def login(self, name: str) -> dict[str, Any]:
         reply = await self.http.post("/v1/login", json={"username": name, "password": PASSWORD})

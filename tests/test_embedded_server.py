@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from revocast.connection import redis_client
+from revocast.ids import new_refresh_token, new_session_id, new_user_id
 from revocast.keys import SigningKey
-from revocast.keyspace import Keyspace
 from revocast.redis_server import RedisServer, find_server_binary
-from revocast.store import Store
+from revocast.settings import Settings
+from revocast.store import Backend, Follow, Writes
 
 
 def test_prefers_a_server_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -33,38 +33,38 @@ async def test_bundled_valkey_runs_the_scripts(
     monkeypatch.setenv("PATH", "/nonexistent")
     server = RedisServer(tmp_path / "valkey", appendonly=True)
     server.start()
-    client = redis_client(server.url)
+    backend = Backend(Settings(redis_url=server.url, key_prefix="embedded", partitions=2))
     try:
-        store = Store(client, Keyspace("embedded"))
+        keys = await backend.start()
+        writes, follow = Writes(backend), Follow(backend)
         key = SigningKey.generate()
-        active = await store.publish_key(key.kid, json.dumps(key.public.jwk), "epoch", 60_000)
+        active = await writes.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
         assert active == key.kid
-        await store.add_user("u1", "alice", "hash", "[]")
-        await store.login(
-            "u1",
-            "s1",
-            "rt-hash",
-            refresh_ttl_s=3600,
-            user_agent="ua",
-            client="127.0.0.1",
-            max_sessions=0,
-            lifetime_ms=10_000,
-            retention_ms=60_000,
-        )
-        await store.revoke_session("s1", "u1", 10_000, 60_000, "logout")
-        await store.revoke_user("u1", 10_000, 60_000, "logout_all")
-        snapshot = await store.snapshot()
-        assert snapshot.epoch == "epoch"
-        assert set(snapshot.sessions) == {"s1"}
-        assert set(snapshot.users) == {"u1"}
+        uid = new_user_id(keys, "alice")
+        await writes.add_user(uid, "alice", "hash", '["moderator"]')
+        sid = new_session_id(keys, uid)
+        await writes.login(uid, sid, new_refresh_token(keys, uid), user_agent="ua", client="::1")
+        assert await writes.throttle("client", "::1", "count") == 0
+        await writes.revoke_session(sid, uid, "logout")
+        await writes.revoke_user(uid, "logout_all")
+        await writes.moderate("cli:test", "roles", uid, roles_json="[]")
+        home = keys.of(uid).stream
+        assert (await writes.heartbeat())[home.name] is None
+        snapshot = await follow.snapshot(home)
+        assert set(snapshot.sessions) == {sid}
+        assert set(snapshot.users) == {uid}
+        assert set(snapshot.roles) == {uid}
         assert snapshot.entries_added == 3
-        poll = await store.poll("0-0", 10)
+        assert snapshot.heartbeat_ms is not None
+        poll = await follow.poll(home, "0-0", 10)
         assert [fields["type"] for _, fields in poll.entries] == [
-            "key_published",
             "session_revoked",
             "user_revoked",
+            "roles_changed",
         ]
         assert (poll.entries_added, poll.length) == (3, 3)
+        global_ = await follow.snapshot(keys.global_.stream)
+        assert (global_.epoch, set(global_.jwks)) == ("epoch", {key.kid})
     finally:
-        await client.aclose()
+        await backend.aclose()
         server.stop()

@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import partial
 
 import pytest
+from redis.asyncio import Redis
 
 from revocast.errors import TokenRejected
+from revocast.ids import hash_refresh_token
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
@@ -94,16 +96,15 @@ async def test_refresh_reuse_after_grace_revokes_session(
 
 
 async def _age_refresh_use(issuer: Issuer, refresh_token: str, seconds: float) -> None:
-    from revocast.connection import redis_client
-    from revocast.issuer.tokens import hash_refresh_token
-    from revocast.keyspace import Keyspace
-
-    client = redis_client(issuer.settings.redis_url or "")
-    key = Keyspace(issuer.settings.key_prefix).refresh_token(hash_refresh_token(refresh_token))
-    used_ms = int(await client.hget(key, "used_ms") or 0)
+    backend = issuer.ctx.backend
+    key = backend.keys.of(refresh_token).refresh_token(hash_refresh_token(refresh_token))
+    used_ms = int(await backend.hget(key, "used_ms") or 0)
     assert used_ms > 0
-    await client.hset(key, "used_ms", used_ms - int(seconds * 1000))
-    await client.aclose()
+
+    async def age(client: Redis) -> None:
+        await client.hset(key, "used_ms", used_ms - int(seconds * 1000))
+
+    await backend.read(key, age)
 
 
 @pytest.mark.parametrize("path", ["/v1/logout", "/v1/logout-all"])

@@ -5,35 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 
 import jwt
 import pytest
 from redis.asyncio import Redis
 
 from revocast.chaos.proxy import TcpProxy
-from revocast.connection import redis_client
 from revocast.errors import TokenRejected
 from revocast.keys import SigningKey
-from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Writes
 from revocast.verifier import Verifier
 from tests.conftest import VerifierFactory
 from tests.support.servers import eventually
 from tests.support.verdicts import outcome
 
 
-@pytest.fixture
-async def store(settings: Settings, redis: Redis) -> AsyncIterator[Store]:
-    client = redis_client(settings.redis_url or "")
-    yield Store(client, Keyspace(settings.key_prefix))
-    await client.aclose()
-
-
-async def publish(store: Store) -> SigningKey:
+async def publish(writes: Writes) -> SigningKey:
+    """What an issuer does on a new deployment: publish a key, set the epochs."""
     key = SigningKey.generate()
-    await store.publish_key(key.kid, json.dumps(key.public.jwk), "epoch", 600_000)
+    await writes.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
+    await writes.align_epochs()
     return key
 
 
@@ -46,15 +38,15 @@ def mint(settings: Settings, key: SigningKey, sid: str, iat: float | None = None
 
 
 async def test_catching_up_on_a_backlog_is_not_fresh_until_done(
-    settings: Settings, store: Store, make_verifier: VerifierFactory, proxy: TcpProxy
+    settings: Settings, writes: Writes, make_verifier: VerifierFactory, proxy: TcpProxy
 ) -> None:
-    key = await publish(store)
+    key = await publish(writes)
     verifier = await make_verifier(redis_url=proxy.url, max_staleness_s=0.3)
     late_token = mint(settings, key, "sid2400")  # its revocation is in the last batch
     assert outcome(verifier, late_token) == "accepted"
     proxy.cut()
     for i in range(2500):
-        await store.revoke_session(f"sid{i}", "u", 600_000, 600_000, "test")
+        await writes.revoke_session(f"sid{i}", "u", "test")
     await eventually(lambda: not verifier.ready, timeout_s=3)
     proxy.restore()
     deadline = asyncio.get_running_loop().time() + 10
@@ -68,10 +60,10 @@ async def test_catching_up_on_a_backlog_is_not_fresh_until_done(
 
 
 async def test_skewed_verifier_clock_is_corrected_by_redis_time(
-    settings: Settings, store: Store, make_verifier: VerifierFactory
+    settings: Settings, writes: Writes, make_verifier: VerifierFactory
 ) -> None:
     """A verifier whose host clock is 60 s slow still judges tokens by Redis time."""
-    key = await publish(store)
+    key = await publish(writes)
     slow = Verifier(settings, clock=lambda: time.time() - 60)
     await slow.start()
     try:
@@ -86,27 +78,27 @@ async def test_skewed_verifier_clock_is_corrected_by_redis_time(
 
 
 async def test_an_unusable_published_key_does_not_stop_the_follower(
-    settings: Settings, store: Store, redis: Redis, make_verifier: VerifierFactory
+    settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory
 ) -> None:
-    key = await publish(store)
-    await redis.hset(Keyspace(settings.key_prefix).jwks, "bad", '{"kty": "RSA"}')
+    key = await publish(writes)
+    await redis.hset(writes.keys.global_.jwks, "bad", '{"kty": "RSA"}')
     verifier = await make_verifier()
     assert verifier.ready
     assert verifier.verify(mint(settings, key, "s1")).sid == "s1"
-    await store.revoke_session("s1", "u", 600_000, 600_000, "test")
+    await writes.revoke_session("s1", "u", "test")
     await eventually(lambda: outcome(verifier, mint(settings, key, "s1")) == "session_revoked")
 
 
 async def test_a_stream_that_went_backwards_triggers_a_snapshot(
-    settings: Settings, store: Store, redis: Redis, make_verifier: VerifierFactory
+    settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory
 ) -> None:
     """A failover to a replica that lacks the newest entries must not be read past silently."""
-    key = await publish(store)
+    key = await publish(writes)
     verifier = await make_verifier()
-    await store.revoke_session("s1", "u", 600_000, 600_000, "test")
+    await writes.revoke_session("s1", "u", "test")
     await eventually(lambda: "s1" in verifier.cache.sessions)
     snapshots = verifier.follower.snapshots
-    await redis.delete(Keyspace(settings.key_prefix).events)  # epoch stays: not a data loss
+    await redis.delete(writes.keys.of("u").stream.events)  # epoch stays: not a data loss
     await eventually(lambda: verifier.follower.snapshots > snapshots)
     assert "s1" in verifier.cache.sessions  # merged, not replaced
     await eventually(lambda: verifier.ready)

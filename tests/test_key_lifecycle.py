@@ -9,11 +9,8 @@ import jwt
 import pytest
 
 from revocast import operator
-from revocast.connection import redis_client
 from revocast.issuer import create_app
 from revocast.keys import PublicKey
-from revocast.keyspace import Keyspace
-from revocast.store import Store
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
@@ -29,16 +26,12 @@ def knows(verifier: Verifier, kid: str) -> bool:
 
 
 async def run(issuer: Issuer, action: str, kid: str = "") -> dict[str, object]:
-    client = redis_client(issuer.settings.redis_url or "")
-    store = Store(client, Keyspace(issuer.settings.key_prefix))
-    try:
-        if action == "rotate":
-            return await operator.rotate_key(store, issuer.settings)
-        if action == "revoke":
-            return await operator.revoke_key(store, issuer.settings, kid, "leaked")
-        return await operator.list_keys(store, issuer.settings)
-    finally:
-        await client.aclose()
+    writes, reads = issuer.ctx.writes, issuer.ctx.reads
+    if action == "rotate":
+        return await operator.rotate_key(writes, reads, issuer.settings)
+    if action == "revoke":
+        return await operator.revoke_key(writes, reads, issuer.settings, kid, "leaked")
+    return await operator.list_keys(reads)
 
 
 async def test_rotation_needs_no_restart(issuer: Issuer, make_verifier: VerifierFactory) -> None:
@@ -98,21 +91,17 @@ async def test_restarted_issuer_skips_a_revoked_key(issuer: Issuer) -> None:
 async def test_issuer_refuses_to_sign_without_a_usable_key(issuer: Issuer) -> None:
     """Revoking the active key with nothing to rotate to: 503, and no session is written."""
     await issuer.add_user("alice")
-    client = redis_client(issuer.settings.redis_url or "")
-    store = Store(client, Keyspace(issuer.settings.key_prefix))
-    kid = await store.signing_kid()
+    writes, reads = issuer.ctx.writes, issuer.ctx.reads
+    kid = await reads.signing_kid()
     assert kid is not None
-    await store.revoke_key(kid, 60_000, "cli:test", "no rotation")
-    sessions_key = Keyspace(issuer.settings.key_prefix).user_sessions
-    try:
-        reply = await issuer.http.post(
-            "/v1/login", json={"username": "alice", "password": "correct horse battery"}
-        )
-        assert (reply.status_code, reply.json()["error"]) == (503, "signing_key_unavailable")
-        uid = (await store.find_user("alice") or ("", ""))[0]
-        assert await client.scard(sessions_key(uid)) == 0
-    finally:
-        await client.aclose()
+    await writes.revoke_key(kid, "cli:test", "no rotation")
+    reply = await issuer.http.post(
+        "/v1/login", json={"username": "alice", "password": "correct horse battery"}
+    )
+    assert (reply.status_code, reply.json()["error"]) == (503, "signing_key_unavailable")
+    uid = (await reads.find_user("alice") or ("", ""))[0]
+    assert await reads.sessions(uid) == []
+    assert await issuer.ctx.backend.smembers(writes.keys.of(uid).user_sessions(uid)) == set()
 
 
 @pytest.mark.parametrize("attribute", ["private", "d"])

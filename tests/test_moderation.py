@@ -177,9 +177,8 @@ async def test_moderator_loses_power_at_once(team: Team, strip: Action) -> None:
     reply = await team.call(team.mod, "POST", f"/v1/admin/users/{team.alice.uid}/block")
     assert reply.status_code in (401, 403)
     # Even with a token no verifier has caught up on, the script itself refuses.
-    store = team.issuer.app.state.ctx.store
     with pytest.raises(Forbidden):
-        await store.moderate(team.mod.uid, "block", team.alice.uid, lifetime_ms=1, retention_ms=1)
+        await team.issuer.ctx.writes.moderate(team.mod.uid, "block", team.alice.uid)
     team.verifiers[0].verify(team.alice.tokens["access_token"])
 
 

@@ -11,7 +11,6 @@ from typing import Any
 from redis.asyncio import Redis
 
 from revocast.errors import TokenRejected
-from revocast.keyspace import Keyspace
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually
 
@@ -61,7 +60,7 @@ async def test_block_unblock_and_sessions_from_the_command_line(
     login = await issuer.http.post("/v1/login", json={"username": "alice", "password": PASSWORD})
     assert login.status_code == 403
 
-    stream = await redis.xrevrange(Keyspace(issuer.settings.key_prefix).events, count=1)
+    stream = await redis.xrevrange(issuer.ctx.writes.keys.of(uid).stream.events, count=1)
     (_, fields), *_ = stream or [("", {})]
     assert fields is not None
     assert (fields["type"], fields["uid"], fields["reason"]) == ("user_revoked", uid, "blocked")

@@ -19,29 +19,28 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from redis.asyncio import Redis
 
+from revocast.ids import new_session_id
 from revocast.issuer.keyring import KeyRing
-from revocast.issuer.tokens import TokenMinter, new_session_id
+from revocast.issuer.tokens import TokenMinter
 from revocast.keys import ALGORITHM, create_signing_key
-from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Follow, Writes
 from revocast.verifier import RevocationCache
 from tests.conftest import VerifierFactory
 
 REVOKED = 100_000
 
 
-async def publish_and_mint(settings: Settings, redis: Redis) -> tuple[str, Ed25519PublicKey]:
+async def publish_and_mint(settings: Settings, writes: Writes) -> tuple[str, Ed25519PublicKey]:
     """Publish a fresh key (verifiers learn it from Redis) and mint one access token."""
     keys = KeyRing(Path(settings.key_dir))
     key = create_signing_key(keys.key_dir)
-    store = Store(redis, Keyspace(settings.key_prefix))
-    await store.publish_key(
-        key.kid, json.dumps(key.public.jwk), secrets.token_hex(16), settings.stream_retention_ms
-    )
+    await writes.publish_key(key.kid, json.dumps(key.public.jwk), secrets.token_hex(16))
+    await writes.align_epochs()
+    uid = secrets.token_hex(16)
     token = TokenMinter(settings, keys).mint(
-        uid=secrets.token_hex(16),
-        sid=new_session_id(),
+        uid=uid,
+        sid=new_session_id(writes.keys, uid),
         roles=["reader"],
         issued_ms=int(time.time() * 1000),
         kid=key.kid,
@@ -49,19 +48,21 @@ async def publish_and_mint(settings: Settings, redis: Redis) -> tuple[str, Ed255
     return token, key.public.key
 
 
-async def fill_revoked_sessions(settings: Settings, redis: Redis, count: int) -> None:
-    key = Keyspace(settings.key_prefix).revoked_sessions
+async def fill_revoked_sessions(backend: Backend, redis: Redis, count: int) -> None:
+    key = backend.keys.partition(0).revoked_sessions
     until = int(time.time() * 1000) + 3_600_000
     for start in range(0, count, 10_000):
-        batch = {new_session_id(): until + start + i for i in range(min(10_000, count - start))}
+        batch = {
+            secrets.token_urlsafe(20): until + start + i for i in range(min(10_000, count - start))
+        }
         await redis.zadd(key, batch)
     assert await redis.zcard(key) == count
 
 
 async def test_warm_verify_under_30_us(
-    settings: Settings, redis: Redis, make_verifier: VerifierFactory
+    settings: Settings, writes: Writes, make_verifier: VerifierFactory
 ) -> None:
-    token, _ = await publish_and_mint(settings, redis)
+    token, _ = await publish_and_mint(settings, writes)
     verifier = await make_verifier()
     verify = verifier.verify
     verify(token)  # first sight; every later call is warm
@@ -74,9 +75,9 @@ async def test_warm_verify_under_30_us(
 
 
 async def test_first_sight_under_10x_jwt_decode(
-    settings: Settings, redis: Redis, make_verifier: VerifierFactory
+    settings: Settings, writes: Writes, make_verifier: VerifierFactory
 ) -> None:
-    token, public = await publish_and_mint(settings, redis)
+    token, public = await publish_and_mint(settings, writes)
     cold = await make_verifier(verify_memo_size=0)  # signature and claims on every call
     cold.verify(token)
 
@@ -104,12 +105,11 @@ async def test_first_sight_under_10x_jwt_decode(
 
 
 async def test_snapshot_and_merge_of_100k_revoked_sessions_under_30_s(
-    settings: Settings, redis: Redis
+    backend: Backend, redis: Redis
 ) -> None:
-    await fill_revoked_sessions(settings, redis, REVOKED)
-    store = Store(redis, Keyspace(settings.key_prefix))
+    await fill_revoked_sessions(backend, redis, REVOKED)
     started = time.perf_counter()
-    snapshot = await store.snapshot()
+    snapshot = await Follow(backend).snapshot(backend.keys.partition(0).stream)
     cache = RevocationCache()
     cache.merge(snapshot)
     elapsed = time.perf_counter() - started
@@ -117,16 +117,13 @@ async def test_snapshot_and_merge_of_100k_revoked_sessions_under_30_s(
     assert elapsed < 30, f"snapshot + merge of {REVOKED} took {elapsed:.1f} s (measured ~0.2)"
 
 
-async def test_memory_per_revoked_session_under_2000_bytes(
-    settings: Settings, redis: Redis
-) -> None:
-    await fill_revoked_sessions(settings, redis, REVOKED)
-    store = Store(redis, Keyspace(settings.key_prefix))
+async def test_memory_per_revoked_session_under_2000_bytes(backend: Backend, redis: Redis) -> None:
+    await fill_revoked_sessions(backend, redis, REVOKED)
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        snapshot = await store.snapshot()
+        snapshot = await Follow(backend).snapshot(backend.keys.partition(0).stream)
         cache = RevocationCache()
         cache.merge(snapshot)
         del snapshot

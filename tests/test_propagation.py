@@ -9,7 +9,6 @@ from redis.asyncio import Redis
 
 from revocast.chaos.proxy import TcpProxy
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.keyspace import Keyspace
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
 from tests.support.verdicts import is_rejected
@@ -27,7 +26,7 @@ async def test_verifier_started_after_revocations_rejects(
     live = await issuer.login("alice")
 
     late = await make_verifier()  # its snapshot must carry both revocations
-    assert late.follower.snapshots == 1
+    assert late.follower.snapshots == len(late.follower.streams)  # one each, no re-snapshot
     assert is_rejected(late, logged_out["access_token"])
     assert is_rejected(late, everywhere["access_token"])
     assert late.verify(live["access_token"]).sid == live["session_id"]
@@ -77,7 +76,8 @@ async def test_trimmed_stream_triggers_resnapshot(
     proxy.cut()
     await issuer.post_bearer("/v1/logout", tokens["access_token"])
     # The event the verifier needs is gone from the stream; only the state keeps it.
-    await redis.xtrim(Keyspace(issuer.settings.key_prefix).events, maxlen=0)
+    for stream in issuer.ctx.writes.keys.streams():
+        await redis.xtrim(stream.events, maxlen=0)
     snapshots = verifier.follower.snapshots
     proxy.restore()
     await eventually(lambda: verifier.follower.snapshots > snapshots, timeout_s=5)
@@ -108,16 +108,10 @@ async def test_key_published_after_verifier_start_is_learned(
     import json
 
     from revocast.keys import SigningKey
-    from revocast.store import Store
 
     verifier = await make_verifier()
     before = set(verifier.cache.keys)
     key = SigningKey.generate()
-    from revocast.connection import redis_client
-
-    client = redis_client(issuer.settings.redis_url or "")
-    store = Store(client, Keyspace(issuer.settings.key_prefix))
-    await store.publish_key(key.kid, json.dumps(key.public.jwk), "unused", 60_000)
-    await client.aclose()
+    await issuer.ctx.writes.publish_key(key.kid, json.dumps(key.public.jwk), "unused")
     await eventually(lambda: key.kid in verifier.cache.keys)
     assert before < set(verifier.cache.keys)

@@ -11,6 +11,7 @@ import jwt
 import pytest
 
 from revocast.issuer import create_app
+from revocast.issuer.context import IssuerContext
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.verifier import Verifier
@@ -62,9 +63,9 @@ async def test_data_loss_fails_safe_everywhere(
         # The survivor never forgets, and the issuer's recovery revokes the old key.
         await eventually(lambda: outcome(survivor, live["access_token"]) == "key_revoked", 10)
         assert outcome(survivor, revoked["access_token"]) in ("session_revoked", "key_revoked")
-        ctx = issuer.app.state.ctx
-        assert await ctx.store.epoch() is not None
-        assert await ctx.store.signing_kid() != old_kid
+        ctx = issuer.ctx
+        assert None not in (await ctx.reads.epochs()).values()
+        assert await ctx.reads.signing_kid() != old_kid
 
         # A verifier born after the loss refuses the old tokens too.
         async with Verifier(lossy_settings) as newborn:
@@ -94,18 +95,18 @@ async def test_issuer_restarted_after_a_loss_recovers_at_start(
     lose_data(lossy_redis)  # while no issuer runs
     restarted = create_app(lossy_settings)
     async with serve(restarted):
-        store = restarted.state.ctx.store
+        reads = IssuerContext.of_app(restarted).reads
         old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
-        assert await store.signing_kid() != old_kid
-        revoked = await store.redis.zrange(store.keys.revoked_keys, 0, -1)
-        assert old_kid in revoked
+        assert await reads.signing_kid() != old_kid
+        assert await reads.revoked(old_kid)
         assert restarted.state.ctx is not None
     await asyncio.sleep(0)
 
 
 async def test_fresh_deployment_is_not_mistaken_for_a_loss(issuer: Issuer) -> None:
-    ctx = issuer.app.state.ctx
-    assert await ctx.store.redis.zcard(ctx.store.keys.revoked_keys) == 0
+    published, revoked, _ = await issuer.ctx.reads.keys_overview()
+    assert published
+    assert revoked == set()
     assert "revocast_issuer_state_lost_total 0.0" in (await issuer.http.get("/metrics")).text
 
 

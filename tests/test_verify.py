@@ -16,8 +16,10 @@ import pytest
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.events import KeyRevoked, SessionRevoked, UserRevoked
 from revocast.keys import SigningKey
+from revocast.keyspace import Keyspace
 from revocast.settings import FailMode, Settings
 from revocast.verifier import Verifier
+from revocast.verifier.follower import FollowerState, StreamFollower
 
 NOW = 1_800_000_000.0
 
@@ -40,7 +42,15 @@ class Rig:
         self.verifier = Verifier(self.settings, clock=self.wall, monotonic=self.mono)
         self.key = SigningKey.generate()
         self.verifier.cache.keys[self.key.kid] = self.key.public
-        self.verifier.follower.fresh_at = self.mono.now
+        # One stream that read Redis just now (the clock below decides how long ago).
+        followers = self.verifier.follower
+        stream = StreamFollower(
+            followers.follow, Keyspace().global_.stream, followers.cache, followers.clocks,
+            block_ms=100,
+        )  # fmt: skip
+        stream.fresh_at = self.mono.now
+        followers.streams = [stream]
+        followers.state = FollowerState.RUNNING
 
     def claims(self, **changes: Any) -> dict[str, Any]:
         base = {"iss": "iss", "aud": "aud", "sub": "u1", "sid": "s1", "jti": "j1",

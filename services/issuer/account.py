@@ -17,7 +17,7 @@ from revocast.issuer.users import check_password_rules
 async def my_sessions(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
-    sessions = await ctx.store.sessions(claims.sub)
+    sessions = await ctx.reads.sessions(claims.sub)
     views = [session_view(s) | {"current": s["sid"] == claims.sid} for s in sessions]
     return json_response({"sessions": views})
 
@@ -26,13 +26,7 @@ async def end_my_session(request: Request) -> Response:
     """End one of the caller's own sessions; another user's session is simply not found."""
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
-    await ctx.store.end_session(
-        path_id(request, "session_id"),
-        owner=claims.sub,
-        lifetime_ms=ctx.settings.revocation_lifetime_ms,
-        retention_ms=ctx.settings.stream_retention_ms,
-        reason="user",
-    )
+    await ctx.writes.end_session(path_id(request, "session_id"), owner=claims.sub, reason="user")
     return Response(status_code=204)
 
 
@@ -42,14 +36,10 @@ async def change_password(request: Request) -> Response:
     claims = caller(ctx, request)
     body = await read_body(request, PasswordBody, ctx.settings.max_body_bytes)
     check_password_rules(body.new_password)
-    stored = await ctx.store.password_hash(claims.sub)
+    stored = await ctx.reads.password_hash(claims.sub)
     if not await ctx.passwords.verify(stored, body.current_password):
         raise WrongPassword("the current password does not match")
-    ended = await ctx.store.change_password(
-        claims.sub,
-        await ctx.passwords.hash(body.new_password),
-        claims.sid,
-        ctx.settings.revocation_lifetime_ms,
-        ctx.settings.stream_retention_ms,
+    ended = await ctx.writes.change_password(
+        claims.sub, await ctx.passwords.hash(body.new_password), claims.sid
     )
     return json_response({"other_sessions_ended": ended})

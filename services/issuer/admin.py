@@ -1,7 +1,9 @@
 """Moderator routes: block, unblock, change roles, list and end sessions, read the audit trail.
 
-Every change runs one Lua script that checks the actor's current roles, makes
-the change, publishes the revocation and appends the audit entry together.
+Every change runs one Lua script, in the target's partition, that checks the
+actor's current power there (each partition holds a copy of every admin's and
+moderator's), makes the change, publishes the revocation and appends the audit
+entry together. Reads check the actor's power as Redis has it now.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.errors import InvalidRequest, NotFound
+from revocast.claims import AccessClaims
+from revocast.errors import Forbidden, InvalidRequest, NotFound
 from revocast.http import json_response
 from revocast.issuer.bodies import BlockBody, RolesBody, read_body
 from revocast.issuer.context import IssuerContext
@@ -46,6 +49,16 @@ def session_view(record: dict[str, str]) -> dict[str, str]:
     }
 
 
+async def authorize(ctx: IssuerContext, actor: AccessClaims, target: str = "") -> str:
+    """The actor's power for a read, as Redis has it now; Forbidden if none (or over an admin)."""
+    level = await ctx.reads.authority(actor.sub)
+    if not level:
+        raise Forbidden("requires the role admin or moderator")
+    if target and level == "moderator" and "admin" in await ctx.reads.roles_of(target):
+        raise Forbidden("moderators cannot act on admins")
+    return level
+
+
 async def block(request: Request) -> Response:
     return await _set_blocked(request, blocked=True)
 
@@ -59,13 +72,8 @@ async def _set_blocked(request: Request, *, blocked: bool) -> Response:
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
     body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
-    await ctx.store.moderate(
-        actor.sub,
-        "block" if blocked else "unblock",
-        target,
-        reason=body.reason,
-        lifetime_ms=ctx.settings.revocation_lifetime_ms,
-        retention_ms=ctx.settings.stream_retention_ms,
+    await ctx.writes.moderate(
+        actor.sub, "block" if blocked else "unblock", target, reason=body.reason
     )
     return json_response({"user_id": target, "blocked": blocked})
 
@@ -76,14 +84,8 @@ async def set_roles(request: Request) -> Response:
     target = path_id(request, "user_id")
     body = await read_body(request, RolesBody, ctx.settings.max_body_bytes)
     roles = sorted(set(body.roles))
-    await ctx.store.moderate(
-        actor.sub,
-        "roles",
-        target,
-        reason=body.reason,
-        lifetime_ms=ctx.settings.revocation_lifetime_ms,
-        retention_ms=ctx.settings.stream_retention_ms,
-        roles_json=json.dumps(roles),
+    await ctx.writes.moderate(
+        actor.sub, "roles", target, reason=body.reason, roles_json=json.dumps(roles)
     )
     return json_response({"user_id": target, "roles": roles})
 
@@ -92,22 +94,18 @@ async def user_sessions(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
-    if not await ctx.store.user_exists(target):
+    if not await ctx.reads.user_exists(target):
         raise NotFound("no such user")
-    await ctx.store.authorize(actor.sub, target)
-    sessions = await ctx.store.sessions(target)
+    await authorize(ctx, actor, target)
+    sessions = await ctx.reads.sessions(target)
     return json_response({"user_id": target, "sessions": [session_view(s) for s in sessions]})
 
 
 async def end_session(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
-    await ctx.store.end_session(
-        path_id(request, "session_id"),
-        actor=actor.sub,
-        lifetime_ms=ctx.settings.revocation_lifetime_ms,
-        retention_ms=ctx.settings.stream_retention_ms,
-        reason="moderator",
+    await ctx.writes.end_session(
+        path_id(request, "session_id"), actor=actor.sub, reason="moderator"
     )
     return Response(status_code=204)
 
@@ -121,8 +119,8 @@ async def audit(request: Request) -> Response:
     if (before != "+" and not _STREAM_ID.fullmatch(before)) or not limit_text.isdigit():
         raise InvalidRequest("before must be an entry id, limit a number")
     limit = min(max(int(limit_text), 1), MAX_PAGE)
-    await ctx.store.authorize(actor.sub)
-    entries = await ctx.store.audit_page(before, limit)
+    await authorize(ctx, actor)
+    entries = await ctx.reads.audit_page(before, limit)
     page = [
         {
             "id": entry_id,

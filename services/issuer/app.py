@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from revocast.connection import redis_client
 from revocast.errors import (
+    NotDurable,
     RevocastError,
     StoreUnavailable,
     TokenRejected,
@@ -31,10 +31,10 @@ from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCoun
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
 from revocast.issuer.tokens import TokenMinter
+from revocast.issuer.upkeep import Upkeep
 from revocast.keys import jwks_document
-from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
 from revocast.verifier.metrics import VerifierCollector
 
@@ -43,7 +43,7 @@ log = logging.getLogger("revocast.issuer")
 
 async def _jwks(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    document = jwks_document(await ctx.store.jwks())
+    document = jwks_document(await ctx.reads.jwks())
     return json_response(document, headers={"Cache-Control": "public, max-age=60"})
 
 
@@ -63,7 +63,7 @@ async def _revocast_error(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = www_authenticate(exc.code)
     if isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after_s)
-    if isinstance(exc, VerifierStale | StoreUnavailable):
+    if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         headers["Retry-After"] = "1"
         log.warning("%s: %s", exc.code, exc.detail)
     return error_response(exc.code, exc.detail, exc.status, headers)
@@ -84,32 +84,36 @@ def create_app(settings: Settings) -> Starlette:
     """The issuer app; its lifespan connects Redis, publishes the signing key, starts a verifier."""
     if settings.redis_url is None:
         raise ValueError("the issuer needs settings.redis_url")
-    redis_url = settings.redis_url
     requests: RequestCounts = Counter()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = redis_client(redis_url)
-        store = Store(redis, Keyspace(settings.key_prefix))
+        backend = Backend(settings)
+        await backend.start()
+        writes, reads = Writes(backend), Reads(backend)
         keys = KeyRing.from_settings(settings)
-        guard = StateGuard(settings, store, keys)
-        active = await guard.start()
-        log.info("active signing key %s", active)
+        guard = StateGuard(settings, writes, reads, keys)
+        upkeep = Upkeep(backend, writes, reads, keys)
         verifier = Verifier(settings)
-        await verifier.start()
-        app.state.ctx = IssuerContext(
-            settings, store, TokenMinter(settings, keys), Passwords(settings), verifier
-        )
-        registry = CollectorRegistry()
-        registry.register(IssuerCollector(requests, guard))
-        registry.register(VerifierCollector(verifier))
-        app.state.metrics = registry
         try:
+            active = await guard.start()
+            log.info("active signing key %s; %r", active, backend.keys)
+            await upkeep.start()
+            await verifier.start()
+            app.state.ctx = IssuerContext(
+                settings, backend, writes, reads, TokenMinter(settings, keys), Passwords(settings),
+                verifier,
+            )  # fmt: skip
+            registry = CollectorRegistry()
+            registry.register(IssuerCollector(requests, guard))
+            registry.register(VerifierCollector(verifier))
+            app.state.metrics = registry
             yield
         finally:
             await guard.stop()
+            await upkeep.stop()
             await verifier.stop()
-            await redis.aclose()
+            await backend.aclose()
 
     return Starlette(
         middleware=[Middleware(RequestCounter, counts=requests)],

@@ -20,24 +20,27 @@ from revocast.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidRequest,
+    TokenRejected,
     TooManyAttempts,
 )
 from revocast.http import json_response
+from revocast.ids import new_refresh_token, new_session_id
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.guards import by_cookie, caller
-from revocast.issuer.tokens import (
-    hash_refresh_token,
-    new_refresh_token,
-    new_session_id,
-    seal_successor,
-    unseal_successor,
-)
+from revocast.issuer.guards import by_cookie, caller, revoked_caller
+from revocast.issuer.tokens import seal_successor, unseal_successor
 
 
-async def _ensure_signing_key(ctx: IssuerContext) -> None:
-    """Fail with 503 before writing anything when no token could be signed."""
-    ctx.minter.keys.get(await ctx.store.signing_kid() or "")
+async def _signing_kid(ctx: IssuerContext) -> str:
+    """The active key; 503 before writing anything when no token could be signed with it.
+
+    A key revoked between this read and the signature only makes the new token
+    dead on arrival everywhere (verifiers refuse every token of a revoked key).
+    """
+    kid = await ctx.reads.signing_kid() or ""
+    if kid:
+        await ctx.minter.keys.fetch(ctx.reads, kid)
+    return ctx.minter.keys.get(kid).kid
 
 
 def _token_response(
@@ -68,29 +71,29 @@ async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
     client = request.client.host if request.client else ""
-    wait_ms = await ctx.store.login_throttle(body.username, client, "attempt", ctx.settings)
+    wait_ms = max(
+        await ctx.writes.throttle("client", client, "count"),
+        await ctx.writes.throttle("user", body.username, "check"),
+    )
     if wait_ms:
         raise TooManyAttempts(math.ceil(wait_ms / 1000))
-    found = await ctx.store.find_user(body.username)
+    found = await ctx.reads.find_user(body.username)
     if not await ctx.passwords.verify(found[1] if found else None, body.password) or found is None:
         # Counted for unknown names too: the same answer, work and trace either way.
-        await ctx.store.login_throttle(body.username, client, "failure", ctx.settings)
+        await ctx.writes.throttle("user", body.username, "count")
         raise InvalidCredentials("unknown user or wrong password")
-    await ctx.store.login_throttle(body.username, client, "success", ctx.settings)
+    await ctx.writes.throttle("user", body.username, "forget")
     uid = found[0]
-    await _ensure_signing_key(ctx)
-    sid = new_session_id()
-    refresh_token = new_refresh_token()
-    issued_ms, roles_json, kid = await ctx.store.login(
+    kid = await _signing_kid(ctx)
+    keys = ctx.writes.keys
+    sid = new_session_id(keys, uid)
+    refresh_token = new_refresh_token(keys, uid)
+    issued_ms, roles_json = await ctx.writes.login(
         uid,
         sid,
-        hash_refresh_token(refresh_token),
-        refresh_ttl_s=ctx.settings.refresh_ttl_s,
+        refresh_token,
         user_agent=request.headers.get("user-agent", "")[:256],
         client=client,
-        max_sessions=ctx.settings.max_sessions_per_user,
-        lifetime_ms=ctx.settings.revocation_lifetime_ms,
-        retention_ms=ctx.settings.stream_retention_ms,
     )
     return _token_response(
         ctx,
@@ -115,17 +118,11 @@ async def refresh(request: Request) -> Response:
         presented, from_cookie = request.cookies[REFRESH_COOKIE], True
     if not presented:
         raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
-    await _ensure_signing_key(ctx)
-    successor = new_refresh_token()
-    result = await ctx.store.refresh(
-        hash_refresh_token(presented),
-        hash_refresh_token(successor),
-        seal_successor(presented, successor),
-        int(ctx.settings.refresh_grace_s * 1000),
-        ctx.settings.refresh_ttl_s,
-        ctx.settings.revocation_lifetime_ms,
-        ctx.settings.stream_retention_ms,
-    )
+    kid = await _signing_kid(ctx)
+    successor = new_refresh_token(ctx.writes.keys, presented)
+    result = await ctx.writes.refresh(presented, successor, seal_successor(presented, successor))
+    if result.status == "reused":
+        raise InvalidRefreshToken("refresh token reused: its session was revoked")
     if result.status == "grace":
         # A retry or a second tab: hand out the successor already issued.
         unsealed = unseal_successor(presented, result.sealed_next)
@@ -139,33 +136,47 @@ async def refresh(request: Request) -> Response:
         roles_json=result.roles_json,
         issued_ms=result.now_ms,
         refresh_token=successor,
-        kid=result.signing_kid,
+        kid=kid,
         cookies=from_cookie,
     )
 
 
 async def logout(request: Request) -> Response:
+    """Revoke the caller's session.
+
+    A repeat with the same token (after a 503 not_durable) is refused as
+    revoked, as before, but first records the revocation again and waits for
+    the replicas again: its 401 means the revocation is durable, its 503 that it
+    is still not.
+    """
     ctx = IssuerContext.of(request)
-    claims = caller(ctx, request)
-    await ctx.store.revoke_session(
-        claims.sid,
-        claims.sub,
-        ctx.settings.revocation_lifetime_ms,
-        ctx.settings.stream_retention_ms,
-        "logout",
-    )
+    try:
+        claims = caller(ctx, request)
+    except TokenRejected as exc:
+        if exc.code != "session_revoked":
+            raise
+        claims = revoked_caller(ctx, request, exc)
+        await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
+        raise
+    await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
     return _ended(ctx, request)
 
 
 async def logout_all(request: Request) -> Response:
+    """Revoke every session of the caller. A repeat (refused as revoked, like a logout's)
+    records the same cut-off again, so it ends nothing that was made after the first call."""
     ctx = IssuerContext.of(request)
-    claims = caller(ctx, request)
-    await ctx.store.revoke_user(
-        claims.sub,
-        ctx.settings.revocation_lifetime_ms,
-        ctx.settings.stream_retention_ms,
-        "logout_all",
-    )
+    try:
+        claims = caller(ctx, request)
+    except TokenRejected as exc:
+        if exc.code != "user_revoked":
+            raise
+        claims = revoked_caller(ctx, request, exc)
+        cut_off = ctx.verifier.cache.users.get(claims.sub, (0, 0))[0]
+        if cut_off:
+            await ctx.writes.revoke_user(claims.sub, "logout_all", not_before_ms=cut_off)
+        raise
+    await ctx.writes.revoke_user(claims.sub, "logout_all")
     return _ended(ctx, request)
 
 

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
 
 
 @dataclass(frozen=True, slots=True)
 class IssuerContext:
     settings: Settings
-    store: Store
+    backend: Backend
+    writes: Writes
+    reads: Reads
     minter: TokenMinter
     passwords: Passwords
     verifier: Verifier  # the issuer checks callers' access tokens like any verifier
 
     @staticmethod
     def of(request: Request) -> IssuerContext:
-        ctx: IssuerContext = request.app.state.ctx
+        return IssuerContext.of_app(request.app)
+
+    @staticmethod
+    def of_app(app: Starlette) -> IssuerContext:
+        ctx: IssuerContext = app.state.ctx
         return ctx

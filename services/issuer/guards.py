@@ -26,6 +26,19 @@ def caller(ctx: IssuerContext, request: Request) -> AccessClaims:
     return ctx.verifier.verify(token)
 
 
+def revoked_caller(ctx: IssuerContext, request: Request, refused: TokenRejected) -> AccessClaims:
+    """The claims of a token ``caller`` refused as revoked (its signature and times are good).
+
+    For repeats of the revoking calls: a client whose logout got 503 (not
+    durable) repeats it with the same token, which is now refused as revoked;
+    the call records the revocation again and waits for the replicas again.
+    """
+    token, _ = credentials(request.headers)
+    if token is None:
+        raise refused
+    return ctx.verifier.decode(token)
+
+
 def by_cookie(request: Request) -> bool:
     """True when the request authenticates with the access cookie (browser mode)."""
     return credentials(request.headers)[1]

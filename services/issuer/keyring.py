@@ -1,9 +1,11 @@
 """The issuer's private keys, and which one signs.
 
-Every issuer instance reads the same key directory (a shared secret volume).
-Redis names the active key (``signing_kid``); ``revocast keys rotate`` adds a
-key and activates it, so running issuers switch on their next login or refresh
-without a restart. A revoked key is never used again.
+Keys come from the key directory, from ``REVOCAST_SIGNING_KEY``, and, with a
+key-encryption key, from Redis, where each is sealed (``sealing.py``). Redis
+names the active key (``signing_kid``). ``revocast keys rotate`` publishes a
+new key, waits until every live issuer holds it, and only then activates it,
+so no issuer is ever asked to sign with a key it lacks. A revoked key is never
+used again.
 """
 
 from __future__ import annotations
@@ -14,44 +16,63 @@ import secrets
 from pathlib import Path
 
 from revocast.errors import SettingsError, SigningKeyUnavailable
+from revocast.issuer.sealing import seal, unseal
 from revocast.keys import SigningKey, create_signing_key, load_signing_keys, signing_key_from_pem
-from revocast.settings import Settings
-from revocast.store import Store
+from revocast.settings import Settings, key_encryption_key_bytes
+from revocast.store import Reads, Writes
 
 log = logging.getLogger("revocast.issuer")
 
 
 class KeyRing:
-    """Private keys by kid, reloaded from the directory when an unknown kid is asked for.
+    """Private keys by kid; unknown kids are looked for in the directory and in Redis."""
 
-    Keys come from the key directory, plus one from ``REVOCAST_SIGNING_KEY`` if set.
-    """
-
-    def __init__(self, key_dir: Path, env_pem: str | None = None) -> None:
+    def __init__(
+        self,
+        key_dir: Path,
+        env_pem: str | None = None,
+        *,
+        kek: bytes | None = None,
+        prefix: str = "revocast",
+    ) -> None:
         self.key_dir = key_dir
+        self.kek = kek
+        self.prefix = prefix
         self._env_key = (
             signing_key_from_pem(env_pem.encode(), "REVOCAST_SIGNING_KEY") if env_pem else None
         )
         self._keys: dict[str, SigningKey] = {}
+        self._sealed: dict[str, SigningKey] = {}
         self.reload()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        """The issuer's keys; in production, refuses to start without one."""
-        keys = cls(Path(settings.key_dir), settings.signing_key_pem)
-        if settings.environment == "production" and not keys.all():
+        """The issuer's keys; in production, refuses to start without a way to get one."""
+        kek = (
+            key_encryption_key_bytes(settings.key_encryption_key)
+            if settings.key_encryption_key
+            else None
+        )
+        keys = cls(
+            Path(settings.key_dir), settings.signing_key_pem, kek=kek, prefix=settings.key_prefix
+        )
+        if settings.environment == "production" and not keys.all() and kek is None:
             raise SettingsError(
-                "production: no signing key. Set REVOCAST_SIGNING_KEY or run "
-                "`revocast keys rotate` with REVOCAST_KEY_DIR"
+                "production: no signing key. Set REVOCAST_SIGNING_KEY, run `revocast keys "
+                "rotate` with REVOCAST_KEY_DIR, or share keys with REVOCAST_KEY_ENCRYPTION_KEY"
             )
         return keys
 
     def reload(self) -> None:
+        """Read the key directory again (keys from Redis stay)."""
         keys = load_signing_keys(self.key_dir) + ([self._env_key] if self._env_key else [])
-        self._keys = {key.kid: key for key in keys}
+        self._keys = {key.kid: key for key in keys} | self._sealed
 
     def all(self) -> list[SigningKey]:
         return list(self._keys.values())
+
+    def kids(self) -> list[str]:
+        return sorted(self._keys)
 
     def get(self, kid: str) -> SigningKey:
         """The key to sign with; SigningKeyUnavailable when none is active or it is not here."""
@@ -61,28 +82,73 @@ class KeyRing:
             self.reload()
         key = self._keys.get(kid)
         if key is None:
-            raise SigningKeyUnavailable(f"active key {kid} is not in {self.key_dir}")
+            where = "the key directory or Redis (sealed)" if self.kek else str(self.key_dir)
+            raise SigningKeyUnavailable(f"active key {kid} is not in {where}")
         return key
 
-    async def publish(self, store: Store, retention_ms: int) -> str:
+    async def fetch(self, reads: Reads, kid: str) -> bool:
+        """Make sure ``kid`` is here: from the directory, or unsealed from Redis. True if it is."""
+        if kid in self._keys:
+            return True
+        self.reload()
+        if kid not in self._keys and self.kek is not None:
+            sealed = await reads.sealed_key(kid)
+            key = unseal(sealed, self.kek, self.prefix, kid) if sealed else None
+            if sealed and key is None:
+                log.error("cannot unseal key %s: REVOCAST_KEY_ENCRYPTION_KEY differs", kid)
+            if key is not None:
+                self._sealed[kid] = key
+                self._keys[kid] = key
+        return kid in self._keys
+
+    def sealed(self, key: SigningKey) -> str:
+        """The key sealed for Redis, or '' without a KEK."""
+        return seal(key, self.kek, self.prefix) if self.kek else ""
+
+    def create(self) -> SigningKey:
+        """A new key: kept in the key directory, unless it is shared sealed through Redis."""
+        if self.kek is not None:
+            key = SigningKey.generate()
+            self._sealed[key.kid] = key
+            self._keys[key.kid] = key
+            return key
+        key = create_signing_key(self.key_dir)
+        self._keys[key.kid] = key
+        return key
+
+    async def publish(self, writes: Writes, reads: Reads, epoch: str) -> str:
         """Publish every usable key, newest first (so it becomes active if none is); the active kid.
 
-        Keys revoked in Redis are skipped; if none is left, a new key is made, so a
-        fresh or compromised deployment still starts with a key nobody revoked.
+        With a KEK, the published keys are fetched from Redis first. Keys revoked in
+        Redis are skipped; if no key is active then, a new one is made, so a fresh or
+        compromised deployment still starts with a key nobody revoked.
         """
-        epoch = secrets.token_hex(16)
+        if self.kek is not None:
+            for kid in await reads.jwks():
+                await self.fetch(reads, kid)
         active = ""
-        for key in reversed(self._keys.values()):  # loaded oldest first
+        for key in reversed(list(self._keys.values())):  # loaded oldest first
             try:
-                active = await store.publish_key(
-                    key.kid, json.dumps(key.public.jwk), epoch, retention_ms
+                active = await writes.publish_key(
+                    key.kid, json.dumps(key.public.jwk), epoch, sealed=self.sealed(key)
                 )
             except SigningKeyUnavailable:
                 log.warning("key %s is revoked; it will not sign", key.kid)
         if not active:
-            key = create_signing_key(self.key_dir)
-            self._keys[key.kid] = key
-            active = await store.publish_key(
-                key.kid, json.dumps(key.public.jwk), epoch, retention_ms, activate=True
+            active = await reads.signing_kid() or ""
+        if not active:
+            key = self.create()
+            active = await writes.publish_key(
+                key.kid, json.dumps(key.public.jwk), epoch, activate=True, sealed=self.sealed(key)
+            )
+        if not await self.fetch(reads, active):
+            log.error(
+                "the active signing key %s is not available to this issuer: share "
+                "REVOCAST_KEY_DIR or set REVOCAST_KEY_ENCRYPTION_KEY; logins will fail",
+                active,
             )
         return active
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(16)

@@ -18,7 +18,6 @@ from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import INTROSPECTOR_ROLES, caller_with_role
-from revocast.issuer.tokens import hash_refresh_token
 
 FORM = "application/x-www-form-urlencoded"
 _HINTS = ("refresh_token", "access_token")
@@ -42,27 +41,22 @@ async def _token_and_order(ctx: IssuerContext, request: Request) -> tuple[str, t
 
 
 async def revoke(request: Request) -> Response:
-    """200 whether or not the token was known (RFC 7009 section 2.2)."""
+    """200 whether or not the token was known (RFC 7009 section 2.2); a repeat of a revoked
+    token records its revocation again, so repeating after a 503 is how to make it durable."""
     ctx = IssuerContext.of(request)
     token, order = await _token_and_order(ctx, request)
     for kind in order:
         session = await _session_of(ctx, token, kind)
         if session is not None:
             sid, uid = session
-            await ctx.store.revoke_session(
-                sid,
-                uid,
-                ctx.settings.revocation_lifetime_ms,
-                ctx.settings.stream_retention_ms,
-                "oauth_revoke",
-            )
+            await ctx.writes.revoke_session(sid, uid, "oauth_revoke")
             break
     return Response(status_code=200, headers={"Cache-Control": "no-store"})
 
 
 async def _session_of(ctx: IssuerContext, token: str, kind: str) -> tuple[str, str] | None:
     if kind == "refresh_token":
-        return await ctx.store.refresh_token_session(hash_refresh_token(token))
+        return await ctx.reads.refresh_token_owner(token, live_only=False)
     try:
         claims = ctx.verifier.decode(token)
     except TokenRejected:
@@ -84,7 +78,7 @@ async def introspect(request: Request) -> Response:
 
 async def _introspect(ctx: IssuerContext, token: str, kind: str) -> dict[str, Any] | None:
     if kind == "refresh_token":
-        session = await ctx.store.refresh_token_session(hash_refresh_token(token))
+        session = await ctx.reads.refresh_token_owner(token, live_only=True)
         if session is None:
             return None
         sid, uid = session
@@ -96,13 +90,13 @@ async def _introspect(ctx: IssuerContext, token: str, kind: str) -> dict[str, An
         return None
     except VerifierStale:
         claims = ctx.verifier.decode(token)  # the online check below decides alone
-    if not await ctx.store.session_live(claims.sid):
+    if not await ctx.reads.session_live(claims.sid):
         return None
     return {
         "active": True,
         "token_type": "access_token",
         "scope": " ".join(claims.roles),
-        "username": await ctx.store.username_of(claims.sub),
+        "username": await ctx.reads.username_of(claims.sub),
         "sub": claims.sub,
         "sid": claims.sid,
         "roles": list(claims.roles),

@@ -1,12 +1,16 @@
 """Noticing that Redis lost the issuer's state, and failing safe (DESIGN.md invariant 6).
 
-Redis holds a random ``epoch``; the issuer remembers it in its key directory.
-If Redis comes back without it (restarted with no persistence, flushed, or
-restored from an old backup), sessions and revocations the issuer answered for
-are gone, and tokens it signed can no longer be accounted for. The issuer then
-revokes every key it holds, activates a new one and sets a new epoch: every
-existing token is refused everywhere, and users log in again. Verifiers keep
-what they knew; new ones learn the revoked keys from the snapshot.
+Every stream (the global one and each partition's) has an ``epoch`` beside it,
+all equal to the global one. If one vanishes (a server restarted with no
+persistence, was flushed, or was restored from an old backup), sessions and
+revocations the issuer answered for may be gone, and tokens it signed can no
+longer be accounted for. The issuer then revokes every key, activates a new one
+and sets a new epoch everywhere: every existing token is refused everywhere,
+and users log in again. Verifiers keep what they knew; new ones learn the
+revoked keys from the snapshot.
+
+Every 250 ms the issuer also stamps the primaries' time on every stream (the
+heartbeat that proves to verifiers reading replicas how current they are).
 """
 
 from __future__ import annotations
@@ -15,28 +19,30 @@ import asyncio
 import json
 import logging
 import os
-import secrets
+import time
 from pathlib import Path
 
 from revocast.errors import StoreUnavailable
-from revocast.issuer.keyring import KeyRing
-from revocast.keys import create_signing_key
+from revocast.issuer.keyring import KeyRing, new_epoch
+from revocast.keyspace import GLOBAL
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Reads, Writes
 
 log = logging.getLogger("revocast.issuer")
 
 CHECK_EVERY_S = 0.25  # verifiers that saw the epoch vanish answer 503 until it is back
 RETRY_AFTER_ERROR_S = 0.05  # the first call after a Redis restart often meets a dead socket
+SETTLE_S = 2.0  # another issuer starting a new deployment sets every partition's epoch by then
 EPOCH_FILE = ".epoch"
 
 
 class StateGuard:
-    """Owns the epoch: starts the deployment, watches it, recovers when Redis lost it."""
+    """Owns the epochs: starts the deployment, watches it, recovers when Redis lost some."""
 
-    def __init__(self, settings: Settings, store: Store, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, writes: Writes, reads: Reads, keys: KeyRing) -> None:
         self.settings = settings
-        self.store = store
+        self.writes = writes
+        self.reads = reads
         self.keys = keys
         self.epoch_file = Path(settings.key_dir) / EPOCH_FILE
         self.epoch: str | None = None
@@ -44,13 +50,14 @@ class StateGuard:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        """Publish keys (or recover first); returns the active kid. Then watch the epoch."""
+        """Publish keys (or recover first); returns the active kid. Then watch the epochs."""
+        epochs = await self._settled_epochs()
         remembered = self._read_remembered()
-        current = await self.store.epoch()
-        if current is None and remembered is not None:
-            await self.recover()
-        active = await self.keys.publish(self.store, self.settings.stream_retention_ms)
-        self._adopt(await self.store.epoch())
+        fresh = all(epoch is None for epoch in epochs.values())
+        if (fresh and remembered is not None) or (not fresh and None in epochs.values()):
+            await self.recover(epochs.get(GLOBAL))
+        active = await self.keys.publish(self.writes, self.reads, new_epoch())
+        await self._align(await self.reads.epochs())
         self._task = asyncio.create_task(self._watch(), name="revocast-state-guard")
         return active
 
@@ -60,27 +67,47 @@ class StateGuard:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def recover(self) -> None:
+    async def _settled_epochs(self) -> dict[str, str | None]:
+        """The epochs, waiting briefly while another issuer is still setting up a deployment."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            epochs = await self.reads.epochs()
+            values = set(epochs.values())
+            if None not in values or values == {None} or time.monotonic() > deadline:
+                return epochs
+            await asyncio.sleep(0.05)
+
+    async def recover(self, old_epoch: str | None) -> None:
+        """Revoke every key, sign with a new one, give every stream a new epoch; once for all."""
         self.losses_detected += 1
-        old = [key.kid for key in self.keys.all()]
-        new = create_signing_key(self.keys.key_dir)
-        new_epoch = secrets.token_hex(16)
-        won = await self.store.recover(
-            new_epoch,
+        new = self.keys.create()
+        won = await self.writes.recover(
+            old_epoch,
+            new_epoch(),
             new.kid,
             json.dumps(new.public.jwk),
-            self.settings.stream_retention_ms,
-            old,
+            [key.kid for key in self.keys.all() if key.kid != new.kid],
+            sealed=self.keys.sealed(new),
         )
         self.keys.reload()
         if won:
             log.error(
-                "redis lost its state (epoch gone): revoked %d keys, now signing with %s; "
-                "every earlier token is refused and users must log in again",
-                len(old),
+                "redis lost state (an epoch vanished): every earlier key revoked, now signing "
+                "with %s; every earlier token is refused and users must log in again",
                 new.kid,
             )
-        self._adopt(await self.store.epoch())
+        await self._align(await self.reads.epochs(), recovered=won)
+
+    async def _align(self, epochs: dict[str, str | None], *, recovered: bool = False) -> None:
+        """Give every partition the global epoch, and remember it."""
+        deployment = await self.writes.align_epochs(epochs)
+        if deployment is None:
+            return
+        if deployment != self.epoch:
+            if self.epoch is not None and not recovered:
+                log.warning("epoch changed to %s (another issuer recovered)", deployment)
+            await self.keys.fetch(self.reads, await self.reads.signing_kid() or "")
+            self._adopt(deployment)
 
     async def _watch(self) -> None:
         pause = CHECK_EVERY_S
@@ -88,21 +115,17 @@ class StateGuard:
             await asyncio.sleep(pause)
             pause = CHECK_EVERY_S
             try:
-                current = await self.store.epoch()
-                if current is None:
-                    await self.recover()
-                elif current != self.epoch:
-                    log.warning("epoch changed to %s (another issuer recovered)", current)
-                    self.keys.reload()
-                    self._adopt(current)
+                epochs = await self.writes.heartbeat()
+                if None in epochs.values():
+                    await self.recover(epochs[GLOBAL])
+                elif len(set(epochs.values())) > 1 or epochs[GLOBAL] != self.epoch:
+                    await self._align(epochs)
             except StoreUnavailable as exc:
-                log.warning("cannot check the redis epoch: %s", exc.detail)
+                log.warning("cannot check the redis epochs: %s", exc.detail)
                 pause = RETRY_AFTER_ERROR_S
 
-    def _adopt(self, epoch: str | None) -> None:
+    def _adopt(self, epoch: str) -> None:
         self.epoch = epoch
-        if epoch is None:
-            return
         self.epoch_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.epoch_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:

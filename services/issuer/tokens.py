@@ -1,6 +1,6 @@
 """Access-token minting and refresh-token handling.
 
-Refresh tokens are 256 random bits, stored only as SHA-256 hashes. When one is
+Refresh tokens (``revocast.ids``) are stored only as SHA-256 hashes. When one is
 rotated, its successor is sealed (AES-GCM) under a key derived from the
 presented token itself, so that a retry inside the grace window can be given
 the same successor while Redis holds nothing that yields a usable token.
@@ -9,7 +9,6 @@ the same successor while Redis holds nothing that yields a usable token.
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import secrets
 
@@ -25,18 +24,6 @@ from revocast.keys import ALGORITHM
 from revocast.settings import Settings
 
 _SEAL_INFO = b"revocast refresh-token successor v1"
-
-
-def new_session_id() -> str:
-    return secrets.token_urlsafe(18)  # 144 bits
-
-
-def new_refresh_token() -> str:
-    return secrets.token_urlsafe(32)  # 256 bits
-
-
-def hash_refresh_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _seal_key(presented: str) -> bytes:
@@ -65,7 +52,7 @@ class TokenMinter:
         self.keys = keys
 
     def mint(self, *, uid: str, sid: str, roles: list[str], issued_ms: int, kid: str) -> str:
-        """Sign with the key Redis named active in the same script that wrote the session."""
+        """Sign with ``kid``, the key Redis named active before the session was written."""
         key = self.keys.get(kid)
         iat = issued_ms / 1000
         claims = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 
 from revocast.errors import InvalidRequest
+from revocast.ids import new_user_id
 from revocast.issuer.passwords import Passwords
-from revocast.store import Store
+from revocast.store import Writes
 
 USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
 ROLE = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
@@ -21,7 +21,7 @@ def check_password_rules(password: str) -> None:
 
 
 async def add_user(
-    store: Store, passwords: Passwords, username: str, password: str, roles: list[str]
+    writes: Writes, passwords: Passwords, username: str, password: str, roles: list[str]
 ) -> str:
     """Create a user and return its id; Conflict if the name is taken."""
     if not USERNAME.fullmatch(username):
@@ -30,8 +30,8 @@ async def add_user(
     bad = [role for role in roles if not ROLE.fullmatch(role)]
     if bad:
         raise InvalidRequest(f"invalid role names: {bad}")
-    uid = secrets.token_hex(16)
-    await store.add_user(
+    uid = new_user_id(writes.keys, username)
+    await writes.add_user(
         uid, username, await passwords.hash(password), json.dumps(sorted(set(roles)))
     )
     return uid

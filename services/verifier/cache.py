@@ -39,12 +39,12 @@ class RevocationCache:
         return len(self.sessions) + len(self.users) + len(self.claims) + len(self.revoked_keys)
 
     def merge(self, snapshot: Snapshot) -> None:
-        """Union with a snapshot; keeps what this cache knew and Redis forgot."""
+        """Union with one stream's snapshot; keeps what this cache knew and Redis forgot."""
         for sid, until_ms in snapshot.sessions.items():
             self._revoke_session(sid, until_ms)
         for uid, (not_before_ms, until_ms) in snapshot.users.items():
             self._not_before(self.users, uid, not_before_ms, until_ms)
-        for uid, (changed_ms, until_ms) in snapshot.claims.items():
+        for uid, (changed_ms, until_ms) in snapshot.roles.items():
             self._not_before(self.claims, uid, changed_ms, until_ms)
         for kid, at_ms in snapshot.revoked_keys.items():
             self._revoke_key(kid, at_ms)

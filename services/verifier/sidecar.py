@@ -121,7 +121,7 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
             "ready": verifier.ready,
             "staleness_s": round(min(verifier.staleness_s, 1e9), 3),
             "snapshots": verifier.follower.snapshots,
-            "stream_id": verifier.follower.last_id,
+            "streams": verifier.follower.positions,
             "error": verifier.follower.error,
         }
         return json_response(body, 200 if verifier.ready else 503)

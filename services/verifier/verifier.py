@@ -9,17 +9,14 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import NamedTuple
 
-from redis.asyncio import Redis
-
 from revocast.claims import AccessClaims
-from revocast.connection import redis_client
 from revocast.errors import TokenRejected, VerifierStale
-from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_claims, check_signature
-from revocast.verifier.follower import FollowerState, StreamFollower
+from revocast.verifier.follower import Applied, Clocks, FollowerState
+from revocast.verifier.followers import Followers
 
 
 class _Verified(NamedTuple):
@@ -40,9 +37,9 @@ class VerifierState(enum.Enum):
 class Verifier:
     """Verifies access tokens with no network call; start it before use, stop it after.
 
-    The Redis client (from ``settings.redis_url``, or injected) must be the
-    verifier's own: it holds a blocking stream read, and ``stop`` closes its
-    connections.
+    The verifier opens its own connections (to replicas with
+    ``read_from_replicas``): they hold blocking stream reads, and ``stop``
+    closes them.
 
     ``verify`` returns the claims, raises ``TokenRejected`` (with a ``code``) for
     a token that must not be accepted, or ``VerifierStale`` when the verifier
@@ -53,28 +50,28 @@ class Verifier:
         self,
         settings: Settings,
         *,
-        redis: Redis | None = None,
+        backend: Backend | None = None,
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        on_applied: Applied | None = None,
     ) -> None:
-        if redis is None and settings.redis_url is None:
-            raise ValueError("Verifier needs a Redis client or settings.redis_url")
         self.settings = settings
         clock = clock or settings.wall_clock()
         block_ms = max(20, min(1000, int(settings.max_staleness_s * 250)))
-        self._owns_redis = redis is None
-        self._redis = redis or redis_client(
-            settings.redis_url or "", socket_timeout_s=block_ms / 1000 + settings.max_staleness_s
+        self._backend = backend or Backend(
+            settings,
+            reads_from_replicas=settings.read_from_replicas,
+            socket_timeout_s=block_ms / 1000 + settings.max_staleness_s,
         )
         self.cache = RevocationCache()
-        self.follower = StreamFollower(
-            Store(self._redis, Keyspace(settings.key_prefix)),
+        self.follower = Followers(
+            Follow(self._backend),
             self.cache,
+            Clocks(clock, monotonic),
             block_ms=block_ms,
             # Retry well inside the staleness bound, so a healed link is fresh again soon.
             max_backoff_s=min(2.0, max(0.05, settings.max_staleness_s / 4)),
-            clock=clock,
-            monotonic=monotonic,
+            on_applied=on_applied,
         )
         self._clock = clock
         self._monotonic = monotonic
@@ -90,7 +87,10 @@ class Verifier:
         self._open_until_s = settings.access_ttl_s if settings.fail_mode == "open" else None
 
     async def start(self) -> None:
-        """Take the first snapshot (waiting up to max_staleness) and follow the stream."""
+        """Take the first snapshots (waiting up to max_staleness) and follow the streams.
+
+        SettingsError if REVOCAST_PARTITIONS does not match the deployment's.
+        """
         if self.state is not VerifierState.CREATED:
             raise RuntimeError("Cannot start the verifier, as it was already started.")
         self.state = VerifierState.RUNNING
@@ -99,8 +99,7 @@ class Verifier:
     async def stop(self) -> None:
         self.state = VerifierState.STOPPED
         await self.follower.stop()
-        if self._owns_redis:
-            await self._redis.aclose()
+        await self._backend.aclose()
 
     async def __aenter__(self) -> Verifier:
         await self.start()
@@ -116,14 +115,14 @@ class Verifier:
 
     @property
     def staleness_s(self) -> float:
-        """Seconds since the last read that proved nothing was missed (inf before the first)."""
+        """Seconds since the least fresh stream proved nothing was missed (inf: no proof)."""
         return self._monotonic() - self.follower.fresh_at
 
     @property
     def ready(self) -> bool:
         return (
             self.follower.state is FollowerState.RUNNING
-            and self.follower.snapshots > 0
+            and self.follower.snapshotted
             and self.staleness_s <= self._stale_after_s
         )
 

@@ -19,14 +19,10 @@ import httpx
 from revocast.chaos.cluster import Cluster
 from revocast.chaos.ledger import Ledger, TokenRecord
 from revocast.errors import Conflict, RevocastError, StoreUnavailable
+from revocast.ids import new_refresh_token, new_session_id
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.passwords import Passwords
-from revocast.issuer.tokens import (
-    TokenMinter,
-    hash_refresh_token,
-    new_refresh_token,
-    new_session_id,
-)
+from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.users import add_user
 
 PASSWORD = "chaos-monkey-password"  # noqa: S105 (test users on a throwaway Redis)
@@ -59,7 +55,7 @@ class Accounts:
             for attempt in range(attempts):
                 try:
                     self.uids[name] = await add_user(
-                        self.cluster.store, self._passwords, name, PASSWORD, []
+                        self.cluster.writes, self._passwords, name, PASSWORD, []
                     )
                     break
                 except Conflict:
@@ -95,17 +91,16 @@ class Accounts:
         settings = self.cluster.settings
         name = self._next_user()
         sent = time.monotonic()
-        sid = new_session_id()
-        issued_ms, roles_json, kid = await self.cluster.store.login(
-            self.uids[name],
+        uid = self.uids[name]
+        keys = self.cluster.writes.keys
+        sid = new_session_id(keys, uid)
+        kid = await self.cluster.reads.signing_kid() or ""
+        issued_ms, roles_json = await self.cluster.writes.login(
+            uid,
             sid,
-            hash_refresh_token(new_refresh_token()),
-            refresh_ttl_s=settings.refresh_ttl_s,
+            new_refresh_token(keys, uid),
             user_agent="revocast-chaos",
             client="127.0.0.1",
-            max_sessions=0,
-            lifetime_ms=settings.revocation_lifetime_ms,
-            retention_ms=settings.stream_retention_ms,
         )
         if self._minter is None:
             self._minter = TokenMinter(settings, KeyRing(Path(settings.key_dir)))

@@ -18,16 +18,13 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
-from redis.asyncio import Redis
 
 from revocast.chaos.processes import Service
 from revocast.chaos.proxyhost import ProxyHost, RemoteProxy
 from revocast.chaos.server import ChaosRedis
-from revocast.connection import redis_client
-from revocast.keyspace import Keyspace
 from revocast.redis_server import free_port
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Reads, Writes
 
 KEY_PREFIX = "chaos"
 START_TIMEOUT_S = 30.0
@@ -62,8 +59,9 @@ class Cluster:
         self.issuer = Service("issuer", "issuer", free_port(), self.env, self.dir)
         self.verifiers: list[Service] = []
         self.http = httpx.AsyncClient(timeout=2.0)
-        self._redis: Redis | None = None
-        self._store: Store | None = None
+        self.backend = Backend(self.settings)
+        self.writes = Writes(self.backend)
+        self.reads = Reads(self.backend)
 
     async def __aenter__(self) -> Cluster:
         try:
@@ -86,6 +84,7 @@ class Cluster:
         self.proxies.start()
         self.issuer.spawn()
         await self.add_verifiers(self.options.verifiers, also_wait=[self.issuer])
+        await self.backend.start()  # the harness's own connections (users, bulk revocations)
 
     async def add_verifiers(self, count: int, also_wait: Sequence[Service] = ()) -> None:
         """Spawn ``count`` more verifiers (each behind its own proxy if proxied); wait ready."""
@@ -106,14 +105,6 @@ class Cluster:
         await asyncio.gather(
             *(s.wait_ready(self.http, START_TIMEOUT_S) for s in [*also_wait, *new])
         )
-
-    @property
-    def store(self) -> Store:
-        """The harness's own Store on a direct connection (for users, bulk revocations, XTRIM)."""
-        if self._store is None:
-            self._redis = redis_client(self.redis.url)
-            self._store = Store(self._redis, Keyspace(self.settings.key_prefix))
-        return self._store
 
     async def ready(self, service: Service) -> bool:
         try:
@@ -154,9 +145,8 @@ class Cluster:
             service.reap(max(0.1, deadline - time.monotonic()))
         with contextlib.suppress(Exception):
             await self.http.aclose()
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
+        with contextlib.suppress(Exception):
+            await self.backend.aclose()
         self.proxies.stop()
         self.redis.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -15,9 +15,8 @@ import time
 import httpx
 
 from revocast.chaos.ledger import Ledger, TokenRecord
-from revocast.errors import RevocastError, StoreUnavailable
-from revocast.settings import Settings
-from revocast.store import Store
+from revocast.errors import NotDurable, RevocastError, StoreUnavailable
+from revocast.store import Writes
 
 
 class Outcome(enum.Enum):
@@ -42,20 +41,12 @@ async def revoke_http(issuer: httpx.AsyncClient, ledger: Ledger, token: TokenRec
     return _settle(ledger, token, Outcome.UNKNOWN)
 
 
-async def revoke_store(
-    store: Store, settings: Settings, ledger: Ledger, token: TokenRecord
-) -> Outcome:
+async def revoke_store(writes: Writes, ledger: Ledger, token: TokenRecord) -> Outcome:
     """The ``revoke_session`` script called directly: the high-rate path."""
     _sent(ledger, token)
     try:
-        await store.revoke_session(
-            token.sid,
-            token.uid,
-            settings.revocation_lifetime_ms,
-            settings.stream_retention_ms,
-            "chaos",
-        )
-    except StoreUnavailable:
+        await writes.revoke_session(token.sid, token.uid, "chaos")
+    except (StoreUnavailable, NotDurable):
         return _settle(ledger, token, Outcome.UNKNOWN)
     except RevocastError:
         return _settle(ledger, token, Outcome.REFUSED)

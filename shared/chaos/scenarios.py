@@ -11,12 +11,15 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from redis.asyncio import Redis
+
 from revocast.chaos.harness import Run, Spec
 from revocast.chaos.ledger import Loss, TokenRecord
 from revocast.chaos.metrics import parse_gauge
 from revocast.chaos.proxyhost import RemoteProxy
 from revocast.chaos.results import Check
 from revocast.settings import ENV_NAMES
+from revocast.store import Backend
 
 CLOCK_SKEW_ENV = "REVOCAST_CLOCK_SKEW_S"
 CLOCK_SKEWS_S = ("90", "-90")  # beyond the 60 s token lifetime: an unhandled skew shows
@@ -133,17 +136,26 @@ async def link_blackhole(run: Run) -> None:
 
 async def stream_trim(run: Run) -> None:
     """Verifier 0 is cut off while revocations happen and the stream is emptied."""
-    store = run.cluster.store
+    backend = run.cluster.backend
     for _ in run.cycles():
         await run.gap()
         before = await _snapshots(run, 0)
-        async with run.fault("cut verifier 0, revoke, XTRIM MAXLEN 0 the stream, restore"):
+        async with run.fault("cut verifier 0, revoke, XTRIM MAXLEN 0 every stream, restore"):
             run.cluster.links[0].cut()
             await run.hold()
-            trimmed = await store.redis.xtrim(store.keys.events, maxlen=0, approximate=False)
+            trimmed = 0
+            for stream in backend.keys.streams():
+                trimmed += await _empty(backend, stream.events)
             run.cluster.links[0].restore()
         after = await _snapshots(run, 0)
         run.note(f"XTRIM removed {trimmed} entries; verifier 0 snapshots {before} -> {after}")
+
+
+async def _empty(backend: Backend, stream: str) -> int:
+    async def trim(client: Redis) -> int:
+        return int(await client.xtrim(stream, maxlen=0, approximate=False))
+
+    return await backend.read(stream, trim)
 
 
 async def _snapshots(run: Run, verifier: int) -> int | None:

@@ -126,9 +126,7 @@ class Workload:
         if (path or self.traffic.path) == "http":
             outcome = await revoke_http(self.accounts.issuer, self.ledger, token)
         else:
-            outcome = await revoke_store(
-                self.cluster.store, self.cluster.settings, self.ledger, token
-            )
+            outcome = await revoke_store(self.cluster.writes, self.ledger, token)
         if outcome is Outcome.ACKED:
             self.revoked.append(token.index)
             self.recent.append(token.index)

@@ -1,8 +1,10 @@
--- ARGV: prefix, uid, username, password_hash, roles_json
-local uid, name, hash, roles = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-if redis.call('SET', P .. ':username:' .. name, uid, 'NX') == false then
+-- KEYS: fixed..., username, user      ARGV: uid, username, password_hash, roles_json
+-- Create a user, unless the name is taken. Returns {old level, level, version} of its power.
+local USERNAME, USER = KEYS[FIXED + 1], KEYS[FIXED + 2]
+local uid, name, hash, roles = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if redis.call('SET', USERNAME, uid, 'NX') == false then
   return redis.error_reply('conflict')
 end
-redis.call('HSET', P .. ':user:' .. uid, 'username', name, 'password_hash', hash,
-  'roles', roles, 'created_ms', int(now_ms()))
-return uid
+redis.call('HSET', USER, 'username', name, 'password_hash', hash, 'roles', roles,
+  'created_ms', int(now_ms()))
+return authority_changed(uid, USER, '')

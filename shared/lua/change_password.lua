@@ -1,16 +1,25 @@
--- ARGV: prefix, uid, new_hash, keep_sid, lifetime_ms, retention_ms
+-- KEYS: fixed..., user, user_sessions, session of each sid below...
+-- ARGV: uid, new_hash, keep_sid, lifetime_ms, retention_ms, sid...
 -- Store the new hash and end every other session of the user. Returns how many ended.
-local uid, new_hash, keep = ARGV[2], ARGV[3], ARGV[4]
-local lifetime_ms, retention_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
-local user = P .. ':user:' .. uid
-if redis.call('EXISTS', user) == 0 then return redis.error_reply('not_found') end
-redis.call('HSET', user, 'password_hash', new_hash)
+-- Errors: not_found, retry.
+local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
+local uid, new_hash, keep = ARGV[1], ARGV[2], ARGV[3]
+local lifetime_ms, retention_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('EXISTS', USER) == 0 then return redis.error_reply('not_found') end
+local sessions = declared_sessions(SESSIONS, FIXED + 3, 6)
+if not sessions then return retry() end
+redis.call('HSET', USER, 'password_hash', new_hash)
 local now = now_ms()
 local ended = 0
-for _, entry in ipairs(live_sessions(uid)) do
-  if entry[2] ~= keep then
-    revoke_session(entry[2], uid, now, lifetime_ms, retention_ms, 'password_changed')
-    ended = ended + 1
+for _, session in ipairs(sessions) do
+  if session.sid ~= keep then
+    if redis.call('EXISTS', session.key) == 1 then
+      revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
+        'password_changed')
+      ended = ended + 1
+    else
+      redis.call('SREM', SESSIONS, session.sid)  -- expired
+    end
   end
 end
 return ended

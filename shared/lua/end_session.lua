@@ -1,16 +1,20 @@
--- ARGV: prefix, sid, owner_uid|'', actor|'', lifetime_ms, retention_ms, reason
--- End one existing session. With owner_uid, only the owner's own session (else not_found);
--- with actor, a moderator's action (authorized and audited). Returns the event id.
-local sid, owner, actor = ARGV[2], ARGV[3], ARGV[4]
+-- KEYS: fixed..., session, user_sessions, user (the session's owner)
+-- ARGV: sid, uid (the owner, as the caller read it), owner|'', actor|'', lifetime_ms,
+--       retention_ms, reason
+-- End one existing session. With owner, only the owner's own session (else not_found); with
+-- actor, a moderator's action (authorized and audited). Returns the event id.
+local SESSION, SESSIONS, USER = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
+local sid, expected, owner, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, reason = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local uid = redis.call('HGET', P .. ':session:' .. sid, 'uid')
+local uid = redis.call('HGET', SESSION, 'uid')
 if not uid or (owner ~= '' and uid ~= owner) then
   return redis.error_reply('not_found')
 end
+if uid ~= expected then return retry() end
 local now = now_ms()
 if actor ~= '' then
-  local level = require_authority(actor, uid)
-  if type(level) == 'table' then return level end
+  local _, refused = require_authority(actor, USER)
+  if refused then return refused end
   audit(actor, 'end_session', uid .. '/' .. sid, reason, now)
 end
-return revoke_session(sid, uid, now, lifetime_ms, retention_ms, reason)
+return revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms, reason)

@@ -1,29 +1,45 @@
--- ARGV: prefix, uid, sid, rt_hash, refresh_ttl_s, user_agent, client, max_sessions,
---       lifetime_ms, retention_ms
--- Create a session and its first refresh token; past max_sessions (0 = no limit) the
--- oldest session is revoked with its event. Returns {now_ms, roles_json, signing_kid|''}.
-local uid, sid, rt, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local max_sessions, lifetime_ms, retention_ms = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local user = P .. ':user:' .. uid
-local roles = redis.call('HGET', user, 'roles')
+-- KEYS: fixed..., user, user_sessions, session, refresh_token, session of each sid below...
+-- ARGV: uid, sid, refresh_ttl_s, user_agent, client, max_sessions, lifetime_ms, retention_ms,
+--       sid... (the user's sessions as the caller read them; only needed with max_sessions)
+-- Create a session and its first refresh token; past max_sessions (0 = no limit) the oldest
+-- sessions are revoked with their events. Returns {now_ms, roles_json, sessions revoked}.
+-- Errors: invalid_credentials, user_blocked, retry (the session set changed meanwhile).
+local USER, SESSIONS, SESSION, RT = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3], KEYS[FIXED + 4]
+local uid, sid, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local max_sessions, lifetime_ms, retention_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local roles = redis.call('HGET', USER, 'roles')
 if not roles then
   return redis.error_reply('invalid_credentials')
 end
-if redis.call('HGET', user, 'blocked') == '1' then
+if redis.call('HGET', USER, 'blocked') == '1' then
   return redis.error_reply('user_blocked')
 end
 local now = now_ms()
+local revoked = 0
 if max_sessions > 0 then
-  local live = live_sessions(uid)
+  local sessions = declared_sessions(SESSIONS, FIXED + 5, 9)
+  if not sessions then return retry() end
+  local live = {}
+  for _, session in ipairs(sessions) do
+    local created = redis.call('HGET', session.key, 'created_ms')
+    if created then
+      live[#live + 1] = {tonumber(created), session}
+    else
+      redis.call('SREM', SESSIONS, session.sid)  -- expired
+    end
+  end
+  table.sort(live, function(a, b) return a[1] < b[1] end)
   for i = 1, #live - max_sessions + 1 do
-    revoke_session(live[i][2], uid, now, lifetime_ms, retention_ms, 'session_limit')
+    local session = live[i][2]
+    revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
+      'session_limit')
+    revoked = revoked + 1
   end
 end
-local session = P .. ':session:' .. sid
-redis.call('HSET', session, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', int(now),
-  'user_agent', ARGV[6], 'client', ARGV[7])
-redis.call('EXPIRE', session, ttl)
-redis.call('SADD', P .. ':user:' .. uid .. ':sessions', sid)
-redis.call('HSET', P .. ':rt:' .. rt, 'sid', sid, 'uid', uid, 'state', 'live')
-redis.call('EXPIRE', P .. ':rt:' .. rt, ttl)
-return {int(now), roles, redis.call('GET', P .. ':signing_kid') or ''}
+redis.call('HSET', SESSION, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', int(now),
+  'user_agent', ARGV[4], 'client', ARGV[5])
+redis.call('EXPIRE', SESSION, ttl)
+redis.call('SADD', SESSIONS, sid)
+redis.call('HSET', RT, 'sid', sid, 'uid', uid, 'state', 'live')
+redis.call('EXPIRE', RT, ttl)
+return {int(now), roles, revoked}

@@ -1,46 +1,48 @@
--- ARGV: prefix, actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json
+-- KEYS: fixed..., user (the target), user_sessions, session of each sid below...
+-- ARGV: actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json, sid...
 -- A moderator action on a user, authorized and audited in the same step.
 --   block:   set the blocked flag and kill every session and token of the user
 --   unblock: clear the flag (tokens killed by the block stay dead)
 --   roles:   replace the roles; tokens minted with the old roles die, sessions survive
--- Errors: forbidden, not_found. Returns the revocation event id, or '' when none.
-local actor, action, target, reason = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local lifetime_ms, retention_ms, roles = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
-local user = P .. ':user:' .. target
-if redis.call('EXISTS', user) == 0 then
+-- Returns {event id or '', old level, level, version}: the target's power, to copy to the
+-- other partitions' AUTHORITY. Errors: forbidden, not_found, invalid_request, retry.
+local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
+local actor, action, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local lifetime_ms, retention_ms, roles = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+if redis.call('EXISTS', USER) == 0 then
   return redis.error_reply('not_found')
 end
-local level = require_authority(actor, target)
-if type(level) == 'table' then return level end
+local level, refused = require_authority(actor, USER)
+if refused then return refused end
 local now = now_ms()
+local old_level = level_of(USER)
 local event_id = ''
 if action == 'block' then
   if target == actor then return redis.error_reply('forbidden') end
-  redis.call('HSET', user, 'blocked', '1')
-  event_id = revoke_user(target, now, lifetime_ms, retention_ms, 'blocked')
+  local sessions = declared_sessions(SESSIONS, FIXED + 3, 8)
+  if not sessions then return retry() end
+  redis.call('HSET', USER, 'blocked', '1')
+  event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
+    'blocked')
 elseif action == 'unblock' then
-  redis.call('HDEL', user, 'blocked')
+  redis.call('HDEL', USER, 'blocked')
 elseif action == 'roles' then
   -- Granting or removing admin or moderator power is for admins and operators only.
-  local old_ok, old = pcall(cjson.decode, redis.call('HGET', user, 'roles') or '[]')
+  local ok, new = pcall(cjson.decode, roles)
+  if not ok or type(new) ~= 'table' then return redis.error_reply('invalid_request') end
   local touches_power = false
-  for _, list in ipairs({old_ok and old or {}, cjson.decode(roles)}) do
+  for _, list in ipairs({decode_roles(USER), new}) do
     for _, role in ipairs(list) do
       if role == 'admin' or role == 'moderator' then touches_power = true end
     end
   end
   if touches_power and level == 'moderator' then return redis.error_reply('forbidden') end
-  redis.call('HSET', user, 'roles', roles)
-  local until_ms = now + lifetime_ms
-  redis.call('HSET', P .. ':revoked:claims', target, int(now))
-  redis.call('ZADD', P .. ':revoked:claims:until', int(until_ms), target)
-  prune(now)
-  event_id = emit(now, retention_ms, {
-    'type', 'roles_changed', 'v', '1', 'ts_ms', int(now),
-    'uid', target, 'not_before_ms', int(now), 'until_ms', int(until_ms)})
+  redis.call('HSET', USER, 'roles', roles)
+  event_id = roles_changed(target, now, lifetime_ms, retention_ms)
   reason = reason ~= '' and reason or roles
 else
   return redis.error_reply('invalid_request')
 end
 audit(actor, action, target, reason, now)
-return event_id
+local power = authority_changed(target, USER, old_level)
+return {event_id, power[1], power[2], power[3]}

@@ -1,5 +1,5 @@
 -- Helpers prepended to every revocast script. Times are Redis server ms.
-local P = ARGV[1]
+-- No key name is built in Lua: every key arrives in KEYS (keyspace.py names them all).
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -10,105 +10,34 @@ local function int(x)
   return string.format('%d', x)
 end
 
--- Append an event, trimming (exactly) entries older than the retention window.
-local function emit(now, retention_ms, fields)
-  return redis.call('XADD', P .. ':events', 'MINID', int(now - retention_ms), '*', unpack(fields))
+-- The one place events are written (events.py decodes them): type, schema version, the time
+-- written, then the event's own fields. Entries older than the retention window are trimmed.
+local EVENT_VERSION = '1'
+
+local function emit(stream, now, retention_ms, kind, fields)
+  local entry = {'type', kind, 'v', EVENT_VERSION, 'ts_ms', int(now)}
+  for _, value in ipairs(fields) do entry[#entry + 1] = value end
+  return redis.call('XADD', stream, 'MINID', int(now - retention_ms), '*', unpack(entry))
 end
 
-local function prune(now)
-  redis.call('ZREMRANGEBYSCORE', P .. ':revoked:sessions', '-inf', '(' .. int(now))
-  for _, kind in ipairs({'users', 'claims'}) do
-    local index = P .. ':revoked:' .. kind .. ':until'
-    local old = redis.call('ZRANGEBYSCORE', index, '-inf', '(' .. int(now), 'LIMIT', 0, 1000)
-    if #old > 0 then
-      redis.call('HDEL', P .. ':revoked:' .. kind, unpack(old))
-      redis.call('ZREM', index, unpack(old))
+-- A stream's position, for snapshots and polls: {exists, entries-added, length, first id,
+-- last-generated id}. XINFO parsing lives here only.
+local function stream_position(stream)
+  if redis.call('EXISTS', stream) == 0 then return {0, 0, 0, '0-0', '0-0'} end
+  local added, length, first_id, last_id = 0, 0, '0-0', '0-0'
+  local info = redis.call('XINFO', 'STREAM', stream)
+  for i = 1, #info, 2 do
+    local name = info[i]
+    if name == 'entries-added' then added = info[i + 1]
+    elseif name == 'length' then length = info[i + 1]
+    elseif name == 'last-generated-id' then last_id = info[i + 1]
+    elseif name == 'first-entry' and info[i + 1] then first_id = info[i + 1][1]
     end
   end
+  return {1, added, length, first_id, last_id}
 end
 
--- Delete a session and record its revocation with its event, as one step.
-local function revoke_session(sid, uid, now, lifetime_ms, retention_ms, reason)
-  redis.call('DEL', P .. ':session:' .. sid)
-  redis.call('SREM', P .. ':user:' .. uid .. ':sessions', sid)
-  local until_ms = now + lifetime_ms
-  redis.call('ZADD', P .. ':revoked:sessions', int(until_ms), sid)
-  prune(now)
-  return emit(now, retention_ms, {
-    'type', 'session_revoked', 'v', '1', 'ts_ms', int(now),
-    'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
-end
-
--- Kill every session of a user and every token issued to it until now.
-local function revoke_user(uid, now, lifetime_ms, retention_ms, reason)
-  local set = P .. ':user:' .. uid .. ':sessions'
-  local sids = redis.call('SMEMBERS', set)
-  for _, sid in ipairs(sids) do
-    redis.call('DEL', P .. ':session:' .. sid)
-  end
-  redis.call('DEL', set)
-  local until_ms = now + lifetime_ms
-  redis.call('HSET', P .. ':revoked:users', uid, int(now))
-  redis.call('ZADD', P .. ':revoked:users:until', int(until_ms), uid)
-  prune(now)
-  return emit(now, retention_ms, {
-    'type', 'user_revoked', 'v', '1', 'ts_ms', int(now),
-    'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
-end
-
--- Roles and blocked flag are read inside the script, so a moderator blocked or
--- demoted a moment ago has no power. Operators ('cli:' actors) act directly.
--- Returns 'operator', 'admin', 'moderator' or nil.
-local function authority(actor)
-  if string.sub(actor, 1, 4) == 'cli:' then return 'operator' end
-  local user = P .. ':user:' .. actor
-  if redis.call('HGET', user, 'blocked') == '1' then return nil end
-  local ok, roles = pcall(cjson.decode, redis.call('HGET', user, 'roles') or '[]')
-  if not ok then return nil end
-  local found = nil
-  for _, role in ipairs(roles) do
-    if role == 'admin' then return 'admin' end
-    if role == 'moderator' then found = 'moderator' end
-  end
-  return found
-end
-
-local function has_role(uid, wanted)
-  local ok, roles = pcall(cjson.decode, redis.call('HGET', P .. ':user:' .. uid, 'roles') or '[]')
-  if not ok then return false end
-  for _, role in ipairs(roles) do
-    if role == wanted then return true end
-  end
-  return false
-end
-
--- Refuse unless the actor may act on target_uid: moderators may not act on admins.
-local function require_authority(actor, target_uid)
-  local level = authority(actor)
-  if not level then return redis.error_reply('forbidden') end
-  if level == 'moderator' and target_uid and has_role(target_uid, 'admin') then
-    return redis.error_reply('forbidden')
-  end
-  return level
-end
-
-local function audit(actor, action, target, reason, now)
-  redis.call('XADD', P .. ':audit', 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
-    'actor', actor, 'action', action, 'target', target, 'reason', reason)
-end
-
--- Sessions of a user, oldest first, dropping set members whose session expired.
-local function live_sessions(uid)
-  local set = P .. ':user:' .. uid .. ':sessions'
-  local live = {}
-  for _, sid in ipairs(redis.call('SMEMBERS', set)) do
-    local created = redis.call('HGET', P .. ':session:' .. sid, 'created_ms')
-    if created then
-      live[#live + 1] = {tonumber(created), sid}
-    else
-      redis.call('SREM', set, sid)
-    end
-  end
-  table.sort(live, function(a, b) return a[1] < b[1] end)
-  return live
+-- Flat {a, b, c, ...} of a ZSET's members with scores at or after now.
+local function live_scores(zset, now)
+  return redis.call('ZRANGEBYSCORE', zset, int(now), '+inf', 'WITHSCORES')
 end

@@ -1,21 +1,24 @@
--- ARGV: prefix, kid, jwk_json, epoch|'', retention_ms, activate(0|1), actor
--- Publish a public key (once, with its event); with an epoch, make sure the deployment has one.
--- With activate, or when no key is active yet, it becomes the key issuers sign with.
--- Errors: key_revoked. Returns the active kid.
-local kid, jwk, epoch, retention_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local activate, actor = ARGV[6] == '1', ARGV[7]
-if epoch ~= '' then redis.call('SET', P .. ':epoch', epoch, 'NX') end
-if redis.call('ZSCORE', P .. ':revoked:keys', kid) then
+-- KEYS: global keys...   ARGV: kid, jwk_json, epoch|'', retention_ms, activate(0|1), actor,
+--                              sealed private key|''
+-- Publish a public key (once, with its event), and its sealed private key if given; with an
+-- epoch, make sure the deployment has one. With activate, or when no key is active yet, it
+-- becomes the key issuers sign with. Errors: key_revoked. Returns the active kid.
+local kid, jwk, epoch, retention_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local activate, actor, sealed = ARGV[5] == '1', ARGV[6], ARGV[7]
+if epoch ~= '' then redis.call('SET', EPOCH, epoch, 'NX') end
+if redis.call('ZSCORE', REVOKED_KEYS, kid) then
   return redis.error_reply('key_revoked')
 end
 local now = now_ms()
-if redis.call('HSETNX', P .. ':jwks', kid, jwk) == 1 then
-  emit(now, retention_ms, {'type', 'key_published', 'v', '1', 'ts_ms', int(now), 'kid', kid, 'jwk', jwk})
+if sealed ~= '' then redis.call('HSETNX', SEALED_KEYS, kid, sealed) end
+if redis.call('HSETNX', JWKS, kid, jwk) == 1 then
+  key_published(now, retention_ms, kid, jwk)
+  if actor ~= '' then audit(actor, 'publish_key', kid, '', now) end
 end
-local active = redis.call('GET', P .. ':signing_kid')
+local active = redis.call('GET', SIGNING_KID)
 if activate or not active then
-  redis.call('SET', P .. ':signing_kid', kid)
-  if actor ~= '' then audit(actor, 'activate_key', kid, '', now) end
+  redis.call('SET', SIGNING_KID, kid)
+  if actor ~= '' and active ~= kid then audit(actor, 'activate_key', kid, '', now) end
   return kid
 end
 return active

@@ -1,19 +1,25 @@
--- ARGV: prefix, new_epoch, new_kid, new_jwk, retention_ms, old_kid...
--- Redis lost the deployment's state (no epoch). Fail safe, once for all issuers: revoke every
--- key that may have signed tokens nobody can account for, activate a new key, set a new epoch.
--- Returns 1 when this call recovered, 0 when another issuer already had.
-if redis.call('EXISTS', P .. ':epoch') == 1 then return 0 end
-local new_kid, jwk, retention_ms = ARGV[3], ARGV[4], tonumber(ARGV[5])
+-- KEYS: global keys...   ARGV: old_epoch|'', new_epoch, new_kid, new_jwk, retention_ms,
+--                              sealed new key|'', kid... (keys the caller holds)
+-- Redis lost state the deployment answered for (an epoch vanished somewhere). Fail safe, once
+-- for all issuers: revoke every key that may have signed tokens nobody can account for (all
+-- published ones and those given), activate a new key, set a new epoch. The partitions then
+-- adopt the epoch. Returns 1 when this call recovered, 0 when another issuer already had.
+local current = redis.call('GET', EPOCH)
+if current and current ~= ARGV[1] then return 0 end
+local new_kid, jwk, retention_ms, sealed = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local now = now_ms()
-redis.call('SET', P .. ':epoch', ARGV[2])
-for i = 6, #ARGV do
-  redis.call('ZADD', P .. ':revoked:keys', 'NX', int(now), ARGV[i])
-  emit(now, retention_ms, {'type', 'key_revoked', 'v', '1', 'ts_ms', int(now), 'kid', ARGV[i],
-    'at_ms', int(now)})
+redis.call('SET', EPOCH, ARGV[2])
+local old = redis.call('HKEYS', JWKS)
+for i = 7, #ARGV do old[#old + 1] = ARGV[i] end
+for _, kid in ipairs(old) do
+  if kid ~= new_kid and not redis.call('ZSCORE', REVOKED_KEYS, kid) then
+    key_revoked(now, retention_ms, kid)
+    redis.call('HDEL', SEALED_KEYS, kid)
+  end
 end
-redis.call('HSET', P .. ':jwks', new_kid, jwk)
-emit(now, retention_ms, {'type', 'key_published', 'v', '1', 'ts_ms', int(now), 'kid', new_kid,
-  'jwk', jwk})
-redis.call('SET', P .. ':signing_kid', new_kid)
-audit('system', 'state_lost', new_kid, 'redis lost its data; every older key revoked', now)
+redis.call('HSET', JWKS, new_kid, jwk)
+if sealed ~= '' then redis.call('HSET', SEALED_KEYS, new_kid, sealed) end
+key_published(now, retention_ms, new_kid, jwk)
+redis.call('SET', SIGNING_KID, new_kid)
+audit('system', 'state_lost', new_kid, 'redis lost state; every older key revoked', now)
 return 1

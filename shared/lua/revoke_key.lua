@@ -1,15 +1,11 @@
--- ARGV: prefix, kid, retention_ms, actor, reason
+-- KEYS: global keys...   ARGV: kid, retention_ms, actor, reason
 -- Withdraw a key for good: every token it signed dies, issuers stop signing with it.
--- Errors: not_found. Returns the event id.
-local kid, retention_ms, actor, reason = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
-if redis.call('HEXISTS', P .. ':jwks', kid) == 0 then
+-- Repeating it re-records the revocation. Errors: not_found. Returns the event id.
+local kid, retention_ms, actor, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
+if redis.call('HEXISTS', JWKS, kid) == 0 and not redis.call('ZSCORE', REVOKED_KEYS, kid) then
   return redis.error_reply('not_found')
 end
 local now = now_ms()
-redis.call('ZADD', P .. ':revoked:keys', 'NX', int(now), kid)
-if redis.call('GET', P .. ':signing_kid') == kid then
-  redis.call('DEL', P .. ':signing_kid')
-end
+redis.call('HDEL', SEALED_KEYS, kid)
 audit(actor, 'revoke_key', kid, reason, now)
-return emit(now, retention_ms, {'type', 'key_revoked', 'v', '1', 'ts_ms', int(now), 'kid', kid,
-  'at_ms', int(now)})
+return key_revoked(now, retention_ms, kid)

@@ -61,9 +61,8 @@ from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected
 from revocast.issuer import create_app
 from revocast.keys import SigningKey
-from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Writes
 from revocast.verifier import Verifier
 from tests.conftest import Issuer
 from tests.security.attacks import Forge, b64
@@ -431,12 +430,15 @@ class Target:
 
 
 @pytest.fixture
-async def target(settings: Settings, redis: Redis) -> AsyncIterator[Target]:
-    """A started verifier trusting KEY (as tests/security/test_token_attacks.deployment)."""
-    await Store(redis, Keyspace(settings.key_prefix)).publish_key(
-        KEY.kid, json.dumps(KEY.public.jwk), "epoch", 60_000
-    )
-    async with Verifier(settings) as verifier:
+async def target(settings: Settings, writes: Writes) -> AsyncIterator[Target]:
+    """A started verifier trusting KEY (as tests/security/test_token_attacks.deployment).
+
+    Freshness is not what these properties test: a long staleness bound keeps a busy
+    host's pause between examples from turning a rejection into "stale".
+    """
+    await writes.publish_key(KEY.kid, json.dumps(KEY.public.jwk), "epoch")
+    await writes.align_epochs()
+    async with Verifier(settings.with_overrides(max_staleness_s=60.0)) as verifier:
         token = Forge(KEY, settings.issuer, settings.audience).signed()
         yield Target(verifier, token, verifier.verify(token))
 

@@ -10,6 +10,7 @@ import pytest
 from revocast.errors import TokenRejected
 from revocast.keys import SigningKey
 from revocast.settings import Settings
+from revocast.store import Writes
 from revocast.verifier import Verifier, create_sidecar
 from tests.security.attacks import ATTACKS, Attack, Forge
 from tests.support.servers import serve
@@ -18,20 +19,13 @@ CASES = [pytest.param(attack, id=attack[0]) for attack in ATTACKS]
 
 
 @pytest.fixture
-async def deployment(settings: Settings) -> AsyncIterator[tuple[Verifier, Forge]]:
+async def deployment(settings: Settings, writes: Writes) -> AsyncIterator[tuple[Verifier, Forge]]:
     """A started verifier trusting the issuer's real key, and an attacker's workbench."""
     import json
 
-    from revocast.connection import redis_client
-    from revocast.keyspace import Keyspace
-    from revocast.store import Store
-
     key = SigningKey.generate()
-    client = redis_client(settings.redis_url or "")
-    await Store(client, Keyspace(settings.key_prefix)).publish_key(
-        key.kid, json.dumps(key.public.jwk), "epoch", 60_000
-    )
-    await client.aclose()
+    await writes.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
+    await writes.align_epochs()
     async with Verifier(settings) as verifier:
         yield verifier, Forge(key, settings.issuer, settings.audience)
 

@@ -1,0 +1,85 @@
+"""What every running issuer does in the background, twice a second.
+
+- It registers itself in Redis (id, host, pid, start time, the keys it holds)
+  under a short TTL, so ``revocast keys rotate`` can wait until every live
+  issuer holds a new key before activating it, and dead issuers drop out.
+- It loads keys published since it started (from its key directory, or sealed
+  in Redis), so that it holds a rotated key before the key is activated.
+- Every few seconds it repairs copies of admins' and moderators' power that an
+  interrupted change left behind in some partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+
+from revocast.errors import StoreUnavailable
+from revocast.issuer.keyring import KeyRing
+from revocast.store import Backend, Reads, Writes
+
+log = logging.getLogger("revocast.issuer")
+
+EVERY_S = 0.5
+PRESENCE_TTL_S = 5  # an issuer silent this long is no longer live
+RECONCILE_EVERY = 10  # rounds between authority repairs (5 s)
+
+
+class Upkeep:
+    """Presence, key loading and authority repair for one issuer process."""
+
+    def __init__(self, backend: Backend, writes: Writes, reads: Reads, keys: KeyRing) -> None:
+        self.backend = backend
+        self.writes = writes
+        self.reads = reads
+        self.keys = keys
+        self.issuer_id = secrets.token_hex(8)
+        self.started_ms = int(time.time() * 1000)
+        self.authority_repairs = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.round(0)
+        self._task = asyncio.create_task(self._loop(), name="revocast-upkeep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        with contextlib.suppress(StoreUnavailable):  # else it drops out after PRESENCE_TTL_S
+            await self.writes.forget_issuer(self.issuer_id)
+
+    async def _loop(self) -> None:
+        rounds = 0
+        while True:
+            await asyncio.sleep(EVERY_S)
+            rounds += 1
+            try:
+                await self.round(rounds)
+            except StoreUnavailable as exc:
+                log.warning("issuer upkeep: %s", exc.detail)
+
+    async def round(self, number: int) -> None:
+        for kid in await self.reads.jwks():
+            await self.keys.fetch(self.reads, kid)
+        await self.writes.announce_issuer(
+            self.issuer_id,
+            {
+                "host": socket.gethostname(),
+                "pid": str(os.getpid()),
+                "started_ms": str(self.started_ms),
+                "kids": ",".join(self.keys.kids()),
+            },
+            PRESENCE_TTL_S,
+        )
+        if number % RECONCILE_EVERY == 0:
+            repaired = await self.writes.reconcile_authority()
+            if repaired:
+                self.authority_repairs += repaired
+                log.warning("repaired %d partition copies of admin/moderator power", repaired)

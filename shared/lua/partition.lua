@@ -1,0 +1,149 @@
+-- Prepended to every script that changes a partition. KEYS[1..8] are the partition's fixed
+-- keys (keyspace.PartitionKeys.fixed); a script's own keys follow from KEYS[FIXED + 1].
+local EVENTS, REVOKED_SESSIONS, REVOKED_USERS, USERS_UNTIL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local REVOKED_ROLES, ROLES_UNTIL, AUDIT, AUTHORITY = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local FIXED = 8
+
+local function prune(now)
+  redis.call('ZREMRANGEBYSCORE', REVOKED_SESSIONS, '-inf', '(' .. int(now))
+  for _, pair in ipairs({{REVOKED_USERS, USERS_UNTIL}, {REVOKED_ROLES, ROLES_UNTIL}}) do
+    local old = redis.call('ZRANGEBYSCORE', pair[2], '-inf', '(' .. int(now), 'LIMIT', 0, 1000)
+    if #old > 0 then
+      redis.call('HDEL', pair[1], unpack(old))
+      redis.call('ZREM', pair[2], unpack(old))
+    end
+  end
+end
+
+-- Sessions the caller read from the user's set come as keys (KEYS from first_key) and ids
+-- (ARGV from first_arg), count of each. The script may only touch declared keys, so it goes
+-- on only if the set still holds exactly those ids; else the caller reads it again.
+local function declared_sessions(set_key, first_key, first_arg)
+  local sessions = {}
+  local count = #KEYS - first_key + 1
+  if #ARGV - first_arg + 1 ~= count then return nil end
+  local expected = {}
+  for i = 0, count - 1 do
+    sessions[#sessions + 1] = {sid = ARGV[first_arg + i], key = KEYS[first_key + i]}
+    expected[ARGV[first_arg + i]] = true
+  end
+  local members = redis.call('SMEMBERS', set_key)
+  if #members ~= count then return nil end
+  for _, sid in ipairs(members) do
+    if not expected[sid] then return nil end
+  end
+  return sessions
+end
+
+local function retry()
+  return redis.error_reply('retry')
+end
+
+-- Delete a session and record its revocation with its event, as one step.
+local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, retention_ms,
+                              reason)
+  redis.call('DEL', session_key)
+  redis.call('SREM', set_key, sid)
+  local until_ms = now + lifetime_ms
+  redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
+  prune(now)
+  return emit(EVENTS, now, retention_ms, 'session_revoked', {
+    'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
+end
+
+-- Kill every token of a user issued at or before not_before (now unless given), and every
+-- session created by then. ``sessions`` comes from declared_sessions.
+local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms, retention_ms,
+                           reason)
+  for _, session in ipairs(sessions) do
+    local created = tonumber(redis.call('HGET', session.key, 'created_ms') or '0')
+    if created <= not_before then
+      redis.call('DEL', session.key)
+      redis.call('SREM', set_key, session.sid)
+    end
+  end
+  local until_ms = now + lifetime_ms
+  local known = tonumber(redis.call('HGET', REVOKED_USERS, uid) or '0')
+  redis.call('HSET', REVOKED_USERS, uid, int(math.max(known, not_before)))
+  redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
+  prune(now)
+  return emit(EVENTS, now, retention_ms, 'user_revoked', {
+    'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason})
+end
+
+-- Tokens of uid issued up to now carry stale roles: they must be refreshed.
+local function roles_changed(uid, now, lifetime_ms, retention_ms)
+  local until_ms = now + lifetime_ms
+  redis.call('HSET', REVOKED_ROLES, uid, int(now))
+  redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)
+  prune(now)
+  return emit(EVENTS, now, retention_ms, 'roles_changed', {
+    'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms)})
+end
+
+local function decode_roles(user_key)
+  local ok, roles = pcall(cjson.decode, redis.call('HGET', user_key, 'roles') or '[]')
+  if ok and type(roles) == 'table' then return roles end
+  return {}
+end
+
+local function has_role(user_key, wanted)
+  for _, role in ipairs(decode_roles(user_key)) do
+    if role == wanted then return true end
+  end
+  return false
+end
+
+-- A user's power over others, from its record: 'admin', 'moderator' or '' (none, or blocked).
+local function level_of(user_key)
+  if redis.call('HGET', user_key, 'blocked') == '1' then return '' end
+  if has_role(user_key, 'admin') then return 'admin' end
+  if has_role(user_key, 'moderator') then return 'moderator' end
+  return ''
+end
+
+-- AUTHORITY holds uid -> 'level:version' for every admin and moderator (and those who were),
+-- in every partition, so that a script can check an actor from another partition atomically.
+-- A newer version always wins; the user's own partition is updated with the record.
+local function set_authority(uid, level, version)
+  local current = redis.call('HGET', AUTHORITY, uid)
+  local known = current and tonumber(string.match(current, ':(%d+)$')) or 0
+  if version > known then
+    redis.call('HSET', AUTHORITY, uid, level .. ':' .. int(version))
+  end
+end
+
+-- Record a change of the user's power (after roles or the blocked flag changed) here;
+-- returns {old level, new level, version} for the caller to copy to the other partitions.
+local function authority_changed(uid, user_key, old_level)
+  local level = level_of(user_key)
+  if level == '' and old_level == '' then return {old_level, level, 0} end
+  local version = redis.call('HINCRBY', user_key, 'authority_v', 1)
+  set_authority(uid, level, version)
+  return {old_level, level, version}
+end
+
+-- Operators ('cli:' actors) act directly; others need a level in AUTHORITY.
+local function authority(actor)
+  if string.sub(actor, 1, 4) == 'cli:' then return 'operator' end
+  local entry = redis.call('HGET', AUTHORITY, actor)
+  if not entry then return nil end
+  local level = string.match(entry, '^(%a*):')
+  if level == nil or level == '' then return nil end
+  return level
+end
+
+-- Refuse unless the actor may act on the target: moderators may not act on admins.
+local function require_authority(actor, target_user_key)
+  local level = authority(actor)
+  if not level then return nil, redis.error_reply('forbidden') end
+  if level == 'moderator' and has_role(target_user_key, 'admin') then
+    return nil, redis.error_reply('forbidden')
+  end
+  return level, nil
+end
+
+local function audit(actor, action, target, reason, now)
+  redis.call('XADD', AUDIT, 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
+    'actor', actor, 'action', action, 'target', target, 'reason', reason)
+end

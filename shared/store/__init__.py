@@ -1,0 +1,29 @@
+"""revocast's Redis state, split along its readers.
+
+- ``Backend``: the topology, the key layout and the scripts of one deployment;
+  revoking calls are durable there.
+- ``Writes``: the issuer's and the operators' changes (one script each).
+- ``Reads``: what the issuer and the operators read, from the primaries.
+- ``Follow``: what verifiers read: snapshots, polls and the blocking wait.
+"""
+
+from __future__ import annotations
+
+from revocast.store.backend import Backend, Retry
+from revocast.store.follow import Follow
+from revocast.store.reads import Reads, parse_id
+from revocast.store.records import Poll, Power, RefreshResult, Snapshot
+from revocast.store.writes import Writes
+
+__all__ = [
+    "Backend",
+    "Follow",
+    "Poll",
+    "Power",
+    "Reads",
+    "RefreshResult",
+    "Retry",
+    "Snapshot",
+    "Writes",
+    "parse_id",
+]

@@ -1,0 +1,236 @@
+"""One deployment's Redis as revocast uses it: topology, key layout, scripts, durability.
+
+``Backend.start()`` connects and fixes the partition count (stored in Redis when
+the deployment first starts; a process configured with another count stops).
+``run`` calls a script on the primary that holds its keys. With ``durable``, a
+revocation is acknowledged only after ``WAIT`` confirms that the configured
+number of replicas have it (DESIGN.md invariant 9); otherwise ``NotDurable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, TypeVar, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
+
+from revocast.errors import (
+    Conflict,
+    Forbidden,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidRequest,
+    NotDurable,
+    NotFound,
+    RevocastError,
+    SettingsError,
+    SigningKeyUnavailable,
+    StoreUnavailable,
+    UserBlocked,
+)
+from revocast.keyspace import Keyspace
+from revocast.redis_url import parse_redis_url
+from revocast.settings import DEFAULT_PARTITIONS, Settings
+from revocast.store.scripts import Script, load_scripts
+from revocast.topology import Topology, connect
+
+log = logging.getLogger("revocast.store")
+
+T = TypeVar("T")
+
+_SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
+    "invalid_grant": InvalidRefreshToken,
+    "invalid_credentials": InvalidCredentials,
+    "user_blocked": UserBlocked,
+    "conflict": Conflict,
+    "forbidden": Forbidden,
+    "not_found": NotFound,
+    "key_revoked": SigningKeyUnavailable,
+    "invalid_request": InvalidRequest,
+}
+
+
+class Retry(Exception):
+    """A script found the data it was told about changed (a session set): read, call again."""
+
+
+class Backend:
+    """Connections, key layout and scripts for one ``REDIS_URL`` and key prefix."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        topology: Topology | None = None,
+        reads_from_replicas: bool = False,
+        socket_timeout_s: float = 5.0,
+    ) -> None:
+        if topology is None:
+            if settings.redis_url is None:
+                raise SettingsError("REDIS_URL is not set")
+            topology = connect(
+                parse_redis_url(settings.redis_url),
+                read_from_replicas=reads_from_replicas,
+                socket_timeout_s=socket_timeout_s,
+            )
+        self.settings = settings
+        self.topology = topology
+        self.scripts: dict[str, Script] = load_scripts()
+        min_replicas = settings.min_replicas
+        self.min_replicas = topology.default_min_replicas if min_replicas is None else min_replicas
+        self._keyspace: Keyspace | None = None
+
+    @property
+    def keys(self) -> Keyspace:
+        """The key layout; known once ``start()`` has read the partition count."""
+        if self._keyspace is None:
+            raise RuntimeError("Cannot name keys, as the backend was not started.")
+        return self._keyspace
+
+    @property
+    def started(self) -> bool:
+        return self._keyspace is not None
+
+    async def start(self) -> Keyspace:
+        """Connect, and fix the partition count; SettingsError if it does not match Redis'."""
+        if self._keyspace is not None:
+            return self._keyspace
+        probe = Keyspace(self.settings.key_prefix)  # the global keys do not depend on N
+        with self.errors():
+            await self.topology.start()
+            client = await self.topology.primary(probe.global_.partitions)
+            wanted = self.settings.partitions or DEFAULT_PARTITIONS[self.topology.kind]
+            stored = await client.get(probe.global_.partitions)
+            if stored is None:
+                await client.set(probe.global_.partitions, wanted, nx=True)
+                stored = await client.get(probe.global_.partitions)
+        count = int(stored or wanted)
+        if self.settings.partitions and count != self.settings.partitions:
+            raise SettingsError(
+                f"this deployment has {count} partitions (fixed when it first started); "
+                f"REVOCAST_PARTITIONS={self.settings.partitions} does not match: unset it or "
+                f"set it to {count}"
+            )
+        self._keyspace = Keyspace(self.settings.key_prefix, count)
+        return self._keyspace
+
+    async def aclose(self) -> None:
+        await self.topology.aclose()
+
+    async def run(
+        self,
+        name: str,
+        keys: list[str],
+        args: list[str | int],
+        *,
+        durable: bool | Callable[[Any], bool] = False,
+    ) -> Any:
+        """Run a script on the primary of ``keys[0]``.
+
+        ``durable`` (or a test of the reply: did the script revoke?) makes the
+        call WAIT for ``min_replicas`` on the same connection before returning.
+        """
+        script = self.scripts[name]
+        for attempt in (1, 2):
+            with self.errors():
+                try:
+                    client = await self.topology.primary(keys[0])
+                    if self.min_replicas == 0 or durable is False:
+                        return await script(client, keys, args)
+                    return await self._run_durably(client, script, keys, args, durable)
+                except AskError:  # MOVED too: the script did not run, so once more is safe
+                    self.topology.invalidate()
+                    if attempt == 2:
+                        raise StoreUnavailable("the cluster moved the slot twice") from None
+        raise AssertionError("unreachable")
+
+    async def _run_durably(
+        self,
+        client: Redis,
+        script: Script,
+        keys: list[str],
+        args: list[str | int],
+        durable: bool | Callable[[Any], bool],
+    ) -> Any:
+        # WAIT counts the replicas that have this connection's writes: one connection for both.
+        async with client.client() as pinned:
+            reply = await script(pinned, keys, args)
+            if durable is True or (callable(durable) and durable(reply)):
+                acked = int(
+                    await pinned.wait(self.min_replicas, self.settings.replica_ack_timeout_ms)
+                )
+                if acked < self.min_replicas:
+                    raise NotDurable(
+                        f"{acked} of {self.min_replicas} replicas confirmed within "
+                        f"{self.settings.replica_ack_timeout_ms} ms; the change is on the primary "
+                        "only: repeat the request"
+                    )
+            return reply
+
+    async def read(
+        self, key: str, work: Callable[[Redis], Awaitable[T]], *, replica: bool = False
+    ) -> T:
+        """Run ``work`` with the client for ``key`` (a replica's if asked and configured)."""
+        with self.errors():
+            client = await (self.topology.reader(key) if replica else self.topology.primary(key))
+            return await work(client)
+
+    async def call(
+        self, name: str, key: str, keys: list[str], args: list[str | int], *, replica: bool = False
+    ) -> Any:
+        """A read-only script on the server of ``key`` (a replica when asked and configured)."""
+        script = self.scripts[name]
+        return await self.read(key, lambda client: script(client, keys, args), replica=replica)
+
+    # Typed single commands on the primary (the client decodes replies; redis-py's types
+    # cannot say so).
+
+    async def get(self, key: str) -> str | None:
+        return cast(str | None, await self.read(key, lambda c: c.get(key)))
+
+    async def hget(self, key: str, name: str) -> str | None:
+        return cast(str | None, await self.read(key, lambda c: c.hget(key, name)))
+
+    async def hmget(self, key: str, names: list[str]) -> list[str | None]:
+        return cast(list[str | None], await self.read(key, lambda c: c.hmget(key, names)))
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        return cast(dict[str, str], await self.read(key, lambda c: c.hgetall(key)))
+
+    async def smembers(self, key: str) -> set[str]:
+        return cast(set[str], await self.read(key, lambda c: c.smembers(key)))
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self.read(key, lambda c: c.exists(key)))
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        """Turn redis-py errors into revocast's; a failure may mean a failover: look again."""
+        try:
+            yield
+        except ResponseError as exc:
+            text = str(exc)
+            if text == "retry":
+                raise Retry from None
+            error = _SCRIPT_ERRORS.get(text)
+            if error is not None:
+                raise error() from None
+            if isinstance(exc, AskError | ClusterDownError | TryAgainError | ReadOnlyError):
+                self.topology.invalidate()
+                raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None
+            # The raw text names scripts and lines: for the log, not for clients.
+            log.error("redis refused a command: %s", exc)
+            raise StoreUnavailable("redis refused the command") from None
+        except (RedisError, OSError) as exc:
+            self.topology.invalidate()
+            raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None

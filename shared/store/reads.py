@@ -1,0 +1,192 @@
+"""What the issuer and the operators read: users, sessions, keys, authority, the audit trail.
+
+Always from the primaries: these answers decide logins and admin actions, so a
+lagging replica must not give them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import cast
+
+from redis.asyncio import Redis
+
+from revocast.ids import hash_refresh_token
+from revocast.keyspace import Keyspace
+from revocast.store.backend import Backend
+
+AuditEntry = tuple[str, dict[str, str]]
+
+
+def parse_id(stream_id: str) -> tuple[int, int]:
+    """Stream ids compare as (ms, seq) pairs."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Reads:
+    """Typed reads of the deployment's state."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @property
+    def keys(self) -> Keyspace:
+        return self.backend.keys
+
+    async def _get(self, key: str) -> str | None:
+        return await self.backend.get(key)
+
+    async def _hget(self, key: str, name: str) -> str | None:
+        return await self.backend.hget(key, name)
+
+    # Users -------------------------------------------------------------------------------
+
+    async def find_user(self, username: str) -> tuple[str, str] | None:
+        """(user id, password hash) for a username, or None."""
+        p = self.keys.of(username)
+        uid = await self._get(p.username(username))
+        if uid is None or self.keys.of(uid) is not p:
+            return None
+        password_hash = await self._hget(p.user(uid), "password_hash")
+        return (uid, password_hash) if password_hash else None
+
+    async def user_exists(self, uid: str) -> bool:
+        return await self.backend.exists(self.keys.of(uid).user(uid))
+
+    async def password_hash(self, uid: str) -> str | None:
+        return await self._hget(self.keys.of(uid).user(uid), "password_hash")
+
+    async def username_of(self, uid: str) -> str | None:
+        return await self._hget(self.keys.of(uid).user(uid), "username")
+
+    async def roles_of(self, uid: str) -> list[str]:
+        text = await self._hget(self.keys.of(uid).user(uid), "roles")
+        try:
+            roles = json.loads(text or "[]")
+        except ValueError:
+            return []
+        return [str(role) for role in roles] if isinstance(roles, list) else []
+
+    async def authority(self, actor: str) -> str:
+        """'operator', 'admin', 'moderator', or '' (no power, or blocked), as Redis has it now."""
+        if actor.startswith("cli:"):
+            return "operator"
+        p = self.keys.of(actor)
+        entry = await self._hget(p.authority, actor)
+        return entry.rpartition(":")[0] if entry else ""
+
+    # Sessions ----------------------------------------------------------------------------
+
+    async def sessions(self, uid: str) -> list[dict[str, str]]:
+        """The user's live sessions, oldest first (each with its ``sid``)."""
+        p = self.keys.of(uid)
+        set_key = p.user_sessions(uid)
+
+        async def read(client: Redis) -> list[dict[str, str]]:
+            sids = sorted(cast(set[str], await client.smembers(set_key)))
+            async with client.pipeline(transaction=False) as pipe:
+                for sid in sids:
+                    pipe.hgetall(p.session(sid))
+                records = cast(list[dict[str, str]], await pipe.execute())
+            return [
+                record | {"sid": sid} for sid, record in zip(sids, records, strict=True) if record
+            ]
+
+        live = await self.backend.read(set_key, read)
+        return sorted(live, key=lambda record: int(record.get("created_ms", 0)))
+
+    async def refresh_token_owner(self, token: str, *, live_only: bool) -> tuple[str, str] | None:
+        """(sid, uid) of a refresh token; with ``live_only``, only while it and its session live."""
+        p = self.keys.of(token)
+        key = p.refresh_token(hash_refresh_token(token))
+        sid, uid, state = await self.backend.hmget(key, ["sid", "uid", "state"])
+        if sid is None or uid is None or self.keys.of(uid) is not p:
+            return None
+        if live_only and (state != "live" or not await self.session_live(sid)):
+            return None
+        return sid, uid
+
+    async def session_live(self, sid: str) -> bool:
+        return await self.backend.exists(self.keys.of(sid).session(sid))
+
+    # Keys and the epoch ------------------------------------------------------------------
+
+    async def jwks(self) -> dict[str, str]:
+        """Every published public key (kid -> JWK JSON) that is not revoked."""
+        g = self.keys.global_
+
+        async def read(client: Redis) -> tuple[dict[str, str], list[str]]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hgetall(g.jwks)
+                pipe.zrange(g.revoked_keys, 0, -1)
+                published, revoked = await pipe.execute()
+            return published, revoked
+
+        published, revoked = await self.backend.read(g.jwks, read)
+        return {kid: jwk for kid, jwk in published.items() if kid not in set(revoked)}
+
+    async def keys_overview(self) -> tuple[dict[str, str], set[str], str | None]:
+        """(published kid -> JWK, revoked kids, active kid), for ``revocast keys list``."""
+        g = self.keys.global_
+        published = await self.backend.hgetall(g.jwks)
+        revoked = cast(
+            list[str],
+            await self.backend.read(g.revoked_keys, lambda c: c.zrange(g.revoked_keys, 0, -1)),
+        )
+        return published, set(revoked), await self.signing_kid()
+
+    async def sealed_key(self, kid: str) -> str | None:
+        return await self._hget(self.keys.global_.sealed_keys, kid)
+
+    async def signing_kid(self) -> str | None:
+        return await self._get(self.keys.global_.signing_kid)
+
+    async def revoked(self, kid: str) -> bool:
+        key = self.keys.global_.revoked_keys
+        return await self.backend.read(key, lambda c: c.zscore(key, kid)) is not None
+
+    async def epochs(self) -> dict[str, str | None]:
+        """Each stream's epoch (global and every partition)."""
+        streams = self.keys.streams()
+        values = await asyncio.gather(*(self._get(s.epoch) for s in streams))
+        return {s.name: value for s, value in zip(streams, values, strict=True)}
+
+    async def live_issuers(self) -> dict[str, dict[str, str]]:
+        """Issuer id -> its record (host, pid, started_ms, kids), for every live issuer."""
+        g = self.keys.global_
+
+        async def read(client: Redis) -> dict[str, dict[str, str]]:
+            ids = cast(list[str], await client.zrange(g.issuers, 0, -1))
+            async with client.pipeline(transaction=False) as pipe:
+                for issuer_id in ids:
+                    pipe.hgetall(g.issuer(issuer_id))
+                records = cast(list[dict[str, str]], await pipe.execute())
+            return {i: record for i, record in zip(ids, records, strict=True) if record}
+
+        return await self.backend.read(g.issuers, read)
+
+    # The audit trail ---------------------------------------------------------------------
+
+    async def audit_page(self, before: str, limit: int) -> list[AuditEntry]:
+        """Entries of every partition and the global slot, newest first, strictly before the id
+        ``before`` ("+" for the newest). Entries of other streams with the same id as the last
+        one are included, so that the next page (before that id) misses none."""
+        upper = before if before == "+" else f"({before}"
+        streams = [self.keys.global_.audit, *(p.audit for p in self.keys.all_partitions)]
+
+        async def page(key: str) -> list[AuditEntry]:
+            return cast(
+                list[AuditEntry],
+                await self.backend.read(key, lambda c: c.xrevrange(key, upper, "-", count=limit)),
+            )
+
+        pages = await asyncio.gather(*(page(key) for key in streams))
+        merged = sorted(
+            (entry for page in pages for entry in page), key=lambda e: parse_id(e[0]), reverse=True
+        )
+        if len(merged) <= limit:
+            return merged
+        last = parse_id(merged[limit - 1][0])
+        return [entry for entry in merged if parse_id(entry[0]) >= last]

@@ -1,0 +1,59 @@
+"""What the store's reads return: plain frozen records, no Redis types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One stream's revocation state at stream position ``last_id``, read in one step."""
+
+    stream: str  # "global" or "p<index>"
+    epoch: str | None
+    heartbeat_ms: int | None  # the primary's last heartbeat, as this server has it
+    now_ms: int  # this server's time
+    last_id: str
+    entries_added: int  # the stream's XADD counter at last_id
+    sessions: dict[str, int] = field(default_factory=dict)  # sid -> until_ms
+    users: dict[str, tuple[int, int]] = field(default_factory=dict)  # uid -> (nb_ms, until_ms)
+    roles: dict[str, tuple[int, int]] = field(default_factory=dict)  # uid -> (at_ms, until_ms)
+    revoked_keys: dict[str, int] = field(default_factory=dict)  # kid -> at_ms
+    jwks: dict[str, str] = field(default_factory=dict)  # kid -> JWK JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    """Entries after a position, and what proves none were missed."""
+
+    epoch: str | None
+    heartbeat_ms: int | None
+    now_ms: int
+    stream_exists: bool
+    entries_added: int
+    length: int
+    first_id: str
+    last_id: str  # last-generated-id
+    entries: list[tuple[str, dict[str, str]]]
+    at_entry: dict[str, str] | None  # the fields of the entry at the position asked from
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    status: Literal["rotated", "grace", "reused"]
+    sid: str
+    uid: str
+    now_ms: int
+    roles_json: str
+    sealed_next: str
+
+
+@dataclass(frozen=True, slots=True)
+class Power:
+    """A user's authority over others after a change: to copy to every partition."""
+
+    uid: str
+    old_level: str
+    level: str  # "admin", "moderator" or "" (none)
+    version: int

@@ -1,0 +1,74 @@
+"""revocast's Lua scripts: loaded once, called by SHA on whichever server a key lives on.
+
+A script is the prelude, the part its keys call for (``partition.lua`` or
+``global.lua``) and its body; a ``#!lua`` flags line in the body moves to the top.
+Each file opens with a header naming its KEYS and ARGV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+Part = Literal["partition", "global", "none"]
+
+# Script -> the prelude part it needs (its fixed KEYS).
+SCRIPTS: dict[str, Part] = {
+    "add_user": "partition",
+    "login": "partition",
+    "refresh": "partition",
+    "revoke_session": "partition",
+    "revoke_user": "partition",
+    "end_session": "partition",
+    "moderate": "partition",
+    "change_password": "partition",
+    "authority_sync": "none",
+    "throttle": "none",
+    "heartbeat": "none",
+    "adopt_epoch": "none",
+    "poll": "none",
+    "snapshot_partition": "none",
+    "snapshot_global": "none",
+    "publish_key": "global",
+    "revoke_key": "global",
+    "recover": "global",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    text: str
+    sha: str
+
+    async def __call__(self, client: Redis, keys: list[str], args: list[str | int]) -> Any:
+        """EVALSHA, loading the script first if this server has not seen it."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
+
+
+def _source(name: str) -> str:
+    return (resources.files("revocast") / "lua" / f"{name}.lua").read_text()
+
+
+def _assemble(name: str, part: Part) -> Script:
+    body = _source(name)
+    flags = ""
+    if body.startswith("#!"):
+        flags, _, body = body.partition("\n")
+        flags += "\n"
+    parts = [_source("prelude")] + ([_source(part)] if part != "none" else []) + [body]
+    text = flags + "\n".join(parts)
+    return Script(name, text, hashlib.sha1(text.encode()).hexdigest())  # noqa: S324 (Redis' id)
+
+
+def load_scripts() -> dict[str, Script]:
+    """Every script, assembled; their SHA-1s are what Redis knows them by."""
+    return {name: _assemble(name, part) for name, part in SCRIPTS.items()}

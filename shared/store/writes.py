@@ -1,0 +1,450 @@
+"""The issuer's and the operators' writes: the only code that changes revocast's state.
+
+Every revoking call writes the state change and its stream event in one script,
+so Redis never holds one without the other (DESIGN.md invariant 1), and is
+durable: acknowledged only once the configured replicas have it (invariant 9).
+Lifetimes and retention come from the settings, bound once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
+from revocast.ids import hash_refresh_token
+from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
+from revocast.store.backend import Backend, Retry
+from revocast.store.records import Power, RefreshResult
+
+T = TypeVar("T")
+
+SESSION_SET_RETRIES = 10  # a user's session set changed between our read and the script
+_RANK = {"": 0, "moderator": 1, "admin": 2}
+
+
+class Writes:
+    """Typed calls to the writing scripts, for one deployment."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        settings = backend.settings
+        self._lifetime_ms = settings.revocation_lifetime_ms
+        self._retention_ms = settings.stream_retention_ms
+        self._refresh_ttl_s = settings.refresh_ttl_s
+        self._grace_ms = int(settings.refresh_grace_s * 1000)
+        self._max_sessions = settings.max_sessions_per_user
+        self._throttle_limits = {
+            "user": settings.login_max_failures_per_user,
+            "client": settings.login_max_attempts_per_client,
+        }
+        self._throttle_window_s = settings.login_window_s
+
+    @property
+    def keys(self) -> Keyspace:
+        return self.backend.keys
+
+    def _global_keys(self) -> list[str]:
+        g = self.keys.global_
+        return [
+            g.stream.events,
+            g.stream.epoch,
+            g.jwks,
+            g.revoked_keys,
+            g.signing_kid,
+            g.audit,
+            g.sealed_keys,
+        ]
+
+    async def _with_sessions(
+        self, partition: PartitionKeys, uid: str, call: Callable[[list[str]], Awaitable[T]]
+    ) -> T:
+        """Read the user's session ids, run ``call`` with them declared; again if they moved."""
+        key = partition.user_sessions(uid)
+        for _ in range(SESSION_SET_RETRIES):
+            sids = sorted(await self.backend.smembers(key))
+            try:
+                return await call(sids)
+            except Retry:
+                await asyncio.sleep(0)
+        raise StoreUnavailable("the user's sessions kept changing; try again")
+
+    # Users -------------------------------------------------------------------------------
+
+    async def add_user(self, uid: str, username: str, password_hash: str, roles_json: str) -> None:
+        """Create a user (Conflict if the name is taken); ``uid`` from ``ids.new_user_id``."""
+        p = self.keys.of(username)
+        if self.keys.of(uid) is not p:
+            raise ValueError("the user id must be drawn in its username's partition")
+        reply = await self.backend.run(
+            "add_user",
+            [*p.fixed(), p.username(username), p.user(uid)],
+            [uid, username, password_hash, roles_json],
+        )
+        await self._spread_power(uid, reply)
+
+    async def throttle(
+        self,
+        kind: Literal["user", "client"],
+        subject: str,
+        action: Literal["count", "check", "forget"],
+    ) -> int:
+        """Count or check login attempts (per client) or failures (per username); ms to wait."""
+        p = self.keys.of(subject)
+        if kind == "user":  # no user text in keys
+            key = p.throttle_user(hashlib.sha256(subject.encode()).hexdigest()[:32])
+        else:
+            key = p.throttle_client(subject or "unknown")
+        reply = await self.backend.run(
+            "throttle", [key], [action, self._throttle_limits[kind], self._throttle_window_s]
+        )
+        return int(reply)
+
+    # Sessions ----------------------------------------------------------------------------
+
+    async def login(
+        self, uid: str, sid: str, refresh_token: str, *, user_agent: str, client: str
+    ) -> tuple[int, str]:
+        """Create a session; returns (Redis time ms, roles JSON). Past the session limit, the
+        oldest sessions are revoked (durably)."""
+        p = self.keys.of(uid)
+        fixed = [
+            *p.fixed(),
+            p.user(uid),
+            p.user_sessions(uid),
+            p.session(sid),
+            p.refresh_token(hash_refresh_token(refresh_token)),
+        ]
+
+        async def attempt(sids: list[str]) -> Any:
+            return await self.backend.run(
+                "login",
+                [*fixed, *(p.session(s) for s in sids)],
+                [
+                    uid,
+                    sid,
+                    self._refresh_ttl_s,
+                    user_agent,
+                    client,
+                    self._max_sessions,
+                    self._lifetime_ms,
+                    self._retention_ms,
+                    *sids,
+                ],
+                durable=lambda reply: int(reply[2]) > 0,
+            )
+
+        if self._max_sessions > 0:
+            reply = await self._with_sessions(p, uid, attempt)
+        else:
+            reply = await attempt([])
+        return int(reply[0]), str(reply[1])
+
+    async def refresh(self, presented: str, successor: str, sealed_next: str) -> RefreshResult:
+        """Claim a refresh token: rotated, grace (a retry), or reused (its session revoked)."""
+        p = self.keys.of(presented)
+        rt_key = p.refresh_token(hash_refresh_token(presented))
+        sid, uid = await self.backend.hmget(rt_key, ["sid", "uid"])
+        if not sid or not uid or self.keys.of(uid) is not p or self.keys.of(successor) is not p:
+            raise InvalidRefreshToken()
+        try:
+            status, now_ms, roles, sealed = await self.backend.run(
+                "refresh",
+                [
+                    *p.fixed(),
+                    rt_key,
+                    p.user(uid),
+                    p.user_sessions(uid),
+                    p.session(sid),
+                    p.refresh_token(hash_refresh_token(successor)),
+                ],
+                [
+                    sid,
+                    uid,
+                    sealed_next,
+                    self._grace_ms,
+                    self._refresh_ttl_s,
+                    self._lifetime_ms,
+                    self._retention_ms,
+                ],
+                durable=lambda reply: reply[0] == "reused",
+            )
+        except Retry:
+            raise InvalidRefreshToken() from None
+        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed)
+
+    async def revoke_session(self, sid: str, uid: str, reason: str) -> str:
+        """Delete the session and publish its revocation (again, if repeated); the event id."""
+        p = self.keys.of(uid)
+        return str(
+            await self.backend.run(
+                "revoke_session",
+                [*p.fixed(), p.session(sid), p.user_sessions(uid)],
+                [sid, uid, self._lifetime_ms, self._retention_ms, reason],
+                durable=True,
+            )
+        )
+
+    async def revoke_user(self, uid: str, reason: str, not_before_ms: int | None = None) -> str:
+        """Kill every session and token of the user (up to ``not_before_ms``); the event id."""
+        p = self.keys.of(uid)
+
+        async def attempt(sids: list[str]) -> Any:
+            return await self.backend.run(
+                "revoke_user",
+                [*p.fixed(), p.user_sessions(uid), *(p.session(s) for s in sids)],
+                [
+                    uid,
+                    self._lifetime_ms,
+                    self._retention_ms,
+                    reason,
+                    "" if not_before_ms is None else not_before_ms,
+                    *sids,
+                ],
+                durable=True,
+            )
+
+        return str(await self._with_sessions(p, uid, attempt))
+
+    async def end_session(self, sid: str, *, owner: str = "", actor: str = "", reason: str) -> str:
+        """End an existing session (the owner's own, or by a moderator's authority)."""
+        p = self.keys.of(sid)
+        session = p.session(sid)
+        uid = await self.backend.hget(session, "uid")
+        if uid is None or self.keys.of(uid) is not p:
+            raise NotFound("no such session")
+        try:
+            return str(
+                await self.backend.run(
+                    "end_session",
+                    [*p.fixed(), session, p.user_sessions(uid), p.user(uid)],
+                    [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason],
+                    durable=True,
+                )
+            )
+        except Retry:
+            raise NotFound("no such session") from None
+
+    async def change_password(self, uid: str, new_hash: str, keep_sid: str) -> int:
+        """Store the new hash and end every other session; returns how many ended."""
+        p = self.keys.of(uid)
+
+        async def attempt(sids: list[str]) -> Any:
+            return await self.backend.run(
+                "change_password",
+                [*p.fixed(), p.user(uid), p.user_sessions(uid), *(p.session(s) for s in sids)],
+                [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms, *sids],
+                durable=lambda ended: int(ended) > 0,
+            )
+
+        return int(await self._with_sessions(p, uid, attempt))
+
+    # Moderation --------------------------------------------------------------------------
+
+    async def moderate(
+        self,
+        actor: str,
+        action: Literal["block", "unblock", "roles"],
+        target: str,
+        *,
+        reason: str = "",
+        roles_json: str = "[]",
+    ) -> str:
+        """Block, unblock or set roles, authorized and audited atomically; the event id or ''.
+
+        A change to an admin's or moderator's power is copied to every partition
+        before this returns, so that nowhere can they act on what they lost.
+        """
+        p = self.keys.of(target)
+
+        async def attempt(sids: list[str]) -> Any:
+            return await self.backend.run(
+                "moderate",
+                [
+                    *p.fixed(),
+                    p.user(target),
+                    p.user_sessions(target),
+                    *(p.session(s) for s in sids),
+                ],
+                [
+                    actor,
+                    action,
+                    target,
+                    reason,
+                    self._lifetime_ms,
+                    self._retention_ms,
+                    roles_json,
+                    *sids,
+                ],
+                durable=lambda reply: reply[0] != "",
+            )
+
+        if action == "block":
+            reply = await self._with_sessions(p, target, attempt)
+        else:
+            reply = await attempt([])
+        await self._spread_power(target, reply[1:])
+        return str(reply[0])
+
+    async def _spread_power(self, uid: str, reply: list[Any]) -> None:
+        power = Power(uid, str(reply[0]), str(reply[1]), int(reply[2]))
+        if power.version == 0:
+            return  # never had power, has none: nothing anywhere to change
+        home = self.keys.of(uid)
+        await asyncio.gather(
+            *(self.sync_authority(p, power) for p in self.keys.all_partitions if p is not home)
+        )
+
+    async def sync_authority(self, partition: PartitionKeys, power: Power) -> bool:
+        """Copy a user's power to one partition unless it has a newer version; durable when
+        power was lost. True if it changed something."""
+        lost = _RANK[power.level] < _RANK[power.old_level]
+        reply = await self.backend.run(
+            "authority_sync",
+            [partition.authority],
+            [power.uid, power.level, power.version],
+            durable=lost,
+        )
+        return bool(reply)
+
+    async def reconcile_authority(self) -> int:
+        """Repair partitions whose copy of someone's power is older than the user's own
+        partition's (an issuer died mid-way); returns how many copies were fixed."""
+        partitions = self.keys.all_partitions
+        tables = await asyncio.gather(*(self.backend.hgetall(p.authority) for p in partitions))
+        fixed = 0
+        for uid in set().union(*tables):
+            home = self.keys.of(uid)
+            source = tables[home.index].get(uid)
+            if source is None:
+                continue
+            level, _, version = source.rpartition(":")
+            for p, table in zip(partitions, tables, strict=True):
+                copy = table.get(uid)
+                if copy is None or _version(copy) < int(version):
+                    power = Power(uid, _level(copy), level, int(version))
+                    fixed += await self.sync_authority(p, power)
+        return fixed
+
+    # Signing keys and the epoch ----------------------------------------------------------
+
+    async def publish_key(
+        self,
+        kid: str,
+        jwk_json: str,
+        epoch: str = "",
+        *,
+        activate: bool = False,
+        actor: str = "",
+        sealed: str = "",
+    ) -> str:
+        """Publish a public key (and its sealed private key); returns the active kid."""
+        return str(
+            await self.backend.run(
+                "publish_key",
+                self._global_keys(),
+                [kid, jwk_json, epoch, self._retention_ms, int(activate), actor, sealed],
+            )
+        )
+
+    async def revoke_key(self, kid: str, actor: str, reason: str) -> str:
+        """Withdraw a key for good; returns the event id."""
+        return str(
+            await self.backend.run(
+                "revoke_key",
+                self._global_keys(),
+                [kid, self._retention_ms, actor, reason],
+                durable=True,
+            )
+        )
+
+    async def recover(
+        self,
+        old_epoch: str | None,
+        new_epoch: str,
+        kid: str,
+        jwk_json: str,
+        old_kids: list[str],
+        sealed: str = "",
+    ) -> bool:
+        """After a data loss: revoke every older key, activate ``kid``, set the epoch. Once."""
+        return bool(
+            await self.backend.run(
+                "recover",
+                self._global_keys(),
+                [old_epoch or "", new_epoch, kid, jwk_json, self._retention_ms, sealed, *old_kids],
+                durable=True,
+            )
+        )
+
+    async def adopt_epoch(self, stream: StreamKeys, new: str, old: str | None) -> bool:
+        """Give a partition the deployment's epoch after a recovery, unless it moved on."""
+        reply = await self.backend.run("adopt_epoch", [stream.epoch], [new, old or ""])
+        return bool(reply)
+
+    async def align_epochs(self, epochs: dict[str, str | None] | None = None) -> str | None:
+        """Give every partition the global epoch (a new deployment, or after a recovery);
+        returns the global epoch. ``epochs`` as last read, if the caller has them."""
+        streams = self.keys.streams()
+        if epochs is None:
+            values = await asyncio.gather(*(self.backend.get(s.epoch) for s in streams))
+            epochs = {s.name: value for s, value in zip(streams, values, strict=True)}
+        deployment = epochs.get(GLOBAL)
+        if deployment is not None:
+            await asyncio.gather(
+                *(
+                    self.adopt_epoch(s, deployment, epochs.get(s.name))
+                    for s in streams
+                    if s.name != GLOBAL and epochs.get(s.name) != deployment
+                )
+            )
+        return deployment
+
+    async def announce_issuer(self, issuer_id: str, record: dict[str, str], ttl_s: int) -> None:
+        """Say this issuer is live (and which keys it holds) for the next ``ttl_s`` seconds."""
+        g = self.keys.global_
+        now_ms = int(time.time() * 1000)
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                fields: dict[FieldT, EncodableT] = dict(record.items())
+                pipe.hset(g.issuer(issuer_id), mapping=fields)
+                pipe.expire(g.issuer(issuer_id), ttl_s)
+                pipe.zadd(g.issuers, {issuer_id: now_ms})
+                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - 3_600_000)  # long gone
+                await pipe.execute()
+
+        await self.backend.read(g.issuers, work)
+
+    async def forget_issuer(self, issuer_id: str) -> None:
+        g = self.keys.global_
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(g.issuer(issuer_id))
+                pipe.zrem(g.issuers, issuer_id)
+                await pipe.execute()
+
+        await self.backend.read(g.issuers, work)
+
+    async def heartbeat(self) -> dict[str, str | None]:
+        """Stamp the primary's time on every stream; returns each stream's epoch."""
+        streams = self.keys.streams()
+        replies = await asyncio.gather(
+            *(self.backend.run("heartbeat", [s.heartbeat, s.epoch], []) for s in streams)
+        )
+        return {s.name: reply[0] for s, reply in zip(streams, replies, strict=True)}
+
+
+def _version(entry: str) -> int:
+    return int(entry.rpartition(":")[2] or 0)
+
+
+def _level(entry: str | None) -> str:
+    return entry.rpartition(":")[0] if entry else ""
