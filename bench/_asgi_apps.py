@@ -28,6 +28,7 @@ from revocast.http import bearer_token
 from revocast.keys import ALGORITHM, PublicKey
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
+from revocast.store import Backend
 from revocast.verifier import Verifier, create_sidecar
 
 
@@ -74,12 +75,34 @@ def _refused(code: str, status: int = 401) -> Response:
     return Response(status_code=status, content=code)
 
 
+class SessionKeys:
+    """Names a session's Redis key, in its partition; ``start`` (at the app's start-up) reads
+    the deployment's partition count."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys: Keyspace | None = None
+
+    async def start(self) -> None:
+        backend = Backend(self.settings)
+        try:
+            self.keys = await backend.start()
+        finally:
+            await backend.aclose()
+
+    def __call__(self, sid: str) -> str:
+        keys = self.keys
+        if keys is None:
+            raise RuntimeError("the partition count is read at start-up")
+        return keys.of(sid).session(sid)
+
+
 def memo_exists() -> ASGIApp:
     """The sidecar's memoized ``Verifier.verify`` plus one Redis ``EXISTS`` of the session key
     per request (what a sidecar checking liveness in Redis instead of the stream would do)."""
     settings = Settings.from_env()
     verifier = Verifier(settings)
-    keys = Keyspace(settings.key_prefix)
+    session_key = SessionKeys(settings)
     redis = redis_client(settings.redis_url or "")
 
     async def verify(request: Request) -> Response:
@@ -92,12 +115,13 @@ def memo_exists() -> ASGIApp:
             return _refused(exc.code)
         except VerifierStale as exc:
             return _refused(exc.code, 503)
-        if not await redis.exists(keys.session(claims.sid)):
+        if not await redis.exists(session_key(claims.sid)):
             return _refused("session_revoked")
         return _accepted(claims.sub, claims.sid, claims.roles)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await session_key.start()
         async with verifier:
             yield
         await redis.aclose()
@@ -110,7 +134,7 @@ def seed() -> ASGIApp:
     of the session key on every request; no memo, no stream."""
     settings = Settings.from_env()
     public = PublicKey.from_jwk(os.environ["BENCH_JWK"]).key
-    keys = Keyspace(settings.key_prefix)
+    session_key = SessionKeys(settings)
     redis = redis_client(settings.redis_url or "")
 
     async def verify(request: Request) -> Response:
@@ -127,12 +151,13 @@ def seed() -> ASGIApp:
             )
         except jwt.PyJWTError:
             return _refused("invalid_token")
-        if not await redis.exists(keys.session(claims["sid"])):
+        if not await redis.exists(session_key(claims["sid"])):
             return _refused("session_revoked")
         return _accepted(claims["sub"], claims["sid"], claims["roles"])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await session_key.start()
         yield
         await redis.aclose()
 

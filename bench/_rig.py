@@ -7,16 +7,18 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from redis.asyncio import Redis
 
-from revocast.connection import redis_client
+from revocast.ids import new_session_id
 from revocast.issuer.keyring import KeyRing
-from revocast.issuer.tokens import TokenMinter, new_session_id
+from revocast.issuer.tokens import TokenMinter
 from revocast.keys import create_signing_key
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Writes
 
 
 @dataclass(frozen=True)
@@ -29,8 +31,9 @@ class Minted:
 
 @dataclass
 class Rig:
-    """One Ed25519 key, published through ``Store.publish_key`` (so verifiers learn it from
-    Redis, as in production), and a minter for access tokens signed with it."""
+    """One Ed25519 key, published through ``Writes.publish_key`` (then ``align_epochs``, so
+    verifiers learn it from Redis, as in production), and a minter for access tokens signed
+    with it. ``keys`` is the deployment's key layout (its partition count read from Redis)."""
 
     settings: Settings
     kid: str
@@ -38,9 +41,11 @@ class Rig:
     jwk_json: str
     minter: TokenMinter
     redis_version: str
+    keys: Keyspace
 
     def mint(self, roles: tuple[str, ...] = ("reader",)) -> Minted:
-        uid, sid = secrets.token_hex(16), new_session_id()
+        uid = secrets.token_hex(16)
+        sid = new_session_id(self.keys, uid)  # in its user's partition, as the issuer draws it
         token = self.minter.mint(
             uid=uid, sid=sid, roles=list(roles), issued_ms=int(time.time() * 1000), kid=self.kid
         )
@@ -50,18 +55,29 @@ class Rig:
         return Minted(token, uid, sid, jti)
 
 
+async def server_info(backend: Backend) -> dict[str, Any]:
+    """``INFO server`` of the Redis server holding the deployment's global keys."""
+
+    async def info(client: Redis) -> dict[str, Any]:
+        return dict(await client.info("server"))
+
+    return await backend.read(backend.keys.global_.jwks, info)
+
+
 async def make_rig(settings: Settings, key_dir: Path) -> Rig:
-    keys = KeyRing(key_dir)
-    key = create_signing_key(keys.key_dir)
-    keys.reload()
-    client = redis_client(settings.redis_url or "")
+    ring = KeyRing(key_dir)
+    key = create_signing_key(ring.key_dir)
+    ring.reload()
+    backend = Backend(settings)
     try:
-        store = Store(client, Keyspace(settings.key_prefix))
+        keys = await backend.start()
+        writes = Writes(backend)
         jwk_json = json.dumps(key.public.jwk)
-        await store.publish_key(
-            key.kid, jwk_json, secrets.token_hex(16), settings.stream_retention_ms
-        )
-        version = str((await client.info("server")).get("redis_version", "?"))
+        await writes.publish_key(key.kid, jwk_json, secrets.token_hex(16))
+        await writes.align_epochs()  # every partition gets the deployment's epoch
+        version = str((await server_info(backend)).get("redis_version", "?"))
     finally:
-        await client.aclose()
-    return Rig(settings, key.kid, key.public.key, jwk_json, TokenMinter(settings, keys), version)
+        await backend.aclose()
+    return Rig(
+        settings, key.kid, key.public.key, jwk_json, TokenMinter(settings, ring), version, keys
+    )

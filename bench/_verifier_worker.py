@@ -1,21 +1,23 @@
 """One verifier process for ``bench.propagation_processes`` (mode "worker"); not run by hand.
 
 Started as ``python -m bench._verifier_worker`` with the revocast settings in the environment.
-It runs a real ``Verifier`` (its own Redis connection and ``StreamFollower``) on uvloop, like
-the sidecar does, and talks to the parent over stdin/stdout, one line per message:
+It runs a real ``Verifier`` (its own Redis connection and a ``StreamFollower`` per stream: the
+global one and each partition's) on uvloop, like the sidecar does, and talks to the parent
+over stdin/stdout, one line per message:
 
-- it prints ``ready`` once the first snapshot is taken;
+- it prints ``ready`` once the first snapshots are taken;
 - ``watch <token>``: wait until ``verify(token)`` accepts, then print ``accepting``;
-- after each batch the follower applies, it looks the watched token up in the revocation
-  cache the way ``verify()`` does (revoked key, session, user not-before, roles changed: O(1)
-  dictionary look-ups with the claims decoded when the token was first accepted), so any
-  event that kills the token counts: ``session_revoked`` (logout, has ``sid``) as well as
+- after each batch a follower applies (the verifier's ``on_applied`` hook, called right after
+  the batch is in the cache), it looks the watched token up in the revocation cache the way
+  ``verify()`` does (revoked key, session, user not-before, roles changed: O(1) dictionary
+  look-ups with the claims decoded when the token was first accepted), so any event that
+  kills the token counts: ``session_revoked`` (logout, has ``sid``) as well as
   ``user_revoked`` (block, has only ``uid``). The first time the token is rejected it prints
-  ``revoked <applied> <checked> <code>``: ``time.monotonic()`` right after
-  ``StreamFollower._apply`` returned (``verify()`` rejects the token from then on), and after
-  the confirming ``verify()`` call, with the code it raised (the parent checks it is the one
-  the action should cause). That call and the pipe write run through ``call_soon``, at the
-  follower's next await (its next read from Redis), not inside the measured path.
+  ``revoked <applied> <checked> <code>``: ``time.monotonic()`` in that hook, right after the
+  batch was applied (``verify()`` rejects the token from then on), and after the confirming
+  ``verify()`` call, with the code it raised (the parent checks it is the one the action
+  should cause). That call and the pipe write run through ``call_soon``, at the follower's
+  next await (its next read from Redis), not inside the measured path.
   CLOCK_MONOTONIC is system-wide on Linux, so the parent can compare these readings with its
   own;
 - ``ping``: print ``pong <time.monotonic()>`` (the parent checks the clocks agree);
@@ -36,9 +38,9 @@ import uvloop
 
 from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
+from revocast.events import AnyEvent
 from revocast.settings import Settings
 from revocast.verifier import Verifier
-from revocast.verifier.follower import StreamFollower
 
 ACCEPT_TIMEOUT_S = 5.0
 
@@ -58,13 +60,27 @@ def rejection(verifier: Verifier, token: str) -> str | None:
 
 
 class Watch:
-    """The token being watched, and the hook that reports when a stream batch revokes it."""
+    """The token being watched, and the hook that reports when a stream batch revokes it.
 
-    def __init__(self, verifier: Verifier) -> None:
-        self.verifier = verifier
+    Made before its verifier (whose ``on_applied`` is ``applied``), then ``bind``-ed to it.
+    """
+
+    def __init__(self) -> None:
+        self._verifier: Verifier | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.token: str | None = None
         self.kid = ""
         self.claims: AccessClaims | None = None
+
+    def bind(self, verifier: Verifier) -> None:
+        self._verifier = verifier
+        self._loop = asyncio.get_running_loop()
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            raise RuntimeError("the watch is not bound to its verifier yet")
+        return self._verifier
 
     def cache_rejects(self, claims: AccessClaims) -> bool:
         """Whether the revocation cache now rejects the watched token: ``verify()``'s own
@@ -78,22 +94,20 @@ class Watch:
         changed = cache.claims.get(claims.sub)
         return changed is not None and claims.iat_ms <= changed[0]
 
-    def instrument(self) -> None:
-        follower: StreamFollower = self.verifier.follower
-        original = follower._apply
-        loop = asyncio.get_running_loop()
-
-        def _apply(entries: list[tuple[str, dict[str, str]]]) -> None:
-            original(entries)
-            applied = time.monotonic()
-            # O(1) look-ups in the path; the full verify() that confirms it and the report
-            # run later, at the follower's next await (call_soon).
-            token, claims = self.token, self.claims
-            if token is not None and claims is not None and self.cache_rejects(claims):
-                self.token = self.claims = None
-                loop.call_soon(self.confirm, token, applied)
-
-        follower._apply = _apply  # type: ignore[method-assign]
+    def applied(self, events: list[AnyEvent]) -> None:
+        """The verifier's on_applied hook: a follower just applied a batch to the cache."""
+        applied = time.monotonic()
+        # O(1) look-ups in the path; the full verify() that confirms it and the report
+        # run later, at the follower's next await (call_soon).
+        token, claims, loop = self.token, self.claims, self._loop
+        if (
+            token is not None
+            and claims is not None
+            and loop is not None
+            and self.cache_rejects(claims)
+        ):
+            self.token = self.claims = None
+            loop.call_soon(self.confirm, token, applied)
 
     def confirm(self, token: str, applied: float) -> None:
         code = rejection(self.verifier, token)
@@ -116,13 +130,13 @@ class Watch:
 
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    verifier = Verifier(Settings.from_env())
+    watch = Watch()
+    verifier = Verifier(Settings.from_env(), on_applied=watch.applied)
+    watch.bind(verifier)
     await verifier.start()
     try:
         if not verifier.ready:
-            raise RuntimeError("the verifier did not take its first snapshot")
-        watch = Watch(verifier)
-        watch.instrument()
+            raise RuntimeError("the verifier did not take its first snapshots")
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -51,10 +51,9 @@ from bench.propagation_processes import Children, check_alive, wait_http_ok
 from revocast.connection import redis_client
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
-from revocast.keyspace import Keyspace
 from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Writes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "issuer_throughput.json"
 PASSWORD = "correct horse battery"
@@ -79,15 +78,18 @@ THROTTLE_OFF = {
 NOTES = [
     "The issuer is its own process: python -m revocast issuer --host 127.0.0.1 --port PORT "
     "--log-level warning (uvicorn.run: uvloop, httptools, one process). It also runs its "
-    "own Verifier (one stream reader). redis-server is a separate process; the client is "
-    "this script on uvloop. 2 CPUs shared by all three; nothing is pinned.",
+    "own Verifier (a reader per stream: the global one and each partition's). redis-server "
+    "is a separate process; the client is this script on uvloop. 2 CPUs shared by all "
+    "three; nothing is pinned.",
     "Login throttling off (REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT=0, "
-    "REVOCAST_LOGIN_MAX_FAILURES_PER_USER=0); the throttle script still runs (two Redis "
+    "REVOCAST_LOGIN_MAX_FAILURES_PER_USER=0); the throttle script still runs (three Redis "
     "calls per login), as in production with limits on.",
-    "A login: rate-limit script, user lookup, argon2id verify in a worker thread "
-    "(asyncio.to_thread; default executor, min(32, CPUs + 4) threads), rate-limit script, "
-    "login script (session, refresh-token hash), Ed25519 signing. A refresh: refresh script "
-    "(rotation, AES-GCM sealed successor), Ed25519 signing; no argon2.",
+    "A login: throttle script twice (count the client's attempt, check the username's "
+    "failures), user lookup, argon2id verify in a worker thread (asyncio.to_thread; default "
+    "executor, min(32, CPUs + 4) threads), throttle script (forget the username's failures), "
+    "signing-kid read, login script (session, refresh-token hash), Ed25519 signing. A "
+    "refresh: signing-kid read, refresh-token lookup, refresh script (rotation, AES-GCM "
+    "sealed successor), Ed25519 signing; no argon2.",
     "Users are created in Redis with hashes made with the same argon2 parameters as the "
     "issuer run (argon2 verifies with the parameters stored in the hash).",
     "Per phase: a fixed number of timed requests by C concurrent keep-alive connections "
@@ -206,15 +208,16 @@ async def with_issuer(
 ) -> list[dict[str, Any]]:
     settings = Settings.from_env(env)
     # Users with hashes of this run's parameters (one per concurrent client).
-    client = redis_client(settings.redis_url or "")
+    backend = Backend(settings)
     names = [f"bench-{config}-{i}" for i in range(concurrency)]
     try:
-        store = Store(client, Keyspace(settings.key_prefix))
+        await backend.start()
+        writes = Writes(backend)
         passwords = Passwords(settings)
         for name in names:
-            await add_user(store, passwords, name, PASSWORD, [])
+            await add_user(writes, passwords, name, PASSWORD, [])
     finally:
-        await client.aclose()
+        await backend.aclose()
 
     port = free_port()
     command = [

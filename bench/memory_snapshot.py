@@ -4,18 +4,21 @@ Reproduce from the repository root::
 
     .venv/bin/python -m bench.memory_snapshot --sizes 100000 1000000
 
-A private redis-server (appendonly off, temp dir) gets a published key and N revoked
-sessions: pipelined ``ZADD <prefix>:revoked:sessions`` with distinct forget-after scores in
-the future (24-character session ids from ``new_session_id``, as the issuer makes them).
-Then, for each N, two fresh Python processes (``python -m bench.memory_snapshot --child``):
+A private redis-server (appendonly off, temp dir) holds a deployment of one partition
+(``REVOCAST_PARTITIONS=1``, the single-server default), a published key and N revoked
+sessions: pipelined ``ZADD <prefix>:{p0}:revoked:sessions`` with distinct forget-after
+scores in the future (27-character session ids from ``new_session_id``, as the issuer makes
+them). Then, for each N, two fresh Python processes
+(``python -m bench.memory_snapshot --child``):
 
-- timing (no tracemalloc): ``Store.snapshot()`` then ``RevocationCache.merge()`` into an
-  empty cache, i.e. a verifier's bootstrap, repeated; per repeat the server-side time of the
-  Lua script alone (``SLOWLOG``, threshold 0 on the private server) and, in separate
-  repeats, the raw script call without building the ``Snapshot`` (Lua + transfer + hiredis
-  parse), so the time splits into Redis, reply transfer and parse, Python dict building and
-  merge. Also ``Verifier.start()`` end to end, the RSS growth the kept cache caused, and
-  the cost of one ``RevocationCache.prune()`` pass over it (the follower runs one a second);
+- timing (no tracemalloc): ``Follow.snapshot()`` of the partition's stream then
+  ``RevocationCache.merge()`` into an empty cache, i.e. a verifier's bootstrap, repeated;
+  per repeat the server-side time of the Lua script alone (``SLOWLOG``, threshold 0 on the
+  private server) and, in separate repeats, the raw script call without building the
+  ``Snapshot`` (Lua + transfer + hiredis parse), so the time splits into Redis, reply
+  transfer and parse, Python dict building and merge. Also ``Verifier.start()`` end to end,
+  the RSS growth the kept cache caused, and the cost of one ``RevocationCache.prune()`` pass
+  over it (the follower runs one a second);
 - memory (tracemalloc on from before the snapshot): what the cache retains once the
   ``Snapshot`` is dropped and a collection ran, per entry.
 """
@@ -26,6 +29,7 @@ import argparse
 import asyncio
 import gc
 import json
+import secrets
 import shlex
 import statistics
 import subprocess
@@ -46,11 +50,11 @@ from redis.asyncio import Redis
 from bench._env import ROOT, add_quiet_arguments, environment, loadavg, wait_for_quiet
 from bench._rig import make_rig
 from revocast.connection import redis_client
-from revocast.issuer.tokens import new_session_id
-from revocast.keyspace import Keyspace
+from revocast.ids import new_session_id
+from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Follow
 from revocast.verifier import RevocationCache, Verifier
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory_snapshot.json"
@@ -58,14 +62,17 @@ FILL_BATCH = 10_000
 FORGET_AFTER_MS = 3_600_000  # scores an hour ahead: nothing expires during the run
 
 NOTES = [
-    "Fill: revoked sessions only (the zset <prefix>:revoked:sessions: sid -> forget-after "
-    "ms), distinct scores an hour ahead, 24-character ids from new_session_id(); plus one "
-    "published key (jwks) and the epoch. Users, claims and keys tables are empty.",
+    "Fill: one partition (REVOCAST_PARTITIONS=1, the single-server default); revoked "
+    "sessions only (the partition's zset <prefix>:{p0}:revoked:sessions: sid -> "
+    "forget-after ms), distinct scores an hour ahead, 27-character ids from "
+    "new_session_id(); plus one published key (jwks) and the epochs. Users, claims and keys "
+    "tables are empty.",
     "Every measurement runs in a fresh Python process (python -m bench.memory_snapshot "
     "--child ...), with revocast's own client (redis-py asyncio, hiredis, decoding) on the "
     "default asyncio loop, against the private redis-server over loopback TCP.",
-    "snapshot_merge_s: Store.snapshot() plus RevocationCache.merge() into an empty cache, "
-    "what a verifier does at start; best and median over the repeats, each into a new cache "
+    "snapshot_merge_s: Follow.snapshot() of the partition's stream plus "
+    "RevocationCache.merge() into an empty cache, what a verifier does at start for each "
+    "stream; best and median over the repeats, each into a new cache "
     "(the previous one dropped first). lua_s: the script's own execution on the server from "
     "SLOWLOG (slowlog-log-slower-than 0; includes converting the Lua table to the reply, "
     "excludes the socket write). raw_call_s: the same script called without building the "
@@ -75,8 +82,9 @@ NOTES = [
     "minus that call's own Lua time; build_snapshot = its snapshot_s - lua_s - "
     "transfer_and_parse (dicts, int(float(score))); merge = its merge_s. redis_share: median "
     "over the timed repeats of lua_s / (snapshot + merge).",
-    "verifier_start_s: Verifier(settings).start() in the same process (connect, script load, "
-    "snapshot, merge, first stream poll), once, after the timed repeats.",
+    "verifier_start_s: Verifier(settings).start() in the same process (connect, read the "
+    "partition count, script load, the global stream's and the partition's snapshots and "
+    "merges, first stream polls), once, after the timed repeats.",
     "Memory, tracemalloc: started before the snapshot; retained = traced memory after merge, "
     "del snapshot and gc.collect(), minus before. It counts what the cache holds: the dict "
     "and the session-id str and until-ms int objects it references. peak = tracemalloc "
@@ -120,12 +128,40 @@ async def lua_seconds(client: Redis) -> tuple[float, float]:
     return max(script) / 1e6, max(zrange) / 1e6
 
 
+def snapshot_keys(partition: PartitionKeys) -> list[str]:
+    """The KEYS ``Follow.snapshot`` gives the snapshot_partition script (for the raw call)."""
+    stream = partition.stream
+    return [
+        stream.events,
+        stream.epoch,
+        stream.heartbeat,
+        partition.revoked_sessions,
+        partition.revoked_users,
+        partition.revoked_users_until,
+        partition.revoked_roles,
+        partition.revoked_roles_until,
+    ]
+
+
+async def follow(url: str, prefix: str) -> tuple[Follow, PartitionKeys]:
+    """revocast's reader of the deployment's streams (one client, 120 s socket timeout), and
+    its one partition; after a warm-up snapshot of an empty prefix on the same client."""
+    backend = Backend(Settings(redis_url=url, key_prefix=prefix), socket_timeout_s=120)
+    keys = await backend.start()
+    if keys.partitions != 1:
+        raise RuntimeError(f"expected one partition, the deployment has {keys.partitions}")
+    # Warm-up (code and script): the same client, another prefix.
+    empty = Backend(
+        Settings(redis_url=url, key_prefix=prefix + "-empty"), topology=backend.topology
+    )
+    await Follow(empty).snapshot((await empty.start()).partition(0).stream)
+    return Follow(backend), keys.partition(0)
+
+
 async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
-    client = redis_client(url, socket_timeout_s=120)
     admin = redis_client(url, socket_timeout_s=120)
-    store = Store(client, Keyspace(prefix))
     await admin.config_set("slowlog-log-slower-than", 0)
-    await Store(client, Keyspace(prefix + "-empty")).snapshot()  # warm-up: code and script
+    reader, partition = await follow(url, prefix)
     gc.collect()
     rss_before = rss_bytes()
     snapshot_s: list[float] = []
@@ -144,7 +180,7 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         await admin.slowlog_reset()
         out0 = int((await admin.info("stats"))["total_net_output_bytes"])
         started = time.perf_counter()
-        snapshot = await store.snapshot()
+        snapshot = await reader.snapshot(partition.stream)
         parsed = time.perf_counter()
         cache.merge(snapshot)
         merged = time.perf_counter()
@@ -170,7 +206,9 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         gc.collect()
         await admin.slowlog_reset()
         started = time.perf_counter()
-        raw = await store._run("snapshot")
+        raw = await reader.backend.call(
+            "snapshot_partition", partition.stream.events, snapshot_keys(partition), []
+        )
         raw_s.append(time.perf_counter() - started)
         raw_lua_s.append((await lua_seconds(admin))[0])
         del raw
@@ -184,7 +222,7 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
     await verifier.stop()
     if not ready:
         raise RuntimeError("the verifier did not start with the full cache")
-    await client.aclose()
+    await reader.backend.aclose()
     await admin.aclose()
     return {
         "entries": entries,
@@ -204,14 +242,12 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
 
 
 async def child_memory(url: str, prefix: str) -> dict[str, Any]:
-    client = redis_client(url, socket_timeout_s=120)
-    store = Store(client, Keyspace(prefix))
-    await Store(client, Keyspace(prefix + "-empty")).snapshot()  # warm-up
+    reader, partition = await follow(url, prefix)
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracemalloc.reset_peak()
-    snapshot = await store.snapshot()
+    snapshot = await reader.snapshot(partition.stream)
     cache = RevocationCache()
     cache.merge(snapshot)
     entries = len(snapshot.sessions)
@@ -221,7 +257,7 @@ async def child_memory(url: str, prefix: str) -> dict[str, Any]:
     tracemalloc.stop()
     if len(cache.sessions) != entries:
         raise RuntimeError("the cache lost entries")
-    await client.aclose()
+    await reader.backend.aclose()
     return {
         "entries": entries,
         "retained_bytes": retained - before,
@@ -241,18 +277,19 @@ def child_main(args: argparse.Namespace) -> None:
 # --- parent --------------------------------------------------------------------------------
 
 
-def fill(url: str, prefix: str, count: int) -> float:
+def fill(url: str, keys: Keyspace, count: int) -> float:
     """ZADD ``count`` revoked sessions in pipelined batches; returns the seconds it took."""
     client = redis.Redis.from_url(url, decode_responses=True)
-    key = Keyspace(prefix).revoked_sessions
+    key = keys.partition(0).revoked_sessions
     started = time.perf_counter()
     client.delete(key)
     base = int(time.time() * 1000) + FORGET_AFTER_MS
     done = 0
     while done < count:
         batch = min(FILL_BATCH, count - done)
+        uid = secrets.token_hex(16)  # each batch a user's sessions, drawn in its partition
         with client.pipeline(transaction=False) as pipe:
-            pipe.zadd(key, {new_session_id(): base + done + i for i in range(batch)})
+            pipe.zadd(key, {new_session_id(keys, uid): base + done + i for i in range(batch)})
             pipe.execute()
         done += batch
     if client.zcard(key) != count:
@@ -337,10 +374,11 @@ def run(sizes: Sequence[int], repeat: int) -> dict[str, Any]:
         server.start()
         try:
             prefix = f"bench{uuid.uuid4().hex[:12]}"
-            settings = Settings(redis_url=server.url, key_prefix=prefix)
+            # One partition: the snapshot measured is the one that holds every revoked session.
+            settings = Settings(redis_url=server.url, key_prefix=prefix, partitions=1)
             rig = asyncio.run(make_rig(settings, Path(tmp) / "keys"))
             for size in sizes:
-                fill_s = fill(server.url, prefix, size)
+                fill_s = fill(server.url, rig.keys, size)
                 timing = run_child("time", server.url, prefix, repeat)
                 memory = run_child("memory", server.url, prefix, repeat)
                 if timing["entries"] != size or memory["entries"] != size:

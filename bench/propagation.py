@@ -46,15 +46,14 @@ from starlette.types import ASGIApp
 from bench._env import add_quiet_arguments, git_state, loadavg, wait_for_quiet
 from revocast.connection import redis_client
 from revocast.errors import TokenRejected
+from revocast.events import AnyEvent
 from revocast.issuer import create_app
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
-from revocast.keyspace import Keyspace
 from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
-from revocast.store import Store
+from revocast.store import Backend, Writes
 from revocast.verifier import Verifier
-from revocast.verifier.follower import StreamFollower
 
 RESULTS = Path(__file__).resolve().parent / "results" / "propagation.json"
 USERNAME = "bench-user"
@@ -79,7 +78,8 @@ NOTES = [
     "rejected_at_first_poll counts samples already rejected by the first verify() after the "
     "logout returned; applied_before_response counts samples whose follower applied the "
     "event before the logout returned, and applied_minus_reply_ms says by how much (negative "
-    "= before). Instrumented by wrapping StreamFollower._apply on each benchmark verifier.",
+    "= before). Instrumented with each benchmark verifier's on_applied hook, which its "
+    "stream followers call right after a batch of entries was applied to the cache.",
     "from_request_ms is the same rejection measured from just before the logout request was "
     "sent, so it includes the whole HTTP round trip; an upper bound on propagation. "
     "applied_from_request_ms is when the follower applied the event, from that same start: "
@@ -113,21 +113,19 @@ async def serve(app: ASGIApp) -> AsyncIterator[str]:
 
 @dataclass
 class Probe:
-    """A started verifier plus the perf_counter time its follower last applied stream entries."""
+    """A verifier plus the perf_counter time its followers last applied stream entries."""
 
-    verifier: Verifier
+    settings: Settings
     applied_at: float = math.nan
+    verifier: Verifier = field(init=False)
 
-    def instrument(self) -> None:
-        follower: StreamFollower = self.verifier.follower
-        original = follower._apply
+    def __post_init__(self) -> None:
+        self.verifier = Verifier(self.settings, on_applied=self.applied)
 
-        def _apply(entries: list[tuple[str, dict[str, str]]]) -> None:
-            original(entries)
-            if entries:
-                self.applied_at = time.perf_counter()
-
-        follower._apply = _apply  # type: ignore[method-assign]
+    def applied(self, events: list[AnyEvent]) -> None:
+        """The verifier's on_applied hook: a batch of entries is now in its cache."""
+        if events:
+            self.applied_at = time.perf_counter()
 
 
 @dataclass
@@ -246,12 +244,11 @@ async def one_round(http: httpx.AsyncClient, probes: Sequence[Probe]) -> Round:
 async def run_count(
     settings: Settings, http: httpx.AsyncClient, count: int, rounds: int, warmup: int
 ) -> dict[str, Any]:
-    probes = [Probe(Verifier(settings)) for _ in range(count)]
+    probes = [Probe(settings) for _ in range(count)]
     for probe in probes:
         await probe.verifier.start()
         if not probe.verifier.ready:
             raise RuntimeError("a verifier did not take its first snapshot")
-        probe.instrument()
     try:
         for _ in range(warmup):
             await one_round(http, probes)
@@ -307,12 +304,12 @@ async def run(counts: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]
                 argon2_parallelism=1,
                 login_max_attempts_per_client=0,  # hundreds of logins from one address
             )
-            client = redis_client(server.url)
+            backend = Backend(settings)
             try:
-                store = Store(client, Keyspace(settings.key_prefix))
-                await add_user(store, Passwords(settings), USERNAME, PASSWORD, [])
+                await backend.start()
+                await add_user(Writes(backend), Passwords(settings), USERNAME, PASSWORD, [])
             finally:
-                await client.aclose()
+                await backend.aclose()
             async with (
                 serve(create_app(settings)) as url,
                 httpx.AsyncClient(base_url=url) as http,

@@ -22,9 +22,9 @@ For each verifier count N and action, the modes run in turn, each with N fresh v
 processes:
 
 - mode "worker" (the propagation figure): N ``bench._verifier_worker`` processes, each a real
-  ``Verifier`` on uvloop with its own Redis connection. Each wraps ``StreamFollower._apply`` and
-  reports ``time.monotonic()`` right after the batch that makes the watched token rejected was
-  applied (and confirms it, and the code, with ``verify()``). ``time.monotonic()`` is
+  ``Verifier`` on uvloop with its own Redis connection. Each reports, from the verifier's
+  ``on_applied`` hook, ``time.monotonic()`` right after the batch that makes the watched token
+  rejected was applied (and confirms it, and the code, with ``verify()``). ``time.monotonic()`` is
   CLOCK_MONOTONIC, one clock for every process on a Linux host. Latency = that moment minus
   the client's ``time.monotonic()`` right after the timed call (logout or block) returned.
   Nobody polls or spins: the workers sleep in ``XREAD BLOCK`` and the client waits on their
@@ -86,8 +86,8 @@ ACTIONS = ("logout", "block")
 
 NOTES = [
     "Every component is its own OS process on one host: redis-server, the issuer (uvicorn, "
-    "uvloop, httptools; it also runs its own Verifier, one more stream reader), the client "
-    "(this script, uvloop), and N verifier processes. Nothing is pinned to a CPU.",
+    "uvloop, httptools; it also runs its own Verifier, one more set of stream readers), the "
+    "client (this script, uvloop), and N verifier processes. Nothing is pinned to a CPU.",
     "Each run is one (action, mode, verifiers). The timed call: action logout, POST "
     "/v1/logout with the session's own access token (expected rejection code "
     "session_revoked); action block, POST /v1/admin/users/{uid}/block with a moderator's "
@@ -99,11 +99,12 @@ NOTES = [
     "call returned (response read). The revocation is XADDed inside the call's Lua script, "
     "so a verifier can apply it before the issuer's HTTP reply reaches the client; such "
     "samples are negative and real (applied_before_reply counts them).",
-    "mode worker, latency_ms: time.monotonic() in the verifier process right after "
-    "StreamFollower._apply returned for the batch holding the revocation; from then on "
-    "verify() rejects the token. bench._verifier_worker wraps _apply and, after each batch, "
-    "runs verify()'s revocation look-ups (revoked key, session, user not-before, roles "
-    "changed; O(1) dictionary look-ups on the claims decoded when the token was accepted), "
+    "mode worker, latency_ms: time.monotonic() in the verifier process right after its "
+    "stream follower applied the batch holding the revocation to the cache; from then on "
+    "verify() rejects the token. bench._verifier_worker passes the Verifier an on_applied "
+    "hook that, after each batch, runs verify()'s revocation look-ups (revoked key, "
+    "session, user not-before, roles changed; O(1) dictionary look-ups on the claims "
+    "decoded when the token was accepted), "
     "so it waits for 'the token is now rejected' whatever the event; the confirming "
     "verify() (it must raise the action's expected code) and the pipe write run via "
     "call_soon, at the follower's next await. checked_ms is the end of that confirming call. "

@@ -322,8 +322,8 @@ def propagation_processes(path: Path, report: Report) -> str:
         "",
         request_table,
         "",
-        "- Mode *worker*: each verifier process is a real `Verifier` whose follower is "
-        "wrapped; the sample ends when the stream batch that makes the watched token "
+        "- Mode *worker*: each verifier process is a real `Verifier` with an `on_applied` "
+        "hook; the sample ends when the stream batch that makes the watched token "
         "rejected has been applied (`verify()` rejects it from then on; confirmed with "
         "`verify()` and the expected code). `time.monotonic()` is one clock for all "
         "processes on Linux (checked by a ping exchange before each run). No polling: the "
@@ -577,11 +577,12 @@ def memory_snapshot(path: Path, report: Report) -> str:
             "",
             run_line(report, path, ".venv/bin/python -m bench.memory_snapshot"),
             "",
-            "Redis holds N revoked sessions (`<prefix>:revoked:sessions`, forget-after an hour "
-            "ahead, 24-character ids as the issuer makes them). A verifier's start is "
-            "`Store.snapshot()` (one Lua script) plus `RevocationCache.merge()` into an empty "
-            "cache; measured in a fresh process, repeated, and the repeat with the median "
-            "total split into its parts:",
+            "Redis holds N revoked sessions in one partition (`<prefix>:{p0}:revoked:sessions`, "
+            "forget-after an hour ahead, 27-character ids as the issuer makes them). A "
+            "verifier's start is, per stream, `Follow.snapshot()` (one Lua script) plus "
+            "`RevocationCache.merge()` into the cache; the partition's is measured, into an "
+            "empty cache, in a fresh process, repeated, and the repeat with the median total "
+            "split into its parts:",
             "",
             table(time_header, time_rows),
             "",
@@ -590,10 +591,11 @@ def memory_snapshot(path: Path, report: Report) -> str:
             "converting 2N values into Lua and back into the reply. *Transfer + RESP parse*: "
             "the raw script call minus its Lua time (loopback, hiredis building the Python "
             "list; median over separate raw-call repeats). *Build Snapshot*: the rest of "
-            "`Store.snapshot()` (dicts, `int(float(score))`). *Merge*: `RevocationCache.merge`. "
-            "The share column: per repeat, the Lua time over snapshot + merge (median), the "
-            "rest being the client side. *Verifier.start()*: end to end (connect, script load, "
-            "snapshot, merge, first poll), once.",
+            "`Follow.snapshot()` (dicts, `int(float(score))`). *Merge*: "
+            "`RevocationCache.merge`. The share column: per repeat, the Lua time over snapshot "
+            "+ merge (median), the rest being the client side. *Verifier.start()*: end to end "
+            "(connect, partition count, script load, the global stream's and the partition's "
+            "snapshots and merges, first polls), once.",
             "",
             table(memory_header, memory_rows),
             "",
@@ -689,9 +691,10 @@ def issuer_throughput(path: Path, report: Report) -> str:
             "throttling off; each of the concurrent clients logs its own user in (or rotates "
             "its own session's refresh token) over one keep-alive connection, a fixed number "
             "of requests after a warm-up. Every answer must be 200.",
-            "- Login: two throttle-script calls, user lookup, argon2id verify in a worker "
-            "thread, the login script, Ed25519 signing. Refresh: the refresh script "
-            "(rotation, sealed successor), Ed25519 signing; no argon2.",
+            "- Login: three throttle-script calls (two before the password check, one after), "
+            "user lookup, argon2id verify in a worker thread, the login script, Ed25519 "
+            "signing. Refresh: refresh-token lookup, the refresh script (rotation, sealed "
+            "successor), Ed25519 signing; no argon2.",
             "- The last argon2 column is CPUs x 1000 / CPU ms per verify: the login rate the "
             "hashing alone would allow if it had every CPU.",
             "- " + notes_pointer(path),

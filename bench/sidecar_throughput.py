@@ -54,7 +54,6 @@ import httpx
 from bench._env import add_quiet_arguments, cpu_seconds, environment, loadavg, wait_for_quiet
 from bench._rig import Minted, Rig, make_rig
 from bench.propagation_processes import Child, Children, check_alive
-from revocast.keyspace import Keyspace
 from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
 
@@ -110,7 +109,8 @@ NOTES = [
     "so the sidecar's memo is warm after the first request (the hot path measured in "
     "bench.verify_cost as warm). The seed pattern verifies the signature on every request.",
     "memo_exists and seed: redis-py asyncio client (hiredis parser) with revocast's "
-    "connection settings, EXISTS <prefix>:session:<sid> (the session exists: 200).",
+    "connection settings, EXISTS <prefix>:{<partition>}:session:<sid> (the session exists: "
+    "200); the partition count is read from Redis at start-up.",
     "Rounds: the servers run in turn, interleaved, for each round; per server the round "
     "with the median requests/s is reported (all rounds in the JSON). Ratios use those "
     "medians.",
@@ -304,7 +304,7 @@ async def measure(
 
         client = redis_client(redis_server.url)
         try:
-            session = Keyspace(prefix).session(minted.sid)
+            session = rig.keys.of(minted.uid).session(minted.sid)  # the user's partition
             await client.hset(session, mapping={"uid": minted.uid, "created_ms": "0"})
         finally:
             await client.aclose()

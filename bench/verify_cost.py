@@ -5,12 +5,13 @@ Reproduce from the repository root::
     .venv/bin/python -m bench.verify_cost
 
 A private redis-server (appendonly off, in a temp dir) gets a freshly generated Ed25519 key
-through ``Store.publish_key``; a real Verifier is started against it, so its cache holds the
-key the way it does in production. One access token is minted with ``TokenMinter`` and timed
-with ``timeit`` through: the Verifier (staleness check, header checks, signature, msgspec
-claims, revocation lookups), PyJWT's ``jwt.decode`` (signature plus iss/aud/exp/nbf/iat), and
-a bare Ed25519 signature check (the floor). Each repeat is kept well under the verifier's
-max staleness, and the event loop runs between repeats so the follower keeps it fresh.
+through ``Writes.publish_key`` (then ``Writes.align_epochs``); a real Verifier is started
+against it, so its cache holds the key the way it does in production. One access token is
+minted with ``TokenMinter`` and timed with ``timeit`` through: the Verifier (staleness check,
+header checks, signature, msgspec claims, revocation lookups), PyJWT's ``jwt.decode``
+(signature plus iss/aud/exp/nbf/iat), and a bare Ed25519 signature check (the floor). Each
+repeat is kept well under the verifier's max staleness, and the event loop runs between
+repeats so the follower keeps it fresh.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import asyncio
 import json
 import os
 import platform
-import secrets
 import shlex
 import sys
 import tempfile
-import time
 import timeit
 import uuid
 from collections.abc import Callable, Sequence
@@ -35,14 +34,10 @@ from typing import Any
 import jwt
 
 from bench._env import add_quiet_arguments, git_state, loadavg, wait_for_quiet
-from revocast.connection import redis_client
-from revocast.issuer.keyring import KeyRing
-from revocast.issuer.tokens import TokenMinter, new_session_id
-from revocast.keys import ALGORITHM, b64url_decode, create_signing_key
-from revocast.keyspace import Keyspace
+from bench._rig import make_rig
+from revocast.keys import ALGORITHM, b64url_decode
 from revocast.redis_server import RedisServer
 from revocast.settings import Settings
-from revocast.store import Store
 from revocast.verifier import Verifier
 
 RESULTS = Path(__file__).resolve().parent / "results" / "verify_cost.json"
@@ -86,29 +81,12 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
             settings = Settings(redis_url=server.url, key_prefix=f"bench{uuid.uuid4().hex[:12]}")
             if target_s > settings.max_staleness_s / 4:
                 raise ValueError("a repeat must stay well under max_staleness_s")
-            keys = KeyRing(Path(tmp) / "keys")
-            key = create_signing_key(keys.key_dir)
-            client = redis_client(server.url)
-            try:
-                store = Store(client, Keyspace(settings.key_prefix))
-                await store.publish_key(
-                    key.kid,
-                    json.dumps(key.public.jwk),
-                    secrets.token_hex(16),
-                    settings.stream_retention_ms,
-                )
-                version = str((await client.info("server")).get("redis_version", "?"))
-            finally:
-                await client.aclose()
-
-            token = TokenMinter(settings, keys).mint(
-                uid=secrets.token_hex(16),
-                sid=new_session_id(),
-                roles=["reader"],
-                issued_ms=int(time.time() * 1000),
-                kid=key.kid,
-            )
-            public = key.public.key
+            # A fresh key through Writes.publish_key and align_epochs, then one token
+            # (TokenMinter, roles ["reader"], a session id in its user's partition).
+            rig = await make_rig(settings, Path(tmp) / "keys")
+            version = rig.redis_version
+            token = rig.mint().token
+            public = rig.public
             signing_input, _, signature = token.encode().rpartition(b".")
             raw_signature = b64url_decode(signature.decode())
 
@@ -117,7 +95,7 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
             await verifier.start()
             await cold.start()
             try:
-                if key.kid not in verifier.cache.keys:
+                if rig.kid not in verifier.cache.keys:
                     raise RuntimeError("the verifier did not pick up the published key")
                 claims = verifier.verify(token)
                 decoded = jwt.decode(
@@ -160,7 +138,7 @@ async def run(repeat: int, target_s: float) -> dict[str, Any]:
         "token_bytes": len(token),
         "notes": [
             "Verifier.verify runs against a started Verifier whose cache got the key from "
-            "Redis (Store.publish_key); no I/O happens inside verify().",
+            "Redis (Writes.publish_key); no I/O happens inside verify().",
             "warm: the token was seen before, so the call is the memo lookup, the expiry check "
             "and the revocation lookups (sessions, user not-before, roles, key); first sight: "
             "a verifier with REVOCAST_VERIFY_MEMO_SIZE=0 parses and checks the signature and "

@@ -43,6 +43,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_pair(max_port: int = 55535, offset: int = 10000, attempts: int = 200) -> int:
+    """A free port P <= ``max_port`` whose P + ``offset`` is free too (Cluster's bus port)."""
+    for _ in range(attempts):
+        port = free_port()
+        if port > max_port or port + offset > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + offset))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free port pair (P <= {max_port}, P + {offset}) on 127.0.0.1")
+
+
 class RedisServer:
     """One server process on 127.0.0.1 with its own data directory."""
 
@@ -55,6 +70,7 @@ class RedisServer:
         binary: str | None = None,
         extra_args: Sequence[str] = (),
         preexec_fn: Callable[[], object] | None = None,
+        config_file: Path | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.port = port or free_port()
@@ -62,6 +78,8 @@ class RedisServer:
         self.binary = binary or find_server_binary()
         self.extra_args = list(extra_args)  # e.g. ["--appendfsync", "always"]
         self.preexec_fn = preexec_fn
+        # Read first, so the command line wins; needed by sentinels (they rewrite it).
+        self.config_file = config_file.resolve() if config_file else None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,6 +100,7 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             self.binary,
+            *([str(self.config_file)] if self.config_file else []),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),

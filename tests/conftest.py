@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -22,6 +22,12 @@ from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
 from tests.support.servers import serve
+from tests.support.topologies import (  # noqa: F401 (fixtures for every module)
+    cluster_group,
+    make_cluster_group,
+    make_sentinel_group,
+    sentinel_group,
+)
 
 PASSWORD = "correct horse battery"
 
@@ -35,10 +41,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+Topology = Literal["single", "partitioned", "sentinel", "cluster"]
+
+
 @pytest.fixture
-def settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
+def topology() -> Topology:
+    """Where the test deployment runs; modules override this to run on every topology."""
+    return "single"
+
+
+@pytest.fixture
+def settings(
+    request: pytest.FixtureRequest, topology: Topology, redis_server: RedisServer, tmp_path: Path
+) -> Settings:
+    """A fresh key prefix on the test session's private server (or Sentinel group, or cluster)."""
+    redis_url, partitions = redis_server.url, 0
+    if topology == "partitioned":
+        partitions = 4  # one server, four partitions: every cross-partition path runs
+    elif topology == "sentinel":
+        redis_url = request.getfixturevalue("sentinel_group").url
+    elif topology == "cluster":
+        redis_url = request.getfixturevalue("cluster_group").url
     return Settings(
-        redis_url=redis_server.url,
+        redis_url=redis_url,
+        partitions=partitions,
         key_prefix=f"t{uuid.uuid4().hex[:12]}",
         key_dir=str(tmp_path / "keys"),
         max_staleness_s=2.0,
@@ -50,8 +76,9 @@ def settings(redis_server: RedisServer, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = redis_client(settings.redis_url or "")
+async def redis(settings: Settings, redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A plain client to the session's single server; its keys under the prefix go after."""
+    client = redis_client(redis_server.url)
     yield client
     keys = [key async for key in client.scan_iter(f"{settings.key_prefix}:*")]
     if keys:

@@ -12,6 +12,13 @@ from revocast.ids import hash_refresh_token
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
+from tests.support.topologies import EVERY_TOPOLOGY
+
+
+@pytest.fixture(params=EVERY_TOPOLOGY)
+def topology(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on one server, on four partitions, on Sentinel and on Cluster."""
+    return str(request.param)
 
 
 def rejected(verifier: Verifier, token: str, code: str) -> bool:

@@ -14,7 +14,15 @@ from revocast.errors import Forbidden
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
+from tests.support.topologies import EVERY_TOPOLOGY
 from tests.support.verdicts import rejection, rejects_with
+
+
+@pytest.fixture(params=EVERY_TOPOLOGY)
+def topology(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on one server, on four partitions, on Sentinel and on Cluster."""
+    return str(request.param)
+
 
 BOUND_S = 1.0  # loose: the measured figures are in BENCHMARKS.md
 

@@ -228,8 +228,8 @@ async def test_every_script_key_is_declared_and_named_by_the_keyspace(
                     keys = await probe.command_getkeys(*command)
                 except ResponseError:
                     continue  # a command without keys (TIME)
-                for key in keys:
-                    assert key in call.declared, f"{call.script} touched {key} undeclared"
+                for touched in keys:
+                    assert touched in call.declared, f"{call.script} touched {touched!r} undeclared"
                     touched_checked += 1
     finally:
         await probe.aclose()
