@@ -90,6 +90,8 @@ def _against_store(work: Work) -> int:
 
     try:
         result = asyncio.run(run())
+    except SettingsError:
+        raise  # main() prints it as one line, exit status 2
     except RevocastError as exc:
         print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
         return 1

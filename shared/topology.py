@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import Connection, ConnectionPool, SSLConnection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
@@ -34,6 +34,9 @@ from revocast.redis_url import RedisUrl
 log = logging.getLogger("revocast.redis")
 
 CLUSTER_MAP_MIN_AGE_S = 0.05  # re-read the slot map at most this often after failures
+# ... and at least this often anyway: CLUSTER SLOTS lists a replica only once it has
+# replicated something, and a node back from a failover rejoins as a replica.
+CLUSTER_MAP_MAX_AGE_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
 
 
@@ -229,7 +232,9 @@ class ClusterTopology(Topology):
         return None
 
     async def _shard(self, key: str) -> _SlotRange:
-        if self._stale and time.monotonic() - self._refreshed_at >= CLUSTER_MAP_MIN_AGE_S:
+        age = time.monotonic() - self._refreshed_at
+        if age >= CLUSTER_MAP_MAX_AGE_S or (self._stale and age >= CLUSTER_MAP_MIN_AGE_S):
+            self._stale = True
             await self._refresh()
         slot = key_slot(key.encode())
         for shard in self._ranges:
@@ -244,8 +249,15 @@ class ClusterTopology(Topology):
             options = dict(self._options)
             if readonly:
                 tls = bool(options.pop("ssl", False))
-                options["connection_class"] = _ReadOnlySSLConnection if tls else _ReadOnlyConnection
-            found = Redis(host=address[0], port=address[1], **options)
+                pool = ConnectionPool(
+                    connection_class=_ReadOnlySSLConnection if tls else _ReadOnlyConnection,
+                    host=address[0],
+                    port=address[1],
+                    **options,
+                )
+                found = Redis(connection_pool=pool)
+            else:
+                found = Redis(host=address[0], port=address[1], **options)
             self._clients[(*address, readonly)] = found
         return found
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -73,6 +74,20 @@ def settings(
         argon2_memory_kib=1024,
         argon2_parallelism=1,
     )
+
+
+@pytest.fixture
+def env(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """The environment of a `revocast` process for the test deployment."""
+    return os.environ | {
+        "REDIS_URL": settings.redis_url or "",
+        "REVOCAST_PARTITIONS": str(settings.partitions),
+        "REVOCAST_KEY_PREFIX": f"cli{uuid.uuid4().hex[:10]}",
+        "REVOCAST_KEY_DIR": str(tmp_path / "keys"),
+        "REVOCAST_ARGON2_TIME_COST": "1",
+        "REVOCAST_ARGON2_MEMORY_KIB": "1024",
+        "REVOCAST_ARGON2_PARALLELISM": "1",
+    }
 
 
 @pytest.fixture

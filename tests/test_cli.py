@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from revocast.redis_server import RedisServer, free_port
+from revocast.redis_server import free_port
+from tests.support.topologies import EVERY_TOPOLOGY
 
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture
-def env(redis_server: RedisServer, tmp_path: Path) -> dict[str, str]:
-    return os.environ | {
-        "REDIS_URL": redis_server.url,
-        "REVOCAST_KEY_PREFIX": f"cli{uuid.uuid4().hex[:10]}",
-        "REVOCAST_KEY_DIR": str(tmp_path / "keys"),
-        "REVOCAST_ARGON2_TIME_COST": "1",
-        "REVOCAST_ARGON2_MEMORY_KIB": "1024",
-        "REVOCAST_ARGON2_PARALLELISM": "1",
-    }
+@pytest.fixture(params=EVERY_TOPOLOGY)
+def topology(request: pytest.FixtureRequest) -> str:
+    """The contract holds with every REDIS_URL form: one server, Sentinel, Cluster."""
+    return str(request.param)
 
 
 def revocast(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
