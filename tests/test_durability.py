@@ -168,3 +168,14 @@ async def test_operator_key_revocation_waits_too(pair: Pair, durable_issuer: Iss
     finally:
         pair.replica.resume()
     assert await ctx.reads.revoked(str(rotated["kid"]))
+
+
+async def test_a_single_server_without_replicas_never_waits(issuer: Issuer, redis: Redis) -> None:
+    """The default on one server (REVOCAST_MIN_REPLICAS unset): no WAIT, as before."""
+    before = (await redis.info("commandstats")).get("cmdstat_wait", {}).get("calls", 0)
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    assert (await issuer.post_bearer("/v1/logout", tokens["access_token"])).status_code == 204
+    assert issuer.ctx.backend.min_replicas == 0
+    after = (await redis.info("commandstats")).get("cmdstat_wait", {}).get("calls", 0)
+    assert after == before
