@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,7 @@ from revocast.errors import SigningKeyUnavailable
 from revocast.issuer import create_app
 from revocast.issuer.sealing import unseal
 from revocast.settings import Settings, key_encryption_key_bytes
+from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import outcome
@@ -36,6 +38,10 @@ async def issuers(*all_settings: Settings) -> AsyncIterator[list[Issuer]]:
             http = await stack.enter_async_context(httpx.AsyncClient(base_url=url))
             started.append(Issuer(url, http, settings, app))
         yield started
+
+
+def refused_as(verifier: Verifier, token: str, code: str) -> bool:
+    return outcome(verifier, token) == code
 
 
 def kid_of(token: str) -> str:
@@ -68,7 +74,7 @@ async def test_two_issuers_share_keys_sealed_in_redis(
         old_kid = kid_of(before[0]["access_token"])
         await operator.revoke_key(ctx.writes, ctx.reads, one, old_kid, "leaked")
         for tokens in before:
-            await eventually(lambda t=tokens: outcome(verifier, t["access_token"]) == "key_revoked")
+            await eventually(partial(refused_as, verifier, tokens["access_token"], "key_revoked"))
         for tokens in after:
             assert outcome(verifier, tokens["access_token"]) == "accepted"
         # Revoking the active key rotates first: both issuers keep signing, with the newest.
