@@ -12,15 +12,19 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import tomllib
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 
 from revocast.cli import parser
+from revocast.redis_server import RedisServer, find_server_binary, free_port
+from revocast.redis_url import parse_redis_url
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"
@@ -33,13 +37,21 @@ COMPOSE_SCHEMA = "vendor.compose-spec"
 COMPOSE_SCHEMA_FILE = files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json"
 
 REDIS_URL = "redis://redis:6379/0"
+SENTINEL_URL = "redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/revocast"
 KEY_DIR = "/keys"
 # service -> (subcommand, container port, host port, health path)
-REVOCAST_SERVICES: dict[str, tuple[str, int, int, str]] = {
+DEFAULT_SERVICES: dict[str, tuple[str, int, int, str]] = {
     "issuer": ("issuer", 8000, 8000, "/healthz"),
     "verifier-1": ("verifier", 8001, 8001, "/readyz"),
     "verifier-2": ("verifier", 8001, 8002, "/readyz"),
 }
+# The "sentinel" profile: the same services on a primary, a replica and three sentinels.
+SENTINEL_SERVICES: dict[str, tuple[str, int, int, str]] = {
+    "issuer-sentinel": ("issuer", 8000, 8010, "/healthz"),
+    "verifier-sentinel": ("verifier", 8001, 8011, "/readyz"),
+}
+SENTINEL_REDIS = {"redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+REVOCAST_SERVICES = DEFAULT_SERVICES | SENTINEL_SERVICES
 # Any attempt to reach the network fails at once instead of hanging the test.
 _DEAD_PROXY = "http://127.0.0.1:9"
 OFFLINE_ENV = {
@@ -147,7 +159,10 @@ def test_revocast_services_are_the_expected_ones(services: dict[str, dict[str, A
         name for name, svc in services.items() if _argv(svc.get("command", []))[:1] == ["revocast"]
     }
     assert revocast == set(REVOCAST_SERVICES)
-    assert set(services) == {"redis", *REVOCAST_SERVICES}
+    unprofiled = {name for name, svc in services.items() if not svc.get("profiles")}
+    assert unprofiled == {"redis", *DEFAULT_SERVICES}  # `docker compose up` starts just these
+    sentinel = {name for name, svc in services.items() if svc.get("profiles") == ["sentinel"]}
+    assert sentinel == {*SENTINEL_REDIS, *SENTINEL_SERVICES}
 
 
 @pytest.mark.parametrize("name", sorted(REVOCAST_SERVICES))
@@ -182,7 +197,8 @@ def test_revocast_services_share_settings(
 ) -> None:
     for name in REVOCAST_SERVICES:
         service = services[name]
-        assert _environment(service).get("REDIS_URL") == REDIS_URL, name
+        url = REDIS_URL if name in DEFAULT_SERVICES else SENTINEL_URL
+        assert _environment(service).get("REDIS_URL") == url, name
         assert service["build"]["context"] == ".", name
     assert _environment(services["issuer"]).get("REVOCAST_KEY_DIR") == KEY_DIR
     volume, _, target = services["issuer"]["volumes"][0].partition(":")
@@ -212,9 +228,68 @@ def _healthy_dependencies(service: dict[str, Any]) -> set[str]:
 
 def test_start_order(services: dict[str, dict[str, Any]]) -> None:
     assert "redis" in _healthy_dependencies(services["issuer"])
-    for name in REVOCAST_SERVICES:
+    for name in DEFAULT_SERVICES:
         if name.startswith("verifier"):
             assert "issuer" in _healthy_dependencies(services[name]), name
+    assert "redis-primary" in _healthy_dependencies(services["redis-replica"])
+    for name in ("sentinel-1", "sentinel-2", "sentinel-3"):
+        assert "redis-replica" in _healthy_dependencies(services[name]), name
+        assert {name} <= _healthy_dependencies(services["issuer-sentinel"])
+    assert "issuer-sentinel" in _healthy_dependencies(services["verifier-sentinel"])
+
+
+# (c') The sentinel profile
+
+
+def test_sentinel_profile_is_durable_and_reads_replicas(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    url = parse_redis_url(SENTINEL_URL)
+    assert (url.kind, url.master_name) == ("sentinel", "revocast")
+    assert {host for host, _ in url.nodes} == {"sentinel-1", "sentinel-2", "sentinel-3"}
+    for name in SENTINEL_SERVICES:
+        assert _environment(services[name])["REVOCAST_MIN_REPLICAS"] == "1", name
+    assert _environment(services["verifier-sentinel"])["REVOCAST_READ_FROM_REPLICAS"] == "1"
+    replica = shlex.join(_argv(services["redis-replica"]["command"]))
+    assert "--replicaof redis-primary 6379" in replica
+    assert "--appendonly yes" in replica
+
+
+def test_sentinel_profile_config_starts_real_sentinels(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    """The sentinels' own script, run with the compose host names mapped to a private primary:
+    the sentinel comes up and names that primary as the master."""
+    primary = RedisServer(tmp_path / "primary", appendonly=False)
+    primary.start()
+    sentinel_port = free_port()
+    service = services["sentinel-1"]
+    assert _argv(service["entrypoint"]) == ["sh", "-c"]
+    script = _argv(service["command"])[0]
+    script = script.replace("redis-primary 6379", f"127.0.0.1 {primary.port}")
+    script = script.replace("port 26379", f"port {sentinel_port}")
+    script = script.replace("/tmp/sentinel.conf", str(tmp_path / "sentinel.conf"))
+    script = script.replace("redis-server", find_server_binary())
+    process = subprocess.Popen(["sh", "-c", script])
+    try:
+        client = redis.Redis(port=sentinel_port, decode_responses=True, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                master = client.execute_command(  # type: ignore[no-untyped-call]
+                    "SENTINEL", "get-master-addr-by-name", "revocast"
+                )
+                break
+            except redis.RedisError:
+                assert process.poll() is None, "the sentinel exited"
+                assert time.monotonic() < deadline, "the sentinel never answered"
+                time.sleep(0.05)
+        assert [str(part) for part in master] == ["127.0.0.1", str(primary.port)]
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+        primary.stop()
 
 
 # (d) Dockerfile and .dockerignore
