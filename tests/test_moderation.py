@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from revocast.errors import Forbidden
 from revocast.verifier import Verifier
@@ -220,3 +221,57 @@ async def test_bad_admin_requests(
 ) -> None:
     reply = await team.call(team.admin, method, path.format(uid=team.alice.uid), json=body)
     assert (reply.status_code, reply.json()["error"]) == (status, code)
+
+
+async def one_user_per_partition(team: Team) -> dict[int, str]:
+    """A user in every partition (usernames are drawn until each partition has one)."""
+    keys = team.issuer.ctx.writes.keys
+    found: dict[int, str] = {}
+    for n in range(10_000):
+        name = f"p{n}"
+        index = keys.of(name).index
+        if index not in found:
+            found[index] = await team.issuer.add_user(name)
+        if len(found) == keys.partitions:
+            return found
+    raise AssertionError("unreachable: 10,000 names cover every partition")
+
+
+async def test_a_demoted_moderator_has_no_power_in_any_partition(team: Team) -> None:
+    """The moderator's own record is in one partition; the copies of its power in every
+    other partition are updated before the demotion is acknowledged."""
+    targets = await one_user_per_partition(team)
+    writes = team.issuer.ctx.writes
+    for uid in targets.values():  # power everywhere first
+        await writes.moderate(team.mod.uid, "unblock", uid)
+    assert (await _demote_mod(team)).status_code == 200
+    for uid in targets.values():
+        with pytest.raises(Forbidden):
+            await writes.moderate(team.mod.uid, "block", uid)
+
+
+async def test_a_copy_left_behind_is_repaired(team: Team) -> None:
+    """An issuer that died between a demotion and the copies leaves an old copy in some
+    partition; the repair (every issuer runs it every 5 s) brings it up to date."""
+    targets = await one_user_per_partition(team)
+    ctx = team.issuer.ctx
+    keys = ctx.writes.keys
+    home = keys.of(team.mod.uid)
+    assert (await _demote_mod(team)).status_code == 200
+    entry = await ctx.backend.hget(home.authority, team.mod.uid)
+    assert entry is not None
+    assert entry.startswith(":")
+    version = int(entry.rpartition(":")[2])
+    others = [p for p in keys.all_partitions if p is not home]
+    if not others:
+        pytest.skip("one partition: the moderator's own copy is the only one")
+    stale = others[0]
+
+    async def plant(client: Redis) -> None:
+        await client.hset(stale.authority, team.mod.uid, f"moderator:{version - 1}")
+
+    await ctx.backend.read(stale.authority, plant)
+    await ctx.writes.moderate(team.mod.uid, "unblock", targets[stale.index])  # the hole, shown
+    assert await ctx.writes.reconcile_authority() >= 1
+    with pytest.raises(Forbidden):
+        await ctx.writes.moderate(team.mod.uid, "block", targets[stale.index])
