@@ -98,12 +98,13 @@ class Topology(ABC):
 
 
 class SingleTopology(Topology):
-    """One server: every key lives there; there is nothing to read from but the server."""
+    """One server: every key lives there. It may itself be a replica (a verifier pointed at
+    one): ``read_from_replicas`` then says so, and freshness comes from the heartbeat."""
 
     kind = "single"
 
-    def __init__(self, url: RedisUrl, *, socket_timeout_s: float) -> None:
-        super().__init__(url, read_from_replicas=False)
+    def __init__(self, url: RedisUrl, *, read_from_replicas: bool, socket_timeout_s: float) -> None:
+        super().__init__(url, read_from_replicas=read_from_replicas)
         options = client_options(url, socket_timeout_s)
         del options["username"], options["password"]  # the URL carries its own
         self._client = Redis.from_url(url.url, **options)
@@ -313,4 +314,6 @@ def connect(
         return ClusterTopology(
             url, read_from_replicas=read_from_replicas, socket_timeout_s=socket_timeout_s
         )
-    return SingleTopology(url, socket_timeout_s=socket_timeout_s)
+    return SingleTopology(
+        url, read_from_replicas=read_from_replicas, socket_timeout_s=socket_timeout_s
+    )

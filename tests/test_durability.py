@@ -7,7 +7,8 @@ make it unreachable without losing its connection state.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,9 @@ from revocast import operator
 from revocast.errors import NotDurable
 from revocast.issuer import create_app
 from revocast.issuer.context import IssuerContext
-from revocast.redis_server import RedisServer
+from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
+from revocast.verifier import Verifier
 from tests.conftest import Issuer
 from tests.support.servers import eventually, serve
 
@@ -75,6 +77,18 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     primary.stop()
 
 
+async def repeated(call: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
+    """Repeat a call while it answers 503 not_durable (a resumed replica catches up first),
+    as a client honouring Retry-After would; the first other answer."""
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        reply = await call()
+        if reply.status_code != 503 or asyncio.get_running_loop().time() > deadline:
+            return reply
+        assert reply.json()["error"] == "not_durable"
+        await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 async def durable_issuer(pair: Pair) -> AsyncIterator[Issuer]:
     app = create_app(pair.settings)
@@ -90,7 +104,7 @@ async def test_a_revocation_is_acknowledged_once_a_replica_has_it(
     tokens = await issuer.login("alice")
     keys = issuer.ctx.writes.keys
     session = keys.of(tokens["user_id"]).session(tokens["session_id"])
-    assert await pair.on_replica(session)
+    await eventually(lambda: pair.on_replica(session))  # a login is not waited for
     assert (await issuer.post_bearer("/v1/logout", tokens["access_token"])).status_code == 204
     # WAIT returned before the reply: the replica already has the deletion.
     assert not await pair.on_replica(session)
@@ -120,14 +134,14 @@ async def test_no_replica_no_acknowledgement_and_a_repeat_is_safe(
     finally:
         pair.replica.resume()
     # Repeats: each records its change again and waits again; now a replica confirms.
-    again = await issuer.post_bearer("/v1/logout", tokens["access_token"])
+    again = await repeated(lambda: issuer.post_bearer("/v1/logout", tokens["access_token"]))
     assert (again.status_code, again.json()["error"]) == (401, "session_revoked")
-    assert (
-        await issuer.http.post(f"/v1/admin/users/{uid}/block", headers=bearer)
-    ).status_code == 200
-    assert (
-        await issuer.http.post("/oauth/revoke", data={"token": other["refresh_token"]})
-    ).status_code == 200
+    block = await repeated(lambda: issuer.http.post(f"/v1/admin/users/{uid}/block", headers=bearer))
+    assert block.status_code == 200
+    revoke = await repeated(
+        lambda: issuer.http.post("/oauth/revoke", data={"token": other["refresh_token"]})
+    )
+    assert revoke.status_code == 200
     keys = issuer.ctx.writes.keys
     assert not await pair.on_replica(keys.of(uid).session(tokens["session_id"]))
     assert not await pair.on_replica(keys.of(uid).session(other["session_id"]))
@@ -150,7 +164,7 @@ async def test_logout_all_repeat_does_not_end_later_sessions(
     verifier = issuer.ctx.verifier
     await eventually(lambda: tokens["user_id"] in verifier.cache.users)
     later = await issuer.login("alice")  # made after the first call
-    again = await issuer.post_bearer("/v1/logout-all", tokens["access_token"])
+    again = await repeated(lambda: issuer.post_bearer("/v1/logout-all", tokens["access_token"]))
     assert (again.status_code, again.json()["error"]) == (401, "user_revoked")
     assert await issuer.ctx.reads.session_live(later["session_id"])
     assert (await issuer.refresh(later["refresh_token"])).status_code == 200
@@ -179,3 +193,23 @@ async def test_a_single_server_without_replicas_never_waits(issuer: Issuer, redi
     assert issuer.ctx.backend.min_replicas == 0
     after = (await redis.info("commandstats")).get("cmdstat_wait", {}).get("calls", 0)
     assert after == before
+
+
+async def test_a_verifier_pointed_at_a_replica_reads_it_as_one(
+    pair: Pair, durable_issuer: Issuer
+) -> None:
+    """REDIS_URL naming a replica (no REVOCAST_READ_FROM_REPLICAS): the verifier notices, and
+    proves its freshness by the primary's heartbeat, so a replica that stops receiving
+    makes it stale instead of silently behind."""
+    settings = pair.settings.with_overrides(redis_url=pair.replica.url, max_staleness_s=1.0)
+    async with Verifier(settings) as verifier:
+        assert verifier.follower.follow.on_replicas
+        await eventually(lambda: verifier.ready, timeout_s=5)
+        client = Redis(port=pair.replica.port)
+        try:
+            await client.replicaof("127.0.0.1", free_port())
+            await eventually(lambda: not verifier.ready, timeout_s=3)
+            await client.replicaof("127.0.0.1", pair.primary.port)
+            await eventually(lambda: verifier.ready, timeout_s=10)
+        finally:
+            await client.aclose()

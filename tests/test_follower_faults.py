@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from typing import cast
 
 import jwt
 import pytest
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from revocast.chaos.proxy import TcpProxy
 from revocast.errors import TokenRejected
@@ -103,3 +105,38 @@ async def test_a_stream_that_went_backwards_triggers_a_snapshot(
     assert "s1" in verifier.cache.sessions  # merged, not replaced
     await eventually(lambda: verifier.ready)
     assert outcome(verifier, mint(settings, key, "s1")) == "session_revoked"
+
+
+@pytest.mark.parametrize("variant", ["other entry at our id", "our id missing"])
+async def test_a_stream_with_another_history_at_our_position_triggers_a_snapshot(
+    settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory, variant: str
+) -> None:
+    """A failover to a replica that never had our last entry, and has since taken more
+    writes: its stream is longer and ends later than ours, so neither "behind" test fires;
+    only the entry at our position differs (or is missing). Reading on from there would skip
+    the replica's own entries."""
+    key = await publish(writes)
+    verifier = await make_verifier()
+    partition = writes.keys.of("u")
+    stream = partition.stream.events
+    for sid in ("s1", "s2", "s3"):
+        await writes.revoke_session(sid, "u", "test")
+    await eventually(lambda: "s3" in verifier.cache.sessions)
+    ours = cast(list[tuple[str, dict[FieldT, EncodableT]]], await redis.xrange(stream))
+    snapshots = verifier.follower.snapshots
+    last_ms = int(str(ours[2][0]).partition("-")[0])
+    first_own = ours[2][0] if variant == "other entry at our id" else f"{last_ms + 1}-0"
+    template: dict[FieldT, EncodableT] = dict(ours[2][1])
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.delete(stream)
+        for entry_id, entry in ours[:2]:
+            pipe.xadd(stream, entry, id=entry_id)
+        pipe.xadd(stream, template | {"sid": "s-lost"}, id=first_own)
+        pipe.xadd(stream, template | {"sid": "s-later"}, id=f"{last_ms + 10_000}-0")
+        await pipe.execute()
+    await redis.zadd(partition.revoked_sessions, {"s-lost": 1 << 50, "s-later": 1 << 50})
+    await eventually(lambda: verifier.follower.snapshots > snapshots)
+    assert {"s1", "s2", "s3"} <= set(verifier.cache.sessions)  # merged, nothing forgotten
+    await eventually(lambda: verifier.ready)
+    for sid in ("s-lost", "s-later"):
+        assert outcome(verifier, mint(settings, key, sid)) == "session_revoked"

@@ -3,9 +3,10 @@
 Start: one atomic snapshot of the stream's state plus the position it matches.
 Then, in a loop: an atomic poll (entries after our id, the stream's position,
 the epoch, the entry at our id) and, when caught up, an ``XREAD BLOCK`` from our
-id. Reading the primary, a reply proves nothing was missed up to the moment the
-request was sent; that moment is ``fresh_at``. Reading a replica, the proof is
-the primary's heartbeat the replica had: ``fresh_at`` goes back by its age.
+id that only rings the bell for the next poll. Reading the primary, a poll that
+returned less than a full batch proves nothing was missed up to the moment it
+was sent; that moment is ``fresh_at``. Reading a replica, the proof is the
+primary's heartbeat the replica had: ``fresh_at`` goes back by its age.
 
 A new snapshot, merged into the cache and never replacing it, follows when the
 stream was trimmed past our id, went backwards or holds another entry at our
@@ -216,15 +217,11 @@ class StreamFollower:
         if len(poll.entries) == BATCH:
             return  # more to read: not fresh until caught up
         self._mark_fresh(sent, poll)
-        if self.follow.on_replicas:
-            # A reply proves only what the replica has; the next poll's heartbeat tells more.
-            self._apply(await self.follow.wait(self.stream, self.last_id, BATCH, self.block_ms))
-            return
-        sent = self.clocks.monotonic()
-        entries = await self.follow.wait(self.stream, self.last_id, BATCH, self.block_ms)
-        self._apply(entries)
-        if len(entries) < BATCH:
-            self._mark_fresh(sent, None)
+        # A doorbell: what it returns is not applied, the next poll reads it. Only a poll
+        # shows the entry at our position, so only a poll may move it: the wait may have
+        # reached another server (a pool's new connection to another replica), or this one
+        # after a resync replaced its stream with another history.
+        await self.follow.wait(self.stream, self.last_id, 1, self.block_ms)
 
     def _gap(self, poll: Poll) -> str | None:
         """Why entries after ``last_id`` may be missing here, or None if none can be."""
@@ -248,13 +245,13 @@ class StreamFollower:
             return f"the stream holds another history at {self.last_id} (failover?)"
         return None
 
-    def _mark_fresh(self, sent: float, reply: Poll | Snapshot | None) -> None:
+    def _mark_fresh(self, sent: float, reply: Poll | Snapshot) -> None:
         if self.state is FollowerState.STOPPED:
             return
         if not self.follow.on_replicas:
             self.fresh_at = sent
             return
-        if reply is None or reply.heartbeat_ms is None:
+        if reply.heartbeat_ms is None:
             return  # no heartbeat (no issuer yet): nothing proves the replica is current
         self.replica_lag_ms = max(0, reply.now_ms - reply.heartbeat_ms)
         self.fresh_at = sent - self.replica_lag_ms / 1000

@@ -54,6 +54,16 @@ class VerifierCollector(Collector):
             value=follower.lag_entries,
         )
         yield GaugeMetricFamily(
+            "revocast_replica_lag_seconds",
+            "Reading replicas: how far the least current one is behind its primary's heartbeat.",
+            value=follower.replica_lag_ms / 1000,
+        )
+        yield GaugeMetricFamily(
+            "revocast_streams_followed",
+            "Streams followed: the global one and one per partition.",
+            value=len(follower.streams),
+        )
+        yield GaugeMetricFamily(
             "revocast_clock_offset_seconds",
             "Redis time minus this host's time, as measured on the last poll.",
             value=follower.clock_offset_s,

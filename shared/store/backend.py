@@ -109,6 +109,12 @@ class Backend:
         with self.errors():
             await self.topology.start()
             client = await self.topology.primary(probe.global_.partitions)
+            if self.topology.kind == "single" and not self.topology.read_from_replicas:
+                role = await client.execute_command("ROLE")  # type: ignore[no-untyped-call]
+                if role and role[0] in ("slave", "replica"):
+                    # Read as a replica, or a lagging one would look fresh (invariant 11).
+                    log.warning("REDIS_URL names a replica: freshness comes from the heartbeat")
+                    self.topology.read_from_replicas = True
             wanted = self.settings.partitions or DEFAULT_PARTITIONS[self.topology.kind]
             stored = await client.get(probe.global_.partitions)
             if stored is None:
