@@ -70,6 +70,8 @@ class Followers:
         waiter.cancel()
         if self._task.done() and not self._task.cancelled():
             self._task.result()  # the partition count did not match: let it surface
+        else:
+            self._task.add_done_callback(_observed)
 
     async def stop(self) -> None:
         """End every loop by closing the connections, not by cancelling a blocked read.
@@ -94,7 +96,10 @@ class Followers:
             try:
                 keys = await self.follow.start()
                 break
-            except SettingsError:
+            except SettingsError as exc:
+                # A partition count that does not match: this verifier can never be fresh.
+                self.start_error = f"{type(exc).__name__}: {exc.detail}"
+                log.error("cannot follow this deployment: %s", exc.detail)
                 raise
             except RevocastError as exc:
                 self.start_error = f"{type(exc).__name__}: {exc}"
@@ -198,3 +203,9 @@ class Followers:
         if self.start_error:
             errors.insert(0, self.start_error)
         return "; ".join(errors) or None
+
+
+def _observed(task: asyncio.Task[None]) -> None:
+    """A failure after start() returned is in ``start_error`` and the log; mark it seen."""
+    if not task.cancelled():
+        task.exception()
