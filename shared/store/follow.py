@@ -33,57 +33,41 @@ class Follow:
         """Drop every connection, so that a blocked wait fails at once."""
         await self.backend.topology.disconnect()
 
+    def snapshot_script(self, stream: StreamKeys) -> tuple[str, list[str]]:
+        """The script that snapshots ``stream``, and its keys."""
+        head = [stream.events, stream.epoch, stream.heartbeat]
+        if stream.name == GLOBAL:
+            g = self.backend.keys.global_
+            return "snapshot_global", [*head, g.revoked_keys, g.jwks]
+        p = self.backend.keys.partition(int(stream.name.removeprefix("p")))
+        return "snapshot_partition", [
+            *head,
+            p.revoked_sessions,
+            p.revoked_users,
+            p.revoked_users_until,
+            p.revoked_roles,
+            p.revoked_roles_until,
+        ]
+
     async def snapshot(self, stream: StreamKeys) -> Snapshot:
         """The stream's revocation state and position, read in one step."""
-        keys = self.backend.keys
+        script, keys = self.snapshot_script(stream)
+        reply = await self.backend.call(script, stream.events, keys, [], replica=True)
+        epoch, heartbeat, now, added, last_id, *state = reply
+        position = {
+            "stream": stream.name,
+            "epoch": epoch,
+            "heartbeat_ms": _int_or_none(heartbeat),
+            "now_ms": int(now),
+            "last_id": last_id,
+            "entries_added": int(added),
+        }
         if stream.name == GLOBAL:
-            g = keys.global_
-            epoch, heartbeat, now, added, last_id, revoked, jwks = await self.backend.call(
-                "snapshot_global",
-                stream.events,
-                [stream.events, stream.epoch, stream.heartbeat, g.revoked_keys, g.jwks],
-                [],
-                replica=True,
-            )
-            return Snapshot(
-                stream=stream.name,
-                epoch=epoch,
-                heartbeat_ms=_int_or_none(heartbeat),
-                now_ms=int(now),
-                last_id=last_id,
-                entries_added=int(added),
-                revoked_keys={
-                    revoked[i]: int(float(revoked[i + 1])) for i in range(0, len(revoked), 2)
-                },
-                jwks={jwks[i]: jwks[i + 1] for i in range(0, len(jwks), 2)},
-            )
-        p = keys.partition(int(stream.name.removeprefix("p")))
-        epoch, heartbeat, now, added, last_id, sessions, users, roles = await self.backend.call(
-            "snapshot_partition",
-            stream.events,
-            [
-                stream.events,
-                stream.epoch,
-                stream.heartbeat,
-                p.revoked_sessions,
-                p.revoked_users,
-                p.revoked_users_until,
-                p.revoked_roles,
-                p.revoked_roles_until,
-            ],
-            [],
-            replica=True,
-        )
+            revoked, jwks = state
+            return Snapshot(**position, revoked_keys=_scores(revoked), jwks=_pairs(jwks))
+        sessions, users, roles = state
         return Snapshot(
-            stream=stream.name,
-            epoch=epoch,
-            heartbeat_ms=_int_or_none(heartbeat),
-            now_ms=int(now),
-            last_id=last_id,
-            entries_added=int(added),
-            sessions={sessions[i]: int(float(sessions[i + 1])) for i in range(0, len(sessions), 2)},
-            users=_triples(users),
-            roles=_triples(roles),
+            **position, sessions=_scores(sessions), users=_triples(users), roles=_triples(roles)
         )
 
     async def poll(self, stream: StreamKeys, after_id: str, count: int) -> Poll:
@@ -124,6 +108,11 @@ class Follow:
 
 def _int_or_none(value: str | None) -> int | None:
     return None if value is None else int(value)
+
+
+def _scores(flat: list[str]) -> dict[str, int]:
+    """A WITHSCORES reply: member -> integer score (Redis may send it as a float)."""
+    return {flat[i]: int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
 
 def _triples(flat: list[str]) -> dict[str, tuple[int, int]]:
