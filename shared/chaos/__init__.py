@@ -2,12 +2,14 @@
 
 ``revocast chaos list | all | SCENARIO... [--verifiers N] [--duration S] [--rate R]
 [--json PATH] [--full]`` (also ``python -m revocast.chaos``). Each scenario starts
-a private Redis, an issuer and N verifier sidecars (each behind its own
-``TcpProxy``), keeps logging in, revoking and probing while ``scenarios.py``
-injects its faults, then checks the invariants (``judge.py``: no acceptance
-after revocation, correct-or-stale answers; ``recheck.py``: no revocation lost
-after recovery; bounded verifier memory). ``harness.py`` runs one scenario,
-``latency.py`` the propagation measurements, ``report.py`` prints them.
+private Redis nodes (one server, each verifier behind its own ``TcpProxy``; or a
+Sentinel group or a Redis Cluster, ``nodes.py``), an issuer and N verifier
+sidecars, keeps logging in, revoking and probing while ``scenarios.py`` (and
+``failover.py``, ``replica_lag.py``) inject their faults, then checks the
+invariants (``judge.py``: no acceptance after revocation, correct-or-stale
+answers; ``recheck.py``: no revocation lost after recovery; bounded verifier
+memory). ``harness.py`` runs one scenario, ``latency.py`` the propagation
+measurements, ``report.py`` prints them.
 """
 
 from __future__ import annotations

@@ -68,12 +68,14 @@ class Accounts:
     def _next_user(self) -> str:
         return self.usernames[next(self._turn) % len(self.usernames)]
 
-    async def login(self) -> TokenRecord | None:
-        """``POST /v1/login``; None (counted) when the issuer cannot log the user in."""
+    async def login(self, username: str | None = None) -> TokenRecord | None:
+        """``POST /v1/login`` (the next user's, unless named); None (counted) when the issuer
+        cannot log the user in."""
         sent = time.monotonic()
+        name = username or self._next_user()
         try:
             reply = await self.issuer.post(
-                "/v1/login", json={"username": self._next_user(), "password": PASSWORD}
+                "/v1/login", json={"username": name, "password": PASSWORD}
             )
         except httpx.TransportError as exc:
             self._failed(type(exc).__name__)

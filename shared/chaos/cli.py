@@ -33,13 +33,15 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="revocast chaos",
         description=__doc__,
-        epilog="Each scenario starts its own Redis, issuer and verifier processes on loopback "
-        "and removes them afterwards. Exit status 1 if any invariant failed.",
+        epilog="Each scenario starts its own Redis (one server, a Sentinel group or a Redis "
+        "Cluster), issuer and verifier processes on loopback and removes them afterwards. "
+        "Exit status 1 if any invariant failed.",
     )
     root.add_argument("scenario", nargs="+", metavar="SCENARIO",
                       help="a scenario name, 'all', or 'list'")  # fmt: skip
     root.add_argument("--verifiers", type=int, metavar="N",
-                      help="verifier processes (default 2; latency: 1, 4 and 16)")  # fmt: skip
+                      help="verifier processes (default 2, replica-lag 3; latency: 1, 4 and "
+                      "16)")  # fmt: skip
     root.add_argument("--duration", type=float, metavar="S",
                       help="seconds of traffic per scenario (default 3, --full 40; latency: "
                       "per measurement, 1 and 10)")  # fmt: skip

@@ -1,5 +1,8 @@
-"""One deployment under test: a private Redis, an issuer, N verifier sidecars, one proxy each.
+"""One deployment under test: private Redis nodes, an issuer, N verifier sidecars.
 
+The Redis side is one server (each verifier then reaches it through a proxy of
+its own, the link faults' target), a Sentinel group or a Redis Cluster (the
+verifiers use the topology's URL directly; the faults hit the nodes).
 Everything is on loopback with free ports in a temporary directory, and
 everything is torn down on exit (terminate, then kill), whatever happened.
 """
@@ -19,6 +22,7 @@ from types import TracebackType
 
 import httpx
 
+from revocast.chaos.nodes import Kind, RedisNodes
 from revocast.chaos.processes import Service
 from revocast.chaos.proxyhost import ProxyHost, RemoteProxy
 from revocast.chaos.server import ChaosRedis
@@ -34,13 +38,22 @@ STOP_TIMEOUT_S = 5.0
 @dataclass(frozen=True, slots=True)
 class ClusterOptions:
     verifiers: int = 2
+    topology: Kind = "single"
     appendonly: bool = True
     fsync_always: bool = True
-    proxied: bool = True  # verifiers reach Redis through a TcpProxy each (fault targets)
+    # Verifiers reach a single Redis through a TcpProxy each (fault targets); never on
+    # Sentinel or Cluster, where they must find the nodes themselves.
+    proxied: bool = True
     max_staleness_s: float = 1.0
     access_ttl_s: int = 60
+    # Extra environment for every service (and the harness's own store calls).
+    env: Mapping[str, str] = field(default_factory=dict)
     # Extra environment per verifier, cycled (verifier i gets entry i % len).
     verifier_env: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+
+    @property
+    def through_proxies(self) -> bool:
+        return self.proxied and self.topology == "single"
 
 
 class Cluster:
@@ -49,10 +62,13 @@ class Cluster:
     def __init__(self, options: ClusterOptions) -> None:
         self.options = options
         self.dir = Path(tempfile.mkdtemp(prefix="revocast-chaos-"))
-        self.redis = ChaosRedis(
-            self.dir / "redis", appendonly=options.appendonly, fsync_always=options.fsync_always
+        self.nodes = RedisNodes(
+            options.topology,
+            self.dir / "redis",
+            appendonly=options.appendonly,
+            fsync_always=options.fsync_always,
         )
-        self.env = _service_env(self.redis.url, self.dir, options)
+        self.env = _service_env(self.nodes.url, self.dir, options)
         self.settings = Settings.from_env(self.env)
         self.proxies = ProxyHost()
         self.links: list[RemoteProxy] = []
@@ -62,6 +78,11 @@ class Cluster:
         self.backend = Backend(self.settings)
         self.writes = Writes(self.backend)
         self.reads = Reads(self.backend)
+
+    @property
+    def redis(self) -> ChaosRedis:
+        """The one Redis server (of a single-server run)."""
+        return self.nodes.single
 
     async def __aenter__(self) -> Cluster:
         try:
@@ -80,7 +101,7 @@ class Cluster:
         await self.close()
 
     async def _start(self) -> None:
-        self.redis.start()
+        await self.nodes.start()
         self.proxies.start()
         self.issuer.spawn()
         await self.add_verifiers(self.options.verifiers, also_wait=[self.issuer])
@@ -92,7 +113,7 @@ class Cluster:
         for _ in range(count):
             index = len(self.verifiers)
             env = dict(self.env)
-            if self.options.proxied:
+            if self.options.through_proxies:
                 link = self.proxies.add(self.redis.port)
                 self.links.append(link)
                 env["REDIS_URL"] = link.url
@@ -115,11 +136,18 @@ class Cluster:
 
     async def wait_all_ready(self, timeout_s: float) -> float | None:
         """Monotonic time when the issuer and every verifier were ready; None on timeout."""
+        return await self.wait_until(True, [self.issuer, *self.verifiers], timeout_s)
+
+    async def wait_until(
+        self, ready: bool, services: Sequence[Service], timeout_s: float
+    ) -> float | None:
+        """Monotonic time when every one of ``services`` had answered ``ready`` (or not ready)
+        at least once since the call; None on timeout."""
         deadline = time.monotonic() + timeout_s
-        pending = [self.issuer, *self.verifiers]
+        pending = list(services)
         while pending:
             answers = await asyncio.gather(*(self.ready(s) for s in pending))
-            pending = [s for s, ok in zip(pending, answers, strict=True) if not ok]
+            pending = [s for s, ok in zip(pending, answers, strict=True) if ok != ready]
             if not pending:
                 break
             if time.monotonic() > deadline:
@@ -148,16 +176,17 @@ class Cluster:
         with contextlib.suppress(Exception):
             await self.backend.aclose()
         self.proxies.stop()
-        self.redis.stop()
+        self.nodes.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _service_env(redis_url: str, root: Path, options: ClusterOptions) -> dict[str, str]:
-    """Our environment without any revocast setting of the caller's, plus the run's settings."""
+    """Our environment without any revocast setting of the caller's, plus the run's settings
+    (those of the scenario last)."""
     inherited = {
         k: v for k, v in os.environ.items() if not k.startswith("REVOCAST_") and k != "REDIS_URL"
     }
-    return inherited | {
+    run = {
         "REDIS_URL": redis_url,
         "REVOCAST_KEY_PREFIX": KEY_PREFIX,
         "REVOCAST_KEY_DIR": str(root / "keys"),
@@ -172,3 +201,4 @@ def _service_env(redis_url: str, root: Path, options: ClusterOptions) -> dict[st
         "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "0",
         "REVOCAST_LOGIN_MAX_FAILURES_PER_USER": "0",
     }
+    return inherited | run | dict(options.env)

@@ -19,6 +19,7 @@ from revocast.chaos.assess import assess
 from revocast.chaos.cluster import Cluster, ClusterOptions
 from revocast.chaos.judge import judge
 from revocast.chaos.ledger import Ledger
+from revocast.chaos.nodes import Kind
 from revocast.chaos.recheck import recheck
 from revocast.chaos.results import Check, FaultRecord, ScenarioResult
 from revocast.chaos.workload import Traffic, Workload
@@ -73,7 +74,13 @@ class Spec:
     cycles: tuple[int, int] = (1, 3)  # short, full
     all_first: bool = False  # link faults: cycle 0 hits every verifier, not verifier 0 alone
     appendonly: bool = True
+    topology: Kind = "single"
+    verifiers: int = 2  # unless --verifiers says otherwise
+    env: Mapping[str, str] = field(default_factory=dict)  # for every service
     verifier_env: Sequence[Mapping[str, str]] = field(default_factory=tuple)
+    # Start one more verifier once the faults are over, and check it too: what a node that
+    # joins after a failover learns must include every acknowledged revocation.
+    late_verifier: bool = False
 
 
 class Run:
@@ -122,6 +129,14 @@ class Run:
     def count(self, name: str, value: float) -> None:
         self.result.counts[name] = value
 
+    def worst(self, name: str, value: float) -> None:
+        """Count the largest ``value`` over the cycles; -1 (it never happened) sticks."""
+        previous = self.result.counts.get(name)
+        if previous == -1 or value == -1:
+            self.count(name, -1)
+        else:
+            self.count(name, value if previous is None else max(previous, value))
+
     @contextlib.asynccontextmanager
     async def fault(self, label: str) -> AsyncIterator[FaultRecord]:
         """Injected on entry; the body heals it; on exit, wait until every service is ready."""
@@ -133,10 +148,14 @@ class Run:
 
 
 async def run_fault_scenario(spec: Spec, params: Params) -> ScenarioResult:
-    verifiers = params.verifiers or 2
+    verifiers = params.verifiers or spec.verifiers
     result = ScenarioResult(spec.name, spec.summary, verifiers)
     options = ClusterOptions(
-        verifiers=verifiers, appendonly=spec.appendonly, verifier_env=spec.verifier_env
+        verifiers=verifiers,
+        topology=spec.topology,
+        appendonly=spec.appendonly,
+        env=spec.env,
+        verifier_env=spec.verifier_env,
     )
     duration = params.duration_s or (40.0 if params.full else 3.0)
     cycles = spec.cycles[1] if params.full else spec.cycles[0]
@@ -188,6 +207,10 @@ async def _drive(
             await asyncio.sleep(timing.tail_s)
         if await cluster.wait_all_ready(timing.recovery_timeout_s) is None:
             result.notes.append("not every service was ready before the final check")
+        if spec.late_verifier:
+            await cluster.add_verifiers(1)
+            workload.verifiers.extend([cluster.verifiers[-1].url])
+            result.notes.append(f"{cluster.verifiers[-1].name} started after the faults")
         final = await recheck(cluster, workload.verifiers, ledger)
         verdicts = judge(ledger, cluster.settings.max_staleness_s)
         assess(result, ledger, verdicts, final, workload)

@@ -19,7 +19,9 @@ rotated to a key (after a data loss) that the verifier had yet to read.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from revocast.chaos.ledger import Ledger, Probe, TokenRecord
@@ -102,3 +104,22 @@ def _judge_one(
     else:
         v.bad_answers += 1
         v.note(f"{where}: answered {probe.status} ({probe.code})")
+
+
+def last_accepted_after(ledger: Ledger, since: float, verifiers: Iterable[int]) -> float:
+    """Seconds from ``since`` to the latest probe sent after it that one of ``verifiers``
+    accepted before its first 503 (0 if none).
+
+    When ``since`` is the moment a verifier lost its source (a primary died, a
+    replica stopped receiving), its last proof of freshness is older, so it must
+    refuse everything sent later than max staleness after ``since``: a probe is
+    answered after it was sent, and a 200 means the verifier was fresh then.
+    """
+    latest = 0.0
+    for verifier in verifiers:
+        probes = [p for p in ledger.probes if p.verifier == verifier and p.sent > since]
+        first_stale = min((p.received for p in probes if p.status == 503), default=math.inf)
+        for probe in probes:
+            if probe.status == 200 and probe.sent < first_stale:
+                latest = max(latest, probe.sent - since)
+    return latest

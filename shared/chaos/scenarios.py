@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
+from revocast.chaos.failover import cluster_failover, sentinel_failover
 from revocast.chaos.harness import Run, Spec
 from revocast.chaos.ledger import Loss, TokenRecord
 from revocast.chaos.metrics import parse_gauge
 from revocast.chaos.proxyhost import RemoteProxy
+from revocast.chaos.replica_lag import VERIFIER_ENV, replica_lag
 from revocast.chaos.results import Check
 from revocast.settings import ENV_NAMES
 from revocast.store import Backend
@@ -273,4 +275,11 @@ SPECS: tuple[Spec, ...] = (
          cycles=(1, 1)),
     Spec("clock-skew", f"verifiers with {CLOCK_SKEW_ENV} of +-90 s, links cut", clock_skew,
          verifier_env=tuple({CLOCK_SKEW_ENV: s} for s in CLOCK_SKEWS_S), all_first=True),
+    Spec("sentinel-failover", "SIGKILL the Sentinel primary mid-burst; the replica takes over",
+         sentinel_failover, topology="sentinel", late_verifier=True),
+    Spec("cluster-failover", "SIGKILL a Redis Cluster shard's primary mid-burst (3 x 2 nodes)",
+         cluster_failover, topology="cluster", late_verifier=True),
+    Spec("replica-lag", "verifiers reading a Sentinel replica that stops receiving",
+         replica_lag, topology="sentinel", verifiers=3, env={"REVOCAST_MIN_REPLICAS": "0"},
+         verifier_env=VERIFIER_ENV, late_verifier=True),
 )  # fmt: skip

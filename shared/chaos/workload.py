@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from revocast.chaos.ledger import Ledger, Loss, TokenRecord
 from revocast.chaos.memory import MemoryTrack
 from revocast.chaos.probing import VerifierClients
 from revocast.chaos.revoke import Outcome, revoke_http, revoke_store
+from revocast.store import Writes
 
 log = logging.getLogger("revocast.chaos")
 
@@ -58,6 +59,8 @@ class Workload:
         self.memory = MemoryTrack()
         self._ready_pids: set[int] = set()  # sampled only once ready: start-up is not growth
         self.skipped = 0  # revocations not sent because too many were in flight
+        self.burst_inflight = 0  # burst revocations sent and not yet answered
+        self.burst_answered = 0
         self._rng = random.Random(4)  # noqa: S311 (choice of tokens, not secrets)
         self._stop = asyncio.Event()
         self._stop_revoking = asyncio.Event()
@@ -122,11 +125,14 @@ class Workload:
                 kept.append(index)
         self.live = kept
 
-    async def revoke(self, token: TokenRecord, path: RevokePath | None = None) -> Outcome:
+    async def revoke(
+        self, token: TokenRecord, path: RevokePath | None = None, writes: Writes | None = None
+    ) -> Outcome:
+        """Revoke over HTTP or through the Store (the harness's own, unless ``writes``)."""
         if (path or self.traffic.path) == "http":
             outcome = await revoke_http(self.accounts.issuer, self.ledger, token)
         else:
-            outcome = await revoke_store(self.cluster.writes, self.ledger, token)
+            outcome = await revoke_store(writes or self.cluster.writes, self.ledger, token)
         if outcome is Outcome.ACKED:
             self.revoked.append(token.index)
             self.recent.append(token.index)
@@ -136,13 +142,29 @@ class Workload:
             self.live.append(token.index)  # nothing was written: still a live token
         return outcome
 
-    async def burst(self, tokens: list[TokenRecord], concurrency: int = 64) -> float:
-        """Revoke ``tokens`` through the Store as fast as possible; returns the seconds taken."""
+    async def burst(
+        self,
+        tokens: list[TokenRecord],
+        concurrency: int = 64,
+        path: RevokePath = "store",
+        writes: Writes | None = None,
+        on_answer: Callable[[], None] | None = None,
+    ) -> float:
+        """Revoke ``tokens`` (through the Store unless told) as fast as possible; returns the
+        seconds taken. ``burst_inflight`` counts the calls waiting for an answer meanwhile;
+        ``on_answer`` is called after each answer, before any other task runs."""
         gate = asyncio.Semaphore(concurrency)
 
         async def one(token: TokenRecord) -> None:
             async with gate:
-                await self.revoke(token, "store")
+                self.burst_inflight += 1
+                try:
+                    await self.revoke(token, path, writes)
+                finally:
+                    self.burst_inflight -= 1
+                    self.burst_answered += 1
+                    if on_answer is not None:
+                        on_answer()
 
         started = time.monotonic()
         await asyncio.gather(*(one(t) for t in tokens))

@@ -6,7 +6,7 @@ import base64
 import json
 import time
 
-from revocast.chaos.judge import judge
+from revocast.chaos.judge import judge, last_accepted_after
 from revocast.chaos.ledger import Ledger, Loss, Probe, TokenRecord
 from revocast.chaos.metrics import parse_gauge, parse_histogram
 
@@ -43,6 +43,18 @@ def test_acceptance_is_a_violation_only_past_the_bound() -> None:
     assert verdicts.accepted_after_revocation == 1
     assert verdicts.false_rejections == 0
     assert round(verdicts.max_accept_after_ack_s, 3) == 1.2
+
+
+def test_last_acceptance_after_a_source_is_lost_counts_until_the_first_503() -> None:
+    ledger = Ledger()
+    t = token(ledger, 1.0)
+    probe(ledger, t, 9.5, 200)  # before the loss: not counted
+    probe(ledger, t, 10.4, 200)
+    probe(ledger, t, 10.8, 200)  # the last acceptance on the old proof
+    probe(ledger, t, 11.0, 503)
+    probe(ledger, t, 13.0, 200)  # fresh again on the new primary: not counted
+    assert round(last_accepted_after(ledger, 10.0, [0]), 3) == 0.8
+    assert last_accepted_after(ledger, 10.0, [1]) == 0.0  # no probe of that verifier
 
 
 def test_rejecting_a_live_token_is_false_unless_a_revocation_was_under_way() -> None:

@@ -2,6 +2,8 @@
 
 Each scenario starts its own Redis, issuer and verifier sidecars (never the
 suite's shared server) and kills them afterwards; see ``revocast chaos list``.
+Every scenario run is a slow test (multi-process, 5 to 25 s each; about three
+minutes together): a plain ``pytest`` leaves them out, ``./scripts/test`` runs them.
 """
 
 from __future__ import annotations
@@ -16,9 +18,23 @@ from revocast.chaos.report import text
 from revocast.chaos.scenarios import link_cut
 
 SCENARIOS = sorted(scenarios())
+FAILOVER_TIMELINE = ("failover_s", "first_login_s", "verifiers_ready_s", "rejoin_s")
+# The scenarios on Sentinel and Cluster, and the timeline each must have measured.
+ON_TOPOLOGIES = {
+    "sentinel-failover": FAILOVER_TIMELINE,
+    "cluster-failover": FAILOVER_TIMELINE,
+    "replica-lag": ("readers_stale_after_break_s", "readers_ready_after_heal_s"),
+}
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=pytest.mark.timeout(180)) if name in ON_TOPOLOGIES else name
+        for name in SCENARIOS
+    ],
+)
 async def test_scenario_keeps_the_invariants(name: str) -> None:
     _, run = scenarios()[name]
     result = await run(Params())
@@ -26,8 +42,11 @@ async def test_scenario_keeps_the_invariants(name: str) -> None:
     assert result.passed, report
     assert result.checks, report
     assert not any(f.recovery_s is None for f in result.faults), report
+    for count in ON_TOPOLOGIES.get(name, ()):
+        assert result.counts.get(count, -1) >= 0, f"{count} not measured\n{report}"
 
 
+@pytest.mark.slow
 async def test_the_harness_catches_verifiers_that_fail_open() -> None:
     """Control run: sidecars that keep accepting while cut off must break invariant 1."""
     spec = Spec(
@@ -49,7 +68,7 @@ def test_every_documented_scenario_is_registered() -> None:
     assert set(SCENARIOS) == {
         "redis-kill-aof", "redis-kill-noaof", "redis-pause", "link-cut", "link-delay",
         "link-blackhole", "stream-trim", "verifier-kill", "issuer-kill", "burst",
-        "clock-skew", "latency",
+        "clock-skew", "sentinel-failover", "cluster-failover", "replica-lag", "latency",
     }  # fmt: skip
 
 
