@@ -38,6 +38,10 @@ CLUSTER_MAP_MIN_AGE_S = 0.05  # re-read the slot map at most this often after fa
 # replicated something, and a node back from a failover rejoins as a replica.
 CLUSTER_MAP_MAX_AGE_S = 5.0
 CONNECT_TIMEOUT_S = 2.0
+# redis-py 8 caps a pool at 100 connections and then fails calls (MaxConnectionsError). An
+# issuer holds one through each revocation's WAIT, a verifier one per stream it follows:
+# the server's maxclients is the real limit.
+MAX_CONNECTIONS = 10_000
 
 
 def client_options(url: RedisUrl, socket_timeout_s: float) -> dict[str, Any]:
@@ -48,6 +52,7 @@ def client_options(url: RedisUrl, socket_timeout_s: float) -> dict[str, Any]:
         "socket_connect_timeout": min(socket_timeout_s, CONNECT_TIMEOUT_S),
         "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
+        "max_connections": MAX_CONNECTIONS,
         "username": url.username,
         "password": url.password,
     }

@@ -22,6 +22,7 @@ from revocast.issuer import create_app
 from revocast.issuer.context import IssuerContext
 from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
+from revocast.store import Writes
 from revocast.verifier import Verifier
 from tests.conftest import Issuer
 from tests.support.servers import eventually, serve
@@ -213,3 +214,14 @@ async def test_a_verifier_pointed_at_a_replica_reads_it_as_one(
             await eventually(lambda: verifier.ready, timeout_s=10)
         finally:
             await client.aclose()
+
+
+async def test_many_revocations_at_once_never_run_out_of_connections(writes: Writes) -> None:
+    """redis-py 8 caps a pool at 100 connections unless told otherwise; 300 concurrent
+    revocations (each holding its connection through a WAIT on a replicated deployment)
+    must queue on Redis, not fail."""
+    results = await asyncio.gather(
+        *(writes.revoke_session(f"s{i}", f"u{i}", "load") for i in range(300)),
+        return_exceptions=True,
+    )
+    assert [r for r in results if isinstance(r, BaseException)] == []

@@ -228,6 +228,10 @@ class Backend:
             text = str(exc)
             if text == "retry":
                 raise Retry from None
+            if text.startswith(("UNBLOCKED", "LOADING", "MASTERDOWN")):
+                # A server changing role (a failover, a resync) ended the command: transient.
+                self.topology.invalidate()
+                raise StoreUnavailable(f"redis unavailable: {text.split(' ', 1)[0]}") from None
             error = _SCRIPT_ERRORS.get(text)
             if error is not None:
                 raise error() from None
