@@ -9,6 +9,7 @@ number of replicas have it (DESIGN.md invariant 9); otherwise ``NotDurable``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
@@ -169,19 +170,21 @@ class Backend:
         durable: bool | Callable[[Any], bool],
     ) -> Any:
         # WAIT counts the replicas that have this connection's writes: one connection for both.
-        async with client.client() as pinned:
+        pinned = client.client()
+        try:
             reply = await script(pinned, keys, args)
             if durable is True or (callable(durable) and durable(reply)):
-                acked = int(
-                    await pinned.wait(self.min_replicas, self.settings.replica_ack_timeout_ms)
-                )
+                timeout_ms = self.settings.replica_ack_timeout_ms
+                acked = int(await pinned.wait(self.min_replicas, timeout_ms))
                 if acked < self.min_replicas:
                     raise NotDurable(
                         f"{acked} of {self.min_replicas} replicas confirmed within "
-                        f"{self.settings.replica_ack_timeout_ms} ms; the change is on the primary "
-                        "only: repeat the request"
+                        f"{timeout_ms} ms; the change is on the primary only: repeat the request"
                     )
             return reply
+        finally:
+            # Shielded: a caller cancelled twice must still give the connection back.
+            await asyncio.shield(pinned.aclose())
 
     async def read(
         self, key: str, work: Callable[[Redis], Awaitable[T]], *, replica: bool = False
