@@ -37,6 +37,10 @@ BENCHMARKS: dict[str, list[str]] = {
     "pubsub": ["--subscribers", "1", "4", "16", "--rounds", "1000"],
     "sidecar_throughput": [],
     "issuer_throughput": [],
+    "topologies": ["--verifiers", "4", "--rounds", "200"],
+    "replica_cost": ["--verifiers", "100", "300"],
+    "replica_fanout": [*("--processes", "4", "--per-process", "250", "--rates", "10", "30", "100")],
+    "cold_start": ["--runs", "1000:1000", "200:10000", "1000:10000"],
 }
 
 

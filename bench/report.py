@@ -19,47 +19,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench import _report_scaling
+from bench._markdown import (
+    ROOT,
+    Report,
+    Stats,
+    code,
+    ms3,
+    notes_pointer,
+    run_line,
+    source,
+    table,
+)
+
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = ROOT / "BENCHMARKS.md"
-
-Report = dict[str, Any]
-Stats = dict[str, float]
-
-
-# --- formatting ---------------------------------------------------------------------------
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]], right_from: int = 1) -> str:
-    """A Markdown table; columns from ``right_from`` on are right-aligned (figures)."""
-    align = ["---" if i < right_from else "---:" for i in range(len(header))]
-    lines = [header, align, *rows]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
-
-
-def ms3(stats: Stats) -> str:
-    """p50 / p99 / max in ms."""
-    return f"{stats['p50']:.3f} / {stats['p99']:.3f} / {stats['max']:.3f}"
-
-
-def code(text: str) -> str:
-    return f"`{text}`"
-
-
-def source(path: Path) -> str:
-    return code(str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path))
-
-
-def run_line(report: Report, path: Path, default_command: str) -> str:
-    run_at = report.get("run_at")
-    when = str(run_at) if run_at else "not recorded in the JSON"
-    command = report.get("command")
-    shown = code(str(command)) if command else f"{code(default_command)} (command not recorded)"
-    return f"Run {when}, results in {source(path)}. Reproduce with {shown}."
-
-
-def notes_pointer(path: Path) -> str:
-    return f"The full notes on method are in the JSON's `notes` ({source(path)})."
 
 
 # --- machine ------------------------------------------------------------------------------
@@ -955,6 +929,10 @@ SECTIONS: list[tuple[str, str | None, Renderer]] = [
     ("propagation", "processes", propagation_processes),
     ("pubsub", None, pubsub),
     ("issuer_throughput", None, issuer_throughput),
+    ("topologies", None, _report_scaling.topologies),
+    ("replica_cost", None, _report_scaling.replica_cost),
+    ("replica_fanout", None, _report_scaling.replica_fanout),
+    ("cold_start", None, _report_scaling.cold_start),
 ]
 
 
@@ -965,7 +943,7 @@ def render(reports: Sequence[tuple[Path, Report]], generated: str) -> str:
         "Run every benchmark and regenerate this file with one command, from the repository root:",
         "",
         "```sh",
-        ".venv/bin/python -m bench.all   # ~10 min, more while it waits for a quiet host",
+        ".venv/bin/python -m bench.all   # ~35 min, more while it waits for a quiet host",
         "```",
         "",
         "(It needs `wrk` on PATH for the sidecar benchmark: `apt-get install wrk`; "

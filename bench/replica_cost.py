@@ -1,0 +1,229 @@
+"""Redis CPU on a replica per verifier per revocation, and per idle verifier per second.
+
+Reproduce from the repository root::
+
+    .venv/bin/python -m bench.replica_cost --verifiers 100 300
+
+A Sentinel group (primary, one replica, three sentinels), the issuer (its own process:
+heartbeats) and V real verifiers reading the replica (``REVOCAST_READ_FROM_REPLICAS=1``;
+``bench._swarm_worker`` processes holding many ``Verifier`` objects, each with its own
+connections and followers). For V = 0 and each count asked, three phases of the same
+length, the replica's ``INFO`` read before and after each:
+
+- idle: nothing written; the followers' block timeouts and polls, and the heartbeats;
+- paced: revocations at a low rate (default 10/s), so each reaches each follower alone;
+- bursts: revocations in bursts (default 100 at once), so followers read many per cycle.
+
+The cost of the followers is the replica's CPU (``used_cpu_sys + used_cpu_user``) minus the
+same phase without followers; per event, minus the idle cost of those followers over the
+phase's duration. A *cycle* is one follower iteration: the ``poll`` script (EVALSHA) and one
+``XREAD BLOCK``; from the idle phase comes the replica CPU per cycle, from the bursts the
+CPU per entry delivered to one follower, and the paced phase checks the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import _phases
+from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
+from bench._replica_scene import Scene, replica_scene
+from bench._swarm import Swarm
+
+RESULTS = Path(__file__).resolve().parent / "results" / "replica_cost.json"
+SETTLE_S = 3.0  # after the cold start, before the idle phase
+
+NOTES = [
+    "One host (2 CPUs, shared): redis-server primary, replica and 3 sentinels, the issuer "
+    "(uvicorn; its own Verifier reads the primary), this writer, and the follower processes. "
+    "The replica's figures are its own accounting (INFO cpu, commandstats, stats), so they "
+    "exclude the clients; they are inflated by this host being a VM sharing 2 CPUs "
+    "(context switches, preemption) and would be lower on a dedicated core.",
+    "Followers: bench._swarm_worker processes, each holding V/P real Verifier objects with "
+    "REVOCAST_READ_FROM_REPLICAS=1 and their own Backend (Sentinel client, connection "
+    "pools): one StreamFollower per stream (global + 1 partition on Sentinel), each "
+    "looping: the poll script (EVALSHA), then XREAD BLOCK 1000 ms from its last id.",
+    "Events: Writes.revoke_session (the logout script on the primary, then WAIT 1 replica), "
+    "written by this process; paced = open loop at the rate, bursts = size concurrent "
+    "calls. Each event carries a fresh session id; a swarm process reports when the last "
+    "of its verifiers applied it (on_applied hook).",
+    "Per-verifier figures: (phase with V followers - V's idle cost over the phase's "
+    "duration - the same phase with no followers, per event) / (V x events). cycles = "
+    "EVALSHA calls on the replica (every follower iteration runs the poll script once; "
+    "no one else runs scripts there).",
+    "Model fit: cpu_per_cycle from the idle phase (followers' CPU / their EVALSHA calls); "
+    "cpu_per_entry from the bursts ((followers' CPU - cycles x cpu_per_cycle) / entries "
+    "delivered = V x events); the paced phase is predicted from both and compared.",
+]
+
+
+async def measure_count(scene: Scene, verifiers: int, args: argparse.Namespace) -> dict[str, Any]:
+    swarm = None
+    run: dict[str, Any] = {"verifiers": verifiers}
+    try:
+        if verifiers:
+            per = verifiers // args.processes
+            swarm = await Swarm.launch(scene.children, scene.verifier_env, args.processes, per)
+            cold = await swarm.cold_start()
+            run["cold_start_wall_s"] = cold["wall_s"]
+            await asyncio.sleep(SETTLE_S)
+            run["status_before"] = await swarm.status()
+        run["idle"] = await _phases.idle(scene, swarm, args.seconds)
+        run["paced"] = await _phases.paced(scene, swarm, args.rate, args.seconds)
+        run["bursts"] = await _phases.bursts(
+            scene, swarm, args.burst, args.bursts, args.burst_every
+        )
+        if swarm:
+            run["status_after"] = await swarm.status()
+    finally:
+        if swarm:
+            await swarm.stop()
+    print(f"  {verifiers} followers: {summarize_run(run)}", flush=True)
+    return run
+
+
+async def uvloop_sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
+
+def summarize_run(run: dict[str, Any]) -> str:
+    phases = ("idle", "paced", "bursts")
+    return ", ".join(f"{p} {run[p]['replica']['cpu_percent']}% cpu" for p in phases)
+
+
+def total(phase: dict[str, Any], what: str) -> float:
+    """A phase's replica total: ``cpu`` seconds, ``net`` output bytes, or a command's calls."""
+    replica = phase["replica"]
+    if what == "cpu":
+        return float(replica["cpu_s"])
+    if what == "net":
+        return float(replica["net_out_bytes"])
+    return float(replica["commands"].get(what, {}).get("calls", 0))
+
+
+def followers_part(run: dict[str, Any], base: dict[str, Any], phase: str, what: str) -> float:
+    """What the followers caused in a phase: its total minus, from the run without followers,
+    the idle rate over the phase's duration and the cost per event times its events."""
+    seconds = float(run[phase]["replica"]["seconds"])
+    base_rate = total(base["idle"], what) / float(base["idle"]["replica"]["seconds"])
+    part = total(run[phase], what) - base_rate * seconds
+    if phase != "idle":
+        b = base[phase]
+        per_event = (total(b, what) - base_rate * b["replica"]["seconds"]) / b["events"]
+        part -= per_event * run[phase]["events"]
+    return part
+
+
+def derive(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """Per-verifier figures for one count, against the run without followers ``base``."""
+    v = run["verifiers"]
+    idle_s = float(run["idle"]["replica"]["seconds"])
+
+    def idle(what: str) -> float:
+        return followers_part(run, base, "idle", what)
+
+    cpu_per_cycle = idle("cpu") / idle("evalsha")
+    net_per_cycle = idle("net") / idle("evalsha")
+    out: dict[str, Any] = {
+        "verifiers": v,
+        "idle_us_per_verifier_s": round(idle("cpu") * 1e6 / (v * idle_s), 2),
+        "idle_cycles_per_verifier_s": round(idle("evalsha") / (v * idle_s), 3),
+        "idle_xreads_per_verifier_s": round(idle("xread") / (v * idle_s), 3),
+        "idle_bytes_per_verifier_s": round(idle("net") / (v * idle_s), 1),
+        "cpu_us_per_cycle": round(cpu_per_cycle * 1e6, 2),
+        "bytes_per_idle_cycle": round(net_per_cycle, 1),
+    }
+    entry_cpu = 0.0
+    for phase in ("bursts", "paced"):
+        entries = v * run[phase]["events"]
+
+        def events_part(what: str, phase: str = phase) -> float:
+            """The followers' part beyond their idle rate: what the events cost them."""
+            seconds = float(run[phase]["replica"]["seconds"])
+            return followers_part(run, base, phase, what) - idle(what) / idle_s * seconds
+
+        figures: dict[str, Any] = {
+            "us_per_verifier_per_event": round(events_part("cpu") * 1e6 / entries, 2),
+            "bytes_per_verifier_per_event": round(events_part("net") / entries, 1),
+            "cycles_per_verifier_per_event": round(events_part("evalsha") / entries, 3),
+            "xreads_per_verifier_per_event": round(events_part("xread") / entries, 3),
+        }
+        cpu = followers_part(run, base, phase, "cpu")
+        cycles = followers_part(run, base, phase, "evalsha")
+        if phase == "bursts":
+            entry_cpu = (cpu - cycles * cpu_per_cycle) / entries
+            entry_net = (followers_part(run, base, phase, "net") - cycles * net_per_cycle) / entries
+            figures["cpu_us_per_entry"] = round(entry_cpu * 1e6, 3)
+            figures["bytes_per_entry"] = round(entry_net, 1)
+        else:
+            predicted = cycles * cpu_per_cycle + entries * entry_cpu
+            figures["model_predicted_cpu_s"] = round(predicted, 4)
+            figures["measured_cpu_s"] = round(cpu, 4)
+            figures["measured_over_predicted"] = round(cpu / predicted, 3)
+        out[phase] = figures
+    return out
+
+
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    async with replica_scene(tmp) as scene:
+        runs = [await measure_count(scene, v, args) for v in [0, *args.verifiers]]
+        version = scene.deployment.version()
+    base = runs[0]
+    return {
+        "runs": runs,
+        "derived": [derive(run, base) for run in runs[1:]],
+        "redis_server": version,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--verifiers", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--processes", type=int, default=2, help="follower processes")
+    parser.add_argument("--seconds", type=float, default=15.0, help="idle and paced phases")
+    parser.add_argument("--rate", type=float, default=10.0, help="paced revocations per s")
+    parser.add_argument("--burst", type=int, default=100, help="revocations per burst")
+    parser.add_argument("--bursts", type=int, default=10)
+    parser.add_argument("--burst-every", type=float, default=1.5, help="seconds")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_quiet_arguments(parser)
+    args = parser.parse_args(argv)
+    if any(v < args.processes or v % args.processes for v in args.verifiers):
+        parser.error("each --verifiers count must be a multiple of --processes")
+    words = sys.argv[1:] if argv is None else list(argv)
+    quiet = wait_for_quiet(not args.no_wait)
+    load_before = loadavg()
+    run_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
+        measured = uvloop.run(measure(args, Path(tmp)))
+    report = {
+        "command": shlex.join([".venv/bin/python", "-m", "bench.replica_cost", *words]),
+        "benchmark": "replica_cost",
+        "run_at": run_at,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "no_wait")},
+        "notes": NOTES,
+        "environment": environment(quiet, load_before, redis_server=measured.pop("redis_server")),
+        **measured,
+    }
+    for d in report["derived"]:
+        print(json.dumps(d))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
