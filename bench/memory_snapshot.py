@@ -128,21 +128,6 @@ async def lua_seconds(client: Redis) -> tuple[float, float]:
     return max(script) / 1e6, max(zrange) / 1e6
 
 
-def snapshot_keys(partition: PartitionKeys) -> list[str]:
-    """The KEYS ``Follow.snapshot`` gives the snapshot_partition script (for the raw call)."""
-    stream = partition.stream
-    return [
-        stream.events,
-        stream.epoch,
-        stream.heartbeat,
-        partition.revoked_sessions,
-        partition.revoked_users,
-        partition.revoked_users_until,
-        partition.revoked_roles,
-        partition.revoked_roles_until,
-    ]
-
-
 async def follow(url: str, prefix: str) -> tuple[Follow, PartitionKeys]:
     """revocast's reader of the deployment's streams (one client, 120 s socket timeout), and
     its one partition; after a warm-up snapshot of an empty prefix on the same client."""
@@ -206,9 +191,8 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         gc.collect()
         await admin.slowlog_reset()
         started = time.perf_counter()
-        raw = await reader.backend.call(
-            "snapshot_partition", partition.stream.events, snapshot_keys(partition), []
-        )
+        script, keys = reader.snapshot_script(partition.stream)
+        raw = await reader.backend.call(script, partition.stream.events, keys, [])
         raw_s.append(time.perf_counter() - started)
         raw_lua_s.append((await lua_seconds(admin))[0])
         del raw

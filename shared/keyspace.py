@@ -54,6 +54,7 @@ class StreamKeys:
 
     name: str  # "global" or "p<index>"
     events: str
+    chain: str  # STRING: the last entry's link (each entry names the one before: no gaps)
     epoch: str  # random id; if it vanishes, this slot lost its data
     heartbeat: str  # the primary's TIME (ms), written by issuers; proves a replica is current
 
@@ -96,6 +97,7 @@ class PartitionKeys:
         """The keys every revoking script gets first, in the order the Lua prelude names them."""
         return [
             self.stream.events,
+            self.stream.chain,
             self.revoked_sessions,
             self.revoked_users,
             self.revoked_users_until,
@@ -135,7 +137,9 @@ class PartitionKeys:
 
 
 def _stream(prefix: str, name: str) -> StreamKeys:
-    return StreamKeys(name, f"{prefix}:events", f"{prefix}:epoch", f"{prefix}:heartbeat")
+    return StreamKeys(
+        name, f"{prefix}:events", f"{prefix}:chain", f"{prefix}:epoch", f"{prefix}:heartbeat"
+    )
 
 
 class Keyspace:

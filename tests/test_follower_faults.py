@@ -94,17 +94,30 @@ async def test_an_unusable_published_key_does_not_stop_the_follower(
 async def test_a_stream_that_went_backwards_triggers_a_snapshot(
     settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory
 ) -> None:
-    """A failover to a replica that lacks the newest entries must not be read past silently."""
+    """A failover to a replica that lacks the newest entries must not be read past silently.
+
+    The replica is played by rolling the stream back by one entry (its chain too): the
+    verifier holds an entry the server does not, and nothing after our position on it.
+    """
     key = await publish(writes)
     verifier = await make_verifier()
+    stream = writes.keys.of("u").stream
+    await writes.revoke_session("s0", "u", "test")
+    older_link = await redis.get(stream.chain)
     await writes.revoke_session("s1", "u", "test")
     await eventually(lambda: "s1" in verifier.cache.sessions)
     snapshots = verifier.follower.snapshots
-    await redis.delete(writes.keys.of("u").stream.events)  # epoch stays: not a data loss
+    [(newest, _)] = cast(list[tuple[str, object]], await redis.xrevrange(stream.events, count=1))
+    async with redis.pipeline(transaction=True) as pipe:  # epoch stays: not a data loss
+        pipe.xdel(stream.events, newest)
+        pipe.set(stream.chain, older_link or "")
+        await pipe.execute()
     await eventually(lambda: verifier.follower.snapshots > snapshots)
     assert "s1" in verifier.cache.sessions  # merged, not replaced
     await eventually(lambda: verifier.ready)
     assert outcome(verifier, mint(settings, key, "s1")) == "session_revoked"
+    await writes.revoke_session("s2", "u", "test")  # written on the "promoted replica"
+    await eventually(lambda: "s2" in verifier.cache.sessions)
 
 
 @pytest.mark.parametrize("variant", ["other entry at our id", "our id missing"])
@@ -127,14 +140,18 @@ async def test_a_stream_with_another_history_at_our_position_triggers_a_snapshot
     last_ms = int(str(ours[2][0]).partition("-")[0])
     first_own = ours[2][0] if variant == "other entry at our id" else f"{last_ms + 1}-0"
     template: dict[FieldT, EncodableT] = dict(ours[2][1])
-    async with redis.pipeline(transaction=True) as pipe:
+    branch = ours[1][1]["link"]  # the histories part after our second entry
+    async with redis.pipeline(transaction=True) as pipe:  # the promoted replica, all at once
         pipe.delete(stream)
         for entry_id, entry in ours[:2]:
             pipe.xadd(stream, entry, id=entry_id)
-        pipe.xadd(stream, template | {"sid": "s-lost"}, id=first_own)
-        pipe.xadd(stream, template | {"sid": "s-later"}, id=f"{last_ms + 10_000}-0")
+        lost = template | {"sid": "s-lost", "prev": branch, "link": "replica-1"}
+        pipe.xadd(stream, lost, id=first_own)
+        later = template | {"sid": "s-later", "prev": "replica-1", "link": "replica-2"}
+        pipe.xadd(stream, later, id=f"{last_ms + 10_000}-0")
+        pipe.set(partition.stream.chain, "replica-2")
+        pipe.zadd(partition.revoked_sessions, {"s-lost": 1 << 50, "s-later": 1 << 50})
         await pipe.execute()
-    await redis.zadd(partition.revoked_sessions, {"s-lost": 1 << 50, "s-later": 1 << 50})
     await eventually(lambda: verifier.follower.snapshots > snapshots)
     assert {"s1", "s2", "s3"} <= set(verifier.cache.sessions)  # merged, nothing forgotten
     await eventually(lambda: verifier.ready)

@@ -127,7 +127,7 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     names += [g.partitions, g.jwks, g.revoked_keys, g.signing_kid, g.sealed_keys, g.audit]
     names += [g.issuers, g.issuer(hole)]
     for stream in keys.streams():
-        names += [stream.events, stream.epoch, stream.heartbeat]
+        names += [stream.events, stream.chain, stream.epoch, stream.heartbeat]
     for p in keys.all_partitions:
         names += p.fixed()
         names += [p.username(hole), p.user(hole), p.user_sessions(hole), p.session(hole)]

@@ -1,16 +1,21 @@
 """Keeps a RevocationCache in step with one Redis Stream, and knows how fresh that is.
 
-Start: one atomic snapshot of the stream's state plus the position it matches.
-Then, in a loop: an atomic poll (entries after our id, the stream's position,
-the epoch, the entry at our id) and, when caught up, an ``XREAD BLOCK`` from our
-id that only rings the bell for the next poll. Reading the primary, a poll that
-returned less than a full batch proves nothing was missed up to the moment it
-was sent; that moment is ``fresh_at``. Reading a replica, the proof is the
-primary's heartbeat the replica had: ``fresh_at`` goes back by its age.
+Start: one atomic snapshot of the stream's state, with the id to read on from
+and the *link* of the stream's last entry. Every entry names the link of the
+one before it (``prev``) and carries its own: the follower applies an entry only
+if its ``prev`` is the link it holds. So an entry can never be skipped unseen:
+not when the stream was trimmed past us, not on a promoted replica with another
+history, not from a read that reached another server.
 
-A new snapshot, merged into the cache and never replacing it, follows when the
-stream was trimmed past our id, went backwards or holds another entry at our
-id (a failover to a replica that lacked what we read), or the epoch changed.
+Then, in a loop: ``XREAD BLOCK`` from our id (applying what it returns), and a
+status check (the stream's last link, the epoch, the primary's heartbeat, the
+server's time: ``MGET`` and ``TIME``, no script). When the server's last link
+is ours, or one we reached by reading on right after, we hold everything it
+held when asked: that moment is ``fresh_at``. Reading a replica, ``fresh_at``
+goes back by the age of the primary's heartbeat the replica had.
+
+A new snapshot, merged into the cache and never replacing it, follows a broken
+chain, a stream end we cannot reach from our position, or a changed epoch.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from redis.exceptions import RedisError
 from revocast.errors import StoreUnavailable
 from revocast.events import AnyEvent, UnknownEvent, decode_entry
 from revocast.keyspace import StreamKeys
-from revocast.store import Follow, Poll, Snapshot, parse_id
+from revocast.store import Follow, Snapshot, Status
 from revocast.verifier.cache import RevocationCache
 
 log = logging.getLogger("revocast.verifier")
@@ -98,19 +103,18 @@ class StreamFollower:
         self.state = FollowerState.CREATED
         self.fresh_at = -math.inf
         self.last_id = "0-0"
-        self.entries_seen = 0  # the stream's entries-added count as of last_id
+        self.link: str | None = None  # the link of the entry at last_id
         self.epoch: str | None = None
         self.snapshots = 0
         self.events_applied = 0
         self.events_by_type: Counter[str] = Counter()
         self.read_errors = 0
-        self.lag_entries = 0  # stream entries written but not yet applied, at the last poll
+        self.lag_entries = 0  # entries the server had and we had not, at the last status check
         self.replica_lag_ms = 0  # how far the server read is behind its primary's heartbeat
         self.propagation_counts = [0] * len(PROPAGATION_BUCKETS_S)
         self.propagation_sum_s = 0.0
         self.propagation_max_s = 0.0
         self.error: str | None = None
-        self._last_fields: dict[str, str] | None = None  # the entry at last_id, as applied
         self._needs_snapshot = True
         self._task: asyncio.Task[None] | None = None
         self.snapshotted = asyncio.Event()
@@ -175,8 +179,7 @@ class StreamFollower:
             raise StateLost("redis has no epoch: waiting for an issuer to recover")
         self.cache.merge(snapshot)
         self.last_id = snapshot.last_id
-        self.entries_seen = snapshot.entries_added
-        self._last_fields = None  # learnt from the next poll
+        self.link = snapshot.link
         self.epoch = snapshot.epoch
         self.snapshots += 1
         self._needs_snapshot = False
@@ -192,60 +195,48 @@ class StreamFollower:
         )
 
     async def _follow_once(self) -> None:
+        entries = await self.follow.read(self.stream, self.last_id, BATCH, self.block_ms)
+        if self._apply(entries) is None or len(entries) == BATCH:
+            return  # a broken chain (snapshot next), or more to read before any proof
+        await self._check()
+
+    async def _check(self) -> None:
+        """Compare where the server's stream ends with where we are; mark fresh if we hold it."""
         sent, sent_wall = self.clocks.monotonic(), self.clocks.wall()
-        poll = await self.follow.poll(self.stream, self.last_id, BATCH)
-        self.clocks.measure(poll.now_ms, sent, sent_wall)
-        if poll.epoch != self.epoch:
+        status = await self.follow.status(self.stream)
+        self.clocks.measure(status.now_ms, sent, sent_wall)
+        if status.epoch != self.epoch:
             log.log(
                 logging.INFO if self.epoch is None else logging.WARNING,
                 "stream %s: epoch %s -> %s: taking a new snapshot",
                 self.stream.name,
                 self.epoch,
-                poll.epoch,
+                status.epoch,
             )
             self._needs_snapshot = True
             return
-        problem = self._gap(poll)
-        if problem:
-            log.warning("stream %s: %s: taking a new snapshot", self.stream.name, problem)
-            self._needs_snapshot = True
-            return
-        if self._last_fields is None and poll.at_entry is not None:
-            self._last_fields = poll.at_entry
-        self._apply(poll.entries)
-        self.lag_entries = max(0, poll.entries_added - self.entries_seen)
-        if len(poll.entries) == BATCH:
-            return  # more to read: not fresh until caught up
-        self._mark_fresh(sent, poll)
-        # A doorbell: what it returns is not applied, the next poll reads it. Only a poll
-        # shows the entry at our position, so only a poll may move it: the wait may have
-        # reached another server (a pool's new connection to another replica), or this one
-        # after a resync replaced its stream with another history.
-        await self.follow.wait(self.stream, self.last_id, 1, self.block_ms)
+        self.lag_entries = 0
+        if status.link != self.link:
+            # Entries written since our read (read them now, at once), or a history we cannot
+            # read on into from our position (a snapshot then).
+            more = await self.follow.read(self.stream, self.last_id, BATCH, None)
+            self.lag_entries = len(more)
+            passed = self._apply(more)
+            if passed is None:
+                return
+            if status.link not in passed:
+                if len(more) < BATCH:
+                    log.warning(
+                        "stream %s: it ends at %s, which %s does not lead to: new snapshot",
+                        self.stream.name,
+                        status.link,
+                        self.last_id,
+                    )
+                    self._needs_snapshot = True
+                return
+        self._mark_fresh(sent, status)
 
-    def _gap(self, poll: Poll) -> str | None:
-        """Why entries after ``last_id`` may be missing here, or None if none can be."""
-        if not poll.stream_exists:
-            return "the stream is gone" if self.last_id != "0-0" else None
-        if (
-            parse_id(poll.last_id) < parse_id(self.last_id)
-            or poll.entries_added < self.entries_seen
-        ):
-            return f"the stream is behind {self.last_id} (failover or restore?)"
-        trimmed_past = poll.length == 0 or parse_id(poll.first_id) > parse_id(self.last_id)
-        if trimmed_past:
-            # Trimming removes a prefix: entries after us were lost when more were added than
-            # we saw plus those still present.
-            if poll.entries_added - self.entries_seen > poll.length:
-                return f"the stream was trimmed past {self.last_id}"
-            return None
-        if self.last_id == "0-0":
-            return None
-        if poll.at_entry is None or (self._last_fields not in (None, poll.at_entry)):
-            return f"the stream holds another history at {self.last_id} (failover?)"
-        return None
-
-    def _mark_fresh(self, sent: float, reply: Poll | Snapshot) -> None:
+    def _mark_fresh(self, sent: float, reply: Status | Snapshot) -> None:
         if self.state is FollowerState.STOPPED:
             return
         if not self.follow.on_replicas:
@@ -256,23 +247,37 @@ class StreamFollower:
         self.replica_lag_ms = max(0, reply.now_ms - reply.heartbeat_ms)
         self.fresh_at = sent - self.replica_lag_ms / 1000
 
-    def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+    def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> list[str | None] | None:
+        """Apply entries that continue our chain; the links passed, or None at a break (and
+        a snapshot next)."""
+        passed: list[str | None] = []
         if not entries:
-            return
+            return passed
         now_ms = self.clocks.redis_now_ms()
         events = []
         for entry_id, fields in entries:
+            if fields.get("prev", "") != (self.link or ""):
+                log.warning(
+                    "stream %s: entry %s does not follow %s (another history, or a gap): "
+                    "new snapshot",
+                    self.stream.name,
+                    entry_id,
+                    self.last_id,
+                )
+                self._needs_snapshot = True
+                break
             event = decode_entry(fields)
             self.cache.apply(event)
             events.append(event)
             self.last_id = entry_id
-            self._last_fields = fields
-            self.entries_seen += 1
+            self.link = fields.get("link")
+            passed.append(self.link)
             self.events_applied += 1
             self.events_by_type[type(event).__name__] += 1
             self._observe_delay(max(0.0, (now_ms - event.ts_ms) / 1000))
-        if self.on_applied is not None:
+        if events and self.on_applied is not None:
             self.on_applied(events)
+        return None if self._needs_snapshot else passed
 
     def _observe_delay(self, seconds: float) -> None:
         self.propagation_counts[bisect.bisect_left(PROPAGATION_BUCKETS_S, seconds)] += 1

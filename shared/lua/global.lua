@@ -1,7 +1,7 @@
 -- Prepended to every script that changes the global slot: signing keys and the epoch.
--- KEYS[1..7] are keyspace.GlobalKeys in this order.
-local EVENTS, EPOCH, JWKS, REVOKED_KEYS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local SIGNING_KID, AUDIT, SEALED_KEYS = KEYS[5], KEYS[6], KEYS[7]
+-- KEYS[1..8] are keyspace.GlobalKeys in this order (writes.Writes names them).
+local EVENTS, CHAIN, EPOCH, JWKS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local REVOKED_KEYS, SIGNING_KID, AUDIT, SEALED_KEYS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 local function audit(actor, action, target, reason, now)
   redis.call('XADD', AUDIT, 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
@@ -9,11 +9,11 @@ local function audit(actor, action, target, reason, now)
 end
 
 local function key_published(now, retention_ms, kid, jwk)
-  return emit(EVENTS, now, retention_ms, 'key_published', {'kid', kid, 'jwk', jwk})
+  return emit(EVENTS, CHAIN, now, retention_ms, 'key_published', {'kid', kid, 'jwk', jwk})
 end
 
 local function key_revoked(now, retention_ms, kid)
   redis.call('ZADD', REVOKED_KEYS, 'NX', int(now), kid)
   if redis.call('GET', SIGNING_KID) == kid then redis.call('DEL', SIGNING_KID) end
-  return emit(EVENTS, now, retention_ms, 'key_revoked', {'kid', kid, 'at_ms', int(now)})
+  return emit(EVENTS, CHAIN, now, retention_ms, 'key_revoked', {'kid', kid, 'at_ms', int(now)})
 end

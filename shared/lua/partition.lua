@@ -1,8 +1,9 @@
--- Prepended to every script that changes a partition. KEYS[1..8] are the partition's fixed
+-- Prepended to every script that changes a partition. KEYS[1..9] are the partition's fixed
 -- keys (keyspace.PartitionKeys.fixed); a script's own keys follow from KEYS[FIXED + 1].
-local EVENTS, REVOKED_SESSIONS, REVOKED_USERS, USERS_UNTIL = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local REVOKED_ROLES, ROLES_UNTIL, AUDIT, AUTHORITY = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local FIXED = 8
+local EVENTS, CHAIN, REVOKED_SESSIONS, REVOKED_USERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local USERS_UNTIL, REVOKED_ROLES, ROLES_UNTIL = KEYS[5], KEYS[6], KEYS[7]
+local AUDIT, AUTHORITY = KEYS[8], KEYS[9]
+local FIXED = 9
 
 local function prune(now)
   redis.call('ZREMRANGEBYSCORE', REVOKED_SESSIONS, '-inf', '(' .. int(now))
@@ -47,7 +48,7 @@ local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, 
   local until_ms = now + lifetime_ms
   redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
   prune(now)
-  return emit(EVENTS, now, retention_ms, 'session_revoked', {
+  return emit(EVENTS, CHAIN, now, retention_ms, 'session_revoked', {
     'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
 end
 
@@ -67,7 +68,7 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   redis.call('HSET', REVOKED_USERS, uid, int(math.max(known, not_before)))
   redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  return emit(EVENTS, now, retention_ms, 'user_revoked', {
+  return emit(EVENTS, CHAIN, now, retention_ms, 'user_revoked', {
     'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason})
 end
 
@@ -77,7 +78,7 @@ local function roles_changed(uid, now, lifetime_ms, retention_ms)
   redis.call('HSET', REVOKED_ROLES, uid, int(now))
   redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  return emit(EVENTS, now, retention_ms, 'roles_changed', {
+  return emit(EVENTS, CHAIN, now, retention_ms, 'roles_changed', {
     'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms)})
 end
 

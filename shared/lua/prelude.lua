@@ -12,29 +12,33 @@ end
 
 -- The one place events are written (events.py decodes them): type, schema version, the time
 -- written, then the event's own fields. Entries older than the retention window are trimmed.
+-- Each entry also carries 'prev', the link of the entry before it in this stream, and its own
+-- 'link' (a hash of prev and the entry), kept in the chain key: a follower applies an entry
+-- only if its prev is the link the follower holds, so no entry can be skipped unseen, even
+-- on a promoted replica with another history or from a read that reached another server.
 local EVENT_VERSION = '1'
 
-local function emit(stream, now, retention_ms, kind, fields)
+local function emit(stream, chain, now, retention_ms, kind, fields)
   local entry = {'type', kind, 'v', EVENT_VERSION, 'ts_ms', int(now)}
   for _, value in ipairs(fields) do entry[#entry + 1] = value end
+  local prev = redis.call('GET', chain) or ''
+  local link = string.sub(redis.sha1hex(prev .. '|' .. table.concat(entry, '|')), 1, 16)
+  entry[#entry + 1] = 'prev'
+  entry[#entry + 1] = prev
+  entry[#entry + 1] = 'link'
+  entry[#entry + 1] = link
+  redis.call('SET', chain, link)
   return redis.call('XADD', stream, 'MINID', int(now - retention_ms), '*', unpack(entry))
 end
 
--- A stream's position, for snapshots and polls: {exists, entries-added, length, first id,
--- last-generated id}. XINFO parsing lives here only.
-local function stream_position(stream)
-  if redis.call('EXISTS', stream) == 0 then return {0, 0, 0, '0-0', '0-0'} end
-  local added, length, first_id, last_id = 0, 0, '0-0', '0-0'
+-- The id a follower reads on from: the stream's last-generated id ('0-0' if none yet).
+local function last_id(stream)
+  if redis.call('EXISTS', stream) == 0 then return '0-0' end
   local info = redis.call('XINFO', 'STREAM', stream)
   for i = 1, #info, 2 do
-    local name = info[i]
-    if name == 'entries-added' then added = info[i + 1]
-    elseif name == 'length' then length = info[i + 1]
-    elseif name == 'last-generated-id' then last_id = info[i + 1]
-    elseif name == 'first-entry' and info[i + 1] then first_id = info[i + 1][1]
-    end
+    if info[i] == 'last-generated-id' then return info[i + 1] end
   end
-  return {1, added, length, first_id, last_id}
+  return '0-0'
 end
 
 -- Flat {a, b, c, ...} of a ZSET's members with scores at or after now.

@@ -1,11 +1,11 @@
 #!lua flags=no-writes
--- KEYS: events, epoch, heartbeat, revoked_sessions, revoked_users, revoked_users_until,
+-- KEYS: events, chain, epoch, heartbeat, revoked_sessions, revoked_users, revoked_users_until,
 --       revoked_roles, revoked_roles_until (one partition's)
--- The partition's revocation state and the stream position it corresponds to, in one step.
--- Runs on replicas. Returns {epoch|false, heartbeat|false, now_ms, entries_added, last_id,
+-- The partition's revocation state and the stream position it corresponds to, in one step:
+-- the last entry's id (to read on from) and link (the next entry must name it).
+-- Runs on replicas. Returns {epoch|false, heartbeat|false, now_ms, last_id, link|false,
 -- sessions (flat sid, until), users (flat uid, not_before, until), roles (same)}
 local now = now_ms()
-local position = stream_position(KEYS[1])
 
 -- uid, not-before, until triples of a hash + expiry index pair, skipping expired ones.
 local function triples(hash, index)
@@ -22,5 +22,6 @@ local function triples(hash, index)
   return out
 end
 
-return {redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), int(now), position[2],
-  position[5], live_scores(KEYS[4], now), triples(KEYS[5], KEYS[6]), triples(KEYS[7], KEYS[8])}
+return {redis.call('GET', KEYS[3]), redis.call('GET', KEYS[4]), int(now), last_id(KEYS[1]),
+  redis.call('GET', KEYS[2]), live_scores(KEYS[5], now), triples(KEYS[6], KEYS[7]),
+  triples(KEYS[8], KEYS[9])}

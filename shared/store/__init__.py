@@ -12,18 +12,18 @@ from __future__ import annotations
 from revocast.store.backend import Backend, Retry
 from revocast.store.follow import Follow
 from revocast.store.reads import Reads, parse_id
-from revocast.store.records import Poll, Power, RefreshResult, Snapshot
+from revocast.store.records import Power, RefreshResult, Snapshot, Status
 from revocast.store.writes import Writes
 
 __all__ = [
     "Backend",
     "Follow",
-    "Poll",
     "Power",
     "Reads",
     "RefreshResult",
     "Retry",
     "Snapshot",
+    "Status",
     "Writes",
     "parse_id",
 ]

@@ -1,17 +1,20 @@
-"""What a verifier reads: each stream's snapshot, its entries, and a blocking wait for more.
+"""What a verifier reads: each stream's snapshot, its entries, and where it ends.
 
 With ``read_from_replicas`` these go to a replica of the stream's primary; the
-replies then carry the primary's heartbeat, so that a lagging replica shows as
-stale (DESIGN.md invariant 11).
+snapshot and the status then carry the primary's heartbeat, so that a lagging
+replica shows as stale (DESIGN.md invariant 11). No script runs in the steady
+state: entries come from ``XREAD``, the status from ``MGET`` and ``TIME``.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
+
+from redis.asyncio import Redis
 
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
 from revocast.store.backend import Backend
-from revocast.store.records import Poll, Snapshot
+from revocast.store.records import Snapshot, Status
 
 Entries = list[tuple[str, dict[str, str]]]
 
@@ -35,7 +38,7 @@ class Follow:
 
     def snapshot_script(self, stream: StreamKeys) -> tuple[str, list[str]]:
         """The script that snapshots ``stream``, and its keys."""
-        head = [stream.events, stream.epoch, stream.heartbeat]
+        head = [stream.events, stream.chain, stream.epoch, stream.heartbeat]
         if stream.name == GLOBAL:
             g = self.backend.keys.global_
             return "snapshot_global", [*head, g.revoked_keys, g.jwks]
@@ -53,14 +56,14 @@ class Follow:
         """The stream's revocation state and position, read in one step."""
         script, keys = self.snapshot_script(stream)
         reply = await self.backend.call(script, stream.events, keys, [], replica=True)
-        epoch, heartbeat, now, added, last_id, *state = reply
+        epoch, heartbeat, now, last_id, link, *state = reply
         position = {
             "stream": stream.name,
             "epoch": epoch,
             "heartbeat_ms": _int_or_none(heartbeat),
             "now_ms": int(now),
             "last_id": last_id,
-            "entries_added": int(added),
+            "link": link,
         }
         if stream.name == GLOBAL:
             revoked, jwks = state
@@ -70,31 +73,24 @@ class Follow:
             **position, sessions=_scores(sessions), users=_triples(users), roles=_triples(roles)
         )
 
-    async def poll(self, stream: StreamKeys, after_id: str, count: int) -> Poll:
-        """Entries after ``after_id`` and the stream's position, in one step."""
-        reply = await self.backend.call(
-            "poll",
-            stream.events,
-            [stream.events, stream.epoch, stream.heartbeat],
-            [after_id, count],
-            replica=True,
-        )
-        epoch, heartbeat, now, exists, added, length, first_id, last_id, entries, at = reply
-        return Poll(
-            epoch=epoch,
-            heartbeat_ms=_int_or_none(heartbeat),
-            now_ms=int(now),
-            stream_exists=bool(exists),
-            entries_added=int(added),
-            length=int(length),
-            first_id=first_id,
-            last_id=last_id,
-            entries=[(entry_id, _pairs(fields)) for entry_id, fields in entries],
-            at_entry=_pairs(at) if at else None,
-        )
+    async def status(self, stream: StreamKeys) -> Status:
+        """The stream's last link, the epoch, the primary's heartbeat and the server's time."""
 
-    async def wait(self, stream: StreamKeys, after_id: str, count: int, block_ms: int) -> Entries:
-        """``XREAD BLOCK``: entries after ``after_id``, or none once ``block_ms`` passed."""
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.mget([stream.chain, stream.epoch, stream.heartbeat])
+                pipe.time()
+                return await pipe.execute()
+
+        (link, epoch, heartbeat), (seconds, micros) = await self.backend.read(
+            stream.events, read, replica=True
+        )
+        return Status(link, epoch, _int_or_none(heartbeat), seconds * 1000 + micros // 1000)
+
+    async def read(
+        self, stream: StreamKeys, after_id: str, count: int, block_ms: int | None
+    ) -> Entries:
+        """``XREAD``: entries after ``after_id``; with ``block_ms``, waiting that long for one."""
         reply = await self.backend.read(
             stream.events,
             lambda client: client.xread({stream.events: after_id}, count=count, block=block_ms),

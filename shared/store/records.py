@@ -14,8 +14,8 @@ class Snapshot:
     epoch: str | None
     heartbeat_ms: int | None  # the primary's last heartbeat, as this server has it
     now_ms: int  # this server's time
-    last_id: str
-    entries_added: int  # the stream's XADD counter at last_id
+    last_id: str  # the stream's last-generated id: read on from here
+    link: str | None  # the last entry's link: the next entry's prev must be this
     sessions: dict[str, int] = field(default_factory=dict)  # sid -> until_ms
     users: dict[str, tuple[int, int]] = field(default_factory=dict)  # uid -> (nb_ms, until_ms)
     roles: dict[str, tuple[int, int]] = field(default_factory=dict)  # uid -> (at_ms, until_ms)
@@ -24,19 +24,13 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class Poll:
-    """Entries after a position, and what proves none were missed."""
+class Status:
+    """Where a stream ends on the server read, and what proves how current that server is."""
 
+    link: str | None  # the last entry's link
     epoch: str | None
-    heartbeat_ms: int | None
-    now_ms: int
-    stream_exists: bool
-    entries_added: int
-    length: int
-    first_id: str
-    last_id: str  # last-generated-id
-    entries: list[tuple[str, dict[str, str]]]
-    at_entry: dict[str, str] | None  # the fields of the entry at the position asked from
+    heartbeat_ms: int | None  # the primary's last heartbeat, as this server has it
+    now_ms: int  # this server's time
 
 
 @dataclass(frozen=True, slots=True)

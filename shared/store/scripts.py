@@ -31,7 +31,6 @@ SCRIPTS: dict[str, Part] = {
     "throttle": "none",
     "heartbeat": "none",
     "adopt_epoch": "none",
-    "poll": "none",
     "snapshot_partition": "none",
     "snapshot_global": "none",
     "publish_key": "global",

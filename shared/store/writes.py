@@ -54,6 +54,7 @@ class Writes:
         g = self.keys.global_
         return [
             g.stream.events,
+            g.stream.chain,
             g.stream.epoch,
             g.jwks,
             g.revoked_keys,
