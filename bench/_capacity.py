@@ -55,7 +55,7 @@ class Fit:
 def phase_check(fit: Fit, phase: dict[str, Any], verifiers: int) -> dict[str, float]:
     """A measured phase (replica INFO delta, events) against the model's prediction."""
     replica = phase["replica"]
-    cycles = replica["commands"].get("evalsha", {}).get("calls", 0)
+    cycles = replica["commands"].get("mget", {}).get("calls", 0)
     events = phase.get("events", 0)
     predicted = fit.cpu_s(replica["seconds"], events, cycles, verifiers * events)
     return {

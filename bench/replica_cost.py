@@ -135,12 +135,12 @@ def derive(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     def idle(what: str) -> float:
         return followers_part(run, base, "idle", what)
 
-    cpu_per_cycle = idle("cpu") / idle("evalsha")
-    net_per_cycle = idle("net") / idle("evalsha")
+    cpu_per_cycle = idle("cpu") / idle("mget")
+    net_per_cycle = idle("net") / idle("mget")
     out: dict[str, Any] = {
         "verifiers": v,
         "idle_us_per_verifier_s": round(idle("cpu") * 1e6 / (v * idle_s), 2),
-        "idle_cycles_per_verifier_s": round(idle("evalsha") / (v * idle_s), 3),
+        "idle_cycles_per_verifier_s": round(idle("mget") / (v * idle_s), 3),
         "idle_xreads_per_verifier_s": round(idle("xread") / (v * idle_s), 3),
         "idle_bytes_per_verifier_s": round(idle("net") / (v * idle_s), 1),
         "cpu_us_per_cycle": round(cpu_per_cycle * 1e6, 2),
@@ -158,11 +158,11 @@ def derive(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         figures: dict[str, Any] = {
             "us_per_verifier_per_event": round(events_part("cpu") * 1e6 / entries, 2),
             "bytes_per_verifier_per_event": round(events_part("net") / entries, 1),
-            "cycles_per_verifier_per_event": round(events_part("evalsha") / entries, 3),
+            "cycles_per_verifier_per_event": round(events_part("mget") / entries, 3),
             "xreads_per_verifier_per_event": round(events_part("xread") / entries, 3),
         }
         cpu = followers_part(run, base, phase, "cpu")
-        cycles = followers_part(run, base, phase, "evalsha")
+        cycles = followers_part(run, base, phase, "mget")
         if phase == "bursts":
             entry_cpu = (cpu - cycles * cpu_per_cycle) / entries
             entry_net = (followers_part(run, base, phase, "net") - cycles * net_per_cycle) / entries
