@@ -261,7 +261,7 @@ class ClusterTopology(Topology):
                     port=address[1],
                     **options,
                 )
-                found = Redis(connection_pool=pool)
+                found = Redis.from_pool(pool)  # closing the client closes its pool
             else:
                 found = Redis(host=address[0], port=address[1], **options)
             self._clients[(*address, readonly)] = found
