@@ -2,7 +2,7 @@
 
 replica CPU = base (no followers: idle rate x seconds + cost per event x events)
             + cycles x CPU per cycle + entries delivered x CPU per entry,
-where a cycle is one follower iteration (the poll script plus one XREAD) and an entry
+where a cycle is one follower status check (MGET and TIME) with its XREAD, and an entry
 delivered is one event reaching one follower. The same shape holds for output bytes.
 """
 

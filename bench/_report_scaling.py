@@ -158,12 +158,12 @@ def replica_cost(path: Path, report: Report) -> str:
             f"followers (idle: {base['idle']['replica']['cpu_percent']}% CPU), and per event "
             "minus the followers' idle cost over the phase.",
             "",
-            "- A *cycle* is one follower iteration: the `poll` script (EVALSHA) and one "
-            "`XREAD BLOCK`. Idle, each follower cycles once per block period (1 s) per "
-            "stream: N + 1 streams.",
+            "- A *cycle* is one follower status check (`MGET` of the stream's chain, epoch and "
+            "heartbeat, and `TIME`) with the `XREAD BLOCK` before it. Idle, each follower "
+            "cycles once per block period (1 s) per stream: N + 1 streams.",
             "- *µs / cycle* comes from the idle phase; *µs / entry delivered* from the "
             "bursts (CPU beyond the cycles, per event per follower: in a burst most entries "
-            "reach a follower through the poll script's XRANGE). *Measured ÷ model*: the "
+            "reach a follower in an XREAD that returns several). *Measured ÷ model*: the "
             "paced phase against cycles x µs/cycle + entries x µs/entry.",
             "- " + notes_pointer(path),
         ]
@@ -237,7 +237,7 @@ def replica_fanout(path: Path, report: Report) -> str:
         f"*Replica CPU ÷ model*: measured over predicted by the fit of *Replica CPU per "
         f"verifier* ({fit.cpu_us_per_cycle:.0f} µs per cycle, {fit.cpu_us_per_entry:.1f} µs "
         f"per entry delivered, from its {fit.verifiers}-follower run), with this phase's own "
-        "cycle count (EVALSHA calls on the replica)."
+        "cycle count (MGET calls on the replica)."
         if fit
         else "*Replica CPU ÷ model*: no `replica_cost.json` to check against."
     )

@@ -53,16 +53,18 @@ NOTES = [
     "Followers: bench._swarm_worker processes, each holding V/P real Verifier objects with "
     "REVOCAST_READ_FROM_REPLICAS=1 and their own Backend (Sentinel client, connection "
     "pools): one StreamFollower per stream (global + 1 partition on Sentinel), each "
-    "looping: the poll script (EVALSHA), then XREAD BLOCK 1000 ms from its last id.",
+    "looping: XREAD BLOCK 1000 ms from its last id, then a status check (MGET of the "
+    "stream's chain, epoch and heartbeat, and TIME, pipelined) when the read was empty or "
+    "the last check is a quarter block old.",
     "Events: Writes.revoke_session (the logout script on the primary, then WAIT 1 replica), "
     "written by this process; paced = open loop at the rate, bursts = size concurrent "
     "calls. Each event carries a fresh session id; a swarm process reports when the last "
     "of its verifiers applied it (on_applied hook).",
     "Per-verifier figures: (phase with V followers - V's idle cost over the phase's "
     "duration - the same phase with no followers, per event) / (V x events). cycles = "
-    "EVALSHA calls on the replica (every follower iteration runs the poll script once; "
-    "no one else runs scripts there).",
-    "Model fit: cpu_per_cycle from the idle phase (followers' CPU / their EVALSHA calls); "
+    "MGET calls on the replica (every status check sends one; no one else sends MGET "
+    "there).",
+    "Model fit: cpu_per_cycle from the idle phase (followers' CPU / their MGET calls); "
     "cpu_per_entry from the bursts ((followers' CPU - cycles x cpu_per_cycle) / entries "
     "delivered = V x events); the paced phase is predicted from both and compared.",
 ]
