@@ -4,14 +4,20 @@ a quiet machine before a measurement."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +108,41 @@ def environment(quiet: dict[str, Any], load_before: list[float], **extra: Any) -
         "git": git_state(),
         **extra,
     }
+
+
+Measure = Callable[[argparse.Namespace, Path], Coroutine[Any, Any, dict[str, Any]]]
+
+
+def run_and_record(
+    name: str,
+    args: argparse.Namespace,
+    argv: Sequence[str] | None,
+    measure: Measure,
+    *,
+    notes: list[str],
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Wait for a quiet host, run ``measure`` (it returns ``redis_server`` among its figures)
+    in a scratch folder, and write the report to ``args.out``: command, settings, notes and
+    environment beside the figures, so a result says how to reproduce it."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    quiet = wait_for_quiet(not args.no_wait)
+    load_before = loadavg()
+    run_at = datetime.now(UTC).isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
+        measured = uvloop.run(measure(args, Path(tmp)))
+    if settings is None:
+        settings = {k: v for k, v in vars(args).items() if k not in ("out", "no_wait")}
+    report = {
+        "command": shlex.join([".venv/bin/python", "-m", f"bench.{name}", *words]),
+        "benchmark": name,
+        "run_at": run_at,
+        "settings": settings,
+        "notes": notes,
+        "environment": environment(quiet, load_before, redis_server=measured.pop("redis_server")),
+        **measured,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return report

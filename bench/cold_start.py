@@ -18,19 +18,12 @@ retried counts each time it succeeded).
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
-import sys
-import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from bench._cold import cold_start
-from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
+from bench._env import add_quiet_arguments, run_and_record
 from bench._replica_scene import replica_scene
 from bench._revoker import fill
 from bench._swarm import Swarm
@@ -87,11 +80,13 @@ async def measure_one(
     return result
 
 
-async def measure(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
-    return [
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    runs = [
         await measure_one(tmp / f"{verifiers}-{state}", verifiers, state, args)
         for verifiers, state in args.runs
     ]
+    versions = sorted({run.pop("redis_server") for run in runs})
+    return {"runs": runs, "redis_server": ", ".join(versions)}
 
 
 def verifiers_and_state(text: str) -> tuple[int, int]:
@@ -116,29 +111,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if any(v % args.processes for v, _ in args.runs):
         parser.error("each verifier count must be a multiple of --processes")
-    words = sys.argv[1:] if argv is None else list(argv)
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        runs = uvloop.run(measure(args, Path(tmp)))
-    versions = sorted({run.pop("redis_server") for run in runs})
-    report = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.cold_start", *words]),
-        "benchmark": "cold_start",
-        "run_at": run_at,
-        "settings": {
-            "runs": [f"{v}:{s}" for v, s in args.runs],
-            "processes": args.processes,
-            "deadline": args.deadline,
-        },
-        "notes": NOTES,
-        "environment": environment(quiet, load_before, redis_server=", ".join(versions)),
-        "runs": runs,
+    settings = {
+        "runs": [f"{v}:{s}" for v, s in args.runs],
+        "processes": args.processes,
+        "deadline": args.deadline,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    run_and_record("cold_start", args, argv, measure, notes=NOTES, settings=settings)
 
 
 if __name__ == "__main__":

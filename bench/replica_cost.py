@@ -26,18 +26,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shlex
-import sys
-import tempfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from bench import _phases
-from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
+from bench._env import add_quiet_arguments, run_and_record
 from bench._replica_scene import Scene, replica_scene
 from bench._swarm import Swarm
 
@@ -205,26 +199,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if any(v < args.processes or v % args.processes for v in args.verifiers):
         parser.error("each --verifiers count must be a multiple of --processes")
-    words = sys.argv[1:] if argv is None else list(argv)
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        measured = uvloop.run(measure(args, Path(tmp)))
-    report = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.replica_cost", *words]),
-        "benchmark": "replica_cost",
-        "run_at": run_at,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "no_wait")},
-        "notes": NOTES,
-        "environment": environment(quiet, load_before, redis_server=measured.pop("redis_server")),
-        **measured,
-    }
+    report = run_and_record("replica_cost", args, argv, measure, notes=NOTES)
     for d in report["derived"]:
         print(json.dumps(d))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

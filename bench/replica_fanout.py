@@ -24,21 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import shlex
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvloop
-
 from bench import _phases
 from bench._cold import cold_start
-from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
+from bench._env import add_quiet_arguments, run_and_record
 from bench._replica_scene import replica_scene
 from bench._revoker import fill
 from bench._swarm import Swarm
@@ -167,25 +160,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--idle-seconds", type=float, default=15.0)
     parser.add_argument("--out", type=Path, default=RESULTS)
     add_quiet_arguments(parser)
-    args = parser.parse_args(argv)
-    words = sys.argv[1:] if argv is None else list(argv)
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        measured = uvloop.run(measure(args, Path(tmp)))
-    report = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.replica_fanout", *words]),
-        "benchmark": "replica_fanout",
-        "run_at": run_at,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("out", "no_wait")},
-        "notes": NOTES,
-        "environment": environment(quiet, load_before, redis_server=measured.pop("redis_server")),
-        **measured,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    run_and_record("replica_fanout", parser.parse_args(argv), argv, measure, notes=NOTES)
 
 
 if __name__ == "__main__":

@@ -19,22 +19,16 @@ replica; ``Writes.revoke_session`` is also timed alone (script plus ``WAIT``, no
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
-import shlex
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvloop
 
 from bench._deploy import KINDS, Deployment, deployment
-from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
+from bench._env import add_quiet_arguments, run_and_record
 from bench._issuer import revocast_env, start_issuer
 from bench.propagation import summary
 from bench.propagation_processes import (
@@ -170,7 +164,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         with deployment(kind, tmp / kind) as deployed:
             versions.add(deployed.version())
             runs += await measure_topology(deployed, tmp / kind, args)
-    return {"runs": runs, "redis_server": ", ".join(sorted(versions))}
+    return {"action": "logout", "runs": runs, "redis_server": ", ".join(sorted(versions))}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -181,25 +175,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--out", type=Path, default=RESULTS)
     add_quiet_arguments(parser)
-    args = parser.parse_args(argv)
-    words = sys.argv[1:] if argv is None else list(argv)
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        measured = uvloop.run(measure(args, Path(tmp)))
-    report = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.topologies", *words]),
-        "benchmark": "topologies",
-        "run_at": run_at,
-        "action": "logout",
-        "notes": NOTES,
-        "environment": environment(quiet, load_before, redis_server=measured.pop("redis_server")),
-        **measured,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    run_and_record("topologies", parser.parse_args(argv), argv, measure, notes=NOTES)
 
 
 if __name__ == "__main__":
