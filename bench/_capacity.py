@@ -1,9 +1,11 @@
 """The replica cost model fitted by ``bench.replica_cost``, to check other runs against it.
 
 replica CPU = base (no followers: idle rate x seconds + cost per event x events)
-            + cycles x CPU per cycle + entries delivered x CPU per entry,
-where a cycle is one follower status check (MGET and TIME) with its XREAD, and an entry
-delivered is one event reaching one follower. The same shape holds for output bytes.
+            + reads x CPU per read + checks x CPU per check + entries x CPU per entry,
+where a read is one follower ``XREAD`` (it blocks up to a block period), a check one
+status check (``MGET`` of the stream's chain, epoch and heartbeat, with ``TIME``, in one
+round trip), and an entry delivered is one event reaching one follower. Output bytes: a
+check's reply, plus the entries (a read that times out returns a few bytes).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from typing import Any
 @dataclass(frozen=True)
 class Fit:
     verifiers: int  # the replica_cost run the constants come from
-    cpu_us_per_cycle: float
+    cpu_us_per_read: float
+    cpu_us_per_check: float
     cpu_us_per_entry: float
-    bytes_per_cycle: float
+    bytes_per_check: float
     bytes_per_entry: float
     base_cpu_per_s: float  # the replica with no followers, idle (heartbeats, cron)
     base_cpu_per_event: float  # ... and per revocation replicated to it
@@ -35,31 +38,48 @@ class Fit:
         )
         return cls(
             verifiers=derived["verifiers"],
-            cpu_us_per_cycle=derived["cpu_us_per_cycle"],
+            cpu_us_per_read=derived["cpu_us_per_read"],
+            cpu_us_per_check=derived["cpu_us_per_check"],
             cpu_us_per_entry=derived["bursts"]["cpu_us_per_entry"],
-            bytes_per_cycle=derived["bytes_per_idle_cycle"],
+            bytes_per_check=derived["bytes_per_check"],
             bytes_per_entry=derived["bursts"]["bytes_per_entry"],
             base_cpu_per_s=per_s,
             base_cpu_per_event=max(0.0, per_event),
         )
 
-    def cpu_s(self, seconds: float, events: int, cycles: float, entries: float) -> float:
+    def followers_us(self, reads: float, checks: float, entries: float) -> float:
+        """Replica CPU (µs) the model gives the followers' reads, checks and entries."""
+        return (
+            reads * self.cpu_us_per_read
+            + checks * self.cpu_us_per_check
+            + entries * self.cpu_us_per_entry
+        )
+
+    def cpu_s(
+        self, seconds: float, events: int, reads: float, checks: float, entries: float
+    ) -> float:
         """Replica CPU seconds the model predicts for a phase."""
         return (
             self.base_cpu_per_s * seconds
             + self.base_cpu_per_event * events
-            + (cycles * self.cpu_us_per_cycle + entries * self.cpu_us_per_entry) / 1e6
+            + self.followers_us(reads, checks, entries) / 1e6
         )
+
+
+def calls(phase: dict[str, Any], command: str) -> int:
+    """How often the replica ran ``command`` in a phase (``INFO commandstats`` delta)."""
+    return int(phase["replica"]["commands"].get(command, {}).get("calls", 0))
 
 
 def phase_check(fit: Fit, phase: dict[str, Any], verifiers: int) -> dict[str, float]:
     """A measured phase (replica INFO delta, events) against the model's prediction."""
     replica = phase["replica"]
-    cycles = replica["commands"].get("mget", {}).get("calls", 0)
+    reads, checks = calls(phase, "xread"), calls(phase, "mget")
     events = phase.get("events", 0)
-    predicted = fit.cpu_s(replica["seconds"], events, cycles, verifiers * events)
+    predicted = fit.cpu_s(replica["seconds"], events, reads, checks, verifiers * events)
     return {
-        "cycles": cycles,
+        "reads": reads,
+        "checks": checks,
         "entries": verifiers * events,
         "measured_cpu_s": replica["cpu_s"],
         "predicted_cpu_s": predicted,

@@ -109,11 +109,12 @@ def replica_cost(path: Path, report: Report) -> str:
             [
                 str(d["verifiers"]),
                 f"{d['idle_us_per_verifier_s']:.0f}",
-                f"{d['idle_cycles_per_verifier_s']:.2f}",
+                f"{d['idle_reads_per_verifier_s']:.2f} / {d['idle_checks_per_verifier_s']:.2f}",
                 f"{d['idle_bytes_per_verifier_s']:.0f}",
-                f"{d['cpu_us_per_cycle']:.0f}",
+                f"{d['cpu_us_per_read']:.0f} / {d['cpu_us_per_check']:.0f}",
                 f"{paced['us_per_verifier_per_event']:.1f}",
-                f"{paced['cycles_per_verifier_per_event']:.2f}",
+                f"{paced['reads_per_verifier_per_event']:.2f} / "
+                f"{paced['checks_per_verifier_per_event']:.2f}",
                 f"{paced['bytes_per_verifier_per_event']:.0f}",
                 f"{bursts['us_per_verifier_per_event']:.1f}",
                 f"{bursts['cpu_us_per_entry']:.1f}",
@@ -125,11 +126,11 @@ def replica_cost(path: Path, report: Report) -> str:
     header = [
         "followers",
         "idle µs / follower / s",
-        "idle cycles / follower / s",
+        "idle reads / checks per follower per s",
         "idle bytes / follower / s",
-        "µs / cycle",
+        "µs / read / check",
         f"paced ({settings['rate']:g}/s): µs / follower / event",
-        "cycles / follower / event",
+        "reads / checks per follower per event",
         "bytes / follower / event",
         f"bursts of {settings['burst']}: µs / follower / event",
         "µs / entry delivered",
@@ -158,13 +159,14 @@ def replica_cost(path: Path, report: Report) -> str:
             f"followers (idle: {base['idle']['replica']['cpu_percent']}% CPU), and per event "
             "minus the followers' idle cost over the phase.",
             "",
-            "- A *cycle* is one follower status check (`MGET` of the stream's chain, epoch and "
-            "heartbeat, and `TIME`) with the `XREAD BLOCK` before it. Idle, each follower "
-            "cycles once per block period (1 s) per stream: N + 1 streams.",
-            "- *µs / cycle* comes from the idle phase; *µs / entry delivered* from the "
-            "bursts (CPU beyond the cycles, per event per follower: in a burst most entries "
-            "reach a follower in an XREAD that returns several). *Measured ÷ model*: the "
-            "paced phase against cycles x µs/cycle + entries x µs/entry.",
+            "- A follower *reads* (`XREAD BLOCK` from its id) and *checks* its status (`MGET` "
+            "of the stream's chain, epoch and heartbeat, and `TIME`: one round trip). Idle, "
+            "each follower reads once per block period (1 s) per stream, N + 1 streams, and "
+            "checks after each read; while entries flow it checks at most every 250 ms.",
+            "- *µs / read / check* come from the idle phase (split by `commandstats` time, "
+            "the rest shared per round trip); *µs / entry delivered* from the bursts (CPU "
+            "beyond the reads and checks, per event per follower). *Measured ÷ model*: the "
+            "paced phase against reads x µs/read + checks x µs/check + entries x µs/entry.",
             "- " + notes_pointer(path),
         ]
     )
@@ -235,9 +237,10 @@ def replica_fanout(path: Path, report: Report) -> str:
     conns = cold["connections_by_last_command"]
     model = (
         f"*Replica CPU ÷ model*: measured over predicted by the fit of *Replica CPU per "
-        f"verifier* ({fit.cpu_us_per_cycle:.0f} µs per cycle, {fit.cpu_us_per_entry:.1f} µs "
-        f"per entry delivered, from its {fit.verifiers}-follower run), with this phase's own "
-        "cycle count (MGET calls on the replica)."
+        f"verifier* ({fit.cpu_us_per_read:.0f} µs per read, {fit.cpu_us_per_check:.0f} µs "
+        f"per check, {fit.cpu_us_per_entry:.1f} µs per entry delivered, from its "
+        f"{fit.verifiers}-follower run), with this phase's own counts of reads and checks "
+        "(XREAD and MGET calls on the replica)."
         if fit
         else "*Replica CPU ÷ model*: no `replica_cost.json` to check against."
     )

@@ -8,7 +8,7 @@ Reproduce from the repository root (after ``bench.replica_cost`` and
 Prints Markdown: for each partition count, what V verifiers and E revocations/s cost the
 replicas, the primaries and the sentinels, and what a cold start of many verifiers costs.
 Nothing is measured here: the constants come from ``bench/results/replica_cost.json``
-(per cycle, per entry delivered, idle cycles) and ``memory_snapshot.json`` (snapshot cost
+(per read, per status check, per entry delivered) and ``memory_snapshot.json`` (snapshot cost
 per revoked session); the assumptions are the arguments, printed with the result.
 """
 
@@ -33,8 +33,9 @@ class Constants:
     """Measured on this host; see the JSON each comes from."""
 
     fit: Fit
-    idle_cycles_per_stream_s: float  # one per block period (1 s), a little less
-    cycles_per_event: float  # a follower's cycles per event when events come one by one
+    idle_reads_per_stream_s: float  # one per block period (1 s), a little less
+    idle_checks_per_stream_s: float  # one after each read that returned nothing
+    reads_per_event: float  # a follower's reads per event when events come one by one
     write_us_per_revocation: float  # primary CPU per revocation (script + WAIT), in bursts
     snapshot_us_per_entry: float  # replica Lua time per revoked session in a snapshot
     snapshot_bytes_per_entry: float
@@ -48,8 +49,9 @@ class Constants:
         big = max(memory["runs"], key=lambda r: r["revoked_sessions"])
         return cls(
             fit=Fit.from_report(cost),
-            idle_cycles_per_stream_s=derived["idle_cycles_per_verifier_s"] / 2,  # N + 1 = 2
-            cycles_per_event=derived["paced"]["cycles_per_verifier_per_event"],
+            idle_reads_per_stream_s=derived["idle_reads_per_verifier_s"] / 2,  # N + 1 = 2
+            idle_checks_per_stream_s=derived["idle_checks_per_verifier_s"] / 2,
+            reads_per_event=derived["paced"]["reads_per_verifier_per_event"],
             write_us_per_revocation=primary_us_per_revocation(base),
             snapshot_us_per_entry=big["lua_s"]["median"] * 1e6 / big["revoked_sessions"],
             snapshot_bytes_per_entry=big["reply_bytes"] / big["revoked_sessions"],
@@ -67,7 +69,8 @@ def primary_us_per_revocation(base: dict[str, Any]) -> float:
 @dataclass(frozen=True)
 class Plan:
     partitions: int
-    cycles_per_verifier_s: float
+    reads_per_verifier_s: float
+    checks_per_verifier_s: float
     replica_us_per_verifier_s: float
     bytes_per_verifier_s: float
     verifiers_per_replica: float
@@ -81,17 +84,22 @@ class Plan:
 def plan(c: Constants, args: argparse.Namespace, partitions: int) -> Plan:
     fit = c.fit
     per_stream = args.rate / partitions
-    cap = 1000 / args.cycle_ms
-    busy = min(max(c.cycles_per_event * per_stream, c.idle_cycles_per_stream_s), cap)
-    cycles = c.idle_cycles_per_stream_s + partitions * busy  # the global stream is idle
-    us = cycles * fit.cpu_us_per_cycle + args.rate * fit.cpu_us_per_entry
+    # A busy stream: a read per event until the follower reads back to back (every read_ms);
+    # a status check after each event, at most every check_ms (the follower's quarter block).
+    busy_reads = min(max(c.reads_per_event * per_stream, c.idle_reads_per_stream_s),
+                     1000 / args.read_ms)  # fmt: skip
+    busy_checks = min(max(per_stream, c.idle_checks_per_stream_s), 1000 / args.check_ms)
+    reads = c.idle_reads_per_stream_s + partitions * busy_reads  # the global stream is idle
+    checks = c.idle_checks_per_stream_s + partitions * busy_checks
+    us = fit.followers_us(reads, checks, args.rate)
     per_replica = args.budget * 1e6 / us
     entries = args.rate * args.lifetime_s
     return Plan(
         partitions=partitions,
-        cycles_per_verifier_s=cycles,
+        reads_per_verifier_s=reads,
+        checks_per_verifier_s=checks,
         replica_us_per_verifier_s=us,
-        bytes_per_verifier_s=cycles * fit.bytes_per_cycle + args.rate * fit.bytes_per_entry,
+        bytes_per_verifier_s=checks * fit.bytes_per_check + args.rate * fit.bytes_per_entry,
         verifiers_per_replica=per_replica,
         replicas=args.verifiers / per_replica,
         write_cores=args.rate * c.write_us_per_revocation / 1e6,
@@ -106,7 +114,7 @@ def render(c: Constants, args: argparse.Namespace) -> str:
     rows = [
         [
             str(p.partitions),
-            f"{p.cycles_per_verifier_s:,.1f}",
+            f"{p.reads_per_verifier_s:,.1f} / {p.checks_per_verifier_s:,.1f}",
             f"{p.replica_us_per_verifier_s / 1000:,.2f}",
             f"{p.verifiers_per_replica:,.1f}",
             f"{math.ceil(p.replicas):,}",
@@ -121,7 +129,7 @@ def render(c: Constants, args: argparse.Namespace) -> str:
     ]
     header = [
         "partitions N",
-        "cycles / verifier / s",
+        "reads / checks per verifier per s",
         "replica CPU ms / verifier / s",
         "verifiers per replica",
         "replicas",
@@ -152,16 +160,19 @@ def render(c: Constants, args: argparse.Namespace) -> str:
             f"({args.socket_timeout_s:g} s).",
             "",
             "Constants (measured): "
-            f"{fit.cpu_us_per_cycle:.0f} µs of replica CPU per follower cycle, "
+            f"{fit.cpu_us_per_read:.0f} µs of replica CPU per follower read, "
+            f"{fit.cpu_us_per_check:.0f} µs per status check, "
             f"{fit.cpu_us_per_entry:.1f} µs per entry delivered to one follower, "
-            f"{fit.bytes_per_cycle:.0f} / {fit.bytes_per_entry:.0f} bytes per cycle / entry "
+            f"{fit.bytes_per_check:.0f} / {fit.bytes_per_entry:.0f} bytes per check / entry "
             f"(`replica_cost.json`, its {fit.verifiers}-follower run); "
-            f"{c.idle_cycles_per_stream_s:.2f} idle cycles per stream per s, "
-            f"{c.cycles_per_event:.2f} cycles per event when events come one at a time; "
+            f"{c.idle_reads_per_stream_s:.2f} idle reads and "
+            f"{c.idle_checks_per_stream_s:.2f} checks per stream per s, "
+            f"{c.reads_per_event:.2f} reads per event when events come one at a time; "
             f"{c.write_us_per_revocation:.0f} µs of primary CPU per revocation; "
             f"{c.snapshot_us_per_entry:.2f} µs and {c.snapshot_bytes_per_entry:.0f} bytes per "
             "revoked session in a snapshot (`memory_snapshot.json`). Assumptions: "
-            f"a busy stream's follower cycles at most every {args.cycle_ms:g} ms; a replica "
+            f"a busy stream's follower reads at most every {args.read_ms:g} ms and checks "
+            f"at most every {args.check_ms:g} ms; a replica "
             f"may use {args.budget:.0%} of one core; revocations spread evenly over the "
             "partitions; the global stream is idle.",
         ]
@@ -174,7 +185,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=10_000.0, help="revocations per s")
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 6])
     parser.add_argument(
-        "--cycle-ms", type=float, default=1.0, help="fastest follower cycle (2 RTT + client)"
+        "--read-ms", type=float, default=1.0, help="fastest follower read (a round trip + client)"
+    )
+    parser.add_argument(
+        "--check-ms", type=float, default=250.0, help="fastest status check while entries flow"
     )
     parser.add_argument("--budget", type=float, default=0.7, help="usable share of a core")
     parser.add_argument("--lifetime-s", type=float, default=305.0, help="revocation lifetime")

@@ -10,15 +10,16 @@ heartbeats) and V real verifiers reading the replica (``REVOCAST_READ_FROM_REPLI
 connections and followers). For V = 0 and each count asked, three phases of the same
 length, the replica's ``INFO`` read before and after each:
 
-- idle: nothing written; the followers' block timeouts and polls, and the heartbeats;
+- idle: nothing written; the followers' block timeouts and status checks, the heartbeats;
 - paced: revocations at a low rate (default 10/s), so each reaches each follower alone;
-- bursts: revocations in bursts (default 100 at once), so followers read many per cycle.
+- bursts: revocations in bursts (default 100 at once), so followers read many per XREAD.
 
 The cost of the followers is the replica's CPU (``used_cpu_sys + used_cpu_user``) minus the
 same phase without followers; per event, minus the idle cost of those followers over the
-phase's duration. A *cycle* is one follower iteration: the ``poll`` script (EVALSHA) and one
-``XREAD BLOCK``; from the idle phase comes the replica CPU per cycle, from the bursts the
-CPU per entry delivered to one follower, and the paced phase checks the two.
+phase's duration. A follower *reads* (``XREAD BLOCK``) and *checks* its status (``MGET``
+and ``TIME``, one round trip); from the idle phase come the replica CPU per read and per
+check, from the bursts the CPU per entry delivered to one follower, and the paced phase
+checks the three.
 """
 
 from __future__ import annotations
@@ -55,12 +56,14 @@ NOTES = [
     "calls. Each event carries a fresh session id; a swarm process reports when the last "
     "of its verifiers applied it (on_applied hook).",
     "Per-verifier figures: (phase with V followers - V's idle cost over the phase's "
-    "duration - the same phase with no followers, per event) / (V x events). cycles = "
-    "MGET calls on the replica (every status check sends one; no one else sends MGET "
-    "there).",
-    "Model fit: cpu_per_cycle from the idle phase (followers' CPU / their MGET calls); "
-    "cpu_per_entry from the bursts ((followers' CPU - cycles x cpu_per_cycle) / entries "
-    "delivered = V x events); the paced phase is predicted from both and compared.",
+    "duration - the same phase with no followers, per event) / (V x events). reads = "
+    "XREAD calls on the replica, checks = MGET calls (every status check sends one; no one "
+    "else sends MGET there).",
+    "Model fit: the idle phase's followers' CPU, split between their reads (XREAD calls) "
+    "and status checks (MGET calls) by commandstats' usec of xread and of mget + time, the "
+    "rest shared equally per round trip; cpu_per_entry from the bursts ((followers' CPU - "
+    "reads x cpu_per_read - checks x cpu_per_check) / entries delivered = V x events); the "
+    "paced phase is predicted from all three and compared.",
 ]
 
 
@@ -101,13 +104,15 @@ def summarize_run(run: dict[str, Any]) -> str:
 
 
 def total(phase: dict[str, Any], what: str) -> float:
-    """A phase's replica total: ``cpu`` seconds, ``net`` output bytes, or a command's calls."""
+    """A phase's replica total: ``cpu`` seconds, ``net`` output bytes, a command's calls, or
+    (``command:usec``) the microseconds it ran."""
     replica = phase["replica"]
     if what == "cpu":
         return float(replica["cpu_s"])
     if what == "net":
         return float(replica["net_out_bytes"])
-    return float(replica["commands"].get(what, {}).get("calls", 0))
+    command, _, field = what.partition(":")
+    return float(replica["commands"].get(command, {}).get(field or "calls", 0))
 
 
 def followers_part(run: dict[str, Any], base: dict[str, Any], phase: str, what: str) -> float:
@@ -124,23 +129,35 @@ def followers_part(run: dict[str, Any], base: dict[str, Any], phase: str, what: 
 
 
 def derive(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """Per-verifier figures for one count, against the run without followers ``base``."""
+    """Per-verifier figures for one count, against the run without followers ``base``.
+
+    Idle, every read (an ``XREAD`` that blocks a period and returns nothing) comes with one
+    status check, so the idle phase alone cannot tell them apart. Their CPU is split by what
+    ``commandstats`` says each command ran, plus an equal share each of the rest (reading the
+    request, writing the reply: one round trip each)."""
     v = run["verifiers"]
     idle_s = float(run["idle"]["replica"]["seconds"])
 
     def idle(what: str) -> float:
         return followers_part(run, base, "idle", what)
 
-    cpu_per_cycle = idle("cpu") / idle("mget")
-    net_per_cycle = idle("net") / idle("mget")
+    reads, checks = idle("xread"), idle("mget")
+    ran_read = idle("xread:usec") / 1e6
+    ran_check = (idle("mget:usec") + idle("time:usec")) / 1e6
+    round_trip = (idle("cpu") - ran_read - ran_check) / (reads + checks)
+    cpu_per_read = round_trip + ran_read / reads
+    cpu_per_check = round_trip + ran_check / checks
+    net_per_check = idle("net") / checks
     out: dict[str, Any] = {
         "verifiers": v,
         "idle_us_per_verifier_s": round(idle("cpu") * 1e6 / (v * idle_s), 2),
-        "idle_cycles_per_verifier_s": round(idle("mget") / (v * idle_s), 3),
-        "idle_xreads_per_verifier_s": round(idle("xread") / (v * idle_s), 3),
+        "idle_checks_per_verifier_s": round(checks / (v * idle_s), 3),
+        "idle_reads_per_verifier_s": round(reads / (v * idle_s), 3),
         "idle_bytes_per_verifier_s": round(idle("net") / (v * idle_s), 1),
-        "cpu_us_per_cycle": round(cpu_per_cycle * 1e6, 2),
-        "bytes_per_idle_cycle": round(net_per_cycle, 1),
+        "cpu_us_per_idle_cycle": round(idle("cpu") * 1e6 / checks, 2),
+        "cpu_us_per_read": round(cpu_per_read * 1e6, 2),
+        "cpu_us_per_check": round(cpu_per_check * 1e6, 2),
+        "bytes_per_check": round(net_per_check, 1),
     }
     entry_cpu = 0.0
     for phase in ("bursts", "paced"):
@@ -154,18 +171,20 @@ def derive(run: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
         figures: dict[str, Any] = {
             "us_per_verifier_per_event": round(events_part("cpu") * 1e6 / entries, 2),
             "bytes_per_verifier_per_event": round(events_part("net") / entries, 1),
-            "cycles_per_verifier_per_event": round(events_part("mget") / entries, 3),
-            "xreads_per_verifier_per_event": round(events_part("xread") / entries, 3),
+            "checks_per_verifier_per_event": round(events_part("mget") / entries, 3),
+            "reads_per_verifier_per_event": round(events_part("xread") / entries, 3),
         }
         cpu = followers_part(run, base, phase, "cpu")
-        cycles = followers_part(run, base, phase, "mget")
+        phase_reads = followers_part(run, base, phase, "xread")
+        phase_checks = followers_part(run, base, phase, "mget")
+        fixed = phase_reads * cpu_per_read + phase_checks * cpu_per_check
         if phase == "bursts":
-            entry_cpu = (cpu - cycles * cpu_per_cycle) / entries
-            entry_net = (followers_part(run, base, phase, "net") - cycles * net_per_cycle) / entries
+            entry_cpu = (cpu - fixed) / entries
+            net = followers_part(run, base, phase, "net")
             figures["cpu_us_per_entry"] = round(entry_cpu * 1e6, 3)
-            figures["bytes_per_entry"] = round(entry_net, 1)
+            figures["bytes_per_entry"] = round((net - phase_checks * net_per_check) / entries, 1)
         else:
-            predicted = cycles * cpu_per_cycle + entries * entry_cpu
+            predicted = fixed + entries * entry_cpu
             figures["model_predicted_cpu_s"] = round(predicted, 4)
             figures["measured_cpu_s"] = round(cpu, 4)
             figures["measured_over_predicted"] = round(cpu / predicted, 3)
