@@ -51,6 +51,7 @@ class Rig:
         stream.fresh_at = self.mono.now
         followers.streams = [stream]
         followers.state = FollowerState.RUNNING
+        followers.recompute_freshness()
 
     def claims(self, **changes: Any) -> dict[str, Any]:
         base = {"iss": "iss", "aud": "aud", "sub": "u1", "sid": "s1", "jti": "j1",

@@ -92,6 +92,7 @@ class StreamFollower:
         block_ms: int,
         max_backoff_s: float = 2.0,
         on_applied: Applied | None = None,
+        on_proof: Callable[[], None] | None = None,
     ) -> None:
         self.follow = follow
         self.stream = stream
@@ -100,6 +101,7 @@ class StreamFollower:
         self.block_ms = block_ms
         self.max_backoff_s = max_backoff_s
         self.on_applied = on_applied
+        self.on_proof = on_proof  # called after fresh_at or epoch changed
         self.state = FollowerState.CREATED
         self.fresh_at = -math.inf
         self.last_id = "0-0"
@@ -130,6 +132,7 @@ class StreamFollower:
         """Wait for the loop to end (the caller has closed the connections), else cancel it."""
         self.state = FollowerState.STOPPED
         self.fresh_at = -math.inf
+        self._proof_changed()
         if self._task is None:
             return
         done, _ = await asyncio.wait({self._task}, timeout=2.0)
@@ -185,6 +188,7 @@ class StreamFollower:
         self.snapshots += 1
         self._needs_snapshot = False
         self._mark_fresh(sent, snapshot)
+        self._proof_changed()  # the epoch may have changed even where freshness did not
         self.snapshotted.set()
         log.info(
             "stream %s: snapshot at %s: %d revoked sessions, %d users, %d keys trusted",
@@ -246,11 +250,16 @@ class StreamFollower:
             return
         if not self.follow.on_replicas:
             self.fresh_at = sent
-            return
-        if reply.heartbeat_ms is None:
+        elif reply.heartbeat_ms is None:
             return  # no heartbeat (no issuer yet): nothing proves the replica is current
-        self.replica_lag_ms = max(0, reply.now_ms - reply.heartbeat_ms)
-        self.fresh_at = sent - self.replica_lag_ms / 1000
+        else:
+            self.replica_lag_ms = max(0, reply.now_ms - reply.heartbeat_ms)
+            self.fresh_at = sent - self.replica_lag_ms / 1000
+        self._proof_changed()
+
+    def _proof_changed(self) -> None:
+        if self.on_proof is not None:
+            self.on_proof()
 
     def _apply(self, entries: list[tuple[str, dict[str, str]]]) -> list[str | None] | None:
         """Apply entries that continue our chain; the links passed, or None at a break (and

@@ -49,6 +49,9 @@ class Followers:
         self.max_backoff_s = max_backoff_s
         self.on_applied = on_applied
         self.state = FollowerState.CREATED
+        # When the least fresh stream last proved it missed nothing (-inf: no proof). A plain
+        # attribute, read on every verify(); the streams update it when their proof changes.
+        self.fresh_at = -math.inf
         self.streams: list[StreamFollower] = []
         self.start_error: str | None = None
         self._task: asyncio.Task[None] | None = None
@@ -81,6 +84,7 @@ class Followers:
         at once and each loop returns on its own.
         """
         self.state = FollowerState.STOPPED
+        self.fresh_at = -math.inf
         for follower in self.streams:
             follower.state = FollowerState.STOPPED
         await self.follow.interrupt()
@@ -118,6 +122,7 @@ class Followers:
                 block_ms=self.block_ms,
                 max_backoff_s=self.max_backoff_s,
                 on_applied=self.on_applied,
+                on_proof=self.recompute_freshness,
             )
             for stream in keys.streams()
         ]
@@ -136,14 +141,14 @@ class Followers:
             await asyncio.sleep(PRUNE_EVERY_S)
             self.cache.prune(self.clocks.redis_now_ms())
 
-    @property
-    def fresh_at(self) -> float:
-        """When the least fresh stream last proved it missed nothing (-inf: no proof)."""
+    def recompute_freshness(self) -> None:
+        """``fresh_at`` from the streams: the least fresh one, if all show the same epoch."""
         if not self.streams or self.state is not FollowerState.RUNNING:
-            return -math.inf
-        if len({follower.epoch for follower in self.streams}) > 1:
-            return -math.inf  # a partition lost its data, or a recovery is under way
-        return min(follower.fresh_at for follower in self.streams)
+            self.fresh_at = -math.inf
+        elif len({follower.epoch for follower in self.streams}) > 1:
+            self.fresh_at = -math.inf  # a partition lost its data, or a recovery is under way
+        else:
+            self.fresh_at = min(follower.fresh_at for follower in self.streams)
 
     @property
     def snapshotted(self) -> bool:

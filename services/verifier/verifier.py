@@ -74,6 +74,7 @@ class Verifier:
             on_applied=on_applied,
         )
         self._clock = clock
+        self._clocks = self.follower.clocks  # its offset_s is read on every verify()
         self._monotonic = monotonic
         self.state = VerifierState.CREATED
         self._memo: dict[str, _Verified] = {}
@@ -148,7 +149,7 @@ class Verifier:
         seen = self._memo.get(token)
         if seen is None:
             seen = self._first_sight(token)
-        elif self._clock() + self.follower.clock_offset_s > seen.expires_at:
+        elif self._clock() + self._clocks.offset_s > seen.expires_at:
             del self._memo[token]
             raise TokenRejected("token_expired", "exp has passed")
         # The revocation checks run on every call, memo or not: plain dict lookups.
