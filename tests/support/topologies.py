@@ -10,6 +10,7 @@ reason: never a silent pass.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -68,33 +69,33 @@ def cluster_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterG
     group.stop()
 
 
-@pytest.fixture
-def make_sentinel_group(tmp_path: Path) -> Iterator[SentinelFactory]:
-    """``make(**SentinelGroup options)``: a started group of the test's own."""
-    groups: list[SentinelGroup] = []
+@contextlib.contextmanager
+def _own_groups(kind: type[G], base_dir: Path) -> Iterator[Callable[..., G]]:
+    """``make(**options)`` starts a group of ``kind`` under ``base_dir``; all stop at the end."""
+    groups: list[G] = []
     numbers = itertools.count()
 
-    def make(**options: Any) -> SentinelGroup:
-        group = _started(SentinelGroup, tmp_path / f"sentinel{next(numbers)}", **options)
+    def make(**options: Any) -> G:
+        group = _started(kind, base_dir / f"{kind.__name__.lower()}{next(numbers)}", **options)
         groups.append(group)
         return group
 
-    yield make
-    for group in groups:
-        group.stop()
+    try:
+        yield make
+    finally:
+        for group in groups:
+            group.stop()
+
+
+@pytest.fixture
+def make_sentinel_group(tmp_path: Path) -> Iterator[SentinelFactory]:
+    """``make(**SentinelGroup options)``: a started group of the test's own."""
+    with _own_groups(SentinelGroup, tmp_path) as make:
+        yield make
 
 
 @pytest.fixture
 def make_cluster_group(tmp_path: Path) -> Iterator[ClusterFactory]:
     """``make(**ClusterGroup options)``: a started cluster of the test's own."""
-    groups: list[ClusterGroup] = []
-    numbers = itertools.count()
-
-    def make(**options: Any) -> ClusterGroup:
-        group = _started(ClusterGroup, tmp_path / f"cluster{next(numbers)}", **options)
-        groups.append(group)
-        return group
-
-    yield make
-    for group in groups:
-        group.stop()
+    with _own_groups(ClusterGroup, tmp_path) as make:
+        yield make
