@@ -124,6 +124,28 @@ class SingleTopology(Topology):
         return [self._client]
 
 
+class _Sentinels(Sentinel):
+    """redis-py's Sentinel, with one discovery at a time.
+
+    After an answer, redis-py moves the sentinel that gave it to the front of its list by an
+    index read before its await: two discoveries at once (every new connection runs one) can
+    leave one sentinel in the list twice and drop another. After failovers that was seen
+    here: the dropped sentinel was no longer asked, nor closed (its connection leaked).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._discovery = asyncio.Lock()
+
+    async def discover_master(self, service_name: str) -> Any:
+        async with self._discovery:
+            return await super().discover_master(service_name)
+
+    async def discover_slaves(self, service_name: str) -> Any:
+        async with self._discovery:
+            return await super().discover_slaves(service_name)
+
+
 class SentinelTopology(Topology):
     """A primary and its replicas, found through the sentinels on every new connection."""
 
@@ -139,9 +161,10 @@ class SentinelTopology(Topology):
             "decode_responses": True,
             **url.tls_options(),
         }
-        self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        self._sentinel = _Sentinels(
             list(url.nodes), sentinel_kwargs=sentinel_options, **client_options(url, 5.0)
         )
+        self._sentinel_clients: list[Redis] = list(self._sentinel.sentinels)
         options = client_options(url, socket_timeout_s) | {"db": url.db} | url.tls_options()
         self._primary: Redis = self._sentinel.master_for(url.master_name, **options)
         self._reader: Redis = (
@@ -161,7 +184,7 @@ class SentinelTopology(Topology):
 
     async def aclose(self) -> None:
         await super().aclose()
-        for sentinel in self._sentinel.sentinels:
+        for sentinel in self._sentinel_clients:
             with contextlib.suppress(Exception):
                 await sentinel.aclose()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 
@@ -18,6 +19,9 @@ from revocast.chaos.topologies import (
     info_cluster,
     role,
 )
+from revocast.redis_server import free_port
+from revocast.redis_url import parse_redis_url
+from revocast.topology import SentinelTopology, connect
 from tests.support.topologies import ClusterFactory, SentinelFactory
 
 
@@ -174,3 +178,27 @@ def test_cluster_created_without_redis_cli(
     assert len(primaries) == 3
     assert all(len(group.replicas_of(p)) == 1 for p in primaries)
     assert all(info_cluster(s.port)["cluster_state"] == "ok" for s in group.servers)
+
+
+async def test_sentinel_discoveries_at_once_keep_every_sentinel(
+    sentinel_group: SentinelGroup,
+) -> None:
+    """redis-py reorders its sentinel list after a discovery by an index read before the
+    await; many discoveries at once, with the first sentinel down, must still leave every
+    sentinel in the list once (else one is no longer asked, and its connection leaks)."""
+    down = free_port()
+    nodes = ",".join(f"{HOST}:{port}" for port in (down, *sentinel_group.sentinel_ports))
+    url = parse_redis_url(f"redis+sentinel://{nodes}/{sentinel_group.master_name}")
+    topology = connect(url)
+    assert isinstance(topology, SentinelTopology)
+    sentinels = topology._sentinel  # the client under test: redis-py's, one at a time
+    try:
+        before = sorted(s.connection_pool.connection_kwargs["port"] for s in sentinels.sentinels)
+        found = await asyncio.gather(
+            *(sentinels.discover_master(sentinel_group.master_name) for _ in range(200))
+        )
+        assert set(found) == {(HOST, sentinel_group.primary().port)}
+        after = sorted(s.connection_pool.connection_kwargs["port"] for s in sentinels.sentinels)
+        assert after == before
+    finally:
+        await topology.aclose()
