@@ -57,15 +57,21 @@ def clear_token_cookies(response: Response, settings: Settings) -> None:
 
 
 def csrf_problem(
-    method: str,
+    method: str | None,
     headers: Mapping[str, str],
     cookies: Mapping[str, str],
     settings: Settings,
+    own_origin: str | None = None,
 ) -> str | None:
-    """Why a cookie-authenticated request must be refused, or None when it may proceed."""
-    if method.upper() in SAFE_METHODS:
+    """Why a cookie-authenticated request must be refused, or None when it may proceed.
+
+    ``method`` None means nobody trustworthy said what the request is: it counts as unsafe.
+    ``own_origin`` is the origin the request was sent to, where a gateway told it; by default
+    it comes from ``Host`` and ``X-Forwarded-Proto``.
+    """
+    if method is not None and method.upper() in SAFE_METHODS:
         return None
-    problem = origin_problem(headers, settings)
+    problem = origin_problem(headers, settings, own_origin)
     if problem:
         return problem
     expected, given = cookies.get(CSRF_COOKIE, ""), headers.get(CSRF_HEADER, "")
@@ -74,12 +80,15 @@ def csrf_problem(
     return None
 
 
-def origin_problem(headers: Mapping[str, str], settings: Settings) -> str | None:
+def origin_problem(
+    headers: Mapping[str, str], settings: Settings, own_origin: str | None = None
+) -> str | None:
     """Why the request's Origin is not one that may use the cookies, or None."""
     origin = headers.get("origin")
     if origin is None:
         return "a cookie-authenticated change needs an Origin header"
-    if origin not in settings.allowed_origins and origin != _own_origin(headers):
+    own = own_origin if own_origin is not None else _own_origin(headers)
+    if origin not in settings.allowed_origins and origin != own:
         return f"origin {origin} is not allowed"
     return None
 

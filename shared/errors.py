@@ -108,6 +108,13 @@ class WrongPassword(RequestError):
     status = 403
 
 
+class InsufficientScope(RequestError):
+    """The token is good, but lacks every role the route asks for (RFC 6750 §3.1)."""
+
+    code = "insufficient_scope"
+    status = 403
+
+
 class CsrfFailed(RequestError):
     """A state-changing request authenticated by cookie lacks a valid Origin or CSRF token."""
 

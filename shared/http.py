@@ -6,11 +6,21 @@ import re
 from collections.abc import Mapping
 
 import msgspec
+from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 from starlette.responses import Response
 
 from revocast.browser import ACCESS_COOKIE
-from revocast.errors import TokenRejected, VerifierStale
+from revocast.errors import (
+    InsufficientScope,
+    InvalidRequest,
+    NotDurable,
+    RevocastError,
+    StoreUnavailable,
+    TokenRejected,
+    TooManyAttempts,
+    VerifierStale,
+)
 
 MISSING_TOKEN = "an Authorization: Bearer token is required"  # noqa: S105 (a message)
 
@@ -40,28 +50,46 @@ def bearer_token(authorization: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def credentials(headers: Mapping[str, str]) -> tuple[str | None, bool]:
-    """(access token, came from the cookie). The Authorization header wins over the cookie."""
-    authorization = headers.get("authorization")
-    if authorization is not None:
-        return bearer_token(authorization), False
+def credentials(headers: Headers) -> tuple[str | None, bool]:
+    """(access token, came from the cookie). The Authorization header wins over the cookie.
+
+    Two Authorization headers are refused (400): proxies and frameworks disagree on which
+    one counts, and a check must not read another token than the application.
+    """
+    authorization = headers.getlist("authorization")
+    if len(authorization) > 1:
+        raise InvalidRequest("more than one Authorization header")
+    if authorization:
+        return bearer_token(authorization[0]), False
     token = cookie_parser(headers.get("cookie", "")).get(ACCESS_COOKIE)
     return (token, True) if token else (None, False)
 
 
+def error_answer(exc: RevocastError, realm: str = "revocast") -> Response:
+    """The JSON error for ``exc``, with the headers its status calls for: an RFC 6750
+    challenge for 401 and insufficient_scope, Retry-After where a repeat may succeed."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, TokenRejected):
+        code = None if exc.code == "missing_token" else exc.code
+        headers["WWW-Authenticate"] = www_authenticate(code, realm)
+    elif isinstance(exc, InsufficientScope):
+        headers["WWW-Authenticate"] = www_authenticate(exc.detail, realm, "insufficient_scope")
+    elif isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
+        headers["Retry-After"] = "1"
+    return error_response(exc.code, exc.detail, exc.status, headers)
+
+
 def refusal(exc: TokenRejected | VerifierStale | None, realm: str = "revocast") -> Response:
     """The answer when the access token cannot be accepted; None means there was none."""
-    if exc is None:
-        challenge = {"WWW-Authenticate": www_authenticate(None, realm)}
-        return error_response("missing_token", MISSING_TOKEN, 401, challenge)
-    if isinstance(exc, VerifierStale):
-        return error_response(exc.code, exc.detail, 503, {"Retry-After": "1"})
-    challenge = {"WWW-Authenticate": www_authenticate(exc.code, realm)}
-    return error_response(exc.code, exc.detail, 401, challenge)
+    return error_answer(exc or TokenRejected("missing_token", MISSING_TOKEN), realm)
 
 
-def www_authenticate(code: str | None, realm: str = "revocast") -> str:
+def www_authenticate(
+    description: str | None, realm: str = "revocast", error: str = "invalid_token"
+) -> str:
     """RFC 6750 challenge: no error attribute when the request carried no token."""
-    if code is None:
+    if description is None:
         return f'Bearer realm="{realm}"'
-    return f'Bearer realm="{realm}", error="invalid_token", error_description="{code}"'
+    return f'Bearer realm="{realm}", error="{error}", error_description="{description}"'

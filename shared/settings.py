@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +39,7 @@ ENV_NAMES: dict[str, str] = {
     "verify_memo_size": "REVOCAST_VERIFY_MEMO_SIZE",
     "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
     "allowed_origins": "REVOCAST_ALLOWED_ORIGINS",
+    "trusted_proxies": "REVOCAST_TRUSTED_PROXIES",
     "cookie_samesite": "REVOCAST_COOKIE_SAMESITE",
     "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
     "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
@@ -88,6 +90,9 @@ class Settings:
     # (besides the request's own origin), and the cookies' SameSite.
     allowed_origins: tuple[str, ...] = ()
     cookie_samesite: SameSite = "strict"
+    # The sidecar: peers (addresses or CIDRs) whose X-Forwarded-Method, -Host, -Proto and
+    # -Uri headers say what the request being authorized was. Nobody else's are read.
+    trusted_proxies: tuple[str, ...] = ()
     # For chaos tests only: this process pretends its clock is off by this much.
     clock_skew_s: float = 0.0
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
@@ -132,6 +137,13 @@ class Settings:
             raise SettingsError(f"cookie SameSite must be one of {get_args(SameSite)}")
         if any(not origin.startswith(("https://", "http://")) for origin in self.allowed_origins):
             raise SettingsError("allowed origins look like https://app.example.com")
+        try:
+            for proxy in self.trusted_proxies:
+                ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise SettingsError(
+                f"trusted proxies are addresses or CIDRs, like 10.0.0.0/8,::1: {exc}"
+            ) from None
         if self.environment not in get_args(Environment):
             raise SettingsError(f"REVOCAST_ENV must be one of {get_args(Environment)}")
         if self.fail_mode not in get_args(FailMode):

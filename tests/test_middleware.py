@@ -91,3 +91,18 @@ async def test_non_http_scopes_pass_through(make_verifier: VerifierFactory) -> N
     middleware = RevocastMiddleware(inner, verifier=await make_verifier())  # type: ignore[arg-type]
     await middleware({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+async def test_two_authorization_headers_get_400(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    """Which of two Authorization headers counts differs between proxies and frameworks: the
+    middleware, and the issuer with it, refuse to guess."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    bearer = ("Authorization", f"Bearer {tokens['access_token']}")
+    async with client(api(await make_verifier())) as http:
+        reply = await http.get("/me", headers=[bearer, ("Authorization", "Bearer other")])
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
+    reply = await issuer.http.get("/v1/sessions", headers=[bearer, bearer])
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")

@@ -44,6 +44,7 @@ def test_reads_every_variable() -> None:
         pytest.param({"REVOCAST_REFRESH_TTL_S": "10"}, id="refresh-shorter-than-access"),
         pytest.param({"REVOCAST_KEY_PREFIX": "a b"}, id="prefix-with-space"),
         pytest.param({"REVOCAST_MAX_STALENESS_S": "-1"}, id="negative-staleness"),
+        pytest.param({"REVOCAST_TRUSTED_PROXIES": "10.0.0.0/8,gateway"}, id="proxy-by-name"),
     ],
 )
 def test_bad_values_fail_clearly(env: dict[str, str]) -> None:
@@ -63,3 +64,8 @@ def test_clock_skew_knob_shifts_only_this_process_clock() -> None:
     assert Settings().wall_clock() is time.time
     skewed = Settings.from_env({"REVOCAST_CLOCK_SKEW_S": "-7.5"}).wall_clock()
     assert abs(skewed() - (time.time() - 7.5)) < 0.1
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    settings = Settings.from_env({"REVOCAST_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1,::1"})
+    assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1", "::1")

@@ -42,6 +42,86 @@ async def test_verify_contract(issuer: Issuer) -> None:
         assert (await http.get("/verify", headers=bearer)).json()["error"] == "session_revoked"
 
 
+async def test_verify_answers_every_method_and_path_below_it(issuer: Issuer) -> None:
+    """Envoy's ext_authz (HTTP) sends the original method, and the original path under the
+    configured prefix: each gets the same answer as GET /verify, never 404, 405 or 307."""
+    uid = await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    async with (
+        serve(create_sidecar(issuer.settings)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND"):
+            for path in ("/verify", "/verify/", "/verify/api/orders/7?x=1"):
+                ok = await http.request(method, path, headers=bearer)
+                assert (ok.status_code, ok.headers["x-auth-subject"]) == (200, uid), (method, path)
+                missing = await http.request(method, path)
+                assert missing.status_code == 401, (method, path)
+                assert missing.headers["www-authenticate"] == 'Bearer realm="revocast"'
+
+
+async def test_every_answer_is_json(issuer: Issuer) -> None:
+    """404, 405 and a repeated Authorization header (400: which one counts is for nobody to
+    guess) come back in the one error shape."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    bearer = f"Bearer {tokens['access_token']}"
+    async with (
+        serve(create_sidecar(issuer.settings)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        for reply, status, code in (
+            (await http.get("/nowhere"), 404, "not_found"),
+            (await http.post("/healthz"), 405, "method_not_allowed"),
+            (await http.get("/verify", headers=[("Authorization", bearer)] * 2), 400,
+             "invalid_request"),
+            (await http.post("/verify/x", headers=[("Authorization", bearer)] * 2), 400,
+             "invalid_request"),
+        ):  # fmt: skip
+            assert reply.status_code == status
+            assert reply.headers["content-type"] == "application/json"
+            assert reply.json()["error"] == code
+
+
+async def test_a_route_may_ask_for_roles(issuer: Issuer) -> None:
+    """``/verify?role=a&role=b`` (or ``role=a,b``): one of them, else 403 with an RFC 6750
+    insufficient_scope challenge; the token itself is still checked first."""
+    await issuer.add_user("mod", ["moderator"])
+    await issuer.add_user("bob")
+    moderator, user = await issuer.login("mod"), await issuer.login("bob")
+    async with (
+        serve(create_sidecar(issuer.settings)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        for token, query, status in (
+            (moderator, "role=moderator", 200),
+            (moderator, "role=admin&role=moderator", 200),
+            (moderator, "role=admin,moderator", 200),
+            (user, "role=moderator", 403),
+            (user, "role=", 200),
+        ):
+            bearer = {"Authorization": f"Bearer {token['access_token']}"}
+            reply = await http.get(f"/verify?{query}", headers=bearer)
+            assert reply.status_code == status, query
+        refused = await http.get(
+            "/verify?role=admin&role=moderator",
+            headers={"Authorization": f"Bearer {user['access_token']}"},
+        )
+        assert refused.json()["error"] == "insufficient_scope"
+        assert refused.headers["www-authenticate"] == (
+            'Bearer realm="revocast", error="insufficient_scope", '
+            'error_description="admin moderator"'
+        )
+        await issuer.post_bearer("/v1/logout", moderator["access_token"])
+
+        async def revoked_first() -> bool:
+            bearer = {"Authorization": f"Bearer {moderator['access_token']}"}
+            return (await http.get("/verify?role=moderator", headers=bearer)).status_code == 401
+
+        await eventually(revoked_first)
+
+
 async def test_stale_sidecar_answers_503_and_is_not_ready(issuer: Issuer, proxy: TcpProxy) -> None:
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")

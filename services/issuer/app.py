@@ -19,11 +19,9 @@ from revocast.errors import (
     NotDurable,
     RevocastError,
     StoreUnavailable,
-    TokenRejected,
-    TooManyAttempts,
     VerifierStale,
 )
-from revocast.http import error_response, json_response, www_authenticate
+from revocast.http import error_answer, error_response, json_response
 from revocast.issuer import account, admin, auth, oauth
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
@@ -58,15 +56,9 @@ async def _metrics(request: Request) -> Response:
 
 async def _revocast_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RevocastError)
-    headers: dict[str, str] = {}
-    if isinstance(exc, TokenRejected):
-        headers["WWW-Authenticate"] = www_authenticate(exc.code)
-    if isinstance(exc, TooManyAttempts):
-        headers["Retry-After"] = str(exc.retry_after_s)
     if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
-        headers["Retry-After"] = "1"
         log.warning("%s: %s", exc.code, exc.detail)
-    return error_response(exc.code, exc.detail, exc.status, headers)
+    return error_answer(exc)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

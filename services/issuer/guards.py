@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from revocast.browser import csrf_problem
 from revocast.claims import AccessClaims
-from revocast.errors import CsrfFailed, Forbidden, TokenRejected
+from revocast.errors import Forbidden, TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
+from revocast.verifier.gate import Original, admit
 
 MODERATOR_ROLES = frozenset({"admin", "moderator"})
 INTROSPECTOR_ROLES = frozenset({"admin", "introspect"})
@@ -16,14 +16,7 @@ INTROSPECTOR_ROLES = frozenset({"admin", "introspect"})
 
 def caller(ctx: IssuerContext, request: Request) -> AccessClaims:
     """The verified claims of the bearer token or access cookie (401/403/503 otherwise)."""
-    token, from_cookie = credentials(request.headers)
-    if token is None:
-        raise TokenRejected("missing_token", "an Authorization: Bearer token is required")
-    if from_cookie:
-        problem = csrf_problem(request.method, request.headers, request.cookies, ctx.settings)
-        if problem:
-            raise CsrfFailed(problem)
-    return ctx.verifier.verify(token)
+    return admit(ctx.verifier, request.headers, Original(request.method))
 
 
 def revoked_caller(ctx: IssuerContext, request: Request, refused: TokenRejected) -> AccessClaims:

@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from starlette.datastructures import Headers
-from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from revocast.browser import csrf_problem, origin_problem
-from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import credentials, error_response, refusal
+from revocast.browser import origin_problem
+from revocast.errors import RevocastError, TokenRejected
+from revocast.http import credentials, error_answer
+from revocast.verifier.gate import Original, admit
 from revocast.verifier.verifier import Verifier
 
 
@@ -46,38 +46,27 @@ class RevocastMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        token, from_cookie = credentials(headers)
         if scope["type"] == "websocket":
-            # A cookie rides along on a cross-site handshake too: the Origin must be allowed.
-            bad_origin = from_cookie and origin_problem(headers, self.verifier.settings)
-            await self._websocket(None if bad_origin else token, scope, receive, send)
-            return
-        if from_cookie:
-            cookies = cookie_parser(headers.get("cookie", ""))
-            problem = csrf_problem(scope["method"], headers, cookies, self.verifier.settings)
-            if problem:
-                response = error_response("csrf_failed", problem, 403)
-                await response(scope, receive, send)
-                return
-        if token is None:
-            await refusal(None, self.realm)(scope, receive, send)
+            await self._websocket(headers, scope, receive, send)
             return
         try:
-            claims = self.verifier.verify(token)
-        except (TokenRejected, VerifierStale) as exc:
-            await refusal(exc, self.realm)(scope, receive, send)
+            claims = admit(self.verifier, headers, Original(scope["method"]))
+        except RevocastError as exc:
+            await error_answer(exc, self.realm)(scope, receive, send)
             return
         scope.setdefault("state", {})["claims"] = claims
         await self.app(scope, receive, send)
 
     async def _websocket(
-        self, token: str | None, scope: Scope, receive: Receive, send: Send
+        self, headers: Headers, scope: Scope, receive: Receive, send: Send
     ) -> None:
         try:
-            if token is None:
+            token, from_cookie = credentials(headers)
+            # A cookie rides along on a cross-site handshake too: the Origin must be allowed.
+            if token is None or (from_cookie and origin_problem(headers, self.verifier.settings)):
                 raise TokenRejected("missing_token")
             claims = self.verifier.verify(token)
-        except (TokenRejected, VerifierStale) as exc:
+        except RevocastError as exc:
             await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
             return
         scope.setdefault("state", {})["claims"] = claims

@@ -1,30 +1,35 @@
 """The verifier as an HTTP service, for any language or an auth-request gateway.
 
-``GET /verify`` reads ``Authorization: Bearer`` or the access cookie (for a
-cookie, the original method in ``X-Original-Method`` decides whether the CSRF
-check applies): 200 with ``X-Auth-*`` headers,
-401 with an RFC 6750 challenge, 503 when stale. ``/healthz`` says the process
-is up; ``/readyz`` is 200 only after the first snapshot and while fresh;
-``/metrics`` is the Prometheus text format.
+``/verify`` and every path under it, with any method (Envoy's ext_authz forwards the
+original method and path): the bearer token or access cookie is checked; 200 with
+``X-Auth-*`` headers, 401 with an RFC 6750 challenge, 403 (CSRF, or a role the route asks
+for with ``?role=``, with an ``insufficient_scope`` challenge), 503 when stale. For a
+cookie, the original method and origin count only from trusted proxies
+(``revocast.verifier.forwarded``). ``/healthz`` says the process is up; ``/readyz`` is 200
+only after the first snapshot and while fresh; ``/metrics`` is the Prometheus text format.
+Every answer, 404 and 405 included, is JSON.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
-from revocast.browser import csrf_problem
-from revocast.errors import TokenRejected, VerifierStale
-from revocast.http import bearer_token, credentials, error_response, json_response, refusal
+from revocast.claims import AccessClaims
+from revocast.errors import InsufficientScope, RevocastError, TokenRejected, VerifierStale
+from revocast.http import bearer_token, error_answer, error_response, json_response, refusal
 from revocast.settings import Settings
+from revocast.verifier.forwarded import TrustedProxies, original_request
+from revocast.verifier.gate import admit
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier
 
@@ -45,67 +50,84 @@ class Sidecar:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/verify" and scope["method"] == "GET":
-            token = _bearer(scope["headers"])
-            if token is not None:
-                try:
-                    claims = self.verifier.verify(token)
-                except (TokenRejected, VerifierStale) as exc:
-                    await refusal(exc)(scope, receive, send)
-                    return
-                else:
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": [
-                                (b"x-auth-subject", claims.sub.encode()),
-                                (b"x-auth-session", claims.sid.encode()),
-                                (b"x-auth-roles", ",".join(claims.roles).encode()),
-                                (b"content-length", b"0"),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": b""})
-                    return
+        if (
+            scope["type"] == "http"
+            and _is_verify(scope["path"])
+            and not scope["query_string"]
+            and (token := _sole_bearer(scope["headers"])) is not None
+        ):
+            try:
+                claims = self.verifier.verify(token)
+            except (TokenRejected, VerifierStale) as exc:
+                await refusal(exc)(scope, receive, send)
+                return
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_identity(claims), (b"content-length", b"0")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
         await self.app(scope, receive, send)
 
 
-def _bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"authorization":
-            return bearer_token(value.decode("latin-1"))
-    return None
+class _AnyMethod:
+    """An endpoint for every method: Starlette routes a plain function for GET only, and
+    any method to an ASGI app."""
+
+    def __init__(self, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        self.app = request_response(endpoint)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def _is_verify(path: str) -> bool:
+    return path == "/verify" or path.startswith("/verify/")
+
+
+def _sole_bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The bearer token of the one Authorization header; None if absent, malformed or
+    repeated (the Starlette path answers those)."""
+    found = [value for name, value in headers if name == b"authorization"]
+    return bearer_token(found[0].decode("latin-1")) if len(found) == 1 else None
+
+
+def _identity(claims: AccessClaims) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-auth-subject", claims.sub.encode()),
+        (b"x-auth-session", claims.sid.encode()),
+        (b"x-auth-roles", ",".join(claims.roles).encode()),
+    ]
+
+
+def _roles_asked(request: Request) -> frozenset[str]:
+    """``?role=a&role=b`` or ``?role=a,b``: the route needs any one of them."""
+    asked = (
+        part.strip() for value in request.query_params.getlist("role") for part in value.split(",")
+    )
+    return frozenset(role for role in asked if role)
 
 
 def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Sidecar:
     """The sidecar app; it starts and stops the verifier with its lifespan."""
     verifier = verifier or Verifier(settings)
 
+    proxies = TrustedProxies(settings.trusted_proxies)
+
     async def verify(request: Request) -> Response:
-        token, from_cookie = credentials(request.headers)
-        if from_cookie:
-            # A gateway's auth subrequest is a GET: it names the original method in a header.
-            method = request.headers.get(
-                "x-original-method", request.headers.get("x-forwarded-method", "GET")
-            )
-            problem = csrf_problem(method, request.headers, request.cookies, settings)
-            if problem:
-                return error_response("csrf_failed", problem, 403)
-        if token is None:
-            return refusal(None)
         try:
-            claims = verifier.verify(token)
-        except (TokenRejected, VerifierStale) as exc:
-            return refusal(exc)
-        return Response(
-            status_code=200,
-            headers={
-                "X-Auth-Subject": claims.sub,
-                "X-Auth-Session": claims.sid,
-                "X-Auth-Roles": ",".join(claims.roles),
-            },
-        )
+            original = original_request(request.scope, request.headers, proxies)
+            claims = admit(verifier, request.headers, original)
+            needed = _roles_asked(request)
+            if needed and needed.isdisjoint(claims.roles):
+                raise InsufficientScope(" ".join(sorted(needed)))
+        except RevocastError as exc:
+            return error_answer(exc)
+        headers = [(name.decode(), value.decode()) for name, value in _identity(claims)]
+        return Response(status_code=200, headers=dict(headers))
 
     async def healthz(request: Request) -> Response:
         return json_response({"status": "ok"})
@@ -138,10 +160,16 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
         log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
         return error_response("internal_error", "the verifier failed", 500)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return error_response(code, str(exc.detail), exc.status_code, exc.headers)
+
     app = Starlette(
-        exception_handlers={Exception: internal_error},
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
         routes=[
-            Route("/verify", verify, methods=["GET"]),
+            Route("/verify", _AnyMethod(verify)),
+            Route("/verify/{rest:path}", _AnyMethod(verify)),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -162,16 +162,44 @@ async def test_middleware_takes_the_cookie_and_checks_csrf(browser_issuer: Issue
             assert sent == [{"type": "websocket.close", "code": 1008, "reason": "missing_token"}]
 
 
-async def test_sidecar_takes_the_cookie_and_the_original_method(browser_issuer: Issuer) -> None:
+async def test_sidecar_trusts_the_original_method_only_from_trusted_proxies(
+    browser_issuer: Issuer,
+) -> None:
+    """A cookie is checked as for a state-changing request unless a trusted proxy said the
+    original method was safe; a method header from anyone else, or repeated, decides nothing."""
     uid = await browser_issuer.add_user("alice")
     _, jar, _ = await cookie_login(browser_issuer)
-    sidecar = create_sidecar(browser_issuer.settings)
-    async with serve(sidecar) as url, httpx.AsyncClient(base_url=url) as http:
-        cookies = {"Cookie": cookie_header(jar, ACCESS_COOKIE, CSRF_COOKIE)}
-        ok = await http.get("/verify", headers=cookies)
+    cookies = {"Cookie": cookie_header(jar, ACCESS_COOKIE, CSRF_COOKIE)}
+    untrusted = create_sidecar(browser_issuer.settings)
+    async with serve(untrusted) as url, httpx.AsyncClient(base_url=url) as http:
+        for said in ({}, {"X-Forwarded-Method": "GET"}, {"X-Original-Method": "GET"}):
+            refused = await http.get("/verify", headers=cookies | said)
+            assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
+        # Without a trusted host, only REVOCAST_ALLOWED_ORIGINS may send cookie changes.
+        allowed = await http.post("/verify", headers=cookies | csrf(jar))
+        assert (allowed.status_code, allowed.headers["x-auth-subject"]) == (200, uid)
+    trusted = create_sidecar(browser_issuer.settings.with_overrides(trusted_proxies=("127.0.0.1",)))
+    async with serve(trusted) as url, httpx.AsyncClient(base_url=url) as http:
+        read = {"X-Forwarded-Method": "GET"}
+        ok = await http.get("/verify", headers=cookies | read)
         assert (ok.status_code, ok.headers["x-auth-subject"]) == (200, uid)
-        post = {"X-Original-Method": "POST"}
+        post = {"X-Forwarded-Method": "POST"}
         refused = await http.get("/verify", headers=cookies | post)
         assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
-        allowed = await http.get("/verify", headers=cookies | post | csrf(jar))
-        assert allowed.status_code == 200
+        assert (await http.get("/verify", headers=cookies | post | csrf(jar))).status_code == 200
+        # The client's own copy beside the gateway's: ambiguous, so unknown, so checked.
+        both = [("X-Forwarded-Method", "GET"), ("X-Forwarded-Method", "POST")]
+        refused = await http.get("/verify", headers=[*cookies.items(), *both])
+        assert refused.status_code == 403
+        # The gateway names the host the browser saw: a same-origin cookie change passes.
+        same = {"X-Forwarded-Host": "shop.example", "X-Forwarded-Proto": "https"}
+        own = csrf(jar, origin="https://shop.example")
+        assert (await http.get("/verify", headers=cookies | post | same | own)).status_code == 200
+        # Envoy's ext_authz: the original method and path themselves, no method header.
+        assert (await http.get("/verify/orders/7", headers=cookies)).status_code == 200
+        refused = await http.delete("/verify/orders/7", headers=cookies)
+        assert (refused.status_code, refused.json()["error"]) == (403, "csrf_failed")
+        foreign = csrf(jar, origin="https://evil.example")
+        assert (
+            await http.get("/verify", headers=cookies | post | same | foreign)
+        ).status_code == 403
