@@ -25,6 +25,12 @@ async def test_verify_contract(issuer: Issuer) -> None:
         assert ok.headers["x-auth-subject"] == uid
         assert ok.headers["x-auth-session"] == tokens["session_id"]
         assert ok.headers["x-auth-roles"] == "admin,user"
+        await issuer.add_user("nobody")
+        plain = await issuer.login("nobody")
+        bare = await http.get(
+            "/verify", headers={"Authorization": f"Bearer {plain['access_token']}"}
+        )
+        assert bare.headers.get_list("x-auth-roles") == ["-"]  # never empty, never absent
 
         missing = await http.get("/verify")
         assert missing.status_code == 401

@@ -95,11 +95,16 @@ def _sole_bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
     return bearer_token(found[0].decode("latin-1")) if len(found) == 1 else None
 
 
+NO_ROLES = b"-"  # never empty: a gateway may skip an empty value when it copies headers
+
+
 def _identity(claims: AccessClaims) -> list[tuple[bytes, bytes]]:
+    """The X-Auth-* answer. Without roles, X-Auth-Roles is ``-`` (no role can start with
+    it): some gateways copy no empty header and would leave a client's own in place."""
     return [
         (b"x-auth-subject", claims.sub.encode()),
         (b"x-auth-session", claims.sid.encode()),
-        (b"x-auth-roles", ",".join(claims.roles).encode()),
+        (b"x-auth-roles", ",".join(claims.roles).encode() or NO_ROLES),
     ]
 
 
