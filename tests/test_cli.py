@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from revocast.browser import ACCESS_COOKIE
 from revocast.redis_server import free_port
 from tests.support.topologies import EVERY_TOPOLOGY
 
@@ -53,7 +54,7 @@ def services(env: dict[str, str]) -> Iterator[tuple[str, str]]:
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "revocast", name, "--port", str(port), "--log-level", "warning"],
-            env=env,
+            env=env | {"REVOCAST_TRUSTED_PROXIES": "127.0.0.1"},
         )
         for name, port in (("issuer", issuer_port), ("verifier", verifier_port))
     ]
@@ -88,6 +89,15 @@ def test_user_add_then_full_flow(env: dict[str, str], services: tuple[str, str])
     assert verified.status_code == 200
     assert verified.headers["x-auth-subject"] == uid
     assert verified.headers["x-auth-roles"] == "admin"
+    # The gateway (this test, on loopback) is trusted; an X-Forwarded-For must not replace it
+    # as the peer, or its word on the method would stop counting.
+    by_cookie = httpx.post(
+        f"{issuer}/v1/login", json={"username": "alice", "password": PASSWORD, "delivery": "cookie"}
+    )
+    cookie = {"Cookie": f"{ACCESS_COOKIE}={by_cookie.cookies[ACCESS_COOKIE]}"}
+    said = {"X-Forwarded-Method": "GET", "X-Forwarded-For": "203.0.113.9"}
+    assert httpx.get(f"{verifier}/verify", headers=cookie | said).status_code == 200
+    assert httpx.get(f"{verifier}/verify", headers=cookie).status_code == 403
 
     jwks = httpx.get(f"{issuer}/.well-known/jwks.json").json()
     assert [key["alg"] for key in jwks["keys"]] == ["EdDSA"]

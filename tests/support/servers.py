@@ -16,7 +16,10 @@ from revocast.redis_server import free_port
 async def serve(app: ASGIApp) -> AsyncIterator[str]:
     """Yield the base URL while uvicorn serves ``app`` (lifespan included)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+        proxy_headers=False,  # as `revocast verifier` runs: the peer is the connection's
+    )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
