@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -106,3 +110,62 @@ async def test_two_authorization_headers_get_400(
     assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
     reply = await issuer.http.get("/v1/sessions", headers=[bearer, bearer])
     assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
+
+
+def routes_app(verifier: Verifier, **options: object) -> Starlette:
+    async def answer(request: Request) -> JSONResponse:
+        claims = getattr(request.state, "claims", None)
+        return JSONResponse({"sub": claims.sub if claims else None})
+
+    return Starlette(
+        routes=[Route("/{path:path}", answer, methods=["GET", "POST", "OPTIONS"])],
+        middleware=[Middleware(RevocastMiddleware, verifier=verifier, **options)],
+    )
+
+
+async def test_public_paths_take_prefixes_and_patterns(make_verifier: VerifierFactory) -> None:
+    public = {"/health", "/docs*", "/public/*", re.compile(r"/assets/[a-z]+\.css")}
+    async with client(routes_app(await make_verifier(), public_paths=public)) as http:
+        for path in ("/health", "/docs", "/docs/oauth2-redirect", "/public/", "/public/a/b",
+                     "/assets/site.css"):  # fmt: skip
+            assert (await http.get(path)).status_code == 200, path
+        for path in ("/health/x", "/doc", "/publicity", "/assets/site.css.map", "/api"):
+            assert (await http.get(path)).status_code == 401, path
+
+
+async def test_cors_preflights_pass_and_plain_options_do_not(
+    make_verifier: VerifierFactory,
+) -> None:
+    async with client(routes_app(await make_verifier())) as http:
+        preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+        assert (await http.options("/api/x", headers=preflight)).status_code == 200
+        assert (await http.options("/api/x")).status_code == 401
+        only_origin = {"Origin": "https://app.example"}
+        assert (await http.options("/api/x", headers=only_origin)).status_code == 401
+
+
+async def test_routes_set_their_own_staleness_bound(
+    issuer: Issuer, make_verifier: VerifierFactory, proxy: TcpProxy
+) -> None:
+    """A stricter bound for a sensitive route, a looser one for public reads; the default
+    elsewhere; and never one above the access-token lifetime."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    verifier = await make_verifier(redis_url=proxy.url, max_staleness_s=1.0)
+    bounds = {"/admin*": 0.2, "/feed/*": 30.0}
+    async with client(routes_app(verifier, staleness=bounds)) as http:
+        for path in ("/admin/users", "/feed/today", "/orders"):
+            assert (await http.get(path, headers=bearer)).status_code == 200
+        proxy.cut()
+
+        async def strict_first() -> bool:
+            return (await http.get("/admin/users", headers=bearer)).status_code == 503
+
+        await eventually(strict_first, timeout_s=3)
+        assert (await http.get("/orders", headers=bearer)).status_code == 200  # 1 s not yet past
+        await asyncio.sleep(1.2)
+        assert (await http.get("/orders", headers=bearer)).status_code == 503
+        assert (await http.get("/feed/today", headers=bearer)).status_code == 200
+    with pytest.raises(ValueError, match="access-token lifetime"):
+        RevocastMiddleware(routes_app(verifier), verifier, staleness={"/feed/*": 301.0})

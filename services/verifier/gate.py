@@ -30,7 +30,12 @@ class Original:
     origin: str | None = None
 
 
-def admit(verifier: Verifier, headers: Headers, original: Original) -> AccessClaims:
+def admit(
+    verifier: Verifier,
+    headers: Headers,
+    original: Original,
+    max_staleness_s: float | None = None,
+) -> AccessClaims:
     """The verified claims of the bearer token or access cookie.
 
     Raises InvalidRequest (two Authorization headers), CsrfFailed (a cookie on an unsafe or
@@ -46,4 +51,4 @@ def admit(verifier: Verifier, headers: Headers, original: Original) -> AccessCla
             raise CsrfFailed(problem)
     if token is None:
         raise TokenRejected("missing_token", MISSING_TOKEN)
-    return verifier.verify(token)
+    return verifier.verify(token, max_staleness_s=max_staleness_s)

@@ -127,10 +127,14 @@ class Verifier:
             and self.staleness_s <= self._stale_after_s
         )
 
-    def verify(self, token: str) -> AccessClaims:
-        """Check signature, claims and the revocation cache; no I/O."""
+    def verify(self, token: str, *, max_staleness_s: float | None = None) -> AccessClaims:
+        """Check signature, claims and the revocation cache; no I/O.
+
+        ``max_staleness_s`` replaces ``REVOCAST_MAX_STALENESS_S`` for this call: stricter for a
+        sensitive route, looser for a public read, never above the access-token lifetime.
+        """
         try:
-            claims = self._verify(token)
+            claims = self._verify(token, max_staleness_s)
         except TokenRejected as exc:
             self.rejected[exc.code] += 1
             raise
@@ -140,11 +144,12 @@ class Verifier:
         self.accepted += 1
         return claims
 
-    def _verify(self, token: str) -> AccessClaims:
+    def _verify(self, token: str, max_staleness_s: float | None) -> AccessClaims:
         staleness = self._monotonic() - self.follower.fresh_at
-        if staleness > self._stale_after_s and (
-            self._open_until_s is None or staleness > self._open_until_s
-        ):
+        bound = self._stale_after_s
+        if max_staleness_s is not None:
+            bound = checked_staleness(max_staleness_s, self.settings)
+        if staleness > bound and (self._open_until_s is None or staleness > self._open_until_s):
             raise VerifierStale(f"no proof of freshness for {staleness:.1f}s")
         seen = self._memo.get(token)
         if seen is None:
@@ -196,3 +201,14 @@ class Verifier:
             leeway_s=self.settings.leeway_s,
         )
         return kid, claims
+
+
+def checked_staleness(seconds: float, settings: Settings) -> float:
+    """A per-route staleness bound, refused above the access-token lifetime (beyond it, a
+    revoked token could outlive the revocation's record in a stale cache)."""
+    if not 0 < seconds <= settings.access_ttl_s:
+        raise ValueError(
+            f"a staleness bound must be above 0 and at most the access-token lifetime "
+            f"({settings.access_ttl_s} s), not {seconds}"
+        )
+    return seconds
