@@ -9,6 +9,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -169,3 +170,32 @@ async def test_routes_set_their_own_staleness_bound(
         assert (await http.get("/feed/today", headers=bearer)).status_code == 200
     with pytest.raises(ValueError, match="access-token lifetime"):
         RevocastMiddleware(routes_app(verifier), verifier, staleness={"/feed/*": 301.0})
+
+
+async def test_cors_outside_reaches_the_refusals(make_verifier: VerifierFactory) -> None:
+    """The documented order: CORSMiddleware first in the list (outermost), so a browser can
+    read the 401 of a cross-origin call and its preflight gets CORS's answer."""
+    verifier = await make_verifier()
+
+    async def answer(request: Request) -> JSONResponse:
+        return JSONResponse({"sub": request.state.claims.sub})
+
+    app = Starlette(
+        routes=[Route("/api", answer)],
+        middleware=[
+            Middleware(CORSMiddleware, allow_origins=["https://app.example"],
+                       allow_methods=["*"], allow_headers=["authorization"]),
+            Middleware(RevocastMiddleware, verifier=verifier),
+        ],
+    )  # fmt: skip
+    origin = {"Origin": "https://app.example"}
+    async with client(app) as http:
+        refused = await http.get("/api", headers=origin)
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == "https://app.example"
+        preflight = await http.options(
+            "/api", headers=origin | {"Access-Control-Request-Method": "GET",
+                                      "Access-Control-Request-Headers": "authorization"}
+        )  # fmt: skip
+        assert preflight.status_code == 200
+        assert "GET" in preflight.headers["access-control-allow-methods"]
