@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -113,7 +114,7 @@ async def test_two_authorization_headers_get_400(
     assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
 
 
-def routes_app(verifier: Verifier, **options: object) -> Starlette:
+def routes_app(verifier: Verifier, **options: Any) -> Starlette:
     async def answer(request: Request) -> JSONResponse:
         claims = getattr(request.state, "claims", None)
         return JSONResponse({"sub": claims.sub if claims else None})
