@@ -63,8 +63,13 @@ def _serve_verifier(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _preflight(settings, must_reach=False)
+    # Several workers share the port (SO_REUSEPORT-like, through uvicorn's supervisor); each
+    # builds its own sidecar, with its own verifier, from the environment.
+    app = create_sidecar(settings) if args.workers == 1 else "revocast.verifier:sidecar_from_env"
     uvicorn.run(
-        create_sidecar(settings),
+        app,
+        factory=args.workers > 1,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -163,6 +168,10 @@ def parser() -> argparse.ArgumentParser:
         serve.add_argument("--port", type=int, default=port)
         serve.add_argument("--log-level", default="info")
         serve.set_defaults(handler=handler)
+        if name == "verifier":
+            serve.add_argument(
+                "--workers", type=int, default=1, help="processes on the port, each a verifier"
+            )
 
     user = commands.add_parser("user", help="manage users")
     user_commands = user.add_subparsers(dest="user_command", required=True)

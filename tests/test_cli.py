@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -128,3 +129,21 @@ def test_services_need_redis_url(env: dict[str, str]) -> None:
     result = revocast("issuer", env=env)
     assert result.returncode != 0
     assert "REDIS_URL" in result.stderr
+
+
+def test_verifier_with_several_workers(env: dict[str, str]) -> None:
+    """`revocast verifier --workers 2`: two processes on one port, each its own verifier."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "revocast", "verifier", "--port", str(port), "--workers", "2",
+         "--log-level", "warning"], env=env,
+    )  # fmt: skip
+    try:
+        wait_ok(f"http://127.0.0.1:{port}/readyz", server)
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        assert len(children) >= 2  # the workers (uvicorn's supervisor may add a helper)
+        missing = httpx.get(f"http://127.0.0.1:{port}/verify")
+        assert (missing.status_code, missing.json()["error"]) == (401, "missing_token")
+    finally:
+        server.terminate()
+        server.wait(15)

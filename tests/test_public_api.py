@@ -19,6 +19,7 @@ def test_verifier_exports() -> None:
         "VerifierStale",
         "VerifierState",
         "create_sidecar",
+        "sidecar_from_env",
     ]
     for name in revocast.verifier.__all__:
         assert getattr(revocast.verifier, name) is not None

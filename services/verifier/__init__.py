@@ -6,7 +6,7 @@ from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.middleware import RevocastMiddleware
-from revocast.verifier.sidecar import create_sidecar
+from revocast.verifier.sidecar import create_sidecar, sidecar_from_env
 from revocast.verifier.verifier import Verifier, VerifierState
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "VerifierStale",
     "VerifierState",
     "create_sidecar",
+    "sidecar_from_env",
 ]

@@ -182,3 +182,8 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
         lifespan=lifespan,
     )
     return Sidecar(app, verifier)
+
+
+def sidecar_from_env() -> Sidecar:
+    """The sidecar of ``Settings.from_env()``: the factory each worker process calls."""
+    return create_sidecar(Settings.from_env())
