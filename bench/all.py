@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, list[str]] = {
     ],
     "pubsub": ["--subscribers", "1", "4", "16", "--rounds", "1000"],
     "sidecar_throughput": [],
+    "gateway_throughput": [],
     "issuer_throughput": [],
     "topologies": ["--verifiers", "4", "--rounds", "200"],
     "replica_cost": ["--verifiers", "100", "300"],

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import _report_scaling
+from bench import _report_gateway, _report_scaling
 from bench._markdown import (
     ROOT,
     Report,
@@ -924,6 +924,7 @@ SECTIONS: list[tuple[str, str | None, Renderer]] = [
     ("verify_cost", None, verify_cost),
     ("alternatives", None, alternatives),
     ("sidecar_throughput", None, sidecar_throughput),
+    ("gateway_throughput", None, _report_gateway.gateway_throughput),
     ("memory_snapshot", None, memory_snapshot),
     ("propagation", "in-process", propagation_in_process),
     ("propagation", "processes", propagation_processes),
