@@ -37,6 +37,27 @@ def nginx_config(app: int, sidecar: int, listen: int) -> str:
     return text
 
 
+def nginx_command(folder: Path, server_blocks: list[str], workers: int = 1) -> list[str]:
+    """Write a main nginx.conf under ``folder`` that includes ``server_blocks`` (each an
+    ``http``-level snippet); the command that runs it in the foreground."""
+    includes = []
+    for index, block in enumerate(server_blocks):
+        (folder / f"site{index}.conf").write_text(block)
+        includes.append(f"  include {folder}/site{index}.conf;\n")
+    log = folder / "gateway.log"
+    (folder / "nginx.conf").write_text(
+        f"daemon off;\nworker_processes {workers};\npid {folder}/nginx.pid;\n"
+        f"error_log {log} warn;\nevents {{ worker_connections 4096; }}\n"
+        f"http {{\n  access_log off;\n  client_body_temp_path {folder}/body;\n"
+        f"  proxy_temp_path {folder}/proxy;\n  fastcgi_temp_path {folder}/fastcgi;\n"
+        f"  uwsgi_temp_path {folder}/uwsgi;\n  scgi_temp_path {folder}/scgi;\n"
+        + "".join(includes)
+        + "}\n"
+    )
+    return [_binary("nginx"), "-p", str(folder), "-c", str(folder / "nginx.conf"),
+            "-e", str(log)]  # fmt: skip
+
+
 def _binary(name: str) -> str:
     beside_python = Path(sys.executable).with_name(name)
     found = str(beside_python) if beside_python.exists() else shutil.which(name)
@@ -69,17 +90,7 @@ def gateway(kind: str, app: int, sidecar: int, folder: Path) -> Iterator[str]:
     log = folder / "gateway.log"
     env = dict(os.environ)
     if kind == "nginx":
-        (folder / "revocast.conf").write_text(nginx_config(app, sidecar, listen))
-        (folder / "nginx.conf").write_text(
-            f"daemon off;\npid {folder}/nginx.pid;\nerror_log {log} warn;\n"
-            "events { worker_connections 512; }\n"
-            f"http {{\n  access_log off;\n  client_body_temp_path {folder}/body;\n"
-            f"  proxy_temp_path {folder}/proxy;\n  fastcgi_temp_path {folder}/fastcgi;\n"
-            f"  uwsgi_temp_path {folder}/uwsgi;\n  scgi_temp_path {folder}/scgi;\n"
-            f"  include {folder}/revocast.conf;\n}}\n"
-        )
-        command = [_binary("nginx"), "-p", str(folder), "-c", str(folder / "nginx.conf"),
-                   "-e", str(log)]  # fmt: skip
+        command = nginx_command(folder, [nginx_config(app, sidecar, listen)])
     else:
         env |= {
             "REVOCAST_LISTEN": f"http://127.0.0.1:{listen}",
