@@ -41,8 +41,10 @@ class Sidecar:
 
     The hot path of a gateway's auth request is a header lookup, a dict-backed
     ``verify`` and three response headers: framework routing and request objects
-    would cost more than the verification itself. Cookies, errors and every other
-    route go through the Starlette app, with identical answers.
+    would cost more than the verification itself. It is ``admit``'s bearer case (a bearer
+    token needs no CSRF check) written out: going through ``admit`` with a ``Headers``
+    object cost 20 % of the sidecar's requests/s (46,000 to 37,000). Cookies, errors and
+    every other route go through the Starlette app and ``admit``, with identical answers.
     """
 
     def __init__(self, app: Starlette, verifier: Verifier) -> None:
