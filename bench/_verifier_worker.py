@@ -89,10 +89,10 @@ class Watch:
         if self.kid in cache.revoked_keys or claims.sid in cache.sessions:
             return True
         user = cache.users.get(claims.sub)
-        if user is not None and claims.iat_ms <= user[0]:
+        if user is not None and claims.issued_ms <= user[0]:
             return True
         changed = cache.claims.get(claims.sub)
-        return changed is not None and claims.iat_ms <= changed[0]
+        return changed is not None and claims.issued_ms <= changed[0]
 
     def applied(self, events: list[AnyEvent]) -> None:
         """The verifier's on_applied hook: a follower just applied a batch to the cache."""

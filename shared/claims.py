@@ -7,24 +7,38 @@ from typing import Final
 import msgspec
 
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (RFC 9068 header typ, not a secret)
+# RFC 9068 §4: verifiers must accept both; RFC 7515 §4.1.9: compared case-insensitively.
+TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
 MAX_TOKEN_BYTES: Final = 4096  # longer tokens are refused before any parsing
 # Header members that would let a token choose its own key or extend the rules.
 FORBIDDEN_HEADERS: Final = frozenset({"jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit"})
 
 
 class AccessClaims(msgspec.Struct, frozen=True):
-    """Every claim is required: a token missing one is rejected, never defaulted."""
+    """Every claim is required: a token missing one is rejected, never defaulted.
+
+    ``iat``, ``nbf`` and ``exp`` are whole seconds, as every JWT library compares them.
+    ``iat_ms`` (private) is the same issue time in milliseconds, the Redis time the session
+    state was written: revocations cut off by it, so two events in one second stay ordered.
+    Tokens from before it (fractional ``iat``, no ``iat_ms``) are read as their ``iat``.
+    """
 
     iss: str
     aud: str
     sub: str
     sid: str
     jti: str
-    iat: float  # seconds, millisecond precision (Redis server time)
-    nbf: float
-    exp: float
+    iat: int | float
+    nbf: int | float
+    exp: int | float
     roles: tuple[str, ...]
+    iat_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.iat_ms is not None and self.iat_ms // 1000 != int(self.iat):
+            raise ValueError("iat_ms is not the same time as iat")
 
     @property
-    def iat_ms(self) -> int:
-        return round(self.iat * 1000)
+    def issued_ms(self) -> int:
+        """The issue time the revocation cut-offs compare with, in milliseconds."""
+        return self.iat_ms if self.iat_ms is not None else round(self.iat * 1000)

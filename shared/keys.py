@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from revocast.errors import SettingsError
 
-ALGORITHM: Final = "EdDSA"
+ALGORITHM: Final = "EdDSA"  # what the JWKS names; RFC 9864's fully specified name is Ed25519
+ED25519_NAMES: Final = frozenset({"EdDSA", "Ed25519"})  # either may name an Ed25519 signature
 
 
 def b64url(data: bytes) -> str:
@@ -65,8 +66,10 @@ class PublicKey:
             jwk = json.loads(text)
             if not isinstance(jwk, dict):
                 raise ValueError("not an object")
-            if (jwk.get("kty"), jwk.get("crv"), jwk.get("alg")) != ("OKP", "Ed25519", ALGORITHM):
-                raise ValueError("only OKP Ed25519 keys with alg EdDSA are accepted")
+            if (jwk.get("kty"), jwk.get("crv")) != ("OKP", "Ed25519") or (
+                jwk.get("alg") not in ED25519_NAMES
+            ):
+                raise ValueError("only OKP Ed25519 keys with alg EdDSA or Ed25519 are accepted")
             if "d" in jwk:
                 raise ValueError("a private key was published")
             x = jwk["x"]

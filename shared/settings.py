@@ -18,6 +18,7 @@ from revocast.redis_url import parse_redis_url
 FailMode = Literal["closed", "open"]
 Environment = Literal["development", "production"]
 SameSite = Literal["strict", "lax"]
+JwsAlg = Literal["EdDSA", "Ed25519"]
 
 # Environment variable for each field; REDIS_URL keeps its conventional name.
 ENV_NAMES: dict[str, str] = {
@@ -40,6 +41,7 @@ ENV_NAMES: dict[str, str] = {
     "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
     "allowed_origins": "REVOCAST_ALLOWED_ORIGINS",
     "trusted_proxies": "REVOCAST_TRUSTED_PROXIES",
+    "jws_alg": "REVOCAST_JWS_ALG",
     "cookie_samesite": "REVOCAST_COOKIE_SAMESITE",
     "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
     "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
@@ -93,6 +95,9 @@ class Settings:
     # The sidecar: peers (addresses or CIDRs) whose X-Forwarded-Method, -Host, -Proto and
     # -Uri headers say what the request being authorized was. Nobody else's are read.
     trusted_proxies: tuple[str, ...] = ()
+    # The alg the issuer writes in token headers: EdDSA, or RFC 9864's Ed25519 (verifiers
+    # accept both for an Ed25519 key).
+    jws_alg: JwsAlg = "EdDSA"
     # For chaos tests only: this process pretends its clock is off by this much.
     clock_skew_s: float = 0.0
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
@@ -144,6 +149,8 @@ class Settings:
             raise SettingsError(
                 f"trusted proxies are addresses or CIDRs, like 10.0.0.0/8,::1: {exc}"
             ) from None
+        if self.jws_alg not in get_args(JwsAlg):
+            raise SettingsError(f"REVOCAST_JWS_ALG must be one of {get_args(JwsAlg)}")
         if self.environment not in get_args(Environment):
             raise SettingsError(f"REVOCAST_ENV must be one of {get_args(Environment)}")
         if self.fail_mode not in get_args(FailMode):

@@ -271,3 +271,44 @@ def test_memo_off_checks_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     rig.verifier.verify(token)
     rig.verifier.verify(token)
     assert rig.verifier._memo == {}
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "AT+JWT", "Application/AT+JWT"])
+def test_both_rfc_9068_types_are_accepted_in_any_case(rig: Rig, typ: str) -> None:
+    assert rig.verifier.verify(rig.token({"typ": typ})).sub == "u1"
+
+
+@pytest.mark.parametrize("typ", ["jwt", "application/jwt", "at+jwt2", "", 7])
+def test_other_types_are_refused(rig: Rig, typ: object) -> None:
+    assert code_of(rig, rig.token({"typ": typ})) == "wrong_token_type"
+
+
+def test_both_names_of_ed25519_are_accepted(rig: Rig) -> None:
+    """RFC 9864 names the signature Ed25519; EdDSA is the older, polymorphic name."""
+    token = rig.token()
+    header, payload, _ = token.split(".")
+    for alg in ("EdDSA", "Ed25519"):
+        head = json.loads(base64.urlsafe_b64decode(header + "=="))
+        head["alg"] = alg
+        text = base64.urlsafe_b64encode(json.dumps(head).encode()).rstrip(b"=").decode()
+        signature = rig.key.private.sign(f"{text}.{payload}".encode())
+        signed = f"{text}.{payload}." + base64.urlsafe_b64encode(signature).rstrip(b"=").decode()
+        assert rig.verifier.verify(signed).sub == "u1"
+
+
+def test_revocations_in_the_same_second_stay_ordered(rig: Rig) -> None:
+    """iat is whole seconds now; iat_ms keeps the millisecond the cut-offs compare with: a
+    token issued 1 ms before a block in the same second is dead, 1 ms after it lives."""
+    second = int(NOW)
+    cut = second * 1000 + 500
+    before = rig.token(iat=second, nbf=second, exp=second + 300, iat_ms=cut - 1)
+    after = rig.token(iat=second, nbf=second, exp=second + 300, iat_ms=cut + 1)
+    rig.verifier.cache.apply(UserRevoked(ts_ms=0, uid="u1", not_before_ms=cut, until_ms=10**13))
+    assert code_of(rig, before) == "user_revoked"
+    assert rig.verifier.verify(after).sub == "u1"
+
+
+def test_iat_ms_must_agree_with_iat(rig: Rig) -> None:
+    second = int(NOW)
+    token = rig.token(iat=second, nbf=second, exp=second + 300, iat_ms=(second + 1) * 1000)
+    assert code_of(rig, token) == "invalid_claims"

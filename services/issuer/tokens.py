@@ -9,18 +9,20 @@ the same successor while Redis holds nothing that yields a usable token.
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
+from typing import Any
 
-import jwt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from revocast.claims import TOKEN_TYPE
 from revocast.issuer.keyring import KeyRing
-from revocast.keys import ALGORITHM
+from revocast.keys import b64url
 from revocast.settings import Settings
 
 _SEAL_INFO = b"revocast refresh-token successor v1"
@@ -54,7 +56,7 @@ class TokenMinter:
     def mint(self, *, uid: str, sid: str, roles: list[str], issued_ms: int, kid: str) -> str:
         """Sign with ``kid``, the key Redis named active before the session was written."""
         key = self.keys.get(kid)
-        iat = issued_ms / 1000
+        iat = issued_ms // 1000  # whole seconds for every JWT library; iat_ms for revocation
         claims = {
             "iss": self.settings.issuer,
             "aud": self.settings.audience,
@@ -65,6 +67,19 @@ class TokenMinter:
             "nbf": iat,
             "exp": iat + self.settings.access_ttl_s,
             "roles": roles,
+            "iat_ms": issued_ms,
         }
-        headers = {"kid": key.kid, "typ": TOKEN_TYPE}
-        return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers=headers)
+        header = {"alg": self.settings.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}
+        return compact_jws(header, claims, key.private)
+
+
+def compact_jws(header: dict[str, str], claims: dict[str, object], key: Ed25519PrivateKey) -> str:
+    """A JWS in compact form, Ed25519-signed (RFC 7515 §7.1, RFC 8037): written here so that
+    the header's ``alg`` can be either name RFC 9864 allows for the same signature."""
+    signing_input = f"{_segment(header)}.{_segment(claims)}"
+    signature = key.sign(signing_input.encode("ascii"))
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def _segment(value: dict[str, Any]) -> str:
+    return b64url(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

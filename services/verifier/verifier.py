@@ -175,7 +175,7 @@ class Verifier:
     def _first_sight(self, token: str) -> _Verified:
         """Signature and claim checks, remembered (bounded, first in first out) until exp."""
         kid, claims = self._decode(token)
-        seen = _Verified(kid, claims, claims.iat_ms, claims.exp + self.settings.leeway_s)
+        seen = _Verified(kid, claims, claims.issued_ms, claims.exp + self.settings.leeway_s)
         memo = self._memo
         if self._memo_size:
             if len(memo) >= self._memo_size:
