@@ -27,6 +27,7 @@ MISSING_TOKEN = "an Authorization: Bearer token is required"  # noqa: S105 (a me
 _encoder = msgspec.json.Encoder()
 # RFC 6750 b64token: the only characters a bearer token may hold.
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+_BEARER_SCHEME = re.compile(r"Bearer(\s|$)", re.IGNORECASE)
 
 
 def json_response(
@@ -60,7 +61,11 @@ def credentials(headers: Headers) -> tuple[str | None, bool]:
     if len(authorization) > 1:
         raise InvalidRequest("more than one Authorization header")
     if authorization:
-        return bearer_token(authorization[0]), False
+        token = bearer_token(authorization[0])
+        if token is None and _BEARER_SCHEME.match(authorization[0].strip()):
+            # RFC 6750 §3.1: a malformed request is 400 invalid_request, not a missing token.
+            raise InvalidRequest("the Authorization header is not 'Bearer <token>'")
+        return token, False  # another scheme: no bearer credentials (401, bare challenge)
     token = cookie_parser(headers.get("cookie", "")).get(ACCESS_COOKIE)
     return (token, True) if token else (None, False)
 

@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from revocast.chaos.proxy import TcpProxy
-from revocast.verifier import RevocastMiddleware, Verifier
+from revocast.verifier import RevocastMiddleware, Verifier, create_sidecar
 from tests.conftest import Issuer, VerifierFactory
-from tests.support.servers import eventually
+from tests.support.servers import eventually, serve
 
 
 def api(verifier: Verifier) -> Starlette:
@@ -200,3 +200,32 @@ async def test_cors_outside_reaches_the_refusals(make_verifier: VerifierFactory)
         )  # fmt: skip
         assert preflight.status_code == 200
         assert "GET" in preflight.headers["access-control-allow-methods"]
+
+
+MALFORMED = ["Bearer", "bearer a b", "Bearer a,b", 'Bearer a"b']
+
+
+async def test_rfc_6750_malformed_is_400_other_schemes_401(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    """A malformed Bearer header is 400 invalid_request (RFC 6750 §3.1); another scheme
+    carries no bearer credentials: 401 with a challenge that names no error. The same from
+    the middleware, the issuer and the sidecar."""
+    sidecar = create_sidecar(issuer.settings)
+    async with (
+        client(api(await make_verifier())) as http,
+        serve(sidecar) as url,
+        httpx.AsyncClient(base_url=url) as side,
+    ):
+        for target, path in ((http, "/me"), (issuer.http, "/v1/sessions"), (side, "/verify")):
+
+            async def send(headers: dict[str, str]) -> httpx.Response:
+                return await target.get(path, headers=headers)  # noqa: B023 (awaited at once)
+
+            for value in MALFORMED:
+                reply = await send({"Authorization": value})
+                assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
+            for value in ("Basic dXNlcjpwdw==", "Negotiate abc"):
+                reply = await send({"Authorization": value})
+                assert reply.status_code == 401
+                assert reply.headers["www-authenticate"] == 'Bearer realm="revocast"'

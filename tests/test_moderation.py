@@ -160,7 +160,8 @@ async def test_normal_users_get_403_and_anonymous_401(
 ) -> None:
     url = path.format(uid=team.bob.uid, sid=team.bob.tokens["session_id"])
     reply = await team.call(team.alice, method, url, json=body)
-    assert (reply.status_code, reply.json()["error"]) == (403, "forbidden")
+    assert (reply.status_code, reply.json()["error"]) == (403, "insufficient_scope")
+    assert 'error="insufficient_scope"' in reply.headers["www-authenticate"]
     anonymous = await team.issuer.http.request(method, url, json=body)
     assert anonymous.status_code == 401
     for verifier in team.verifiers:  # nothing happened to bob

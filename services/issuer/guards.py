@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from revocast.claims import AccessClaims
-from revocast.errors import Forbidden, TokenRejected
+from revocast.errors import InsufficientScope, TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
 from revocast.verifier.gate import Original, admit
@@ -46,5 +46,5 @@ def caller_with_role(ctx: IssuerContext, request: Request, roles: frozenset[str]
     """
     claims = caller(ctx, request)
     if roles.isdisjoint(claims.roles):
-        raise Forbidden(f"requires one of the roles {sorted(roles)}")
+        raise InsufficientScope(" ".join(sorted(roles)))  # 403 with an RFC 6750 challenge
     return claims
