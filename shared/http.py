@@ -37,10 +37,17 @@ def json_response(
 
 
 def error_response(
-    code: str, detail: str, status: int, headers: Mapping[str, str] | None = None
+    code: str,
+    detail: str,
+    status: int,
+    headers: Mapping[str, str] | None = None,
+    *,
+    oauth: bool = False,
 ) -> Response:
-    """The one error shape: ``{"error": code, "detail": text}``."""
-    return json_response({"error": code, "detail": detail}, status, headers)
+    """revocast's error shape, ``{"error": code, "detail": text}``; on the OAuth endpoints
+    RFC 6749 §5.2's, ``{"error": code, "error_description": text}``."""
+    return json_response({"error": code, "error_description" if oauth else "detail": detail},
+                         status, headers)  # fmt: skip
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -70,7 +77,7 @@ def credentials(headers: Headers) -> tuple[str | None, bool]:
     return (token, True) if token else (None, False)
 
 
-def error_answer(exc: RevocastError, realm: str = "revocast") -> Response:
+def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = False) -> Response:
     """The JSON error for ``exc``, with the headers its status calls for: an RFC 6750
     challenge for 401 and insufficient_scope, Retry-After where a repeat may succeed."""
     headers: dict[str, str] = {}
@@ -83,7 +90,7 @@ def error_answer(exc: RevocastError, realm: str = "revocast") -> Response:
         headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         headers["Retry-After"] = "1"
-    return error_response(exc.code, exc.detail, exc.status, headers)
+    return error_response(exc.code, exc.detail, exc.status, headers, oauth=oauth)
 
 
 def refusal(exc: TokenRejected | VerifierStale | None, realm: str = "revocast") -> Response:

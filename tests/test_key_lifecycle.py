@@ -68,8 +68,10 @@ async def test_revoked_key_is_refused_everywhere(
     assert kid_of(fresh["access_token"]) == result["now_active"]
     for verifier in verifiers:
         verifier.verify(fresh["access_token"])
-    jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
-    assert old_kid not in {key["kid"] for key in jwks["keys"]}
+    served = await issuer.http.get("/.well-known/jwks.json")
+    assert old_kid not in {key["kid"] for key in served.json()["keys"]}
+    # Third-party verifiers that honour it drop the revoked key within 15 s.
+    assert served.headers["cache-control"] == "public, max-age=15, must-revalidate"
     listed = await run(issuer, "list")
     assert {"kid": old_kid, "active": False, "revoked": True} in listed["keys"]  # type: ignore[operator]
 

@@ -59,6 +59,17 @@ async def test_malformed_revocation_requests_get_400(
 ) -> None:
     reply = await issuer.http.post("/oauth/revoke", content=body, headers=headers)
     assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request")
+    assert set(reply.json()) == {"error", "error_description"}  # RFC 6749 section 5.2
+
+
+async def test_oauth_endpoints_answer_in_rfc_6749_shape_and_v1_in_ours(issuer: Issuer) -> None:
+    for reply in (
+        await issuer.http.post("/oauth/introspect", data={"token": "x"}),
+        await issuer.http.get("/oauth/revoke"),
+    ):
+        assert set(reply.json()) == {"error", "error_description"}, reply.request.url
+    v1 = await issuer.http.post("/v1/logout")
+    assert set(v1.json()) == {"error", "detail"}
 
 
 async def introspect(issuer: Issuer, caller: dict[str, Any] | None, token: str) -> Any:

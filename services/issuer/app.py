@@ -38,11 +38,15 @@ from revocast.verifier.metrics import VerifierCollector
 
 log = logging.getLogger("revocast.issuer")
 
+# A revoked key leaves the JWKS at once; a verifier that honours this header drops it within
+# 15 s. revocast's own verifiers do not read the JWKS (keys reach them through Redis).
+JWKS_CACHE_CONTROL = "public, max-age=15, must-revalidate"
+
 
 async def _jwks(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     document = jwks_document(await ctx.reads.jwks())
-    return json_response(document, headers={"Cache-Control": "public, max-age=60"})
+    return json_response(document, headers={"Cache-Control": JWKS_CACHE_CONTROL})
 
 
 async def _healthz(request: Request) -> Response:
@@ -58,13 +62,15 @@ async def _revocast_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RevocastError)
     if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         log.warning("%s: %s", exc.code, exc.detail)
-    return error_answer(exc)
+    # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
+    return error_answer(exc, oauth=request.url.path.startswith("/oauth/"))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return error_response(code, str(exc.detail), exc.status_code, exc.headers)
+    oauth = request.url.path.startswith("/oauth/")
+    return error_response(code, str(exc.detail), exc.status_code, exc.headers, oauth=oauth)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
