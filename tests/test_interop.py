@@ -4,9 +4,12 @@ refused once a revoked key has left the JWKS they fetch again."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import shutil
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import jwt as pyjwt
@@ -96,3 +99,42 @@ async def test_a_revoked_key_is_refused_once_the_jwks_is_fetched_again(
     assert kid not in {key["kid"] for key in jwks["keys"]}
     with pytest.raises(Exception):  # noqa: B017, PT011 (each library has its own error)
         check(token, jwks, settings.issuer, settings.audience)
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / ".node"
+NODE_SCRIPT = Path(__file__).resolve().parent / "support" / "node" / "verify.mjs"
+
+
+def node_jose() -> tuple[str, Path]:
+    """node and the folder holding jose (./scripts/setup installs it), or a skip saying why."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node's jose: node is not on this machine")
+    if not (NODE_DIR / "node_modules" / "jose").is_dir():
+        pytest.skip("Node's jose: not installed (./scripts/setup runs npm install when npm works)")
+    return node, NODE_DIR
+
+
+async def test_node_jose_accepts_tokens_straight_after_login(issuer: Issuer) -> None:
+    node, folder = node_jose()
+    uid = await issuer.add_user("alice")
+    settings = issuer.settings
+    jwks = (await issuer.http.get("/.well-known/jwks.json")).text
+    staged = folder / "verify.mjs"  # beside node_modules, so that `import "jose"` resolves
+    shutil.copyfile(NODE_SCRIPT, staged)
+    checker = await asyncio.create_subprocess_exec(
+        node, str(staged), jwks, settings.issuer, settings.audience,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert checker.stdin is not None
+    assert checker.stdout is not None
+    try:
+        for _ in range(10):
+            token = (await issuer.login("alice"))["access_token"]
+            checker.stdin.write(token.encode() + b"\n")
+            await checker.stdin.drain()
+            answer = (await asyncio.wait_for(checker.stdout.readline(), 10)).decode().strip()
+            assert answer == f"ok {uid}"
+    finally:
+        checker.stdin.close()
+        await asyncio.wait_for(checker.wait(), 10)
