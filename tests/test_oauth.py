@@ -5,10 +5,12 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 
+from revocast.issuer import create_app
 from tests.conftest import Issuer, VerifierFactory
-from tests.support.servers import eventually
+from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -106,3 +108,29 @@ async def test_introspection_answers(issuer: Issuer) -> None:
     await issuer.post_bearer("/v1/logout", alice["access_token"])
     for token in (alice["access_token"], alice["refresh_token"]):
         assert (await introspect(issuer, gateway, token)).json() == {"active": False}
+
+
+async def test_rfc_8414_metadata(issuer: Issuer) -> None:
+    """The document exists, names what revocast serves, and its URLs answer."""
+    reply = await issuer.http.get("/.well-known/oauth-authorization-server")
+    assert reply.status_code == 200
+    meta = reply.json()
+    assert meta["issuer"] == issuer.settings.issuer
+    assert meta["revocation_endpoint_auth_methods_supported"] == ["none"]
+    assert meta["access_token_signing_alg_values_supported"] == ["Ed25519", "EdDSA"]
+    jwks = await issuer.http.get(meta["jwks_uri"])
+    assert jwks.json()["keys"]
+    revoke = await issuer.http.post(meta["revocation_endpoint"], data={"token": "unknown"})
+    assert revoke.status_code == 200
+    introspect = await issuer.http.post(meta["introspection_endpoint"], data={"token": "x"})
+    assert introspect.status_code == 401
+
+
+async def test_metadata_urls_follow_an_issuer_url(issuer: Issuer) -> None:
+    settings = issuer.settings.with_overrides(issuer="https://auth.example.com")
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        meta = (await http.get("/.well-known/oauth-authorization-server")).json()
+    assert meta["issuer"] == "https://auth.example.com"
+    assert meta["jwks_uri"] == "https://auth.example.com/.well-known/jwks.json"
+    assert meta["revocation_endpoint"] == "https://auth.example.com/oauth/revoke"
+    assert "token_endpoint" not in meta  # until an RFC 6749 token endpoint exists (issue 11)

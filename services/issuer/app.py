@@ -25,6 +25,7 @@ from revocast.http import error_answer, error_response, json_response
 from revocast.issuer import account, admin, auth, oauth
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
+from revocast.issuer.metadata import metadata
 from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCounts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
@@ -132,6 +133,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),
+            Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
         ],
