@@ -133,6 +133,8 @@ def _operator(args: argparse.Namespace) -> int:
                 )
             case "sessions", _:
                 return await operator.sessions(reads, args.user_id)
+            case "client", _:
+                return await _client_command(args, writes, reads)
             case "keys", "rotate":
                 return await operator.rotate_key(writes, reads, settings, args.wait_s)
             case "keys", "revoke":
@@ -141,6 +143,16 @@ def _operator(args: argparse.Namespace) -> int:
                 return await operator.list_keys(reads)
 
     return _against_store(work)
+
+
+async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads) -> object:
+    from revocast import operator
+
+    if args.client_command == "add":
+        return await operator.add_client(writes, reads, args.name, args.confidential)
+    if args.client_command == "remove":
+        return await operator.remove_client(writes, reads, args.client)
+    return await operator.list_clients(reads)
 
 
 def _chaos(args: argparse.Namespace) -> int:
@@ -192,6 +204,20 @@ def parser() -> argparse.ArgumentParser:
     sessions = commands.add_parser("sessions", help="list a user's live sessions")
     sessions.add_argument("user_id")
     sessions.set_defaults(handler=_operator)
+
+    client = commands.add_parser("client", help="OAuth clients: add, list, remove")
+    client_commands = client.add_subparsers(dest="client_command", required=True)
+    add_client = client_commands.add_parser(
+        "add", help="register a client; a confidential one's secret is printed once"
+    )
+    add_client.add_argument("name")
+    add_client.add_argument(
+        "--confidential", action="store_true", help="a server that holds a secret"
+    )
+    client_commands.add_parser("list", help="the registered clients")
+    remove_client = client_commands.add_parser("remove", help="remove a client by name or id")
+    remove_client.add_argument("client")
+    client.set_defaults(handler=_operator)
 
     keys = commands.add_parser("keys", help="signing keys: list, rotate, revoke")
     keys_commands = keys.add_subparsers(dest="keys_command", required=True)

@@ -71,6 +71,7 @@ class GlobalKeys:
     sealed_keys: str  # HASH kid -> private key sealed under the key-encryption key
     audit: str  # STREAM of operator actions on keys, and state losses
     issuers: str  # ZSET issuer id -> last seen (ms): the live issuers
+    clients: str  # HASH client_id -> client record (JSON; a confidential one's secret hashed)
     prefix: str
 
     def issuer(self, issuer_id: str) -> str:
@@ -160,6 +161,7 @@ class Keyspace:
             sealed_keys=f"{base}:sealed_keys",
             audit=f"{base}:audit",
             issuers=f"{base}:issuers",
+            clients=f"{base}:clients",
             prefix=base,
         )
         self._partitions = tuple(self._partition(i) for i in range(partitions))

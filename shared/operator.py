@@ -11,7 +11,8 @@ import json
 import time
 from typing import Any
 
-from revocast.errors import NotFound, SigningKeyUnavailable
+from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
+from revocast.errors import Conflict, InvalidRequest, NotFound, SigningKeyUnavailable
 from revocast.settings import Settings
 from revocast.store import Reads, Writes
 
@@ -98,3 +99,35 @@ async def list_keys(reads: Reads) -> dict[str, Any]:
             for kid in sorted(published)
         ]
     }
+
+
+async def add_client(writes: Writes, reads: Reads, name: str, confidential: bool) -> dict[str, Any]:
+    """Register a client; a confidential one's secret is in this answer and nowhere else."""
+    try:
+        client, secret = new_client(name, confidential=confidential)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    known = [decode(record) for record in (await reads.clients()).values()]
+    if name == DEFAULT_CLIENT_ID or any(c.name == name for c in known):
+        raise Conflict(f"a client named {name} exists")
+    if not await writes.add_client(client.client_id, encode(client)):
+        raise Conflict("client id taken: try again")
+    answer = client.public_view()
+    if secret is not None:
+        answer["client_secret"] = secret  # shown once: Redis keeps only its hash
+    return answer
+
+
+async def list_clients(reads: Reads) -> dict[str, Any]:
+    clients = sorted((decode(r) for r in (await reads.clients()).values()), key=lambda c: c.name)
+    built_in = {"client_id": DEFAULT_CLIENT_ID, "name": DEFAULT_CLIENT_ID,
+                "confidential": False, "built_in": True}  # fmt: skip
+    return {"clients": [built_in, *(c.public_view() for c in clients)]}
+
+
+async def remove_client(writes: Writes, reads: Reads, name_or_id: str) -> dict[str, Any]:
+    for client in (decode(r) for r in (await reads.clients()).values()):
+        if name_or_id in (client.client_id, client.name):
+            await writes.remove_client(client.client_id)
+            return {"removed": client.public_view()}
+    raise NotFound(f"no client {name_or_id} (the built-in {DEFAULT_CLIENT_ID} cannot be removed)")

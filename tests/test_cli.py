@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import signal
 import subprocess
 import sys
@@ -14,6 +17,8 @@ import pytest
 
 from revocast.browser import ACCESS_COOKIE
 from revocast.redis_server import free_port
+from revocast.settings import Settings
+from revocast.store import Backend, Reads
 from tests.support.topologies import EVERY_TOPOLOGY
 
 PASSWORD = "correct horse battery"
@@ -147,3 +152,50 @@ def test_verifier_with_several_workers(env: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait(15)
+
+
+async def stored_clients(env: dict[str, str]) -> dict[str, str]:
+    """What Redis holds for the clients, read as revocast reads it (any topology)."""
+    backend = Backend(Settings.from_env(env))
+    try:
+        await backend.start()
+        return await Reads(backend).clients()
+    finally:
+        await backend.aclose()
+
+
+def test_client_registry(env: dict[str, str]) -> None:
+    """`revocast client add|list|remove`: a confidential client's secret is printed once and
+    Redis keeps only its SHA-256."""
+    added = revocast("client", "add", "shop", "--confidential", env=env)
+    assert added.returncode == 0, added.stderr
+    shop = json.loads(added.stdout)
+    secret = shop.pop("client_secret")
+    assert shop["client_id"].startswith("c_")
+    assert shop["confidential"] is True
+    public = json.loads(revocast("client", "add", "spa", env=env).stdout)
+    assert "client_secret" not in public
+    assert public["confidential"] is False
+
+    stored = asyncio.run(stored_clients(env))
+    record = json.loads(stored[shop["client_id"]])
+    assert secret not in stored[shop["client_id"]]
+    assert record["secret_sha256"] == hashlib.sha256(secret.encode()).hexdigest()
+
+    listed = json.loads(revocast("client", "list", env=env).stdout)["clients"]
+    assert [c["name"] for c in listed] == ["revocast", "shop", "spa"]
+    assert all("client_secret" not in c and "secret_sha256" not in c for c in listed)
+
+    for words, code in (
+        (("client", "add", "shop"), "conflict"),
+        (("client", "add", "bad name!"), "invalid_request"),
+        (("client", "remove", "nobody"), "not_found"),
+        (("client", "remove", "revocast"), "not_found"),
+    ):
+        refused = revocast(*words, env=env)
+        assert refused.returncode == 1
+        assert refused.stderr.startswith(f"error: {code}:"), refused.stderr
+    assert revocast("client", "remove", "shop", env=env).returncode == 0
+    assert revocast("client", "remove", public["client_id"], env=env).returncode == 0
+    listed = json.loads(revocast("client", "list", env=env).stdout)["clients"]
+    assert [c["name"] for c in listed] == ["revocast"]

@@ -113,6 +113,10 @@ class Reads:
 
     # Keys and the epoch ------------------------------------------------------------------
 
+    async def clients(self) -> dict[str, str]:
+        """Every registered client: client_id -> record (JSON)."""
+        return await self.backend.hgetall(self.keys.global_.clients)
+
     async def jwks(self) -> dict[str, str]:
         """Every published public key (kid -> JWK JSON) that is not revoked."""
         g = self.keys.global_

@@ -423,6 +423,17 @@ class Writes:
 
         await self.backend.read(g.issuers, work)
 
+    async def add_client(self, client_id: str, record: str) -> bool:
+        """Register a client; False if the id is taken."""
+        g = self.keys.global_
+        return bool(
+            await self.backend.read(g.clients, lambda c: c.hsetnx(g.clients, client_id, record))
+        )
+
+    async def remove_client(self, client_id: str) -> bool:
+        g = self.keys.global_
+        return bool(await self.backend.read(g.clients, lambda c: c.hdel(g.clients, client_id)))
+
     async def forget_issuer(self, issuer_id: str) -> None:
         g = self.keys.global_
 

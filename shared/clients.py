@@ -1,0 +1,62 @@
+"""OAuth clients: the applications that use revocast's endpoints (RFC 6749 §2).
+
+A *public* client (a browser app, a mobile app) has no secret. A *confidential* one (a
+server) gets a secret, shown once when it is added; Redis keeps only its SHA-256 (the
+secret is 256 random bits, so a fast hash is enough). ``revocast`` is the built-in public
+client that calls without a ``client_id`` belong to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from typing import Final
+
+import msgspec
+
+DEFAULT_CLIENT_ID: Final = "revocast"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class Client(msgspec.Struct, frozen=True):
+    client_id: str
+    name: str
+    confidential: bool
+    created_ms: int
+    secret_sha256: str | None = None
+
+    def public_view(self) -> dict[str, object]:
+        return {"client_id": self.client_id, "name": self.name,
+                "confidential": self.confidential, "created_ms": self.created_ms}  # fmt: skip
+
+    def secret_matches(self, secret: str) -> bool:
+        if self.secret_sha256 is None:
+            return False
+        given = hashlib.sha256(secret.encode()).hexdigest()
+        return hmac.compare_digest(given, self.secret_sha256)
+
+
+def new_client(name: str, *, confidential: bool) -> tuple[Client, str | None]:
+    """A new client and, for a confidential one, its secret (never stored as such)."""
+    if not NAME.fullmatch(name):
+        raise ValueError("a client name is 1 to 64 letters, digits, '.', '_' or '-'")
+    secret = secrets.token_urlsafe(32) if confidential else None
+    client = Client(
+        client_id=f"c_{secrets.token_urlsafe(16)}",
+        name=name,
+        confidential=confidential,
+        created_ms=int(time.time() * 1000),
+        secret_sha256=hashlib.sha256(secret.encode()).hexdigest() if secret else None,
+    )
+    return client, secret
+
+
+def encode(client: Client) -> str:
+    return msgspec.json.encode(client).decode()
+
+
+def decode(record: str) -> Client:
+    return msgspec.json.decode(record, type=Client)
