@@ -8,9 +8,9 @@ from revocast.errors import SettingsError
 from revocast.redis_url import ACCEPTED_FORMS, parse_redis_url
 from tests.test_cli import PASSWORD, revocast
 
-BAD_URLS = [
-    "http://127.0.0.1:6379",
-    "redis+sentinel://127.0.0.1:26379",
+BAD_URLS = [  # refused by the parser: nothing is ever dialled
+    "http://127.0.0.1:6400",
+    "redis+sentinel://127.0.0.1:26400",
     "redis+cluster://127.0.0.1",
     "redis+sentinel://127.0.0.1:1,127.0.0.1:x/m",
     "redis+cluster://127.0.0.1:7000/5",

@@ -10,16 +10,16 @@ from revocast.topology import ClusterTopology, SentinelTopology, SingleTopology,
 
 
 def test_single_server_forms_are_redis_pys() -> None:
-    for url in ("redis://:pw@127.0.0.1:6379/3", "rediss://127.0.0.1:6380", "unix:///tmp/r.sock"):
+    for url in ("redis://:pw@127.0.0.1:6400/3", "rediss://127.0.0.1:6380", "unix:///tmp/r.sock"):
         topology = connect(parse_redis_url(url))
         assert isinstance(topology, SingleTopology)
         assert topology.default_min_replicas == 0
-    assert parse_redis_url("redis://:pw@127.0.0.1:6379/3").db == 3
+    assert parse_redis_url("redis://:pw@127.0.0.1:6400/3").db == 3
 
 
 async def test_sentinel_passwords_tls_and_db_reach_the_clients() -> None:
     url = parse_redis_url(
-        "rediss+sentinel://app:secret@10.0.0.1:26379,10.0.0.2:26379/mymaster/2"
+        "rediss+sentinel://app:secret@10.0.0.1:26400,10.0.0.2:26400/mymaster/2"
         "?sentinel_password=watch&sentinel_username=watcher&ssl_ca_certs=/etc/ca.pem"
     )
     assert (url.kind, url.master_name, url.db, url.tls) == ("sentinel", "mymaster", 2, True)
@@ -50,7 +50,7 @@ def test_cluster_urls() -> None:
     ("text", "redacted"),
     [
         ("redis+sentinel://u:secret@h:1/m", "redis+sentinel://***@h:1/m"),
-        ("redis://:secret@h:6379/0", "redis://***@h:6379/0"),
+        ("redis://:secret@h:6400/0", "redis://***@h:6400/0"),
     ],
 )
 def test_passwords_stay_out_of_logs(text: str, redacted: str) -> None:

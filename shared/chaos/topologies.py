@@ -14,6 +14,7 @@ import contextlib
 import shutil
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -153,11 +154,12 @@ def _deadline_left(deadline: float) -> float:
     return max(0.1, deadline - time.monotonic())
 
 
-class _Group:
+class _Group(ABC):
     """Shared lifecycle: stop everything whatever failed, context manager."""
 
+    @abstractmethod
     def _processes(self) -> list[RedisServer]:
-        raise NotImplementedError
+        """Every server of the group, data nodes and sentinels."""
 
     def stop(self) -> None:
         """SIGTERM every process (SIGKILL if it hangs); safe to call twice."""
@@ -176,8 +178,9 @@ class _Group:
                 return server
         raise LookupError(f"no node of this group listens on port {port}")
 
+    @abstractmethod
     def start(self, timeout_s: float = 30.0) -> None:
-        raise NotImplementedError
+        """Start every process and wait until the topology works."""
 
     def _refuse_if_running(self) -> None:
         """A second start() must not reach the cleanup that stops the running group."""
