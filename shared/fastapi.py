@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket
 
 from revocast.browser import ACCESS_COOKIE
 from revocast.claims import AccessClaims
-from revocast.errors import InsufficientScope, RevocastError, TokenRejected
+from revocast.errors import RevocastError, TokenRejected
 from revocast.http import credentials, error_answer
 from revocast.settings import Settings
 from revocast.verifier.gate import Original, admit
@@ -116,11 +116,9 @@ class Revocast:
         return error_answer(exc, self.realm)
 
     def _claims(self, connection: HTTPConnection, roles: frozenset[str] | None) -> AccessClaims:
-        method = connection.scope.get("method", "GET")  # a WebSocket handshake is a GET
         try:
-            claims = admit(self.verifier, connection.headers, Original(method))
-            if roles and roles.isdisjoint(claims.roles):
-                raise InsufficientScope(" ".join(sorted(roles)))
+            original = Original.of(connection.scope)
+            claims = admit(self.verifier, connection.headers, original, roles=roles or frozenset())
         except RevocastError as exc:
             raise self._refusal(connection, exc) from None
         return claims

@@ -10,11 +10,12 @@ import pytest
 import websockets
 from fastapi import Depends, FastAPI, Security, WebSocket
 
+from revocast.browser import ACCESS_COOKIE
 from revocast.chaos.proxy import TcpProxy
 from revocast.claims import AccessClaims
 from revocast.fastapi import Revocast
 from revocast.settings import Settings
-from tests.conftest import Issuer
+from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 
 
@@ -126,3 +127,23 @@ async def test_websocket_routes(issuer: Issuer) -> None:
             async with websockets.connect(ws_url):
                 pass
         assert refused.value.response.status_code == 403  # the handshake closed with 1008
+
+
+async def test_a_cross_site_websocket_handshake_carries_no_cookie(issuer: Issuer) -> None:
+    """A browser sends the cookie on a cross-site handshake too, and no CSRF token can ride
+    along: the Origin must be allowed, as in the middleware."""
+    uid = await issuer.add_user("alice")
+    login = await issuer.http.post(
+        "/v1/login", json={"username": "alice", "password": PASSWORD, "delivery": "cookie"}
+    )
+    cookie = {"Cookie": f"{ACCESS_COOKIE}={login.cookies[ACCESS_COOKIE]}"}
+    settings = issuer.settings.with_overrides(allowed_origins=("https://app.example",))
+    async with serve(build(settings, "cookie")) as url:
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        ours = cookie | {"Origin": "https://app.example"}
+        async with websockets.connect(ws_url, additional_headers=ours, origin=None) as ws:
+            assert json.loads(await ws.recv()) == {"sub": uid}
+        theirs = cookie | {"Origin": "https://evil.example"}
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(ws_url, additional_headers=theirs, origin=None):
+                pass

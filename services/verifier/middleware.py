@@ -22,9 +22,8 @@ from collections.abc import Collection, Mapping
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from revocast.browser import origin_problem
-from revocast.errors import RevocastError, TokenRejected
-from revocast.http import credentials, error_answer
+from revocast.errors import RevocastError
+from revocast.http import error_answer
 from revocast.verifier.gate import Original, admit
 from revocast.verifier.paths import PathRules, Rule
 from revocast.verifier.verifier import Verifier, checked_staleness
@@ -62,33 +61,17 @@ class RevocastMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        if scope["type"] == "websocket":
-            await self._websocket(headers, scope, receive, send)
-            return
-        if _preflight(scope, headers):
+        if scope["type"] == "http" and _preflight(scope, headers):
             await self.app(scope, receive, send)  # a CORS preflight: no credentials to check
             return
         try:
             bound = self.staleness.get(scope["path"]) if self.staleness else None
-            claims = admit(self.verifier, headers, Original(scope["method"]), bound)
+            claims = admit(self.verifier, headers, Original.of(scope), bound)
         except RevocastError as exc:
-            await error_answer(exc, self.realm)(scope, receive, send)
-            return
-        scope.setdefault("state", {})["claims"] = claims
-        await self.app(scope, receive, send)
-
-    async def _websocket(
-        self, headers: Headers, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        try:
-            token, from_cookie = credentials(headers)
-            # A cookie rides along on a cross-site handshake too: the Origin must be allowed.
-            if token is None or (from_cookie and origin_problem(headers, self.verifier.settings)):
-                raise TokenRejected("missing_token")
-            bound = self.staleness.get(scope["path"]) if self.staleness else None
-            claims = self.verifier.verify(token, max_staleness_s=bound)
-        except RevocastError as exc:
-            await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+            else:
+                await error_answer(exc, self.realm)(scope, receive, send)
             return
         scope.setdefault("state", {})["claims"] = claims
         await self.app(scope, receive, send)

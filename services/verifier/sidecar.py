@@ -25,7 +25,7 @@ from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
 from revocast.claims import AccessClaims
-from revocast.errors import InsufficientScope, RevocastError, TokenRejected, VerifierStale
+from revocast.errors import RevocastError, TokenRejected, VerifierStale
 from revocast.http import bearer_token, error_answer, error_response, json_response, refusal
 from revocast.settings import Settings
 from revocast.verifier.forwarded import TrustedProxies, original_request
@@ -127,10 +127,7 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
     async def verify(request: Request) -> Response:
         try:
             original = original_request(request.scope, request.headers, proxies)
-            claims = admit(verifier, request.headers, original)
-            needed = _roles_asked(request)
-            if needed and needed.isdisjoint(claims.roles):
-                raise InsufficientScope(" ".join(sorted(needed)))
+            claims = admit(verifier, request.headers, original, roles=_roles_asked(request))
         except RevocastError as exc:
             return error_answer(exc)
         headers = [(name.decode(), value.decode()) for name, value in _identity(claims)]
