@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import time
+import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from revocast.issuer.keyring import KeyRing
 from revocast.issuer.tokens import TokenMinter
 from revocast.keys import create_signing_key
 from revocast.keyspace import Keyspace
+from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.store import Backend, Writes
 
@@ -81,3 +86,32 @@ async def make_rig(settings: Settings, key_dir: Path) -> Rig:
     return Rig(
         settings, key.kid, key.public.key, jwk_json, TokenMinter(settings, ring), version, keys
     )
+
+
+@dataclass
+class TokenBench:
+    """A private redis-server with a published key, one token for it, and the environment a
+    ``revocast`` process needs to check that token there."""
+
+    redis_server: RedisServer
+    rig: Rig
+    minted: Minted
+    env: dict[str, str]
+
+
+@contextlib.asynccontextmanager
+async def token_bench(tmp: Path) -> AsyncIterator[TokenBench]:
+    redis_server = RedisServer(tmp / "redis", appendonly=False)
+    redis_server.start()
+    try:
+        prefix = f"bench{uuid.uuid4().hex[:12]}"
+        settings = Settings(redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600)
+        rig = await make_rig(settings, tmp / "keys")
+        env = os.environ | {
+            "REDIS_URL": redis_server.url,
+            "REVOCAST_KEY_PREFIX": prefix,
+            "REVOCAST_ACCESS_TTL_S": "3600",
+        }
+        yield TokenBench(redis_server, rig, rig.mint(), env)
+    finally:
+        redis_server.stop()

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import sys
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,11 +35,10 @@ from typing import Any
 import httpx
 
 from bench._env import add_quiet_arguments, cpu_seconds, run_and_record
-from bench._rig import make_rig
+from bench._rig import token_bench
 from bench.propagation_processes import Children, check_alive
 from bench.sidecar_throughput import STATUS_SCRIPT, median_run, parse_wrk, wrk
-from revocast.redis_server import RedisServer, free_port
-from revocast.settings import Settings
+from revocast.redis_server import free_port
 from tests.support.gateways import nginx_command, nginx_config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway_throughput.json"
@@ -105,82 +102,74 @@ async def wait_200(url: str, token: str) -> None:
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    redis_server = RedisServer(tmp / "redis", appendonly=False)
     children = Children(tmp)
-    redis_server.start()
-    try:
-        prefix = f"bench{uuid.uuid4().hex[:12]}"
-        settings = Settings(redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600)
-        rig = await make_rig(settings, tmp / "keys")
-        minted = rig.mint()
-        env = os.environ | {
-            "REDIS_URL": redis_server.url,
-            "REVOCAST_KEY_PREFIX": prefix,
-            "REVOCAST_ACCESS_TTL_S": "3600",
-            "REVOCAST_TRUSTED_PROXIES": "127.0.0.1",
-        }
-        sidecars, sidecars_run = {}, {}
-        for workers in (1, 2):
-            port = free_port()
-            command = [sys.executable, "-m", "revocast", "verifier", "--port", str(port),
-                       "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
-            sidecars_run[workers] = children.spawn(f"sidecar{workers}", command, env, pipes=False)
-            sidecars[workers] = port
-        app = free_port()
-        ports = {name: free_port() for name in ("direct", "auth", "auth_nk", "auth_w2")}
-        shipped = nginx_config(app, sidecars[1], ports["auth"])
-        blocks = [
-            upstream_block(app),
-            direct_block(ports["direct"], app),
-            shipped,
-            renamed(KEEPALIVE.sub("", nginx_config(app, sidecars[1], ports["auth_nk"])), "_nk"),
-            renamed(nginx_config(app, sidecars[2], ports["auth_w2"]), "_w2"),
-        ]
-        folder = tmp / "nginx"
-        folder.mkdir()
-        nginx = children.spawn("nginx", nginx_command(folder, blocks), env, pipes=False)
-        # The same shipped config in an nginx with two worker processes (one per CPU here).
-        wide, app_wide, ports["auth_n2"] = tmp / "nginx2", free_port(), free_port()
-        wide.mkdir()
-        wide_blocks = [
-            upstream_block(app_wide),
-            nginx_config(app_wide, sidecars[1], ports["auth_n2"]),
-        ]
-        nginx2 = children.spawn("nginx2", nginx_command(wide, wide_blocks, workers=2), env,
-                                pipes=False)  # fmt: skip
-        targets = {
-            "nginx_direct": f"http://127.0.0.1:{ports['direct']}/api",
-            "nginx_auth": f"http://127.0.0.1:{ports['auth']}/api",
-            "nginx_auth_no_keepalive": f"http://127.0.0.1:{ports['auth_nk']}/api",
-            "nginx_auth_2_workers": f"http://127.0.0.1:{ports['auth_w2']}/api",
-            "nginx_2_workers_auth": f"http://127.0.0.1:{ports['auth_n2']}/api",
-            "sidecar": f"http://127.0.0.1:{sidecars[1]}/verify",
-            "sidecar_2_workers": f"http://127.0.0.1:{sidecars[2]}/verify",
-        }
-        for url in targets.values():
-            await wait_200(url, minted.token)
-        processes = {"nginx": nginx, "nginx2": nginx2,
-                     **{f"sidecar_{w}": sidecars_run[w] for w in (1, 2)}}  # fmt: skip
-        script = tmp / "status.lua"
-        script.write_text(STATUS_SCRIPT)
-        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
-        for index in range(args.rounds):
-            for name, url in targets.items():
-                wrk(url, minted.token, script, 2, args.connections, 1)  # warm-up
-                before = {n: tree_cpu(c.process.pid) for n, c in processes.items()}
-                _, output = wrk(url, minted.token, script, args.duration, args.connections, 1)
-                used = {n: tree_cpu(c.process.pid) - before[n] for n, c in processes.items()}
-                check_alive([nginx, nginx2])
-                result = parse_wrk(output) | {"round": index + 1}
-                # CPUs busy per process tree over the run: which one is the ceiling.
-                result["cpus_busy"] = {n: round(u / args.duration, 2) for n, u in used.items()}
-                runs[name].append(result)
-                print(f"  round {index + 1} {name:<24} {result['requests_per_s']:>9.0f} req/s "
-                      f"p50 {result['latency_ms']['p50']:.2f} ms  {result['statuses']}  "
-                      f"cpus {result['cpus_busy']}", flush=True)  # fmt: skip
-    finally:
-        children.stop()
-        redis_server.stop()
+    async with token_bench(tmp) as bench:
+        minted = bench.minted
+        env = bench.env | {"REVOCAST_TRUSTED_PROXIES": "127.0.0.1"}
+        try:
+            sidecars, sidecars_run = {}, {}
+            for workers in (1, 2):
+                port = free_port()
+                command = [sys.executable, "-m", "revocast", "verifier", "--port", str(port),
+                           "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
+                sidecars_run[workers] = children.spawn(
+                    f"sidecar{workers}", command, env, pipes=False
+                )
+                sidecars[workers] = port
+            app = free_port()
+            ports = {name: free_port() for name in ("direct", "auth", "auth_nk", "auth_w2")}
+            shipped = nginx_config(app, sidecars[1], ports["auth"])
+            blocks = [
+                upstream_block(app),
+                direct_block(ports["direct"], app),
+                shipped,
+                renamed(KEEPALIVE.sub("", nginx_config(app, sidecars[1], ports["auth_nk"])), "_nk"),
+                renamed(nginx_config(app, sidecars[2], ports["auth_w2"]), "_w2"),
+            ]
+            folder = tmp / "nginx"
+            folder.mkdir()
+            nginx = children.spawn("nginx", nginx_command(folder, blocks), env, pipes=False)
+            # The same shipped config in an nginx with two worker processes (one per CPU here).
+            wide, app_wide, ports["auth_n2"] = tmp / "nginx2", free_port(), free_port()
+            wide.mkdir()
+            wide_blocks = [
+                upstream_block(app_wide),
+                nginx_config(app_wide, sidecars[1], ports["auth_n2"]),
+            ]
+            nginx2 = children.spawn("nginx2", nginx_command(wide, wide_blocks, workers=2), env,
+                                    pipes=False)  # fmt: skip
+            targets = {
+                "nginx_direct": f"http://127.0.0.1:{ports['direct']}/api",
+                "nginx_auth": f"http://127.0.0.1:{ports['auth']}/api",
+                "nginx_auth_no_keepalive": f"http://127.0.0.1:{ports['auth_nk']}/api",
+                "nginx_auth_2_workers": f"http://127.0.0.1:{ports['auth_w2']}/api",
+                "nginx_2_workers_auth": f"http://127.0.0.1:{ports['auth_n2']}/api",
+                "sidecar": f"http://127.0.0.1:{sidecars[1]}/verify",
+                "sidecar_2_workers": f"http://127.0.0.1:{sidecars[2]}/verify",
+            }
+            for url in targets.values():
+                await wait_200(url, minted.token)
+            processes = {"nginx": nginx, "nginx2": nginx2,
+                         **{f"sidecar_{w}": sidecars_run[w] for w in (1, 2)}}  # fmt: skip
+            script = tmp / "status.lua"
+            script.write_text(STATUS_SCRIPT)
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+            for index in range(args.rounds):
+                for name, url in targets.items():
+                    wrk(url, minted.token, script, 2, args.connections, 1)  # warm-up
+                    before = {n: tree_cpu(c.process.pid) for n, c in processes.items()}
+                    _, output = wrk(url, minted.token, script, args.duration, args.connections, 1)
+                    used = {n: tree_cpu(c.process.pid) - before[n] for n, c in processes.items()}
+                    check_alive([nginx, nginx2])
+                    result = parse_wrk(output) | {"round": index + 1}
+                    # CPUs busy per process tree over the run: which one is the ceiling.
+                    result["cpus_busy"] = {n: round(u / args.duration, 2) for n, u in used.items()}
+                    runs[name].append(result)
+                    print(f"  round {index + 1} {name:<24} {result['requests_per_s']:>9.0f} req/s "
+                          f"p50 {result['latency_ms']['p50']:.2f} ms  {result['statuses']}  "
+                          f"cpus {result['cpus_busy']}", flush=True)  # fmt: skip
+        finally:
+            children.stop()
     results = {}
     for name, chosen_runs in runs.items():
         chosen = median_run(chosen_runs)
@@ -211,7 +200,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     return {
         "results": results,
         "ratios": ratios,
-        "redis_server": f"{Path(redis_server.binary).name} {rig.redis_version}",
+        "redis_server": f"{Path(bench.redis_server.binary).name} {bench.rig.redis_version}",
     }
 
 

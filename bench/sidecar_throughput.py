@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import resource
 import shlex
@@ -41,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,10 +50,9 @@ from typing import Any
 import httpx
 
 from bench._env import add_quiet_arguments, cpu_seconds, environment, loadavg, wait_for_quiet
-from bench._rig import Minted, Rig, make_rig
+from bench._rig import Minted, token_bench
 from bench.propagation_processes import Child, Children, check_alive
-from revocast.redis_server import RedisServer, free_port
-from revocast.settings import Settings
+from revocast.redis_server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sidecar_throughput.json"
 START_TIMEOUT_S = 60.0
@@ -292,66 +289,56 @@ async def measure(
     threads: int,
     tmp: Path,
 ) -> dict[str, Any]:
-    redis_server = RedisServer(tmp / "redis", appendonly=False)
     children = Children(tmp)
-    redis_server.start()
-    try:
-        prefix = f"bench{uuid.uuid4().hex[:12]}"
-        settings = Settings(redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600)
-        rig: Rig = await make_rig(settings, tmp / "keys")
-        minted = rig.mint()
-        from revocast.connection import redis_client
-
-        client = redis_client(redis_server.url)
+    async with token_bench(tmp) as bench:
+        redis_server, rig, minted = bench.redis_server, bench.rig, bench.minted
         try:
-            session = rig.keys.of(minted.uid).session(minted.sid)  # the user's partition
-            await client.hset(session, mapping={"uid": minted.uid, "created_ms": "0"})
+            from revocast.connection import redis_client
+
+            client = redis_client(redis_server.url)
+            try:
+                session = rig.keys.of(minted.uid).session(minted.sid)  # the user's partition
+                await client.hset(session, mapping={"uid": minted.uid, "created_ms": "0"})
+            finally:
+                await client.aclose()
+            env = bench.env | {"BENCH_JWK": rig.jwk_json}
+            script = tmp / "status.lua"
+            script.write_text(STATUS_SCRIPT)
+
+            servers: list[Server] = []
+            for name in server_names:
+                label, how = SERVERS[name]
+                port = free_port()
+                command = server_command(name, how, port)
+                child = children.spawn(name, command, env, pipes=False)
+                shown = ["python", *command[1:]]
+                shown[shown.index(str(port))] = "PORT"
+                servers.append(Server(name, label, child, f"http://127.0.0.1:{port}", shown))
+            answers = {s.name: await wait_ready(s, minted) for s in servers}
+
+            runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
+            for index in range(rounds):
+                for server in servers:
+                    result = timed_run(
+                        server, minted.token, script, duration_s, connections, threads,
+                        redis_server.pid,
+                    )  # fmt: skip
+                    result["round"] = index + 1
+                    runs[server.name].append(result)
+                    print(
+                        f"  round {index + 1} {server.name:<12} {result['requests_per_s']:>9.0f} "
+                        f"req/s  p50 {result['latency_ms']['p50']:.2f} ms  p99 "
+                        f"{result['latency_ms']['p99']:.2f} ms  statuses {result['statuses']}  "
+                        f"server cpu {result['server_cpu_s']} s",
+                        flush=True,
+                    )
+            # Nothing may be logged per request (access log off): count request lines in the logs.
+            logged = {
+                s.name: sum("/verify" in line for line in s.child.tail(10_000).splitlines())
+                for s in servers
+            }
         finally:
-            await client.aclose()
-        env = os.environ | {
-            "REDIS_URL": redis_server.url,
-            "REVOCAST_KEY_PREFIX": prefix,
-            "REVOCAST_ACCESS_TTL_S": "3600",
-            "BENCH_JWK": rig.jwk_json,
-        }
-        script = tmp / "status.lua"
-        script.write_text(STATUS_SCRIPT)
-
-        servers: list[Server] = []
-        for name in server_names:
-            label, how = SERVERS[name]
-            port = free_port()
-            command = server_command(name, how, port)
-            child = children.spawn(name, command, env, pipes=False)
-            shown = ["python", *command[1:]]
-            shown[shown.index(str(port))] = "PORT"
-            servers.append(Server(name, label, child, f"http://127.0.0.1:{port}", shown))
-        answers = {s.name: await wait_ready(s, minted) for s in servers}
-
-        runs: dict[str, list[dict[str, Any]]] = {s.name: [] for s in servers}
-        for index in range(rounds):
-            for server in servers:
-                result = timed_run(
-                    server, minted.token, script, duration_s, connections, threads,
-                    redis_server.pid,
-                )  # fmt: skip
-                result["round"] = index + 1
-                runs[server.name].append(result)
-                print(
-                    f"  round {index + 1} {server.name:<12} {result['requests_per_s']:>9.0f} "
-                    f"req/s  p50 {result['latency_ms']['p50']:.2f} ms  p99 "
-                    f"{result['latency_ms']['p99']:.2f} ms  statuses {result['statuses']}  "
-                    f"server cpu {result['server_cpu_s']} s",
-                    flush=True,
-                )
-        # Nothing may be logged per request (access log off): count request lines in the logs.
-        logged = {
-            s.name: sum("/verify" in line for line in s.child.tail(10_000).splitlines())
-            for s in servers
-        }
-    finally:
-        children.stop()
-        redis_server.stop()
+            children.stop()
 
     results: dict[str, Any] = {}
     for server in servers:
