@@ -21,6 +21,8 @@ class AccessClaims(msgspec.Struct, frozen=True):
     ``iat_ms`` (private) is the same issue time in milliseconds, the Redis time the session
     state was written: revocations cut off by it, so two events in one second stay ordered.
     Tokens from before it (fractional ``iat``, no ``iat_ms``) are read as their ``iat``.
+    ``client_id`` and ``scope`` (RFC 9068) inform; nothing here authorizes by them (``roles``
+    does), and tokens minted before they existed lack them (read as the built-in client).
     """
 
     iss: str
@@ -33,6 +35,8 @@ class AccessClaims(msgspec.Struct, frozen=True):
     exp: int | float
     roles: tuple[str, ...]
     iat_ms: int | None = None
+    client_id: str | None = None
+    scope: str | None = None
 
     def __post_init__(self) -> None:
         if self.iat_ms is not None and self.iat_ms // 1000 != int(self.iat):

@@ -9,6 +9,10 @@ RevocastError
 │   ├── BodyTooLarge         413
 │   ├── InvalidCredentials   401: unknown user or wrong password
 │   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
+│   ├── InvalidGrant         400: RFC 6749 §5.2 invalid_grant, on the /oauth/* endpoints
+│   ├── InvalidClient        401: unknown client, wrong or missing client secret
+│   ├── InvalidScope         400: a scope the user does not hold
+│   ├── UnsupportedGrantType 400: a grant_type /oauth/token does not know
 │   ├── UserBlocked          403
 │   ├── Forbidden            403: the caller lacks the authority
 │   ├── WrongPassword        403: the current password given to change it is wrong
@@ -85,6 +89,36 @@ class InvalidRefreshToken(RequestError):
 
     code = "invalid_grant"
     status = 401
+
+
+class InvalidGrant(RequestError):
+    """RFC 6749 §5.2: the grant (user credentials, refresh token) is not valid, or the token
+    belongs to another client. The /oauth/* endpoints answer it with 400."""
+
+    code = "invalid_grant"
+
+
+class InvalidClient(RequestError):
+    """Client authentication failed (RFC 6749 §5.2); ``challenge`` is the WWW-Authenticate."""
+
+    code = "invalid_client"
+    status = 401
+
+    def __init__(self, detail: str, challenge: str = 'Basic realm="revocast"') -> None:
+        super().__init__(detail)
+        self.challenge = challenge
+
+
+class InvalidScope(RequestError):
+    """The requested scope names a role the user does not hold."""
+
+    code = "invalid_scope"
+
+
+class UnsupportedGrantType(RequestError):
+    """/oauth/token knows the grant types password and refresh_token."""
+
+    code = "unsupported_grant_type"
 
 
 class UserBlocked(RequestError):

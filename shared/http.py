@@ -13,6 +13,7 @@ from starlette.responses import Response
 from revocast.browser import ACCESS_COOKIE
 from revocast.errors import (
     InsufficientScope,
+    InvalidClient,
     InvalidRequest,
     NotDurable,
     RevocastError,
@@ -84,6 +85,8 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
     if isinstance(exc, TokenRejected):
         code = None if exc.code == "missing_token" else exc.code
         headers["WWW-Authenticate"] = www_authenticate(code, realm)
+    elif isinstance(exc, InvalidClient):
+        headers["WWW-Authenticate"] = exc.challenge
     elif isinstance(exc, InsufficientScope):
         headers["WWW-Authenticate"] = www_authenticate(exc.detail, realm, "insufficient_scope")
     elif isinstance(exc, TooManyAttempts):

@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
+from revocast import operator
 from revocast.chaos.proxy import TcpProxy
 from revocast.connection import redis_client
 from revocast.issuer import create_app
@@ -143,6 +144,10 @@ class Issuer:
             return await add_user(writes, Passwords(self.settings), name, PASSWORD, roles or [])
         finally:
             await backend.aclose()
+
+    async def add_client(self, name: str, *, confidential: bool = False) -> dict[str, Any]:
+        """Register an OAuth client; a confidential one's answer holds its client_secret."""
+        return await operator.add_client(self.ctx.writes, self.ctx.reads, name, confidential)
 
     async def login(self, name: str) -> dict[str, Any]:
         reply = await self.http.post("/v1/login", json={"username": name, "password": PASSWORD})

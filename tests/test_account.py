@@ -36,6 +36,7 @@ async def test_own_sessions_are_listed_with_the_current_one(issuer: Issuer) -> N
     ]
     assert sessions[0]["user_agent"].startswith("python-httpx")
     assert sessions[0]["client_address"] == "127.0.0.1"
+    assert sessions[0]["client_id"] == "revocast"
 
 
 async def test_ending_one_of_my_sessions(issuer: Issuer, make_verifier: VerifierFactory) -> None:

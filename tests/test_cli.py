@@ -89,7 +89,7 @@ def test_user_add_then_full_flow(env: dict[str, str], services: tuple[str, str])
     assert login.status_code == 200
     body = login.json()
     assert set(body) == {"access_token", "refresh_token", "token_type", "expires_in",
-                         "session_id", "user_id"}  # fmt: skip
+                         "scope", "session_id", "user_id"}  # fmt: skip
     bearer = {"Authorization": f"Bearer {body['access_token']}"}
     verified = httpx.get(f"{verifier}/verify", headers=bearer)
     assert verified.status_code == 200

@@ -118,7 +118,7 @@ async def _age_refresh_use(issuer: Issuer, refresh_token: str, seconds: float) -
 async def test_bearer_routes_need_a_valid_token(issuer: Issuer, path: str) -> None:
     reply = await issuer.http.post(path)
     assert reply.status_code == 401
-    assert reply.headers["www-authenticate"].startswith("Bearer")
+    assert reply.headers["www-authenticate"] == 'Bearer realm="revocast"'  # RFC 6750 §3.1
     reply = await issuer.post_bearer(path, "not.a.token")
     assert reply.status_code == 401
     assert reply.json()["error"] == "malformed_token"

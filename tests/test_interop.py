@@ -14,7 +14,6 @@ from typing import Any, cast
 
 import jwt as pyjwt
 import pytest
-from authlib.jose import JsonWebKey, JsonWebToken  # type: ignore[import-untyped]
 from joserfc import jwt as joserfc_jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import KeySet
@@ -22,7 +21,18 @@ from jwcrypto import jwk as jwcrypto_jwk  # type: ignore[import-untyped]
 from jwcrypto import jwt as jwcrypto_jwt
 
 from revocast import operator
-from tests.conftest import Issuer
+from revocast.issuer.metadata import document as metadata_document
+from tests.conftest import PASSWORD, Issuer
+
+with warnings.catch_warnings():
+    # Authlib 1.9 deprecates its httpx client (for httpx2) and authlib.jose (for joserfc),
+    # and turns such warnings on as it loads; its users still call both, so the tests do.
+    import authlib.deprecate  # type: ignore[import-untyped]
+
+    warnings.simplefilter("ignore", authlib.deprecate.AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client  # type: ignore[import-untyped]
+    from authlib.jose import JsonWebKey, JsonWebToken  # type: ignore[import-untyped]
+    from authlib.oauth2.rfc8414 import AuthorizationServerMetadata  # type: ignore[import-untyped]
 
 Check = Callable[[str, dict[str, Any], str, str], str]  # token, jwks, iss, aud -> sub
 
@@ -115,26 +125,112 @@ def node_jose() -> tuple[str, Path]:
     return node, NODE_DIR
 
 
+class NodeJose:
+    """Node's jose jwtVerify in a child process: one token per line in, one verdict out."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, jwks: str, issuer: str, audience: str) -> NodeJose:
+        node, folder = node_jose()
+        staged = folder / "verify.mjs"  # beside node_modules, so that `import "jose"` resolves
+        shutil.copyfile(NODE_SCRIPT, staged)
+        process = await asyncio.create_subprocess_exec(
+            node, str(staged), jwks, issuer, audience,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        return cls(process)
+
+    async def check(self, token: str) -> str:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(token.encode() + b"\n")
+        await self.process.stdin.drain()
+        return (await asyncio.wait_for(self.process.stdout.readline(), 10)).decode().strip()
+
+    async def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        await asyncio.wait_for(self.process.wait(), 10)
+
+
 async def test_node_jose_accepts_tokens_straight_after_login(issuer: Issuer) -> None:
-    node, folder = node_jose()
     uid = await issuer.add_user("alice")
     settings = issuer.settings
     jwks = (await issuer.http.get("/.well-known/jwks.json")).text
-    staged = folder / "verify.mjs"  # beside node_modules, so that `import "jose"` resolves
-    shutil.copyfile(NODE_SCRIPT, staged)
-    checker = await asyncio.create_subprocess_exec(
-        node, str(staged), jwks, settings.issuer, settings.audience,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert checker.stdin is not None
-    assert checker.stdout is not None
+    checker = await NodeJose.start(jwks, settings.issuer, settings.audience)
     try:
         for _ in range(10):
             token = (await issuer.login("alice"))["access_token"]
-            checker.stdin.write(token.encode() + b"\n")
-            await checker.stdin.drain()
-            answer = (await asyncio.wait_for(checker.stdout.readline(), 10)).decode().strip()
-            assert answer == f"ok {uid}"
+            assert await checker.check(token) == f"ok {uid}"
     finally:
-        checker.stdin.close()
-        await asyncio.wait_for(checker.wait(), 10)
+        await checker.close()
+
+
+async def test_node_jose_refuses_a_revoked_key_once_the_jwks_is_fetched_again(
+    issuer: Issuer,
+) -> None:
+    await issuer.add_user("alice")
+    settings = issuer.settings
+    token = (await issuer.login("alice"))["access_token"]
+    kid = pyjwt.get_unverified_header(token)["kid"]
+    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, settings, kid, "leaked")
+    jwks = (await issuer.http.get("/.well-known/jwks.json")).text
+    checker = await NodeJose.start(jwks, settings.issuer, settings.audience)
+    try:
+        assert await checker.check(token) == "refused ERR_JWKS_NO_MATCHING_KEY"
+    finally:
+        await checker.close()
+
+
+# Authlib's OAuth client against the RFC 6749, 7009 and 7662 endpoints ------------------------
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_authlib_client_gets_introspects_and_revokes_tokens(
+    issuer: Issuer, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")  # loopback http in the test only
+    uid = await issuer.add_user("alice", ["user"])
+    server = await issuer.add_client("backend", confidential=True)
+    meta = (await issuer.http.get("/.well-known/oauth-authorization-server")).json()
+    assert method in meta["token_endpoint_auth_methods_supported"]
+    async with AsyncOAuth2Client(
+        server["client_id"], server["client_secret"], token_endpoint_auth_method=method,
+        revocation_endpoint_auth_method=method,
+    ) as client:  # fmt: skip
+        token = await client.fetch_token(
+            meta["token_endpoint"], grant_type="password", username="alice", password=PASSWORD
+        )
+        assert (token["token_type"], token["scope"]) == ("Bearer", "user")
+        seen = (await client.introspect_token(
+            meta["introspection_endpoint"], token=token["access_token"]
+        )).json()  # fmt: skip
+        assert (seen["active"], seen["client_id"], seen["sub"]) == (True, server["client_id"], uid)
+        assert all(type(seen[name]) is int for name in ("exp", "iat", "nbf"))
+
+        refreshed = await client.refresh_token(meta["token_endpoint"])
+        assert refreshed["access_token"] != token["access_token"]
+        revoked = await client.revoke_token(
+            meta["revocation_endpoint"], token=refreshed["refresh_token"],
+            token_type_hint="refresh_token",
+        )  # fmt: skip
+        assert revoked.status_code == 200
+        after = await client.introspect_token(
+            meta["introspection_endpoint"], token=refreshed["access_token"]
+        )
+        assert after.json() == {"active": False}
+
+
+async def test_authlib_reads_the_metadata(issuer: Issuer) -> None:
+    """Authlib's RFC 8414 validator accepts every member but the empty response types."""
+    settings = issuer.settings.with_overrides(issuer="https://auth.example.com")
+    document = AuthorizationServerMetadata(metadata_document(settings.issuer, settings.issuer))
+    checks = [name for name in dir(document) if name.startswith("validate_")]
+    assert "validate_token_endpoint" in checks
+    for name in checks:
+        if name != "validate_response_types_supported":
+            getattr(document, name)()
+    with pytest.raises(ValueError, match="response_types_supported"):
+        document.validate()  # revocast has no authorization endpoint: see metadata.py

@@ -164,6 +164,7 @@ async def test_normal_users_get_403_and_anonymous_401(
     assert 'error="insufficient_scope"' in reply.headers["www-authenticate"]
     anonymous = await team.issuer.http.request(method, url, json=body)
     assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == 'Bearer realm="revocast"'  # no error code
     for verifier in team.verifiers:  # nothing happened to bob
         verifier.verify(team.bob.tokens["access_token"])
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from revocast.issuer import create_app
-from tests.conftest import Issuer, VerifierFactory
+from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected
 
@@ -74,40 +74,166 @@ async def test_oauth_endpoints_answer_in_rfc_6749_shape_and_v1_in_ours(issuer: I
     assert set(v1.json()) == {"error", "detail"}
 
 
-async def introspect(issuer: Issuer, caller: dict[str, Any] | None, token: str) -> Any:
+async def introspect(
+    issuer: Issuer, caller: dict[str, Any] | None, token: str, **kwargs: Any
+) -> Any:
     headers = {"Authorization": f"Bearer {caller['access_token']}"} if caller else {}
-    return await issuer.http.post("/oauth/introspect", data={"token": token}, headers=headers)
+    form = {"token": token} | kwargs.pop("data", {})
+    return await issuer.http.post(
+        "/oauth/introspect", data=form, headers=kwargs.pop("headers", headers)
+    )
 
 
-async def test_introspection_needs_an_authorized_caller(issuer: Issuer) -> None:
+async def test_introspection_needs_an_authenticated_caller(issuer: Issuer) -> None:
+    """RFC 7662 §2.3: 401 with a challenge for no, wrong or too little authentication."""
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
-    assert (await introspect(issuer, None, tokens["access_token"])).status_code == 401
-    assert (await introspect(issuer, tokens, tokens["access_token"])).status_code == 403
+    access = tokens["access_token"]
+    server = await issuer.add_client("api", confidential=True)
+    mobile = await issuer.add_client("mobile")
+
+    nobody = await introspect(issuer, None, access)
+    assert (nobody.status_code, nobody.json()["error"]) == (401, "invalid_client")
+    assert nobody.headers["WWW-Authenticate"] == 'Basic realm="revocast", Bearer realm="revocast"'
+    no_role = await introspect(issuer, tokens, access)
+    assert no_role.status_code == 401
+    assert 'error="insufficient_scope"' in no_role.headers["WWW-Authenticate"]
+    for form in (
+        {"client_id": mobile["client_id"]},
+        {"client_id": server["client_id"], "client_secret": "wrong"},
+        {"client_id": server["client_id"]},
+    ):
+        reply = await introspect(issuer, None, access, data=form)
+        assert (reply.status_code, reply.json()["error"]) == (401, "invalid_client"), form
+        assert reply.headers["WWW-Authenticate"].startswith("Basic")
+    forged = await introspect(issuer, None, access, headers={"Authorization": "Bearer x.y.z"})
+    assert forged.status_code == 401
+    assert 'error="invalid_token"' in forged.headers["WWW-Authenticate"]
+
+
+RFC_7662_ACCESS = {
+    "active",
+    "token_type",
+    "client_id",
+    "username",
+    "scope",
+    "sub",
+    "aud",
+    "iss",
+    "jti",
+    "exp",
+    "iat",
+    "nbf",
+}
 
 
 async def test_introspection_answers(issuer: Issuer) -> None:
     uid = await issuer.add_user("alice", ["user"])
     await issuer.add_user("gateway", ["introspect"])
     gateway = await issuer.login("gateway")
+    server = await issuer.add_client("api", confidential=True)
+    by_post = {"client_id": server["client_id"], "client_secret": server["client_secret"]}
     alice = await issuer.login("alice")
+    expected = {
+        "active": True,
+        "token_type": "Bearer",
+        "client_id": "revocast",
+        "username": "alice",
+        "scope": "user",
+        "sub": uid,
+        "sid": alice["session_id"],
+        "roles": ["user"],
+        "iss": issuer.settings.issuer,
+        "aud": issuer.settings.audience,
+    }
 
-    access = (await introspect(issuer, gateway, alice["access_token"])).json()
-    assert access["active"] is True
-    assert (access["token_type"], access["sub"], access["sid"]) == (
-        "access_token", uid, alice["session_id"],
-    )  # fmt: skip
-    assert (access["username"], access["roles"], access["scope"]) == ("alice", ["user"], "user")
-    assert access["exp"] > access["iat"]
-    refresh = (await introspect(issuer, gateway, alice["refresh_token"])).json()
-    assert (refresh["active"], refresh["token_type"], refresh["sub"]) == (
-        True, "refresh_token", uid,
-    )  # fmt: skip
+    for answer in (
+        (await introspect(issuer, gateway, alice["access_token"])).json(),
+        (await introspect(issuer, None, alice["access_token"], data=by_post)).json(),
+    ):
+        assert set(answer) >= RFC_7662_ACCESS
+        assert answer.items() >= expected.items()
+        assert all(type(answer[name]) is int for name in ("exp", "iat", "nbf"))
+        assert answer["exp"] - answer["iat"] == issuer.settings.access_ttl_s
+        assert answer["jti"]
+
+    refresh = (await introspect(issuer, None, alice["refresh_token"], data=by_post)).json()
+    assert (
+        refresh.items()
+        >= {
+            "active": True,
+            "client_id": "revocast",
+            "username": "alice",
+            "scope": "user",
+            "sub": uid,
+            "sid": alice["session_id"],
+        }.items()
+    )
+    assert refresh["exp"] - refresh["iat"] == issuer.settings.refresh_ttl_s
+    assert "token_type" not in refresh  # RFC 6749's token types name access tokens only
     assert (await introspect(issuer, gateway, "garbage")).json() == {"active": False}
 
     await issuer.post_bearer("/v1/logout", alice["access_token"])
     for token in (alice["access_token"], alice["refresh_token"]):
         assert (await introspect(issuer, gateway, token)).json() == {"active": False}
+
+
+async def test_introspection_of_a_rotated_refresh_token_is_inactive(issuer: Issuer) -> None:
+    await issuer.add_user("alice")
+    await issuer.add_user("gateway", ["introspect"])
+    gateway = await issuer.login("gateway")
+    alice = await issuer.login("alice")
+    successor = (await issuer.refresh(alice["refresh_token"])).json()["refresh_token"]
+    assert (await introspect(issuer, gateway, alice["refresh_token"])).json() == {"active": False}
+    assert (await introspect(issuer, gateway, successor)).json()["active"] is True
+
+
+async def test_a_confidential_clients_tokens_are_revoked_only_by_it(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    """RFC 7009 §2.1: the server checks the token was issued to the client revoking it."""
+    await issuer.add_user("alice")
+    verifier = await make_verifier()
+    server = await issuer.add_client("api", confidential=True)
+    other = await issuer.add_client("reports", confidential=True)
+    own = {"client_id": server["client_id"], "client_secret": server["client_secret"]}
+    login = {"username": "alice", "password": PASSWORD}
+    tokens = (await issuer.http.post("/v1/login", json=login | own)).json()
+
+    for which in ("access_token", "refresh_token"):
+        for form, status, code in (
+            ({}, 401, "invalid_client"),
+            (
+                {"client_id": other["client_id"], "client_secret": other["client_secret"]},
+                400,
+                "invalid_grant",
+            ),
+            ({"client_id": server["client_id"], "client_secret": "wrong"}, 401, "invalid_client"),
+        ):
+            reply = await issuer.http.post("/oauth/revoke", data={"token": tokens[which]} | form)
+            assert (reply.status_code, reply.json()["error"]) == (status, code), (which, form)
+    assert not is_rejected(verifier, tokens["access_token"])  # nothing was revoked
+
+    reply = await issuer.http.post("/oauth/revoke", data={"token": tokens["access_token"]} | own)
+    assert reply.status_code == 200
+    await eventually(partial(is_rejected, verifier, tokens["access_token"]))
+
+
+async def test_a_public_clients_tokens_are_revoked_without_authentication(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    await issuer.add_user("alice")
+    verifier = await make_verifier()
+    mobile = await issuer.add_client("mobile")
+    login = {"username": "alice", "password": PASSWORD, "client_id": mobile["client_id"]}
+    tokens = (await issuer.http.post("/v1/login", json=login)).json()
+    foreign = await issuer.http.post(
+        "/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": "revocast"}
+    )
+    assert (foreign.status_code, foreign.json()["error"]) == (400, "invalid_grant")
+    reply = await issuer.http.post("/oauth/revoke", data={"token": tokens["refresh_token"]})
+    assert reply.status_code == 200
+    await eventually(partial(is_rejected, verifier, tokens["access_token"]))
 
 
 async def test_rfc_8414_metadata(issuer: Issuer) -> None:
@@ -116,7 +242,12 @@ async def test_rfc_8414_metadata(issuer: Issuer) -> None:
     assert reply.status_code == 200
     meta = reply.json()
     assert meta["issuer"] == issuer.settings.issuer
-    assert meta["revocation_endpoint_auth_methods_supported"] == ["none"]
+    assert meta["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+    assert meta["grant_types_supported"] == ["password", "refresh_token"]
     assert meta["access_token_signing_alg_values_supported"] == ["Ed25519", "EdDSA"]
     jwks = await issuer.http.get(meta["jwks_uri"])
     assert jwks.json()["keys"]
@@ -133,4 +264,4 @@ async def test_metadata_urls_follow_an_issuer_url(issuer: Issuer) -> None:
     assert meta["issuer"] == "https://auth.example.com"
     assert meta["jwks_uri"] == "https://auth.example.com/.well-known/jwks.json"
     assert meta["revocation_endpoint"] == "https://auth.example.com/oauth/revoke"
-    assert "token_endpoint" not in meta  # until an RFC 6749 token endpoint exists (issue 11)
+    assert meta["token_endpoint"] == "https://auth.example.com/oauth/token"

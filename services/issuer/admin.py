@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.claims import AccessClaims
+from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import Forbidden, InvalidRequest, NotFound
 from revocast.http import json_response
 from revocast.issuer.bodies import BlockBody, RolesBody, read_body
@@ -46,6 +47,7 @@ def session_view(record: dict[str, str]) -> dict[str, str]:
         "last_refreshed_at": iso(record.get("refreshed_ms", 0)),
         "user_agent": record.get("user_agent", ""),
         "client_address": record.get("client", ""),
+        "client_id": record.get("client_id", DEFAULT_CLIENT_ID),
     }
 
 

@@ -130,6 +130,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/admin/users/{user_id}/sessions", admin.user_sessions, methods=["GET"]),
             Route("/v1/admin/sessions/{session_id}", admin.end_session, methods=["DELETE"]),
             Route("/v1/admin/audit", admin.audit, methods=["GET"]),
+            Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),

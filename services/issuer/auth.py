@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,96 +12,49 @@ from revocast.browser import (
     new_csrf_token,
     set_token_cookies,
 )
-from revocast.errors import (
-    CsrfFailed,
-    InvalidCredentials,
-    InvalidRefreshToken,
-    InvalidRequest,
-    TokenRejected,
-    TooManyAttempts,
-)
+from revocast.errors import CsrfFailed, InvalidRequest, TokenRejected
 from revocast.http import json_response
-from revocast.ids import new_refresh_token, new_session_id
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
+from revocast.issuer.client_auth import BUILT_IN, identify
 from revocast.issuer.context import IssuerContext
+from revocast.issuer.grants import Issued, parse_scope, password_grant, refresh_grant
 from revocast.issuer.guards import by_cookie, caller, revoked_caller
-from revocast.issuer.tokens import seal_successor, unseal_successor
 
 
-async def _signing_kid(ctx: IssuerContext) -> str:
-    """The active key; 503 before writing anything when no token could be signed with it.
-
-    A key revoked between this read and the signature only makes the new token
-    dead on arrival everywhere (verifiers refuse every token of a revoked key).
-    """
-    kid = await ctx.reads.signing_kid() or ""
-    if kid:
-        await ctx.minter.keys.fetch(ctx.reads, kid)
-    return ctx.minter.keys.get(kid).kid
-
-
-def _token_response(
-    ctx: IssuerContext,
-    *,
-    uid: str,
-    sid: str,
-    roles_json: str,
-    issued_ms: int,
-    refresh_token: str,
-    kid: str,
-    cookies: bool,
-) -> Response:
-    roles = json.loads(roles_json)
-    access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid)
-    common = {"expires_in": ctx.settings.access_ttl_s, "session_id": sid, "user_id": uid}
+def _token_response(ctx: IssuerContext, issued: Issued, *, cookies: bool) -> Response:
+    common = {
+        "expires_in": ctx.settings.access_ttl_s,
+        "scope": issued.scope,
+        "session_id": issued.sid,
+        "user_id": issued.uid,
+    }
     if not cookies:
-        body = {"access_token": access, "refresh_token": refresh_token, "token_type": "Bearer"}
+        body = {"access_token": issued.access_token, "refresh_token": issued.refresh_token,
+                "token_type": "Bearer"}  # fmt: skip
         return json_response(body | common, headers={"Cache-Control": "no-store"})
     # Browser mode: the tokens never appear where a script could read them.
     csrf = new_csrf_token()
     response = json_response(common | {"csrf_token": csrf}, headers={"Cache-Control": "no-store"})
-    set_token_cookies(response, ctx.settings, access=access, refresh=refresh_token, csrf=csrf)
+    set_token_cookies(
+        response, ctx.settings, access=issued.access_token, refresh=issued.refresh_token, csrf=csrf
+    )
     return response
 
 
 async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
-    client = request.client.host if request.client else ""
-    wait_ms = max(
-        await ctx.writes.throttle("client", client, "count"),
-        await ctx.writes.throttle("user", body.username, "check"),
-    )
-    if wait_ms:
-        raise TooManyAttempts(math.ceil(wait_ms / 1000))
-    found = await ctx.reads.find_user(body.username)
-    if not await ctx.passwords.verify(found[1] if found else None, body.password) or found is None:
-        # Counted for unknown names too: the same answer, work and trace either way.
-        await ctx.writes.throttle("user", body.username, "count")
-        raise InvalidCredentials("unknown user or wrong password")
-    await ctx.writes.throttle("user", body.username, "forget")
-    uid = found[0]
-    kid = await _signing_kid(ctx)
-    keys = ctx.writes.keys
-    sid = new_session_id(keys, uid)
-    refresh_token = new_refresh_token(keys, uid)
-    issued_ms, roles_json = await ctx.writes.login(
-        uid,
-        sid,
-        refresh_token,
-        user_agent=request.headers.get("user-agent", "")[:256],
-        client=client,
-    )
-    return _token_response(
+    client = await identify(ctx, request.headers, body.client_id, body.client_secret)
+    issued = await password_grant(
         ctx,
-        uid=uid,
-        sid=sid,
-        roles_json=roles_json,
-        issued_ms=issued_ms,
-        refresh_token=refresh_token,
-        kid=kid,
-        cookies=body.delivery == "cookie",
+        username=body.username,
+        password=body.password,
+        client=client or BUILT_IN,
+        scope=parse_scope(body.scope),
+        address=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", ""),
     )
+    return _token_response(ctx, issued, cookies=body.delivery == "cookie")
 
 
 async def refresh(request: Request) -> Response:
@@ -118,27 +68,9 @@ async def refresh(request: Request) -> Response:
         presented, from_cookie = request.cookies[REFRESH_COOKIE], True
     if not presented:
         raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
-    kid = await _signing_kid(ctx)
-    successor = new_refresh_token(ctx.writes.keys, presented)
-    result = await ctx.writes.refresh(presented, successor, seal_successor(presented, successor))
-    if result.status == "reused":
-        raise InvalidRefreshToken("refresh token reused: its session was revoked")
-    if result.status == "grace":
-        # A retry or a second tab: hand out the successor already issued.
-        unsealed = unseal_successor(presented, result.sealed_next)
-        if unsealed is None:
-            raise InvalidRefreshToken("refresh token is not valid")
-        successor = unsealed
-    return _token_response(
-        ctx,
-        uid=result.uid,
-        sid=result.sid,
-        roles_json=result.roles_json,
-        issued_ms=result.now_ms,
-        refresh_token=successor,
-        kid=kid,
-        cookies=from_cookie,
-    )
+    client = await identify(ctx, request.headers, body.client_id, body.client_secret)
+    issued = await refresh_grant(ctx, presented, client)
+    return _token_response(ctx, issued, cookies=from_cookie)
 
 
 async def logout(request: Request) -> Response:

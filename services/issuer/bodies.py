@@ -14,16 +14,27 @@ Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 OpaqueToken = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
+ClientId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+ClientSecret = Annotated[str, msgspec.Meta(max_length=256)]
+Scope = Annotated[str, msgspec.Meta(max_length=1100)]
+
+
 class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     username: Username
     password: Password
     # "cookie": browser mode, tokens in HttpOnly cookies instead of the body.
     delivery: Literal["body", "cookie"] = "body"
+    # OAuth client (None: the built-in public client); scope: roles asked for (None: all).
+    client_id: ClientId | None = None
+    client_secret: ClientSecret | None = None
+    scope: Scope | None = None
 
 
 class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):
     # Empty in browser mode: the refresh cookie carries it.
     refresh_token: Annotated[str, msgspec.Meta(max_length=512)] = ""
+    client_id: ClientId | None = None
+    client_secret: ClientSecret | None = None
 
 
 Reason = Annotated[str, msgspec.Meta(max_length=500)]

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from revocast.claims import TOKEN_TYPE
+from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.issuer.keyring import KeyRing
 from revocast.keys import b64url
 from revocast.settings import Settings
@@ -53,8 +54,21 @@ class TokenMinter:
         self.settings = settings
         self.keys = keys
 
-    def mint(self, *, uid: str, sid: str, roles: list[str], issued_ms: int, kid: str) -> str:
-        """Sign with ``kid``, the key Redis named active before the session was written."""
+    def mint(
+        self,
+        *,
+        uid: str,
+        sid: str,
+        roles: list[str],
+        issued_ms: int,
+        kid: str,
+        client_id: str = DEFAULT_CLIENT_ID,
+    ) -> str:
+        """Sign with ``kid``, the key Redis named active before the session was written.
+
+        ``client_id`` and ``scope`` are RFC 9068's; ``scope`` repeats ``roles`` as the
+        space-separated string OAuth tools read, ``roles`` is what revocast checks.
+        """
         key = self.keys.get(kid)
         iat = issued_ms // 1000  # whole seconds for every JWT library; iat_ms for revocation
         claims = {
@@ -67,6 +81,8 @@ class TokenMinter:
             "nbf": iat,
             "exp": iat + self.settings.access_ttl_s,
             "roles": roles,
+            "client_id": client_id,
+            "scope": " ".join(roles),
             "iat_ms": issued_ms,
         }
         header = {"alg": self.settings.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}

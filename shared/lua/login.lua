@@ -1,9 +1,11 @@
 -- KEYS: fixed..., user, user_sessions, session, refresh_token, session of each sid below...
--- ARGV: uid, sid, refresh_ttl_s, user_agent, client, max_sessions, lifetime_ms, retention_ms,
+-- ARGV: uid, sid, refresh_ttl_s, user_agent, client address, max_sessions, lifetime_ms,
+--       retention_ms, client_id, scope (JSON list of roles asked for, '' for all of them),
 --       sid... (the user's sessions as the caller read them; only needed with max_sessions)
 -- Create a session and its first refresh token; past max_sessions (0 = no limit) the oldest
 -- sessions are revoked with their events. Returns {now_ms, roles_json, sessions revoked}.
--- Errors: invalid_credentials, user_blocked, retry (the session set changed meanwhile).
+-- Errors: invalid_credentials, user_blocked, invalid_scope (a role the user does not hold),
+-- retry (the session set changed meanwhile).
 local USER, SESSIONS, SESSION, RT = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3], KEYS[FIXED + 4]
 local uid, sid, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local max_sessions, lifetime_ms, retention_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -14,10 +16,18 @@ end
 if redis.call('HGET', USER, 'blocked') == '1' then
   return redis.error_reply('user_blocked')
 end
+local client_id, scope = ARGV[9], ARGV[10]
+if scope ~= '' then
+  local held = {}
+  for _, role in ipairs(cjson.decode(roles)) do held[role] = true end
+  for _, role in ipairs(cjson.decode(scope)) do
+    if not held[role] then return redis.error_reply('invalid_scope') end
+  end
+end
 local now = now_ms()
 local revoked = 0
 if max_sessions > 0 then
-  local sessions = declared_sessions(SESSIONS, FIXED + 5, 9)
+  local sessions = declared_sessions(SESSIONS, FIXED + 5, 11)
   if not sessions then return retry() end
   local live = {}
   for _, session in ipairs(sessions) do
@@ -37,9 +47,11 @@ if max_sessions > 0 then
   end
 end
 redis.call('HSET', SESSION, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', int(now),
-  'user_agent', ARGV[4], 'client', ARGV[5])
+  'user_agent', ARGV[4], 'client', ARGV[5], 'client_id', client_id)
+if scope ~= '' then redis.call('HSET', SESSION, 'scope', scope) end
 redis.call('EXPIRE', SESSION, ttl)
 redis.call('SADD', SESSIONS, sid)
-redis.call('HSET', RT, 'sid', sid, 'uid', uid, 'state', 'live')
+redis.call('HSET', RT, 'sid', sid, 'uid', uid, 'state', 'live', 'client_id', client_id,
+  'issued_ms', int(now))
 redis.call('EXPIRE', RT, ttl)
 return {int(now), roles, revoked}

@@ -31,6 +31,7 @@ from revocast.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidRequest,
+    InvalidScope,
     NotDurable,
     NotFound,
     RevocastError,
@@ -58,6 +59,7 @@ _SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
     "not_found": NotFound,
     "key_revoked": SigningKeyUnavailable,
     "invalid_request": InvalidRequest,
+    "invalid_scope": InvalidScope,
 }
 
 

@@ -12,9 +12,11 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import Keyspace
 from revocast.store.backend import Backend
+from revocast.store.records import RefreshGrant
 
 AuditEntry = tuple[str, dict[str, str]]
 
@@ -97,21 +99,31 @@ class Reads:
         live = await self.backend.read(set_key, read)
         return sorted(live, key=lambda record: int(record.get("created_ms", 0)))
 
-    async def refresh_token_owner(self, token: str, *, live_only: bool) -> tuple[str, str] | None:
-        """(sid, uid) of a refresh token; with ``live_only``, only while it and its session live."""
+    async def refresh_grant(self, token: str) -> RefreshGrant | None:
+        """What a refresh token stands for, live or already rotated; None if Redis has no trace."""
         p = self.keys.of(token)
         key = p.refresh_token(hash_refresh_token(token))
-        sid, uid, state = await self.backend.hmget(key, ["sid", "uid", "state"])
+        fields = ["sid", "uid", "state", "client_id", "issued_ms"]
+        sid, uid, state, client_id, issued_ms = await self.backend.hmget(key, fields)
         if sid is None or uid is None or self.keys.of(uid) is not p:
             return None
-        if live_only and (state != "live" or not await self.session_live(sid)):
-            return None
-        return sid, uid
+        return RefreshGrant(sid, uid, client_id or DEFAULT_CLIENT_ID, state == "live",
+                            int(issued_ms) if issued_ms else None)  # fmt: skip
+
+    async def session_scope(self, sid: str) -> tuple[bool, list[str] | None]:
+        """(whether the session lives, the roles its login asked for: None for all of them)."""
+        p = self.keys.of(sid)
+        uid, scope = await self.backend.hmget(p.session(sid), ["uid", "scope"])
+        return uid is not None, json.loads(scope) if scope else None
 
     async def session_live(self, sid: str) -> bool:
         return await self.backend.exists(self.keys.of(sid).session(sid))
 
     # Keys and the epoch ------------------------------------------------------------------
+
+    async def client(self, client_id: str) -> str | None:
+        """One registered client's record (JSON), or None."""
+        return await self._hget(self.keys.global_.clients, client_id)
 
     async def clients(self) -> dict[str, str]:
         """Every registered client: client_id -> record (JSON)."""

@@ -24,6 +24,17 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """What a refresh token stands for: its session, user and client, as Redis has them."""
+
+    sid: str
+    uid: str
+    client_id: str
+    live: bool  # not yet rotated (a used one is still known, for the grace window)
+    issued_ms: int | None  # None for tokens written before the field existed
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     """Where a stream ends on the server read, and what proves how current that server is."""
 
@@ -41,6 +52,7 @@ class RefreshResult:
     now_ms: int
     roles_json: str
     sealed_next: str
+    scope_json: str  # the roles granted at login ("" when all of them)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
@@ -17,11 +18,12 @@ from typing import Any, Literal, TypeVar
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
 from revocast.store.backend import Backend, Retry
-from revocast.store.records import Power, RefreshResult
+from revocast.store.records import Power, RefreshGrant, RefreshResult
 
 T = TypeVar("T")
 
@@ -110,10 +112,19 @@ class Writes:
     # Sessions ----------------------------------------------------------------------------
 
     async def login(
-        self, uid: str, sid: str, refresh_token: str, *, user_agent: str, client: str
+        self,
+        uid: str,
+        sid: str,
+        refresh_token: str,
+        *,
+        user_agent: str,
+        client: str,
+        client_id: str = DEFAULT_CLIENT_ID,
+        scope: list[str] | None = None,
     ) -> tuple[int, str]:
-        """Create a session; returns (Redis time ms, roles JSON). Past the session limit, the
-        oldest sessions are revoked (durably)."""
+        """Create a session for ``client_id``; returns (Redis time ms, roles JSON). ``scope``
+        (None: every role) must name roles the user holds (InvalidScope otherwise). Past the
+        session limit, the oldest sessions are revoked (durably)."""
         p = self.keys.of(uid)
         fixed = [
             *p.fixed(),
@@ -136,6 +147,8 @@ class Writes:
                     self._max_sessions,
                     self._lifetime_ms,
                     self._retention_ms,
+                    client_id,
+                    "" if scope is None else json.dumps(scope),
                     *sids,
                 ],
                 durable=lambda reply: int(reply[2]) > 0,
@@ -147,15 +160,18 @@ class Writes:
             reply = await attempt([])
         return int(reply[0]), str(reply[1])
 
-    async def refresh(self, presented: str, successor: str, sealed_next: str) -> RefreshResult:
-        """Claim a refresh token: rotated, grace (a retry), or reused (its session revoked)."""
+    async def refresh(
+        self, presented: str, grant: RefreshGrant, successor: str, sealed_next: str
+    ) -> RefreshResult:
+        """Claim a refresh token (``grant``: what Reads.refresh_grant found for it): rotated,
+        grace (a retry), or reused (its session revoked)."""
         p = self.keys.of(presented)
         rt_key = p.refresh_token(hash_refresh_token(presented))
-        sid, uid = await self.backend.hmget(rt_key, ["sid", "uid"])
-        if not sid or not uid or self.keys.of(uid) is not p or self.keys.of(successor) is not p:
+        sid, uid = grant.sid, grant.uid
+        if self.keys.of(uid) is not p or self.keys.of(successor) is not p:
             raise InvalidRefreshToken()
         try:
-            status, now_ms, roles, sealed = await self.backend.run(
+            status, now_ms, roles, sealed, scope = await self.backend.run(
                 "refresh",
                 [
                     *p.fixed(),
@@ -173,12 +189,13 @@ class Writes:
                     self._refresh_ttl_s,
                     self._lifetime_ms,
                     self._retention_ms,
+                    grant.client_id,
                 ],
                 durable=lambda reply: reply[0] == "reused",
             )
         except Retry:
             raise InvalidRefreshToken() from None
-        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed)
+        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope)
 
     async def revoke_session(self, sid: str, uid: str, reason: str) -> str:
         """Delete the session and publish its revocation (again, if repeated); the event id."""

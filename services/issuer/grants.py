@@ -1,0 +1,172 @@
+"""The two ways to get tokens, a password and a refresh token, for /v1 and /oauth/token alike.
+
+Each answers an ``Issued``: the access token and refresh token, with what the endpoint
+needs to describe them. How they are delivered (JSON body, cookies, RFC 6749 form) is the
+endpoint's business.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from revocast.errors import (
+    InvalidClient,
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidScope,
+    TooManyAttempts,
+)
+from revocast.ids import new_refresh_token, new_session_id
+from revocast.issuer.client_auth import CallingClient, is_confidential
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.tokens import seal_successor, unseal_successor
+
+_ROLE = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    access_token: str
+    refresh_token: str
+    uid: str
+    sid: str
+    scope: str  # the roles the access token carries, space-separated (RFC 6749 §3.3)
+
+
+def parse_scope(scope: str | None) -> list[str] | None:
+    """The roles a ``scope`` parameter asks for; None (every role the user holds) if absent."""
+    if scope is None or not scope.strip():
+        return None
+    asked = scope.split()
+    if len(asked) > 32 or not all(_ROLE.fullmatch(role) for role in asked):
+        raise InvalidScope("scope is up to 32 role names separated by spaces")
+    return list(dict.fromkeys(asked))
+
+
+async def signing_kid(ctx: IssuerContext) -> str:
+    """The active key; 503 before writing anything when no token could be signed with it.
+
+    A key revoked between this read and the signature only makes the new token
+    dead on arrival everywhere (verifiers refuse every token of a revoked key).
+    """
+    kid = await ctx.reads.signing_kid() or ""
+    if kid:
+        await ctx.minter.keys.fetch(ctx.reads, kid)
+    return ctx.minter.keys.get(kid).kid
+
+
+async def password_grant(
+    ctx: IssuerContext,
+    *,
+    username: str,
+    password: str,
+    client: CallingClient,
+    scope: list[str] | None,
+    address: str,
+    user_agent: str,
+) -> Issued:
+    """A new session for the user, throttled per client address and per username."""
+    wait_ms = max(
+        await ctx.writes.throttle("client", address, "count"),
+        await ctx.writes.throttle("user", username, "check"),
+    )
+    if wait_ms:
+        raise TooManyAttempts(math.ceil(wait_ms / 1000))
+    found = await ctx.reads.find_user(username)
+    if not await ctx.passwords.verify(found[1] if found else None, password) or found is None:
+        # Counted for unknown names too: the same answer, work and trace either way.
+        await ctx.writes.throttle("user", username, "count")
+        raise InvalidCredentials("unknown user or wrong password")
+    await ctx.writes.throttle("user", username, "forget")
+    uid = found[0]
+    kid = await signing_kid(ctx)
+    keys = ctx.writes.keys
+    sid = new_session_id(keys, uid)
+    refresh_token = new_refresh_token(keys, uid)
+    issued_ms, roles_json = await ctx.writes.login(
+        uid,
+        sid,
+        refresh_token,
+        user_agent=user_agent[:256],
+        client=address,
+        client_id=client.client_id,
+        scope=scope,
+    )
+    roles = json.loads(roles_json)
+    granted = roles if scope is None else [role for role in roles if role in scope]
+    return _issue(ctx, uid, sid, granted, issued_ms, refresh_token, kid, client.client_id)
+
+
+async def refresh_grant(
+    ctx: IssuerContext,
+    presented: str,
+    client: CallingClient | None,
+    narrow: list[str] | None = None,
+) -> Issued:
+    """Rotate a refresh token for the client it was issued to (RFC 6749 §6).
+
+    ``client`` is who the request says it is (None: it named no client). A confidential
+    client's tokens need that client, authenticated; a removed client's tokens are dead.
+    ``narrow`` asks for fewer roles in this access token (InvalidScope if it names one
+    the session does not grant); the refresh token keeps what its login granted.
+    """
+    grant = await ctx.reads.refresh_grant(presented)
+    if grant is None:
+        raise InvalidRefreshToken("refresh token is not valid")
+    if client is None:
+        confidential = await is_confidential(ctx, grant.client_id)
+        if confidential is None:
+            raise InvalidRefreshToken(f"the client {grant.client_id} was removed")
+        if confidential:
+            raise InvalidClient(f"the refresh token belongs to the confidential client "
+                                f"{grant.client_id}: authenticate as it")  # fmt: skip
+    elif client.client_id != grant.client_id:
+        raise InvalidRefreshToken("the refresh token was issued to another client")
+    if narrow is not None:
+        await _check_narrowing(ctx, grant.uid, grant.sid, narrow)  # before anything is written
+    kid = await signing_kid(ctx)
+    successor = new_refresh_token(ctx.writes.keys, presented)
+    sealed = seal_successor(presented, successor)
+    result = await ctx.writes.refresh(presented, grant, successor, sealed)
+    if result.status == "reused":
+        raise InvalidRefreshToken("refresh token reused: its session was revoked")
+    if result.status == "grace":
+        # A retry or a second tab: hand out the successor already issued.
+        unsealed = unseal_successor(presented, result.sealed_next)
+        if unsealed is None:
+            raise InvalidRefreshToken("refresh token is not valid")
+        successor = unsealed
+    roles = json.loads(result.roles_json)
+    if result.scope_json:
+        granted = set(json.loads(result.scope_json))
+        roles = [role for role in roles if role in granted]  # never more than at login
+    if narrow is not None:
+        roles = [role for role in roles if role in narrow]
+    return _issue(ctx, result.uid, result.sid, roles, result.now_ms, successor, kid,
+                  grant.client_id)  # fmt: skip
+
+
+async def _check_narrowing(ctx: IssuerContext, uid: str, sid: str, narrow: list[str]) -> None:
+    _, granted = await ctx.reads.session_scope(sid)
+    held = await ctx.reads.roles_of(uid)
+    if not all(role in held and (granted is None or role in granted) for role in narrow):
+        raise InvalidScope("scope names a role this refresh token does not grant")
+
+
+def _issue(
+    ctx: IssuerContext,
+    uid: str,
+    sid: str,
+    roles: list[str],
+    issued_ms: int,
+    refresh_token: str,
+    kid: str,
+    client_id: str,
+) -> Issued:
+    access = ctx.minter.mint(
+        uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid, client_id=client_id
+    )
+    return Issued(access, refresh_token, uid, sid, " ".join(roles))
