@@ -608,6 +608,10 @@ FIELDS = [
     "reason",
     "token",
     "token_type_hint",
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "scope",
 ]
 Who = Literal["admin", "user", "none"]
 
@@ -623,6 +627,7 @@ class Route:
 ROUTES = {
     "login": Route("POST", "/v1/login", JSON, "none"),
     "refresh": Route("POST", "/v1/refresh", JSON, "none"),
+    "token": Route("POST", "/oauth/token", FORM, "none"),
     "revoke": Route("POST", "/oauth/revoke", FORM, "none"),
     "introspect": Route("POST", "/oauth/introspect", FORM, "admin"),
     "password": Route("POST", "/v1/password", JSON, "user"),
@@ -838,13 +843,40 @@ def as_form(pairs: st.SearchStrategy[list[tuple[str, str]]]) -> st.SearchStrateg
 
 
 hints = st.sampled_from(["refresh_token", "access_token", "", "id_token"]) | st.text(max_size=8)
+grant_types = st.sampled_from(["password", "refresh_token", "client_credentials", ""])
+client_ids = st.sampled_from(["revocast", "c_unknown", ""]) | st.text(max_size=20)
+scopes = st.lists(roles | st.text(max_size=6), max_size=4).map(" ".join)
 form_tokens = (
     jwt_shaped | st.text(min_size=1, max_size=200) | st.text(B64URL, min_size=43, max_size=43)
 )
 # Bodies of the right shape and types for each route, so the fuzz reaches its logic
 # (credential checks, refresh lookups, password and role changes, token lookups).
 TYPED_BODIES: dict[str, st.SearchStrategy[bytes]] = {
-    "login": as_json(st.fixed_dictionaries({"username": words, "password": words})),
+    "login": as_json(
+        st.fixed_dictionaries(
+            {"username": words, "password": words},
+            optional={"client_id": client_ids, "client_secret": words, "scope": scopes},
+        )
+    ),
+    "token": as_form(
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        "grant_type",
+                        "username",
+                        "password",
+                        "refresh_token",
+                        "scope",
+                        "client_id",
+                        "client_secret",
+                    ]
+                ),
+                grant_types | words | form_tokens | scopes | client_ids,
+            ),
+            max_size=8,
+        )
+    ),
     "refresh": as_json(st.fixed_dictionaries({"refresh_token": form_tokens})),
     "password": as_json(
         st.fixed_dictionaries({"current_password": words, "new_password": passwords})
@@ -885,21 +917,21 @@ def route_calls(draw: st.DrawFn, names: Sequence[str] = tuple(ROUTES)) -> Call:
 async def test_routes_never_answer_500(stage: Stage, call: Call) -> None:
     """Random bodies (any JSON value, objects with random members, the routes' own fields with
     values of any type, random bytes, huge strings, deeply nested arrays, form bodies) under
-    random media types and credentials, to /v1/login, /v1/refresh, /oauth/revoke,
-    /oauth/introspect, /v1/password and PUT /v1/admin/users/{uid}/roles: every answer is
-    below 500, and every error is JSON with an "error" member."""
+    random media types and credentials, to /v1/login, /v1/refresh, /oauth/token,
+    /oauth/revoke, /oauth/introspect, /v1/password and PUT /v1/admin/users/{uid}/roles: every
+    answer is below 500, and every error is JSON with an "error" member."""
     reply = await stage.send(call)
     event(f"{call.method} {call.path.split('/')[-1]} -> {reply.status_code} {reply.text[:40]}")
     check_reply(call, reply)
 
 
 @budget(150)
-@given(call=route_calls(("login", "refresh")))
+@given(call=route_calls(("login", "refresh", "token")))
 async def test_rejected_login_and_refresh_write_nothing(
     stage: Stage, redis: Redis, call: Call
 ) -> None:
-    """A refused /v1/login or /v1/refresh (any status >= 400) leaves every key and value under
-    the prefix as it was (login throttle counters excepted, as dump() does)."""
+    """A refused /v1/login, /v1/refresh or /oauth/token (any status >= 400) leaves every key
+    and value under the prefix as it was (login throttle counters excepted, as dump() does)."""
     prefix = stage.issuer.settings.key_prefix
     before = await dump(redis, prefix)
     reply = await stage.send(call)
