@@ -8,8 +8,12 @@ import json
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from revocast.errors import RevocastError, SettingsError, StoreUnavailable
+from revocast import enforcement
+from revocast.errors import NotApplied, RevocastError, SettingsError, StoreUnavailable
+from revocast.proof import EventRef
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 
@@ -84,6 +88,14 @@ def _serve_verifier(args: argparse.Namespace) -> int:
 Work = Callable[[Writes, Reads, Settings], Awaitable[object]]
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A command's text answer and its exit status (the JSON answers exit 0)."""
+
+    text: str
+    status: int
+
+
 def _against_store(work: Work) -> int:
     """Run one command against Redis; print its result (JSON unless text), or the error."""
     settings = _settings()
@@ -103,6 +115,9 @@ def _against_store(work: Work) -> int:
     except RevocastError as exc:
         print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
         return 1
+    if isinstance(result, Verdict):
+        print(result.text)
+        return result.status
     print(result if isinstance(result, str) else json.dumps(result, indent=2))
     return 0
 
@@ -128,9 +143,13 @@ def _operator(args: argparse.Namespace) -> int:
     async def work(writes: Writes, reads: Reads, settings: Settings) -> object:
         match args.command, getattr(args, "keys_command", None):
             case ("block" | "unblock") as action, _:
-                return await operator.set_blocked(
+                done = await operator.set_blocked(
                     writes, args.user_id, args.reason, blocked=action == "block"
                 )
+                return done if args.wait is None else await _proved(reads, done, args.wait)
+            case "verifiers", _:
+                rows = await enforcement.lags(reads)
+                return rows if args.json else enforcement.describe_lags(rows)
             case "sessions", _:
                 return await operator.sessions(reads, args.user_id)
             case "client", _:
@@ -143,6 +162,19 @@ def _operator(args: argparse.Namespace) -> int:
                 return await operator.list_keys(reads)
 
     return _against_store(work)
+
+
+async def _proved(reads: Reads, done: dict[str, Any], wait_s: float) -> Verdict:
+    """Wait until every live verifier has applied the change; exit 0 only then."""
+    if done["event_id"] is None:
+        return Verdict(f"{json.dumps(done)}\nnothing was revoked: nothing to wait for", 0)
+    answer = await enforcement.wait_applied(reads, EventRef.parse(done["event_id"]), wait_s)
+    text = f"{json.dumps(done)}\n{enforcement.describe(answer)}"
+    if answer["all_applied"]:
+        return Verdict(text, 0)
+    print(text)
+    raise NotApplied(f"{answer['pending']} of {answer['live']} live verifiers have not applied "
+                     f"{answer['event_id']} after {wait_s:g} s")  # fmt: skip
 
 
 async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads) -> object:
@@ -165,6 +197,18 @@ def _stack(args: argparse.Namespace) -> int:
     from revocast.stack import run_stack
 
     return run_stack(host=args.host, issuer_port=args.issuer_port, verifier_port=args.verifier_port)
+
+
+def _wait_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= enforcement.MAX_WAIT_S:
+        raise argparse.ArgumentTypeError(
+            f"seconds above 0 and at most {enforcement.MAX_WAIT_S:g}, not {text}"
+        )
+    return seconds
 
 
 def parser() -> argparse.ArgumentParser:
@@ -200,7 +244,19 @@ def parser() -> argparse.ArgumentParser:
         moderate = commands.add_parser(name, help=text)
         moderate.add_argument("user_id")
         moderate.add_argument("--reason", default="")
+        moderate.add_argument(
+            "--wait",
+            type=_wait_seconds,
+            metavar="SECONDS",
+            help="return once every live verifier has applied it (exit 0), or say which have "
+            "not when SECONDS pass (exit 1)",
+        )
         moderate.set_defaults(handler=_operator)
+    verifiers = commands.add_parser(
+        "verifiers", help="the live verifiers, and how far each is behind the streams"
+    )
+    verifiers.add_argument("--json", action="store_true", help="JSON instead of a table")
+    verifiers.set_defaults(handler=_operator)
     sessions = commands.add_parser("sessions", help="list a user's live sessions")
     sessions.add_argument("user_id")
     sessions.set_defaults(handler=_operator)
@@ -233,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
     revoke = keys_commands.add_parser(
         "revoke", help="withdraw a key: every token it signed is refused everywhere"
     )
-    revoke.add_argument("kid")
+    revoke.add_argument("kid", help="a kid that starts with '-' goes after '--'")
     revoke.add_argument("--reason", default="")
     revoke.set_defaults(handler=_operator)
 

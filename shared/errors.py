@@ -20,6 +20,7 @@ RevocastError
 │   ├── NotFound             404
 │   ├── TooManyAttempts      429: login throttled; ``retry_after_s`` says for how long
 │   └── Conflict             409: e.g. the username is taken
+├── NotApplied               --wait ran out before every live verifier applied a revocation
 ├── SigningKeyUnavailable    no usable signing key (HTTP 503)
 ├── TokenRejected            the access token must not be accepted (HTTP 401)
 └── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
@@ -179,6 +180,13 @@ class Conflict(RequestError):
 
     code = "conflict"
     status = 409
+
+
+class NotApplied(RevocastError):
+    """A revocation is in Redis, but some live verifiers had not applied it when the wait
+    ended (they refuse it once they do, or fail closed once stale)."""
+
+    code = "not_applied"
 
 
 class SigningKeyUnavailable(RevocastError):

@@ -72,11 +72,16 @@ class GlobalKeys:
     audit: str  # STREAM of operator actions on keys, and state losses
     issuers: str  # ZSET issuer id -> last seen (ms): the live issuers
     clients: str  # HASH client_id -> client record (JSON; a confidential one's secret hashed)
+    verifiers: str  # ZSET verifier instance id -> its receipt's last renewal (ms)
     prefix: str
 
     def issuer(self, issuer_id: str) -> str:
         """HASH: host, pid, started_ms, kids (JSON list of loaded keys); expires if it dies."""
         return f"{self.prefix}:issuer:{issuer_id}"
+
+    def verifier(self, instance_id: str) -> str:
+        """STRING: the verifier's receipt (``revocast.proof.Receipt``, JSON); expires if it dies."""
+        return f"{self.prefix}:verifier:{instance_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +167,7 @@ class Keyspace:
             audit=f"{base}:audit",
             issuers=f"{base}:issuers",
             clients=f"{base}:clients",
+            verifiers=f"{base}:verifiers",
             prefix=base,
         )
         self._partitions = tuple(self._partition(i) for i in range(partitions))

@@ -9,7 +9,7 @@ import asyncio
 import getpass
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
 from revocast.errors import Conflict, InvalidRequest, NotFound, SigningKeyUnavailable
@@ -27,9 +27,11 @@ def operator_name() -> str:
 
 
 async def set_blocked(writes: Writes, uid: str, reason: str, *, blocked: bool) -> dict[str, Any]:
-    """Block (every session ends, login refused) or unblock a user."""
-    await writes.moderate(operator_name(), "block" if blocked else "unblock", uid, reason=reason)
-    return {"user_id": uid, "blocked": blocked}
+    """Block (every session ends, login refused) or unblock a user; with the block's event id
+    (an unblock revokes nothing: None)."""
+    action: Literal["block", "unblock"] = "block" if blocked else "unblock"
+    event_id = await writes.moderate(operator_name(), action, uid, reason=reason)
+    return {"user_id": uid, "blocked": blocked, "event_id": event_id or None}
 
 
 async def sessions(reads: Reads, uid: str) -> dict[str, Any]:

@@ -54,6 +54,8 @@ ENV_NAMES: dict[str, str] = {
     "replica_ack_timeout_ms": "REVOCAST_REPLICA_ACK_TIMEOUT_MS",
     "read_from_replicas": "REVOCAST_READ_FROM_REPLICAS",
     "key_encryption_key": "REVOCAST_KEY_ENCRYPTION_KEY",
+    "receipt_interval_ms": "REVOCAST_RECEIPT_INTERVAL_MS",
+    "verifier_name": "REVOCAST_VERIFIER_NAME",
 }
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
 # gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
@@ -116,6 +118,12 @@ class Settings:
     # 32 bytes, base64url: issuers seal their private keys in Redis under it, so that every
     # issuer can sign with a key rotated in anywhere. Unset: keys live in key_dir only.
     key_encryption_key: str | None = field(default=None, repr=False)
+    # Verifiers write a receipt (where they stand on each stream) at most this often, soon
+    # after applying entries; revokers read them to prove a revocation took effect. 0: off
+    # (such a verifier is invisible to the proof).
+    receipt_interval_ms: int = 250
+    # How a verifier names itself in receipts; empty: host:pid.
+    verifier_name: str = ""
 
     def __post_init__(self) -> None:
         if self.redis_url is not None:
@@ -161,6 +169,10 @@ class Settings:
             raise SettingsError("login limits must be 0 (off) or more")
         if self.login_window_s <= 0:
             raise SettingsError("login window must be positive")
+        if not (self.receipt_interval_ms == 0 or 10 <= self.receipt_interval_ms <= 10_000):
+            raise SettingsError("REVOCAST_RECEIPT_INTERVAL_MS must be 0 (off) or 10 to 10000")
+        if len(self.verifier_name) > 128:
+            raise SettingsError("REVOCAST_VERIFIER_NAME is at most 128 characters")
         if self.verify_memo_size < 0:
             raise SettingsError("verify memo size must be 0 or more")
         if self.max_sessions_per_user < 0:

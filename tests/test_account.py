@@ -77,7 +77,10 @@ async def test_password_change_ends_every_other_session(
     changed = await issuer.http.post(url, headers=auth,
                                      json={"current_password": PASSWORD,
                                            "new_password": "a much better passphrase"})  # fmt: skip
-    assert changed.json() == {"other_sessions_ended": 1}
+    assert changed.json() == {
+        "other_sessions_ended": 1,
+        "event_id": changed.headers["Revocast-Event-Id"],
+    }
     await both_reject(verifiers, old_phone["access_token"])
     assert (await issuer.refresh(old_phone["refresh_token"])).status_code == 401
     for verifier in verifiers:

@@ -75,7 +75,8 @@ async def test_block_kills_every_session_and_refuses_login_until_unblock(team: T
     reply = await team.call(team.mod, "POST", f"/v1/admin/users/{team.alice.uid}/block",
                             json={"reason": "spam"})  # fmt: skip
     assert reply.status_code == 200
-    assert reply.json() == {"user_id": team.alice.uid, "blocked": True}
+    assert reply.json() == {"user_id": team.alice.uid, "blocked": True,
+                            "event_id": reply.headers["Revocast-Event-Id"]}  # fmt: skip
     assert await all_reject(team, team.alice.tokens["access_token"], "user_revoked") < BOUND_S
     await all_reject(team, second["access_token"], "user_revoked")
     for verifier in team.verifiers:
@@ -89,7 +90,7 @@ async def test_block_kills_every_session_and_refuses_login_until_unblock(team: T
     assert (refresh.status_code, refresh.json()["error"]) == (403, "user_blocked")
 
     unblock = await team.call(team.mod, "POST", f"/v1/admin/users/{team.alice.uid}/unblock")
-    assert unblock.json() == {"user_id": team.alice.uid, "blocked": False}
+    assert unblock.json() == {"user_id": team.alice.uid, "blocked": False, "event_id": None}
     fresh = await team.issuer.login("alice")
     await eventually(lambda: all(rejection(v, fresh["access_token"]) is None
                                  for v in team.verifiers))  # fmt: skip
@@ -99,7 +100,8 @@ async def test_block_kills_every_session_and_refuses_login_until_unblock(team: T
 async def test_role_change_kills_old_tokens_but_not_the_session(team: Team) -> None:
     reply = await team.call(team.admin, "PUT", f"/v1/admin/users/{team.alice.uid}/roles",
                             json={"roles": ["editor", "user"]})  # fmt: skip
-    assert reply.json() == {"user_id": team.alice.uid, "roles": ["editor", "user"]}
+    assert reply.json() == {"user_id": team.alice.uid, "roles": ["editor", "user"],
+                            "event_id": reply.headers["Revocast-Event-Id"]}  # fmt: skip
     assert await all_reject(team, team.alice.tokens["access_token"], "roles_changed") < BOUND_S
     refreshed = await team.issuer.refresh(team.alice.tokens["refresh_token"])
     assert refreshed.status_code == 200

@@ -12,6 +12,7 @@ from revocast.issuer.bodies import PasswordBody, read_body
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller
 from revocast.issuer.users import check_password_rules
+from revocast.proof import EVENT_ID_HEADER
 
 
 async def my_sessions(request: Request) -> Response:
@@ -26,8 +27,10 @@ async def end_my_session(request: Request) -> Response:
     """End one of the caller's own sessions; another user's session is simply not found."""
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
-    await ctx.writes.end_session(path_id(request, "session_id"), owner=claims.sub, reason="user")
-    return Response(status_code=204)
+    event_id = await ctx.writes.end_session(
+        path_id(request, "session_id"), owner=claims.sub, reason="user"
+    )
+    return Response(status_code=204, headers={EVENT_ID_HEADER: event_id})
 
 
 async def change_password(request: Request) -> Response:
@@ -39,7 +42,8 @@ async def change_password(request: Request) -> Response:
     stored = await ctx.reads.password_hash(claims.sub)
     if not await ctx.passwords.verify(stored, body.current_password):
         raise WrongPassword("the current password does not match")
-    ended = await ctx.writes.change_password(
+    ended, event_id = await ctx.writes.change_password(
         claims.sub, await ctx.passwords.hash(body.new_password), claims.sid
     )
-    return json_response({"other_sessions_ended": ended})
+    headers = {EVENT_ID_HEADER: event_id} if event_id else {}
+    return json_response({"other_sessions_ended": ended, "event_id": event_id}, headers=headers)

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.claims import AccessClaims
 from revocast.clients import DEFAULT_CLIENT_ID
-from revocast.errors import Forbidden, InvalidRequest, NotFound
+from revocast.errors import InvalidRequest, NotFound
 from revocast.http import json_response
 from revocast.issuer.bodies import BlockBody, RolesBody, read_body
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.guards import MODERATOR_ROLES, caller_with_role
+from revocast.issuer.guards import MODERATOR_ROLES, authorize, caller_with_role
+from revocast.issuer.revocations import revoked, wait_seconds
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -51,16 +51,6 @@ def session_view(record: dict[str, str]) -> dict[str, str]:
     }
 
 
-async def authorize(ctx: IssuerContext, actor: AccessClaims, target: str = "") -> str:
-    """The actor's power for a read, as Redis has it now; Forbidden if none (or over an admin)."""
-    level = await ctx.reads.authority(actor.sub)
-    if not level:
-        raise Forbidden("requires the role admin or moderator")
-    if target and level == "moderator" and "admin" in await ctx.reads.roles_of(target):
-        raise Forbidden("moderators cannot act on admins")
-    return level
-
-
 async def block(request: Request) -> Response:
     return await _set_blocked(request, blocked=True)
 
@@ -73,23 +63,25 @@ async def _set_blocked(request: Request, *, blocked: bool) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
+    wait_s = wait_seconds(request)
     body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
-    await ctx.writes.moderate(
+    event_id = await ctx.writes.moderate(
         actor.sub, "block" if blocked else "unblock", target, reason=body.reason
     )
-    return json_response({"user_id": target, "blocked": blocked})
+    return await revoked(ctx, event_id, wait_s, {"user_id": target, "blocked": blocked})
 
 
 async def set_roles(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
+    wait_s = wait_seconds(request)
     body = await read_body(request, RolesBody, ctx.settings.max_body_bytes)
     roles = sorted(set(body.roles))
-    await ctx.writes.moderate(
+    event_id = await ctx.writes.moderate(
         actor.sub, "roles", target, reason=body.reason, roles_json=json.dumps(roles)
     )
-    return json_response({"user_id": target, "roles": roles})
+    return await revoked(ctx, event_id, wait_s, {"user_id": target, "roles": roles})
 
 
 async def user_sessions(request: Request) -> Response:
@@ -106,10 +98,11 @@ async def user_sessions(request: Request) -> Response:
 async def end_session(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
-    await ctx.writes.end_session(
+    wait_s = wait_seconds(request)
+    event_id = await ctx.writes.end_session(
         path_id(request, "session_id"), actor=actor.sub, reason="moderator"
     )
-    return Response(status_code=204)
+    return await revoked(ctx, event_id, wait_s)
 
 
 async def audit(request: Request) -> Response:

@@ -22,7 +22,7 @@ from revocast.errors import (
     VerifierStale,
 )
 from revocast.http import error_answer, error_response, json_response
-from revocast.issuer import account, admin, auth, oauth
+from revocast.issuer import account, admin, auth, oauth, revocations
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata
@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> Starlette:
         keys = KeyRing.from_settings(settings)
         guard = StateGuard(settings, writes, reads, keys)
         upkeep = Upkeep(backend, writes, reads, keys)
-        verifier = Verifier(settings)
+        verifier = Verifier(settings, role="issuer")
         try:
             active = await guard.start()
             log.info("active signing key %s; %r", active, backend.keys)
@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> Starlette:
                 verifier,
             )  # fmt: skip
             registry = CollectorRegistry()
-            registry.register(IssuerCollector(requests, guard))
+            registry.register(IssuerCollector(requests, guard, upkeep))
             registry.register(VerifierCollector(verifier))
             app.state.metrics = registry
             yield
@@ -130,6 +130,11 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/admin/users/{user_id}/sessions", admin.user_sessions, methods=["GET"]),
             Route("/v1/admin/sessions/{session_id}", admin.end_session, methods=["DELETE"]),
             Route("/v1/admin/audit", admin.audit, methods=["GET"]),
+            Route(
+                "/v1/admin/revocations/{event_id}",
+                revocations.revocation_status,
+                methods=["GET"],
+            ),
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),

@@ -19,6 +19,7 @@ from revocast.issuer.client_auth import BUILT_IN, identify
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import Issued, parse_scope, password_grant, refresh_grant
 from revocast.issuer.guards import by_cookie, caller, revoked_caller
+from revocast.proof import EVENT_ID_HEADER
 
 
 def _token_response(ctx: IssuerContext, issued: Issued, *, cookies: bool) -> Response:
@@ -90,8 +91,8 @@ async def logout(request: Request) -> Response:
         claims = revoked_caller(ctx, request, exc)
         await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
         raise
-    await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
-    return _ended(ctx, request)
+    event_id = await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
+    return _ended(ctx, request, event_id)
 
 
 async def logout_all(request: Request) -> Response:
@@ -108,12 +109,12 @@ async def logout_all(request: Request) -> Response:
         if cut_off:
             await ctx.writes.revoke_user(claims.sub, "logout_all", not_before_ms=cut_off)
         raise
-    await ctx.writes.revoke_user(claims.sub, "logout_all")
-    return _ended(ctx, request)
+    event_id = await ctx.writes.revoke_user(claims.sub, "logout_all")
+    return _ended(ctx, request, event_id)
 
 
-def _ended(ctx: IssuerContext, request: Request) -> Response:
-    response = Response(status_code=204)
+def _ended(ctx: IssuerContext, request: Request, event_id: str) -> Response:
+    response = Response(status_code=204, headers={EVENT_ID_HEADER: event_id})
     if by_cookie(request):
         clear_token_cookies(response, ctx.settings)
     return response

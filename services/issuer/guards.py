@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from revocast.claims import AccessClaims
-from revocast.errors import TokenRejected
+from revocast.errors import Forbidden, TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
 from revocast.verifier.gate import Original, admit
@@ -45,3 +45,13 @@ def caller_with_role(ctx: IssuerContext, request: Request, roles: frozenset[str]
     revocation of their token reaches this verifier.
     """
     return admit(ctx.verifier, request.headers, Original(request.method), roles=roles)
+
+
+async def authorize(ctx: IssuerContext, actor: AccessClaims, target: str = "") -> str:
+    """The actor's power for a read, as Redis has it now; Forbidden if none (or over an admin)."""
+    level = await ctx.reads.authority(actor.sub)
+    if not level:
+        raise Forbidden("requires the role admin or moderator")
+    if target and level == "moderator" and "admin" in await ctx.reads.roles_of(target):
+        raise Forbidden("moderators cannot act on admins")
+    return level

@@ -1,15 +1,17 @@
-"""Prometheus view of the issuer: requests by route and status, and detected data losses."""
+"""Prometheus view of the issuer: requests by route and status, detected data losses, and
+the live verifiers (how many, how many behind)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from revocast.issuer.state import StateGuard
+from revocast.issuer.upkeep import Upkeep
 
 RequestCounts = Counter[tuple[str, str, int]]  # (method, route template, status) -> responses
 
@@ -42,9 +44,10 @@ class RequestCounter:
 
 
 class IssuerCollector(Collector):
-    def __init__(self, requests: RequestCounts, guard: StateGuard) -> None:
+    def __init__(self, requests: RequestCounts, guard: StateGuard, upkeep: Upkeep) -> None:
         self.requests = requests
         self.guard = guard
+        self.upkeep = upkeep
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -59,4 +62,14 @@ class IssuerCollector(Collector):
             "revocast_issuer_state_lost",
             "Times this issuer found Redis had lost its state and revoked every signing key.",
             value=self.guard.losses_detected,
+        )
+        yield GaugeMetricFamily(
+            "revocast_verifiers_live",
+            "Verifiers whose receipt is live in Redis (counted every second).",
+            value=self.upkeep.verifiers_live,
+        )
+        yield GaugeMetricFamily(
+            "revocast_verifiers_behind",
+            "Live verifiers that have not applied an entry written over a second ago.",
+            value=self.upkeep.verifiers_behind,
         )

@@ -34,6 +34,7 @@ from revocast.issuer.client_auth import BUILT_IN, CallingClient, identify, is_co
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import Issued, parse_scope, password_grant, refresh_grant
 from revocast.issuer.guards import INTROSPECTOR_ROLES, caller_with_role
+from revocast.proof import EVENT_ID_HEADER
 
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -154,8 +155,8 @@ async def revoke(request: Request) -> Response:
         owner = await _owner_of(ctx, token, kind)
         if owner is not None:
             await _may_revoke(ctx, client, owner.client_id)
-            await ctx.writes.revoke_session(owner.sid, owner.uid, "oauth_revoke")
-            break
+            event_id = await ctx.writes.revoke_session(owner.sid, owner.uid, "oauth_revoke")
+            return Response(status_code=200, headers=NO_STORE | {EVENT_ID_HEADER: event_id})
     return Response(status_code=200, headers=NO_STORE)
 
 

@@ -7,6 +7,8 @@
   in Redis), so that it holds a rotated key before the key is activated.
 - Every few seconds it repairs copies of admins' and moderators' power that an
   interrupted change left behind in some partition.
+- Every second it counts the live verifiers, and those behind (``revocast.enforcement``),
+  for the ``revocast_verifiers_live`` and ``revocast_verifiers_behind`` gauges.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import secrets
 import socket
 import time
 
+from revocast.enforcement import count_behind
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing
 from revocast.store import Backend, Reads, Writes
@@ -28,6 +31,7 @@ log = logging.getLogger("revocast.issuer")
 EVERY_S = 0.5
 PRESENCE_TTL_S = 5  # an issuer silent this long is no longer live
 RECONCILE_EVERY = 10  # rounds between authority repairs (5 s)
+COUNT_VERIFIERS_EVERY = 2  # rounds between counts of the verifiers behind (1 s)
 
 
 class Upkeep:
@@ -41,6 +45,8 @@ class Upkeep:
         self.issuer_id = secrets.token_hex(8)
         self.started_ms = int(time.time() * 1000)
         self.authority_repairs = 0
+        self.verifiers_live = 0
+        self.verifiers_behind = 0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -78,6 +84,8 @@ class Upkeep:
             },
             PRESENCE_TTL_S,
         )
+        if number % COUNT_VERIFIERS_EVERY == 0:
+            self.verifiers_live, self.verifiers_behind = await count_behind(self.reads)
         if number % RECONCILE_EVERY == 0:
             repaired = await self.writes.reconcile_authority()
             if repaired:

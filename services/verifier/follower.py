@@ -26,7 +26,7 @@ import enum
 import logging
 import math
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 
 from redis.exceptions import RedisError
@@ -40,6 +40,7 @@ from revocast.verifier.cache import RevocationCache
 log = logging.getLogger("revocast.verifier")
 
 BATCH = 1000  # entries per read
+RECENT = 16  # entries whose application time the receipt carries (revocast.proof)
 # Upper bounds (seconds) of the propagation histogram: event written -> applied here.
 PROPAGATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                          2.5, 5.0, 10.0, math.inf)  # fmt: skip
@@ -116,6 +117,7 @@ class StreamFollower:
         self.propagation_counts = [0] * len(PROPAGATION_BUCKETS_S)
         self.propagation_sum_s = 0.0
         self.propagation_max_s = 0.0
+        self.recent: deque[tuple[str, int]] = deque(maxlen=RECENT)  # (entry id, applied at ms)
         self.error: str | None = None
         self._needs_snapshot = True
         self._checked = -math.inf  # when the last status check was sent
@@ -285,6 +287,7 @@ class StreamFollower:
             events.append(event)
             self.last_id = entry_id
             self.link = fields.get("link")
+            self.recent.append((entry_id, now_ms))
             passed.append(self.link)
             self.events_applied += 1
             self.events_by_type[type(event).__name__] += 1

@@ -120,7 +120,7 @@ def _roles_asked(request: Request) -> frozenset[str]:
 
 def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Sidecar:
     """The sidecar app; it starts and stops the verifier with its lifespan."""
-    verifier = verifier or Verifier(settings)
+    verifier = verifier or Verifier(settings, role="sidecar")
 
     proxies = TrustedProxies(settings.trusted_proxies)
 

@@ -11,12 +11,14 @@ from typing import NamedTuple
 
 from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
+from revocast.events import AnyEvent
 from revocast.settings import Settings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_claims, check_signature
 from revocast.verifier.follower import Applied, Clocks, FollowerState
 from revocast.verifier.followers import Followers
+from revocast.verifier.receipts import Receipts, default_name
 
 
 class _Verified(NamedTuple):
@@ -54,6 +56,7 @@ class Verifier:
         clock: Callable[[], float] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         on_applied: Applied | None = None,
+        role: str = "verifier",
     ) -> None:
         self.settings = settings
         clock = clock or settings.wall_clock()
@@ -71,7 +74,19 @@ class Verifier:
             block_ms=block_ms,
             # Retry well inside the staleness bound, so a healed link is fresh again soon.
             max_backoff_s=min(2.0, max(0.05, settings.max_staleness_s / 4)),
-            on_applied=on_applied,
+            on_applied=self._applied,
+        )
+        self._on_applied = on_applied
+        self.receipts = (
+            Receipts(
+                self.follower.follow,
+                self.follower,
+                self.follower.clocks,
+                name=settings.verifier_name or default_name(role),
+                interval_s=settings.receipt_interval_ms / 1000,
+            )
+            if settings.receipt_interval_ms
+            else None
         )
         self._clock = clock
         self._clocks = self.follower.clocks  # its offset_s is read on every verify()
@@ -96,9 +111,13 @@ class Verifier:
             raise RuntimeError("Cannot start the verifier, as it was already started.")
         self.state = VerifierState.RUNNING
         await self.follower.start(wait_s=self.settings.max_staleness_s)
+        if self.receipts is not None:
+            self.receipts.start()
 
     async def stop(self) -> None:
         self.state = VerifierState.STOPPED
+        if self.receipts is not None:
+            await self.receipts.stop()
         await self.follower.stop()
         await self._backend.aclose()
 
@@ -113,6 +132,12 @@ class Verifier:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+    def _applied(self, events: list[AnyEvent]) -> None:
+        if self.receipts is not None:
+            self.receipts.applied()
+        if self._on_applied is not None:
+            self._on_applied(events)
 
     @property
     def staleness_s(self) -> float:

@@ -1,6 +1,7 @@
 -- KEYS: fixed..., user, user_sessions, session of each sid below...
 -- ARGV: uid, new_hash, keep_sid, lifetime_ms, retention_ms, sid...
--- Store the new hash and end every other session of the user. Returns how many ended.
+-- Store the new hash and end every other session of the user. Returns {how many ended,
+-- the last event id ('' if none)}.
 -- Errors: not_found, retry.
 local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
 local uid, new_hash, keep = ARGV[1], ARGV[2], ARGV[3]
@@ -10,16 +11,16 @@ local sessions = declared_sessions(SESSIONS, FIXED + 3, 6)
 if not sessions then return retry() end
 redis.call('HSET', USER, 'password_hash', new_hash)
 local now = now_ms()
-local ended = 0
+local ended, last = 0, ''
 for _, session in ipairs(sessions) do
   if session.sid ~= keep then
     if redis.call('EXISTS', session.key) == 1 then
-      revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
-        'password_changed')
+      last = revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms,
+        retention_ms, 'password_changed')
       ended = ended + 1
     else
       redis.call('SREM', SESSIONS, session.sid)  -- expired
     end
   end
 end
-return ended
+return {ended, last}

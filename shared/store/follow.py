@@ -3,7 +3,8 @@
 With ``read_from_replicas`` these go to a replica of the stream's primary; the
 snapshot and the status then carry the primary's heartbeat, so that a lagging
 replica shows as stale (DESIGN.md invariant 11). No script runs in the steady
-state: entries come from ``XREAD``, the status from ``MGET`` and ``TIME``.
+state: entries come from ``XREAD``, the status from ``MGET`` and ``TIME``. The one write is
+the verifier's receipt (``revocast.proof``), to the global slot's primary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
+from revocast.proof import Receipt, encode
 from revocast.store.backend import Backend
 from revocast.store.records import Snapshot, Status
 
@@ -86,6 +88,30 @@ class Follow:
             stream.events, read, replica=True
         )
         return Status(link, epoch, _int_or_none(heartbeat), seconds * 1000 + micros // 1000)
+
+    async def hand_in_receipt(self, receipt: Receipt, ttl_ms: int) -> None:
+        """Write this verifier's receipt (to the primary: the only thing a verifier writes)."""
+        g = self.backend.keys.global_
+
+        async def write(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.set(g.verifier(receipt.instance_id), encode(receipt), px=ttl_ms)
+                pipe.zadd(g.verifiers, {receipt.instance_id: receipt.reported_ms})
+                pipe.zremrangebyscore(g.verifiers, "-inf", receipt.reported_ms - 60_000)  # gone
+                await pipe.execute()
+
+        await self.backend.read(g.verifiers, write)
+
+    async def withdraw_receipt(self, instance_id: str) -> None:
+        g = self.backend.keys.global_
+
+        async def withdraw(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.delete(g.verifier(instance_id))
+                pipe.zrem(g.verifiers, instance_id)
+                await pipe.execute()
+
+        await self.backend.read(g.verifiers, withdraw)
 
     async def read(
         self, stream: StreamKeys, after_id: str, count: int, block_ms: int | None

@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import Keyspace
+from revocast.proof import Receipt
+from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
 from revocast.store.records import RefreshGrant
 
@@ -182,6 +184,42 @@ class Reads:
             return {i: record for i, record in zip(ids, records, strict=True) if record}
 
         return await self.backend.read(g.issuers, read)
+
+    async def receipts(self) -> list[Receipt]:
+        """The receipt of every live verifier (a lapsed one has expired: it is left out)."""
+        g = self.keys.global_
+
+        async def read(client: Redis) -> list[str | None]:
+            ids = cast(list[str], await client.zrange(g.verifiers, 0, -1))
+            if not ids:
+                return []
+            return cast(list[str | None], await client.mget([g.verifier(i) for i in ids]))
+
+        found = await self.backend.read(g.verifiers, read)
+        return [decode_receipt(raw) for raw in found if raw is not None]
+
+    def _events(self, stream: str) -> str:
+        for keys in self.keys.streams():
+            if keys.name == stream:
+                return keys.events
+        raise KeyError(stream)
+
+    async def last_entry(self, stream: str, before_ms: int | None = None) -> str | None:
+        """Id of the last entry of ``stream`` (written before ``before_ms``, if given)."""
+        events = self._events(stream)
+        upper = "+" if before_ms is None else f"({before_ms}-0"
+        reply = await self.backend.read(
+            events, lambda c: c.xrevrange(events, max=upper, min="-", count=1)
+        )
+        return str(reply[0][0]) if reply else None
+
+    async def entries_after(self, stream: str, entry_id: str, limit: int) -> list[str]:
+        """Ids of up to ``limit`` entries of ``stream`` after ``entry_id``."""
+        events = self._events(stream)
+        reply = await self.backend.read(
+            events, lambda c: c.xrange(events, min=f"({entry_id}", count=limit)
+        )
+        return [str(entry[0]) for entry in reply or []]
 
     # The audit trail ---------------------------------------------------------------------
 

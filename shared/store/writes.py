@@ -22,6 +22,7 @@ from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
+from revocast.proof import EventRef
 from revocast.store.backend import Backend, Retry
 from revocast.store.records import Power, RefreshGrant, RefreshResult
 
@@ -198,16 +199,16 @@ class Writes:
         return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope)
 
     async def revoke_session(self, sid: str, uid: str, reason: str) -> str:
-        """Delete the session and publish its revocation (again, if repeated); the event id."""
+        """Delete the session and publish its revocation (again, if repeated); the event id
+        (``revocast.proof.EventRef`` as text, as every revoking write here returns)."""
         p = self.keys.of(uid)
-        return str(
-            await self.backend.run(
-                "revoke_session",
-                [*p.fixed(), p.session(sid), p.user_sessions(uid)],
-                [sid, uid, self._lifetime_ms, self._retention_ms, reason],
-                durable=True,
-            )
+        entry_id = await self.backend.run(
+            "revoke_session",
+            [*p.fixed(), p.session(sid), p.user_sessions(uid)],
+            [sid, uid, self._lifetime_ms, self._retention_ms, reason],
+            durable=True,
         )
+        return _event_id(p.stream, entry_id)
 
     async def revoke_user(self, uid: str, reason: str, not_before_ms: int | None = None) -> str:
         """Kill every session and token of the user (up to ``not_before_ms``); the event id."""
@@ -228,7 +229,7 @@ class Writes:
                 durable=True,
             )
 
-        return str(await self._with_sessions(p, uid, attempt))
+        return _event_id(p.stream, await self._with_sessions(p, uid, attempt))
 
     async def end_session(self, sid: str, *, owner: str = "", actor: str = "", reason: str) -> str:
         """End an existing session (the owner's own, or by a moderator's authority)."""
@@ -238,19 +239,21 @@ class Writes:
         if uid is None or self.keys.of(uid) is not p:
             raise NotFound("no such session")
         try:
-            return str(
-                await self.backend.run(
-                    "end_session",
-                    [*p.fixed(), session, p.user_sessions(uid), p.user(uid)],
-                    [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason],
-                    durable=True,
-                )
+            entry_id = await self.backend.run(
+                "end_session",
+                [*p.fixed(), session, p.user_sessions(uid), p.user(uid)],
+                [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason],
+                durable=True,
             )
+            return _event_id(p.stream, entry_id)
         except Retry:
             raise NotFound("no such session") from None
 
-    async def change_password(self, uid: str, new_hash: str, keep_sid: str) -> int:
-        """Store the new hash and end every other session; returns how many ended."""
+    async def change_password(
+        self, uid: str, new_hash: str, keep_sid: str
+    ) -> tuple[int, str | None]:
+        """Store the new hash and end every other session; (how many ended, the last event id
+        or None: events of one stream take effect in order, so the last proves them all)."""
         p = self.keys.of(uid)
 
         async def attempt(sids: list[str]) -> Any:
@@ -258,10 +261,11 @@ class Writes:
                 "change_password",
                 [*p.fixed(), p.user(uid), p.user_sessions(uid), *(p.session(s) for s in sids)],
                 [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms, *sids],
-                durable=lambda ended: int(ended) > 0,
+                durable=lambda reply: int(reply[0]) > 0,
             )
 
-        return int(await self._with_sessions(p, uid, attempt))
+        ended, entry_id = await self._with_sessions(p, uid, attempt)
+        return int(ended), _event_id(p.stream, entry_id) if entry_id else None
 
     # Moderation --------------------------------------------------------------------------
 
@@ -308,7 +312,7 @@ class Writes:
         else:
             reply = await attempt([])
         await self._spread_power(target, reply[1:])
-        return str(reply[0])
+        return _event_id(p.stream, reply[0]) if reply[0] else ""
 
     async def _spread_power(self, uid: str, reply: list[Any]) -> None:
         power = Power(uid, str(reply[0]), str(reply[1]), int(reply[2]))
@@ -373,14 +377,13 @@ class Writes:
 
     async def revoke_key(self, kid: str, actor: str, reason: str) -> str:
         """Withdraw a key for good; returns the event id."""
-        return str(
-            await self.backend.run(
-                "revoke_key",
-                self._global_keys(),
-                [kid, self._retention_ms, actor, reason],
-                durable=True,
-            )
+        entry_id = await self.backend.run(
+            "revoke_key",
+            self._global_keys(),
+            [kid, self._retention_ms, actor, reason],
+            durable=True,
         )
+        return _event_id(self.keys.global_.stream, entry_id)
 
     async def recover(
         self,
@@ -477,3 +480,7 @@ def _version(entry: str) -> int:
 
 def _level(entry: str | None) -> str:
     return entry.rpartition(":")[0] if entry else ""
+
+
+def _event_id(stream: StreamKeys, entry_id: object) -> str:
+    return str(EventRef.of(stream.name, str(entry_id)))

@@ -1,0 +1,106 @@
+"""This verifier's receipt in Redis: where it stands on every stream, for the proof a
+revoker asks for (``revocast.proof``).
+
+The receipt is written soon after entries are applied (at most once per interval, so a
+burst costs one write) and renewed while idle, under a TTL: a verifier that stops, hangs
+or loses Redis drops out of the live ones by itself. It is the only thing a verifier
+writes, two commands to the global slot's primary; a failure to write is logged and
+retried, and never touches verification.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+
+from revocast import __version__
+from revocast.proof import Receipt
+from revocast.store import Follow
+from revocast.verifier.follower import Clocks
+from revocast.verifier.followers import Followers
+
+log = logging.getLogger("revocast.verifier")
+
+
+def default_name(role: str) -> str:
+    """``sidecar web-3:4121``: what runs it, where, which process (REVOCAST_VERIFIER_NAME
+    replaces it)."""
+    return f"{role} {socket.gethostname()}:{os.getpid()}"
+
+
+class Receipts:
+    """Writes the receipt; ``applied()`` is the follower's hook that says entries were applied."""
+
+    def __init__(
+        self,
+        follow: Follow,
+        followers: Followers,
+        clocks: Clocks,
+        *,
+        name: str,
+        interval_s: float,
+    ) -> None:
+        self.follow = follow
+        self.followers = followers
+        self.clocks = clocks
+        self.instance_id = f"v_{secrets.token_hex(8)}"
+        self.name = name
+        self.host = socket.gethostname()
+        self.interval_s = interval_s
+        # Renewed four times per TTL while idle: a live verifier never lapses by a late renewal.
+        self.ttl_ms = max(2000, int(interval_s * 8000))
+        self.renew_s = self.ttl_ms / 4000
+        self.started_ms = clocks.redis_now_ms()
+        self.written = 0
+        self.write_errors = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def applied(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="revocast-receipts")
+
+    async def stop(self) -> None:
+        """Stop writing and take the receipt back, so that nobody waits for this verifier."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.follow.withdraw_receipt(self.instance_id), 1.0)
+
+    def receipt(self) -> Receipt:
+        streams = self.followers.streams
+        return Receipt(
+            instance_id=self.instance_id,
+            name=self.name,
+            host=self.host,
+            version=__version__,
+            started_ms=self.started_ms,
+            reported_ms=self.clocks.redis_now_ms(),
+            positions={s.stream.name: s.last_id for s in streams if s.snapshots},
+            recent={s.stream.name: list(s.recent) for s in streams if s.recent},
+        )
+
+    async def _run(self) -> None:
+        first = True
+        while True:
+            if not first:  # the first receipt goes out at once: the verifier is live
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.renew_s - self.interval_s)
+            first = False
+            self._wake.clear()
+            try:
+                await self.follow.hand_in_receipt(self.receipt(), self.ttl_ms)
+                self.written += 1
+            except Exception as exc:  # any failure: log it, retry on the next turn
+                self.write_errors += 1
+                log.warning("receipt not written (retrying): %s: %s", type(exc).__name__, exc)
+            await asyncio.sleep(self.interval_s)  # a burst of entries costs one write
