@@ -18,8 +18,8 @@ async def dump(redis: Redis, prefix: str) -> dict[str, Any]:
     """Every key under the prefix with its serialized value: what 'nothing changed' means.
 
     Left out: login throttling counters (``:rl:``), which exist to count refusals, and what
-    running issuers rewrite on their own every fraction of a second (the heartbeats, and their
-    presence records).
+    running issuers and verifiers rewrite on their own every fraction of a second (the
+    heartbeats, the issuers' presence records, the verifiers' receipts).
     """
     keys = sorted(
         [key async for key in redis.scan_iter(f"{prefix}:*") if not _churns(key.split("}", 1)[-1])]
@@ -41,7 +41,11 @@ async def dump(redis: Redis, prefix: str) -> dict[str, Any]:
 
 
 def _churns(name: str) -> bool:
-    return ":rl:" in name or name in (":heartbeat", ":issuers") or name.startswith(":issuer:")
+    return (
+        ":rl:" in name
+        or name in (":heartbeat", ":issuers", ":verifiers")
+        or name.startswith((":issuer:", ":verifier:"))
+    )
 
 
 JSON = {"Content-Type": "application/json"}
