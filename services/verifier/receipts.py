@@ -58,6 +58,7 @@ class Receipts:
         self.written = 0
         self.write_errors = 0
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def applied(self) -> None:
@@ -67,14 +68,32 @@ class Receipts:
         self._task = asyncio.create_task(self._run(), name="revocast-receipts")
 
     async def stop(self) -> None:
-        """Stop writing and take the receipt back, so that nobody waits for this verifier."""
+        """Stop writing and take the receipt back, so that nobody waits for this verifier.
+
+        The loop is asked to end, not cancelled first: a cancellation that arrives inside a
+        Redis call can be swallowed there (redis-py, Python 3.11), and the loop would go on.
+        """
         if self._task is None:
             return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        self._stopping.set()
+        done, _ = await asyncio.wait({self._task}, timeout=2.0)
+        if not done:  # stuck in a Redis call: fall back to cancelling
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=1.0)
         self._task = None
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.follow.withdraw_receipt(self.instance_id), 1.0)
+
+    async def _pause(self, timeout_s: float, *, until_applied: bool) -> None:
+        """``timeout_s``, ended early by ``stop()`` (and by ``applied()`` if asked)."""
+        waiters = {asyncio.ensure_future(self._stopping.wait())}
+        if until_applied:
+            waiters.add(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     def receipt(self) -> Receipt:
         streams = self.followers.streams
@@ -91,10 +110,11 @@ class Receipts:
 
     async def _run(self) -> None:
         first = True
-        while True:
+        while not self._stopping.is_set():
             if not first:  # the first receipt goes out at once: the verifier is live
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.renew_s - self.interval_s)
+                await self._pause(self.renew_s - self.interval_s, until_applied=True)
+                if self._stopping.is_set():
+                    return
             first = False
             self._wake.clear()
             try:
@@ -103,4 +123,4 @@ class Receipts:
             except Exception as exc:  # any failure: log it, retry on the next turn
                 self.write_errors += 1
                 log.warning("receipt not written (retrying): %s: %s", type(exc).__name__, exc)
-            await asyncio.sleep(self.interval_s)  # a burst of entries costs one write
+            await self._pause(self.interval_s, until_applied=False)  # a burst: one write
