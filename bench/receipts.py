@@ -8,6 +8,9 @@ Reproduce from the repository root::
    Per round: a user logs in, the moderator blocks them with ``?wait=5`` (the same wait as
    ``revocast block --wait``), then unblocks. Timed from the request to the answer, with
    the proof in it: every live verifier (the N sidecars and the issuer's own) applied.
+   Rounds alternate: "spaced" ones come 0.6 s after the last event (a verifier writes its
+   receipt at once), "back_to_back" ones right after the previous round's block (a second
+   event within the 250 ms interval waits for it: that bounds the write rate in a flow).
    Then a few ``revocast block --wait 5`` runs, process start included.
 2. **Overhead.** P processes of K real ``Verifier`` objects each (``bench._swarm_worker``) on
    one private server, twice in the same run: receipts on (the default, 250 ms), and off
@@ -101,20 +104,26 @@ async def wait_rounds(
             headers = {"Authorization": f"Bearer {mod['access_token']}"}
             target = (await login(http, "target"))["user_id"]
             await _until_live(http, headers, count + 1)
-            took, waited, delays = [], [], []
-            for _ in range(rounds):
+            took: dict[str, list[float]] = {"spaced": [], "back_to_back": []}
+            waited: dict[str, list[float]] = {"spaced": [], "back_to_back": []}
+            delays: list[float] = []
+            for index in range(2 * rounds):
+                kind = "spaced" if index % 2 == 0 else "back_to_back"
                 await login(http, "target")
+                if kind == "spaced":  # past the receipt interval: as a moderator's block comes
+                    await asyncio.sleep(0.6)
                 started = time.monotonic()
                 reply = await http.post(f"/v1/admin/users/{target}/block?wait=5", headers=headers)
-                took.append((time.monotonic() - started) * 1000)
+                took[kind].append((time.monotonic() - started) * 1000)
                 proof = reply.json()["proof"]
                 if not proof["all_applied"] or proof["live"] < count + 1:
                     raise RuntimeError(f"a round without full proof: {proof}")
-                waited.append(proof["waited_ms"])
+                waited[kind].append(proof["waited_ms"])
                 delays.append(max(r["delay_ms"] or 0 for r in proof["verifiers"]))
                 await http.post(f"/v1/admin/users/{target}/unblock", headers=headers)
             cli = []
             for _ in range(cli_runs):
+                await asyncio.sleep(0.6)
                 cli.append(await asyncio.to_thread(_cli_block, env, target))
                 await http.post(f"/v1/admin/users/{target}/unblock", headers=headers)
     finally:
@@ -124,8 +133,8 @@ async def wait_rounds(
         "sidecars": count,
         "live_verifiers": count + 1,
         "rounds": rounds,
-        "block_wait_ms": summary(took),
-        "proof_waited_ms": summary(waited),
+        "block_wait_ms": {kind: summary(values) for kind, values in took.items()},
+        "proof_waited_ms": {kind: summary(values) for kind, values in waited.items()},
         "delay_max_ms": summary(delays),
         "cli_block_wait_ms": summary(cli) if cli else None,
     }

@@ -1,8 +1,9 @@
 """This verifier's receipt in Redis: where it stands on every stream, for the proof a
 revoker asks for (``revocast.proof``).
 
-The receipt is written soon after entries are applied (at most once per interval, so a
-burst costs one write) and renewed while idle, under a TTL: a verifier that stops, hangs
+The receipt is written as soon as entries are applied (then at most once per interval
+while they keep coming, so a flow costs one write per interval) and renewed every quarter
+of its TTL, idle or not: a verifier that stops, hangs
 or loses Redis drops out of the live ones by itself. It is the only thing a verifier
 writes, two commands to the global slot's primary; a failure to write is logged and
 retried, and never touches verification.
@@ -13,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import secrets
 import socket
+import time
 
 from revocast import __version__
 from revocast.proof import Receipt
@@ -51,7 +54,7 @@ class Receipts:
         self.name = name
         self.host = socket.gethostname()
         self.interval_s = interval_s
-        # Renewed four times per TTL while idle: a live verifier never lapses by a late renewal.
+        # Renewed four times per TTL: a live verifier never lapses by one late renewal.
         self.ttl_ms = max(2000, int(interval_s * 8000))
         self.renew_s = self.ttl_ms / 4000
         self.started_ms = clocks.redis_now_ms()
@@ -84,8 +87,10 @@ class Receipts:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.follow.withdraw_receipt(self.instance_id), 1.0)
 
-    async def _pause(self, timeout_s: float, *, until_applied: bool) -> None:
+    async def _pause(self, timeout_s: float, *, until_applied: bool = False) -> None:
         """``timeout_s``, ended early by ``stop()`` (and by ``applied()`` if asked)."""
+        if timeout_s <= 0:
+            return
         waiters = {asyncio.ensure_future(self._stopping.wait())}
         if until_applied:
             waiters.add(asyncio.ensure_future(self._wake.wait()))
@@ -109,13 +114,20 @@ class Receipts:
         )
 
     async def _run(self) -> None:
+        """Write at once, then on every wake-up: entries applied (at once, unless the last
+        such write is under an interval old: a flow of entries costs one write per interval)
+        or the renewal time reached (every quarter TTL, whatever else happened)."""
+        last_for_entries = -math.inf
         first = True
         while not self._stopping.is_set():
-            if not first:  # the first receipt goes out at once: the verifier is live
-                await self._pause(self.renew_s - self.interval_s, until_applied=True)
-                if self._stopping.is_set():
-                    return
+            if not first:
+                await self._pause(self.renew_s, until_applied=True)
             first = False
+            if self._wake.is_set():
+                await self._pause(last_for_entries + self.interval_s - time.monotonic())
+                last_for_entries = time.monotonic()
+            if self._stopping.is_set():
+                return
             self._wake.clear()
             try:
                 await self.follow.hand_in_receipt(self.receipt(), self.ttl_ms)
@@ -123,4 +135,3 @@ class Receipts:
             except Exception as exc:  # any failure: log it, retry on the next turn
                 self.write_errors += 1
                 log.warning("receipt not written (retrying): %s: %s", type(exc).__name__, exc)
-            await self._pause(self.interval_s, until_applied=False)  # a burst: one write
