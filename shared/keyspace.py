@@ -17,6 +17,7 @@ reaches Lua in ``KEYS`` (DESIGN.md invariant 10).
 from __future__ import annotations
 
 import functools
+import hashlib
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,6 +79,19 @@ class GlobalKeys:
     def issuer(self, issuer_id: str) -> str:
         """HASH: host, pid, started_ms, kids (JSON list of loaded keys); expires if it dies."""
         return f"{self.prefix}:issuer:{issuer_id}"
+
+    def upstream_user(self, digest: str) -> str:
+        """STRING -> the local user id an upstream IdP's (iss, sub) is linked to (at login)."""
+        return f"{self.prefix}:upstream:sub:{digest}"
+
+    def upstream_session(self, digest: str) -> str:
+        """STRING "uid sid": the local session an upstream (iss, sid) is linked to; TTL =
+        refresh TTL."""
+        return f"{self.prefix}:upstream:sid:{digest}"
+
+    def upstream_token(self, digest: str) -> str:
+        """STRING: an upstream (iss, jti) already acted on (replay guard); TTL 1 day."""
+        return f"{self.prefix}:upstream:jti:{digest}"
 
     def verifier(self, instance_id: str) -> str:
         """STRING: the verifier's receipt (``revocast.proof.Receipt``, JSON); expires if it dies."""
@@ -211,3 +225,8 @@ class Keyspace:
             candidate = make()
             if partition_of(candidate, self.partitions) == partition.index:
                 return candidate
+
+
+def upstream_digest(issuer: str, value: str) -> str:
+    """Upstream identifiers in key names: hashed (no IdP text in keys), per issuer."""
+    return hashlib.sha256(f"{issuer}\x00{value}".encode()).hexdigest()[:40]

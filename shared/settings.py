@@ -56,6 +56,11 @@ ENV_NAMES: dict[str, str] = {
     "key_encryption_key": "REVOCAST_KEY_ENCRYPTION_KEY",
     "receipt_interval_ms": "REVOCAST_RECEIPT_INTERVAL_MS",
     "verifier_name": "REVOCAST_VERIFIER_NAME",
+    "upstream_issuer": "REVOCAST_UPSTREAM_ISSUER",
+    "upstream_audience": "REVOCAST_UPSTREAM_AUDIENCE",
+    "upstream_jwks_url": "REVOCAST_UPSTREAM_JWKS_URL",
+    "upstream_key": "REVOCAST_UPSTREAM_KEY",
+    "upstream_algorithms": "REVOCAST_UPSTREAM_ALGORITHMS",
 }
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
 # gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
@@ -124,6 +129,15 @@ class Settings:
     receipt_interval_ms: int = 250
     # How a verifier names itself in receipts; empty: host:pid.
     verifier_name: str = ""
+    # An upstream IdP whose back-channel logout tokens and CAEP events end sessions here
+    # (docs/identity-providers.md): its issuer, the audience its tokens name (revocast's
+    # client id there), its keys (a JWKS URL, or one public key as PEM or JWK) and the
+    # algorithms accepted (asymmetric only).
+    upstream_issuer: str = ""
+    upstream_audience: str = ""
+    upstream_jwks_url: str = ""
+    upstream_key: str = field(default="", repr=False)
+    upstream_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
 
     def __post_init__(self) -> None:
         if self.redis_url is not None:

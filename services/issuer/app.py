@@ -22,7 +22,7 @@ from revocast.errors import (
     VerifierStale,
 )
 from revocast.http import error_answer, error_response, json_response
-from revocast.issuer import account, admin, auth, oauth, revocations
+from revocast.issuer import account, admin, auth, oauth, revocations, signals
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata
@@ -31,6 +31,7 @@ from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upkeep import Upkeep
+from revocast.issuer.upstream import Upstream
 from revocast.keys import jwks_document
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
@@ -38,6 +39,10 @@ from revocast.verifier import Verifier
 from revocast.verifier.metrics import VerifierCollector
 
 log = logging.getLogger("revocast.issuer")
+
+# Paths that answer errors in RFC 6749 §5.2's shape (the OAuth endpoints; the back-channel
+# logout receiver, as OIDC Back-Channel Logout 1.0 §2.8 suggests).
+RFC_6749_ERRORS = ("/oauth/", "/v1/signals/")
 
 # A revoked key leaves the JWKS at once; a verifier that honours this header drops it within
 # 15 s. revocast's own verifiers do not read the JWKS (keys reach them through Redis).
@@ -64,13 +69,13 @@ async def _revocast_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         log.warning("%s: %s", exc.code, exc.detail)
     # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
-    return error_answer(exc, oauth=request.url.path.startswith("/oauth/"))
+    return error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    oauth = request.url.path.startswith("/oauth/")
+    oauth = request.url.path.startswith(RFC_6749_ERRORS)
     return error_response(code, str(exc.detail), exc.status_code, exc.headers, oauth=oauth)
 
 
@@ -101,7 +106,7 @@ def create_app(settings: Settings) -> Starlette:
             await verifier.start()
             app.state.ctx = IssuerContext(
                 settings, backend, writes, reads, TokenMinter(settings, keys), Passwords(settings),
-                verifier,
+                verifier, Upstream.configured(settings),
             )  # fmt: skip
             registry = CollectorRegistry()
             registry.register(IssuerCollector(requests, guard, upkeep))
@@ -135,6 +140,8 @@ def create_app(settings: Settings) -> Starlette:
                 revocations.revocation_status,
                 methods=["GET"],
             ),
+            Route("/v1/signals/backchannel-logout", signals.backchannel_logout, methods=["POST"]),
+            Route("/v1/signals/events", signals.pushed_event, methods=["POST"]),
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),

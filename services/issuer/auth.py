@@ -46,6 +46,7 @@ async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
     client = await identify(ctx, request.headers, body.client_id, body.client_secret)
+    upstream = await _upstream_identity(ctx, body.upstream_id_token)  # refused before any write
     issued = await password_grant(
         ctx,
         username=body.username,
@@ -55,7 +56,25 @@ async def login(request: Request) -> Response:
         address=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", ""),
     )
+    if upstream is not None:
+        issuer, sub, upstream_sid = upstream
+        await ctx.writes.link_upstream(issuer, sub, upstream_sid, issued.uid, issued.sid)
     return _token_response(ctx, issued, cookies=body.delivery == "cookie")
+
+
+async def _upstream_identity(
+    ctx: IssuerContext, id_token: str | None
+) -> tuple[str, str, str | None] | None:
+    """(IdP issuer, sub, sid) of a valid upstream ID token; 400 for any other."""
+    if id_token is None:
+        return None
+    if ctx.upstream is None:
+        raise InvalidRequest("upstream_id_token needs an upstream IdP (REVOCAST_UPSTREAM_ISSUER)")
+    claims = await ctx.upstream.decode(id_token, typ="jwt", required=["exp", "sub"])
+    sub, sid = claims["sub"], claims.get("sid")
+    if not isinstance(sub, str) or not (sid is None or isinstance(sid, str)):
+        raise InvalidRequest("the ID token's sub and sid must be strings")
+    return ctx.upstream.issuer, sub, sid
 
 
 async def refresh(request: Request) -> Response:

@@ -28,6 +28,8 @@ class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     client_id: ClientId | None = None
     client_secret: ClientSecret | None = None
     scope: Scope | None = None
+    # An ID token from the upstream IdP: links its sub and sid to this user and session.
+    upstream_id_token: Annotated[str, msgspec.Meta(max_length=8192)] | None = None
 
 
 class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):

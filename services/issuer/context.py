@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
+from revocast.issuer.upstream import Upstream
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
@@ -23,6 +24,7 @@ class IssuerContext:
     minter: TokenMinter
     passwords: Passwords
     verifier: Verifier  # the issuer checks callers' access tokens like any verifier
+    upstream: Upstream | None = None  # the IdP whose logouts end sessions here, if any
 
     @staticmethod
     def of(request: Request) -> IssuerContext:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.ids import hash_refresh_token
-from revocast.keyspace import Keyspace
+from revocast.keyspace import Keyspace, upstream_digest
 from revocast.proof import Receipt
 from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
@@ -184,6 +184,22 @@ class Reads:
             return {i: record for i, record in zip(ids, records, strict=True) if record}
 
         return await self.backend.read(g.issuers, read)
+
+    async def upstream_user(self, issuer: str, sub: str) -> str | None:
+        return await self._get(self.keys.global_.upstream_user(upstream_digest(issuer, sub)))
+
+    async def upstream_session(self, issuer: str, sid: str) -> tuple[str, str] | None:
+        """(uid, local sid) linked to the IdP's session ``sid``, while it may still live."""
+        found = await self._get(self.keys.global_.upstream_session(upstream_digest(issuer, sid)))
+        if found is None:
+            return None
+        uid, _, local_sid = found.partition(" ")
+        return uid, local_sid
+
+    async def upstream_token_seen(self, issuer: str, jti: str) -> bool:
+        return await self.backend.exists(
+            self.keys.global_.upstream_token(upstream_digest(issuer, jti))
+        )
 
     async def receipts(self) -> list[Receipt]:
         """The receipt of every live verifier (a lapsed one has expired: it is left out)."""

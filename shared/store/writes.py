@@ -21,7 +21,7 @@ from redis.typing import EncodableT, FieldT
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
 from revocast.ids import hash_refresh_token
-from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
+from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys, upstream_digest
 from revocast.proof import EventRef
 from revocast.store.backend import Backend, Retry
 from revocast.store.records import Power, RefreshGrant, RefreshResult
@@ -442,6 +442,27 @@ class Writes:
                 await pipe.execute()
 
         await self.backend.read(g.issuers, work)
+
+    async def link_upstream(
+        self, issuer: str, sub: str, upstream_sid: str | None, uid: str, sid: str
+    ) -> None:
+        """Record that the IdP's ``sub`` is ``uid`` here, and its session ``upstream_sid`` (if
+        it named one) is ``sid``: what its logout tokens and CAEP events will name."""
+        g = self.keys.global_
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.set(g.upstream_user(upstream_digest(issuer, sub)), uid)
+                if upstream_sid:
+                    key = g.upstream_session(upstream_digest(issuer, upstream_sid))
+                    pipe.set(key, f"{uid} {sid}", ex=self._refresh_ttl_s)
+                await pipe.execute()
+
+        await self.backend.read(g.upstream_user(""), work)
+
+    async def remember_upstream_token(self, issuer: str, jti: str, ttl_s: int) -> None:
+        key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
+        await self.backend.read(key, lambda c: c.set(key, "1", ex=ttl_s))
 
     async def add_client(self, client_id: str, record: str) -> bool:
         """Register a client; False if the id is taken."""

@@ -1,0 +1,155 @@
+"""Revocations from the upstream IdP: OIDC Back-Channel Logout 1.0, and CAEP events pushed
+as Security Event Tokens (RFC 8417 over RFC 8935).
+
+Each ends the local session or user that login linked to the IdP's ``sid`` or ``sub``, with
+the same revocation and event as a local logout or logout-all. A token is acted on once:
+its ``jti`` is remembered after the revocation is written, so an IdP that retries after a
+503 is served again, and a replayed token is refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from revocast.errors import NotFound, RequestError
+from revocast.http import json_response
+from revocast.issuer.bodies import read_raw
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.oauth import NO_STORE, Form
+from revocast.issuer.upstream import Upstream, UpstreamTokenRefused
+from revocast.proof import EVENT_ID_HEADER
+
+BACKCHANNEL_LOGOUT = "http://schemas.openid.net/event/backchannel-logout"
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+SESSION_REVOKED = f"{CAEP}session-revoked"
+CREDENTIAL_CHANGE = f"{CAEP}credential-change"
+SET_MEDIA_TYPE = "application/secevent+jwt"
+REPLAY_TTL_S = 86_400  # a token older than this is refused by its exp/iat anyway
+
+
+def _upstream(ctx: IssuerContext) -> Upstream:
+    if ctx.upstream is None:
+        raise NotFound("no upstream IdP is configured (REVOCAST_UPSTREAM_ISSUER)")
+    return ctx.upstream
+
+
+async def backchannel_logout(request: Request) -> Response:
+    """OIDC Back-Channel Logout 1.0 §2.5-2.8: form field ``logout_token``; 200 once the
+    session (``sid``) or every session of the user (``sub`` alone) is revoked, 400 for a
+    token that is not valid here."""
+    ctx = IssuerContext.of(request)
+    upstream = _upstream(ctx)
+    token = (await Form.read(ctx, request)).required("logout_token")
+    claims = await upstream.decode(token, typ="logout+jwt", required=["exp", "jti"])
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT), dict):
+        raise UpstreamTokenRefused(f"events must hold {BACKCHANNEL_LOGOUT} with an object")
+    if "nonce" in claims:
+        raise UpstreamTokenRefused("a logout token must not carry a nonce")
+    sub, sid = _text(claims, "sub"), _text(claims, "sid")
+    if sub is None and sid is None:
+        raise UpstreamTokenRefused("a logout token names a sid, a sub, or both")
+    jti = _text(claims, "jti") or ""
+    if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
+        raise UpstreamTokenRefused("this logout token was already used")
+    event_id = await _end(ctx, upstream, sub=sub, sid=sid, reason="backchannel_logout")
+    await ctx.writes.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+    headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
+    return Response(status_code=200, headers=headers)
+
+
+async def pushed_event(request: Request) -> Response:
+    """RFC 8935: a SET in the body (``application/secevent+jwt``); 202 when acted on,
+    400 ``{"err", "description"}`` otherwise. CAEP ``session-revoked`` ends the session (or,
+    with only a user as subject, every session of the user); ``credential-change`` ends
+    every session of the user."""
+    ctx = IssuerContext.of(request)
+    try:
+        upstream = _upstream(ctx)
+        raw = await read_raw(request, SET_MEDIA_TYPE, ctx.settings.max_body_bytes)
+        claims = await upstream.decode(_ascii(raw), typ="secevent+jwt", required=["jti"])
+        event_type, event = _single_event(claims)
+        user, session = _subject(claims, event, upstream.issuer)
+        jti = _text(claims, "jti") or ""
+        if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
+            raise UpstreamTokenRefused("this SET was already received")
+        if event_type == CREDENTIAL_CHANGE:
+            session = None  # a changed credential ends every session of the user
+        reason = "caep_" + event_type.removeprefix(CAEP).replace("-", "_")
+        event_id = await _end(ctx, upstream, sub=user, sid=session, reason=reason)
+        await ctx.writes.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+    except RequestError as exc:
+        code = "invalid_request" if not isinstance(exc, UpstreamTokenRefused) else "invalid_key"
+        if isinstance(exc, NotFound):
+            code = "invalid_audience"
+        return json_response({"err": code, "description": exc.detail}, 400, NO_STORE)
+    headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
+    return Response(status_code=202, headers=headers)
+
+
+def _ascii(raw: bytes) -> str:
+    try:
+        return raw.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise UpstreamTokenRefused("a SET is ASCII (a compact JWS)") from None
+
+
+def _single_event(claims: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    events = claims.get("events")
+    if not isinstance(events, dict) or len(events) != 1:
+        raise UpstreamTokenRefused("a SET carries exactly one event (SSF 1.0 §4.1.8)")
+    ((event_type, event),) = events.items()
+    if event_type not in (SESSION_REVOKED, CREDENTIAL_CHANGE) or not isinstance(event, dict):
+        raise UpstreamTokenRefused(f"event {event_type} is not one revocast acts on")
+    return event_type, event
+
+
+def _subject(
+    claims: dict[str, Any], event: dict[str, Any], issuer: str
+) -> tuple[str | None, str | None]:
+    """(upstream sub, upstream session id) from SSF's ``sub_id`` or CAEP's ``subject``."""
+    subject = claims.get("sub_id", event.get("subject"))
+    if not isinstance(subject, dict):
+        raise UpstreamTokenRefused("the SET has no subject (sub_id)")
+    parts = {"user": subject} if subject.get("format") == "iss_sub" else subject
+    user, session = parts.get("user"), parts.get("session")
+    sub = sid = None
+    if isinstance(user, dict) and user.get("format") == "iss_sub":
+        if user.get("iss") != issuer:
+            raise UpstreamTokenRefused("the subject's iss is not the configured IdP")
+        sub = _text(user, "sub")
+    if isinstance(session, dict) and session.get("format") == "opaque":
+        sid = _text(session, "id")
+    if sub is None and sid is None:
+        raise UpstreamTokenRefused("the subject names neither an iss_sub user nor a session")
+    return sub, sid
+
+
+def _text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 255:
+        raise UpstreamTokenRefused(f"{name} must be a string of 1 to 255 characters")
+    return value
+
+
+async def _end(
+    ctx: IssuerContext, upstream: Upstream, *, sub: str | None, sid: str | None, reason: str
+) -> str | None:
+    """Revoke what the IdP's ``sid`` (or else ``sub``) is linked to; its event id, or None
+    when nothing here is linked to it (there is nothing to end)."""
+    if sid is not None:
+        linked = await ctx.reads.upstream_session(upstream.issuer, sid)
+        if linked is None:
+            return None
+        uid, local_sid = linked
+        return await ctx.writes.revoke_session(local_sid, uid, reason)
+    assert sub is not None
+    user = await ctx.reads.upstream_user(upstream.issuer, sub)
+    if user is None:
+        return None
+    return await ctx.writes.revoke_user(user, reason)

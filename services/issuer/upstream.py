@@ -1,0 +1,121 @@
+"""The upstream identity provider: its keys, and the tokens it sends revocast.
+
+An IdP (Okta, Google, Keycloak...) that users also sign in with can end their sessions:
+an OIDC Back-Channel Logout token, or a pushed CAEP Security Event Token. Both are JWTs
+signed by the IdP; this module checks them with PyJWT against the IdP's keys, one
+configured issuer, audience and algorithm list (``none`` and HMAC are never accepted, so
+the IdP's public key can never serve as a shared secret).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from revocast.errors import InvalidRequest, SettingsError
+from revocast.settings import Settings
+
+ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                        "ES256", "ES384", "ES512", "EdDSA", "Ed25519"})  # fmt: skip
+REFETCH_EVERY_S = 10.0  # an unknown kid refetches the JWKS at most this often
+LEEWAY_S = 30
+
+
+class UpstreamTokenRefused(InvalidRequest):
+    """The IdP's token is not valid here (signature, issuer, audience, times, claims)."""
+
+    code = "invalid_token"
+
+
+class UpstreamKeys:
+    """A static key (PEM or JWK), or the IdP's JWKS URL, fetched again on an unknown kid."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.upstream_jwks_url
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._static: jwt.PyJWK | Any | None = None
+        self._fetched_at = -REFETCH_EVERY_S
+        if settings.upstream_key:
+            self._static = _static_key(settings.upstream_key)
+        elif not self.url:
+            raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_JWKS_URL or _KEY")
+
+    async def key_for(self, kid: str | None) -> Any:
+        if self._static is not None:
+            return self._static.key if isinstance(self._static, jwt.PyJWK) else self._static
+        if kid not in self._keys and time.monotonic() - self._fetched_at >= REFETCH_EVERY_S:
+            await self._fetch()
+        found = self._keys.get(kid or "")
+        if found is None:
+            raise UpstreamTokenRefused(f"no key {kid!r} in the IdP's JWKS")
+        return found.key
+
+    async def _fetch(self) -> None:
+        self._fetched_at = time.monotonic()
+        assert self.url is not None
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                reply = await http.get(self.url)
+                reply.raise_for_status()
+                keys = jwt.PyJWKSet.from_dict(reply.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            raise UpstreamTokenRefused(f"the IdP's JWKS could not be read: {exc}") from None
+        self._keys = {key.key_id: key for key in keys.keys if key.key_id}
+
+
+def _static_key(text: str) -> Any:
+    text = text.strip()
+    if text.startswith("{"):
+        return jwt.PyJWK.from_dict(json.loads(text))
+    return text  # a PEM public key; PyJWT loads it for the algorithm in use
+
+
+class Upstream:
+    """Checks tokens from the configured IdP."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.upstream_issuer or not settings.upstream_audience:
+            raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_ISSUER and _AUDIENCE")
+        self.issuer = settings.upstream_issuer
+        self.audience = settings.upstream_audience
+        self.algorithms = [a for a in settings.upstream_algorithms if a in ASYMMETRIC]
+        self.keys = UpstreamKeys(settings)
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Upstream | None:
+        return cls(settings) if settings.upstream_issuer else None
+
+    async def decode(self, token: str, *, typ: str, required: list[str]) -> dict[str, Any]:
+        """The claims of a token from the IdP; UpstreamTokenRefused (400) otherwise.
+
+        ``typ``, when the token has one, must be it (explicit typing, RFC 8725 §3.11).
+        """
+        if len(token) > 8192:
+            raise UpstreamTokenRefused("the token is over 8 KiB")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise UpstreamTokenRefused("not a JWT") from None
+        if header.get("alg") not in self.algorithms:
+            raise UpstreamTokenRefused(f"alg {header.get('alg')!r} is not accepted")
+        declared = str(header.get("typ", typ)).lower().removeprefix("application/")
+        if declared != typ:
+            raise UpstreamTokenRefused(f"typ must be {typ}")
+        key = await self.keys.key_for(header.get("kid"))
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[header["alg"]],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=LEEWAY_S,
+                options={"require": ["iss", "aud", "iat", *required]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise UpstreamTokenRefused(f"the IdP's token is not valid: {exc}") from None
+        return claims

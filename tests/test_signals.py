@@ -1,0 +1,265 @@
+"""Revocations from an upstream IdP (issue 12, point 4): OIDC Back-Channel Logout and pushed
+CAEP events end the linked local sessions everywhere; forged, replayed or foreign tokens are
+refused and change nothing. The IdP here signs with PyJWT and its own RSA key."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import httpx
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from revocast.issuer import create_app
+from revocast.settings import Settings
+from tests.conftest import PASSWORD, Issuer, VerifierFactory
+from tests.support.servers import eventually, serve
+from tests.support.verdicts import is_rejected, outcome
+
+IDP = "https://idp.example.com"
+AUDIENCE = "revocast-rp"
+BACKCHANNEL = "http://schemas.openid.net/event/backchannel-logout"
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+
+
+@dataclass
+class IdP:
+    key: rsa.RSAPrivateKey
+    kid: str = "idp-1"
+
+    def public_pem(self) -> str:
+        return (
+            self.key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = json.loads(pyjwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
+        return {"keys": [jwk | {"kid": self.kid, "alg": "RS256", "use": "sig"}]}
+
+    def sign(self, claims: dict[str, Any], typ: str, **header: Any) -> str:
+        now = int(time.time())
+        body = {"iss": IDP, "aud": AUDIENCE, "iat": now, "jti": secrets.token_hex(8)} | claims
+        return pyjwt.encode(body, self.key, algorithm="RS256",
+                            headers={"kid": self.kid, "typ": typ} | header)  # fmt: skip
+
+    def id_token(self, sub: str, sid: str) -> str:
+        return self.sign({"sub": sub, "sid": sid, "exp": int(time.time()) + 300}, "JWT")
+
+    def logout_token(self, **claims: Any) -> str:
+        base = {"exp": int(time.time()) + 120, "events": {BACKCHANNEL: {}}}
+        return self.sign(base | claims, "logout+jwt")
+
+    def set_token(self, event: str, subject: dict[str, Any]) -> str:
+        return self.sign({"sub_id": subject, "events": {CAEP + event: {}}}, "secevent+jwt")
+
+
+@pytest.fixture(scope="module")
+def idp() -> IdP:
+    return IdP(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.fixture
+async def linked(settings: Settings, idp: IdP) -> AsyncIterator[Issuer]:
+    """An issuer that trusts the IdP (its key given as PEM)."""
+    configured = settings.with_overrides(
+        upstream_issuer=IDP, upstream_audience=AUDIENCE, upstream_key=idp.public_pem()
+    )
+    app = create_app(configured)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Issuer(url, http, configured, app)
+
+
+async def login_linked(issuer: Issuer, idp: IdP, sub: str, sid: str) -> dict[str, Any]:
+    body = {"username": "alice", "password": PASSWORD, "upstream_id_token": idp.id_token(sub, sid)}
+    reply = await issuer.http.post("/v1/login", json=body)
+    assert reply.status_code == 200, reply.text
+    tokens: dict[str, Any] = reply.json()
+    return tokens
+
+
+async def logout(issuer: Issuer, token: str) -> httpx.Response:
+    return await issuer.http.post("/v1/signals/backchannel-logout", data={"logout_token": token})
+
+
+async def test_backchannel_logout_by_sid_ends_that_session_everywhere(
+    linked: Issuer, idp: IdP, make_verifier: VerifierFactory
+) -> None:
+    await linked.add_user("alice")
+    verifiers = [await make_verifier(), await make_verifier()]
+    mine = await login_linked(linked, idp, "upstream-alice", "idp-session-1")
+    other = await login_linked(linked, idp, "upstream-alice", "idp-session-2")
+    reply = await logout(linked, idp.logout_token(sid="idp-session-1"))
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert reply.headers["Revocast-Event-Id"]
+    for verifier in verifiers:
+        await eventually(partial(is_rejected, verifier, mine["access_token"]))
+        assert outcome(verifier, other["access_token"]) == "accepted"  # only that session
+    assert (await linked.refresh(mine["refresh_token"])).status_code == 401
+
+
+async def test_backchannel_logout_by_sub_ends_every_session(
+    linked: Issuer, idp: IdP, make_verifier: VerifierFactory
+) -> None:
+    await linked.add_user("alice")
+    verifier = await make_verifier()
+    sessions = [await login_linked(linked, idp, "upstream-alice", f"s{i}") for i in range(2)]
+    reply = await logout(linked, idp.logout_token(sub="upstream-alice"))
+    assert reply.status_code == 200, reply.text
+    for tokens in sessions:
+        await eventually(partial(is_rejected, verifier, tokens["access_token"]))
+
+
+def forgeries(idp: IdP) -> dict[str, str]:
+    stranger = IdP(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    pem = idp.public_pem().encode()
+    now = int(time.time())
+    claims = {"iss": IDP, "aud": AUDIENCE, "iat": now, "jti": "x1", "exp": now + 60,
+              "sid": "idp-session-1", "events": {BACKCHANNEL: {}}}  # fmt: skip
+    unsigned = pyjwt.encode(claims, "", algorithm="none", headers={"typ": "logout+jwt"})
+    return {
+        "another key": stranger.logout_token(sid="idp-session-1"),
+        "alg none": unsigned,
+        "HS256 with the public key": _hs256(claims, pem),
+        "wrong audience": idp.logout_token(sid="idp-session-1", aud="someone-else"),
+        "wrong issuer": idp.logout_token(sid="idp-session-1", iss="https://evil.example"),
+        "expired": idp.logout_token(sid="idp-session-1", exp=int(time.time()) - 600),
+        "nonce": idp.logout_token(sid="idp-session-1", nonce="n"),
+        "no events": idp.sign({"sid": "idp-session-1", "exp": int(time.time()) + 60}, "logout+jwt"),
+        "neither sid nor sub": idp.logout_token(),
+        "an ID token": idp.id_token("upstream-alice", "idp-session-1"),
+        "not a JWT": "garbage",
+    }
+
+
+def _hs256(claims: dict[str, Any], secret: bytes) -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    def seg(value: dict[str, Any]) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing = f"{seg({'alg': 'HS256', 'typ': 'logout+jwt', 'kid': 'idp-1'})}.{seg(claims)}"
+    mac = hmac.new(secret, signing.encode(), hashlib.sha256).digest()
+    return f"{signing}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+async def test_forged_foreign_and_replayed_tokens_change_nothing(
+    linked: Issuer, idp: IdP, make_verifier: VerifierFactory
+) -> None:
+    await linked.add_user("alice")
+    verifier = await make_verifier()
+    tokens = await login_linked(linked, idp, "upstream-alice", "idp-session-1")
+    for name, token in forgeries(idp).items():
+        reply = await logout(linked, token)
+        assert reply.status_code == 400, (name, reply.text)
+        assert reply.json()["error"] in ("invalid_token", "invalid_request"), name
+    assert outcome(verifier, tokens["access_token"]) == "accepted"  # nothing happened
+
+    valid = idp.logout_token(sid="idp-session-1")
+    assert (await logout(linked, valid)).status_code == 200
+    replay = await logout(linked, valid)
+    assert (replay.status_code, replay.json()["error"]) == (400, "invalid_token")
+    again = await login_linked(linked, idp, "upstream-alice", "idp-session-1")  # a new session
+    assert (await logout(linked, valid)).status_code == 400  # the replay cannot end it
+    await eventually(partial(is_rejected, verifier, tokens["access_token"]))
+    assert outcome(verifier, again["access_token"]) == "accepted"
+
+
+async def test_a_forged_id_token_at_login_writes_nothing(linked: Issuer, idp: IdP) -> None:
+    uid = await linked.add_user("alice")
+    stranger = IdP(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    body = {"username": "alice", "password": PASSWORD,
+            "upstream_id_token": stranger.id_token("upstream-alice", "s")}  # fmt: skip
+    reply = await linked.http.post("/v1/login", json=body)
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_token")
+    assert await linked.ctx.reads.sessions(uid) == []
+
+
+async def push(issuer: Issuer, token: str) -> httpx.Response:
+    return await issuer.http.post("/v1/signals/events", content=token,
+                                  headers={"Content-Type": "application/secevent+jwt"})  # fmt: skip
+
+
+async def test_caep_session_revoked_and_credential_change(
+    linked: Issuer, idp: IdP, make_verifier: VerifierFactory
+) -> None:
+    await linked.add_user("alice")
+    verifier = await make_verifier()
+    first = await login_linked(linked, idp, "upstream-alice", "idp-s1")
+    second = await login_linked(linked, idp, "upstream-alice", "idp-s2")
+    session = {"format": "complex", "session": {"format": "opaque", "id": "idp-s1"},
+               "user": {"format": "iss_sub", "iss": IDP, "sub": "upstream-alice"}}  # fmt: skip
+    reply = await push(linked, idp.set_token("session-revoked", session))
+    assert reply.status_code == 202, reply.text
+    await eventually(partial(is_rejected, verifier, first["access_token"]))
+    assert outcome(verifier, second["access_token"]) == "accepted"
+
+    user = {"format": "iss_sub", "iss": IDP, "sub": "upstream-alice"}
+    assert (await push(linked, idp.set_token("credential-change", user))).status_code == 202
+    await eventually(partial(is_rejected, verifier, second["access_token"]))
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("garbage", "application/secevent+jwt"),
+        ("SET", "application/json"),
+        ("unknown event", "application/secevent+jwt"),
+        ("foreign subject", "application/secevent+jwt"),
+    ],
+)
+async def test_bad_sets_get_rfc_8935_errors(
+    linked: Issuer, idp: IdP, body: str, content_type: str
+) -> None:
+    user = {"format": "iss_sub", "iss": IDP, "sub": "upstream-alice"}
+    token = {
+        "garbage": "garbage",
+        "SET": idp.set_token("session-revoked", user),
+        "unknown event": idp.set_token("assurance-level-change", user),
+        "foreign subject": idp.set_token("session-revoked", user | {"iss": "https://evil"}),
+    }[body]
+    reply = await linked.http.post("/v1/signals/events", content=token,
+                                   headers={"Content-Type": content_type})  # fmt: skip
+    assert reply.status_code == 400
+    assert set(reply.json()) == {"err", "description"}
+
+
+async def test_keys_from_the_idps_jwks_url(settings: Settings, idp: IdP) -> None:
+    async def jwks(_: object) -> JSONResponse:
+        return JSONResponse(idp.jwks())
+
+    async with serve(Starlette(routes=[Route("/jwks", jwks)])) as idp_url:
+        configured = settings.with_overrides(
+            upstream_issuer=IDP, upstream_audience=AUDIENCE, upstream_jwks_url=f"{idp_url}/jwks"
+        )
+        app = create_app(configured)
+        async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+            issuer = Issuer(url, http, configured, app)
+            await issuer.add_user("alice")
+            await login_linked(issuer, idp, "upstream-alice", "s1")
+            assert (await logout(issuer, idp.logout_token(sid="s1"))).status_code == 200
+
+
+async def test_without_an_upstream_idp_the_receivers_are_not_found(issuer: Issuer) -> None:
+    reply = await issuer.http.post("/v1/signals/backchannel-logout", data={"logout_token": "x"})
+    assert reply.status_code == 404
+    body = {"username": "u", "password": "p", "upstream_id_token": "x"}
+    assert (await issuer.http.post("/v1/login", json=body)).status_code == 400
