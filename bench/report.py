@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import _report_gateway, _report_scaling
+from bench import _report_gateway, _report_receipts, _report_scaling
 from bench._markdown import (
     ROOT,
     Report,
@@ -934,6 +934,7 @@ SECTIONS: list[tuple[str, str | None, Renderer]] = [
     ("replica_cost", None, _report_scaling.replica_cost),
     ("replica_fanout", None, _report_scaling.replica_fanout),
     ("cold_start", None, _report_scaling.cold_start),
+    ("receipts", None, _report_receipts.receipts),
 ]
 
 
