@@ -170,11 +170,14 @@ async def _proved(reads: Reads, done: dict[str, Any], wait_s: float) -> Verdict:
         return Verdict(f"{json.dumps(done)}\nnothing was revoked: nothing to wait for", 0)
     answer = await enforcement.wait_applied(reads, EventRef.parse(done["event_id"]), wait_s)
     text = f"{json.dumps(done)}\n{enforcement.describe(answer)}"
-    if answer["all_applied"]:
+    if answer["proven"]:
         return Verdict(text, 0)
     print(text)
+    if not answer["live"]:
+        raise NotApplied("no live verifier reports receipts: nothing proves the revocation")
     raise NotApplied(f"{answer['pending']} of {answer['live']} live verifiers have not applied "
-                     f"{answer['event_id']} after {wait_s:g} s")  # fmt: skip
+                     f"{answer['event_id']}, or one that stopped reporting may still accept "
+                     f"tokens, after {wait_s:g} s")  # fmt: skip
 
 
 async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads) -> object:

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from revocast.errors import NotFound
-from revocast.proof import EventRef, entry_key, report
+from revocast.proof import EventRef, Receipt, entry_key, report
 from revocast.store import Reads
 
 MAX_WAIT_S = 30.0
@@ -32,22 +32,48 @@ async def check_exists(reads: Reads, event: EventRef) -> None:
 
 async def status(reads: Reads, event: EventRef) -> dict[str, Any]:
     """Which live verifiers have applied ``event``, when, and which have not yet."""
-    return report(event, await reads.receipts())
+    answer = report(event, await reads.receipts())
+    return answer | {"proven": answer["all_applied"] and answer["live"] > 0, "lapsed": []}
 
 
 async def wait_applied(reads: Reads, event: EventRef, timeout_s: float) -> dict[str, Any]:
-    """``status`` once every live verifier has applied ``event``, or when ``timeout_s`` ends.
+    """``status`` once the revocation is *proven*, or when ``timeout_s`` ends.
 
-    A verifier that dies meanwhile drops out when its receipt lapses (about 2 s), so a
-    killed verifier delays the answer by that much, never past ``timeout_s``.
+    Proven: every live verifier has applied ``event``, there is at least one, and every
+    verifier seen pending that has since vanished (killed, paused, cut off: its receipt
+    lapsed) is past its staleness bound, after which it refuses every token.
     """
     started = time.monotonic()
     deadline = started + timeout_s
+    pending: dict[str, Receipt] = {}  # last receipt of each verifier seen not applied
     while True:
-        answer = await status(reads, event)
-        if answer["all_applied"] or time.monotonic() >= deadline:
-            return answer | {"waited_ms": round((time.monotonic() - started) * 1000)}
+        receipts = await reads.receipts()
+        answer = report(event, receipts)
+        live = {r.instance_id for r in receipts}
+        for receipt in receipts:
+            if receipt.applied(event)[0]:
+                pending.pop(receipt.instance_id, None)
+            else:
+                pending[receipt.instance_id] = receipt
+        now_ms = time.time() * 1000
+        lapsed = [r for i, r in pending.items() if i not in live]
+        unsafe = [r for r in lapsed if now_ms < r.reported_ms + r.max_staleness_ms]
+        proven = answer["all_applied"] and answer["live"] > 0 and not unsafe
+        if proven or time.monotonic() >= deadline:
+            return answer | {
+                "proven": proven,
+                "lapsed": [_lapsed(r, now_ms) for r in lapsed],
+                "waited_ms": round((time.monotonic() - started) * 1000),
+            }
         await asyncio.sleep(POLL_S)
+
+
+def _lapsed(receipt: Receipt, now_ms: float) -> dict[str, Any]:
+    """A verifier that stopped reporting before it applied the event."""
+    closed_at = receipt.reported_ms + receipt.max_staleness_ms
+    return {"instance_id": receipt.instance_id, "name": receipt.name,
+            "last_report_ms": receipt.reported_ms, "fails_closed_at_ms": closed_at,
+            "failed_closed": now_ms >= closed_at}  # fmt: skip
 
 
 async def lags(reads: Reads) -> list[dict[str, Any]]:
@@ -110,6 +136,10 @@ def describe(answer: dict[str, Any]) -> str:
             delay = "applied before it was asked" if row["delay_ms"] is None else (
                 f"{row['delay_ms']} ms after it was written")  # fmt: skip
             lines.append(f"  applied  {row['name']}  ({row['instance_id']}): {delay}")
+    for gone in answer.get("lapsed", []):
+        state = "has failed closed" if gone["failed_closed"] else "may still accept tokens"
+        lines.append(f"  lapsed   {gone['name']}  ({gone['instance_id']}): stopped reporting "
+                     f"before applying it; {state}")  # fmt: skip
     lines.append(
         f"{answer['applied']} of {answer['live']} live verifiers applied {answer['event_id']}"
         + (f" (waited {answer['waited_ms']} ms)" if "waited_ms" in answer else "")

@@ -74,6 +74,7 @@ class GlobalKeys:
     issuers: str  # ZSET issuer id -> last seen (ms): the live issuers
     clients: str  # HASH client_id -> client record (JSON; a confidential one's secret hashed)
     verifiers: str  # ZSET verifier instance id -> its receipt's last renewal (ms)
+    ssf_streams: str  # HASH SSF stream id -> its configuration (JSON)
     prefix: str
 
     def issuer(self, issuer_id: str) -> str:
@@ -81,17 +82,26 @@ class GlobalKeys:
         return f"{self.prefix}:issuer:{issuer_id}"
 
     def upstream_user(self, digest: str) -> str:
-        """STRING -> the local user id an upstream IdP's (iss, sub) is linked to (at login)."""
+        """STRING -> the local user id an upstream IdP's (iss, sub) is linked to (at the
+        first login with its ID token; another user cannot take it over)."""
         return f"{self.prefix}:upstream:sub:{digest}"
 
     def upstream_session(self, digest: str) -> str:
-        """STRING "uid sid": the local session an upstream (iss, sid) is linked to; TTL =
-        refresh TTL."""
+        """SET of "uid sid": the local sessions an upstream (iss, sid) is linked to; TTL 90
+        days from the last login that linked one."""
         return f"{self.prefix}:upstream:sid:{digest}"
 
     def upstream_token(self, digest: str) -> str:
         """STRING: an upstream (iss, jti) already acted on (replay guard); TTL 1 day."""
         return f"{self.prefix}:upstream:jti:{digest}"
+
+    def ssf_cursor(self, stream_id: str) -> str:
+        """HASH revocation stream name -> the last entry an SSF receiver acknowledged."""
+        return f"{self.prefix}:ssf:cursor:{stream_id}"
+
+    def ssf_pending(self, stream_id: str) -> str:
+        """LIST of SETs made for an SSF stream outside the revocation streams (verification)."""
+        return f"{self.prefix}:ssf:pending:{stream_id}"
 
     def verifier(self, instance_id: str) -> str:
         """STRING: the verifier's receipt (``revocast.proof.Receipt``, JSON); expires if it dies."""
@@ -182,6 +192,7 @@ class Keyspace:
             issuers=f"{base}:issuers",
             clients=f"{base}:clients",
             verifiers=f"{base}:verifiers",
+            ssf_streams=f"{base}:ssf:streams",
             prefix=base,
         )
         self._partitions = tuple(self._partition(i) for i in range(partitions))

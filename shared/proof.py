@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 EVENT_ID_HEADER = "Revocast-Event-Id"  # on every answer to a revoking call
+_ENTRY_ID = re.compile(r"\d{1,19}-\d{1,19}")
 _EVENT_ID = re.compile(r"(global|p\d{1,5})\.(\d{1,19})-(\d{1,19})")
 
 
@@ -67,6 +68,14 @@ class Receipt(msgspec.Struct, frozen=True):
     reported_ms: int
     positions: dict[str, str]  # stream -> id of the last entry applied ("0-0": none yet)
     recent: dict[str, list[tuple[str, int]]]  # stream -> [(entry id, applied at)], oldest first
+    # The verifier's staleness bound: lapsed without withdrawing, it may accept tokens this
+    # long after its last report, then it refuses every one (fails closed).
+    max_staleness_ms: int = 5000
+
+    def __post_init__(self) -> None:
+        ids = [*self.positions.values(), *(i for r in self.recent.values() for i, _ in r)]
+        if not all(_ENTRY_ID.fullmatch(i) for i in ids):
+            raise ValueError("a receipt's positions are stream entry ids")
 
     def applied(self, event: EventRef) -> tuple[bool, int | None]:
         """(whether the event has taken effect here, when, if still among the recent)."""
@@ -84,6 +93,7 @@ def encode(receipt: Receipt) -> bytes:
 
 
 def decode(raw: str | bytes) -> Receipt:
+    """ValueError for anything that is not a receipt (msgspec's errors are ValueErrors)."""
     return msgspec.json.decode(raw, type=Receipt)
 
 

@@ -15,10 +15,11 @@ import httpx
 import pytest
 
 from revocast.enforcement import lags
+from revocast.issuer import create_app
 from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.redis_server import free_port
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
-from tests.support.servers import eventually
+from tests.support.servers import eventually, serve
 
 EVENT = EVENT_ID_HEADER
 
@@ -87,7 +88,7 @@ async def test_a_moderator_sees_every_live_verifier_apply_a_block(
 
     reply = await issuer.http.post(f"/v1/admin/users/{alice}/block?wait=5", headers=bearer(mod))
     proof = reply.json()["proof"]
-    assert proof["all_applied"] is True, proof
+    assert (proof["all_applied"], proof["proven"]) == (True, True), proof
     rows = {row["instance_id"]: row for row in proof["verifiers"]}
     assert ids | {issuer_own.instance_id} <= set(rows)
     for instance in ids:
@@ -150,6 +151,20 @@ async def test_asking_about_an_event(issuer: Issuer, event_id: str, status: int)
     reply = await issuer.http.get(f"/v1/admin/revocations/{event_id}", headers=bearer(mod))
     assert reply.status_code == status, reply.text
     assert reply.headers["content-type"] == "application/json"
+
+
+async def test_no_live_verifier_proves_nothing(issuer: Issuer) -> None:
+    """Receipts off everywhere (here: the issuer's own verifier too): --wait cannot succeed."""
+    settings = issuer.settings.with_overrides(
+        receipt_interval_ms=0, key_prefix=issuer.settings.key_prefix + "quiet"
+    )
+    app = create_app(settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        quiet = Issuer(url, http, settings, app)
+        mod, alice = await staff(quiet)
+        reply = await http.post(f"/v1/admin/users/{alice}/block?wait=0.3", headers=bearer(mod))
+    proof = reply.json()["proof"]
+    assert (proof["live"], proof["all_applied"], proof["proven"]) == (0, True, False)
 
 
 async def test_only_moderators_ask_and_a_bad_wait_changes_nothing(issuer: Issuer) -> None:
@@ -224,6 +239,7 @@ async def test_a_paused_verifier_is_pending_then_drops_out(
             rows = {r["name"]: r["applied"] for r in short.json()["proof"]["verifiers"]}
             assert (rows["side-0"], rows["side-1"]) == (True, False)
             assert short.json()["proof"]["all_applied"] is False
+            assert short.json()["proof"]["proven"] is False
 
             started = time.monotonic()
             proof = (await issuer.http.get(
@@ -231,8 +247,12 @@ async def test_a_paused_verifier_is_pending_then_drops_out(
             )).json()  # fmt: skip
             waited = time.monotonic() - started
             assert proof["all_applied"] is True  # the paused one dropped out when it lapsed
+            assert proof["proven"] is True  # and its staleness bound (2 s) passed after that
             assert "side-1" not in {r["name"] for r in proof["verifiers"]}
-            assert 0.5 < waited < 5, waited  # its receipt lapses 2 s after its last renewal
+            assert [(g["name"], g["failed_closed"]) for g in proof["lapsed"]] == [("side-1", True)]
+            # Its last report came at most 0.5 s before the pause; 2 s after it, its receipt
+            # lapsed and its staleness bound (2 s here, 5 s by default) passed.
+            assert 1.0 < waited < 8, waited
         finally:
             os.kill(sidecars[1].process.pid, signal.SIGCONT)
         await eventually(

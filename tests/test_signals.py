@@ -183,6 +183,53 @@ async def test_forged_foreign_and_replayed_tokens_change_nothing(
     assert outcome(verifier, again["access_token"]) == "accepted"
 
 
+async def test_an_idp_identity_stays_with_its_first_user(linked: Issuer, idp: IdP) -> None:
+    await linked.add_user("alice")
+    mallory = await linked.add_user("mallory")
+    await login_linked(linked, idp, "upstream-alice", "s1")
+    body = {"username": "mallory", "password": PASSWORD,
+            "upstream_id_token": idp.id_token("upstream-alice", "s9")}  # fmt: skip
+    taken = await linked.http.post("/v1/login", json=body)
+    assert (taken.status_code, taken.json()["error"]) == (409, "conflict")
+    assert await linked.ctx.reads.sessions(mallory) == []
+
+
+async def test_an_unlinked_sid_falls_back_to_the_sub_and_jwt_typ_passes(
+    linked: Issuer, idp: IdP, make_verifier: VerifierFactory
+) -> None:
+    await linked.add_user("alice")
+    verifier = await make_verifier()
+    tokens = await login_linked(linked, idp, "upstream-alice", "s1")
+    token = idp.sign({"sid": "never-linked", "sub": "upstream-alice", "exp": int(time.time()) + 60,
+                      "events": {BACKCHANNEL: {}}}, "JWT")  # fmt: skip
+    assert (await logout(linked, token)).status_code == 200
+    await eventually(partial(is_rejected, verifier, tokens["access_token"]))
+
+
+async def test_an_old_set_is_refused(linked: Issuer, idp: IdP) -> None:
+    user = {"format": "iss_sub", "iss": IDP, "sub": "upstream-alice"}
+    old = idp.sign({"iat": int(time.time()) - 2 * 86_400, "sub_id": user,
+                    "events": {CAEP + "credential-change": {}}}, "secevent+jwt")  # fmt: skip
+    reply = await push(linked, old)
+    assert reply.status_code == 400
+    assert "older" in reply.json()["description"]
+
+
+async def test_an_unreachable_jwks_answers_503_so_the_idp_retries(
+    settings: Settings, idp: IdP
+) -> None:
+    configured = settings.with_overrides(
+        upstream_issuer=IDP, upstream_audience=AUDIENCE,
+        upstream_jwks_url="http://127.0.0.1:9/jwks",  # discard port: nothing answers
+    )  # fmt: skip
+    app = create_app(configured)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        issuer = Issuer(url, http, configured, app)
+        reply = await logout(issuer, idp.logout_token(sid="s1"))
+    assert reply.status_code == 503
+    assert reply.headers["Retry-After"]
+
+
 async def test_a_forged_id_token_at_login_writes_nothing(linked: Issuer, idp: IdP) -> None:
     uid = await linked.add_user("alice")
     stranger = IdP(rsa.generate_private_key(public_exponent=65537, key_size=2048))

@@ -22,7 +22,7 @@ from revocast.errors import (
     VerifierStale,
 )
 from revocast.http import error_answer, error_response, json_response
-from revocast.issuer import account, admin, auth, oauth, revocations, signals
+from revocast.issuer import account, admin, auth, oauth, revocations, signals, ssf
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata
@@ -143,6 +143,13 @@ def create_app(settings: Settings) -> Starlette:
             Route("/v1/signals/backchannel-logout", signals.backchannel_logout, methods=["POST"]),
             Route("/v1/signals/events", signals.pushed_event, methods=["POST"]),
             Route("/oauth/token", oauth.token, methods=["POST"]),
+            Route("/.well-known/ssf-configuration", ssf.configuration, methods=["GET"]),
+            Route("/ssf/stream", ssf.create_stream, methods=["POST"]),
+            Route("/ssf/stream", ssf.read_stream, methods=["GET"]),
+            Route("/ssf/stream", ssf.delete_stream, methods=["DELETE"]),
+            Route("/ssf/status", ssf.status, methods=["GET"]),
+            Route("/ssf/verify", ssf.verify, methods=["POST"]),
+            Route("/ssf/poll/{stream_id}", ssf.poll, methods=["POST"]),
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),

@@ -12,7 +12,7 @@ from revocast.browser import (
     new_csrf_token,
     set_token_cookies,
 )
-from revocast.errors import CsrfFailed, InvalidRequest, TokenRejected
+from revocast.errors import Conflict, CsrfFailed, InvalidRequest, TokenRejected
 from revocast.http import json_response
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.client_auth import BUILT_IN, identify
@@ -47,6 +47,11 @@ async def login(request: Request) -> Response:
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
     client = await identify(ctx, request.headers, body.client_id, body.client_secret)
     upstream = await _upstream_identity(ctx, body.upstream_id_token)  # refused before any write
+    if upstream is not None:  # read only: nothing is linked before the password is checked
+        linked = await ctx.reads.upstream_user(upstream[0], upstream[1])
+        found = await ctx.reads.find_user(body.username)
+        if linked is not None and (found is None or found[0] != linked):
+            raise Conflict("this IdP identity is linked to another user here")
     issued = await password_grant(
         ctx,
         username=body.username,
@@ -58,7 +63,9 @@ async def login(request: Request) -> Response:
     )
     if upstream is not None:
         issuer, sub, upstream_sid = upstream
-        await ctx.writes.link_upstream(issuer, sub, upstream_sid, issued.uid, issued.sid)
+        await ctx.writes.claim_upstream_user(issuer, sub, issued.uid)  # the first login wins
+        if upstream_sid:
+            await ctx.writes.link_upstream_session(issuer, upstream_sid, issued.uid, issued.sid)
     return _token_response(ctx, issued, cookies=body.delivery == "cookie")
 
 

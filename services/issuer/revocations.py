@@ -50,7 +50,7 @@ async def revoked(
     ctx: IssuerContext, event_id: str, wait_s: float | None, body: dict[str, Any] | None = None
 ) -> Response:
     """The answer to a revoking call: its body (204 without one) with the event id, and with
-    ``wait_s`` the proof of which verifiers applied it (``proof.all_applied``)."""
+    ``wait_s`` the proof of which verifiers applied it (``proof.proven``)."""
     headers = {EVENT_ID_HEADER: event_id} if event_id else {}
     if body is None and wait_s is None:
         return Response(status_code=204, headers=headers)

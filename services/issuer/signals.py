@@ -9,6 +9,7 @@ its ``jti`` is remembered after the revocation is written, so an IdP that retrie
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -27,7 +28,8 @@ CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 SESSION_REVOKED = f"{CAEP}session-revoked"
 CREDENTIAL_CHANGE = f"{CAEP}credential-change"
 SET_MEDIA_TYPE = "application/secevent+jwt"
-REPLAY_TTL_S = 86_400  # a token older than this is refused by its exp/iat anyway
+REPLAY_TTL_S = 86_400  # how long a jti is remembered
+MAX_AGE_S = REPLAY_TTL_S - 3600  # an older SET is refused: its jti may be forgotten
 
 
 def _upstream(ctx: IssuerContext) -> Upstream:
@@ -43,7 +45,9 @@ async def backchannel_logout(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     upstream = _upstream(ctx)
     token = (await Form.read(ctx, request)).required("logout_token")
-    claims = await upstream.decode(token, typ="logout+jwt", required=["exp", "jti"])
+    # Some IdPs (Keycloak among them) type logout tokens "JWT"; the checks below (events, no
+    # nonce, sid or sub) keep an ID token from passing for one.
+    claims = await upstream.decode(token, typ="logout+jwt", required=["exp", "jti"], also_typ="jwt")
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT), dict):
         raise UpstreamTokenRefused(f"events must hold {BACKCHANNEL_LOGOUT} with an object")
@@ -71,6 +75,8 @@ async def pushed_event(request: Request) -> Response:
         upstream = _upstream(ctx)
         raw = await read_raw(request, SET_MEDIA_TYPE, ctx.settings.max_body_bytes)
         claims = await upstream.decode(_ascii(raw), typ="secevent+jwt", required=["jti"])
+        if not isinstance(claims["iat"], int | float) or claims["iat"] < time.time() - MAX_AGE_S:
+            raise UpstreamTokenRefused(f"the SET is older than {MAX_AGE_S} s")
         event_type, event = _single_event(claims)
         user, session = _subject(claims, event, upstream.issuer)
         jti = _text(claims, "jti") or ""
@@ -143,11 +149,12 @@ async def _end(
     """Revoke what the IdP's ``sid`` (or else ``sub``) is linked to; its event id, or None
     when nothing here is linked to it (there is nothing to end)."""
     if sid is not None:
-        linked = await ctx.reads.upstream_session(upstream.issuer, sid)
-        if linked is None:
-            return None
-        uid, local_sid = linked
-        return await ctx.writes.revoke_session(local_sid, uid, reason)
+        linked = await ctx.reads.upstream_sessions(upstream.issuer, sid)
+        event_ids = [await ctx.writes.revoke_session(s, uid, reason) for uid, s in linked]
+        if event_ids or sub is None:
+            return event_ids[-1] if event_ids else None
+        # No session linked to that sid (logged in without it, or the link expired): the
+        # user's sessions all go, rather than none.
     assert sub is not None
     user = await ctx.reads.upstream_user(upstream.issuer, sub)
     if user is None:

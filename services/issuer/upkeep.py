@@ -85,7 +85,10 @@ class Upkeep:
             PRESENCE_TTL_S,
         )
         if number % COUNT_VERIFIERS_EVERY == 0:
-            self.verifiers_live, self.verifiers_behind = await count_behind(self.reads)
+            try:
+                self.verifiers_live, self.verifiers_behind = await count_behind(self.reads)
+            except Exception:  # a gauge must never stop key loading and presence
+                log.exception("counting the verifiers behind failed")
         if number % RECONCILE_EVERY == 0:
             repaired = await self.writes.reconcile_authority()
             if repaired:

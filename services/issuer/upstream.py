@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import jwt
 
-from revocast.errors import InvalidRequest, SettingsError
+from revocast.errors import InvalidRequest, SettingsError, StoreUnavailable
 from revocast.settings import Settings
 
 ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
@@ -29,6 +29,14 @@ class UpstreamTokenRefused(InvalidRequest):
     """The IdP's token is not valid here (signature, issuer, audience, times, claims)."""
 
     code = "invalid_token"
+
+
+class UpstreamKeysUnavailable(StoreUnavailable):
+    """The IdP's keys cannot be read now: 503, so that the IdP sends the token again (a 400
+    would tell it to give up, and the revocation would be lost)."""
+
+    code = "upstream_keys_unavailable"
+    status = 503
 
 
 class UpstreamKeys:
@@ -47,7 +55,12 @@ class UpstreamKeys:
     async def key_for(self, kid: str | None) -> Any:
         if self._static is not None:
             return self._static.key if isinstance(self._static, jwt.PyJWK) else self._static
-        if kid not in self._keys and time.monotonic() - self._fetched_at >= REFETCH_EVERY_S:
+        if kid not in self._keys:
+            if time.monotonic() - self._fetched_at < REFETCH_EVERY_S:
+                raise UpstreamKeysUnavailable(
+                    f"no key {kid!r} yet; the IdP's JWKS is fetched again within "
+                    f"{REFETCH_EVERY_S:g} s"
+                )
             await self._fetch()
         found = self._keys.get(kid or "")
         if found is None:
@@ -63,7 +76,7 @@ class UpstreamKeys:
                 reply.raise_for_status()
                 keys = jwt.PyJWKSet.from_dict(reply.json())
         except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
-            raise UpstreamTokenRefused(f"the IdP's JWKS could not be read: {exc}") from None
+            raise UpstreamKeysUnavailable(f"the IdP's JWKS could not be read: {exc}") from None
         self._keys = {key.key_id: key for key in keys.keys if key.key_id}
 
 
@@ -89,10 +102,13 @@ class Upstream:
     def configured(cls, settings: Settings) -> Upstream | None:
         return cls(settings) if settings.upstream_issuer else None
 
-    async def decode(self, token: str, *, typ: str, required: list[str]) -> dict[str, Any]:
+    async def decode(
+        self, token: str, *, typ: str, required: list[str], also_typ: str = ""
+    ) -> dict[str, Any]:
         """The claims of a token from the IdP; UpstreamTokenRefused (400) otherwise.
 
-        ``typ``, when the token has one, must be it (explicit typing, RFC 8725 §3.11).
+        ``typ``, when the token has one, must be it (explicit typing, RFC 8725 §3.11), or
+        ``also_typ`` where IdPs are known to send another.
         """
         if len(token) > 8192:
             raise UpstreamTokenRefused("the token is over 8 KiB")
@@ -103,7 +119,7 @@ class Upstream:
         if header.get("alg") not in self.algorithms:
             raise UpstreamTokenRefused(f"alg {header.get('alg')!r} is not accepted")
         declared = str(header.get("typ", typ)).lower().removeprefix("application/")
-        if declared != typ:
+        if declared not in (typ, also_typ or typ):
             raise UpstreamTokenRefused(f"typ must be {typ}")
         key = await self.keys.key_for(header.get("kid"))
         try:

@@ -46,6 +46,7 @@ class Receipts:
         *,
         name: str,
         interval_s: float,
+        max_staleness_s: float,
     ) -> None:
         self.follow = follow
         self.followers = followers
@@ -54,6 +55,7 @@ class Receipts:
         self.name = name
         self.host = socket.gethostname()
         self.interval_s = interval_s
+        self.max_staleness_ms = int(max_staleness_s * 1000)
         # Renewed four times per TTL: a live verifier never lapses by one late renewal.
         self.ttl_ms = max(2000, int(interval_s * 8000))
         self.renew_s = self.ttl_ms / 4000
@@ -111,6 +113,7 @@ class Receipts:
             reported_ms=self.clocks.redis_now_ms(),
             positions={s.stream.name: s.last_id for s in streams if s.snapshots},
             recent={s.stream.name: list(s.recent) for s in streams if s.recent},
+            max_staleness_ms=self.max_staleness_ms,
         )
 
     async def _run(self) -> None:

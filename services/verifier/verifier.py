@@ -84,6 +84,10 @@ class Verifier:
                 self.follower.clocks,
                 name=settings.verifier_name or default_name(role),
                 interval_s=settings.receipt_interval_ms / 1000,
+                # Failing open, it accepts for up to the token lifetime without proof.
+                max_staleness_s=settings.max_staleness_s
+                if settings.fail_mode != "open"
+                else settings.access_ttl_s,
             )
             if settings.receipt_interval_ms
             else None

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import cast
+import logging
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -19,6 +20,8 @@ from revocast.proof import Receipt
 from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
 from revocast.store.records import RefreshGrant
+
+log = logging.getLogger("revocast.store")
 
 AuditEntry = tuple[str, dict[str, str]]
 
@@ -188,13 +191,11 @@ class Reads:
     async def upstream_user(self, issuer: str, sub: str) -> str | None:
         return await self._get(self.keys.global_.upstream_user(upstream_digest(issuer, sub)))
 
-    async def upstream_session(self, issuer: str, sid: str) -> tuple[str, str] | None:
-        """(uid, local sid) linked to the IdP's session ``sid``, while it may still live."""
-        found = await self._get(self.keys.global_.upstream_session(upstream_digest(issuer, sid)))
-        if found is None:
-            return None
-        uid, _, local_sid = found.partition(" ")
-        return uid, local_sid
+    async def upstream_sessions(self, issuer: str, sid: str) -> list[tuple[str, str]]:
+        """(uid, local sid) of every session linked to the IdP's session ``sid``."""
+        key = self.keys.global_.upstream_session(upstream_digest(issuer, sid))
+        members = await self.backend.smembers(key)
+        return [(m.partition(" ")[0], m.partition(" ")[2]) for m in sorted(members)]
 
     async def upstream_token_seen(self, issuer: str, jti: str) -> bool:
         return await self.backend.exists(
@@ -212,7 +213,13 @@ class Reads:
             return cast(list[str | None], await client.mget([g.verifier(i) for i in ids]))
 
         found = await self.backend.read(g.verifiers, read)
-        return [decode_receipt(raw) for raw in found if raw is not None]
+        receipts = []
+        for raw in filter(None, found):
+            try:
+                receipts.append(decode_receipt(raw))
+            except ValueError:  # another version's, or damaged: not a proof of anything
+                log.warning("an unreadable verifier receipt was left out")
+        return receipts
 
     def _events(self, stream: str) -> str:
         for keys in self.keys.streams():
@@ -228,6 +235,30 @@ class Reads:
             events, lambda c: c.xrevrange(events, max=upper, min="-", count=1)
         )
         return str(reply[0][0]) if reply else None
+
+    async def events_after(
+        self, stream: str, entry_id: str, limit: int
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Up to ``limit`` entries of ``stream`` after ``entry_id``, with their fields."""
+        events = self._events(stream)
+        reply = await self.backend.read(
+            events, lambda c: c.xrange(events, min=f"({entry_id}", count=limit)
+        )
+        return [(str(i), cast(dict[str, str], f)) for i, f in reply or []]
+
+    async def ssf_stream(self, stream_id: str) -> tuple[str, dict[str, str], list[str]] | None:
+        """(configuration JSON, cursors, pending SETs) of an SSF stream, or None."""
+        g = self.keys.global_
+
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hget(g.ssf_streams, stream_id)
+                pipe.hgetall(g.ssf_cursor(stream_id))
+                pipe.lrange(g.ssf_pending(stream_id), 0, -1)
+                return await pipe.execute()
+
+        config, cursors, pending = await self.backend.read(g.ssf_streams, read)
+        return None if config is None else (config, cursors, pending)
 
     async def entries_after(self, stream: str, entry_id: str, limit: int) -> list[str]:
         """Ids of up to ``limit`` entries of ``stream`` after ``entry_id``."""

@@ -13,9 +13,10 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from revocast.clients import DEFAULT_CLIENT_ID
@@ -443,26 +444,85 @@ class Writes:
 
         await self.backend.read(g.issuers, work)
 
-    async def link_upstream(
-        self, issuer: str, sub: str, upstream_sid: str | None, uid: str, sid: str
+    async def claim_upstream_user(self, issuer: str, sub: str, uid: str) -> bool:
+        """Link the IdP's ``sub`` to ``uid`` unless it is linked to another user: False then."""
+        key = self.keys.global_.upstream_user(upstream_digest(issuer, sub))
+
+        async def work(client: Redis) -> bool:
+            await client.set(key, uid, nx=True)
+            return bool(await client.get(key) == uid)
+
+        return await self.backend.read(key, work)
+
+    async def link_upstream_session(
+        self, issuer: str, upstream_sid: str, uid: str, sid: str
     ) -> None:
-        """Record that the IdP's ``sub`` is ``uid`` here, and its session ``upstream_sid`` (if
-        it named one) is ``sid``: what its logout tokens and CAEP events will name."""
-        g = self.keys.global_
+        """Add ``sid`` to the local sessions the IdP's session ``upstream_sid`` ends."""
+        key = self.keys.global_.upstream_session(upstream_digest(issuer, upstream_sid))
 
         async def work(client: Redis) -> None:
             async with client.pipeline(transaction=True) as pipe:
-                pipe.set(g.upstream_user(upstream_digest(issuer, sub)), uid)
-                if upstream_sid:
-                    key = g.upstream_session(upstream_digest(issuer, upstream_sid))
-                    pipe.set(key, f"{uid} {sid}", ex=self._refresh_ttl_s)
+                pipe.sadd(key, f"{uid} {sid}")
+                pipe.expire(key, UPSTREAM_SESSION_TTL_S)
                 await pipe.execute()
 
-        await self.backend.read(g.upstream_user(""), work)
+        await self.backend.read(key, work)
 
     async def remember_upstream_token(self, issuer: str, jti: str, ttl_s: int) -> None:
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
         await self.backend.read(key, lambda c: c.set(key, "1", ex=ttl_s))
+
+    async def add_ssf_stream(self, stream_id: str, config: str, cursors: dict[str, str]) -> None:
+        g = self.keys.global_
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hset(g.ssf_streams, stream_id, config)
+                pipe.hset(g.ssf_cursor(stream_id), mapping=dict(cursors.items()))
+                await pipe.execute()
+
+        await self.backend.read(g.ssf_streams, work)
+
+    async def remove_ssf_stream(self, stream_id: str) -> bool:
+        g = self.keys.global_
+
+        async def work(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hdel(g.ssf_streams, stream_id)
+                pipe.delete(g.ssf_cursor(stream_id), g.ssf_pending(stream_id))
+                return await pipe.execute()
+
+        return bool((await self.backend.read(g.ssf_streams, work))[0])
+
+    async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
+        key = self.keys.global_.ssf_pending(stream_id)
+        await self.backend.read(key, lambda c: c.rpush(key, entry))
+
+    async def ack_ssf(self, stream_id: str, cursors: dict[str, str], pending: list[str]) -> None:
+        """Move the receiver's cursors forward (never back: a stale ack changes nothing) and
+        drop acknowledged pending SETs."""
+        g = self.keys.global_
+        key = g.ssf_cursor(stream_id)
+
+        async def work(client: Redis) -> None:
+            while True:
+                async with client.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(key)
+                        now = cast(dict[str, str], await pipe.hgetall(key))
+                        ahead = {s: i for s, i in cursors.items()
+                                 if s in now and _id_key(i) > _id_key(now[s])}  # fmt: skip
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        if ahead:
+                            pipe.hset(key, mapping=dict(ahead.items()))
+                        for entry in pending:
+                            pipe.lrem(g.ssf_pending(stream_id), 0, entry)
+                        await pipe.execute()
+                        return
+                    except WatchError:
+                        continue
+
+        await self.backend.read(g.ssf_streams, work)
 
     async def add_client(self, client_id: str, record: str) -> bool:
         """Register a client; False if the id is taken."""
@@ -505,3 +565,11 @@ def _level(entry: str | None) -> str:
 
 def _event_id(stream: StreamKeys, entry_id: object) -> str:
     return str(EventRef.of(stream.name, str(entry_id)))
+
+
+UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,87 @@
+"""revocast's revocations as Security Event Tokens (RFC 8417), for SSF receivers.
+
+Each stream event becomes at most one SET, signed with the active key (``typ:
+secevent+jwt``). Its ``jti`` is the event id (``p3.<ms>-<seq>``): a receiver's ack names
+the entry it stands for. Subjects use SSF's formats: the user as ``iss_sub`` (revocast's
+issuer, the user id), the session as ``opaque`` (the session id).
+
+- a session revoked (logout, refresh reuse, a session ended, /oauth/revoke...): CAEP
+  ``session-revoked``, the user and the session as subject;
+- a session revoked by a password change: CAEP ``credential-change`` (password, update);
+- a user revoked by a block: RISC ``account-disabled``;
+- a user revoked otherwise (logout-all, an upstream logout): CAEP ``session-revoked``
+  with the user alone as subject (every session);
+- roles changed: CAEP ``token-claims-change`` (``roles`` as Redis has them when the SET
+  is made);
+- a key published or revoked: no SET (the JWKS carries it).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from revocast.events import AnyEvent, RolesChanged, SessionRevoked, UserRevoked
+from revocast.issuer.context import IssuerContext
+from revocast.issuer.grants import signing_kid
+from revocast.issuer.tokens import compact_jws
+
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+SESSION_REVOKED = f"{CAEP}session-revoked"
+CREDENTIAL_CHANGE = f"{CAEP}credential-change"
+TOKEN_CLAIMS_CHANGE = f"{CAEP}token-claims-change"
+ACCOUNT_DISABLED = f"{RISC}account-disabled"
+VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+SUPPORTED = (SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, ACCOUNT_DISABLED)
+SET_TYPE = "secevent+jwt"
+
+
+async def describe(
+    ctx: IssuerContext, event: AnyEvent
+) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(event type URI, event body, subject) for a revocation; None for key events."""
+    user = {"format": "iss_sub", "iss": ctx.settings.issuer}
+    stamp = {"event_timestamp": event.ts_ms // 1000}
+    if isinstance(event, SessionRevoked):
+        subject = {"format": "complex", "user": user | {"sub": event.uid},
+                   "session": {"format": "opaque", "id": event.sid}}  # fmt: skip
+        if event.reason == "password_changed":
+            body = stamp | {"credential_type": "password", "change_type": "update"}
+            return CREDENTIAL_CHANGE, body, subject
+        return SESSION_REVOKED, stamp | {"reason_admin": {"en": event.reason}}, subject
+    if isinstance(event, UserRevoked):
+        if event.reason == "blocked":
+            return ACCOUNT_DISABLED, {}, user | {"sub": event.uid}
+        return (
+            SESSION_REVOKED,
+            stamp | {"reason_admin": {"en": event.reason}},
+            user | {"sub": event.uid},
+        )
+    if isinstance(event, RolesChanged):
+        roles = await ctx.reads.roles_of(event.uid)
+        return TOKEN_CLAIMS_CHANGE, stamp | {"claims": {"roles": roles}}, user | {"sub": event.uid}
+    return None
+
+
+async def sign(
+    ctx: IssuerContext,
+    *,
+    jti: str,
+    audience: str,
+    event_type: str,
+    body: dict[str, Any],
+    subject: dict[str, Any],
+) -> str:
+    """A SET signed with the active key (the key verifiers and receivers find in the JWKS)."""
+    key = ctx.minter.keys.get(await signing_kid(ctx))
+    claims = {
+        "iss": ctx.settings.issuer,
+        "aud": audience,
+        "iat": int(time.time()),
+        "jti": jti,
+        "sub_id": subject,
+        "events": {event_type: body},
+    }
+    header = {"alg": ctx.settings.jws_alg, "kid": key.kid, "typ": SET_TYPE}
+    return compact_jws(header, claims, key.private)
