@@ -1,0 +1,159 @@
+"""The SSF transmitter by poll (issue 12, point 3 in part): revocations as SETs a receiver
+polls (RFC 8936), signed with revocast's key (checked here with joserfc, not revocast's
+code), in order, and delivered again until acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from typing import Any
+
+from joserfc import jwt as joserfc_jwt
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import KeySet
+
+from tests.conftest import PASSWORD, Issuer
+
+CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
+RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+
+
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def receiver(issuer: Issuer) -> tuple[dict[str, str], dict[str, Any]]:
+    """A receiver's credentials (role ssf) and a new poll stream."""
+    await issuer.add_user("receiver", ["ssf"])
+    auth = bearer(await issuer.login("receiver"))
+    reply = await issuer.http.post("/ssf/stream", headers=auth,
+                                   json={"delivery": {"method": "urn:ietf:rfc:8936"},
+                                         "aud": "https://rp.example"})  # fmt: skip
+    assert reply.status_code == 201, reply.text
+    return auth, reply.json()
+
+
+async def poll(
+    issuer: Issuer, auth: dict[str, str], stream: dict[str, Any], **body: Any
+) -> dict[str, Any]:
+    reply = await issuer.http.post(stream["delivery"]["endpoint_url"], headers=auth, json=body)
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, Any] = reply.json()
+    return answer
+
+
+async def checked(issuer: Issuer, sets: dict[str, str]) -> list[dict[str, Any]]:
+    """Each SET verified with joserfc and the JWKS; their claims, in jti order."""
+    jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
+    claims = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SecurityWarning)  # joserfc on the EdDSA name
+        keys = KeySet.import_key_set(jwks)
+        for jti, token in sets.items():
+            decoded = joserfc_jwt.decode(token, keys, algorithms=["EdDSA", "Ed25519"])
+            assert decoded.header["typ"] == "secevent+jwt"
+            assert decoded.claims["jti"] == jti
+            claims.append(decoded.claims)
+    return claims
+
+
+async def test_revocations_arrive_as_signed_sets_in_order(issuer: Issuer) -> None:
+    auth, stream = await receiver(issuer)
+    await issuer.add_user("mod", ["moderator"])
+    mod = bearer(await issuer.login("mod"))
+    alice = await issuer.add_user("alice", ["user"])
+    first, second = await issuer.login("alice"), await issuer.login("alice")
+    await issuer.post_bearer("/v1/logout", first["access_token"])
+    third = await issuer.login("alice")
+    same = {"current_password": PASSWORD, "new_password": PASSWORD}
+    await issuer.http.post("/v1/password", headers=bearer(third), json=same)
+    await issuer.http.put(f"/v1/admin/users/{alice}/roles", headers=mod, json={"roles": ["x"]})
+    await issuer.http.post(f"/v1/admin/users/{alice}/block", headers=mod)
+
+    answer = await poll(issuer, auth, stream, returnImmediately=True)
+    assert answer["moreAvailable"] is False
+    claims = await checked(issuer, answer["sets"])
+    kinds = [next(iter(c["events"])) for c in claims]
+    assert kinds == [CAEP + "session-revoked", CAEP + "credential-change",
+                     CAEP + "token-claims-change", RISC + "account-disabled"]  # fmt: skip
+    assert all(c["iss"] == issuer.settings.issuer and c["aud"] == "https://rp.example"
+               for c in claims)  # fmt: skip
+    logout = claims[0]["sub_id"]
+    assert logout["user"] == {"format": "iss_sub", "iss": issuer.settings.issuer, "sub": alice}
+    assert logout["session"] == {"format": "opaque", "id": first["session_id"]}
+    assert claims[1]["sub_id"]["session"]["id"] == second["session_id"]
+    assert claims[2]["events"][CAEP + "token-claims-change"]["claims"] == {"roles": ["x"]}
+    assert claims[3]["sub_id"] == {"format": "iss_sub", "iss": issuer.settings.issuer,
+                                   "sub": alice}  # fmt: skip
+
+
+async def test_unacknowledged_sets_come_again_and_acks_move_on(issuer: Issuer) -> None:
+    """A receiver that was down (or lost a reply) gets every SET it did not acknowledge."""
+    auth, stream = await receiver(issuer)
+    await issuer.add_user("alice")
+    for _ in range(3):
+        await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
+    once = await poll(issuer, auth, stream, maxEvents=2)
+    assert (len(once["sets"]), once["moreAvailable"]) == (2, True)
+    again = await poll(issuer, auth, stream, maxEvents=10)
+    assert list(again["sets"])[:2] == list(once["sets"])  # the same, nothing lost
+    assert len(again["sets"]) == 3
+    acked = await poll(issuer, auth, stream, ack=list(again["sets"]), maxEvents=10)
+    assert acked["sets"] == {}
+    await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
+    assert len((await poll(issuer, auth, stream))["sets"]) == 1
+
+
+async def test_a_long_poll_returns_when_a_revocation_is_written(issuer: Issuer) -> None:
+    auth, stream = await receiver(issuer)
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    waiting = asyncio.create_task(poll(issuer, auth, stream, returnImmediately=False))
+    await asyncio.sleep(0.3)
+    assert not waiting.done()
+    await issuer.post_bearer("/v1/logout", tokens["access_token"])
+    answer = await asyncio.wait_for(waiting, 5)
+    assert len(answer["sets"]) == 1
+
+
+async def test_verification_status_and_the_stream_lifecycle(issuer: Issuer) -> None:
+    auth, stream = await receiver(issuer)
+    stream_id = stream["stream_id"]
+    meta = (await issuer.http.get("/.well-known/ssf-configuration")).json()
+    assert meta["delivery_methods_supported"] == ["urn:ietf:rfc:8936"]
+    assert meta["configuration_endpoint"].endswith("/ssf/stream")
+    status = await issuer.http.get(f"/ssf/status?stream_id={stream_id}", headers=auth)
+    assert status.json() == {"stream_id": stream_id, "status": "enabled"}
+    asked = {"stream_id": stream_id, "state": "s-42"}
+    assert (await issuer.http.post("/ssf/verify", headers=auth, json=asked)).status_code == 204
+    answer = await poll(issuer, auth, stream)
+    (claims,) = await checked(issuer, answer["sets"])
+    verification = claims["events"][
+        "https://schemas.openid.net/secevent/ssf/event-type/verification"
+    ]
+    assert verification == {"state": "s-42"}
+    assert (await poll(issuer, auth, stream, ack=list(answer["sets"])))["sets"] == {}
+    read = await issuer.http.get(f"/ssf/stream?stream_id={stream_id}", headers=auth)
+    assert read.json()["events_delivered"]
+    assert (await issuer.http.delete(f"/ssf/stream?stream_id={stream_id}",
+                                     headers=auth)).status_code == 204  # fmt: skip
+    gone = await issuer.http.post(stream["delivery"]["endpoint_url"], headers=auth, json={})
+    assert gone.status_code == 404
+
+
+async def test_who_may_receive_and_bad_requests(issuer: Issuer) -> None:
+    auth, stream = await receiver(issuer)
+    await issuer.add_user("alice")
+    user = bearer(await issuer.login("alice"))
+    refused = await issuer.http.post("/ssf/stream", headers=user, json={})
+    assert (refused.status_code, refused.json()["error"]) == (403, "insufficient_scope")
+    assert (await issuer.http.post("/ssf/stream", json={})).status_code == 401
+    push = await issuer.http.post("/ssf/stream", headers=auth,
+                                  json={"delivery": {"method": "urn:ietf:rfc:8935"}})  # fmt: skip
+    assert (push.status_code, push.json()["error"]) == (400, "invalid_request")
+    url = stream["delivery"]["endpoint_url"]
+    for body in ({"maxEvents": 5000}, {"ack": "x"}, {"maxEvents": "ten"}):
+        reply = await issuer.http.post(url, headers=auth, json=body)
+        assert reply.status_code == 400, body
+    unknown = await issuer.http.post("/ssf/poll/ssf_nope", headers=auth, json={})
+    assert unknown.status_code == 404
