@@ -99,6 +99,10 @@ class GlobalKeys:
         """HASH revocation stream name -> the last entry an SSF receiver acknowledged."""
         return f"{self.prefix}:ssf:cursor:{stream_id}"
 
+    def ssf_lease(self, stream_id: str) -> str:
+        """STRING, PX: the issuer that pushes this SSF stream's SETs now (one at a time)."""
+        return f"{self.prefix}:ssf:lease:{stream_id}"
+
     def ssf_pending(self, stream_id: str) -> str:
         """LIST of SETs made for an SSF stream outside the revocation streams (verification)."""
         return f"{self.prefix}:ssf:pending:{stream_id}"

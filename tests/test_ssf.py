@@ -8,11 +8,17 @@ import asyncio
 import warnings
 from typing import Any
 
+import jwt as pyjwt
 from joserfc import jwt as joserfc_jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import KeySet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from tests.conftest import PASSWORD, Issuer
+from tests.support.servers import eventually, serve
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"
@@ -120,7 +126,7 @@ async def test_verification_status_and_the_stream_lifecycle(issuer: Issuer) -> N
     auth, stream = await receiver(issuer)
     stream_id = stream["stream_id"]
     meta = (await issuer.http.get("/.well-known/ssf-configuration")).json()
-    assert meta["delivery_methods_supported"] == ["urn:ietf:rfc:8936"]
+    assert meta["delivery_methods_supported"] == ["urn:ietf:rfc:8935", "urn:ietf:rfc:8936"]
     assert meta["configuration_endpoint"].endswith("/ssf/stream")
     status = await issuer.http.get(f"/ssf/status?stream_id={stream_id}", headers=auth)
     assert status.json() == {"stream_id": stream_id, "status": "enabled"}
@@ -148,12 +154,74 @@ async def test_who_may_receive_and_bad_requests(issuer: Issuer) -> None:
     refused = await issuer.http.post("/ssf/stream", headers=user, json={})
     assert (refused.status_code, refused.json()["error"]) == (403, "insufficient_scope")
     assert (await issuer.http.post("/ssf/stream", json={})).status_code == 401
-    push = await issuer.http.post("/ssf/stream", headers=auth,
-                                  json={"delivery": {"method": "urn:ietf:rfc:8935"}})  # fmt: skip
-    assert (push.status_code, push.json()["error"]) == (400, "invalid_request")
+    for delivery in ({"method": "urn:ietf:rfc:8935"},  # push, but no endpoint
+                     {"method": "urn:ietf:rfc:8935", "endpoint_url": "ftp://x"},
+                     {"method": "email"}):  # fmt: skip
+        bad = await issuer.http.post("/ssf/stream", headers=auth, json={"delivery": delivery})
+        assert (bad.status_code, bad.json()["error"]) == (400, "invalid_request"), delivery
     url = stream["delivery"]["endpoint_url"]
     for body in ({"maxEvents": 5000}, {"ack": "x"}, {"maxEvents": "ten"}):
         reply = await issuer.http.post(url, headers=auth, json=body)
         assert reply.status_code == 400, body
     unknown = await issuer.http.post("/ssf/poll/ssf_nope", headers=auth, json={})
     assert unknown.status_code == 404
+
+
+# Push (RFC 8935) ---------------------------------------------------------------------------
+
+
+class Receiver:
+    """A push receiver: keeps what it accepts; answers 503 while ``down``."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        self.down = False
+        self.refused = 0
+
+    def app(self) -> Starlette:
+        async def events(request: Request) -> Response:
+            if request.headers.get("authorization") != "Bearer r-secret":
+                return JSONResponse({"err": "authentication_failed"}, status_code=401)
+            if self.down:
+                self.refused += 1
+                return Response(status_code=503)
+            assert request.headers["content-type"] == "application/secevent+jwt"
+            self.received.append((await request.body()).decode())
+            return Response(status_code=202)
+
+        return Starlette(routes=[Route("/events", events, methods=["POST"])])
+
+
+async def test_push_delivers_in_order_and_nothing_is_lost_while_the_receiver_is_down(
+    issuer: Issuer,
+) -> None:
+    await issuer.add_user("receiver", ["ssf"])
+    auth = bearer(await issuer.login("receiver"))
+    await issuer.add_user("alice")
+    receiver = Receiver()
+    async with serve(receiver.app()) as url:
+        delivery = {"method": "urn:ietf:rfc:8935", "endpoint_url": f"{url}/events",
+                    "authorization_header": "Bearer r-secret"}  # fmt: skip
+        created = await issuer.http.post("/ssf/stream", headers=auth, json={"delivery": delivery})
+        assert created.status_code == 201, created.text
+        assert "authorization_header" not in created.json()["delivery"]  # never shown again
+
+        await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
+        await eventually(lambda: len(receiver.received) == 1, timeout_s=5, every_s=0.05)
+
+        receiver.down = True
+        sessions = [await issuer.login("alice") for _ in range(3)]
+        for tokens in sessions:
+            await issuer.post_bearer("/v1/logout", tokens["access_token"])
+        await eventually(lambda: receiver.refused >= 2, timeout_s=5, every_s=0.05)  # retried
+        assert len(receiver.received) == 1
+        receiver.down = False
+        await eventually(lambda: len(receiver.received) == 4, timeout_s=10, every_s=0.05)
+
+    received = {str(pyjwt.decode(t, options={"verify_signature": False})["jti"]): t
+                for t in receiver.received}  # fmt: skip
+    claims = await checked(issuer, received)
+    sids = [c["sub_id"]["session"]["id"] for c in claims[1:]]
+    assert sids == [tokens["session_id"] for tokens in sessions]  # in order, each once
+    jtis = [c["jti"] for c in claims]
+    assert len(set(jtis)) == 4

@@ -28,6 +28,7 @@ from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata
 from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCounts
 from revocast.issuer.passwords import Passwords
+from revocast.issuer.ssf_push import Pusher
 from revocast.issuer.state import StateGuard
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upkeep import Upkeep
@@ -112,7 +113,12 @@ def create_app(settings: Settings) -> Starlette:
             registry.register(IssuerCollector(requests, guard, upkeep))
             registry.register(VerifierCollector(verifier))
             app.state.metrics = registry
-            yield
+            pusher = Pusher(app.state.ctx)
+            pusher.start()
+            try:
+                yield
+            finally:
+                await pusher.stop()
         finally:
             await guard.stop()
             await upkeep.stop()

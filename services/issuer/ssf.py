@@ -1,4 +1,5 @@
-"""An OpenID Shared Signals (SSF 1.0) transmitter, delivering by poll (RFC 8936).
+"""An OpenID Shared Signals (SSF 1.0) transmitter, delivering by poll (RFC 8936) or push
+(RFC 8935, ``ssf_push``).
 
 A receiver (a bearer token with the role ``ssf`` or ``admin``) creates a stream; from then
 on every revocation becomes a SET (``security_events``) it fetches from its poll endpoint.
@@ -33,6 +34,7 @@ from revocast.proof import EventRef, entry_key
 
 SSF_ROLES = frozenset({"admin", "ssf"})
 POLL = "urn:ietf:rfc:8936"
+PUSH = "urn:ietf:rfc:8935"
 MAX_EVENTS = 1000
 LONG_POLL_S = 10.0
 
@@ -52,7 +54,7 @@ async def configuration(request: Request) -> Response:
         "spec_version": "1_0",
         "issuer": ctx.settings.issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        "delivery_methods_supported": [POLL],
+        "delivery_methods_supported": [PUSH, POLL],
         "configuration_endpoint": f"{base}/ssf/stream",
         "status_endpoint": f"{base}/ssf/status",
         "verification_endpoint": f"{base}/ssf/verify",
@@ -80,26 +82,26 @@ def _decode(raw: bytes, kind: type[Any]) -> Any:
 
 
 async def create_stream(request: Request) -> Response:
-    """SSF 1.0 §8.1.1.1: a poll stream; it delivers events written from now on."""
+    """SSF 1.0 §8.1.1.1: a poll or push stream; it delivers events written from now on."""
     ctx = IssuerContext.of(request)
     caller_with_role(ctx, request, SSF_ROLES)
     asked: StreamRequest = _decode(await _body(request, ctx), StreamRequest)
     method = asked.delivery.get("method", POLL)
-    if method != POLL:
-        raise InvalidRequest(f"delivery method {method} is not supported (only {POLL})")
+    if method not in (POLL, PUSH):
+        raise InvalidRequest(f"delivery method {method} is not supported ({PUSH} or {POLL})")
     unknown = [e for e in asked.events_requested if not isinstance(e, str) or len(e) > 256]
     if unknown or len(asked.events_requested) > 16 or len(asked.description) > 500:
         raise InvalidRequest("events_requested is up to 16 event type URIs")
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
+    delivery = {"method": POLL, "endpoint_url": f"{_base(ctx, request)}/ssf/poll/{stream_id}"}
+    if method == PUSH:
+        delivery = _push_delivery(asked.delivery)
     requested = asked.events_requested or list(SUPPORTED)
     config = {
         "stream_id": stream_id,
         "iss": ctx.settings.issuer,
         "aud": asked.aud[:256] or stream_id,
-        "delivery": {
-            "method": POLL,
-            "endpoint_url": f"{_base(ctx, request)}/ssf/poll/{stream_id}",
-        },
+        "delivery": delivery,
         "events_supported": list(SUPPORTED),
         "events_requested": requested,
         "events_delivered": [e for e in requested if e in SUPPORTED],
@@ -109,7 +111,18 @@ async def create_stream(request: Request) -> Response:
     for stream in ctx.reads.keys.streams():
         ends[stream.name] = await ctx.reads.last_entry(stream.name) or "0-0"
     await ctx.writes.add_ssf_stream(stream_id, json.dumps(config), ends)
-    return json_response(config, status=201)
+    return json_response(_public(config), status=201)
+
+
+def _push_delivery(asked: dict[str, Any]) -> dict[str, Any]:
+    url, authorization = asked.get("endpoint_url"), asked.get("authorization_header")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2048:
+        raise InvalidRequest("a push stream needs an http(s) endpoint_url")
+    if authorization is not None and (
+        not isinstance(authorization, str) or len(authorization) > 1024
+    ):
+        raise InvalidRequest("authorization_header is a string of up to 1024 characters")
+    return {"method": PUSH, "endpoint_url": url, "authorization_header": authorization}
 
 
 async def _stream(
@@ -126,7 +139,13 @@ async def read_stream(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     caller_with_role(ctx, request, SSF_ROLES)
     config, _, _ = await _stream(ctx, request.query_params.get("stream_id", ""))
-    return json_response(config)
+    return json_response(_public(config))
+
+
+def _public(config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration without the receiver's secret (its Authorization header)."""
+    delivery = {k: v for k, v in config["delivery"].items() if k != "authorization_header"}
+    return config | {"delivery": delivery}
 
 
 async def delete_stream(request: Request) -> Response:
@@ -180,20 +199,23 @@ async def poll(request: Request) -> Response:
     asked: PollRequest = _decode(await _body(request, ctx), PollRequest)
     if not 0 <= asked.maxEvents <= MAX_EVENTS or len(asked.ack) > MAX_EVENTS:
         raise InvalidRequest(f"maxEvents and ack hold up to {MAX_EVENTS}")
-    config, _, pending = await _stream(ctx, stream_id)
-    await _acknowledge(ctx, stream_id, asked.ack + list(asked.setErrs), pending)
+    config, _, _ = await _stream(ctx, stream_id)
+    if config["delivery"]["method"] != POLL:
+        raise InvalidRequest(f"stream {stream_id} delivers by push")
+    await record_ack(ctx, stream_id, asked.ack + list(asked.setErrs))
     deadline = time.monotonic() + (0 if asked.returnImmediately else LONG_POLL_S)
     while True:
-        sets, more = await _next(ctx, config, stream_id, asked.maxEvents)
+        sets, more = await next_sets(ctx, config, stream_id, asked.maxEvents)
         if sets or asked.maxEvents == 0 or time.monotonic() >= deadline:
             return json_response({"sets": sets, "moreAvailable": more},
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
         await asyncio.sleep(0.1)
 
 
-async def _acknowledge(
-    ctx: IssuerContext, stream_id: str, acks: list[str], pending: list[str]
-) -> None:
+async def record_ack(ctx: IssuerContext, stream_id: str, acks: list[str]) -> None:
+    """The receiver has these SETs: move its cursors past them, drop them from pending."""
+    found = await ctx.reads.ssf_stream(stream_id)
+    pending = found[2] if found is not None else []
     cursors: dict[str, str] = {}
     for jti in acks:
         try:
@@ -209,7 +231,7 @@ async def _acknowledge(
         await ctx.writes.ack_ssf(stream_id, cursors, dropped)
 
 
-async def _next(
+async def next_sets(
     ctx: IssuerContext, config: dict[str, Any], stream_id: str, limit: int
 ) -> tuple[dict[str, str], bool]:
     """Up to ``limit`` SETs: pending ones, then each revocation stream's entries after its

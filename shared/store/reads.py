@@ -246,6 +246,11 @@ class Reads:
         )
         return [(str(i), cast(dict[str, str], f)) for i, f in reply or []]
 
+    async def ssf_streams(self) -> dict[str, dict[str, Any]]:
+        """Every SSF stream's configuration."""
+        found = await self.backend.hgetall(self.keys.global_.ssf_streams)
+        return {stream_id: json.loads(config) for stream_id, config in found.items()}
+
     async def ssf_stream(self, stream_id: str) -> tuple[str, dict[str, str], list[str]] | None:
         """(configuration JSON, cursors, pending SETs) of an SSF stream, or None."""
         g = self.keys.global_

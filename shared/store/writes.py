@@ -489,10 +489,25 @@ class Writes:
         async def work(client: Redis) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hdel(g.ssf_streams, stream_id)
-                pipe.delete(g.ssf_cursor(stream_id), g.ssf_pending(stream_id))
+                pipe.delete(
+                    g.ssf_cursor(stream_id), g.ssf_pending(stream_id), g.ssf_lease(stream_id)
+                )
                 return await pipe.execute()
 
         return bool((await self.backend.read(g.ssf_streams, work))[0])
+
+    async def take_lease(self, stream_id: str, owner: str, ttl_ms: int) -> bool:
+        """Whether ``owner`` delivers the push stream for the next ``ttl_ms`` (taken or kept)."""
+        key = self.keys.global_.ssf_lease(stream_id)
+
+        async def work(client: Redis) -> bool:
+            if await client.set(key, owner, nx=True, px=ttl_ms):
+                return True
+            if await client.get(key) == owner:
+                return bool(await client.pexpire(key, ttl_ms))
+            return False
+
+        return await self.backend.read(key, work)
 
     async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
         key = self.keys.global_.ssf_pending(stream_id)
