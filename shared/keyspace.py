@@ -96,16 +96,17 @@ class GlobalKeys:
         return f"{self.prefix}:upstream:jti:{digest}"
 
     def ssf_cursor(self, stream_id: str) -> str:
-        """HASH revocation stream name -> the last entry an SSF receiver acknowledged."""
+        """HASH revocation stream name -> the last entry copied into the SSF stream's queue."""
         return f"{self.prefix}:ssf:cursor:{stream_id}"
 
     def ssf_lease(self, stream_id: str) -> str:
         """STRING, PX: the issuer that pushes this SSF stream's SETs now (one at a time)."""
         return f"{self.prefix}:ssf:lease:{stream_id}"
 
-    def ssf_pending(self, stream_id: str) -> str:
-        """LIST of SETs made for an SSF stream outside the revocation streams (verification)."""
-        return f"{self.prefix}:ssf:pending:{stream_id}"
+    def ssf_queue(self, stream_id: str) -> str:
+        """LIST of the events (JSON) an SSF stream's receiver has not yet acknowledged, in
+        order: copied from the revocation streams, which are trimmed, so nothing is lost."""
+        return f"{self.prefix}:ssf:queue:{stream_id}"
 
     def verifier(self, instance_id: str) -> str:
         """STRING: the verifier's receipt (``revocast.proof.Receipt``, JSON); expires if it dies."""

@@ -225,3 +225,23 @@ async def test_push_delivers_in_order_and_nothing_is_lost_while_the_receiver_is_
     assert sids == [tokens["session_id"] for tokens in sessions]  # in order, each once
     jtis = [c["jti"] for c in claims]
     assert len(set(jtis)) == 4
+
+
+async def test_queued_events_outlive_the_trimmed_revocation_stream(issuer: Issuer) -> None:
+    """The issuers copy each revocation into the stream's queue within ~200 ms; a receiver
+    away for longer than the revocation streams keep entries still gets them (trimming is
+    done here by hand, as an hour of downtime would)."""
+    auth, stream = await receiver(issuer)
+    uid = await issuer.add_user("alice")
+    for _ in range(3):
+        await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
+
+    async def queued() -> bool:
+        found = await issuer.ctx.reads.ssf_stream(stream["stream_id"])
+        return found is not None and found[2] == 3
+
+    await eventually(queued, timeout_s=5, every_s=0.05)
+    events = issuer.ctx.reads.keys.of(uid).stream.events
+    await issuer.ctx.backend.read(events, lambda c: c.xtrim(events, maxlen=0))
+    answer = await poll(issuer, auth, stream, maxEvents=10)
+    assert len(answer["sets"]) == 3

@@ -2,19 +2,20 @@
 (RFC 8935, ``ssf_push``).
 
 A receiver (a bearer token with the role ``ssf`` or ``admin``) creates a stream; from then
-on every revocation becomes a SET (``security_events``) it fetches from its poll endpoint.
-Nothing is removed from the revocation streams for it: each SSF stream keeps a cursor per
-revocation stream, moved only by the receiver's acks, so SETs it has not acknowledged are
-delivered again on its next poll (a receiver that was down gets them then), in stream
-order per partition (so per user). An ack acknowledges that SET and every earlier one of
-the same partition. Entries older than the stream retention (``REVOCAST_ACCESS_TTL_S`` plus
-about a minute) are trimmed: a receiver away longer misses them.
+on every revocation becomes a SET (``security_events``), pushed to it or fetched from its
+poll endpoint. The issuers copy each revocation into the stream's own queue within about
+200 ms (the revocation streams are trimmed after about an access-token lifetime, the queue
+is not), and a SET leaves the queue only once the receiver has it: acknowledged by a poll,
+or answered 202 to a push. So a receiver that is down gets everything when it is back, in
+order. The queue holds up to 100,000 events; past that, copying pauses (logged), and what
+the revocation streams trim meanwhile is lost to that receiver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from typing import Any
@@ -30,12 +31,16 @@ from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
 from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
-from revocast.proof import EventRef, entry_key
+from revocast.proof import EventRef
+
+log = logging.getLogger("revocast.issuer")
 
 SSF_ROLES = frozenset({"admin", "ssf"})
 POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
 MAX_EVENTS = 1000
+MAX_QUEUE = 100_000  # unacknowledged events per stream before copying pauses
+SPOOL_BATCH = 500
 LONG_POLL_S = 10.0
 
 
@@ -125,20 +130,18 @@ def _push_delivery(asked: dict[str, Any]) -> dict[str, Any]:
     return {"method": PUSH, "endpoint_url": url, "authorization_header": authorization}
 
 
-async def _stream(
-    ctx: IssuerContext, stream_id: str
-) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+async def _stream(ctx: IssuerContext, stream_id: str) -> dict[str, Any]:
     found = await ctx.reads.ssf_stream(stream_id[:64])
     if found is None:
         raise NotFound(f"no SSF stream {stream_id}")
-    config, cursors, pending = found
-    return json.loads(config), cursors, pending
+    config: dict[str, Any] = json.loads(found[0])
+    return config
 
 
 async def read_stream(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     caller_with_role(ctx, request, SSF_ROLES)
-    config, _, _ = await _stream(ctx, request.query_params.get("stream_id", ""))
+    config = await _stream(ctx, request.query_params.get("stream_id", ""))
     return json_response(_public(config))
 
 
@@ -160,7 +163,7 @@ async def delete_stream(request: Request) -> Response:
 async def status(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     caller_with_role(ctx, request, SSF_ROLES)
-    config, _, _ = await _stream(ctx, request.query_params.get("stream_id", ""))
+    config = await _stream(ctx, request.query_params.get("stream_id", ""))
     return json_response({"stream_id": config["stream_id"], "status": "enabled"})
 
 
@@ -170,17 +173,16 @@ class VerifyRequest(msgspec.Struct):
 
 
 async def verify(request: Request) -> Response:
-    """SSF 1.0 §8.1.4.2: a verification SET, delivered with the next poll."""
+    """SSF 1.0 §8.1.4.2: a verification SET, queued behind the events already there."""
     ctx = IssuerContext.of(request)
     caller_with_role(ctx, request, SSF_ROLES)
     asked: VerifyRequest = _decode(await _body(request, ctx), VerifyRequest)
-    config, _, _ = await _stream(ctx, asked.stream_id)
+    config = await _stream(ctx, asked.stream_id)
     jti = f"verify.{secrets.token_urlsafe(12)}"
     body = {"state": asked.state[:256]} if asked.state else {}
     subject = {"format": "opaque", "id": config["stream_id"]}
-    token = await sign(ctx, jti=jti, audience=config["aud"], event_type=VERIFICATION,
-                       body=body, subject=subject)  # fmt: skip
-    await ctx.writes.queue_ssf_set(config["stream_id"], json.dumps([jti, token]))
+    entry = {"jti": jti, "type": VERIFICATION, "body": body, "subject": subject}
+    await ctx.writes.queue_ssf_set(config["stream_id"], json.dumps(entry))
     return Response(status_code=204)
 
 
@@ -199,7 +201,7 @@ async def poll(request: Request) -> Response:
     asked: PollRequest = _decode(await _body(request, ctx), PollRequest)
     if not 0 <= asked.maxEvents <= MAX_EVENTS or len(asked.ack) > MAX_EVENTS:
         raise InvalidRequest(f"maxEvents and ack hold up to {MAX_EVENTS}")
-    config, _, _ = await _stream(ctx, stream_id)
+    config = await _stream(ctx, stream_id)
     if config["delivery"]["method"] != POLL:
         raise InvalidRequest(f"stream {stream_id} delivers by push")
     await record_ack(ctx, stream_id, asked.ack + list(asked.setErrs))
@@ -213,75 +215,61 @@ async def poll(request: Request) -> Response:
 
 
 async def record_ack(ctx: IssuerContext, stream_id: str, acks: list[str]) -> None:
-    """The receiver has these SETs: move its cursors past them, drop them from pending."""
+    """The receiver has these SETs (by ``jti``): drop them from its queue."""
+    if not acks:
+        return
+    wanted = set(acks)
+    queued = await ctx.reads.ssf_queue(stream_id, MAX_EVENTS * 2)
+    done = [entry for entry in queued if json.loads(entry)["jti"] in wanted]
+    if done:
+        await ctx.writes.ack_ssf(stream_id, done)
+
+
+async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> None:
+    """Copy the revocations written since the last copy into the stream's queue, as events
+    (signed only when delivered). Issuers do this every 200 ms for every stream, and a poll
+    first; two at once cannot both copy (the cursors are watched)."""
     found = await ctx.reads.ssf_stream(stream_id)
-    pending = found[2] if found is not None else []
-    cursors: dict[str, str] = {}
-    for jti in acks:
-        try:
-            event = EventRef.parse(jti)
-        except ValueError:
-            continue  # a verification SET, or not one of ours
-        if event.stream not in cursors or entry_key(event.entry_id) > entry_key(
-            cursors[event.stream]
-        ):
-            cursors[event.stream] = event.entry_id
-    dropped = [entry for entry in pending if json.loads(entry)[0] in set(acks)]
-    if cursors or dropped:
-        await ctx.writes.ack_ssf(stream_id, cursors, dropped)
+    if found is None:
+        return
+    _, cursors, queued = found
+    if queued >= MAX_QUEUE:
+        log.warning("ssf stream %s: %d events not acknowledged; copying paused", stream_id, queued)
+        return
+    wanted = set(config["events_delivered"])
+    moved, entries = dict(cursors), []
+    for name, cursor in sorted(cursors.items()):
+        for entry_id, fields in await ctx.reads.events_after(name, cursor, SPOOL_BATCH):
+            moved[name] = entry_id
+            described = await _describe(ctx, fields)
+            if described is not None and described[0] in wanted:
+                event_type, body, subject = described
+                jti = str(EventRef.of(name, entry_id))
+                entries.append(json.dumps({"jti": jti, "type": event_type, "body": body,
+                                           "subject": subject}))  # fmt: skip
+    if moved != cursors:
+        await ctx.writes.spool_ssf(stream_id, cursors, moved, entries)
+
+
+async def _describe(
+    ctx: IssuerContext, fields: dict[str, str]
+) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    try:
+        return await describe(ctx, decode_entry(fields))
+    except UnknownEvent:
+        return None
 
 
 async def next_sets(
     ctx: IssuerContext, config: dict[str, Any], stream_id: str, limit: int
 ) -> tuple[dict[str, str], bool]:
-    """Up to ``limit`` SETs: pending ones, then each revocation stream's entries after its
-    cursor; whether more are waiting."""
-    found = await ctx.reads.ssf_stream(stream_id)
-    if found is None:
-        raise NotFound(f"no SSF stream {stream_id}")
-    _, cursors, pending = found
+    """The first ``limit`` SETs of the stream's queue, signed now; whether more wait."""
+    await spool(ctx, config, stream_id)
+    queued = await ctx.reads.ssf_queue(stream_id, limit + 1)
     sets: dict[str, str] = {}
-    for entry in pending[:limit]:
-        jti, token = json.loads(entry)
-        sets[jti] = token
-    more = len(pending) > limit
-    wanted = set(config["events_delivered"])
-    skipped: dict[str, str] = {}  # entries no SET is made of, ahead of any that is
-    for name, cursor in sorted(cursors.items()):
-        if len(sets) >= limit:
-            more = True
-            break
-        entries = await ctx.reads.events_after(name, cursor, limit - len(sets) + 1)
-        more = more or len(entries) > limit - len(sets)
-        leading = True
-        for entry_id, fields in entries[: limit - len(sets)]:
-            made = await _set_for(ctx, config, name, entry_id, fields, wanted)
-            if made is not None:
-                sets[made[0]] = made[1]
-                leading = False
-            elif leading:
-                skipped[name] = entry_id
-    if skipped:  # never delivered to this stream: step over them, or they would block it
-        await ctx.writes.ack_ssf(stream_id, skipped, [])
-    return sets, more
-
-
-async def _set_for(
-    ctx: IssuerContext,
-    config: dict[str, Any],
-    stream: str,
-    entry_id: str,
-    fields: dict[str, str],
-    wanted: set[str],
-) -> tuple[str, str] | None:
-    try:
-        described = await describe(ctx, decode_entry(fields))
-    except UnknownEvent:
-        return None
-    if described is None or described[0] not in wanted:
-        return None
-    event_type, body, subject = described
-    jti = str(EventRef.of(stream, entry_id))
-    token = await sign(ctx, jti=jti, audience=config["aud"], event_type=event_type,
-                       body=body, subject=subject)  # fmt: skip
-    return jti, token
+    for entry in queued[:limit]:
+        event = json.loads(entry)
+        sets[event["jti"]] = await sign(ctx, jti=event["jti"], audience=config["aud"],
+                                        event_type=event["type"], body=event["body"],
+                                        subject=event["subject"])  # fmt: skip
+    return sets, len(queued) > limit

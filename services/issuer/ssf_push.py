@@ -1,10 +1,12 @@
-"""SSF push delivery (RFC 8935): each issuer pushes the SETs of the push streams it leads.
+"""Serving the SSF streams in the background: copying revocations into each stream's queue,
+and push delivery (RFC 8935).
 
-Every 200 ms, for each push stream, an issuer takes (or keeps) the stream's lease in Redis,
-so that one issuer at a time delivers a stream, in order. It posts the SETs after the
-stream's cursors one by one, and moves the cursor past each only once the receiver
-answered 202 (or 200). A receiver that is down or answers 5xx or 429 is tried again with
-exponential backoff (0.2 s up to 30 s); nothing is skipped meanwhile. A 4xx other than 429
+Every 200 ms, for each stream, an issuer takes (or keeps) the stream's lease in Redis, so
+that one issuer at a time serves a stream. It copies the revocations written since into
+the stream's queue (``ssf.spool``), and for a push stream posts the queued SETs one by
+one, dropping each from the queue only once the receiver answered 202 (or 200). A
+receiver that is down or answers 5xx or 429 is tried again with exponential backoff
+(0.2 s up to 30 s); nothing is skipped meanwhile. A 4xx other than 429
 means the receiver will never take that SET (RFC 8935 §2.3): it is logged and skipped.
 """
 
@@ -20,7 +22,7 @@ import httpx
 
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.ssf import PUSH, next_sets, record_ack
+from revocast.issuer.ssf import PUSH, next_sets, record_ack, spool
 
 log = logging.getLogger("revocast.issuer")
 
@@ -61,8 +63,8 @@ class Pusher:
         while not self._stopping.is_set():
             try:
                 for stream_id, config in (await self.ctx.reads.ssf_streams()).items():
-                    if config["delivery"]["method"] == PUSH and not self._stopping.is_set():
-                        await self._deliver(stream_id, config)
+                    if not self._stopping.is_set():
+                        await self._serve(stream_id, config)
             except RevocastError as exc:  # Redis away: the next round tries again
                 log.warning("ssf push: %s", exc.detail)
             except Exception:
@@ -71,11 +73,16 @@ class Pusher:
             await asyncio.wait({waiter}, timeout=EVERY_S)
             waiter.cancel()
 
-    async def _deliver(self, stream_id: str, config: dict[str, Any]) -> None:
+    async def _serve(self, stream_id: str, config: dict[str, Any]) -> None:
+        """Copy new revocations into the stream's queue (poll streams too: the revocation
+        streams are trimmed, the queue is not), and push what is queued."""
+        if not await self.ctx.writes.take_lease(stream_id, self.owner, LEASE_MS):
+            return  # another issuer serves this stream
+        await spool(self.ctx, config, stream_id)
+        if config["delivery"]["method"] != PUSH:
+            return
         if time.monotonic() < self._retry_at.get(stream_id, 0.0):
             return
-        if not await self.ctx.writes.take_lease(stream_id, self.owner, LEASE_MS):
-            return  # another issuer delivers this stream
         sets, _ = await next_sets(self.ctx, config, stream_id, BATCH)
         for jti, token in sets.items():
             outcome = await self._post(config, token)

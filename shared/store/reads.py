@@ -251,19 +251,23 @@ class Reads:
         found = await self.backend.hgetall(self.keys.global_.ssf_streams)
         return {stream_id: json.loads(config) for stream_id, config in found.items()}
 
-    async def ssf_stream(self, stream_id: str) -> tuple[str, dict[str, str], list[str]] | None:
-        """(configuration JSON, cursors, pending SETs) of an SSF stream, or None."""
+    async def ssf_stream(self, stream_id: str) -> tuple[str, dict[str, str], int] | None:
+        """(configuration JSON, spool cursors, queue length) of an SSF stream, or None."""
         g = self.keys.global_
 
         async def read(client: Redis) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hget(g.ssf_streams, stream_id)
                 pipe.hgetall(g.ssf_cursor(stream_id))
-                pipe.lrange(g.ssf_pending(stream_id), 0, -1)
+                pipe.llen(g.ssf_queue(stream_id))
                 return await pipe.execute()
 
-        config, cursors, pending = await self.backend.read(g.ssf_streams, read)
-        return None if config is None else (config, cursors, pending)
+        config, cursors, queued = await self.backend.read(g.ssf_streams, read)
+        return None if config is None else (config, cursors, int(queued))
+
+    async def ssf_queue(self, stream_id: str, limit: int) -> list[str]:
+        key = self.keys.global_.ssf_queue(stream_id)
+        return cast(list[str], await self.backend.read(key, lambda c: c.lrange(key, 0, limit - 1)))
 
     async def entries_after(self, stream: str, entry_id: str, limit: int) -> list[str]:
         """Ids of up to ``limit`` entries of ``stream`` after ``entry_id``."""

@@ -489,9 +489,7 @@ class Writes:
         async def work(client: Redis) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hdel(g.ssf_streams, stream_id)
-                pipe.delete(
-                    g.ssf_cursor(stream_id), g.ssf_pending(stream_id), g.ssf_lease(stream_id)
-                )
+                pipe.delete(g.ssf_cursor(stream_id), g.ssf_queue(stream_id), g.ssf_lease(stream_id))
                 return await pipe.execute()
 
         return bool((await self.backend.read(g.ssf_streams, work))[0])
@@ -510,34 +508,46 @@ class Writes:
         return await self.backend.read(key, work)
 
     async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
-        key = self.keys.global_.ssf_pending(stream_id)
+        key = self.keys.global_.ssf_queue(stream_id)
         await self.backend.read(key, lambda c: c.rpush(key, entry))
 
-    async def ack_ssf(self, stream_id: str, cursors: dict[str, str], pending: list[str]) -> None:
-        """Move the receiver's cursors forward (never back: a stale ack changes nothing) and
-        drop acknowledged pending SETs."""
+    async def spool_ssf(
+        self, stream_id: str, seen: dict[str, str], moved: dict[str, str], entries: list[str]
+    ) -> bool:
+        """Append ``entries`` to the stream's queue and move its cursors from ``seen`` to
+        ``moved``, in one transaction; False (nothing written) if another issuer moved them
+        first."""
         g = self.keys.global_
         key = g.ssf_cursor(stream_id)
 
-        async def work(client: Redis) -> None:
-            while True:
-                async with client.pipeline(transaction=True) as pipe:
-                    try:
-                        await pipe.watch(key)
-                        now = cast(dict[str, str], await pipe.hgetall(key))
-                        ahead = {s: i for s, i in cursors.items()
-                                 if s in now and _id_key(i) > _id_key(now[s])}  # fmt: skip
-                        pipe.multi()  # type: ignore[no-untyped-call]
-                        if ahead:
-                            pipe.hset(key, mapping=dict(ahead.items()))
-                        for entry in pending:
-                            pipe.lrem(g.ssf_pending(stream_id), 0, entry)
-                        await pipe.execute()
-                        return
-                    except WatchError:
-                        continue
+        async def work(client: Redis) -> bool:
+            async with client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    if cast(dict[str, str], await pipe.hgetall(key)) != seen:
+                        return False
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    if entries:
+                        pipe.rpush(g.ssf_queue(stream_id), *entries)
+                    pipe.hset(key, mapping=dict(moved.items()))
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    return False
 
-        await self.backend.read(g.ssf_streams, work)
+        return await self.backend.read(g.ssf_streams, work)
+
+    async def ack_ssf(self, stream_id: str, entries: list[str]) -> None:
+        """Drop acknowledged (or delivered) entries from the stream's queue."""
+        key = self.keys.global_.ssf_queue(stream_id)
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                for entry in entries:
+                    pipe.lrem(key, 1, entry)
+                await pipe.execute()
+
+        await self.backend.read(key, work)
 
     async def add_client(self, client_id: str, record: str) -> bool:
         """Register a client; False if the id is taken."""
@@ -583,8 +593,3 @@ def _event_id(stream: StreamKeys, entry_id: object) -> str:
 
 
 UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
