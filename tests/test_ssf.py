@@ -245,3 +245,22 @@ async def test_queued_events_outlive_the_trimmed_revocation_stream(issuer: Issue
     await issuer.ctx.backend.read(events, lambda c: c.xtrim(events, maxlen=0))
     answer = await poll(issuer, auth, stream, maxEvents=10)
     assert len(answer["sets"]) == 3
+
+
+BAD_BODIES = [b"", b"[]", b"{", b'{"delivery": []}', b'{"events_requested": [1]}',
+              b'{"aud": 5}', b'{"stream_id": 7}', b'{"ack": [null]}', b"\xff\xfe",
+              b'{"delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://x",'
+              b' "authorization_header": 5}}']  # fmt: skip
+
+
+async def test_malformed_bodies_get_400_and_never_500(issuer: Issuer) -> None:
+    auth, stream = await receiver(issuer)
+    json_type = {"Content-Type": "application/json"}
+    for path in ("/ssf/stream", "/ssf/verify", stream["delivery"]["endpoint_url"]):
+        for body in BAD_BODIES:
+            reply = await issuer.http.post(path, content=body, headers=auth | json_type)
+            assert reply.status_code < 500, (path, body, reply.text)
+            assert reply.headers["content-type"] == "application/json", (path, body)
+        text = auth | {"Content-Type": "text/plain"}
+        wrong = await issuer.http.post(path, content=b"{}", headers=text)
+        assert wrong.status_code == 400, path
