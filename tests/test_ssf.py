@@ -42,6 +42,7 @@ async def receiver(issuer: Issuer) -> tuple[dict[str, str], dict[str, Any]]:
 async def poll(
     issuer: Issuer, auth: dict[str, str], stream: dict[str, Any], **body: Any
 ) -> dict[str, Any]:
+    body.setdefault("returnImmediately", True)  # RFC 8936's default is a long poll
     reply = await issuer.http.post(stream["delivery"]["endpoint_url"], headers=auth, json=body)
     assert reply.status_code == 200, reply.text
     answer: dict[str, Any] = reply.json()
@@ -156,6 +157,9 @@ async def test_who_may_receive_and_bad_requests(issuer: Issuer) -> None:
     assert (await issuer.http.post("/ssf/stream", json={})).status_code == 401
     for delivery in ({"method": "urn:ietf:rfc:8935"},  # push, but no endpoint
                      {"method": "urn:ietf:rfc:8935", "endpoint_url": "ftp://x"},
+                     {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://[::1"},
+                     {"method": "urn:ietf:rfc:8935", "endpoint_url": "http://x/e",
+                      "authorization_header": "Bearer é"},
                      {"method": "email"}):  # fmt: skip
         bad = await issuer.http.post("/ssf/stream", headers=auth, json={"delivery": delivery})
         assert (bad.status_code, bad.json()["error"]) == (400, "invalid_request"), delivery
@@ -165,6 +169,14 @@ async def test_who_may_receive_and_bad_requests(issuer: Issuer) -> None:
         assert reply.status_code == 400, body
     unknown = await issuer.http.post("/ssf/poll/ssf_nope", headers=auth, json={})
     assert unknown.status_code == 404
+    await issuer.add_user("other", ["ssf"])
+    other = bearer(await issuer.login("other"))  # another receiver: not its stream
+    stolen = await issuer.http.post(url, headers=other, json={"returnImmediately": True})
+    assert stolen.status_code == 404
+    deleted = await issuer.http.delete(f"/ssf/stream?stream_id={stream['stream_id']}",
+                                       headers=other)  # fmt: skip
+    assert deleted.status_code == 404
+    assert "owner" not in stream
 
 
 # Push (RFC 8935) ---------------------------------------------------------------------------
@@ -184,7 +196,7 @@ class Receiver:
                 return JSONResponse({"err": "authentication_failed"}, status_code=401)
             if self.down:
                 self.refused += 1
-                return Response(status_code=503)
+                return Response(status_code=503 if self.refused % 2 else 401)
             assert request.headers["content-type"] == "application/secevent+jwt"
             self.received.append((await request.body()).decode())
             return Response(status_code=202)
@@ -213,7 +225,8 @@ async def test_push_delivers_in_order_and_nothing_is_lost_while_the_receiver_is_
         sessions = [await issuer.login("alice") for _ in range(3)]
         for tokens in sessions:
             await issuer.post_bearer("/v1/logout", tokens["access_token"])
-        await eventually(lambda: receiver.refused >= 2, timeout_s=5, every_s=0.05)  # retried
+        # Retried, 503 and 401 alike (a 401 must not empty the queue):
+        await eventually(lambda: receiver.refused >= 3, timeout_s=8, every_s=0.05)
         assert len(receiver.received) == 1
         receiver.down = False
         await eventually(lambda: len(receiver.received) == 4, timeout_s=10, every_s=0.05)
@@ -256,8 +269,12 @@ BAD_BODIES = [b"", b"[]", b"{", b'{"delivery": []}', b'{"events_requested": [1]}
 async def test_malformed_bodies_get_400_and_never_500(issuer: Issuer) -> None:
     auth, stream = await receiver(issuer)
     json_type = {"Content-Type": "application/json"}
-    for path in ("/ssf/stream", "/ssf/verify", stream["delivery"]["endpoint_url"]):
-        for body in BAD_BODIES:
+    poll_url = stream["delivery"]["endpoint_url"]
+    # A poll with a well-formed body is a long poll (RFC 8936): only broken ones are sent.
+    broken = [b"[]", b"{", b'{"ack": [null]}', b"\xff\xfe", b'{"maxEvents": "ten"}']
+    for path, bodies in (("/ssf/stream", BAD_BODIES), ("/ssf/verify", BAD_BODIES),
+                         (poll_url, broken)):  # fmt: skip
+        for body in bodies:
             reply = await issuer.http.post(path, content=body, headers=auth | json_type)
             assert reply.status_code < 500, (path, body, reply.text)
             assert reply.headers["content-type"] == "application/json", (path, body)

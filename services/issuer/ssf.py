@@ -20,10 +20,12 @@ import secrets
 import time
 from typing import Any
 
+import httpx
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from revocast.claims import AccessClaims
 from revocast.errors import InvalidRequest, NotFound
 from revocast.events import UnknownEvent, decode_entry
 from revocast.http import json_response
@@ -39,6 +41,7 @@ SSF_ROLES = frozenset({"admin", "ssf"})
 POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
 MAX_EVENTS = 1000
+MAX_STREAMS = 100
 MAX_QUEUE = 100_000  # unacknowledged events per stream before copying pauses
 SPOOL_BATCH = 500
 LONG_POLL_S = 10.0
@@ -89,8 +92,10 @@ def _decode(raw: bytes, kind: type[Any]) -> Any:
 async def create_stream(request: Request) -> Response:
     """SSF 1.0 §8.1.1.1: a poll or push stream; it delivers events written from now on."""
     ctx = IssuerContext.of(request)
-    caller_with_role(ctx, request, SSF_ROLES)
+    caller = caller_with_role(ctx, request, SSF_ROLES)
     asked: StreamRequest = _decode(await _body(request, ctx), StreamRequest)
+    if len(await ctx.reads.ssf_streams()) >= MAX_STREAMS:
+        raise InvalidRequest(f"this deployment holds {MAX_STREAMS} SSF streams: delete one")
     method = asked.delivery.get("method", POLL)
     if method not in (POLL, PUSH):
         raise InvalidRequest(f"delivery method {method} is not supported ({PUSH} or {POLL})")
@@ -100,10 +105,13 @@ async def create_stream(request: Request) -> Response:
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
     delivery = {"method": POLL, "endpoint_url": f"{_base(ctx, request)}/ssf/poll/{stream_id}"}
     if method == PUSH:
-        delivery = _push_delivery(asked.delivery)
+        delivery = _push_delivery(
+            asked.delivery, production=ctx.settings.environment == "production"
+        )
     requested = asked.events_requested or list(SUPPORTED)
     config = {
         "stream_id": stream_id,
+        "owner": caller.sub,
         "iss": ctx.settings.issuer,
         "aud": asked.aud[:256] or stream_id,
         "delivery": delivery,
@@ -119,10 +127,19 @@ async def create_stream(request: Request) -> Response:
     return json_response(_public(config), status=201)
 
 
-def _push_delivery(asked: dict[str, Any]) -> dict[str, Any]:
+def _push_delivery(asked: dict[str, Any], *, production: bool) -> dict[str, Any]:
+    """The push target, checked: https in production (the Authorization header travels with
+    each SET), a URL httpx can use, an ASCII header."""
     url, authorization = asked.get("endpoint_url"), asked.get("authorization_header")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > 2048:
-        raise InvalidRequest("a push stream needs an http(s) endpoint_url")
+    schemes = ("https://",) if production else ("https://", "http://")
+    if not isinstance(url, str) or not url.startswith(schemes) or len(url) > 2048:
+        raise InvalidRequest(f"a push stream needs an endpoint_url starting {' or '.join(schemes)}")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        raise InvalidRequest("endpoint_url is not a valid URL") from None
+    if isinstance(authorization, str) and not authorization.isascii():
+        raise InvalidRequest("authorization_header must be ASCII")
     if authorization is not None and (
         not isinstance(authorization, str) or len(authorization) > 1024
     ):
@@ -130,31 +147,37 @@ def _push_delivery(asked: dict[str, Any]) -> dict[str, Any]:
     return {"method": PUSH, "endpoint_url": url, "authorization_header": authorization}
 
 
-async def _stream(ctx: IssuerContext, stream_id: str) -> dict[str, Any]:
+async def _stream(
+    ctx: IssuerContext, stream_id: str, caller: AccessClaims | None = None
+) -> dict[str, Any]:
+    """The stream's configuration; another receiver's stream is not found (admins see all)."""
     found = await ctx.reads.ssf_stream(stream_id[:64])
     if found is None:
         raise NotFound(f"no SSF stream {stream_id}")
     config: dict[str, Any] = json.loads(found[0])
+    if caller is not None and "admin" not in caller.roles and config.get("owner") != caller.sub:
+        raise NotFound(f"no SSF stream {stream_id}")
     return config
 
 
 async def read_stream(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    caller_with_role(ctx, request, SSF_ROLES)
-    config = await _stream(ctx, request.query_params.get("stream_id", ""))
+    caller = caller_with_role(ctx, request, SSF_ROLES)
+    config = await _stream(ctx, request.query_params.get("stream_id", ""), caller)
     return json_response(_public(config))
 
 
 def _public(config: dict[str, Any]) -> dict[str, Any]:
     """The configuration without the receiver's secret (its Authorization header)."""
     delivery = {k: v for k, v in config["delivery"].items() if k != "authorization_header"}
-    return config | {"delivery": delivery}
+    return {k: v for k, v in config.items() if k != "owner"} | {"delivery": delivery}
 
 
 async def delete_stream(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    caller_with_role(ctx, request, SSF_ROLES)
+    caller = caller_with_role(ctx, request, SSF_ROLES)
     stream_id = request.query_params.get("stream_id", "")
+    await _stream(ctx, stream_id, caller)
     if not await ctx.writes.remove_ssf_stream(stream_id[:64]):
         raise NotFound(f"no SSF stream {stream_id}")
     return Response(status_code=204)
@@ -162,8 +185,8 @@ async def delete_stream(request: Request) -> Response:
 
 async def status(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    caller_with_role(ctx, request, SSF_ROLES)
-    config = await _stream(ctx, request.query_params.get("stream_id", ""))
+    caller = caller_with_role(ctx, request, SSF_ROLES)
+    config = await _stream(ctx, request.query_params.get("stream_id", ""), caller)
     return json_response({"stream_id": config["stream_id"], "status": "enabled"})
 
 
@@ -175,9 +198,12 @@ class VerifyRequest(msgspec.Struct):
 async def verify(request: Request) -> Response:
     """SSF 1.0 §8.1.4.2: a verification SET, queued behind the events already there."""
     ctx = IssuerContext.of(request)
-    caller_with_role(ctx, request, SSF_ROLES)
+    caller = caller_with_role(ctx, request, SSF_ROLES)
     asked: VerifyRequest = _decode(await _body(request, ctx), VerifyRequest)
-    config = await _stream(ctx, asked.stream_id)
+    config = await _stream(ctx, asked.stream_id, caller)
+    found = await ctx.reads.ssf_stream(config["stream_id"])
+    if found is not None and found[2] >= MAX_QUEUE:
+        raise InvalidRequest("the stream's queue is full: poll and acknowledge first")
     jti = f"verify.{secrets.token_urlsafe(12)}"
     body = {"state": asked.state[:256]} if asked.state else {}
     subject = {"format": "opaque", "id": config["stream_id"]}
@@ -189,25 +215,28 @@ async def verify(request: Request) -> Response:
 class PollRequest(msgspec.Struct):
     ack: list[str] = msgspec.field(default_factory=list)
     maxEvents: int = 100  # RFC 8936 names it so
-    returnImmediately: bool = True
+    returnImmediately: bool = False  # RFC 8936 §2.4: a long poll unless asked
     setErrs: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 async def poll(request: Request) -> Response:
     """RFC 8936: ack what was received, then get the SETs after the cursors."""
     ctx = IssuerContext.of(request)
-    caller_with_role(ctx, request, SSF_ROLES)
+    caller = caller_with_role(ctx, request, SSF_ROLES)
     stream_id = str(request.path_params["stream_id"])
     asked: PollRequest = _decode(await _body(request, ctx), PollRequest)
     if not 0 <= asked.maxEvents <= MAX_EVENTS or len(asked.ack) > MAX_EVENTS:
         raise InvalidRequest(f"maxEvents and ack hold up to {MAX_EVENTS}")
-    config = await _stream(ctx, stream_id)
+    config = await _stream(ctx, stream_id, caller)
     if config["delivery"]["method"] != POLL:
         raise InvalidRequest(f"stream {stream_id} delivers by push")
     await record_ack(ctx, stream_id, asked.ack + list(asked.setErrs))
     deadline = time.monotonic() + (0 if asked.returnImmediately else LONG_POLL_S)
+    await spool(ctx, config, stream_id)
     while True:
-        sets, more = await next_sets(ctx, config, stream_id, asked.maxEvents)
+        found = await queued_sets(ctx, config, stream_id, asked.maxEvents + 1)
+        sets = {json.loads(raw)["jti"]: token for raw, token in found[: asked.maxEvents]}
+        more = len(found) > asked.maxEvents
         if sets or asked.maxEvents == 0 or time.monotonic() >= deadline:
             return json_response({"sets": sets, "moreAvailable": more},
                                  headers={"Cache-Control": "no-store"})  # fmt: skip
@@ -260,16 +289,15 @@ async def _describe(
         return None
 
 
-async def next_sets(
+async def queued_sets(
     ctx: IssuerContext, config: dict[str, Any], stream_id: str, limit: int
-) -> tuple[dict[str, str], bool]:
-    """The first ``limit`` SETs of the stream's queue, signed now; whether more wait."""
-    await spool(ctx, config, stream_id)
-    queued = await ctx.reads.ssf_queue(stream_id, limit + 1)
-    sets: dict[str, str] = {}
-    for entry in queued[:limit]:
-        event = json.loads(entry)
-        sets[event["jti"]] = await sign(ctx, jti=event["jti"], audience=config["aud"],
-                                        event_type=event["type"], body=event["body"],
-                                        subject=event["subject"])  # fmt: skip
-    return sets, len(queued) > limit
+) -> list[tuple[str, str]]:
+    """The first ``limit`` entries of the stream's queue, each with its SET signed now."""
+    made = []
+    for raw in await ctx.reads.ssf_queue(stream_id, limit):
+        event = json.loads(raw)
+        token = await sign(ctx, jti=event["jti"], audience=config["aud"],
+                           event_type=event["type"], body=event["body"],
+                           subject=event["subject"])  # fmt: skip
+        made.append((raw, token))
+    return made

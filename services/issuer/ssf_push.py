@@ -6,8 +6,10 @@ that one issuer at a time serves a stream. It copies the revocations written sin
 the stream's queue (``ssf.spool``), and for a push stream posts the queued SETs one by
 one, dropping each from the queue only once the receiver answered 202 (or 200). A
 receiver that is down or answers 5xx or 429 is tried again with exponential backoff
-(0.2 s up to 30 s); nothing is skipped meanwhile. A 4xx other than 429
-means the receiver will never take that SET (RFC 8935 §2.3): it is logged and skipped.
+(0.2 s up to 30 s); nothing is skipped meanwhile. A 400 means the
+receiver will never take that SET (RFC 8935 §2.3): it is logged and skipped.
+Any other answer (401, 404, a redirect...) is retried: a receiver that rotated its token
+must not see its queue emptied.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ import httpx
 
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.ssf import PUSH, next_sets, record_ack, spool
+from revocast.issuer.ssf import PUSH, queued_sets, spool
 
 log = logging.getLogger("revocast.issuer")
 
 EVERY_S = 0.2
-LEASE_MS = 5000
+LEASE_MS = 15_000  # above one post's timeout (5 s): renewed before each post
 BATCH = 50
 MAX_BACKOFF_S = 30.0
 
@@ -63,8 +65,15 @@ class Pusher:
         while not self._stopping.is_set():
             try:
                 for stream_id, config in (await self.ctx.reads.ssf_streams()).items():
-                    if not self._stopping.is_set():
+                    if self._stopping.is_set():
+                        break
+                    try:
                         await self._serve(stream_id, config)
+                    except RevocastError:
+                        raise
+                    except Exception:  # one stream's fault must not stop the others
+                        log.exception("ssf stream %s: serving failed", stream_id)
+                        self._later(stream_id)
             except RevocastError as exc:  # Redis away: the next round tries again
                 log.warning("ssf push: %s", exc.detail)
             except Exception:
@@ -83,13 +92,15 @@ class Pusher:
             return
         if time.monotonic() < self._retry_at.get(stream_id, 0.0):
             return
-        sets, _ = await next_sets(self.ctx, config, stream_id, BATCH)
-        for jti, token in sets.items():
+        for raw, token in await queued_sets(self.ctx, config, stream_id, BATCH):
+            # Held before every post, so that no other issuer posts this stream meanwhile.
+            if not await self.ctx.writes.take_lease(stream_id, self.owner, LEASE_MS):
+                return
             outcome = await self._post(config, token)
             if outcome == "retry":
                 self._later(stream_id)
                 return
-            await record_ack(self.ctx, stream_id, [jti])
+            await self.ctx.writes.ack_ssf(stream_id, [raw])
             self.delivered += outcome == "delivered"
         self._backoff.pop(stream_id, None)
 
@@ -105,10 +116,12 @@ class Pusher:
             return "retry"
         if reply.status_code in (200, 202):
             return "delivered"
-        if reply.status_code == 429 or reply.status_code >= 500:
+        if reply.status_code != 400:  # 401, 403, 404, redirects, 429, 5xx: not this SET's fault
+            log.warning("ssf push to %s: %d, trying again later",
+                        delivery["endpoint_url"], reply.status_code)  # fmt: skip
             return "retry"
-        log.warning("ssf push: %s refused a SET for good (%d): %s",
-                    delivery["endpoint_url"], reply.status_code, reply.text[:200])  # fmt: skip
+        log.warning("ssf push: %s refused a SET for good (400): %s",
+                    delivery["endpoint_url"], reply.text[:200])  # fmt: skip
         return "refused"
 
     def _later(self, stream_id: str) -> None:

@@ -499,11 +499,7 @@ class Writes:
         key = self.keys.global_.ssf_lease(stream_id)
 
         async def work(client: Redis) -> bool:
-            if await client.set(key, owner, nx=True, px=ttl_ms):
-                return True
-            if await client.get(key) == owner:
-                return bool(await client.pexpire(key, ttl_ms))
-            return False
+            return bool(await client.eval(_LEASE, 1, key, owner, ttl_ms))
 
         return await self.backend.read(key, work)
 
@@ -592,4 +588,11 @@ def _event_id(stream: StreamKeys, entry_id: object) -> str:
     return str(EventRef.of(stream.name, str(entry_id)))
 
 
+# Take the lease if free, keep it if ours: one step, so it cannot be extended for another.
+_LEASE = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
