@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from revocast import enforcement
+from revocast import __version__, enforcement
 from revocast.errors import NotApplied, RevocastError, SettingsError, StoreUnavailable
 from revocast.proof import EventRef
 from revocast.settings import Settings
@@ -216,6 +216,7 @@ def _wait_seconds(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="revocast", description=__doc__)
+    root.add_argument("--version", action="version", version=f"revocast {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
 
     for name, port, handler, text in (
@@ -319,7 +320,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
-    args = parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["chaos"]:
+        # Everything after "chaos" is the harness's own (argparse's REMAINDER would not take
+        # a leading "--help" or "-h").
+        from revocast.chaos import main as chaos
+
+        return chaos(words[1:])
+    args = parser().parse_args(words)
     try:
         result: int = args.handler(args)
     except SettingsError as exc:  # a bad REDIS_URL or partition count: one line, no traceback

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from revocast.errors import SettingsError
@@ -60,3 +62,18 @@ def test_a_partition_count_that_differs_from_the_deployments_stops_everything(
         assert "REVOCAST_PARTITIONS=2 does not match" in result.stderr
     adopted = revocast("user", "add", "carol", "--password-stdin", env=env, stdin=PASSWORD)
     assert adopted.returncode == 0, adopted.stderr  # unset: the deployment's count is taken
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--version",), "revocast 0.1.0"),
+        (("chaos", "--help"), "SCENARIO"),
+        (("chaos", "-h"), "SCENARIO"),
+    ],
+)
+def test_version_and_chaos_help(args: tuple[str, ...], expected: str) -> None:
+    """Issue 13 in part: ``--version``, and ``chaos --help`` reaches the harness's help."""
+    result = revocast(*args, env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
