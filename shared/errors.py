@@ -34,10 +34,13 @@ class RevocastError(Exception):
 
     code = "error"
     status = 500
+    # What the error means and what to do, for when the raiser has nothing more specific.
+    explanation = ""
 
     def __init__(self, detail: str = "") -> None:
-        super().__init__(detail or self.code)
-        self.detail = detail or self.code
+        detail = detail or self.explanation or self.code
+        super().__init__(detail)
+        self.detail = detail
 
 
 class SettingsError(RevocastError):
@@ -90,6 +93,7 @@ class InvalidRefreshToken(RequestError):
 
     code = "invalid_grant"
     status = 401
+    explanation = "the refresh token is unknown, expired, revoked or already used: log in again"
 
 
 class InvalidGrant(RequestError):
@@ -127,6 +131,7 @@ class UserBlocked(RequestError):
 
     code = "user_blocked"
     status = 403
+    explanation = "a moderator blocked this user: login and refresh are refused until unblocked"
 
 
 class Forbidden(RequestError):
@@ -134,6 +139,7 @@ class Forbidden(RequestError):
 
     code = "forbidden"
     status = 403
+    explanation = "the caller's current roles do not allow this action"
 
 
 class WrongPassword(RequestError):
@@ -162,6 +168,7 @@ class NotFound(RequestError):
 
     code = "not_found"
     status = 404
+    explanation = "no such user or session (or not one you may see)"
 
 
 class TooManyAttempts(RequestError):
@@ -180,6 +187,7 @@ class Conflict(RequestError):
 
     code = "conflict"
     status = 409
+    explanation = "it exists already: pick another name"
 
 
 class NotApplied(RevocastError):

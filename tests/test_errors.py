@@ -8,7 +8,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from revocast import operator
 from revocast.chaos.proxy import TcpProxy
+from revocast.errors import Conflict
 from revocast.issuer import create_app
 from tests.conftest import Issuer
 from tests.support.servers import serve
@@ -145,3 +147,22 @@ async def test_redis_down_is_503_not_500(issuer: Issuer, proxy: TcpProxy) -> Non
             assert reply.headers["retry-after"] == "1"
         proxy.restore()
         assert (await http.post("/v1/login", json=login)).status_code == 200
+
+
+async def test_details_explain_rather_than_repeat_the_code(issuer: Issuer) -> None:
+    """Issue 13 in part: errors raised without a detail of their own say what happened and
+    what to do; the codes are unchanged."""
+    uid = await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    await operator.set_blocked(issuer.ctx.writes, uid, "spam", blocked=True)
+    blocked = await issuer.refresh(tokens["refresh_token"])
+    unknown = await issuer.refresh("rt_unknown")
+    taken = issuer.add_user("alice")
+    for reply, code in ((blocked, "user_blocked"), (unknown, "invalid_grant")):
+        body = reply.json()
+        assert body["error"] == code
+        assert body["detail"] != code, body
+        assert len(body["detail"]) > 20, body
+    with pytest.raises(Conflict) as conflict:
+        await taken
+    assert (conflict.value.code, conflict.value.detail) == ("conflict", Conflict.explanation)
