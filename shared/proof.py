@@ -53,6 +53,7 @@ class EventRef:
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
+    """Stream entry ids compare as (ms, seq) pairs, as Redis orders them."""
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
 

@@ -121,6 +121,11 @@ def reads(backend: Backend) -> Reads:
     return Reads(backend)
 
 
+def bearer(tokens: dict[str, Any]) -> dict[str, str]:
+    """The Authorization header for a login's access token."""
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
 @dataclass
 class Issuer:
     url: str

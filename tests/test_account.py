@@ -10,13 +10,9 @@ import httpx
 
 from revocast.issuer import create_app
 from revocast.verifier import Verifier
-from tests.conftest import PASSWORD, Issuer, VerifierFactory
+from tests.conftest import PASSWORD, Issuer, VerifierFactory, bearer
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected, rejection
-
-
-def bearer(tokens: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 async def both_reject(verifiers: list[Verifier], token: str) -> None:

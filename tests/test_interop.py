@@ -97,16 +97,23 @@ async def test_fresh_tokens_verify_at_once(issuer: Issuer, check: Check) -> None
         assert check(token, jwks, settings.issuer, settings.audience) == uid
 
 
+async def token_of_a_revoked_key(issuer: Issuer) -> tuple[str, str]:
+    """A fresh token, then its key revoked: (the token, the JWKS as served after that)."""
+    await issuer.add_user("alice")
+    token = (await issuer.login("alice"))["access_token"]
+    kid = pyjwt.get_unverified_header(token)["kid"]
+    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, issuer.settings, kid, "leaked")
+    jwks = (await issuer.http.get("/.well-known/jwks.json")).text
+    assert kid not in {key["kid"] for key in json.loads(jwks)["keys"]}
+    return token, jwks
+
+
 async def test_a_revoked_key_is_refused_once_the_jwks_is_fetched_again(
     issuer: Issuer, check: Check
 ) -> None:
-    await issuer.add_user("alice")
     settings = issuer.settings
-    token = (await issuer.login("alice"))["access_token"]
-    kid = pyjwt.get_unverified_header(token)["kid"]
-    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, settings, kid, "leaked")
-    jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
-    assert kid not in {key["kid"] for key in jwks["keys"]}
+    token, served = await token_of_a_revoked_key(issuer)
+    jwks = json.loads(served)
     with pytest.raises(Exception):  # noqa: B017, PT011 (each library has its own error)
         check(token, jwks, settings.issuer, settings.audience)
 
@@ -171,12 +178,8 @@ async def test_node_jose_accepts_tokens_straight_after_login(issuer: Issuer) -> 
 async def test_node_jose_refuses_a_revoked_key_once_the_jwks_is_fetched_again(
     issuer: Issuer,
 ) -> None:
-    await issuer.add_user("alice")
     settings = issuer.settings
-    token = (await issuer.login("alice"))["access_token"]
-    kid = pyjwt.get_unverified_header(token)["kid"]
-    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, settings, kid, "leaked")
-    jwks = (await issuer.http.get("/.well-known/jwks.json")).text
+    token, jwks = await token_of_a_revoked_key(issuer)
     checker = await NodeJose.start(jwks, settings.issuer, settings.audience)
     try:
         assert await checker.check(token) == "refused ERR_JWKS_NO_MATCHING_KEY"

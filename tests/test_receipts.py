@@ -18,14 +18,10 @@ from revocast.enforcement import lags
 from revocast.issuer import create_app
 from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.redis_server import free_port
-from tests.conftest import PASSWORD, Issuer, VerifierFactory
+from tests.conftest import PASSWORD, Issuer, VerifierFactory, bearer
 from tests.support.servers import eventually, serve
 
 EVENT = EVENT_ID_HEADER
-
-
-def bearer(tokens: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 async def staff(issuer: Issuer) -> tuple[dict[str, Any], str]:

@@ -4,6 +4,8 @@ refused and change nothing. The IdP here signs with PyJWT and its own RSA key.""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -24,6 +26,7 @@ from starlette.routing import Route
 from revocast.issuer import create_app
 from revocast.settings import Settings
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
+from tests.security.attacks import b64
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected, outcome
 
@@ -148,17 +151,9 @@ def forgeries(idp: IdP) -> dict[str, str]:
 
 
 def _hs256(claims: dict[str, Any], secret: bytes) -> str:
-    import base64
-    import hashlib
-    import hmac
-
-    def seg(value: dict[str, Any]) -> str:
-        raw = json.dumps(value, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    signing = f"{seg({'alg': 'HS256', 'typ': 'logout+jwt', 'kid': 'idp-1'})}.{seg(claims)}"
-    mac = hmac.new(secret, signing.encode(), hashlib.sha256).digest()
-    return f"{signing}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+    """HS256 keyed with ``secret`` (here the IdP's public key: algorithm confusion)."""
+    signing = f"{b64({'alg': 'HS256', 'typ': 'logout+jwt', 'kid': 'idp-1'})}.{b64(claims)}"
+    return f"{signing}.{b64(hmac.new(secret, signing.encode(), hashlib.sha256).digest())}"
 
 
 async def test_forged_foreign_and_replayed_tokens_change_nothing(

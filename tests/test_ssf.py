@@ -17,15 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.conftest import PASSWORD, Issuer
+from tests.conftest import PASSWORD, Issuer, bearer
 from tests.support.servers import eventually, serve
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"
-
-
-def bearer(tokens: dict[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
 async def receiver(issuer: Issuer) -> tuple[dict[str, str], dict[str, Any]]:

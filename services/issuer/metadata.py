@@ -41,10 +41,16 @@ def document(issuer: str, base: str) -> dict[str, Any]:
     }
 
 
-async def metadata(request: Request) -> Response:
-    ctx = IssuerContext.of(request)
+def public_base(ctx: IssuerContext, request: Request) -> str:
+    """Where clients reach the issuer: REVOCAST_ISSUER when it is a URL, else the request's."""
     issuer = ctx.settings.issuer
     base = issuer if issuer.startswith(("https://", "http://")) else str(request.base_url)
+    return base.rstrip("/")
+
+
+async def metadata(request: Request) -> Response:
+    ctx = IssuerContext.of(request)
     return json_response(
-        document(issuer, base.rstrip("/")), headers={"Cache-Control": "public, max-age=300"}
+        document(ctx.settings.issuer, public_base(ctx, request)),
+        headers={"Cache-Control": "public, max-age=300"},
     )

@@ -32,6 +32,7 @@ from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
+from revocast.issuer.metadata import public_base
 from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
 from revocast.proof import EventRef
 
@@ -47,17 +48,10 @@ SPOOL_BATCH = 500
 LONG_POLL_S = 10.0
 
 
-def _base(ctx: IssuerContext, request: Request) -> str:
-    issuer = ctx.settings.issuer
-    return (issuer if issuer.startswith(("https://", "http://")) else str(request.base_url)).rstrip(
-        "/"
-    )
-
-
 async def configuration(request: Request) -> Response:
     """``/.well-known/ssf-configuration`` (SSF 1.0 §7.1)."""
     ctx = IssuerContext.of(request)
-    base = _base(ctx, request)
+    base = public_base(ctx, request)
     return json_response({
         "spec_version": "1_0",
         "issuer": ctx.settings.issuer,
@@ -103,7 +97,7 @@ async def create_stream(request: Request) -> Response:
     if unknown or len(asked.events_requested) > 16 or len(asked.description) > 500:
         raise InvalidRequest("events_requested is up to 16 event type URIs")
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
-    delivery = {"method": POLL, "endpoint_url": f"{_base(ctx, request)}/ssf/poll/{stream_id}"}
+    delivery = {"method": POLL, "endpoint_url": f"{public_base(ctx, request)}/ssf/poll/{stream_id}"}
     if method == PUSH:
         delivery = _push_delivery(
             asked.delivery, production=ctx.settings.environment == "production"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from revocast.store.backend import Backend, Retry
 from revocast.store.follow import Follow
-from revocast.store.reads import Reads, parse_id
+from revocast.store.reads import Reads
 from revocast.store.records import Power, RefreshResult, Snapshot, Status
 from revocast.store.writes import Writes
 
@@ -25,5 +25,4 @@ __all__ = [
     "Snapshot",
     "Status",
     "Writes",
-    "parse_id",
 ]

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import Keyspace, upstream_digest
-from revocast.proof import Receipt
+from revocast.proof import Receipt, entry_key
 from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
 from revocast.store.records import RefreshGrant
@@ -24,12 +24,6 @@ from revocast.store.records import RefreshGrant
 log = logging.getLogger("revocast.store")
 
 AuditEntry = tuple[str, dict[str, str]]
-
-
-def parse_id(stream_id: str) -> tuple[int, int]:
-    """Stream ids compare as (ms, seq) pairs."""
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class Reads:
@@ -271,11 +265,7 @@ class Reads:
 
     async def entries_after(self, stream: str, entry_id: str, limit: int) -> list[str]:
         """Ids of up to ``limit`` entries of ``stream`` after ``entry_id``."""
-        events = self._events(stream)
-        reply = await self.backend.read(
-            events, lambda c: c.xrange(events, min=f"({entry_id}", count=limit)
-        )
-        return [str(entry[0]) for entry in reply or []]
+        return [entry_id for entry_id, _ in await self.events_after(stream, entry_id, limit)]
 
     # The audit trail ---------------------------------------------------------------------
 
@@ -294,9 +284,9 @@ class Reads:
 
         pages = await asyncio.gather(*(page(key) for key in streams))
         merged = sorted(
-            (entry for page in pages for entry in page), key=lambda e: parse_id(e[0]), reverse=True
+            (entry for page in pages for entry in page), key=lambda e: entry_key(e[0]), reverse=True
         )
         if len(merged) <= limit:
             return merged
-        last = parse_id(merged[limit - 1][0])
-        return [entry for entry in merged if parse_id(entry[0]) >= last]
+        last = entry_key(merged[limit - 1][0])
+        return [entry for entry in merged if entry_key(entry[0]) >= last]
