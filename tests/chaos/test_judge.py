@@ -6,9 +6,9 @@ import base64
 import json
 import time
 
-from revocast.chaos.judge import judge, last_accepted_after
-from revocast.chaos.ledger import Ledger, Loss, Probe, TokenRecord
-from revocast.chaos.metrics import parse_gauge, parse_histogram
+from revocast_tools.chaos.judge import judge, last_accepted_after
+from revocast_tools.chaos.ledger import Ledger, Loss, Probe, TokenRecord
+from revocast_tools.chaos.metrics import parse_gauge, parse_histogram
 
 BOUND = 1.0
 

@@ -12,10 +12,10 @@ import os
 
 import pytest
 
-from revocast.chaos.cli import scenarios
-from revocast.chaos.harness import Params, Spec, run_fault_scenario
-from revocast.chaos.report import text
-from revocast.chaos.scenarios import link_cut
+from revocast_tools.chaos.cli import scenarios
+from revocast_tools.chaos.harness import Params, Spec, run_fault_scenario
+from revocast_tools.chaos.report import text
+from revocast_tools.chaos.scenarios import link_cut
 
 SCENARIOS = sorted(scenarios())
 FAILOVER_TIMELINE = ("failover_s", "first_login_s", "verifiers_ready_s", "rejoin_s")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 GATEWAYS = ("nginx", "caddy")

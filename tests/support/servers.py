@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import uvicorn
 from starlette.types import ASGIApp
 
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
 
 
 @contextlib.asynccontextmanager

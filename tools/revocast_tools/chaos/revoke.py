@@ -14,9 +14,9 @@ import time
 
 import httpx
 
-from revocast.chaos.ledger import Ledger, TokenRecord
 from revocast.errors import NotDurable, RevocastError, StoreUnavailable
 from revocast.store import Writes
+from revocast_tools.chaos.ledger import Ledger, TokenRecord
 
 
 class Outcome(enum.Enum):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from revocast.chaos.judge import Verdicts
-from revocast.chaos.ledger import Ledger
-from revocast.chaos.recheck import Recheck
-from revocast.chaos.results import Check, ScenarioResult
-from revocast.chaos.workload import Workload
+from revocast_tools.chaos.judge import Verdicts
+from revocast_tools.chaos.ledger import Ledger
+from revocast_tools.chaos.recheck import Recheck
+from revocast_tools.chaos.results import Check, ScenarioResult
+from revocast_tools.chaos.workload import Workload
 
 RSS_LIMIT_MIB = 300.0
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from revocast.chaos.processes import die_with_parent
-from revocast.redis_server import RedisServer
+from revocast_tools.chaos.processes import die_with_parent
+from revocast_tools.redis_server import RedisServer
 
 
 class ChaosRedis(RedisServer):

@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from revocast.chaos.ledger import Ledger, Probe, TokenRecord
-from revocast.chaos.wire import Answer, WireError, WirePool
+from revocast_tools.chaos.ledger import Ledger, Probe, TokenRecord
+from revocast_tools.chaos.wire import Answer, WireError, WirePool
 
 
 class VerifierClients:

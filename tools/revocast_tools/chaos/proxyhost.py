@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from revocast.chaos.proxy import TcpProxy
+from revocast_tools.proxy import TcpProxy
 
 T = TypeVar("T")
 

@@ -27,8 +27,8 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from revocast.chaos.processes import die_with_parent
-from revocast.redis_server import RedisServer, find_server_binary, free_port, free_port_pair
+from revocast_tools.chaos.processes import die_with_parent
+from revocast_tools.redis_server import RedisServer, find_server_binary, free_port, free_port_pair
 
 HOST = "127.0.0.1"
 CLUSTER_SLOTS = 16384

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
-from revocast.chaos.server import ChaosRedis
-from revocast.chaos.topologies import ClusterGroup, SentinelGroup
+from revocast_tools.chaos.server import ChaosRedis
+from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
 
 Kind = Literal["single", "sentinel", "cluster"]
 P = ParamSpec("P")

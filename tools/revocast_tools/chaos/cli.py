@@ -11,11 +11,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from revocast.chaos.harness import Params, run_fault_scenario
-from revocast.chaos.latency import LATENCY_SUMMARY, run_latency
-from revocast.chaos.report import summary, text, write_json
-from revocast.chaos.results import ScenarioResult
-from revocast.chaos.scenarios import SPECS
+from revocast_tools.chaos.harness import Params, run_fault_scenario
+from revocast_tools.chaos.latency import LATENCY_SUMMARY, run_latency
+from revocast_tools.chaos.report import summary, text, write_json
+from revocast_tools.chaos.results import ScenarioResult
+from revocast_tools.chaos.scenarios import SPECS
 
 Runner = Callable[[Params], Awaitable[ScenarioResult]]
 

@@ -1,7 +1,7 @@
 """Fault injection and the chaos harness behind ``revocast chaos``.
 
 ``revocast chaos list | all | SCENARIO... [--verifiers N] [--duration S] [--rate R]
-[--json PATH] [--full]`` (also ``python -m revocast.chaos``). Each scenario starts
+[--json PATH] [--full]`` (also ``python -m revocast_tools.chaos``). Each scenario starts
 private Redis nodes (one server, each verifier behind its own ``TcpProxy``; or a
 Sentinel group or a Redis Cluster, ``nodes.py``), an issuer and N verifier
 sidecars, keeps logging in, revoking and probing while ``scenarios.py`` (and
@@ -14,15 +14,6 @@ measurements, ``report.py`` prints them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-
-def main(argv: Sequence[str]) -> int:
-    """Run ``revocast chaos`` with ``argv`` (without the program name); the exit status."""
-    # Imported here: the test suite imports the proxy alone, without the harness.
-    from revocast.chaos.cli import main as run
-
-    return run(argv)
-
+from revocast_tools.chaos.cli import main
 
 __all__ = ["main"]

@@ -16,15 +16,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from revocast.chaos.accounts import Accounts
-from revocast.chaos.cluster import Cluster
-from revocast.chaos.ledger import Ledger, Loss, TokenRecord
-from revocast.chaos.memory import MemoryTrack
-from revocast.chaos.probing import VerifierClients
-from revocast.chaos.revoke import Outcome, revoke_http, revoke_store
 from revocast.store import Writes
+from revocast_tools.chaos.accounts import Accounts
+from revocast_tools.chaos.cluster import Cluster
+from revocast_tools.chaos.ledger import Ledger, Loss, TokenRecord
+from revocast_tools.chaos.memory import MemoryTrack
+from revocast_tools.chaos.probing import VerifierClients
+from revocast_tools.chaos.revoke import Outcome, revoke_http, revoke_store
 
-log = logging.getLogger("revocast.chaos")
+log = logging.getLogger("revocast_tools.chaos")
 
 RevokePath = Literal["http", "store"]
 MAX_INFLIGHT = 64  # revocations waiting for an answer (a paused Redis holds them all)

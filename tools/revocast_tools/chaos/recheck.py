@@ -12,9 +12,9 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from revocast.chaos.cluster import Cluster
-from revocast.chaos.ledger import Ledger, TokenRecord
-from revocast.chaos.probing import VerifierClients
+from revocast_tools.chaos.cluster import Cluster
+from revocast_tools.chaos.ledger import Ledger, TokenRecord
+from revocast_tools.chaos.probing import VerifierClients
 
 ATTEMPTS = 4
 BUDGET_S = 120.0  # a verifier that never answers must not hold the run for ever

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from revocast.chaos.results import LatencyRow, ScenarioResult
+from revocast_tools.chaos.results import LatencyRow, ScenarioResult
 
 COUNT_LINES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("answers", ("probes", "accepted", "rejected", "stale_answers", "no_answer")),

@@ -14,17 +14,17 @@ import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from revocast.chaos.accounts import Accounts
-from revocast.chaos.assess import assess
-from revocast.chaos.cluster import Cluster, ClusterOptions
-from revocast.chaos.judge import judge
-from revocast.chaos.ledger import Ledger
-from revocast.chaos.nodes import Kind
-from revocast.chaos.recheck import recheck
-from revocast.chaos.results import Check, FaultRecord, ScenarioResult
-from revocast.chaos.workload import Traffic, Workload
+from revocast_tools.chaos.accounts import Accounts
+from revocast_tools.chaos.assess import assess
+from revocast_tools.chaos.cluster import Cluster, ClusterOptions
+from revocast_tools.chaos.judge import judge
+from revocast_tools.chaos.ledger import Ledger
+from revocast_tools.chaos.nodes import Kind
+from revocast_tools.chaos.recheck import recheck
+from revocast_tools.chaos.results import Check, FaultRecord, ScenarioResult
+from revocast_tools.chaos.workload import Traffic, Workload
 
-log = logging.getLogger("revocast.chaos")
+log = logging.getLogger("revocast_tools.chaos")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,11 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from revocast.chaos.harness import Run
-from revocast.chaos.judge import last_accepted_after
-from revocast.chaos.results import Check
-from revocast.redis_server import RedisServer
 from revocast.store import Backend, Writes
+from revocast_tools.chaos.harness import Run
+from revocast_tools.chaos.judge import last_accepted_after
+from revocast_tools.chaos.results import Check
+from revocast_tools.redis_server import RedisServer
 
 BURST = {False: (900, 200), True: (3000, 500)}  # Store, HTTP revocations: short, --full
 # Store clients revoking at once, as several API nodes would. redis-py caps a client's pool

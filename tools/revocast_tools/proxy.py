@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import enum
 
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
 
 
 class Mode(enum.Enum):

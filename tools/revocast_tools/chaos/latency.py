@@ -18,16 +18,16 @@ import math
 import time
 from collections.abc import Sequence
 
-from revocast.chaos.accounts import Accounts
-from revocast.chaos.cluster import Cluster, ClusterOptions
-from revocast.chaos.harness import Params
-from revocast.chaos.judge import judge
-from revocast.chaos.ledger import Ledger, TokenRecord
-from revocast.chaos.memory import MemoryTrack
-from revocast.chaos.metrics import Histogram, parse_gauge, parse_histogram
-from revocast.chaos.probing import VerifierClients
-from revocast.chaos.results import Check, LatencyRow, ScenarioResult
-from revocast.chaos.revoke import Outcome, revoke_store
+from revocast_tools.chaos.accounts import Accounts
+from revocast_tools.chaos.cluster import Cluster, ClusterOptions
+from revocast_tools.chaos.harness import Params
+from revocast_tools.chaos.judge import judge
+from revocast_tools.chaos.ledger import Ledger, TokenRecord
+from revocast_tools.chaos.memory import MemoryTrack
+from revocast_tools.chaos.metrics import Histogram, parse_gauge, parse_histogram
+from revocast_tools.chaos.probing import VerifierClients
+from revocast_tools.chaos.results import Check, LatencyRow, ScenarioResult
+from revocast_tools.chaos.revoke import Outcome, revoke_store
 
 LATENCY_SUMMARY = "propagation, no fault: 1, 4 and 16 verifiers at 10 and 1,000 revocations/s"
 METRIC = "revocast_propagation_seconds"

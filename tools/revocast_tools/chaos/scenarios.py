@@ -13,15 +13,15 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from revocast.chaos.failover import cluster_failover, sentinel_failover
-from revocast.chaos.harness import Run, Spec
-from revocast.chaos.ledger import Loss, TokenRecord
-from revocast.chaos.metrics import parse_gauge
-from revocast.chaos.proxyhost import RemoteProxy
-from revocast.chaos.replica_lag import VERIFIER_ENV, replica_lag
-from revocast.chaos.results import Check
 from revocast.settings import ENV_NAMES
 from revocast.store import Backend
+from revocast_tools.chaos.failover import cluster_failover, sentinel_failover
+from revocast_tools.chaos.harness import Run, Spec
+from revocast_tools.chaos.ledger import Loss, TokenRecord
+from revocast_tools.chaos.metrics import parse_gauge
+from revocast_tools.chaos.proxyhost import RemoteProxy
+from revocast_tools.chaos.replica_lag import VERIFIER_ENV, replica_lag
+from revocast_tools.chaos.results import Check
 
 CLOCK_SKEW_ENV = "REVOCAST_CLOCK_SKEW_S"
 CLOCK_SKEWS_S = ("90", "-90")  # beyond the 60 s token lifetime: an unhandled skew shows

@@ -22,13 +22,13 @@ from types import TracebackType
 
 import httpx
 
-from revocast.chaos.nodes import Kind, RedisNodes
-from revocast.chaos.processes import Service
-from revocast.chaos.proxyhost import ProxyHost, RemoteProxy
-from revocast.chaos.server import ChaosRedis
-from revocast.redis_server import free_port
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
+from revocast_tools.chaos.nodes import Kind, RedisNodes
+from revocast_tools.chaos.processes import Service
+from revocast_tools.chaos.proxyhost import ProxyHost, RemoteProxy
+from revocast_tools.chaos.server import ChaosRedis
+from revocast_tools.redis_server import free_port
 
 KEY_PREFIX = "chaos"
 START_TIMEOUT_S = 30.0

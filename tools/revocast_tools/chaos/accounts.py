@@ -12,18 +12,17 @@ import asyncio
 import itertools
 import json
 import time
-from pathlib import Path
 
 import httpx
 
-from revocast.chaos.cluster import Cluster
-from revocast.chaos.ledger import Ledger, TokenRecord
 from revocast.errors import Conflict, RevocastError, StoreUnavailable
 from revocast.ids import new_refresh_token, new_session_id
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.users import add_user
+from revocast_tools.chaos.cluster import Cluster
+from revocast_tools.chaos.ledger import Ledger, TokenRecord
 
 PASSWORD = "chaos-monkey-password"  # noqa: S105 (test users on a throwaway Redis)
 
@@ -105,7 +104,7 @@ class Accounts:
             client="127.0.0.1",
         )
         if self._minter is None:
-            self._minter = TokenMinter(settings, KeyRing(Path(settings.key_dir)))
+            self._minter = TokenMinter(settings, KeyRing(settings.key_path()))
         access = self._minter.mint(
             uid=self.uids[name], sid=sid, roles=json.loads(roles_json), issued_ms=issued_ms, kid=kid
         )

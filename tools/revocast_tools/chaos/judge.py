@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from revocast.chaos.ledger import Ledger, Probe, TokenRecord
+from revocast_tools.chaos.ledger import Ledger, Probe, TokenRecord
 
 EXAMPLES = 5
 
