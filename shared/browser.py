@@ -76,7 +76,7 @@ def csrf_problem(
         return problem
     expected, given = cookies.get(CSRF_COOKIE, ""), headers.get(CSRF_HEADER, "")
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
-        return "X-CSRF-Token does not match the CSRF cookie"
+        return "X-CSRF-Token does not match the CSRF cookie: send the csrf_token the login gave"
     return None
 
 
@@ -86,10 +86,13 @@ def origin_problem(
     """Why the request's Origin is not one that may use the cookies, or None."""
     origin = headers.get("origin")
     if origin is None:
-        return "a cookie-authenticated change needs an Origin header"
+        return "a change made with the session cookie needs an Origin header: send one"
     own = own_origin if own_origin is not None else _own_origin(headers)
     if origin not in settings.allowed_origins and origin != own:
-        return f"origin {origin} is not allowed"
+        return (
+            f"origin {origin[:100]} may not use the session cookies: an operator can add it to "
+            "REVOCAST_ALLOWED_ORIGINS"
+        )
     return None
 
 

@@ -42,7 +42,10 @@ class Client(msgspec.Struct, frozen=True):
 def new_client(name: str, *, confidential: bool) -> tuple[Client, str | None]:
     """A new client and, for a confidential one, its secret (never stored as such)."""
     if not NAME.fullmatch(name):
-        raise ValueError("a client name is 1 to 64 letters, digits, '.', '_' or '-'")
+        raise ValueError(
+            "a client name is 1 to 64 ASCII letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit: pick another one"
+        )
     secret = secrets.token_urlsafe(32) if confidential else None
     client = Client(
         client_id=f"c_{secrets.token_urlsafe(16)}",

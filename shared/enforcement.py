@@ -24,10 +24,16 @@ async def check_exists(reads: Reads, event: EventRef) -> None:
     """NotFound unless ``event`` names a stream of this deployment and an entry it has had."""
     names = {s.name for s in reads.keys.streams()}
     if event.stream not in names:
-        raise NotFound(f"no stream {event.stream} here (streams: {', '.join(sorted(names))})")
+        raise NotFound(
+            f"this deployment has no stream {event.stream} (it has {', '.join(sorted(names))}): "
+            "use an event id a revoking call answered"
+        )
     last = await reads.last_entry(event.stream)
     if last is None or entry_key(last) < (event.ms, event.seq):
-        raise NotFound(f"stream {event.stream} has had no entry {event.entry_id}")
+        raise NotFound(
+            f"stream {event.stream} has had no entry {event.entry_id}: use an event id a "
+            "revoking call answered"
+        )
 
 
 async def status(reads: Reads, event: EventRef) -> dict[str, Any]:

@@ -1,5 +1,9 @@
 """Every error revocast raises, each with a stable machine ``code``.
 
+Clients branch on the code, which never changes; people read the ``detail``: one line that
+says what went wrong, then what to do (``what: what to do``), without key names or secrets.
+A class's ``explanation`` is the detail when the raiser has nothing more specific to say.
+
 RevocastError
 ├── SettingsError            bad configuration
 ├── StoreUnavailable         Redis cannot be reached (HTTP 503)
@@ -16,6 +20,7 @@ RevocastError
 │   ├── UserBlocked          403
 │   ├── Forbidden            403: the caller lacks the authority
 │   ├── WrongPassword        403: the current password given to change it is wrong
+│   ├── InsufficientScope    403: the token carries none of the roles the route accepts
 │   ├── CsrfFailed           403: a cookie-authenticated change without the CSRF proof
 │   ├── NotFound             404
 │   ├── TooManyAttempts      429: login throttled; ``retry_after_s`` says for how long
@@ -34,8 +39,8 @@ class RevocastError(Exception):
 
     code = "error"
     status = 500
-    # What the error means and what to do, for when the raiser has nothing more specific.
-    explanation = ""
+    # What went wrong and what to do, one line, for when the raiser has nothing more specific.
+    explanation = "revocast could not do this: retry, or see the server's log"
 
     def __init__(self, detail: str = "") -> None:
         detail = detail or self.explanation or self.code
@@ -47,6 +52,7 @@ class SettingsError(RevocastError):
     """A setting is missing or out of range."""
 
     code = "invalid_settings"
+    explanation = "a setting is missing or out of range: check the REVOCAST_* environment"
 
 
 class StoreUnavailable(RevocastError):
@@ -54,6 +60,7 @@ class StoreUnavailable(RevocastError):
 
     code = "store_unavailable"
     status = 503
+    explanation = "Redis did not answer: retry in a moment"
 
 
 class NotDurable(RevocastError):
@@ -61,6 +68,9 @@ class NotDurable(RevocastError):
 
     code = "not_durable"
     status = 503
+    explanation = (
+        "too few Redis replicas confirmed the change in time: repeat the request to make it durable"
+    )
 
 
 class RequestError(RevocastError):
@@ -68,6 +78,7 @@ class RequestError(RevocastError):
 
     code = "invalid_request"
     status = 400
+    explanation = "the request is malformed or misses a field: correct it and send it again"
 
 
 class InvalidRequest(RequestError):
@@ -79,6 +90,7 @@ class BodyTooLarge(RequestError):
 
     code = "body_too_large"
     status = 413
+    explanation = "the body is larger than this server accepts: send a smaller one"
 
 
 class InvalidCredentials(RequestError):
@@ -86,6 +98,7 @@ class InvalidCredentials(RequestError):
 
     code = "invalid_credentials"
     status = 401
+    explanation = "unknown user or wrong password: check both and try again"
 
 
 class InvalidRefreshToken(RequestError):
@@ -101,6 +114,7 @@ class InvalidGrant(RequestError):
     belongs to another client. The /oauth/* endpoints answer it with 400."""
 
     code = "invalid_grant"
+    explanation = "the credentials or the refresh token are not valid: log in again"
 
 
 class InvalidClient(RequestError):
@@ -108,8 +122,9 @@ class InvalidClient(RequestError):
 
     code = "invalid_client"
     status = 401
+    explanation = "client authentication failed: send a registered client_id and its secret"
 
-    def __init__(self, detail: str, challenge: str = 'Basic realm="revocast"') -> None:
+    def __init__(self, detail: str = "", challenge: str = 'Basic realm="revocast"') -> None:
         super().__init__(detail)
         self.challenge = challenge
 
@@ -118,12 +133,14 @@ class InvalidScope(RequestError):
     """The requested scope names a role the user does not hold."""
 
     code = "invalid_scope"
+    explanation = "the scope names a role the user does not hold: ask only for roles the user has"
 
 
 class UnsupportedGrantType(RequestError):
     """/oauth/token knows the grant types password and refresh_token."""
 
     code = "unsupported_grant_type"
+    explanation = "this grant_type is not supported: use password or refresh_token"
 
 
 class UserBlocked(RequestError):
@@ -131,7 +148,9 @@ class UserBlocked(RequestError):
 
     code = "user_blocked"
     status = 403
-    explanation = "a moderator blocked this user: login and refresh are refused until unblocked"
+    explanation = (
+        "a moderator blocked this user: login and refresh are refused until a moderator unblocks it"
+    )
 
 
 class Forbidden(RequestError):
@@ -139,7 +158,7 @@ class Forbidden(RequestError):
 
     code = "forbidden"
     status = 403
-    explanation = "the caller's current roles do not allow this action"
+    explanation = "your current roles do not allow this: ask an admin or a moderator to do it"
 
 
 class WrongPassword(RequestError):
@@ -147,13 +166,24 @@ class WrongPassword(RequestError):
 
     code = "wrong_password"
     status = 403
+    explanation = "the current password does not match: send the password you log in with now"
 
 
 class InsufficientScope(RequestError):
-    """The token is good, but lacks every role the route asks for (RFC 6750 §3.1)."""
+    """The token is good, but lacks every role the route asks for (RFC 6750 §3.1); ``roles``
+    (space-separated) go in the challenge, for gateways that read it."""
 
     code = "insufficient_scope"
     status = 403
+
+    def __init__(self, roles: str, detail: str = "") -> None:
+        listed = ", ".join(roles.split())
+        super().__init__(
+            detail
+            or f"this needs one of the roles {listed}, which the token lacks: use an account "
+            "that holds one, or refresh the token after a role change"
+        )
+        self.roles = roles
 
 
 class CsrfFailed(RequestError):
@@ -161,6 +191,10 @@ class CsrfFailed(RequestError):
 
     code = "csrf_failed"
     status = 403
+    explanation = (
+        "a change made with the session cookie needs an allowed Origin and the X-CSRF-Token "
+        "header: send both"
+    )
 
 
 class NotFound(RequestError):
@@ -168,7 +202,7 @@ class NotFound(RequestError):
 
     code = "not_found"
     status = 404
-    explanation = "no such user or session (or not one you may see)"
+    explanation = "no such user or session, or not one you may see: check the name or id"
 
 
 class TooManyAttempts(RequestError):
@@ -178,7 +212,7 @@ class TooManyAttempts(RequestError):
     status = 429
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"try again in {retry_after_s} s")
+        super().__init__(f"too many login attempts: try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
@@ -187,7 +221,7 @@ class Conflict(RequestError):
 
     code = "conflict"
     status = 409
-    explanation = "it exists already: pick another name"
+    explanation = "the name is taken: pick another one"
 
 
 class NotApplied(RevocastError):
@@ -195,6 +229,9 @@ class NotApplied(RevocastError):
     ended (they refuse it once they do, or fail closed once stale)."""
 
     code = "not_applied"
+    explanation = (
+        "not every live verifier confirmed the revocation in time: wait, then check its status"
+    )
 
 
 class SigningKeyUnavailable(RevocastError):
@@ -202,15 +239,19 @@ class SigningKeyUnavailable(RevocastError):
 
     code = "signing_key_unavailable"
     status = 503
+    explanation = (
+        "the signing key is revoked or missing here: an operator must run `revocast keys rotate`"
+    )
 
 
 class TokenRejected(RevocastError):
     """The access token is not acceptable; ``code`` says why."""
 
     status = 401
+    explanation = "the access token is not accepted: log in again for a new one"
 
     def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(detail or code)
+        super().__init__(detail)
         self.code = code
 
 
@@ -219,3 +260,4 @@ class VerifierStale(RevocastError):
 
     code = "verifier_stale"
     status = 503
+    explanation = "the verifier cannot prove it has every recent revocation: retry in a moment"

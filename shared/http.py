@@ -23,7 +23,8 @@ from revocast.errors import (
     VerifierStale,
 )
 
-MISSING_TOKEN = "an Authorization: Bearer token is required"  # noqa: S105 (a message)
+# A message, not a secret:
+MISSING_TOKEN = "this needs an access token: send Authorization: Bearer <token>"  # noqa: S105
 
 _encoder = msgspec.json.Encoder()
 # RFC 6750 b64token: the only characters a bearer token may hold.
@@ -67,12 +68,15 @@ def credentials(headers: Headers) -> tuple[str | None, bool]:
     """
     authorization = headers.getlist("authorization")
     if len(authorization) > 1:
-        raise InvalidRequest("more than one Authorization header")
+        raise InvalidRequest("the request has more than one Authorization header: send one")
     if authorization:
         token = bearer_token(authorization[0])
         if token is None and _BEARER_SCHEME.match(authorization[0].strip()):
             # RFC 6750 §3.1: a malformed request is 400 invalid_request, not a missing token.
-            raise InvalidRequest("the Authorization header is not 'Bearer <token>'")
+            raise InvalidRequest(
+                "the Authorization header is not 'Bearer <token>' with a well-formed token: "
+                "send the access token as the issuer gave it"
+            )
         return token, False  # another scheme: no bearer credentials (401, bare challenge)
     token = cookie_parser(headers.get("cookie", "")).get(ACCESS_COOKIE)
     return (token, True) if token else (None, False)
@@ -88,7 +92,7 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
     elif isinstance(exc, InvalidClient):
         headers["WWW-Authenticate"] = exc.challenge
     elif isinstance(exc, InsufficientScope):
-        headers["WWW-Authenticate"] = www_authenticate(exc.detail, realm, "insufficient_scope")
+        headers["WWW-Authenticate"] = www_authenticate(exc.roles, realm, "insufficient_scope")
     elif isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
@@ -108,3 +112,18 @@ def www_authenticate(
     if description is None:
         return f'Bearer realm="{realm}"'
     return f'Bearer realm="{realm}", error="{error}", error_description="{description}"'
+
+
+def routing_error(method: str, status: int, headers: Mapping[str, str] | None, *,
+                  oauth: bool = False) -> Response:  # fmt: skip
+    """A 404 or 405 from the router, in revocast's error shape with a detail that helps."""
+    if status == 404:
+        return error_response("not_found", "no endpoint at this path: check the URL against "
+                              "the API in README.md", 404, headers, oauth=oauth)  # fmt: skip
+    if status == 405:
+        allowed = (headers or {}).get("allow", "")
+        return error_response("method_not_allowed", f"{method} is not allowed on this path: "
+                              f"use {allowed or 'another method'}", 405, headers,
+                              oauth=oauth)  # fmt: skip
+    return error_response("http_error", "the request was refused: check the method and URL",
+                          status, headers, oauth=oauth)  # fmt: skip

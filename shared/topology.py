@@ -270,7 +270,9 @@ class ClusterTopology(Topology):
             if shard.start <= slot <= shard.end:
                 return shard
         self._stale = True
-        raise StoreUnavailable(f"no cluster node serves slot {slot}")
+        raise StoreUnavailable(
+            "no Redis cluster node serves this data now (a resharding?): retry in a moment"
+        )
 
     def _client(self, address: tuple[str, int], *, readonly: bool) -> Redis:
         found = self._clients.get((*address, readonly))
@@ -311,7 +313,12 @@ class ClusterTopology(Topology):
                     self._ranges = ranges
                     self._stale = False
                     return
-            raise StoreUnavailable("no cluster node gave a slot map: " + ", ".join(errors))
+            # Node addresses are for the log, not for HTTP clients.
+            log.warning("no cluster node gave a slot map: %s", ", ".join(errors))
+            raise StoreUnavailable(
+                f"none of the {len(errors)} Redis cluster nodes tried answered (the log names "
+                "them): check REDIS_URL and that the cluster is up"
+            )
 
 
 def _parse_slots(reply: list[Any]) -> list[_SlotRange]:

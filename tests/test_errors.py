@@ -8,11 +8,16 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from revocast import operator
-from revocast.chaos.proxy import TcpProxy
-from revocast.errors import Conflict
-from revocast.issuer import create_app
-from tests.conftest import Issuer
+from revocast.errors import (
+    Conflict,
+    InsufficientScope,
+    RevocastError,
+    TokenRejected,
+    TooManyAttempts,
+)
+from revocast.issuer import create_app, operator
+from revocast_tools.proxy import TcpProxy
+from tests.conftest import PASSWORD, Issuer, bearer
 from tests.support.servers import serve
 
 
@@ -48,6 +53,22 @@ def _churns(name: str) -> bool:
         or name in (":heartbeat", ":issuers", ":verifiers")
         or name.startswith((":issuer:", ":verifier:"))
     )
+
+
+def explains(body: dict[str, Any], code: str, key_prefix: str = "revocast") -> str:
+    """The detail of an error body, checked as issue 13 asks: one line that says what went
+    wrong, then what to do (``what: what to do``), neither the code again nor a key name."""
+    assert body["error"] == code, body
+    detail = body["error_description"] if "error_description" in body else body["detail"]
+    assert isinstance(detail, str), body
+    what, colon, to_do = detail.partition(": ")
+    assert colon, body
+    assert what.strip(), body
+    assert to_do.strip(), body
+    assert detail != code, body
+    assert "\n" not in detail, body
+    assert f"{key_prefix}:" not in detail, body
+    return detail
 
 
 JSON = {"Content-Type": "application/json"}
@@ -98,8 +119,7 @@ async def test_bad_request_is_refused_and_changes_nothing(
     reply = await issuer.http.post(path, content=body, headers=headers)
     assert reply.status_code == status
     assert reply.headers["content-type"] == "application/json"
-    assert reply.json()["error"] == code
-    assert reply.json()["detail"]
+    explains(reply.json(), code, issuer.settings.key_prefix)
     assert "Traceback" not in reply.text
     assert await dump(redis, issuer.settings.key_prefix) == before
 
@@ -165,4 +185,90 @@ async def test_details_explain_rather_than_repeat_the_code(issuer: Issuer) -> No
         assert len(body["detail"]) > 20, body
     with pytest.raises(Conflict) as conflict:
         await taken
-    assert (conflict.value.code, conflict.value.detail) == ("conflict", Conflict.explanation)
+    assert (conflict.value.code, conflict.value.detail) == (
+        "conflict",
+        "this username is taken: pick another one",  # the script's own detail
+    )
+
+
+def _error_classes() -> list[type[RevocastError]]:
+    """Every RevocastError class the issuer and the verifier can raise (both are imported)."""
+    found: list[type[RevocastError]] = []
+    todo: list[type[RevocastError]] = [RevocastError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return sorted(found, key=lambda cls: cls.__qualname__)
+
+
+def _raised_bare(cls: type[RevocastError]) -> RevocastError:
+    """``cls`` raised with nothing of the raiser's own to say (its required arguments only)."""
+    if issubclass(cls, TooManyAttempts):
+        return cls(3)
+    if issubclass(cls, InsufficientScope):
+        return cls("admin moderator")
+    if issubclass(cls, TokenRejected):
+        return cls("session_revoked")
+    return cls()
+
+
+def test_every_error_class_is_found() -> None:
+    assert len(_error_classes()) >= 25
+
+
+@pytest.mark.parametrize("cls", _error_classes(), ids=lambda cls: cls.__qualname__)
+def test_every_error_explains_itself_by_default(cls: type[RevocastError]) -> None:
+    """Issue 13 point 2: a raise without a detail of its own still says what went wrong and
+    what to do; the code stays the machine's part."""
+    error = _raised_bare(cls)
+    explains({"error": error.code, "detail": error.detail}, error.code)
+    assert str(error) == error.detail
+
+
+async def test_http_answers_explain(issuer: Issuer) -> None:
+    """A sample of real answers, /v1 and /oauth, from the issuer's checks and its scripts'."""
+    admin = await issuer.add_user("root", ["admin"])
+    mod = await issuer.add_user("mod", ["moderator"])
+    await issuer.add_user("alice", ["user"])
+    mod_auth = bearer(await issuer.login("mod"))
+    alice_auth = bearer(await issuer.login("alice"))
+    admin_auth = bearer(await issuer.login("root"))
+    http, prefix = issuer.http, issuer.settings.key_prefix
+
+    # Refused inside a Lua script: the script's own detail reaches the client.
+    over_admin = await http.post(f"/v1/admin/users/{admin}/block", headers=mod_auth)
+    assert over_admin.status_code == 403
+    assert explains(over_admin.json(), "forbidden", prefix) == (
+        "moderators cannot act on admins: ask an admin"
+    )
+    itself = await http.post(f"/v1/admin/users/{mod}/block", headers=mod_auth)
+    assert "cannot block yourself" in explains(itself.json(), "forbidden", prefix)
+    gone = await http.delete("/v1/admin/sessions/s_nothing", headers=admin_auth)
+    assert gone.status_code == 404
+    explains(gone.json(), "not_found", prefix)
+
+    # Refused by the verifier's checks: the challenge keeps naming the roles alone.
+    no_role = await http.get("/v1/admin/audit", headers=alice_auth)
+    assert no_role.status_code == 403
+    assert "admin, moderator" in explains(no_role.json(), "insufficient_scope", prefix)
+    assert 'error_description="admin moderator"' in no_role.headers["www-authenticate"]
+    anonymous = await http.get("/v1/sessions")
+    assert anonymous.status_code == 401
+    explains(anonymous.json(), "missing_token", prefix)
+    forged = await http.get("/v1/sessions", headers={"Authorization": "Bearer a.b.c"})
+    explains(forged.json(), "malformed_token", prefix)
+
+    # RFC 6749's shape on /oauth/*: error and error_description, the description explains.
+    for form, code in (
+        ({"grant_type": "password", "username": "alice", "password": "nope"}, "invalid_grant"),
+        ({"grant_type": "bogus"}, "unsupported_grant_type"),
+        ({"grant_type": "password", "username": "alice"}, "invalid_request"),
+        ({"grant_type": "refresh_token", "refresh_token": "rt_unknown"}, "invalid_grant"),
+    ):
+        reply = await http.post("/oauth/token", data=form)
+        assert reply.status_code == 400, reply.text
+        assert set(reply.json()) == {"error", "error_description"}
+        explains(reply.json(), code, prefix)
+    wrong = await http.post("/v1/login", json={"username": "alice", "password": "x" + PASSWORD})
+    assert wrong.json()["detail"] == "unknown user or wrong password: check both and try again"

@@ -41,7 +41,7 @@ async def change_password(request: Request) -> Response:
     check_password_rules(body.new_password)
     stored = await ctx.reads.password_hash(claims.sub)
     if not await ctx.passwords.verify(stored, body.current_password):
-        raise WrongPassword("the current password does not match")
+        raise WrongPassword()
     ended, event_id = await ctx.writes.change_password(
         claims.sub, await ctx.passwords.hash(body.new_password), claims.sid
     )

@@ -32,7 +32,8 @@ def path_id(request: Request, name: str) -> str:
     """A user or session id from the path; anything malformed is simply not found."""
     value = str(request.path_params[name])
     if not _ID.fullmatch(value):
-        raise NotFound(f"no such {name.removesuffix('_id')}")
+        kind = name.removesuffix("_id")
+        raise NotFound(f"no such {kind}: check the {kind} id")
     return value
 
 
@@ -89,7 +90,7 @@ async def user_sessions(request: Request) -> Response:
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
     if not await ctx.reads.user_exists(target):
-        raise NotFound("no such user")
+        raise NotFound("no such user: check the user id")
     await authorize(ctx, actor, target)
     sessions = await ctx.reads.sessions(target)
     return json_response({"user_id": target, "sessions": [session_view(s) for s in sessions]})
@@ -112,7 +113,10 @@ async def audit(request: Request) -> Response:
     before = request.query_params.get("before", "+")
     limit_text = request.query_params.get("limit", "50")
     if (before != "+" and not _STREAM_ID.fullmatch(before)) or not limit_text.isdigit():
-        raise InvalidRequest("before must be an entry id, limit a number")
+        raise InvalidRequest(
+            f"before must be an entry id (as next_before gives) and limit a number up to "
+            f"{MAX_PAGE}: correct the query"
+        )
     limit = min(max(int(limit_text), 1), MAX_PAGE)
     await authorize(ctx, actor)
     entries = await ctx.reads.audit_page(before, limit)

@@ -51,7 +51,7 @@ async def login(request: Request) -> Response:
         linked = await ctx.reads.upstream_user(upstream[0], upstream[1])
         found = await ctx.reads.find_user(body.username)
         if linked is not None and (found is None or found[0] != linked):
-            raise Conflict("this IdP identity is linked to another user here")
+            raise Conflict("this IdP identity is linked to another user here: log in as that user")
     issued = await password_grant(
         ctx,
         username=body.username,
@@ -76,11 +76,16 @@ async def _upstream_identity(
     if id_token is None:
         return None
     if ctx.upstream is None:
-        raise InvalidRequest("upstream_id_token needs an upstream IdP (REVOCAST_UPSTREAM_ISSUER)")
+        raise InvalidRequest(
+            "upstream_id_token was sent, but no upstream IdP is configured here "
+            "(REVOCAST_UPSTREAM_ISSUER): leave it out"
+        )
     claims = await ctx.upstream.decode(id_token, typ="jwt", required=["exp", "sub"])
     sub, sid = claims["sub"], claims.get("sid")
     if not isinstance(sub, str) or not (sid is None or isinstance(sid, str)):
-        raise InvalidRequest("the ID token's sub and sid must be strings")
+        raise InvalidRequest(
+            "the ID token's sub and sid are not strings: send an ID token the IdP issued"
+        )
     return ctx.upstream.issuer, sub, sid
 
 
@@ -94,7 +99,7 @@ async def refresh(request: Request) -> Response:
             raise CsrfFailed(problem)
         presented, from_cookie = request.cookies[REFRESH_COOKIE], True
     if not presented:
-        raise InvalidRequest("refresh_token is required (in the body, or the refresh cookie)")
+        raise InvalidRequest("refresh_token is missing: send it in the body or the refresh cookie")
     client = await identify(ctx, request.headers, body.client_id, body.client_secret)
     issued = await refresh_grant(ctx, presented, client)
     return _token_response(ctx, issued, cookies=from_cookie)

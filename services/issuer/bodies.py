@@ -8,8 +8,10 @@ import msgspec
 from starlette.requests import Request
 
 from revocast.errors import BodyTooLarge, InvalidRequest
+from revocast.usernames import MAX_INPUT_CHARS
 
-Username = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+# Checked against the username rule only once normalised (``revocast.usernames``).
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_INPUT_CHARS)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
 OpaqueToken = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
@@ -64,16 +66,18 @@ async def read_raw(request: Request, media_type: str, max_bytes: int) -> bytes:
     """The body, refused (400) in another media type and (413) past ``max_bytes``."""
     content_type = request.headers.get("content-type", media_type)
     if content_type.split(";")[0].strip().lower() != media_type:
-        raise InvalidRequest(f"Content-Type must be {media_type}")
+        raise InvalidRequest(
+            f"the body is not {media_type}: send it with Content-Type: {media_type}"
+        )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
-        raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
+        raise BodyTooLarge(_too_large(max_bytes))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise BodyTooLarge(f"body exceeds {max_bytes} bytes")
+            raise BodyTooLarge(_too_large(max_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -91,6 +95,10 @@ async def read_body(
     try:
         return msgspec.json.decode(raw, type=body_type)
     except msgspec.ValidationError as exc:
-        raise InvalidRequest(str(exc)) from None
+        raise InvalidRequest(f"{exc}: correct the JSON body and send it again") from None
     except (msgspec.DecodeError, UnicodeDecodeError):
-        raise InvalidRequest("body is not valid JSON (UTF-8)") from None
+        raise InvalidRequest("the body is not valid JSON in UTF-8: send one JSON object") from None
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the body is over {max_bytes} bytes, this server's limit: send a smaller one"

@@ -34,7 +34,7 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
     """(client_id, secret) of an ``Authorization: Basic`` header; None for another scheme."""
     authorization = headers.getlist("authorization")
     if len(authorization) > 1:
-        raise InvalidRequest("more than one Authorization header")
+        raise InvalidRequest("the request has more than one Authorization header: send one")
     if not authorization:
         return None
     scheme, _, encoded = authorization[0].strip().partition(" ")
@@ -43,10 +43,16 @@ def basic_credentials(headers: Headers) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise InvalidClient("the HTTP Basic credentials are not valid base64 UTF-8") from None
+        raise InvalidClient(
+            "the HTTP Basic credentials are not valid base64 of UTF-8 text: encode "
+            "client_id:client_secret in base64"
+        ) from None
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:
-        raise InvalidClient("HTTP Basic credentials must be client_id:client_secret")
+        raise InvalidClient(
+            "the HTTP Basic credentials lack a client_id or the colon: send "
+            "base64(client_id:client_secret)"
+        )
     # RFC 6749 §2.3.1: both are form-urlencoded before they are joined.
     return unquote_plus(client_id), unquote_plus(secret)
 
@@ -67,24 +73,28 @@ async def identify(
         client_id, client_secret = basic
     if not client_id:
         if client_secret is not None:
-            raise InvalidRequest("client_secret was sent without client_id")
+            raise InvalidRequest("client_secret was sent without client_id: send both")
         return None
     if client_id == DEFAULT_CLIENT_ID:
         if client_secret is not None:
-            raise InvalidClient(f"{DEFAULT_CLIENT_ID} is a public client: it has no secret")
+            raise InvalidClient(f"{DEFAULT_CLIENT_ID} is a public client: send no client_secret")
         return BUILT_IN
     record = await ctx.reads.client(client_id)
     if record is None:
-        raise InvalidClient(f"no client {client_id} (revocast client list shows them)")
+        raise InvalidClient(
+            f"no client {client_id} is registered: `revocast client list` shows the ones there are"
+        )
     client = decode(record)
     if not client.confidential:
         if client_secret is not None:
-            raise InvalidClient(f"{client_id} is a public client: it has no secret")
+            raise InvalidClient(f"{client_id} is a public client: send no client_secret")
         return CallingClient(client_id, confidential=False, authenticated=False)
     if client_secret is None:
-        raise InvalidClient(f"{client_id} is a confidential client: send its secret")
+        raise InvalidClient(f"{client_id} is a confidential client: send its client_secret")
     if not client.secret_matches(client_secret):
-        raise InvalidClient(f"wrong secret for client {client_id}")
+        raise InvalidClient(
+            f"wrong secret for client {client_id}: send the one `revocast client add` printed"
+        )
     return CallingClient(client_id, confidential=True, authenticated=True)
 
 

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from revocast import usernames
 from revocast.errors import (
     InvalidClient,
     InvalidCredentials,
@@ -42,7 +43,10 @@ def parse_scope(scope: str | None) -> list[str] | None:
         return None
     asked = scope.split()
     if len(asked) > 32 or not all(_ROLE.fullmatch(role) for role in asked):
-        raise InvalidScope("scope is up to 32 role names separated by spaces")
+        raise InvalidScope(
+            "scope must be up to 32 role names separated by spaces: ask for roles the user "
+            "holds, or send no scope for all of them"
+        )
     return list(dict.fromkeys(asked))
 
 
@@ -68,7 +72,9 @@ async def password_grant(
     address: str,
     user_agent: str,
 ) -> Issued:
-    """A new session for the user, throttled per client address and per username."""
+    """A new session for the user, throttled per client address and per username (in its
+    normal form, so that every spelling of one name counts against it)."""
+    username = usernames.normalize(username)
     wait_ms = max(
         await ctx.writes.throttle("client", address, "count"),
         await ctx.writes.throttle("user", username, "check"),
@@ -79,7 +85,7 @@ async def password_grant(
     if not await ctx.passwords.verify(found[1] if found else None, password) or found is None:
         # Counted for unknown names too: the same answer, work and trace either way.
         await ctx.writes.throttle("user", username, "count")
-        raise InvalidCredentials("unknown user or wrong password")
+        raise InvalidCredentials()
     await ctx.writes.throttle("user", username, "forget")
     uid = found[0]
     kid = await signing_kid(ctx)
@@ -115,16 +121,21 @@ async def refresh_grant(
     """
     grant = await ctx.reads.refresh_grant(presented)
     if grant is None:
-        raise InvalidRefreshToken("refresh token is not valid")
+        raise InvalidRefreshToken()
     if client is None:
         confidential = await is_confidential(ctx, grant.client_id)
         if confidential is None:
-            raise InvalidRefreshToken(f"the client {grant.client_id} was removed")
+            raise InvalidRefreshToken(
+                f"the client {grant.client_id} this refresh token was issued to was removed: "
+                "log in again"
+            )
         if confidential:
             raise InvalidClient(f"the refresh token belongs to the confidential client "
                                 f"{grant.client_id}: authenticate as it")  # fmt: skip
     elif client.client_id != grant.client_id:
-        raise InvalidRefreshToken("the refresh token was issued to another client")
+        raise InvalidRefreshToken(
+            "the refresh token was issued to another client: refresh as that client, or log in"
+        )
     if narrow is not None:
         await _check_narrowing(ctx, grant.uid, grant.sid, narrow)  # before anything is written
     kid = await signing_kid(ctx)
@@ -132,12 +143,15 @@ async def refresh_grant(
     sealed = seal_successor(presented, successor)
     result = await ctx.writes.refresh(presented, grant, successor, sealed)
     if result.status == "reused":
-        raise InvalidRefreshToken("refresh token reused: its session was revoked")
+        raise InvalidRefreshToken(
+            "the refresh token was used before, so its session was revoked in case it was "
+            "stolen: log in again"
+        )
     if result.status == "grace":
         # A retry or a second tab: hand out the successor already issued.
         unsealed = unseal_successor(presented, result.sealed_next)
         if unsealed is None:
-            raise InvalidRefreshToken("refresh token is not valid")
+            raise InvalidRefreshToken()
         successor = unsealed
     roles = json.loads(result.roles_json)
     if result.scope_json:
@@ -153,7 +167,10 @@ async def _check_narrowing(ctx: IssuerContext, uid: str, sid: str, narrow: list[
     _, granted = await ctx.reads.session_scope(sid)
     held = await ctx.reads.roles_of(uid)
     if not all(role in held and (granted is None or role in granted) for role in narrow):
-        raise InvalidScope("scope names a role this refresh token does not grant")
+        raise InvalidScope(
+            "scope names a role this refresh token does not grant: ask only for roles its "
+            "login granted"
+        )
 
 
 def _issue(

@@ -8,6 +8,7 @@ from revocast.claims import AccessClaims
 from revocast.errors import Forbidden, TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
+from revocast.issuer.unchecked import signed_claims
 from revocast.verifier.gate import Original, admit
 
 MODERATOR_ROLES = frozenset({"admin", "moderator"})
@@ -29,7 +30,7 @@ def revoked_caller(ctx: IssuerContext, request: Request, refused: TokenRejected)
     token, _ = credentials(request.headers)
     if token is None:
         raise refused
-    return ctx.verifier.decode(token)
+    return signed_claims(ctx.verifier, token)
 
 
 def by_cookie(request: Request) -> bool:
@@ -51,7 +52,7 @@ async def authorize(ctx: IssuerContext, actor: AccessClaims, target: str = "") -
     """The actor's power for a read, as Redis has it now; Forbidden if none (or over an admin)."""
     level = await ctx.reads.authority(actor.sub)
     if not level:
-        raise Forbidden("requires the role admin or moderator")
+        raise Forbidden("only admins and moderators may do this: ask an admin for the role")
     if target and level == "moderator" and "admin" in await ctx.reads.roles_of(target):
-        raise Forbidden("moderators cannot act on admins")
+        raise Forbidden("moderators cannot act on admins: ask an admin to do it")
     return level

@@ -34,7 +34,9 @@ from revocast.issuer.client_auth import BUILT_IN, CallingClient, identify, is_co
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import Issued, parse_scope, password_grant, refresh_grant
 from revocast.issuer.guards import INTROSPECTOR_ROLES, caller_with_role
+from revocast.issuer.unchecked import signed_claims
 from revocast.proof import EVENT_ID_HEADER
+from revocast.usernames import MAX_INPUT_CHARS
 
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -57,21 +59,23 @@ class Form:
                 text, keep_blank_values=True, strict_parsing=bool(raw), errors="strict"
             )
         except (UnicodeDecodeError, ValueError):
-            raise InvalidRequest("body is not a valid form") from None
+            raise InvalidRequest(
+                f"the body is not a valid {FORM} form: percent-encode each name=value pair"
+            ) from None
         return cls(fields)
 
     def get(self, name: str, max_length: int = 8192) -> str | None:
         values = self._fields.get(name, [])
         if len(values) > 1:
-            raise InvalidRequest(f"{name} is sent more than once")
+            raise InvalidRequest(f"{name} is sent more than once: send each parameter once")
         if values and len(values[0]) > max_length:
-            raise InvalidRequest(f"{name} is longer than {max_length} characters")
+            raise InvalidRequest(f"{name} is over {max_length} characters: send a shorter one")
         return values[0] if values else None
 
     def required(self, name: str, max_length: int = 8192) -> str:
         value = self.get(name, max_length)
         if not value:
-            raise InvalidRequest(f"{name} is required")
+            raise InvalidRequest(f"{name} is missing: add it to the form")
         return value
 
     async def client(self, ctx: IssuerContext, request: Request) -> CallingClient | None:
@@ -101,7 +105,7 @@ async def token(request: Request) -> Response:
         if grant_type == "password":
             issued = await password_grant(
                 ctx,
-                username=form.required("username", 64),
+                username=form.required("username", MAX_INPUT_CHARS),
                 password=form.required("password", 1024),
                 client=client or BUILT_IN,
                 scope=parse_scope(form.get("scope", 1100)),
@@ -112,9 +116,11 @@ async def token(request: Request) -> Response:
             presented = form.required("refresh_token", 512)
             issued = await refresh_grant(ctx, presented, client, parse_scope(form.get("scope")))
         else:
-            raise UnsupportedGrantType(f"grant_type {grant_type} (use password or refresh_token)")
+            raise UnsupportedGrantType(
+                f"grant_type {grant_type} is not supported: use password or refresh_token"
+            )
     except UserBlocked:
-        raise InvalidGrant("a moderator blocked this user") from None
+        raise InvalidGrant(UserBlocked.explanation) from None
     except (InvalidCredentials, InvalidRefreshToken) as exc:
         raise InvalidGrant(exc.detail) from None  # RFC 6749 §5.2: one code, 400
     return json_response(_token_answer(ctx, issued), headers=NO_STORE)
@@ -165,7 +171,7 @@ async def _owner_of(ctx: IssuerContext, token: str, kind: str) -> _Owner | None:
         grant = await ctx.reads.refresh_grant(token)
         return None if grant is None else _Owner(grant.sid, grant.uid, grant.client_id)
     try:
-        claims = ctx.verifier.decode(token)
+        claims = signed_claims(ctx.verifier, token)
     except TokenRejected:
         return None
     return _Owner(claims.sid, claims.sub, claims.client_id or DEFAULT_CLIENT_ID)
@@ -173,7 +179,8 @@ async def _owner_of(ctx: IssuerContext, token: str, kind: str) -> _Owner | None:
 
 async def _may_revoke(ctx: IssuerContext, client: CallingClient | None, owner: str) -> None:
     if client is not None and client.client_id != owner:
-        raise InvalidGrant("the token was issued to another client")  # as Authlib's server
+        # 400 invalid_grant, as Authlib's server answers it
+        raise InvalidGrant("the token was issued to another client: revoke it as that client")
     if (client is None or not client.authenticated) and await is_confidential(ctx, owner):
         raise InvalidClient(f"the token belongs to the confidential client {owner}: "
                             "authenticate as it to revoke it")  # fmt: skip
@@ -208,7 +215,7 @@ async def _authorize_introspection(ctx: IssuerContext, request: Request, form: F
         try:
             caller_with_role(ctx, request, INTROSPECTOR_ROLES)
         except InsufficientScope as exc:
-            raise _LacksIntrospectRole(exc.detail) from None
+            raise _LacksIntrospectRole(exc.roles, exc.detail) from None
         return
     client = await form.client(ctx, request)
     if client is None:
@@ -230,7 +237,7 @@ async def _introspect(ctx: IssuerContext, token: str, kind: str) -> dict[str, An
     except TokenRejected:
         return None
     except VerifierStale:
-        claims = ctx.verifier.decode(token)  # the online check below decides alone
+        claims = signed_claims(ctx.verifier, token)  # the online check below decides alone
     if not await ctx.reads.session_live(claims.sid):
         return None
     return _access_token_answer(claims, await ctx.reads.username_of(claims.sub))

@@ -42,7 +42,9 @@ def wait_seconds(request: Request) -> float | None:
     except ValueError:
         seconds = -1.0
     if not 0 < seconds <= MAX_WAIT_S:
-        raise InvalidRequest(f"wait is a number of seconds, above 0 and at most {MAX_WAIT_S:g}")
+        raise InvalidRequest(
+            f"wait must be a number of seconds above 0 and at most {MAX_WAIT_S:g}, e.g. ?wait=5"
+        )
     return seconds
 
 

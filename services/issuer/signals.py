@@ -34,7 +34,9 @@ MAX_AGE_S = REPLAY_TTL_S - 3600  # an older SET is refused: its jti may be forgo
 
 def _upstream(ctx: IssuerContext) -> Upstream:
     if ctx.upstream is None:
-        raise NotFound("no upstream IdP is configured (REVOCAST_UPSTREAM_ISSUER)")
+        raise NotFound(
+            "no upstream IdP is configured here: an operator sets REVOCAST_UPSTREAM_ISSUER first"
+        )
     return ctx.upstream
 
 

@@ -80,7 +80,7 @@ def _decode(raw: bytes, kind: type[Any]) -> Any:
     try:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidRequest(f"body is not a valid stream request: {exc}") from None
+        raise InvalidRequest(f"{exc}: correct the stream request and send it again") from None
 
 
 async def create_stream(request: Request) -> Response:
@@ -92,10 +92,13 @@ async def create_stream(request: Request) -> Response:
         raise InvalidRequest(f"this deployment holds {MAX_STREAMS} SSF streams: delete one")
     method = asked.delivery.get("method", POLL)
     if method not in (POLL, PUSH):
-        raise InvalidRequest(f"delivery method {method} is not supported ({PUSH} or {POLL})")
+        raise InvalidRequest(f"delivery method {method} is not supported: use {PUSH} or {POLL}")
     unknown = [e for e in asked.events_requested if not isinstance(e, str) or len(e) > 256]
     if unknown or len(asked.events_requested) > 16 or len(asked.description) > 500:
-        raise InvalidRequest("events_requested is up to 16 event type URIs")
+        raise InvalidRequest(
+            "events_requested takes up to 16 event type URIs of up to 256 characters, and "
+            "description up to 500 characters: send fewer or shorter ones"
+        )
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
     delivery = {"method": POLL, "endpoint_url": f"{public_base(ctx, request)}/ssf/poll/{stream_id}"}
     if method == PUSH:
@@ -141,16 +144,22 @@ def _push_delivery(asked: dict[str, Any], *, production: bool) -> dict[str, Any]
     return {"method": PUSH, "endpoint_url": url, "authorization_header": authorization}
 
 
+def _no_stream(stream_id: str) -> NotFound:
+    if not stream_id:
+        return NotFound("stream_id is missing: send the one the stream's creation answered")
+    return NotFound(f"no SSF stream {stream_id[:64]}: use the stream_id its creation answered")
+
+
 async def _stream(
     ctx: IssuerContext, stream_id: str, caller: AccessClaims | None = None
 ) -> dict[str, Any]:
     """The stream's configuration; another receiver's stream is not found (admins see all)."""
     found = await ctx.reads.ssf_stream(stream_id[:64])
     if found is None:
-        raise NotFound(f"no SSF stream {stream_id}")
+        raise _no_stream(stream_id)
     config: dict[str, Any] = json.loads(found[0])
     if caller is not None and "admin" not in caller.roles and config.get("owner") != caller.sub:
-        raise NotFound(f"no SSF stream {stream_id}")
+        raise _no_stream(stream_id)
     return config
 
 
@@ -173,7 +182,7 @@ async def delete_stream(request: Request) -> Response:
     stream_id = request.query_params.get("stream_id", "")
     await _stream(ctx, stream_id, caller)
     if not await ctx.writes.remove_ssf_stream(stream_id[:64]):
-        raise NotFound(f"no SSF stream {stream_id}")
+        raise _no_stream(stream_id)
     return Response(status_code=204)
 
 
@@ -220,10 +229,12 @@ async def poll(request: Request) -> Response:
     stream_id = str(request.path_params["stream_id"])
     asked: PollRequest = _decode(await _body(request, ctx), PollRequest)
     if not 0 <= asked.maxEvents <= MAX_EVENTS or len(asked.ack) > MAX_EVENTS:
-        raise InvalidRequest(f"maxEvents and ack hold up to {MAX_EVENTS}")
+        raise InvalidRequest(f"maxEvents and ack take up to {MAX_EVENTS} each: ask for fewer")
     config = await _stream(ctx, stream_id, caller)
     if config["delivery"]["method"] != POLL:
-        raise InvalidRequest(f"stream {stream_id} delivers by push")
+        raise InvalidRequest(
+            f"stream {stream_id} delivers by push, not poll: its events go to its endpoint_url"
+        )
     await record_ack(ctx, stream_id, asked.ack + list(asked.setErrs))
     deadline = time.monotonic() + (0 if asked.returnImmediately else LONG_POLL_S)
     await spool(ctx, config, stream_id)

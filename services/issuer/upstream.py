@@ -29,6 +29,7 @@ class UpstreamTokenRefused(InvalidRequest):
     """The IdP's token is not valid here (signature, issuer, audience, times, claims)."""
 
     code = "invalid_token"
+    explanation = "the IdP's token is not valid here: send one the configured IdP signed for us"
 
 
 class UpstreamKeysUnavailable(StoreUnavailable):
@@ -37,6 +38,7 @@ class UpstreamKeysUnavailable(StoreUnavailable):
 
     code = "upstream_keys_unavailable"
     status = 503
+    explanation = "the IdP's keys cannot be read now: send the token again later"
 
 
 class UpstreamKeys:

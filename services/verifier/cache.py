@@ -26,17 +26,19 @@ log = logging.getLogger("revocast.verifier")
 class RevocationCache:
     """Revoked sessions, user not-before times, role changes, revoked and trusted keys."""
 
-    __slots__ = ("claims", "keys", "revoked_keys", "sessions", "users")
+    __slots__ = ("keys", "revoked_keys", "roles_changed", "sessions", "users")
 
     def __init__(self) -> None:
         self.sessions: dict[str, int] = {}  # sid -> until_ms
         self.users: dict[str, tuple[int, int]] = {}  # uid -> (not_before_ms, until_ms)
-        self.claims: dict[str, tuple[int, int]] = {}  # uid -> (roles changed at ms, until_ms)
+        # uid -> (roles changed at ms, until_ms): tokens issued by then carry stale roles
+        self.roles_changed: dict[str, tuple[int, int]] = {}
         self.revoked_keys: dict[str, int] = {}  # kid -> at_ms; kept for good
         self.keys: dict[str, PublicKey] = {}  # kid -> trusted public key
 
     def __len__(self) -> int:
-        return len(self.sessions) + len(self.users) + len(self.claims) + len(self.revoked_keys)
+        tables = (self.sessions, self.users, self.roles_changed, self.revoked_keys)
+        return sum(len(table) for table in tables)
 
     def merge(self, snapshot: Snapshot) -> None:
         """Union with one stream's snapshot; keeps what this cache knew and Redis forgot."""
@@ -45,7 +47,7 @@ class RevocationCache:
         for uid, (not_before_ms, until_ms) in snapshot.users.items():
             self._not_before(self.users, uid, not_before_ms, until_ms)
         for uid, (changed_ms, until_ms) in snapshot.roles.items():
-            self._not_before(self.claims, uid, changed_ms, until_ms)
+            self._not_before(self.roles_changed, uid, changed_ms, until_ms)
         for kid, at_ms in snapshot.revoked_keys.items():
             self._revoke_key(kid, at_ms)
         for text in snapshot.jwks.values():
@@ -58,7 +60,7 @@ class RevocationCache:
             case UserRevoked(uid=uid, not_before_ms=nb, until_ms=until_ms):
                 self._not_before(self.users, uid, nb, until_ms)
             case RolesChanged(uid=uid, not_before_ms=nb, until_ms=until_ms):
-                self._not_before(self.claims, uid, nb, until_ms)
+                self._not_before(self.roles_changed, uid, nb, until_ms)
             case KeyRevoked(kid=kid, at_ms=at_ms):
                 self._revoke_key(kid, at_ms)
             case KeyPublished(jwk=jwk):
@@ -70,7 +72,7 @@ class RevocationCache:
         for sid in dead_sessions:
             del self.sessions[sid]
         pruned = len(dead_sessions)
-        for table in (self.users, self.claims):
+        for table in (self.users, self.roles_changed):
             dead = [uid for uid, (_, until) in table.items() if until < now_ms]
             for uid in dead:
                 del table[uid]

@@ -75,7 +75,7 @@ class VerifierCollector(Collector):
         for kind, size in (
             ("sessions", len(cache.sessions)),
             ("users", len(cache.users)),
-            ("claims", len(cache.claims)),
+            ("roles_changed", len(cache.roles_changed)),
             ("revoked_keys", len(cache.revoked_keys)),
             ("trusted_keys", len(cache.keys)),
         ):

@@ -6,7 +6,9 @@
 local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
 local uid, new_hash, keep = ARGV[1], ARGV[2], ARGV[3]
 local lifetime_ms, retention_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('EXISTS', USER) == 0 then return redis.error_reply('not_found') end
+if redis.call('EXISTS', USER) == 0 then
+  return redis.error_reply('not_found no such user: it was removed')
+end
 local sessions = declared_sessions(SESSIONS, FIXED + 3, 6)
 if not sessions then return retry() end
 redis.call('HSET', USER, 'password_hash', new_hash)

@@ -8,7 +8,7 @@ local sid, expected, owner, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, reason = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local uid = redis.call('HGET', SESSION, 'uid')
 if not uid or (owner ~= '' and uid ~= owner) then
-  return redis.error_reply('not_found')
+  return redis.error_reply('not_found no such session: it has ended, or the id is wrong')
 end
 if uid ~= expected then return retry() end
 local now = now_ms()

@@ -4,8 +4,7 @@ local EVENTS, CHAIN, EPOCH, JWKS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local REVOKED_KEYS, SIGNING_KID, AUDIT, SEALED_KEYS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 
 local function audit(actor, action, target, reason, now)
-  redis.call('XADD', AUDIT, 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
-    'actor', actor, 'action', action, 'target', target, 'reason', reason)
+  audit_entry(AUDIT, actor, action, target, reason, now)
 end
 
 local function key_published(now, retention_ms, kid, jwk)

@@ -10,7 +10,7 @@ local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
 local actor, action, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, roles = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 if redis.call('EXISTS', USER) == 0 then
-  return redis.error_reply('not_found')
+  return redis.error_reply('not_found no such user: check the user id')
 end
 local level, refused = require_authority(actor, USER)
 if refused then return refused end
@@ -18,7 +18,9 @@ local now = now_ms()
 local old_level = level_of(USER)
 local event_id = ''
 if action == 'block' then
-  if target == actor then return redis.error_reply('forbidden') end
+  if target == actor then
+    return redis.error_reply('forbidden you cannot block yourself: ask another moderator')
+  end
   local sessions = declared_sessions(SESSIONS, FIXED + 3, 8)
   if not sessions then return retry() end
   redis.call('HSET', USER, 'blocked', '1')
@@ -29,19 +31,23 @@ elseif action == 'unblock' then
 elseif action == 'roles' then
   -- Granting or removing admin or moderator power is for admins and operators only.
   local ok, new = pcall(cjson.decode, roles)
-  if not ok or type(new) ~= 'table' then return redis.error_reply('invalid_request') end
+  if not ok or type(new) ~= 'table' then
+    return redis.error_reply('invalid_request roles must be a JSON list of role names')
+  end
   local touches_power = false
   for _, list in ipairs({decode_roles(USER), new}) do
     for _, role in ipairs(list) do
       if role == 'admin' or role == 'moderator' then touches_power = true end
     end
   end
-  if touches_power and level == 'moderator' then return redis.error_reply('forbidden') end
+  if touches_power and level == 'moderator' then
+    return redis.error_reply('forbidden only admins grant or withdraw admin and moderator: ask one')
+  end
   redis.call('HSET', USER, 'roles', roles)
   event_id = roles_changed(target, now, lifetime_ms, retention_ms)
   reason = reason ~= '' and reason or roles
 else
-  return redis.error_reply('invalid_request')
+  return redis.error_reply('invalid_request the action must be block, unblock or roles')
 end
 audit(actor, action, target, reason, now)
 local power = authority_changed(target, USER, old_level)

@@ -137,14 +137,15 @@ end
 -- Refuse unless the actor may act on the target: moderators may not act on admins.
 local function require_authority(actor, target_user_key)
   local level = authority(actor)
-  if not level then return nil, redis.error_reply('forbidden') end
+  if not level then
+    return nil, redis.error_reply('forbidden only admins and moderators may do this: ask one')
+  end
   if level == 'moderator' and has_role(target_user_key, 'admin') then
-    return nil, redis.error_reply('forbidden')
+    return nil, redis.error_reply('forbidden moderators cannot act on admins: ask an admin')
   end
   return level, nil
 end
 
 local function audit(actor, action, target, reason, now)
-  redis.call('XADD', AUDIT, 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
-    'actor', actor, 'action', action, 'target', target, 'reason', reason)
+  audit_entry(AUDIT, actor, action, target, reason, now)
 end

@@ -31,6 +31,12 @@ local function emit(stream, chain, now, retention_ms, kind, fields)
   return redis.call('XADD', stream, 'MINID', int(now - retention_ms), '*', unpack(entry))
 end
 
+-- The one place audit entries are written: who did what to whom, and why.
+local function audit_entry(stream, actor, action, target, reason, now)
+  redis.call('XADD', stream, 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
+    'actor', actor, 'action', action, 'target', target, 'reason', reason)
+end
+
 -- The id a follower reads on from: the stream's last-generated id ('0-0' if none yet).
 local function last_id(stream)
   if redis.call('EXISTS', stream) == 0 then return '0-0' end

@@ -7,7 +7,8 @@ local kid, jwk, epoch, retention_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4
 local activate, actor, sealed = ARGV[5] == '1', ARGV[6], ARGV[7]
 if epoch ~= '' then redis.call('SET', EPOCH, epoch, 'NX') end
 if redis.call('ZSCORE', REVOKED_KEYS, kid) then
-  return redis.error_reply('key_revoked')
+  return redis.error_reply('key_revoked this key was revoked: '
+    .. '`revocast keys rotate` makes a new one')
 end
 local now = now_ms()
 if sealed ~= '' then redis.call('HSETNX', SEALED_KEYS, kid, sealed) end
