@@ -7,7 +7,8 @@ two services.
 
 from __future__ import annotations
 
+from revocast.errors import RevocastError
 from revocast.settings import Settings
 
 __version__ = "0.1.0"
-__all__ = ["Settings", "__version__"]
+__all__ = ["RevocastError", "Settings", "__version__"]

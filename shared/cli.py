@@ -1,4 +1,7 @@
-"""The ``revocast`` command: run the services, manage users, start a local stack."""
+"""The revocast command: run the services, manage users, keys and clients, prove a block.
+
+Every error is one line on standard error ("error: CODE: what to do"), never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,58 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from revocast import __version__, enforcement
 from revocast.errors import NotApplied, RevocastError, SettingsError, StoreUnavailable
+from revocast.issuer import create_app, operator
+from revocast.local_stack import find_state
 from revocast.proof import EventRef
+from revocast.redis_url import parse_redis_url
+from revocast.serving import serve
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
+from revocast.verifier import create_sidecar
+
+DESCRIPTION = (
+    "revocast: short-lived JWTs checked locally, revoked everywhere within milliseconds. "
+    "Commands that talk to Redis read REDIS_URL (or find a running `revocast stack` in this "
+    "folder or a parent) and the REVOCAST_* settings (docs/configuration.md)."
+)
+# Commands another package provides (revocast-tools: chaos, stack), by entry point.
+TOOL_COMMANDS = {
+    "chaos": "run fault scenarios against private processes and check the invariants "
+    "(revocast chaos --help)",
+    "stack": "run Redis (embedded if REDIS_URL is unset), the issuer and one verifier sidecar "
+    "for trying revocast out (revocast stack --help)",
+}
 
 
 def _settings() -> Settings:
+    """Settings from the environment; with REDIS_URL unset, the Redis of a running
+    ``revocast stack`` started in this folder or a parent."""
     settings = Settings.from_env()
-    if settings.redis_url is None:
-        raise SystemExit("REDIS_URL is not set (or run `revocast stack` for a local Redis)")
-    return settings
+    if settings.redis_url is not None:
+        return settings
+    state = find_state(Path.cwd())
+    if state is not None and state.running():
+        return settings.with_overrides(redis_url=state.redis_url)
+    if state is not None:
+        raise SettingsError(
+            f"REDIS_URL is not set, and the revocast stack that wrote {state.path} is no "
+            "longer running: start it again, or set REDIS_URL"
+        )
+    raise SettingsError(
+        "REDIS_URL is not set: export REDIS_URL=redis://HOST:6379/0, or start `revocast "
+        "stack` in this folder (the CLI finds its Redis by itself)"
+    )
 
 
 def _preflight(settings: Settings, *, must_reach: bool) -> None:
@@ -40,48 +78,59 @@ def _preflight(settings: Settings, *, must_reach: bool) -> None:
         asyncio.run(check())
     except StoreUnavailable as exc:
         if must_reach:
-            raise SystemExit(f"error: {exc.code}: {exc.detail}") from None
+            raise naming_the_server(exc, settings) from None
+        print(f"warning: {naming_the_server(exc, settings).detail}; serving 503 (stale) "
+              "until Redis answers", file=sys.stderr)  # fmt: skip
+
+
+def naming_the_server(exc: StoreUnavailable, settings: Settings) -> StoreUnavailable:
+    """The operator's version of a Redis failure: which URL (passwords hidden), what to do."""
+    url = parse_redis_url(settings.redis_url or "").redacted()
+    return StoreUnavailable(f"{exc.detail.partition(':')[0]} at {url}: check REDIS_URL, and "
+                            "that the server runs")  # fmt: skip
+
+
+def _metrics(args: argparse.Namespace) -> int | None:
+    """The metrics port, or None to serve them on the public port; 'off' gives 0 (none)."""
+    if args.metrics_port is None:
+        return None
+    return 0 if args.metrics_port == "off" else int(args.metrics_port)
 
 
 def _serve_issuer(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from revocast.issuer import create_app
-
     settings = _settings()
     _preflight(settings, must_reach=True)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,  # a line per request costs ~15% of throughput; metrics count them
-    )
+    metrics_port = _metrics(args)
+    app = create_app(settings, public_metrics=metrics_port is None)
+    serve(app, host=args.host, port=args.port, log_level=args.log_level,
+          metrics=(app, metrics_port) if metrics_port else None,
+          metrics_host=args.metrics_host)  # fmt: skip
     return 0
 
 
 def _serve_verifier(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from revocast.verifier import create_sidecar
-
     settings = _settings()
     _preflight(settings, must_reach=False)
-    # Several workers share the port (SO_REUSEPORT-like, through uvicorn's supervisor); each
-    # builds its own sidecar, with its own verifier, from the environment.
-    app = create_sidecar(settings) if args.workers == 1 else "revocast.verifier:sidecar_from_env"
-    uvicorn.run(
-        app,
-        factory=args.workers > 1,
-        workers=args.workers,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,  # a line per request costs ~15% of throughput; metrics count them
-        # The peer must stay the gateway itself, the one REVOCAST_TRUSTED_PROXIES judges:
-        # uvicorn would otherwise replace it with the X-Forwarded-For of a local proxy.
-        proxy_headers=False,
-    )
+    metrics_port = _metrics(args)
+    # The peer must stay the gateway itself, the one REVOCAST_TRUSTED_PROXIES judges: uvicorn
+    # would otherwise replace it with the X-Forwarded-For of a local proxy.
+    options: dict[str, Any] = {"proxy_headers": False}
+    if args.workers > 1:
+        if metrics_port is not None:
+            raise SettingsError(
+                "--metrics-port needs --workers 1 (each worker process has its own metrics); "
+                "scrape the workers' /metrics on the public port instead"
+            )
+        # Several workers share the port, each with its own verifier built from the
+        # environment, through uvicorn's supervisor.
+        serve("revocast.verifier:sidecar_from_env", host=args.host, port=args.port,
+              log_level=args.log_level, factory=True, workers=args.workers,
+              **options)  # fmt: skip
+        return 0
+    sidecar = create_sidecar(settings, public_metrics=metrics_port is None)
+    serve(sidecar, host=args.host, port=args.port, log_level=args.log_level,
+          metrics=(sidecar.app, metrics_port) if metrics_port else None,
+          metrics_host=args.metrics_host, **options)  # fmt: skip
     return 0
 
 
@@ -109,12 +158,9 @@ def _against_store(work: Work) -> int:
             await backend.aclose()
 
     try:
-        result = asyncio.run(run())
-    except SettingsError:
-        raise  # main() prints it as one line, exit status 2
-    except RevocastError as exc:
-        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
-        return 1
+        result = asyncio.run(run())  # other errors reach main(), which prints them as one line
+    except StoreUnavailable as exc:
+        raise naming_the_server(exc, settings) from None
     if isinstance(result, Verdict):
         print(result.text)
         return result.status
@@ -122,36 +168,46 @@ def _against_store(work: Work) -> int:
     return 0
 
 
-def _user_add(args: argparse.Namespace) -> int:
-    from revocast.issuer.passwords import Passwords
-    from revocast.issuer.users import add_user
-
+def _password(args: argparse.Namespace) -> str:
     if not args.password_stdin:
-        raise SystemExit("pass the password on standard input with --password-stdin")
-    password = sys.stdin.readline().rstrip("\n")
-    return _against_store(
-        lambda writes, _, settings: add_user(
-            writes, Passwords(settings), args.name, password, args.role
+        raise SettingsError(
+            "pass the password on standard input with --password-stdin, e.g. "
+            "`printf '%s\\n' \"$PASSWORD\" | revocast user add NAME --password-stdin`"
         )
-    )
+    return sys.stdin.readline().rstrip("\n")
 
 
-def _operator(args: argparse.Namespace) -> int:
-    """Operator commands: the same scripts, events and audit entries as the issuer's routes."""
-    from revocast import operator
+def _store_command(args: argparse.Namespace) -> int:
+    """Every command that works on Redis: the same scripts, events and audit entries as the
+    issuer's routes (revocast.issuer.operator)."""
+    password = _password(args) if args.command == "user" and args.user_command in (
+        "add", "passwd") else ""  # fmt: skip
 
     async def work(writes: Writes, reads: Reads, settings: Settings) -> object:
-        match args.command, getattr(args, "keys_command", None):
+        match (
+            args.command,
+            getattr(args, "user_command", None) or getattr(args, "keys_command", None),
+        ):
+            case "user", "add":
+                return await operator.create_user(writes, settings, args.name, password, args.role)
+            case "user", "list":
+                return await operator.list_users(reads)
+            case "user", "show":
+                return await operator.show_user(reads, args.user)
+            case "user", "passwd":
+                return await operator.set_password(writes, reads, settings, args.user, password)
+            case "user", "remove":
+                return await operator.remove_user(writes, reads, args.user, args.reason)
             case ("block" | "unblock") as action, _:
-                done = await operator.set_blocked(
-                    writes, args.user_id, args.reason, blocked=action == "block"
-                )
+                uid = await operator.user_id(reads, args.user)
+                done = await operator.set_blocked(writes, uid, args.reason,
+                                                  blocked=action == "block")  # fmt: skip
                 return done if args.wait is None else await _proved(reads, done, args.wait)
             case "verifiers", _:
                 rows = await enforcement.lags(reads)
                 return rows if args.json else enforcement.describe_lags(rows)
             case "sessions", _:
-                return await operator.sessions(reads, args.user_id)
+                return await operator.sessions(reads, await operator.user_id(reads, args.user))
             case "client", _:
                 return await _client_command(args, writes, reads)
             case "keys", "rotate":
@@ -181,8 +237,6 @@ async def _proved(reads: Reads, done: dict[str, Any], wait_s: float) -> Verdict:
 
 
 async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads) -> object:
-    from revocast import operator
-
     if args.client_command == "add":
         return await operator.add_client(writes, reads, args.name, args.confidential)
     if args.client_command == "remove":
@@ -190,16 +244,17 @@ async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads
     return await operator.list_clients(reads)
 
 
-def _chaos(args: argparse.Namespace) -> int:
-    from revocast.chaos import main as chaos
-
-    return chaos(args.chaos_args)
-
-
-def _stack(args: argparse.Namespace) -> int:
-    from revocast.stack import run_stack
-
-    return run_stack(host=args.host, issuer_port=args.issuer_port, verifier_port=args.verifier_port)
+def _tool(name: str, argv: Sequence[str]) -> int:
+    """A command another package provides, found by its entry point."""
+    found = [ep for ep in entry_points(group="revocast.commands") if ep.name == name]
+    if not found:
+        raise SettingsError(
+            f"`revocast {name}` comes with the revocast-tools package, which is not installed "
+            "here (the production image leaves it out): ./scripts/setup installs it, or "
+            "`pip install ./tools` from the repository"
+        )
+    run: Callable[[Sequence[str]], int] = found[0].load()
+    return run(argv)
 
 
 def _wait_seconds(text: str) -> float:
@@ -214,40 +269,88 @@ def _wait_seconds(text: str) -> float:
     return seconds
 
 
+def _metrics_port(text: str) -> str:
+    if text == "off" or (text.isdigit() and 0 < int(text) < 65536):
+        return text
+    raise argparse.ArgumentTypeError(f"a port number or off, not {text}")
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose help and description are the same plain sentence."""
+    return commands.add_parser(name, help=text, description=text[:1].upper() + text[1:] + ".")
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="revocast", description=__doc__)
+    root = argparse.ArgumentParser(prog="revocast", description=DESCRIPTION)
     root.add_argument("--version", action="version", version=f"revocast {__version__}")
-    commands = root.add_subparsers(dest="command", required=True)
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     for name, port, handler, text in (
-        ("issuer", 8000, _serve_issuer, "serve the issuer (login, refresh, logout, JWKS)"),
-        ("verifier", 8001, _serve_verifier, "serve the verifier sidecar (/verify, /readyz)"),
-    ):
-        serve = commands.add_parser(name, help=text)
-        serve.add_argument("--host", default="127.0.0.1")
-        serve.add_argument("--port", type=int, default=port)
-        serve.add_argument("--log-level", default="info")
-        serve.set_defaults(handler=handler)
+        ("issuer", 8000, _serve_issuer,
+         "serve the issuer: login, refresh, logout, admin, OAuth, JWKS, /healthz, /readyz"),
+        ("verifier", 8001, _serve_verifier,
+         "serve the verifier sidecar: /verify for gateways, /healthz, /readyz"),
+    ):  # fmt: skip
+        serve_command = _command(commands, name, text)
+        serve_command.add_argument("--host", default="127.0.0.1",
+                                   help="address to listen on (default: 127.0.0.1)")  # fmt: skip
+        serve_command.add_argument("--port", type=int, default=port,
+                                   help=f"port to listen on (default: {port})")  # fmt: skip
+        serve_command.add_argument(
+            "--log-level", default="info",
+            choices=["critical", "error", "warning", "info", "debug"],
+            help="log level (default: info)",
+        )  # fmt: skip
+        serve_command.add_argument(
+            "--metrics-port", type=_metrics_port, metavar="PORT|off",
+            help="serve /metrics on this port (on --metrics-host) instead of the public one, "
+            "or not at all with off (default: on the public port)",
+        )  # fmt: skip
+        serve_command.add_argument(
+            "--metrics-host", default="127.0.0.1",
+            help="address for --metrics-port (default: 127.0.0.1)",
+        )  # fmt: skip
+        serve_command.set_defaults(handler=handler)
         if name == "verifier":
-            serve.add_argument(
-                "--workers", type=int, default=1, help="processes on the port, each a verifier"
-            )
+            serve_command.add_argument(
+                "--workers", type=int, default=1,
+                help="processes sharing the port, each its own verifier (default: 1)",
+            )  # fmt: skip
 
-    user = commands.add_parser("user", help="manage users")
-    user_commands = user.add_subparsers(dest="user_command", required=True)
-    add = user_commands.add_parser("add", help="create a user (password read from stdin)")
-    add.add_argument("name")
-    add.add_argument("--role", action="append", default=[], help="repeat for several roles")
-    add.add_argument("--password-stdin", action="store_true")
-    add.set_defaults(handler=_user_add)
+    user = _command(commands, "user", "manage users: add, list, show, passwd, remove")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = _command(user_commands, "add", "create a user; the password is read from stdin")
+    add.add_argument("name", help="the user name (docs/api.md says which names are allowed)")
+    add.add_argument("--role", action="append", default=[], metavar="ROLE",
+                     help="a role to give; repeat for several")  # fmt: skip
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input")  # fmt: skip
+    _command(user_commands, "list", "every user, with roles and whether blocked")
+    show = _command(user_commands, "show", "one user, with its live sessions")
+    passwd = _command(
+        user_commands, "passwd", "set a user's password (read from stdin); every session ends"
+    )
+    passwd.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the new password from the first line of standard input",
+    )  # fmt: skip
+    remove = _command(
+        user_commands, "remove", "delete a user: every session and token ends, the name is free"
+    )
+    remove.add_argument("--reason", default="", help="kept in the audit trail")
+    for command in (show, passwd, remove):
+        command.add_argument("user", metavar="USER", help="a user name or user id")
+    user.set_defaults(handler=_store_command)
 
     for name, text in (
-        ("block", "block a user: every session ends, login is refused"),
+        ("block", "block a user: every session and token ends, login is refused"),
         ("unblock", "let a blocked user log in again"),
     ):
-        moderate = commands.add_parser(name, help=text)
-        moderate.add_argument("user_id")
-        moderate.add_argument("--reason", default="")
+        moderate = _command(commands, name, text)
+        moderate.add_argument("user", metavar="USER", help="a user name or user id")
+        moderate.add_argument("--reason", default="", help="kept in the audit trail")
         moderate.add_argument(
             "--wait",
             type=_wait_seconds,
@@ -255,82 +358,82 @@ def parser() -> argparse.ArgumentParser:
             help="return once every live verifier has applied it (exit 0), or say which have "
             "not when SECONDS pass (exit 1)",
         )
-        moderate.set_defaults(handler=_operator)
-    verifiers = commands.add_parser(
-        "verifiers", help="the live verifiers, and how far each is behind the streams"
+        moderate.set_defaults(handler=_store_command)
+    verifiers = _command(
+        commands, "verifiers", "the live verifiers, and how far each is behind the streams"
     )
     verifiers.add_argument("--json", action="store_true", help="JSON instead of a table")
-    verifiers.set_defaults(handler=_operator)
-    sessions = commands.add_parser("sessions", help="list a user's live sessions")
-    sessions.add_argument("user_id")
-    sessions.set_defaults(handler=_operator)
+    verifiers.set_defaults(handler=_store_command)
+    sessions = _command(commands, "sessions", "list a user's live sessions")
+    sessions.add_argument("user", metavar="USER", help="a user name or user id")
+    sessions.set_defaults(handler=_store_command)
 
-    client = commands.add_parser("client", help="OAuth clients: add, list, remove")
-    client_commands = client.add_subparsers(dest="client_command", required=True)
-    add_client = client_commands.add_parser(
-        "add", help="register a client; a confidential one's secret is printed once"
+    client = _command(commands, "client", "OAuth clients: add, list, remove")
+    client_commands = client.add_subparsers(dest="client_command", required=True,
+                                            metavar="ACTION")  # fmt: skip
+    add_client = _command(
+        client_commands, "add", "register a client; a confidential one's secret is printed once"
     )
-    add_client.add_argument("name")
+    add_client.add_argument("name", help="the client's name (also accepted as its id)")
     add_client.add_argument(
         "--confidential", action="store_true", help="a server that holds a secret"
     )
-    client_commands.add_parser("list", help="the registered clients")
-    remove_client = client_commands.add_parser("remove", help="remove a client by name or id")
-    remove_client.add_argument("client")
-    client.set_defaults(handler=_operator)
+    _command(client_commands, "list", "the registered clients")
+    remove_client = _command(client_commands, "remove", "remove a client by name or id")
+    remove_client.add_argument("client", help="a client name or client id")
+    client.set_defaults(handler=_store_command)
 
-    keys = commands.add_parser("keys", help="signing keys: list, rotate, revoke")
-    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
-    keys_commands.add_parser("list", help="published keys").set_defaults(handler=_operator)
-    rotate = keys_commands.add_parser(
+    keys = _command(commands, "keys", "signing keys: list, rotate, revoke")
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    _command(keys_commands, "list", "the published keys, which one signs, which are revoked")
+    rotate = _command(
+        keys_commands,
         "rotate",
-        help="add a key (in REVOCAST_KEY_DIR, or sealed in Redis with "
-        "REVOCAST_KEY_ENCRYPTION_KEY); once every live issuer holds it, sign with it",
+        "add a key (in REVOCAST_KEY_DIR, or sealed in Redis with REVOCAST_KEY_ENCRYPTION_KEY); "
+        "it signs only once every live issuer announces that it holds it",
     )
-    rotate.add_argument("--wait-s", type=float, default=10.0,
-                        help="how long to wait for every live issuer to hold the key")  # fmt: skip
-    rotate.set_defaults(handler=_operator)
-    revoke = keys_commands.add_parser(
-        "revoke", help="withdraw a key: every token it signed is refused everywhere"
+    rotate.add_argument("--wait-s", type=float, default=10.0, metavar="SECONDS",
+                        help="how long to wait for every live issuer to hold the key "
+                        "(default: 10)")  # fmt: skip
+    revoke = _command(
+        keys_commands, "revoke", "withdraw a key: every token it signed is refused everywhere"
     )
-    revoke.add_argument("kid", help="a kid that starts with '-' goes after '--'")
-    revoke.add_argument("--reason", default="")
-    revoke.set_defaults(handler=_operator)
+    revoke.add_argument("kid", help="the key's id; one that starts with '-' goes after '--'")
+    revoke.add_argument("--reason", default="", help="kept in the audit trail")
+    keys.set_defaults(handler=_store_command)
 
-    chaos = commands.add_parser(
-        "chaos",
-        help="run fault scenarios on private processes and check the invariants "
-        "(`revocast chaos list`)",
-        add_help=False,
-    )
-    chaos.add_argument("chaos_args", nargs=argparse.REMAINDER)
-    chaos.set_defaults(handler=_chaos)
-
-    stack = commands.add_parser(
-        "stack",
-        help="run Redis (embedded if REDIS_URL is unset), the issuer and one verifier sidecar",
-    )
-    stack.add_argument("--host", default="127.0.0.1")
-    stack.add_argument("--issuer-port", type=int, default=8000)
-    stack.add_argument("--verifier-port", type=int, default=8001)
-    stack.set_defaults(handler=_stack)
+    for name, text in TOOL_COMMANDS.items():
+        tool = commands.add_parser(name, help=text, add_help=False)
+        tool.add_argument("tool_args", nargs=argparse.REMAINDER)
     return root
+
+
+def _run(words: list[str]) -> int:
+    if words[:1] and words[0] in TOOL_COMMANDS:
+        # Everything after the name is the tool's own (argparse's REMAINDER would not take a
+        # leading "--help" or "-h").
+        return _tool(words[0], words[1:])
+    args = parser().parse_args(words)
+    result: int = args.handler(args)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request drowns the rest
-    words = list(sys.argv[1:] if argv is None else argv)
-    if words[:1] == ["chaos"]:
-        # Everything after "chaos" is the harness's own (argparse's REMAINDER would not take
-        # a leading "--help" or "-h").
-        from revocast.chaos import main as chaos
-
-        return chaos(words[1:])
-    args = parser().parse_args(words)
     try:
-        result: int = args.handler(args)
-    except SettingsError as exc:  # a bad REDIS_URL or partition count: one line, no traceback
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except SettingsError as exc:  # a bad REDIS_URL, partition count or argument: exit 2
         print(f"error: {exc.detail}", file=sys.stderr)
         return 2
-    return result
+    except RevocastError as exc:
+        print(f"error: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one line for the operator; the traceback only when asked
+        if os.environ.get("REVOCAST_DEBUG"):
+            traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc} (REVOCAST_DEBUG=1 shows "
+              "where)", file=sys.stderr)  # fmt: skip
+        return 1

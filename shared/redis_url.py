@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from redis.connection import parse_url
+
 from revocast.errors import SettingsError
 
 Kind = Literal["single", "sentinel", "cluster"]
@@ -130,7 +132,6 @@ def _parse(url: str) -> RedisUrl:
 
 
 def _single(url: str, tls: bool) -> RedisUrl:
-    from redis.connection import parse_url
 
     try:
         parsed = parse_url(url)  # type: ignore[no-untyped-call]

@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Literal, get_args
 
 from revocast.errors import SettingsError
@@ -86,7 +87,9 @@ class Settings:
     fail_mode: FailMode = "closed"
     leeway_s: float = 2.0
     key_prefix: str = "revocast"
-    key_dir: str = ".revocast/keys"
+    # Where the issuer keeps its private keys (0700): "" is default_key_dir(); a relative
+    # path, given explicitly, is taken from the working directory.
+    key_dir: str = ""
     max_body_bytes: int = 16 * 1024
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
     # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
@@ -198,6 +201,11 @@ class Settings:
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise SettingsError("argon2 memory must be at least 8 KiB per lane")
 
+    def key_path(self) -> Path:
+        """The key directory, always absolute: every command finds the same keys wherever
+        it runs."""
+        return Path(self.key_dir).absolute() if self.key_dir else default_key_dir()
+
     def wall_clock(self) -> Callable[[], float]:
         """``time.time``, shifted by ``clock_skew_s`` when a chaos test asks for it."""
         skew = self.clock_skew_s
@@ -227,6 +235,19 @@ class Settings:
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def default_key_dir() -> Path:
+    """``$XDG_DATA_HOME/revocast/keys``, else ``~/.local/share/revocast/keys``."""
+    data = os.environ.get("XDG_DATA_HOME", "")
+    if data and Path(data).is_absolute():
+        return Path(data) / "revocast" / "keys"
+    try:
+        return Path.home() / ".local" / "share" / "revocast" / "keys"
+    except RuntimeError:
+        raise SettingsError(
+            "no home directory to keep signing keys in: set REVOCAST_KEY_DIR to a folder"
+        ) from None
 
 
 def key_encryption_key_bytes(text: str) -> bytes:

@@ -14,15 +14,14 @@ import pytest
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 
-from revocast import operator
-from revocast.chaos.proxy import TcpProxy
 from revocast.connection import redis_client
-from revocast.issuer import create_app
+from revocast.issuer import create_app, operator
 from revocast.issuer.context import IssuerContext
-from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
+from revocast_tools.proxy import TcpProxy
+from revocast_tools.redis_server import RedisServer
 from tests.support.servers import serve
 from tests.support.topologies import (  # noqa: F401 (fixtures for every module)
     cluster_group,
@@ -32,6 +31,19 @@ from tests.support.topologies import (  # noqa: F401 (fixtures for every module)
 )
 
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default key directory (``$XDG_DATA_HOME/revocast/keys``) of every process the
+    tests start is private: nothing is written to the home directory."""
+    before = os.environ.get("XDG_DATA_HOME")
+    os.environ["XDG_DATA_HOME"] = str(tmp_path_factory.mktemp("data-home"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_DATA_HOME", None)
+    else:
+        os.environ["XDG_DATA_HOME"] = before
 
 
 @pytest.fixture(scope="session")

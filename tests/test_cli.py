@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from revocast.browser import ACCESS_COOKIE
-from revocast.redis_server import free_port
 from revocast.settings import Settings
 from revocast.store import Backend, Reads
+from revocast_tools.redis_server import free_port
 from tests.support.topologies import EVERY_TOPOLOGY
 
 PASSWORD = "correct horse battery"

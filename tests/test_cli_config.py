@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import subprocess
+import sys
 
 import pytest
 
+from revocast.cli import parser
 from revocast.errors import SettingsError
 from revocast.redis_url import ACCEPTED_FORMS, parse_redis_url
+from revocast_tools.redis_server import free_port
 from tests.test_cli import PASSWORD, revocast
 
 BAD_URLS = [  # refused by the parser: nothing is ever dialled
@@ -77,3 +82,91 @@ def test_version_and_chaos_help(args: tuple[str, ...], expected: str) -> None:
     result = revocast(*args, env=dict(os.environ))
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout
+
+
+# Every leaf command, with the arguments it needs; tests below check this covers them all.
+EVERY_COMMAND: dict[str, tuple[str, ...]] = {
+    "issuer": ("issuer",),
+    "verifier": ("verifier",),
+    "user add": ("user", "add", "x", "--password-stdin"),
+    "user list": ("user", "list"),
+    "user show": ("user", "show", "x"),
+    "user passwd": ("user", "passwd", "x", "--password-stdin"),
+    "user remove": ("user", "remove", "x"),
+    "block": ("block", "x", "--wait", "1"),
+    "unblock": ("unblock", "x"),
+    "verifiers": ("verifiers",),
+    "sessions": ("sessions", "x"),
+    "client add": ("client", "add", "x"),
+    "client list": ("client", "list"),
+    "client remove": ("client", "remove", "x"),
+    "keys list": ("keys", "list"),
+    "keys rotate": ("keys", "rotate"),
+    "keys revoke": ("keys", "revoke", "x"),
+    "stack": ("stack", "--issuer-port", "1", "--verifier-port", "1"),
+    # `revocast chaos` starts private Redis servers of its own and never reads REDIS_URL.
+}
+
+
+def leaf_commands() -> set[str]:
+    def walk(p: argparse.ArgumentParser, prefix: str) -> set[str]:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return {prefix}
+        return {leaf for name, child in subs[0].choices.items()
+                for leaf in walk(child, f"{prefix} {name}".strip())}  # fmt: skip
+
+    return walk(parser(), "")
+
+
+def test_the_error_tests_cover_every_command() -> None:
+    assert leaf_commands() == set(EVERY_COMMAND) | {"chaos"}
+
+
+def unreachable_url() -> str:
+    return f"redis://127.0.0.1:{free_port()}/0"
+
+
+@pytest.mark.slow  # 36 processes, about 25 s
+@pytest.mark.parametrize("name", sorted(EVERY_COMMAND))
+@pytest.mark.parametrize("url", ["unreachable", "malformed"])
+def test_every_command_fails_in_one_line(env: dict[str, str], name: str, url: str) -> None:
+    """No traceback for an unreachable server or a malformed URL: one line that says what
+    is wrong. A verifier may start while Redis is down: it warns in one line and serves 503."""
+    redis_url = unreachable_url() if url == "unreachable" else BAD_URLS[1]
+    command = [sys.executable, "-m", "revocast", *EVERY_COMMAND[name]]
+    if name == "verifier":
+        command += ["--port", str(free_port())]
+    process = subprocess.Popen(
+        command, env=env | {"REDIS_URL": redis_url}, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        _, stderr = process.communicate(PASSWORD + "\n", timeout=20 if name != "verifier" else 4)
+    except subprocess.TimeoutExpired:
+        assert (name, url) == ("verifier", "unreachable"), f"{name} hung"
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+        warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]
+        assert len(warnings) == 1, stderr
+        assert "Traceback" not in stderr
+        return
+    assert process.returncode in (1, 2), stderr
+    assert stderr.count("\n") == 1, stderr
+    assert stderr.startswith("error: ")
+    expected = "redis+cluster://" if url == "malformed" else "127.0.0.1"
+    assert expected in stderr, stderr
+
+
+def test_help_is_plain_text_and_every_option_says_what_it_does() -> None:
+    def walk(p: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        return [p] + [q for s in subs for child in s.choices.values() for q in walk(child)]
+
+    for command in walk(parser()):
+        text = command.format_help()
+        assert "``" not in text, text
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction) or action.dest == "tool_args":
+                continue
+            assert action.help, f"{command.prog}: {action.option_strings or action.dest}"

@@ -10,7 +10,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 
-from revocast import operator
+from revocast.issuer import operator
 from tests.conftest import PASSWORD, Issuer
 
 

@@ -23,8 +23,8 @@ import redis
 import yaml
 
 from revocast.cli import parser
-from revocast.redis_server import RedisServer, find_server_binary, free_port
 from revocast.redis_url import parse_redis_url
+from revocast_tools.redis_server import RedisServer, find_server_binary, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "compose.yaml"

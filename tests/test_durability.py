@@ -16,14 +16,13 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from revocast import operator
 from revocast.errors import NotDurable
-from revocast.issuer import create_app
+from revocast.issuer import create_app, operator
 from revocast.issuer.context import IssuerContext
-from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
+from revocast_tools.redis_server import RedisServer, free_port
 from tests.conftest import Issuer
 from tests.support.servers import eventually, serve
 

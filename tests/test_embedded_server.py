@@ -9,9 +9,9 @@ import pytest
 
 from revocast.ids import new_refresh_token, new_session_id, new_user_id
 from revocast.keys import SigningKey
-from revocast.redis_server import RedisServer, find_server_binary
 from revocast.settings import Settings
 from revocast.store import Backend, Follow, Writes
+from revocast_tools.redis_server import RedisServer, find_server_binary
 
 
 def test_prefers_a_server_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from revocast.chaos.topologies import ClusterGroup, SentinelGroup
 from revocast.issuer import create_app
-from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
 from revocast.verifier import Verifier
+from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
+from revocast_tools.redis_server import RedisServer, free_port
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 from tests.support.topologies import ClusterFactory, SentinelFactory

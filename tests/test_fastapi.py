@@ -11,10 +11,10 @@ import websockets
 from fastapi import Depends, FastAPI, Security, WebSocket
 
 from revocast.browser import ACCESS_COOKIE
-from revocast.chaos.proxy import TcpProxy
 from revocast.claims import AccessClaims
 from revocast.fastapi import Revocast
 from revocast.settings import Settings
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 

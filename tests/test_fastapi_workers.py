@@ -17,8 +17,8 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from revocast.redis_server import free_port
 from revocast.settings import Settings
+from revocast_tools.redis_server import free_port
 from tests.conftest import Issuer
 from tests.support.servers import eventually
 

@@ -12,12 +12,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
-from revocast.chaos.proxy import TcpProxy
 from revocast.errors import TokenRejected
 from revocast.keys import SigningKey
 from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import VerifierFactory
 from tests.support.servers import eventually
 from tests.support.verdicts import outcome

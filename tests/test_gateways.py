@@ -22,9 +22,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from revocast.browser import ACCESS_COOKIE, CSRF_COOKIE
-from revocast.chaos.proxy import TcpProxy
 from revocast.settings import Settings
 from revocast.verifier import create_sidecar
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import PASSWORD, Issuer
 from tests.support.gateways import GATEWAYS, gateway
 from tests.support.servers import eventually, serve

@@ -20,7 +20,7 @@ from joserfc.jwk import KeySet
 from jwcrypto import jwk as jwcrypto_jwk  # type: ignore[import-untyped]
 from jwcrypto import jwt as jwcrypto_jwt
 
-from revocast import operator
+from revocast.issuer import operator
 from revocast.issuer.metadata import document as metadata_document
 from tests.conftest import PASSWORD, Issuer
 

@@ -17,9 +17,8 @@ import httpx
 import jwt
 import pytest
 
-from revocast import operator
 from revocast.errors import SigningKeyUnavailable
-from revocast.issuer import create_app
+from revocast.issuer import create_app, operator
 from revocast.issuer.sealing import unseal
 from revocast.settings import Settings, key_encryption_key_bytes
 from revocast.verifier import Verifier

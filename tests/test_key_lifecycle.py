@@ -8,8 +8,7 @@ from functools import partial
 import jwt
 import pytest
 
-from revocast import operator
-from revocast.issuer import create_app
+from revocast.issuer import create_app, operator
 from revocast.keys import PublicKey
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory

@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from revocast.chaos.proxy import TcpProxy
 from revocast.verifier import RevocastMiddleware, Verifier, create_sidecar
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
 

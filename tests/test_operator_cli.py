@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -15,16 +17,18 @@ from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually
 
 
-def revocast(issuer: Issuer, *args: str) -> subprocess.CompletedProcess[str]:
+def revocast(
+    issuer: Issuer, *args: str, stdin: str = "", cwd: Path | None = None, **env_changes: str
+) -> subprocess.CompletedProcess[str]:
     settings = issuer.settings
     env = os.environ | {
         "REDIS_URL": settings.redis_url or "",
         "REVOCAST_KEY_PREFIX": settings.key_prefix,
         "REVOCAST_KEY_DIR": settings.key_dir,
-    }
+    } | env_changes
     return subprocess.run(
         [sys.executable, "-m", "revocast", *args],
-        env=env, capture_output=True, text=True, timeout=30,
+        cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
 
 
@@ -100,3 +104,25 @@ async def test_keys_from_the_command_line(issuer: Issuer) -> None:
     # would read as an option.
     revoked = output(revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"]))
     assert revoked == {"kid": before[0]["kid"], "revoked": True, "now_active": rotated["kid"]}
+
+
+async def test_rotate_refuses_a_key_the_running_issuers_cannot_load(
+    issuer: Issuer, tmp_path: Path
+) -> None:
+    """The bug this guards: a rotate run from another folder wrote its key there, made it
+    active, and every login failed. Issuers announce the keys they hold; rotate checks."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = output(revocast(issuer, "keys", "list"))["keys"]
+    # A relative key directory, given explicitly: elsewhere/keys.
+    # In a thread: the issuer in this loop keeps announcing its keys meanwhile.
+    refused = await asyncio.to_thread(revocast, issuer, "keys", "rotate", "--wait-s", "1",
+                                      cwd=elsewhere, REVOCAST_KEY_DIR="keys")  # fmt: skip
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1, refused.stderr
+    assert "NOT active" in refused.stderr
+    assert str(elsewhere / "keys") in refused.stderr  # where this command put it
+    assert issuer.settings.key_dir in refused.stderr  # where the issuer reads keys
+    after = output(revocast(issuer, "keys", "list"))["keys"]
+    assert [k["kid"] for k in after if k["active"]] == [k["kid"] for k in before if k["active"]]
+    assert (await issuer.http.get("/readyz")).status_code == 200  # logins still work

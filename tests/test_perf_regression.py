@@ -13,7 +13,6 @@ import secrets
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -25,7 +24,7 @@ from revocast.issuer.tokens import TokenMinter
 from revocast.keys import ALGORITHM, create_signing_key
 from revocast.settings import Settings
 from revocast.store import Backend, Follow, Writes
-from revocast.verifier import RevocationCache
+from revocast.verifier.cache import RevocationCache
 from tests.conftest import VerifierFactory
 
 REVOKED = 100_000
@@ -33,7 +32,7 @@ REVOKED = 100_000
 
 async def publish_and_mint(settings: Settings, writes: Writes) -> tuple[str, Ed25519PublicKey]:
     """Publish a fresh key (verifiers learn it from Redis) and mint one access token."""
-    keys = KeyRing(Path(settings.key_dir))
+    keys = KeyRing(settings.key_path())
     key = create_signing_key(keys.key_dir)
     await writes.publish_key(key.kid, json.dumps(key.public.jwk), secrets.token_hex(16))
     await writes.align_epochs()

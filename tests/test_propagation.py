@@ -7,8 +7,8 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from revocast.chaos.proxy import TcpProxy
 from revocast.errors import TokenRejected, VerifierStale
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
 from tests.support.verdicts import is_rejected

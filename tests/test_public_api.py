@@ -13,11 +13,9 @@ def test_verifier_exports() -> None:
     assert revocast.verifier.__all__ == [
         "AccessClaims",
         "RevocastMiddleware",
-        "RevocationCache",
         "TokenRejected",
         "Verifier",
         "VerifierStale",
-        "VerifierState",
         "create_sidecar",
         "sidecar_from_env",
     ]
@@ -26,8 +24,16 @@ def test_verifier_exports() -> None:
 
 
 def test_other_exports() -> None:
-    assert revocast.__all__ == ["Settings", "__version__"]
+    assert revocast.__all__ == ["RevocastError", "Settings", "__version__"]
+    assert issubclass(revocast.verifier.TokenRejected, revocast.RevocastError)
     assert revocast.issuer.__all__ == ["create_app"]
+
+
+def test_decoding_without_the_revocation_check_is_the_issuers_alone() -> None:
+    """``Verifier.verify`` is the only public way to check a token on an API node."""
+    public = [name for name in dir(revocast.verifier.Verifier) if not name.startswith("_")]
+    assert "decode" not in public
+    assert "verify" in public
 
 
 def test_no_generic_top_level_packages(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 from revocast.enforcement import lags
 from revocast.issuer import create_app
 from revocast.proof import EVENT_ID_HEADER, EventRef
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
 from tests.conftest import PASSWORD, Issuer, VerifierFactory, bearer
 from tests.support.servers import eventually, serve
 

@@ -21,14 +21,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from revocast import operator
-from revocast.issuer import create_app
+from revocast.issuer import create_app, operator
 from revocast.issuer.context import IssuerContext
 from revocast.keyspace import Keyspace
-from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.store.scripts import SCRIPTS, load_scripts
 from revocast.verifier import Verifier
+from revocast_tools.redis_server import RedisServer
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 
@@ -192,6 +191,7 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
                 "/v1/logout-all", headers={"Authorization": f"Bearer {last['access_token']}"}
             )
             await operator.set_blocked(ctx.writes, mod, "demoted", blocked=True)  # power lost
+            await operator.remove_user(ctx.writes, ctx.reads, "mod", "left")
             rotated_key = await operator.rotate_key(ctx.writes, ctx.reads, settings)
             await operator.revoke_key(ctx.writes, ctx.reads, settings, str(rotated_key["kid"]), "x")
             # A partition loses its epoch: the issuer recovers (and the partitions adopt).

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from revocast.errors import SettingsError
@@ -69,3 +71,17 @@ def test_clock_skew_knob_shifts_only_this_process_clock() -> None:
 def test_trusted_proxies_are_addresses_or_networks() -> None:
     settings = Settings.from_env({"REVOCAST_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1,::1"})
     assert settings.trusted_proxies == ("10.0.0.0/8", "127.0.0.1", "::1")
+
+
+def test_the_key_directory_is_always_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert Settings().key_path() == tmp_path / "data" / "revocast" / "keys"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Settings().key_path() == tmp_path / "home" / ".local" / "share" / "revocast" / "keys"
+    monkeypatch.chdir(tmp_path)
+    given = Settings.from_env({"REVOCAST_KEY_DIR": "my-keys"}).key_path()
+    assert given == tmp_path / "my-keys"
+    assert given.is_absolute()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from revocast.chaos.proxy import TcpProxy
 from revocast.verifier import create_sidecar
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer
 from tests.support.servers import eventually, serve
 

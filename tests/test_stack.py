@@ -2,54 +2,91 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
+
+CHEAP_ARGON2 = {"REVOCAST_ARGON2_TIME_COST": "1", "REVOCAST_ARGON2_MEMORY_KIB": "1024",
+                "REVOCAST_ARGON2_PARALLELISM": "1"}  # fmt: skip
 
 
-def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -> None:
-    issuer_port, verifier_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    env |= {"REVOCAST_ARGON2_TIME_COST": "1", "REVOCAST_ARGON2_MEMORY_KIB": "1024",
-            "REVOCAST_ARGON2_PARALLELISM": "1"}  # fmt: skip
-    stack = subprocess.Popen(
+@contextlib.contextmanager
+def stack(folder: Path, env: dict[str, str], ports: tuple[int, int]) -> Iterator[str]:
+    """Run `revocast stack` in ``folder``; yield what it printed up to its last hint."""
+    process = subprocess.Popen(
         [sys.executable, "-m", "revocast", "stack",
-         "--issuer-port", str(issuer_port), "--verifier-port", str(verifier_port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+         "--issuer-port", str(ports[0]), "--verifier-port", str(ports[1])],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    assert stack.stdout is not None
+    assert process.stdout is not None
     try:
         output = ""
         deadline = time.monotonic() + 30
-        while "Ctrl-C stops it" not in output:
+        while "revocast commands here find it" not in output:
             assert time.monotonic() < deadline, output
-            line = stack.stdout.readline()
+            line = process.stdout.readline()
             assert line, f"stack exited early:\n{output}"
             output += line
-        while "401 session_revoked" not in output:
-            output += stack.stdout.readline()
+        yield output
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(20) == 0
+        process.stdout.close()
+
+
+def cli(folder: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
+    result = subprocess.run([sys.executable, "-m", "revocast", *args], cwd=folder, env=env,
+                            input=stdin, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -> None:
+    ports = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | CHEAP_ARGON2
+    with stack(tmp_path, env, ports) as output:
         assert "embedded Redis" in output
         password = re.search(r'"password":"([^"]+)"', output)
         assert password is not None
+        url = re.search(r"export REDIS_URL=(\S+)", output)
+        assert url is not None
         login = httpx.post(
-            f"http://127.0.0.1:{issuer_port}/v1/login",
+            f"http://127.0.0.1:{ports[0]}/v1/login",
             json={"username": "demo", "password": password.group(1)},
         )
         assert login.status_code == 200
         bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        assert (
-            httpx.get(f"http://127.0.0.1:{verifier_port}/verify", headers=bearer).status_code == 200
-        )
+        assert httpx.get(f"http://127.0.0.1:{ports[1]}/verify", headers=bearer).status_code == 200
         assert (tmp_path / ".revocast" / "redis" / "appendonlydir").is_dir()  # AOF on
-    finally:
-        stack.send_signal(signal.SIGINT)
-        assert stack.wait(20) == 0
-        stack.stdout.close()
+
+        # The CLI finds the stack's Redis without REDIS_URL, from the folder or one below it.
+        below = tmp_path / "src"
+        below.mkdir()
+        users = json.loads(cli(below, env, "user", "list"))["users"]
+        assert [u["username"] for u in users] == ["demo"]
+        assert cli(tmp_path, env | {"REDIS_URL": url.group(1)}, "user", "list")
+
+    # Stopped: the state file is gone, and the CLI says what to do.
+    assert not (tmp_path / ".revocast" / "run" / "stack.json").exists()
+    stopped = subprocess.run([sys.executable, "-m", "revocast", "user", "list"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert stopped.returncode == 2
+    assert "REDIS_URL is not set" in stopped.stderr
+
+    # Every start shows the demo password; after `user passwd` it says it was changed.
+    with stack(tmp_path, env, ports) as again:
+        assert f'"password":"{password.group(1)}"' in again
+        cli(tmp_path, env, "user", "passwd", "demo", "--password-stdin", stdin="a new secret\n")
+    with stack(tmp_path, env, ports) as changed:
+        assert "revocast user passwd demo" in changed

@@ -12,9 +12,9 @@ import pytest
 
 from revocast.issuer import create_app
 from revocast.issuer.context import IssuerContext
-from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.verifier import Verifier
+from revocast_tools.redis_server import RedisServer
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import outcome

@@ -11,7 +11,9 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
-from revocast.chaos.topologies import (
+from revocast.redis_url import parse_redis_url
+from revocast.topology import SentinelTopology, connect
+from revocast_tools.chaos.topologies import (
     HOST,
     ClusterGroup,
     SentinelGroup,
@@ -19,9 +21,7 @@ from revocast.chaos.topologies import (
     info_cluster,
     role,
 )
-from revocast.redis_server import free_port
-from revocast.redis_url import parse_redis_url
-from revocast.topology import SentinelTopology, connect
+from revocast_tools.redis_server import free_port
 from tests.support.topologies import ClusterFactory, SentinelFactory
 
 
@@ -172,7 +172,7 @@ def test_cluster_failover_and_rejoin(make_cluster_group: ClusterFactory) -> None
 def test_cluster_created_without_redis_cli(
     make_cluster_group: ClusterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("revocast.chaos.topologies.find_cli", lambda: None)
+    monkeypatch.setattr("revocast_tools.chaos.topologies.find_cli", lambda: None)
     group = make_cluster_group(primaries=3, replicas_per_primary=1)
     primaries = group.primaries()
     assert len(primaries) == 3

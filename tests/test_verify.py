@@ -254,7 +254,7 @@ def test_memo_is_bounded_and_skips_the_signature_on_second_sight(
         calls.append(token)
         return check_signature(token, keys)
 
-    monkeypatch.setattr("revocast.verifier.verifier.check_signature", counting)
+    monkeypatch.setattr("revocast.verifier.decode.check_signature", counting)
     rig.verifier._memo_size = 3
     tokens = [rig.token(jti=f"j{i}") for i in range(5)]
     for token in tokens:

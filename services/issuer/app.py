@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -18,10 +19,11 @@ from starlette.routing import Route
 from revocast.errors import (
     NotDurable,
     RevocastError,
+    SigningKeyUnavailable,
     StoreUnavailable,
     VerifierStale,
 )
-from revocast.http import error_answer, error_response, json_response
+from revocast.http import error_answer, error_response, json_response, routing_error
 from revocast.issuer import account, admin, auth, oauth, revocations, signals, ssf
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
@@ -34,6 +36,7 @@ from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upkeep import Upkeep
 from revocast.issuer.upstream import Upstream
 from revocast.keys import jwks_document
+from revocast.metrics_app import metrics_endpoint
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
@@ -57,12 +60,31 @@ async def _jwks(request: Request) -> Response:
 
 
 async def _healthz(request: Request) -> Response:
+    """Liveness: the process answers. Readiness is /readyz."""
     return json_response({"status": "ok"})
 
 
-async def _metrics(request: Request) -> Response:
-    registry: CollectorRegistry = request.app.state.metrics
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+async def _readyz(request: Request) -> Response:
+    """Ready when Redis answers within the staleness bound, the active signing key is
+    usable here, and the issuer's own verifier is fresh (it checks callers' tokens)."""
+    ctx = IssuerContext.of(request)
+    body: dict[str, object] = {"ready": False, "redis": "ok", "signing_key": "ok",
+                               "verifier_ready": ctx.verifier.ready}  # fmt: skip
+    try:
+        async with asyncio.timeout(ctx.settings.max_staleness_s):
+            kid = await ctx.reads.signing_kid() or ""
+    except TimeoutError:
+        body["redis"] = f"no answer within {ctx.settings.max_staleness_s:g} s"
+        return json_response(body, 503)
+    except StoreUnavailable as exc:
+        body["redis"] = exc.detail
+        return json_response(body, 503)
+    try:
+        ctx.minter.keys.get(kid)
+    except SigningKeyUnavailable as exc:
+        body["signing_key"] = exc.detail
+    body["ready"] = body["signing_key"] == "ok" and ctx.verifier.ready
+    return json_response(body, 200 if body["ready"] else 503)
 
 
 async def _revocast_error(request: Request, exc: Exception) -> Response:
@@ -75,18 +97,22 @@ async def _revocast_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     oauth = request.url.path.startswith(RFC_6749_ERRORS)
-    return error_response(code, str(exc.detail), exc.status_code, exc.headers, oauth=oauth)
+    return routing_error(request.method, exc.status_code, exc.headers, oauth=oauth)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
-    return error_response("internal_error", "the issuer failed; nothing was changed", 500)
+    return error_response("internal_error", "the issuer failed unexpectedly (it is logged): "
+                          "retry, and tell an operator if it persists", 500)  # fmt: skip
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The issuer app; its lifespan connects Redis, publishes the signing key, starts a verifier."""
+def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
+    """The issuer app; its lifespan connects Redis, publishes the signing key, starts a verifier.
+
+    ``public_metrics=False`` leaves ``/metrics`` out of its routes; ``metrics_app`` can
+    serve them on another port.
+    """
     if settings.redis_url is None:
         raise ValueError("the issuer needs settings.redis_url")
     requests: RequestCounts = Counter()
@@ -161,7 +187,8 @@ def create_app(settings: Settings) -> Starlette:
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),
             Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
-            Route("/metrics", _metrics, methods=["GET"]),
+            Route("/readyz", _readyz, methods=["GET"]),
+            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if public_metrics else []),
         ],
         exception_handlers={
             RevocastError: _revocast_error,

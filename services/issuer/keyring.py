@@ -54,7 +54,7 @@ class KeyRing:
             else None
         )
         keys = cls(
-            Path(settings.key_dir), settings.signing_key_pem, kek=kek, prefix=settings.key_prefix
+            settings.key_path(), settings.signing_key_pem, kek=kek, prefix=settings.key_prefix
         )
         if settings.environment == "production" and not keys.all() and kek is None:
             raise SettingsError(
@@ -83,7 +83,12 @@ class KeyRing:
         key = self._keys.get(kid)
         if key is None:
             where = "the key directory or Redis (sealed)" if self.kek else str(self.key_dir)
-            raise SigningKeyUnavailable(f"active key {kid} is not in {where}")
+            log.error("the active signing key %s is not in %s", kid, where)
+            raise SigningKeyUnavailable(
+                f"the active signing key {kid} is not loaded by this issuer: give it the key "
+                "directory (or REVOCAST_KEY_ENCRYPTION_KEY) the key was made with, or run "
+                "`revocast keys rotate`"
+            )
         return key
 
     async def fetch(self, reads: Reads, kid: str) -> bool:

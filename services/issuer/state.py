@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing, new_epoch
@@ -44,7 +43,7 @@ class StateGuard:
         self.writes = writes
         self.reads = reads
         self.keys = keys
-        self.epoch_file = Path(settings.key_dir) / EPOCH_FILE
+        self.epoch_file = settings.key_path() / EPOCH_FILE
         self.epoch: str | None = None
         self.losses_detected = 0
         self._task: asyncio.Task[None] | None = None

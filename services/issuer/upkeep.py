@@ -81,6 +81,7 @@ class Upkeep:
                 "pid": str(os.getpid()),
                 "started_ms": str(self.started_ms),
                 "kids": ",".join(self.keys.kids()),
+                "key_dir": str(self.keys.key_dir),  # `keys rotate` names it when a key is missing
             },
             PRESENCE_TTL_S,
         )

@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,7 +26,15 @@ from starlette.types import Receive, Scope, Send
 
 from revocast.claims import AccessClaims
 from revocast.errors import RevocastError, TokenRejected, VerifierStale
-from revocast.http import bearer_token, error_answer, error_response, json_response, refusal
+from revocast.http import (
+    bearer_token,
+    error_answer,
+    error_response,
+    json_response,
+    refusal,
+    routing_error,
+)
+from revocast.metrics_app import metrics_endpoint
 from revocast.settings import Settings
 from revocast.verifier.forwarded import TrustedProxies, original_request
 from revocast.verifier.gate import admit
@@ -118,8 +126,14 @@ def _roles_asked(request: Request) -> frozenset[str]:
     return frozenset(role for role in asked if role)
 
 
-def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Sidecar:
-    """The sidecar app; it starts and stops the verifier with its lifespan."""
+def create_sidecar(
+    settings: Settings, verifier: Verifier | None = None, *, public_metrics: bool = True
+) -> Sidecar:
+    """The sidecar app; it starts and stops the verifier with its lifespan.
+
+    ``public_metrics=False`` leaves ``/metrics`` out of its routes; ``metrics_app`` can
+    serve them on another port.
+    """
     verifier = verifier or Verifier(settings, role="sidecar")
 
     proxies = TrustedProxies(settings.trusted_proxies)
@@ -138,9 +152,6 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
 
     registry = CollectorRegistry()
     registry.register(VerifierCollector(verifier))
-
-    async def metrics(request: Request) -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     async def readyz(request: Request) -> Response:
         body = {
@@ -162,12 +173,14 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
 
     async def internal_error(request: Request, exc: Exception) -> Response:
         log.error("unhandled %s on %s", type(exc).__name__, request.url.path)
-        return error_response("internal_error", "the verifier failed", 500)
+        detail = (
+            "the verifier failed unexpectedly (logged): retry, and tell an operator if it persists"
+        )
+        return error_response("internal_error", detail, 500)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(code, str(exc.detail), exc.status_code, exc.headers)
+        return routing_error(request.method, exc.status_code, exc.headers)
 
     app = Starlette(
         exception_handlers={HTTPException: http_error, Exception: internal_error},
@@ -176,10 +189,11 @@ def create_sidecar(settings: Settings, verifier: Verifier | None = None) -> Side
             Route("/verify/{rest:path}", _AnyMethod(verify)),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
+            *([Route("/metrics", metrics_endpoint, methods=["GET"])] if public_metrics else []),
         ],
         lifespan=lifespan,
     )
+    app.state.metrics = registry
     return Sidecar(app, verifier)
 
 

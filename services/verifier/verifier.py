@@ -15,7 +15,7 @@ from revocast.events import AnyEvent
 from revocast.settings import Settings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
-from revocast.verifier.decode import check_claims, check_signature
+from revocast.verifier.decode import check_token
 from revocast.verifier.follower import Applied, Clocks, FollowerState
 from revocast.verifier.followers import Followers
 from revocast.verifier.receipts import Receipts, default_name
@@ -179,24 +179,32 @@ class Verifier:
         if max_staleness_s is not None:
             bound = checked_staleness(max_staleness_s, self.settings)
         if staleness > bound and (self._open_until_s is None or staleness > self._open_until_s):
-            raise VerifierStale(f"no proof of freshness for {staleness:.1f}s")
+            raise VerifierStale(
+                f"no word from Redis for {staleness:.1f} s, so recent revocations may be "
+                "missing: retry in a moment"
+            )
         seen = self._memo.get(token)
         if seen is None:
             seen = self._first_sight(token)
         elif self._clock() + self._clocks.offset_s > seen.expires_at:
             del self._memo[token]
-            raise TokenRejected("token_expired", "exp has passed")
+            raise TokenRejected("token_expired", "the access token expired (exp): refresh it")
         # The revocation checks run on every call, memo or not: plain dict lookups.
         cache = self.cache
         claims = seen.claims
         if seen.kid in cache.revoked_keys:
-            raise TokenRejected("key_revoked", "the signing key was revoked")
+            raise TokenRejected(
+                "key_revoked", "the key that signed this token was revoked: log in again"
+            )
         if claims.sid in cache.sessions:
-            raise TokenRejected("session_revoked", "the session was revoked")
+            raise TokenRejected("session_revoked", "this session was ended: log in again")
         user = cache.users.get(claims.sub)
         if user is not None and seen.iat_ms <= user[0]:
-            raise TokenRejected("user_revoked", "tokens issued before the user's revocation")
-        changed = cache.claims.get(claims.sub)
+            raise TokenRejected(
+                "user_revoked",
+                "every token of this user issued before a revocation is refused: log in again",
+            )
+        changed = cache.roles_changed.get(claims.sub)
         if changed is not None and seen.iat_ms <= changed[0]:
             raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
         return claims
@@ -212,24 +220,13 @@ class Verifier:
             memo[token] = seen
         return seen
 
-    def decode(self, token: str) -> AccessClaims:
-        """Signature and claims only: no revocation or freshness check. Not for authorization.
-
-        For callers that act *against* a token (RFC 7009 revocation), where a
-        stale cache must not stop them.
-        """
-        return self._decode(token)[1]
+    def redis_time_s(self) -> float:
+        """Now on the Redis clock, as this verifier estimates it: token times are checked
+        against it, so that a host whose clock is off neither accepts nor refuses early."""
+        return self._clock() + self.follower.clock_offset_s
 
     def _decode(self, token: str) -> tuple[str, AccessClaims]:
-        kid, claims = check_signature(token, self.cache.keys)
-        check_claims(
-            claims,
-            issuer=self.settings.issuer,
-            audience=self.settings.audience,
-            now_s=self._clock() + self.follower.clock_offset_s,
-            leeway_s=self.settings.leeway_s,
-        )
-        return kid, claims
+        return check_token(token, self.cache.keys, self.settings, self.redis_time_s())
 
 
 def checked_staleness(seconds: float, settings: Settings) -> float:

@@ -63,6 +63,10 @@ _SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
 }
 
 
+def _no_answer(exc: Exception) -> str:
+    return f"Redis did not answer ({type(exc).__name__}): retry in a moment"
+
+
 class Retry(Exception):
     """A script found the data it was told about changed (a session set): read, call again."""
 
@@ -80,7 +84,7 @@ class Backend:
     ) -> None:
         if topology is None:
             if settings.redis_url is None:
-                raise SettingsError("REDIS_URL is not set")
+                raise SettingsError("REDIS_URL is not set: export REDIS_URL=redis://HOST:6379/0")
             topology = connect(
                 parse_redis_url(settings.redis_url),
                 read_from_replicas=reads_from_replicas,
@@ -160,7 +164,9 @@ class Backend:
                 except AskError:  # MOVED too: the script did not run, so once more is safe
                     self.topology.invalidate()
                     if attempt == 2:
-                        raise StoreUnavailable("the cluster moved the slot twice") from None
+                        raise StoreUnavailable(
+                            "the Redis cluster moved the data twice meanwhile: retry in a moment"
+                        ) from None
         raise AssertionError("unreachable")
 
     async def _run_durably(
@@ -236,16 +242,23 @@ class Backend:
             if text.startswith(("UNBLOCKED", "LOADING", "MASTERDOWN")):
                 # A server changing role (a failover, a resync) ended the command: transient.
                 self.topology.invalidate()
-                raise StoreUnavailable(f"redis unavailable: {text.split(' ', 1)[0]}") from None
-            error = _SCRIPT_ERRORS.get(text)
+                state = text.split(" ", 1)[0]
+                raise StoreUnavailable(
+                    f"Redis is changing roles ({state}): retry in a moment"
+                ) from None
+            # A script refuses with its code, then optionally why and what to do.
+            code, _, detail = text.partition(" ")
+            error = _SCRIPT_ERRORS.get(code)
             if error is not None:
-                raise error() from None
+                raise error(detail) from None
             if isinstance(exc, AskError | ClusterDownError | TryAgainError | ReadOnlyError):
                 self.topology.invalidate()
-                raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None
+                raise StoreUnavailable(_no_answer(exc)) from None
             # The raw text names scripts and lines: for the log, not for clients.
             log.error("redis refused a command: %s", exc)
-            raise StoreUnavailable("redis refused the command") from None
+            raise StoreUnavailable(
+                "Redis refused a command (this server's log says why): retry, or tell an operator"
+            ) from None
         except (RedisError, OSError) as exc:
             self.topology.invalidate()
-            raise StoreUnavailable(f"redis unavailable: {type(exc).__name__}") from None
+            raise StoreUnavailable(_no_answer(exc)) from None

@@ -13,9 +13,10 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from revocast import usernames
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.ids import hash_refresh_token
-from revocast.keyspace import Keyspace, upstream_digest
+from revocast.keyspace import Keyspace, PartitionKeys, upstream_digest
 from revocast.proof import Receipt, entry_key
 from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
@@ -45,7 +46,8 @@ class Reads:
     # Users -------------------------------------------------------------------------------
 
     async def find_user(self, username: str) -> tuple[str, str] | None:
-        """(user id, password hash) for a username, or None."""
+        """(user id, password hash) for a username in any of its forms (``usernames``), or None."""
+        username = usernames.normalize(username)
         p = self.keys.of(username)
         uid = await self._get(p.username(username))
         if uid is None or self.keys.of(uid) is not p:
@@ -69,6 +71,37 @@ class Reads:
         except ValueError:
             return []
         return [str(role) for role in roles] if isinstance(roles, list) else []
+
+    async def user(self, uid: str) -> dict[str, str]:
+        """The user's record without its password hash; {} if there is no such user."""
+        record = await self.backend.hgetall(self.keys.of(uid).user(uid))
+        record.pop("password_hash", None)
+        return record
+
+    async def users(self) -> list[tuple[str, dict[str, str]]]:
+        """Every user as (id, record without the password hash), by name: one SCAN of each
+        partition's names. For operators; nothing on a request path lists users."""
+
+        async def partition_users(p: PartitionKeys) -> list[tuple[str, dict[str, str]]]:
+            async def read(client: Redis) -> list[tuple[str, dict[str, str]]]:
+                names = [key async for key in client.scan_iter(match=p.username("*"), count=500)]
+                async with client.pipeline(transaction=False) as pipe:
+                    for name in names:
+                        pipe.get(name)
+                    uids = cast(list[str | None], await pipe.execute())
+                async with client.pipeline(transaction=False) as pipe:
+                    for uid in uids:
+                        pipe.hgetall(p.user(uid or "-"))
+                    records = cast(list[dict[str, str]], await pipe.execute())
+                return [(uid, r) for uid, r in zip(uids, records, strict=True) if uid and r]
+
+            return await self.backend.read(p.username(""), read)
+
+        found = await asyncio.gather(*(partition_users(p) for p in self.keys.all_partitions))
+        users = [(uid, record) for part in found for uid, record in part]
+        for _, record in users:
+            record.pop("password_hash", None)
+        return sorted(users, key=lambda user: user[1].get("username", ""))
 
     async def authority(self, actor: str) -> str:
         """'operator', 'admin', 'moderator', or '' (no power, or blocked), as Redis has it now."""

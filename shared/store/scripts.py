@@ -27,6 +27,7 @@ SCRIPTS: dict[str, Part] = {
     "end_session": "partition",
     "moderate": "partition",
     "change_password": "partition",
+    "remove_user": "partition",
     "authority_sync": "none",
     "throttle": "none",
     "heartbeat": "none",

@@ -31,6 +31,7 @@ T = TypeVar("T")
 
 SESSION_SET_RETRIES = 10  # a user's session set changed between our read and the script
 _RANK = {"": 0, "moderator": 1, "admin": 2}
+NO_SESSION = "no such session: it has ended, or the id is wrong"
 
 
 class Writes:
@@ -78,7 +79,7 @@ class Writes:
                 return await call(sids)
             except Retry:
                 await asyncio.sleep(0)
-        raise StoreUnavailable("the user's sessions kept changing; try again")
+        raise StoreUnavailable("the user's sessions kept changing meanwhile: try again")
 
     # Users -------------------------------------------------------------------------------
 
@@ -238,7 +239,7 @@ class Writes:
         session = p.session(sid)
         uid = await self.backend.hget(session, "uid")
         if uid is None or self.keys.of(uid) is not p:
-            raise NotFound("no such session")
+            raise NotFound(NO_SESSION)
         try:
             entry_id = await self.backend.run(
                 "end_session",
@@ -248,7 +249,7 @@ class Writes:
             )
             return _event_id(p.stream, entry_id)
         except Retry:
-            raise NotFound("no such session") from None
+            raise NotFound(NO_SESSION) from None
 
     async def change_password(
         self, uid: str, new_hash: str, keep_sid: str
@@ -267,6 +268,28 @@ class Writes:
 
         ended, entry_id = await self._with_sessions(p, uid, attempt)
         return int(ended), _event_id(p.stream, entry_id) if entry_id else None
+
+    async def remove_user(self, actor: str, uid: str, username: str, reason: str) -> str:
+        """Delete a user and end every session and token of it, audited; the event id."""
+        p = self.keys.of(uid)
+
+        async def attempt(sids: list[str]) -> Any:
+            return await self.backend.run(
+                "remove_user",
+                [
+                    *p.fixed(),
+                    p.username(username),
+                    p.user(uid),
+                    p.user_sessions(uid),
+                    *(p.session(s) for s in sids),
+                ],
+                [actor, uid, reason, self._lifetime_ms, self._retention_ms, *sids],
+                durable=True,
+            )
+
+        reply = await self._with_sessions(p, uid, attempt)
+        await self._spread_power(uid, reply[1:])
+        return _event_id(p.stream, reply[0])
 
     # Moderation --------------------------------------------------------------------------
 

@@ -1,0 +1,225 @@
+"""Operator commands: the same scripts as the issuer's routes, so the same events and audit.
+
+Operators act as ``cli:<login name>``; the scripts let them act without a role.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import re
+import time
+from typing import Any, Literal
+
+from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
+from revocast.errors import Conflict, InvalidRequest, NotFound, SigningKeyUnavailable
+from revocast.issuer.admin import iso, session_view
+from revocast.issuer.keyring import KeyRing
+from revocast.issuer.passwords import Passwords
+from revocast.issuer.users import add_user, check_password_rules
+from revocast.settings import Settings
+from revocast.store import Reads, Writes
+
+_USER_ID = re.compile(r"[0-9a-f]{32}")
+ROTATION_WAIT_S = 10.0  # how long `keys rotate` waits for every live issuer to hold the new key
+
+
+def operator_name() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry, e.g. in a container
+        return "cli:operator"
+
+
+async def set_blocked(writes: Writes, uid: str, reason: str, *, blocked: bool) -> dict[str, Any]:
+    """Block (every session ends, login refused) or unblock a user; with the block's event id
+    (an unblock revokes nothing: None)."""
+    action: Literal["block", "unblock"] = "block" if blocked else "unblock"
+    event_id = await writes.moderate(operator_name(), action, uid, reason=reason)
+    return {"user_id": uid, "blocked": blocked, "event_id": event_id or None}
+
+
+async def sessions(reads: Reads, uid: str) -> dict[str, Any]:
+    return {"user_id": uid, "sessions": [session_view(s) for s in await reads.sessions(uid)]}
+
+
+async def user_id(reads: Reads, name_or_id: str) -> str:
+    """The id of the user named ``name_or_id``, or ``name_or_id`` itself if it is a user's
+    id (ids are 32 hex digits: a name that looks like an existing id loses to it)."""
+    if _USER_ID.fullmatch(name_or_id) and await reads.user_exists(name_or_id):
+        return name_or_id
+    found = await reads.find_user(name_or_id)
+    if found is None:
+        raise NotFound(
+            f"no user named {name_or_id!r} and no user with that id: "
+            "`revocast user list` shows them all"
+        )
+    return found[0]
+
+
+def _user_view(uid: str, record: dict[str, str]) -> dict[str, Any]:
+    try:
+        roles = json.loads(record.get("roles", "[]"))
+    except ValueError:
+        roles = []
+    return {
+        "user_id": uid,
+        "username": record.get("username", ""),
+        "roles": roles,
+        "blocked": record.get("blocked") == "1",
+        "created_at": iso(record.get("created_ms", 0)),
+    }
+
+
+async def create_user(
+    writes: Writes, settings: Settings, name: str, password: str, roles: list[str]
+) -> str:
+    """The new user's id (printed alone, for scripts)."""
+    return await add_user(writes, Passwords(settings), name, password, roles)
+
+
+async def list_users(reads: Reads) -> dict[str, Any]:
+    return {"users": [_user_view(uid, record) for uid, record in await reads.users()]}
+
+
+async def show_user(reads: Reads, name_or_id: str) -> dict[str, Any]:
+    uid = await user_id(reads, name_or_id)
+    view = _user_view(uid, await reads.user(uid))
+    return view | {"sessions": [session_view(s) for s in await reads.sessions(uid)]}
+
+
+async def set_password(
+    writes: Writes, reads: Reads, settings: Settings, name_or_id: str, password: str
+) -> dict[str, Any]:
+    """A new password; every session of the user ends, as after a reset should."""
+    uid = await user_id(reads, name_or_id)
+    check_password_rules(password)
+    ended, event_id = await writes.change_password(
+        uid, await Passwords(settings).hash(password), keep_sid=""
+    )
+    return {"user_id": uid, "password_changed": True, "sessions_ended": ended,
+            "event_id": event_id}  # fmt: skip
+
+
+async def remove_user(writes: Writes, reads: Reads, name_or_id: str, reason: str) -> dict[str, Any]:
+    """Delete the user: every session and token ends, and the name is free again."""
+    uid = await user_id(reads, name_or_id)
+    username = await reads.username_of(uid) or ""
+    event_id = await writes.remove_user(operator_name(), uid, username, reason)
+    return {"user_id": uid, "username": username, "removed": True, "event_id": event_id}
+
+
+async def rotate_key(
+    writes: Writes, reads: Reads, settings: Settings, wait_s: float = ROTATION_WAIT_S
+) -> dict[str, Any]:
+    """Add a key, wait until every live issuer announces that it holds it, then make it the
+    one they sign with.
+
+    The key goes to the key directory, or, with a key-encryption key, sealed into
+    Redis, where every issuer fetches it. Issuers announce the kids they hold in
+    their presence record; if some live issuer still lacks the key after ``wait_s``,
+    it stays published but inactive, and SigningKeyUnavailable names the issuers and
+    the key directory each reads. With no live issuer (a first key before the first
+    start), the key becomes active at once and the answer says where it is.
+    """
+    ring = KeyRing.from_settings(settings)
+    key = ring.create()
+    jwk = json.dumps(key.public.jwk)
+    await writes.publish_key(key.kid, jwk, sealed=ring.sealed(key), actor=operator_name())
+    holding, lacking = await _issuers_holding(reads, key.kid, wait_s)
+    if lacking:
+        raise SigningKeyUnavailable(
+            f"key {key.kid} is published but NOT active: live issuers {', '.join(lacking)} do "
+            f"not hold it after {wait_s:g} s; it is in {_stored_in(ring)}. Give them the same "
+            "REVOCAST_KEY_DIR, or set the same REVOCAST_KEY_ENCRYPTION_KEY everywhere, then "
+            "rotate again"
+        )
+    await writes.publish_key(key.kid, jwk, activate=True, actor=operator_name())
+    answer: dict[str, Any] = {"kid": key.kid, "active": True, "stored_in": _stored_in(ring),
+                              "issuers_holding_it": holding}  # fmt: skip
+    if holding == 0:
+        answer["note"] = (
+            "no issuer is running: the issuers you start must read keys from "
+            f"{_stored_in(ring)}, or they cannot sign"
+        )
+    return answer
+
+
+def _stored_in(ring: KeyRing) -> str:
+    return "Redis, sealed with REVOCAST_KEY_ENCRYPTION_KEY" if ring.kek else str(ring.key_dir)
+
+
+async def _issuers_holding(reads: Reads, kid: str, wait_s: float) -> tuple[int, list[str]]:
+    """How many live issuers announce ``kid``, and those that do not (with their key
+    directory), once all do or ``wait_s`` passes."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        issuers = list((await reads.live_issuers()).values())
+        lacking = [
+            f"{record.get('host', '?')}/{record.get('pid', '?')} "
+            f"(keys in {record.get('key_dir', '?')})"
+            for record in issuers
+            if kid not in record.get("kids", "").split(",")
+        ]
+        if not lacking or time.monotonic() > deadline:
+            return len(issuers) - len(lacking), lacking
+        await asyncio.sleep(0.1)
+
+
+async def revoke_key(
+    writes: Writes, reads: Reads, settings: Settings, kid: str, reason: str
+) -> dict[str, Any]:
+    """Withdraw a key; if it is the active one, rotate first so issuers keep signing."""
+    rotated = None
+    if await reads.signing_kid() == kid:
+        rotated = (await rotate_key(writes, reads, settings))["kid"]
+    await writes.revoke_key(kid, operator_name(), reason)
+    return {"kid": kid, "revoked": True, "now_active": rotated or await reads.signing_kid()}
+
+
+async def list_keys(reads: Reads) -> dict[str, Any]:
+    published, revoked, active = await reads.keys_overview()
+    return {
+        "keys": [
+            {"kid": kid, "active": kid == active, "revoked": kid in revoked}
+            for kid in sorted(published)
+        ]
+    }
+
+
+async def add_client(writes: Writes, reads: Reads, name: str, confidential: bool) -> dict[str, Any]:
+    """Register a client; a confidential one's secret is in this answer and nowhere else."""
+    try:
+        client, secret = new_client(name, confidential=confidential)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    known = [decode(record) for record in (await reads.clients()).values()]
+    if name == DEFAULT_CLIENT_ID or any(c.name == name for c in known):
+        raise Conflict(
+            f"a client named {name} exists: pick another name, or `revocast client remove` it"
+        )
+    if not await writes.add_client(client.client_id, encode(client)):
+        raise Conflict("client id taken: try again")
+    answer = client.public_view()
+    if secret is not None:
+        answer["client_secret"] = secret  # shown once: Redis keeps only its hash
+    return answer
+
+
+async def list_clients(reads: Reads) -> dict[str, Any]:
+    clients = sorted((decode(r) for r in (await reads.clients()).values()), key=lambda c: c.name)
+    built_in = {"client_id": DEFAULT_CLIENT_ID, "name": DEFAULT_CLIENT_ID,
+                "confidential": False, "built_in": True}  # fmt: skip
+    return {"clients": [built_in, *(c.public_view() for c in clients)]}
+
+
+async def remove_client(writes: Writes, reads: Reads, name_or_id: str) -> dict[str, Any]:
+    for client in (decode(r) for r in (await reads.clients()).values()):
+        if name_or_id in (client.client_id, client.name):
+            await writes.remove_client(client.client_id)
+            return {"removed": client.public_view()}
+    raise NotFound(
+        f"no client {name_or_id} (the built-in {DEFAULT_CLIENT_ID} cannot be removed): "
+        "`revocast client list` shows them"
+    )

@@ -1,0 +1,99 @@
+"""`revocast user ...`, and every command that takes a user by name or by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from revocast.errors import TokenRejected
+from tests.conftest import PASSWORD, Issuer, VerifierFactory
+from tests.support.servers import eventually
+from tests.test_operator_cli import output, revocast
+
+NEW_PASSWORD = "a different battery staple"
+
+
+async def test_list_show_and_moderate_by_name_or_id(issuer: Issuer) -> None:
+    alice = await issuer.add_user("alice", ["editor"])
+    bob = await issuer.add_user("bob")
+    tokens = await issuer.login("alice")
+
+    listed = output(revocast(issuer, "user", "list"))["users"]
+    assert [(u["username"], u["user_id"], u["roles"], u["blocked"]) for u in listed] == [
+        ("alice", alice, ["editor"], False), ("bob", bob, [], False),
+    ]  # fmt: skip
+    assert all("password" not in key for user in listed for key in user)
+
+    by_name, by_id = (output(revocast(issuer, "user", "show", who)) for who in ("alice", alice))
+    assert by_name == by_id
+    assert [s["session_id"] for s in by_name["sessions"]] == [tokens["session_id"]]
+    assert output(revocast(issuer, "sessions", "alice"))["user_id"] == alice
+
+    blocked = output(revocast(issuer, "block", "alice", "--reason", "spam"))
+    assert blocked["user_id"] == alice
+    assert output(revocast(issuer, "user", "show", "alice"))["blocked"] is True
+    output(revocast(issuer, "unblock", alice))
+
+    missing = revocast(issuer, "block", "nobody")
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1
+    assert "no user named 'nobody'" in missing.stderr
+    assert "revocast user list" in missing.stderr
+
+
+async def test_passwd_sets_the_password_and_ends_every_session(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    uid = await issuer.add_user("carol")
+    verifier = await make_verifier()
+    tokens = await issuer.login("carol")
+    changed = revocast(issuer, "user", "passwd", "carol", "--password-stdin",
+                       stdin=NEW_PASSWORD + "\n")  # fmt: skip
+    answer = output(changed)
+    assert (answer["user_id"], answer["sessions_ended"]) == (uid, 1)
+    await eventually(lambda: rejected(verifier, tokens["access_token"]) == "session_revoked")
+
+    old = await issuer.http.post("/v1/login", json={"username": "carol", "password": PASSWORD})
+    assert old.status_code == 401
+    new = await issuer.http.post("/v1/login", json={"username": "carol", "password": NEW_PASSWORD})
+    assert new.status_code == 200
+
+    weak = revocast(issuer, "user", "passwd", "carol", "--password-stdin", stdin="short\n")
+    assert weak.returncode == 1
+    assert "8 characters" in weak.stderr
+    without = revocast(issuer, "user", "passwd", "carol")
+    assert without.returncode == 2
+    assert "--password-stdin" in without.stderr
+
+
+async def test_remove_ends_everything_and_frees_the_name(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    uid = await issuer.add_user("dave", ["moderator"])
+    verifier = await make_verifier()
+    tokens = await issuer.login("dave")
+    removed = output(revocast(issuer, "user", "remove", "dave", "--reason", "left"))
+    assert (removed["user_id"], removed["removed"]) == (uid, True)
+    assert removed["event_id"].startswith("p")
+    await eventually(lambda: rejected(verifier, tokens["access_token"]) == "user_revoked")
+
+    refresh = await issuer.http.post("/v1/refresh",
+                                     json={"refresh_token": tokens["refresh_token"]})  # fmt: skip
+    assert refresh.status_code == 401
+    login = await issuer.http.post("/v1/login", json={"username": "dave", "password": PASSWORD})
+    assert login.status_code == 401
+    assert [u["username"] for u in output(revocast(issuer, "user", "list"))["users"]] == []
+    assert await issuer.ctx.reads.authority(uid) == ""  # its moderator power is gone too
+
+    again = await issuer.add_user("dave")  # the name is free again, for a new user
+    assert again != uid
+    gone = revocast(issuer, "user", "show", uid)
+    assert gone.returncode == 1
+    assert "not_found" in gone.stderr
+
+
+def rejected(verifier: Any, token: str) -> str:
+    try:
+        verifier.verify(token)
+    except TokenRejected as exc:
+        return exc.code
+    return ""

@@ -1,0 +1,85 @@
+"""The issuer's /healthz (alive) and /readyz (Redis answers, key usable, verifier fresh), and
+/metrics on a port of its own for both services."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import httpx
+
+from revocast.issuer import create_app
+from revocast.keys import SigningKey
+from revocast_tools.proxy import TcpProxy
+from revocast_tools.redis_server import free_port
+from tests.conftest import Issuer
+from tests.support.servers import eventually, serve
+from tests.test_cli import wait_ok
+
+
+async def test_readyz_says_why_when_redis_stops_answering(issuer: Issuer, proxy: TcpProxy) -> None:
+    settings = issuer.settings.with_overrides(redis_url=proxy.url, max_staleness_s=1.0)
+    async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json() == {"ready": True, "redis": "ok", "signing_key": "ok",
+                                "verifier_ready": True}  # fmt: skip
+        proxy.blackhole()  # a frozen Redis: connections stay open, nothing answers
+        try:
+
+            async def not_ready() -> bool:
+                return (await http.get("/readyz", timeout=5)).status_code == 503
+
+            await eventually(not_ready, timeout_s=5)
+            body = (await http.get("/readyz", timeout=5)).json()
+            assert body["ready"] is False
+            assert body["redis"] == "no answer within 1 s"
+            assert (await http.get("/healthz")).status_code == 200  # alive all the same
+        finally:
+            proxy.restore()
+
+        async def ready_again() -> bool:
+            return (await http.get("/readyz", timeout=5)).status_code == 200
+
+        await eventually(ready_again, timeout_s=10)
+
+
+async def test_readyz_fails_when_the_active_key_is_not_here(issuer: Issuer) -> None:
+    assert (await issuer.http.get("/readyz")).status_code == 200
+    elsewhere = SigningKey.generate()  # made by another issuer, kept in another key directory
+    await issuer.ctx.writes.publish_key(
+        elsewhere.kid, json.dumps(elsewhere.public.jwk), activate=True, actor="cli:test"
+    )
+    body = (await issuer.http.get("/readyz")).json()
+    assert body["ready"] is False
+    assert elsewhere.kid in body["signing_key"]
+    login = await issuer.http.post("/v1/login", json={"username": "x", "password": "y" * 8})
+    assert login.status_code in (401, 503)  # what /readyz warned of
+
+
+def test_metrics_on_their_own_port(env: dict[str, str]) -> None:
+    for service in ("issuer", "verifier"):
+        public, private = free_port(), free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "revocast", service, "--port", str(public),
+             "--metrics-port", str(private), "--log-level", "warning"],
+            env=env,
+        )  # fmt: skip
+        try:
+            wait_ok(f"http://127.0.0.1:{public}/readyz", process)
+            assert httpx.get(f"http://127.0.0.1:{public}/metrics").status_code == 404
+            scraped = httpx.get(f"http://127.0.0.1:{private}/metrics")
+            assert scraped.status_code == 200
+            assert "revocast_verifier_ready" in scraped.text
+            assert httpx.get(f"http://127.0.0.1:{private}/readyz").status_code == 404
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    off = subprocess.run(
+        [sys.executable, "-m", "revocast", "verifier", "--workers", "2", "--metrics-port", "9"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert off.returncode == 2
+    assert "--workers 1" in off.stderr
