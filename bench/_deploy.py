@@ -15,9 +15,9 @@ from pathlib import Path
 
 import redis
 
-from revocast.chaos.processes import die_with_parent
-from revocast.chaos.topologies import ClusterGroup, SentinelGroup
-from revocast.redis_server import RedisServer
+from revocast_tools.chaos.processes import die_with_parent
+from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
+from revocast_tools.redis_server import RedisServer
 
 KINDS = ("single", "sentinel", "cluster")
 # Enough for thousands of blocking readers (Redis lowers it to the open-file limit).

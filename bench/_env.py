@@ -95,11 +95,23 @@ def add_quiet_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def cpu_model() -> str:
+    """The CPU measured on: results from different hosts may stand side by side."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def environment(quiet: dict[str, Any], load_before: list[float], **extra: Any) -> dict[str, Any]:
     """The JSON ``environment`` block every new benchmark writes (call it after the run)."""
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
         "loadavg_before": load_before,
@@ -122,9 +134,10 @@ def run_and_record(
     notes: list[str],
     settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Wait for a quiet host, run ``measure`` (it returns ``redis_server`` among its figures)
-    in a scratch folder, and write the report to ``args.out``: command, settings, notes and
-    environment beside the figures, so a result says how to reproduce it."""
+    """Wait for a quiet host, run ``measure`` in a scratch folder, and write the report to
+    ``args.out``: command, settings, notes and environment beside the figures, so a result
+    says how to reproduce it. ``measure`` returns ``redis_server`` among its figures, and may
+    return more for the environment (library versions) as ``environment``."""
     words = sys.argv[1:] if argv is None else list(argv)
     quiet = wait_for_quiet(not args.no_wait)
     load_before = loadavg()
@@ -139,7 +152,12 @@ def run_and_record(
         "run_at": run_at,
         "settings": settings,
         "notes": notes,
-        "environment": environment(quiet, load_before, redis_server=measured.pop("redis_server")),
+        "environment": environment(
+            quiet,
+            load_before,
+            redis_server=measured.pop("redis_server"),
+            **measured.pop("environment", {}),
+        ),
         **measured,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The revocast settings every benchmark process gets, and the issuer as a child process.
+"""The revocast settings every benchmark process gets, the issuer as a child process, users.
 
 The issuer is needed even where nothing logs in: it publishes the signing key, sets the
 epochs, and writes the heartbeat on every stream's primary every 250 ms, without which a
@@ -8,12 +8,17 @@ verifier reading a replica can never prove it is fresh.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
-from bench.propagation_processes import Child, Children, wait_http_ok
-from revocast.redis_server import free_port
+from bench._env import ROOT
+from bench._processes import Child, Children, wait_http_ok
+from revocast_tools.redis_server import free_port
+
+PASSWORD = "correct horse battery"  # every benchmark user's
 
 
 def revocast_env(redis_url: str, tmp: Path) -> dict[str, str]:
@@ -47,3 +52,20 @@ async def start_issuer(children: Children, env: dict[str, str]) -> tuple[Child, 
     url = f"http://127.0.0.1:{port}"
     await wait_http_ok(f"{url}/healthz", child)
     return child, url
+
+
+def add_user(env: dict[str, str], name: str, roles: Sequence[str] = ()) -> None:
+    """``revocast user add``, as an operator would."""
+    role_args = [arg for role in roles for arg in ("--role", role)]
+    done = subprocess.run(
+        [sys.executable, "-m", "revocast", "user", "add", name, *role_args, "--password-stdin"],
+        env=env,
+        cwd=ROOT,
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"revocast user add {name} failed: {done.stderr.strip()}")

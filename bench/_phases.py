@@ -17,14 +17,10 @@ from typing import Any
 from bench._redis_info import delta
 from bench._replica_scene import Scene
 from bench._revoker import Sent, revoke_at_rate, revoke_one
+from bench._stats import ms, summary
 from bench._swarm import Swarm
-from bench.propagation import summary
 
 APPLY_TIMEOUT_S = 60.0
-
-
-def ms(seconds: float) -> float:
-    return seconds * 1000
 
 
 async def measured(

@@ -13,6 +13,8 @@ from typing import Any
 
 import redis
 
+from revocast.connection import redis_client
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -61,15 +63,13 @@ def clients_by_command(port: int) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def role(port: int, timeout_s: float = 10.0) -> str:
-    """``master`` or ``slave`` from ``ROLE``, or why there was no answer (a busy server)."""
-    client = redis.Redis(port=port, decode_responses=True, socket_timeout=timeout_s)
+async def redis_version(url: str) -> str:
+    """The server's version, as ``INFO server`` gives it."""
+    client = redis_client(url)
     try:
-        return str(client.execute_command("ROLE")[0])  # type: ignore[no-untyped-call]
-    except (redis.RedisError, OSError) as exc:
-        return f"no answer ({type(exc).__name__})"
+        return str((await client.info("server")).get("redis_version", "?"))
     finally:
-        client.close()
+        await client.aclose()
 
 
 MEMORY_FIELDS = ("used_memory", "used_memory_rss", "mem_clients_normal", "used_memory_peak")

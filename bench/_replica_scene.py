@@ -19,8 +19,8 @@ from typing import Any
 from bench._deploy import Deployment, deployment
 from bench._env import cpu_seconds
 from bench._issuer import revocast_env, start_issuer
+from bench._processes import Child, Children
 from bench._redis_info import Sample, sample
-from bench.propagation_processes import Child, Children
 from revocast.settings import Settings
 from revocast.store import Backend, Writes
 

@@ -21,9 +21,9 @@ from revocast.issuer.keyring import KeyRing
 from revocast.issuer.tokens import TokenMinter
 from revocast.keys import create_signing_key
 from revocast.keyspace import Keyspace
-from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.store import Backend, Writes
+from revocast_tools.redis_server import RedisServer
 
 
 @dataclass(frozen=True)

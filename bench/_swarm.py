@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.propagation_processes import Children, Worker, start_workers, stop_workers
+from bench._processes import Children, Worker, start_workers, stop_workers
 
 REPLY_TIMEOUT_S = 300.0
 

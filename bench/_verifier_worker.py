@@ -1,4 +1,4 @@
-"""One verifier process for ``bench.propagation_processes`` (mode "worker"); not run by hand.
+"""One verifier process for ``bench.propagation`` and ``bench.topologies``; not run by hand.
 
 Started as ``python -m bench._verifier_worker`` with the revocast settings in the environment.
 It runs a real ``Verifier`` (its own Redis connection and a ``StreamFollower`` per stream: the
@@ -91,7 +91,7 @@ class Watch:
         user = cache.users.get(claims.sub)
         if user is not None and claims.issued_ms <= user[0]:
             return True
-        changed = cache.claims.get(claims.sub)
+        changed = cache.roles_changed.get(claims.sub)
         return changed is not None and claims.issued_ms <= changed[0]
 
     def applied(self, events: list[AnyEvent]) -> None:

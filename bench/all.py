@@ -1,4 +1,4 @@
-"""Run every benchmark, then regenerate BENCHMARKS.md from the fresh results.
+"""Run every benchmark, then fill the tables of BENCHMARKS.md from the fresh results.
 
 Reproduce from the repository root (``wrk`` must be on PATH for the sidecar benchmark,
 e.g. ``apt-get install wrk``)::
@@ -27,12 +27,9 @@ PYTHON = ".venv/bin/python"
 # name -> arguments after `python -m bench.<name>`: the commands BENCHMARKS.md shows.
 BENCHMARKS: dict[str, list[str]] = {
     "verify_cost": [],
-    "alternatives": [],
     "memory_snapshot": ["--sizes", "100000", "1000000"],
-    "propagation": ["--verifiers", "1", "4"],
-    "propagation_processes": [
-        *("--mode", "worker", "--action", "logout", "block"),
-        *("--verifiers", "1", "2", "4", "16", "--rounds", "200"),
+    "propagation": [
+        *("--action", "logout", "block", "--verifiers", "1", "2", "4", "16", "--rounds", "200")
     ],
     "pubsub": ["--subscribers", "1", "4", "16", "--rounds", "1000"],
     "sidecar_throughput": [],
@@ -42,6 +39,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "replica_cost": ["--verifiers", "100", "300"],
     "replica_fanout": [*("--processes", "4", "--per-process", "250", "--rates", "10", "30", "100")],
     "cold_start": ["--runs", "1000:1000", "200:10000", "1000:10000"],
+    "receipts": ["--rounds", "20"],
 }
 
 

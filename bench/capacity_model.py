@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._capacity import Fit
-from bench._markdown import table
+from bench.report import table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

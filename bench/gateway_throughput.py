@@ -35,10 +35,10 @@ from typing import Any
 import httpx
 
 from bench._env import add_quiet_arguments, cpu_seconds, run_and_record
+from bench._processes import Children, check_alive
 from bench._rig import token_bench
-from bench.propagation_processes import Children, check_alive
 from bench.sidecar_throughput import STATUS_SCRIPT, median_run, parse_wrk, wrk
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
 from tests.support.gateways import nginx_command, nginx_config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway_throughput.json"

@@ -32,28 +32,25 @@ import os
 import shlex
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import uvloop
 from argon2 import PasswordHasher, Type
 
-from bench._env import add_quiet_arguments, cpu_seconds, environment, loadavg, wait_for_quiet
+from bench._env import add_quiet_arguments, cpu_seconds, run_and_record
 from bench._http import HttpConnection
-from bench.propagation import summary
-from bench.propagation_processes import Children, check_alive, wait_http_ok
-from revocast.connection import redis_client
+from bench._processes import Children, check_alive, wait_http_ok
+from bench._redis_info import redis_version
+from bench._stats import summary
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
-from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
 from revocast.store import Backend, Writes
+from revocast_tools.redis_server import RedisServer, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "issuer_throughput.json"
 PASSWORD = "correct horse battery"
@@ -272,9 +269,12 @@ async def with_issuer(
     return phases
 
 
-async def measure(
-    concurrency: int, logins: dict[str, int], refreshes: int, tmp: Path
-) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    argon2 = {
+        "default": argon2_alone(ARGON2["default"], 10) | {"params": ARGON2["default"]},
+        "cheap": argon2_alone(ARGON2["cheap"], 200) | {"params": ARGON2["cheap"]},
+    }
+    logins = {"default": args.logins_default, "cheap": args.logins_cheap}
     server = RedisServer(tmp / "redis", appendonly=False)
     children = Children(tmp)
     server.start()
@@ -291,24 +291,28 @@ async def measure(
         phases: list[dict[str, Any]] = []
         for config, count in logins.items():
             env = base | ARGON2[config]
+            refreshes = args.refreshes if config == "default" else 0
             phases += await with_issuer(
-                children,
-                env,
-                config,
-                concurrency,
-                count,
-                refreshes if config == "default" else 0,
-                server.pid,
+                children, env, config, args.concurrency, count, refreshes, server.pid
             )
-        client = redis_client(server.url)
-        try:
-            redis_version = str((await client.info("server")).get("redis_version", "?"))
-        finally:
-            await client.aclose()
+        server_version = await redis_version(server.url)
     finally:
         children.stop()
         server.stop()
-    return {"phases": phases, "redis_server": f"{Path(server.binary).name} {redis_version}"}
+    for phase in phases:
+        if phase["argon2"] in argon2:
+            # What is left of a login's server time once its argon2 verify is taken out.
+            phase["argon2_cpu_ms_per_call"] = argon2[phase["argon2"]]["cpu_ms"]["median"]
+    return {
+        "argon2_alone": argon2,
+        "phases": phases,
+        "redis_server": f"{Path(server.binary).name} {server_version}",
+        "environment": {
+            "uvicorn": version("uvicorn"),
+            "uvloop": version("uvloop"),
+            "argon2_cffi": version("argon2-cffi"),
+        },
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -326,44 +330,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if min(args.concurrency, args.logins_default, args.logins_cheap, args.refreshes) < 1:
         parser.error("counts must be at least 1")
-    words = sys.argv[1:] if argv is None else list(argv)
-
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    argon2 = {
-        "default": argon2_alone(ARGON2["default"], 10) | {"params": ARGON2["default"]},
-        "cheap": argon2_alone(ARGON2["cheap"], 200) | {"params": ARGON2["cheap"]},
-    }
-    logins = {"default": args.logins_default, "cheap": args.logins_cheap}
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        measured = uvloop.run(measure(args.concurrency, logins, args.refreshes, Path(tmp)))
-    phases = measured["phases"]
-    for phase in phases:
-        if phase["argon2"] in argon2:
-            # What is left of a login's server time once its argon2 verify is taken out.
-            phase["argon2_cpu_ms_per_call"] = argon2[phase["argon2"]]["cpu_ms"]["median"]
-    report: dict[str, Any] = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.issuer_throughput", *words]),
-        "benchmark": "issuer_throughput",
-        "run_at": run_at,
-        "measured": f"fixed request counts, {args.concurrency} concurrent keep-alive clients",
-        "notes": NOTES,
-        "argon2_alone": argon2,
-        "phases": phases,
-        "environment": environment(
-            quiet,
-            load_before,
-            redis_server=measured["redis_server"],
-            uvicorn=version("uvicorn"),
-            uvloop=version("uvloop"),
-            argon2_cffi=version("argon2-cffi"),
-        ),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
-    if not all(phase["all_200"] for phase in phases):
+    report = run_and_record("issuer_throughput", args, argv, measure, notes=NOTES)
+    if not all(phase["all_200"] for phase in report["phases"]):
         raise SystemExit("some requests were not answered 200: see the JSON")
 
 

@@ -30,16 +30,13 @@ import asyncio
 import gc
 import json
 import secrets
-import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -47,15 +44,16 @@ from typing import Any
 import redis
 from redis.asyncio import Redis
 
-from bench._env import ROOT, add_quiet_arguments, environment, loadavg, wait_for_quiet
+from bench._env import ROOT, add_quiet_arguments, run_and_record
 from bench._rig import make_rig
 from revocast.connection import redis_client
 from revocast.ids import new_session_id
 from revocast.keyspace import Keyspace, PartitionKeys
-from revocast.redis_server import RedisServer
 from revocast.settings import Settings
 from revocast.store import Backend, Follow
-from revocast.verifier import RevocationCache, Verifier
+from revocast.verifier import Verifier
+from revocast.verifier.cache import RevocationCache
+from revocast_tools.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "memory_snapshot.json"
 FILL_BATCH = 10_000
@@ -351,35 +349,44 @@ def summarize(
     }
 
 
-def run(sizes: Sequence[int], repeat: int) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Fill, then time and trace each size in fresh child processes (blocking: nothing else
+    runs on this loop)."""
     runs = []
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        server = RedisServer(Path(tmp) / "redis", appendonly=False)
-        server.start()
-        try:
-            prefix = f"bench{uuid.uuid4().hex[:12]}"
-            # One partition: the snapshot measured is the one that holds every revoked session.
-            settings = Settings(redis_url=server.url, key_prefix=prefix, partitions=1)
-            rig = asyncio.run(make_rig(settings, Path(tmp) / "keys"))
-            for size in sizes:
-                fill_s = fill(server.url, rig.keys, size)
-                timing = run_child("time", server.url, prefix, repeat)
-                memory = run_child("memory", server.url, prefix, repeat)
-                if timing["entries"] != size or memory["entries"] != size:
-                    raise RuntimeError("the snapshot did not hold every revoked session")
-                result = summarize(size, fill_s, timing, memory)
-                runs.append(result)
-                print(
-                    f"  {size:>9} revoked: snapshot+merge median "
-                    f"{result['snapshot_merge_s']['median']:.3f} s (lua "
-                    f"{result['split_of_median_repeat_s']['redis_lua_s']:.3f} s), "
-                    f"{result['memory']['tracemalloc_bytes_per_entry']:.0f} B/entry traced, "
-                    f"{result['memory']['rss_bytes_per_entry']:.0f} B/entry RSS",
-                    flush=True,
-                )
-        finally:
-            server.stop()
-    return {"runs": runs, "redis_server": f"{Path(server.binary).name} {rig.redis_version}"}
+    server = RedisServer(tmp / "redis", appendonly=False)
+    server.start()
+    try:
+        prefix = f"bench{uuid.uuid4().hex[:12]}"
+        # One partition: the snapshot measured is the one that holds every revoked session.
+        settings = Settings(redis_url=server.url, key_prefix=prefix, partitions=1)
+        rig = await make_rig(settings, tmp / "keys")
+        for size in args.sizes:
+            fill_s = fill(server.url, rig.keys, size)
+            timing = run_child("time", server.url, prefix, args.repeat)
+            memory = run_child("memory", server.url, prefix, args.repeat)
+            if timing["entries"] != size or memory["entries"] != size:
+                raise RuntimeError("the snapshot did not hold every revoked session")
+            result = summarize(size, fill_s, timing, memory)
+            runs.append(result)
+            print(
+                f"  {size:>9} revoked: snapshot+merge median "
+                f"{result['snapshot_merge_s']['median']:.3f} s (lua "
+                f"{result['split_of_median_repeat_s']['redis_lua_s']:.3f} s), "
+                f"{result['memory']['tracemalloc_bytes_per_entry']:.0f} B/entry traced, "
+                f"{result['memory']['rss_bytes_per_entry']:.0f} B/entry RSS",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    return {
+        "runs": runs,
+        "redis_server": f"{Path(server.binary).name} {rig.redis_version}",
+        "environment": {
+            "redis_py": version("redis"),
+            "hiredis": version("hiredis"),
+            "event_loop": "asyncio (default) in the child processes",
+        },
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -397,31 +404,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.repeat < 1 or any(n < 1 for n in args.sizes):
         parser.error("--repeat and --sizes must be at least 1")
-    words = sys.argv[1:] if argv is None else list(argv)
-
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    measured = run(args.sizes, args.repeat)
-    report = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.memory_snapshot", *words]),
-        "benchmark": "memory_snapshot",
-        "run_at": run_at,
-        "measured": f"{args.repeat} timed repeats per size, each in a fresh cache",
-        "notes": NOTES,
-        "runs": measured["runs"],
-        "environment": environment(
-            quiet,
-            load_before,
-            redis_server=measured["redis_server"],
-            redis_py=version("redis"),
-            hiredis=version("hiredis"),
-            event_loop="asyncio (default) in the child processes",
-        ),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    settings = {"sizes": args.sizes, "repeat": args.repeat}
+    run_and_record("memory_snapshot", args, argv, measure, notes=NOTES, settings=settings)
 
 
 if __name__ == "__main__":

@@ -1,367 +1,374 @@
-"""Revocation propagation: from a logout's HTTP reply to each verifier rejecting the token.
+"""Revocation propagation with the issuer and every verifier in its own OS process.
 
 Reproduce from the repository root::
 
-    .venv/bin/python -m bench.propagation --verifiers 4
-    .venv/bin/python -m bench.propagation --verifiers 1 4 --rounds 300
+    .venv/bin/python -m bench.propagation --action logout block --verifiers 1 2 4 16 --rounds 200
 
-Everything runs in one process and one asyncio event loop (mode "in-process"): a private
-redis-server (appendonly off, in a temp dir), the issuer app on uvicorn, the httpx client and
-N Verifier instances. Per round: log in (not timed), wait until every verifier accepts the
-access token, ``POST /v1/logout``, then poll ``verify()`` on every verifier with
-``await asyncio.sleep(0)`` between polls until each raises TokenRejected.
+A private redis-server (appendonly off, temp dir) and the issuer (``revocast issuer``, uvicorn
+on uvloop) run as separate processes; the users are created with ``revocast user add``. Two
+actions revoke a token (``--action``, default logout):
 
-The clock starts when the logout call *returns* to the client. The revocation event is
-XADDed inside the logout's Lua script, so Redis can deliver it to the verifiers' blocked
-XREADs before the issuer has even written its HTTP reply; such rounds are rejected at the
-first poll and show ~0 ms plus the poll's own cost (the rejecting verify() call, and with N
-verifiers the calls polled before it). That is a real outcome, reported as is, with how many
-samples were rejected at the first poll and how many events were applied before the reply.
+- logout: a user's fresh session is ended by ``POST /v1/logout`` with its own access token; the
+  verifiers must reject that token with ``session_revoked`` (the event names the ``sid``).
+- block: a moderator (``revocast user add mod --role moderator``, logged in once, again
+  before its token is half-way to expiry) calls ``POST /v1/admin/users/{uid}/block`` on a
+  target user who holds a fresh session; the verifiers must reject the target's token with
+  ``user_revoked`` (the event names only the ``uid``). Before each round's login the target
+  is unblocked (``POST /v1/admin/users/{uid}/unblock``, not timed).
+
+For each verifier count N and action, N fresh ``bench._verifier_worker`` processes, each a real
+``Verifier`` on uvloop with its own Redis connection. Each reports, from the verifier's
+``on_applied`` hook, ``time.monotonic()`` right after the batch that makes the watched token
+rejected was applied (and confirms it, and the code, with ``verify()``). ``time.monotonic()``
+is CLOCK_MONOTONIC, one clock for every process on a Linux host. Nobody polls or spins: the
+workers sleep in ``XREAD BLOCK`` and the client waits on their pipes.
+
+Per round: log in (not timed), wait until every verifier accepts the token, make the timed
+call, collect one sample per verifier. Percentiles are nearest-rank over rounds x verifiers.
+Each latency is given from the timed call's reply and from just before its request: with more
+processes than CPUs the verifiers' wake-up delays the call's own reply, which flatters
+from-reply figures as N grows (see the JSON notes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import json
-import math
-import os
-import platform
-import shlex
-import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.types import ASGIApp
 
-from bench._env import add_quiet_arguments, git_state, loadavg, wait_for_quiet
-from revocast.connection import redis_client
-from revocast.errors import TokenRejected
-from revocast.events import AnyEvent
-from revocast.issuer import create_app
-from revocast.issuer.passwords import Passwords
-from revocast.issuer.users import add_user
-from revocast.redis_server import RedisServer, free_port
-from revocast.settings import Settings
-from revocast.store import Backend, Writes
-from revocast.verifier import Verifier
+from bench._env import add_quiet_arguments, cpu_seconds, run_and_record
+from bench._issuer import PASSWORD, add_user, revocast_env, start_issuer
+from bench._processes import (
+    ROUND_TIMEOUT_S,
+    Children,
+    Worker,
+    check_alive,
+    clock_check,
+    start_workers,
+    stop_workers,
+)
+from bench._redis_info import redis_version
+from bench._stats import ms, summary
+from revocast_tools.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "propagation.json"
-USERNAME = "bench-user"
-PASSWORD = "correct horse battery"
-ROUND_TIMEOUT_S = 5.0
+USERNAME = "bench"  # logs in and out (action logout)
+TARGET = "bench-target"  # blocked by the moderator (action block)
+MODERATOR = "mod"
+ACTIONS = ("logout", "block")
 
 NOTES = [
-    "mode in-process: redis-server is a separate process; issuer (uvicorn), httpx client, the "
-    "issuer's own Verifier and the N benchmark Verifiers share one Python process and one "
-    "asyncio event loop (default loop, not uvloop).",
-    "The poll loop (verify() then await asyncio.sleep(0)) shares that event loop with the "
-    "followers: each poll yields once so follower tasks can run; with N verifiers one pass "
-    "polls all of them in order before yielding.",
-    "latency_ms starts when POST /v1/logout returns to the client (time.perf_counter) and "
-    "ends when the verify() call that raised returns. The event can be applied before the "
-    "HTTP reply arrives (Redis serves the blocked XREADs right after the script runs and "
-    "flushes their replies with the script's own), so such samples are ~0 ms, and real.",
-    "Resolution floor: latency_ms includes the rejecting verify() call itself, and the k-th "
-    "verifier polled in a pass also waits for the k-1 verify() calls before it (see "
-    "bench.verify_cost for the per-call cost). poll_start_ms ends at the start of the "
-    "rejecting call instead: a lower bound, where latency_ms is an upper bound.",
-    "rejected_at_first_poll counts samples already rejected by the first verify() after the "
-    "logout returned; applied_before_response counts samples whose follower applied the "
-    "event before the logout returned, and applied_minus_reply_ms says by how much (negative "
-    "= before). Instrumented with each benchmark verifier's on_applied hook, which its "
-    "stream followers call right after a batch of entries was applied to the cache.",
-    "from_request_ms is the same rejection measured from just before the logout request was "
-    "sent, so it includes the whole HTTP round trip; an upper bound on propagation. "
-    "applied_from_request_ms is when the follower applied the event, from that same start: "
-    "request in, caller check, Lua script with the XADD, XREAD reply, apply.",
-    "In this mode the follower's work runs on the loop that also carries the HTTP reply, so "
-    "more in-process verifiers also lengthen logout_http_ms, which moves the clock start "
-    "later; the from-reply latency cannot show that cost.",
-    "Percentiles are nearest-rank over all samples (rounds x verifiers); slowest_per_round_ms "
-    "takes, per round, the last verifier to reject.",
+    "Every component is its own OS process on one host: redis-server, the issuer (uvicorn, "
+    "uvloop, httptools; it also runs its own Verifier, one more set of stream readers), the "
+    "client (this script, uvloop), and N verifier processes. Nothing is pinned to a CPU.",
+    "Each run is one (action, verifiers). The timed call: action logout, POST "
+    "/v1/logout with the session's own access token (expected rejection code "
+    "session_revoked); action block, POST /v1/admin/users/{uid}/block with a moderator's "
+    "access token and {'reason': 'bench'} (expected user_revoked: every token of the user "
+    "issued up to the block dies). For block the target user is unblocked and logs in again "
+    "before each round, outside the timing; the moderator is another user, so its own token "
+    "stays valid (every unblock and block call is authorized with it).",
+    "Clock start for latency_ms: time.monotonic() in the client right after the timed "
+    "call returned (response read). The revocation is XADDed inside the call's Lua script, "
+    "so a verifier can apply it before the issuer's HTTP reply reaches the client; such "
+    "samples are negative and real (applied_before_reply counts them).",
+    "latency_ms ends at time.monotonic() in the verifier process right after its "
+    "stream follower applied the batch holding the revocation to the cache; from then on "
+    "verify() rejects the token. bench._verifier_worker passes the Verifier an on_applied "
+    "hook that, after each batch, runs verify()'s revocation look-ups (revoked key, "
+    "session, user not-before, roles changed; O(1) dictionary look-ups on the claims "
+    "decoded when the token was accepted), "
+    "so it waits for 'the token is now rejected' whatever the event; the confirming "
+    "verify() (it must raise the action's expected code) and the pipe write run via "
+    "call_soon, at the follower's next await. checked_ms is the end of that confirming call. "
+    "Workers never poll or spin: they sleep in XREAD BLOCK, so the measurement adds no CPU "
+    "load of its own. (Tried and dropped: deferring the report by 50 ms, and a full verify() "
+    "inside the hook; neither moved the figures beyond run-to-run noise.)",
+    "Clocks: CLOCK_MONOTONIC is system-wide on Linux. clock_check pings each worker 20 times "
+    "and requires the worker's time.monotonic() to fall between the client's send and "
+    "receive; a worker applying the revocation before the client sent the timed call also "
+    "aborts the run.",
+    "from_request_ms measures from just before the timed request was sent, so "
+    "it adds the call's own HTTP round trip (revoke_http_ms). The XADD happens between "
+    "sending and the reply, so from-reply and from-request bracket the propagation from the "
+    "XADD. With more processes than CPUs the verifiers wake up while the issuer still has to "
+    "write its reply: revoke_http_ms grows with N, the clock start moves later and the "
+    "from-reply figures look better as N grows. from_request_ms has no such bias.",
+    "cpu_ms_per_round: CPU time used during the timed rounds by all verifier "
+    "processes together, the issuer, redis-server (from /proc/<pid>/stat) and the client "
+    "(time.process_time), divided by the rounds: the work one revocation round costs the "
+    "host, to set against the CPUs available.",
+    "slowest_per_round_ms: per round, the last verifier to apply; it is the time until every "
+    "verifier rejects the token.",
 ]
 
 
-@contextlib.asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Yield the base URL while uvicorn serves ``app`` in this event loop (lifespan included)."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("uvicorn exited during start-up")
-            await asyncio.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+# --- what a round revokes -------------------------------------------------------------------
 
 
 @dataclass
-class Probe:
-    """A verifier plus the perf_counter time its followers last applied stream entries."""
-
-    settings: Settings
-    applied_at: float = math.nan
-    verifier: Verifier = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.verifier = Verifier(self.settings, on_applied=self.applied)
-
-    def applied(self, events: list[AnyEvent]) -> None:
-        """The verifier's on_applied hook: a batch of entries is now in its cache."""
-        if events:
-            self.applied_at = time.perf_counter()
+class Login:
+    token: str
+    uid: str
+    expires_in: float  # seconds the access token lives
+    at: float  # client's time.monotonic() just before the login request
 
 
-@dataclass
-class Sample:
-    latency_ms: float  # from the logout reply to the end of the verify() that rejected
-    poll_start_ms: float  # from the logout reply to the start of that verify() call
-    from_request_ms: float  # from just before the logout request to rejection
-    applied_minus_reply_ms: float  # when the follower applied the event, relative to the reply
-    applied_from_request_ms: float  # when the follower applied the event, from the request
-    first_poll: bool
+async def login(issuer: httpx.AsyncClient, username: str = USERNAME) -> Login:
+    at = time.monotonic()
+    reply = await issuer.post("/v1/login", json={"username": username, "password": PASSWORD})
+    if reply.status_code != 200:
+        raise RuntimeError(f"login of {username} answered {reply.status_code}: {reply.text}")
+    body = reply.json()
+    return Login(str(body["access_token"]), str(body["user_id"]), float(body["expires_in"]), at)
 
 
-@dataclass
-class Round:
-    logout_http_ms: float
-    samples: list[Sample] = field(default_factory=list)
+async def timed_post(
+    issuer: httpx.AsyncClient, url: str, status: int, headers: dict[str, str], **kwargs: Any
+) -> tuple[float, float]:
+    """POST; the client's time.monotonic() just before sending and just after the reply."""
+    sent = time.monotonic()
+    reply = await issuer.post(url, headers=headers, **kwargs)
+    returned = time.monotonic()
+    if reply.status_code != status:
+        raise RuntimeError(f"{url} answered {reply.status_code}: {reply.text}")
+    return sent, returned
 
 
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
+class Action(ABC):
+    """What a round revokes: ``session`` logs a user in (not timed) and gives its access
+    token; ``revoke`` makes the timed call after which verifiers must reject that token with
+    ``code``. One instance lives for the whole run (the block target's state carries over)."""
+
+    name: str
+    code: str
+    call: str
+
+    def __init__(self, issuer: httpx.AsyncClient) -> None:
+        self.issuer = issuer
+
+    @abstractmethod
+    async def session(self) -> str: ...
+
+    @abstractmethod
+    async def revoke(self, token: str) -> tuple[float, float]: ...
 
 
-def summary(values: Sequence[float]) -> dict[str, float]:
+class Logout(Action):
+    name = "logout"
+    code = "session_revoked"
+    call = "POST /v1/logout"
+
+    async def session(self) -> str:
+        return (await login(self.issuer)).token
+
+    async def revoke(self, token: str) -> tuple[float, float]:
+        headers = {"Authorization": f"Bearer {token}"}
+        return await timed_post(self.issuer, "/v1/logout", 204, headers)
+
+
+class Block(Action):
+    """A moderator blocks the target user; the target is unblocked before each new login."""
+
+    name = "block"
+    code = "user_revoked"
+    call = "POST /v1/admin/users/{uid}/block"
+    # A login in the same Redis millisecond as the last block would get a token the block
+    # already covers (iat <= not_before): the next login starts at least this long after it.
+    GAP_S = 0.002
+
+    def __init__(self, issuer: httpx.AsyncClient) -> None:
+        super().__init__(issuer)
+        self.moderator: Login | None = None
+        self.moderator_logins = 0
+        self.uid: str | None = None
+        self.blocked_at = -1.0
+
+    def headers(self) -> dict[str, str]:
+        assert self.moderator is not None
+        return {"Authorization": f"Bearer {self.moderator.token}"}
+
+    async def session(self) -> str:
+        mod = self.moderator
+        if mod is None or time.monotonic() - mod.at > mod.expires_in / 2:
+            # Log the moderator in again long before its access token expires.
+            self.moderator = await login(self.issuer, MODERATOR)
+            self.moderator_logins += 1
+        if self.uid is not None:
+            url = f"/v1/admin/users/{self.uid}/unblock"
+            await timed_post(self.issuer, url, 200, self.headers(), json={"reason": "bench"})
+        if (wait := self.blocked_at + self.GAP_S - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
+        target = await login(self.issuer, TARGET)
+        self.uid = target.uid
+        return target.token
+
+    async def revoke(self, token: str) -> tuple[float, float]:
+        url = f"/v1/admin/users/{self.uid}/block"
+        sent, returned = await timed_post(
+            self.issuer, url, 200, self.headers(), json={"reason": "bench"}
+        )
+        self.blocked_at = returned
+        return sent, returned
+
+
+def make_action(name: str, issuer: httpx.AsyncClient) -> Action:
+    return {"logout": Logout, "block": Block}[name](issuer)
+
+
+# --- the rounds -----------------------------------------------------------------------------
+
+
+def cpu_by_role(children: Children, workers: Sequence[Worker]) -> dict[str, float]:
+    """CPU seconds used so far by all verifier workers together, the issuer, redis-server and
+    this client process (read from /proc; the client with time.process_time)."""
+    issuer = next((c for c in children.running if c.name == "issuer"), None)
     return {
-        "p50": round(percentile(values, 50), 4),
-        "p99": round(percentile(values, 99), 4),
-        "max": round(max(values), 4),
-        "min": round(min(values), 4),
-        "mean": round(sum(values) / len(values), 4),
+        "verifiers": sum(cpu_seconds(w.child.process.pid) for w in workers),
+        "issuer": cpu_seconds(issuer.process.pid if issuer else None),
+        "redis": cpu_seconds(children.redis_pid),
+        "client": time.process_time(),
     }
 
 
-def rejection(verifier: Verifier, token: str) -> str | None:
-    """The TokenRejected code verify() raises, or None when it accepts the token."""
-    try:
-        verifier.verify(token)
-    except TokenRejected as exc:
-        return exc.code
-    return None
+@dataclass
+class WorkerRound:
+    revoke_http_ms: float
+    applied_ms: list[float]
+    checked_ms: list[float]
+    applied_from_request_ms: list[float]
 
 
-async def login(http: httpx.AsyncClient) -> str:
-    reply = await http.post("/v1/login", json={"username": USERNAME, "password": PASSWORD})
-    reply.raise_for_status()
-    token: str = reply.json()["access_token"]
-    return token
+async def worker_round(action: Action, workers: Sequence[Worker]) -> WorkerRound:
+    token = await action.session()
+    for worker in workers:
+        worker.send(f"watch {token}")
+    for worker in workers:
+        words = await worker.receive(ROUND_TIMEOUT_S)
+        if words != ["accepting"]:
+            raise RuntimeError(f"{worker.child.name} said {words!r}, not accepting")
 
+    sent, returned = await action.revoke(token)
 
-async def wait_accepted(probes: Sequence[Probe], token: str) -> None:
-    deadline = time.perf_counter() + ROUND_TIMEOUT_S
-    pending = list(probes)
-    while pending:
-        pending = [p for p in pending if rejection(p.verifier, token) is not None]
-        if pending:
-            if time.perf_counter() > deadline:
-                raise RuntimeError("a verifier did not accept a fresh token in time")
-            await asyncio.sleep(0)
-
-
-async def one_round(http: httpx.AsyncClient, probes: Sequence[Probe]) -> Round:
-    token = await login(http)
-    await wait_accepted(probes, token)
-    for probe in probes:
-        probe.applied_at = math.nan
-    headers = {"Authorization": f"Bearer {token}"}
-
-    sent = time.perf_counter()
-    reply = await http.post("/v1/logout", headers=headers)
-    returned = time.perf_counter()
-    if reply.status_code != 204:
-        raise RuntimeError(f"logout answered {reply.status_code}: {reply.text}")
-
-    rejected_at: dict[int, float] = {}
-    poll_started: dict[int, float] = {}
-    first_poll: set[int] = set()
-    polls = 0
-    while len(rejected_at) < len(probes):
-        for index, probe in enumerate(probes):
-            if index in rejected_at:
-                continue
-            started = time.perf_counter()
-            code = rejection(probe.verifier, token)
-            if code is not None:
-                rejected_at[index] = time.perf_counter()
-                poll_started[index] = started
-                if code != "session_revoked":
-                    raise RuntimeError(f"token rejected for another reason: {code}")
-                if polls == 0:
-                    first_poll.add(index)
-        polls += 1
-        if len(rejected_at) < len(probes):
-            if time.perf_counter() - returned > ROUND_TIMEOUT_S:
-                raise RuntimeError(f"revocation not seen by every verifier in {ROUND_TIMEOUT_S}s")
-            await asyncio.sleep(0)
-
-    result = Round(logout_http_ms=(returned - sent) * 1000)
-    for index, probe in enumerate(probes):
-        if math.isnan(probe.applied_at):
-            raise RuntimeError("a verifier rejected the token without applying a stream entry")
-        result.samples.append(
-            Sample(
-                latency_ms=(rejected_at[index] - returned) * 1000,
-                poll_start_ms=(poll_started[index] - returned) * 1000,
-                from_request_ms=(rejected_at[index] - sent) * 1000,
-                applied_minus_reply_ms=(probe.applied_at - returned) * 1000,
-                applied_from_request_ms=(probe.applied_at - sent) * 1000,
-                first_poll=index in first_poll,
+    result = WorkerRound(ms(returned - sent), [], [], [])
+    for worker in workers:
+        words = await worker.receive(ROUND_TIMEOUT_S)
+        if len(words) != 4 or words[0] != "revoked":
+            raise RuntimeError(f"{worker.child.name} said {words!r}, not revoked")
+        if words[3] != action.code:
+            raise RuntimeError(
+                f"{worker.child.name} rejected the token with {words[3]}, not {action.code}"
             )
-        )
+        applied, checked = float(words[1]), float(words[2])
+        if applied < sent:
+            raise RuntimeError(f"{worker.child.name} applied the revocation before the call")
+        result.applied_ms.append(ms(applied - returned))
+        result.checked_ms.append(ms(checked - returned))
+        result.applied_from_request_ms.append(ms(applied - sent))
     return result
 
 
-async def run_count(
-    settings: Settings, http: httpx.AsyncClient, count: int, rounds: int, warmup: int
+async def run_workers(
+    children: Children,
+    env: dict[str, str],
+    action: Action,
+    count: int,
+    rounds: int,
+    warmup: int,
 ) -> dict[str, Any]:
-    probes = [Probe(settings) for _ in range(count)]
-    for probe in probes:
-        await probe.verifier.start()
-        if not probe.verifier.ready:
-            raise RuntimeError("a verifier did not take its first snapshot")
+    """``count`` fresh verifier processes, ``warmup`` then ``rounds`` rounds of ``action``."""
+    workers: list[Worker] = []
     try:
+        await start_workers(children, env, count, workers)
+        clocks = await clock_check(workers)
         for _ in range(warmup):
-            await one_round(http, probes)
-        results = [await one_round(http, probes) for _ in range(rounds)]
+            await worker_round(action, workers)
+        cpu_before = cpu_by_role(children, workers)
+        results = [await worker_round(action, workers) for _ in range(rounds)]
+        cpu_after = cpu_by_role(children, workers)
     finally:
-        for probe in probes:
-            await probe.verifier.stop()
+        await stop_workers(children, workers)
 
-    samples = [s for r in results for s in r.samples]
-    slowest = [max(s.latency_ms for s in r.samples) for r in results]
+    applied = [v for r in results for v in r.applied_ms]
     return {
+        "action": action.name,
+        "timed_call": action.call,
+        "expected_code": action.code,
+        "mode": "worker",
         "verifiers": count,
         "rounds": rounds,
         "warmup_rounds": warmup,
-        "samples": len(samples),
-        "latency_ms": summary([s.latency_ms for s in samples]),
-        "slowest_per_round_ms": summary(slowest),
-        "poll_start_ms": summary([s.poll_start_ms for s in samples]),
-        "from_request_ms": summary([s.from_request_ms for s in samples]),
-        "applied_minus_reply_ms": summary([s.applied_minus_reply_ms for s in samples]),
-        "applied_from_request_ms": summary([s.applied_from_request_ms for s in samples]),
-        "logout_http_ms": summary([r.logout_http_ms for r in results]),
-        "rejected_at_first_poll": sum(s.first_poll for s in samples),
-        "rounds_all_rejected_at_first_poll": sum(
-            all(s.first_poll for s in r.samples) for r in results
+        "samples": len(applied),
+        "latency_ms": summary(applied),
+        "slowest_per_round_ms": summary([max(r.applied_ms) for r in results]),
+        "checked_ms": summary([v for r in results for v in r.checked_ms]),
+        "from_request_ms": summary([v for r in results for v in r.applied_from_request_ms]),
+        "slowest_per_round_from_request_ms": summary(
+            [max(r.applied_from_request_ms) for r in results]
         ),
-        "applied_before_response": sum(s.applied_minus_reply_ms < 0 for s in samples),
-    }
-
-
-async def redis_version(url: str) -> str:
-    client = redis_client(url)
-    try:
-        info = await client.info("server")
-        return str(info.get("redis_version", "?"))
-    finally:
-        await client.aclose()
-
-
-async def run(counts: Sequence[int], rounds: int, warmup: int) -> dict[str, Any]:
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    git = git_state()
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        server = RedisServer(Path(tmp) / "redis", appendonly=False)
-        server.start()
-        try:
-            settings = Settings(
-                redis_url=server.url,
-                key_prefix=f"bench{uuid.uuid4().hex[:12]}",
-                key_dir=str(Path(tmp) / "keys"),
-                argon2_time_cost=1,
-                argon2_memory_kib=1024,
-                argon2_parallelism=1,
-                login_max_attempts_per_client=0,  # hundreds of logins from one address
-            )
-            backend = Backend(settings)
-            try:
-                await backend.start()
-                await add_user(Writes(backend), Passwords(settings), USERNAME, PASSWORD, [])
-            finally:
-                await backend.aclose()
-            async with (
-                serve(create_app(settings)) as url,
-                httpx.AsyncClient(base_url=url) as http,
-            ):
-                runs = [await run_count(settings, http, n, rounds, warmup) for n in counts]
-            version = await redis_version(server.url)
-        finally:
-            server.stop()
-    return {
-        "benchmark": "propagation",
-        "mode": "in-process",
-        "run_at": run_at,
-        "measured": "POST /v1/logout returned to the client -> verify() raises session_revoked",
-        "notes": NOTES,
-        "environment": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "redis_server": f"{Path(server.binary).name} {version}",
-            "event_loop": "asyncio (default)",
-            "git": git,
+        "revoke_http_ms": summary([r.revoke_http_ms for r in results]),
+        "applied_before_reply": sum(v < 0 for v in applied),
+        "rounds_all_applied_before_reply": sum(max(r.applied_ms) < 0 for r in results),
+        "clock_check": clocks,
+        "cpu_ms_per_round": {
+            role: round((cpu_after[role] - cpu_before[role]) * 1000 / rounds, 3)
+            for role in cpu_before
         },
-        "runs": runs,
     }
 
 
-def print_table(report: dict[str, Any]) -> None:
-    header = (
-        f"{'verifiers':>9} {'samples':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-        f"{'1st poll':>8} {'applied<reply':>13} {'slowest/round p50/p99/max ms':>30} "
-        f"{'poll-start p50':>14} {'applied-reply p50':>17} {'logout HTTP p50':>15}"
-    )
-    print(header)
-    print("-" * len(header))
-    for run in report["runs"]:
-        lat, slow, http = run["latency_ms"], run["slowest_per_round_ms"], run["logout_http_ms"]
-        slowest = f"{slow['p50']:.3f}/{slow['p99']:.3f}/{slow['max']:.3f}"
-        print(
-            f"{run['verifiers']:>9} {run['samples']:>7} {lat['p50']:>8.3f} {lat['p99']:>8.3f} "
-            f"{lat['max']:>8.3f} {run['rejected_at_first_poll']:>8} "
-            f"{run['applied_before_response']:>13} {slowest:>30} "
-            f"{run['poll_start_ms']['p50']:>14.3f} {run['applied_minus_reply_ms']['p50']:>17.3f} "
-            f"{http['p50']:>15.3f}"
-        )
-    print()
-    print("Clock starts when POST /v1/logout returns. Mode in-process: verifiers, issuer and")
-    print("client share one event loop; the poll loop yields (asyncio.sleep(0)) between polls.")
-    print("'1st poll' = samples already rejected at the first verify() after the reply;")
-    print("'applied<reply' = samples whose follower applied the event before the reply returned;")
-    print("'applied-reply' = when it was applied, in ms relative to the reply (negative = before);")
-    print("'poll-start' = reply to the start of the rejecting verify() call (a lower bound).")
-    print("All times in ms; latency includes the rejecting verify() call (the floor).")
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    server = RedisServer(tmp / "redis", appendonly=False)
+    children = Children(tmp)
+    server.start()
+    children.redis_pid = server.pid
+    runs: list[dict[str, Any]] = []
+    try:
+        env = revocast_env(server.url, tmp)
+        issuer_child, url = await start_issuer(children, env)
+        add_user(env, USERNAME)
+        if "block" in args.action:
+            add_user(env, TARGET)
+            add_user(env, MODERATOR, ["moderator"])
+        async with httpx.AsyncClient(base_url=url, timeout=ROUND_TIMEOUT_S) as issuer:
+            actions = [make_action(name, issuer) for name in dict.fromkeys(args.action)]
+            for count in args.verifiers:
+                for action in actions:
+                    started = time.monotonic()
+                    logins = action.moderator_logins if isinstance(action, Block) else 0
+                    run = await run_workers(children, env, action, count, args.rounds, args.warmup)
+                    run["wall_s"] = round(time.monotonic() - started, 1)
+                    if isinstance(action, Block):
+                        run["moderator_logins"] = action.moderator_logins - logins
+                    lat, req = run["latency_ms"], run["from_request_ms"]
+                    print(
+                        f"  {action.name} x{count}: p50 {lat['p50']:.3f} ms from reply, "
+                        f"{req['p50']:.3f} ms from request ({run['wall_s']} s)",
+                        flush=True,
+                    )
+                    runs.append(run)
+                    check_alive([issuer_child])
+        redis = await redis_version(server.url)
+    finally:
+        children.stop()
+        server.stop()
+    return {
+        "runs": runs,
+        "redis_server": f"{Path(server.binary).name} {redis}",
+        "environment": {
+            "event_loop": f"uvloop {version('uvloop')} in every Python process",
+            "uvicorn": version("uvicorn"),
+            "httpx": version("httpx"),
+        },
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -369,30 +376,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--verifiers", type=int, nargs="+", default=[1], help="verifier counts to run (default 1)"
     )
-    parser.add_argument("--rounds", type=int, default=300, help="timed rounds per count")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds per count first")
+    parser.add_argument("--rounds", type=int, default=200, help="timed rounds per count")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds first")
+    parser.add_argument(
+        "--action",
+        choices=ACTIONS,
+        nargs="+",
+        default=["logout"],
+        help="what revokes the token: logout (default), block (a moderator blocks the user)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results path")
     add_quiet_arguments(parser)
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or any(n < 1 for n in args.verifiers):
         parser.error("--rounds and --verifiers must be at least 1, --warmup at least 0")
-
-    words = sys.argv[1:] if argv is None else list(argv)
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    report = asyncio.run(run(args.verifiers, args.rounds, args.warmup))
-    report["environment"] |= {
-        "cpus_usable": len(os.sched_getaffinity(0)),
-        "loadavg_before": load_before,
-        "loadavg_after": loadavg(),
-        "quiet_wait": quiet,
-    }
-    command = [".venv/bin/python", "-m", "bench.propagation", *words]
-    report = {"command": shlex.join(command)} | report
-    print_table(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    run_and_record("propagation", args, argv, measure, notes=NOTES)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ Reproduce from the repository root::
     .venv/bin/python -m bench.pubsub --subscribers 1 4 16 --rounds 1000
 
 A reference for the transport alone, not revocast's propagation (that is
-``bench.propagation_processes``: the stream read plus decoding and applying the event). A
+``bench.propagation``: the stream read plus decoding and applying the event). A
 private redis-server (appendonly off, temp dir); N subscriber processes
 (``bench._pubsub_worker``, uvloop, redis-py asyncio with hiredis), each holding both a
 ``SUBSCRIBE`` on a channel and an ``XREAD BLOCK`` loop on a stream from its last id. The
@@ -25,35 +25,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import secrets
-import shlex
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import uvloop
 from redis.asyncio import Redis
 
-from bench._env import add_quiet_arguments, environment, loadavg, wait_for_quiet
-from bench.propagation import summary
-from bench.propagation_processes import (
-    Children,
-    Worker,
-    check_alive,
-    clock_check,
-    ms,
-)
-from bench.propagation_processes import start_workers as spawn_workers
-from revocast.redis_server import RedisServer
+from bench._env import add_quiet_arguments, run_and_record
+from bench._processes import Children, Worker, check_alive, clock_check
+from bench._processes import start_workers as spawn_workers
+from bench._redis_info import redis_version
+from bench._stats import ms, summary
+from revocast_tools.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pubsub.json"
 ROUND_TIMEOUT_S = 5.0
@@ -63,7 +52,7 @@ NOTES = [
     "Transport only: the subscribers timestamp a message when redis-py returns it (Pub/Sub: "
     "PubSub.get_message; Streams: the XREAD reply), with no decoding or cache update. "
     "revocast's end-to-end figure (stream read, msgspec decode, cache apply) is "
-    "bench.propagation_processes mode worker.",
+    "bench.propagation.",
     "Every subscriber is its own OS process on uvloop with two connections (one SUBSCRIBEd, "
     "one in XREAD BLOCK 1000 COUNT 100 from its last id, like revocast's follower). The "
     "publisher is this process (uvloop, redis-py asyncio, hiredis); redis-server a separate "
@@ -215,23 +204,31 @@ async def run_count(
     return runs
 
 
-async def measure(counts: Sequence[int], rounds: int, warmup: int, tmp: Path) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server = RedisServer(tmp / "redis", appendonly=False)
     children = Children(tmp)
     server.start()
     client: Redis = Redis.from_url(server.url, decode_responses=True)
     try:
         runs = []
-        for count in counts:
+        for count in args.subscribers:
             runs += await run_count(
-                client, children, dict(os.environ), server.url, count, rounds, warmup
+                client, children, dict(os.environ), server.url, count, args.rounds, args.warmup
             )
-        redis_version = str((await client.info("server")).get("redis_version", "?"))
+        server_version = await redis_version(server.url)
     finally:
         await client.aclose()
         children.stop()
         server.stop()
-    return {"runs": runs, "redis_server": f"{Path(server.binary).name} {redis_version}"}
+    return {
+        "runs": runs,
+        "redis_server": f"{Path(server.binary).name} {server_version}",
+        "environment": {
+            "redis_py": version("redis"),
+            "hiredis": version("hiredis"),
+            "event_loop": f"uvloop {version('uvloop')} in every Python process",
+        },
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -244,33 +241,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.warmup < 0 or any(n < 1 for n in args.subscribers):
         parser.error("--rounds and --subscribers must be at least 1, --warmup at least 0")
-    words = sys.argv[1:] if argv is None else list(argv)
-
-    quiet = wait_for_quiet(not args.no_wait)
-    load_before = loadavg()
-    run_at = datetime.now(UTC).isoformat(timespec="seconds")
-    with tempfile.TemporaryDirectory(prefix="revocast-bench-") as tmp:
-        measured = uvloop.run(measure(args.subscribers, args.rounds, args.warmup, Path(tmp)))
-    report = {
-        "command": shlex.join([".venv/bin/python", "-m", "bench.pubsub", *words]),
-        "benchmark": "pubsub",
-        "run_at": run_at,
-        "measured": "publish -> each subscriber process receives; Pub/Sub and Streams "
-        "interleaved in one run",
-        "notes": NOTES,
-        "runs": measured["runs"],
-        "environment": environment(
-            quiet,
-            load_before,
-            redis_server=measured["redis_server"],
-            redis_py=version("redis"),
-            hiredis=version("hiredis"),
-            event_loop=f"uvloop {version('uvloop')} in every Python process",
-        ),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out}")
+    run_and_record("pubsub", args, argv, measure, notes=NOTES)
 
 
 if __name__ == "__main__":

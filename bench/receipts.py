@@ -34,23 +34,14 @@ from typing import Any
 import httpx
 
 from bench import _redis_info
-from bench._env import add_quiet_arguments, run_and_record
+from bench._env import ROOT, add_quiet_arguments, run_and_record
+from bench._issuer import PASSWORD, add_user
+from bench._processes import Child, Children, start_sidecars, wait_http_ok
 from bench._revoker import revoke_at_rate
 from bench._swarm import Swarm
-from bench.propagation_processes import (
-    PASSWORD,
-    ROOT,
-    Children,
-    Sidecar,
-    add_user,
-    redis_version,
-    start_sidecars,
-    stop_sidecars,
-    wait_http_ok,
-)
-from revocast.redis_server import RedisServer, free_port
 from revocast.settings import Settings
 from revocast.store import Backend, Writes
+from revocast_tools.redis_server import RedisServer, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "receipts.json"
 RECEIPT_COMMANDS = ("set", "zadd", "zremrangebyscore")
@@ -95,7 +86,7 @@ async def wait_rounds(
         pipes=False,
     )
     url = f"http://127.0.0.1:{port}"
-    sidecars: list[Sidecar] = []
+    sidecars: list[Child] = []
     try:
         await wait_http_ok(f"{url}/healthz", issuer)
         await start_sidecars(children, env, count, sidecars)
@@ -127,8 +118,7 @@ async def wait_rounds(
                 cli.append(await asyncio.to_thread(_cli_block, env, target))
                 await http.post(f"/v1/admin/users/{target}/unblock", headers=headers)
     finally:
-        await stop_sidecars(children, sidecars)
-        children.stop([issuer])
+        children.stop([*sidecars, issuer])
     return {
         "sidecars": count,
         "live_verifiers": count + 1,
@@ -223,7 +213,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "REVOCAST_ARGON2_PARALLELISM": "1",
         "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "0",
     }
-    result: dict[str, Any] = {"redis_server": await redis_version(server.url)}
+    result: dict[str, Any] = {"redis_server": await _redis_info.redis_version(server.url)}
     try:
         result["wait"] = []
         for count in args.counts:

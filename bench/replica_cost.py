@@ -92,12 +92,6 @@ async def measure_count(scene: Scene, verifiers: int, args: argparse.Namespace) 
     return run
 
 
-async def uvloop_sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
-
-
 def summarize_run(run: dict[str, Any]) -> str:
     phases = ("idle", "paced", "bursts")
     return ", ".join(f"{p} {run[p]['replica']['cpu_percent']}% cpu" for p in phases)

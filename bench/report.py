@@ -1,990 +1,718 @@
-"""Write BENCHMARKS.md from the benchmark results in ``bench/results/*.json``.
+"""Fill the generated tables of BENCHMARKS.md from ``bench/results/*.json``.
 
 Reproduce from the repository root::
 
-    .venv/bin/python -m bench.report
+    .venv/bin/python -m bench.report           # rewrite the generated parts
+    .venv/bin/python -m bench.report --check   # exit 1 if BENCHMARKS.md is out of date
 
-Every figure in the document is read from those JSON files; only the prose is written here.
-The machine section also reads ``nproc`` and ``/proc/cpuinfo`` when the report is generated,
-and says so.
+BENCHMARKS.md is written by hand; only what stands between two marker comments is
+generated, from the JSON alone, so every host gives the same document::
+
+    <!-- table:NAME -->
+    ...
+    <!-- /table:NAME -->
+
+NAME is ``run:FILE`` (when FILE's benchmark ran, and the command that reproduces it),
+``settings:FILE`` (the settings it ran with), or one of ``TABLES``. Figures belong in those
+tables, so that a new run never leaves a stale number in the prose around them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import re
+import shlex
+import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import _report_gateway, _report_receipts, _report_scaling
-from bench._markdown import (
-    ROOT,
-    Report,
-    Stats,
-    code,
-    ms3,
-    notes_pointer,
-    run_line,
-    source,
-    table,
-)
+from bench._capacity import Fit, phase_check
+from bench.all import BENCHMARKS, PYTHON
+from bench.verify_cost import DECODE, FIRST, WARM
 
-RESULTS = Path(__file__).resolve().parent / "results"
-OUT = ROOT / "BENCHMARKS.md"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOCUMENT = ROOT / "BENCHMARKS.md"
+MARKER = re.compile(r"(<!-- table:(?P<name>[\w.:-]+) -->\n).*?(<!-- /table:(?P=name) -->)", re.S)
 
-
-# --- machine ------------------------------------------------------------------------------
+Report = dict[str, Any]
+Results = dict[str, Report]  # by file name, without .json
+Stats = dict[str, float]
+# A column: its header, and its cell for one row, as a function of the row or as a template
+# for ``str.format_map(row)`` (``"{replica[cpu_s]:.1f}"``).
+Column = tuple[str, str | Callable[[Report], object]]
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
+def table(header: Sequence[str], rows: Sequence[Sequence[object]], right_from: int = 1) -> str:
+    """A Markdown table; columns from ``right_from`` on are right-aligned (figures)."""
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    lines = [list(header), align, *[[str(cell) for cell in row] for row in rows]]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
-def nproc() -> str:
-    try:
-        return subprocess.run(
-            ["nproc"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+def columns(rows: Sequence[Report], spec: Sequence[Column], right_from: int = 1) -> str:
+    cells = [[c.format_map(r) if isinstance(c, str) else c(r) for _, c in spec] for r in rows]
+    return table([header for header, _ in spec], cells, right_from)
 
 
-def machine(reports: Sequence[tuple[Path, Report]], generated: str) -> str:
-    rows = []
-    for path, report in reports:
-        env = report.get("environment", {})
-        cpus = str(env.get("cpus", "?"))
-        if "cpus_usable" in env:
-            cpus += f" ({env['cpus_usable']} usable)"
-        load = "-"
-        if "loadavg_before" in env:
-            load = f"{env['loadavg_before'][0]} → {env['loadavg_after'][0]}"
-        quiet = env.get("quiet_wait")
-        if quiet:
-            waited = f"{quiet['waited_s']:.0f} s" if quiet.get("enabled") else "off"
-            load += f" (waited {waited}{'' if quiet.get('quiet') else ', not quiet'})"
-        git = env.get("git", {})
-        commit = (git.get("commit") or "-")[:10]
-        if git.get("package_files_uncommitted"):
-            commit += f" (+{git['package_files_uncommitted']} uncommitted)"
-        rows.append(
-            [
-                code(path.name),
-                str(report.get("run_at", "-")),
-                str(env.get("python", "?")),
-                str(env.get("platform", "?")),
-                cpus,
-                str(env.get("redis_server", "?")),
-                load,
-                commit,
-            ]
-        )
-    header = ["results", "run at", "Python", "platform", "CPUs", "Redis", "load 1 min", "commit"]
-    return "\n".join(
-        [
-            "## Machine",
-            "",
-            "As recorded by each benchmark in its JSON `environment` (CPUs = `os.cpu_count()`; "
-            "load = 1-minute load average before → after the run, where recorded, and how long "
-            "the benchmark waited for it to fall below 1.0 before measuring; commit = git HEAD, "
-            "where recorded, with the number of uncommitted files under `shared/` and "
-            "`services/`):",
-            "",
-            table(header, rows, right_from=len(header)),
-            "",
-            f"Read when this document was generated ({generated}), not by the benchmarks: "
-            f"`nproc` {nproc()}, CPU model {code(cpu_model())} (`/proc/cpuinfo`). "
-            "All processes share the host; nothing is pinned to a CPU.",
-        ]
+def trio(stats: Stats | None, digits: int = 3) -> str:
+    """p50 / p99 / max, or - where nothing was measured."""
+    if not stats:
+        return "-"
+    return " / ".join(f"{stats[k]:.{digits}f}" for k in ("p50", "p99", "max"))
+
+
+def stats(path: str, digits: int = 3) -> Callable[[Report], str]:
+    """The p50 / p99 / max of ``row[a][b]`` for the path ``a.b``, or - if not measured."""
+
+    def cell(row: Report) -> str:
+        value: Any = row
+        for key in path.split("."):
+            value = value.get(key) if value else None
+        return trio(value, digits)
+
+    return cell
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+# --- run lines, settings, the machine ---------------------------------------------------------
+
+
+def run_line(report: Report, name: str) -> str:
+    return (
+        f"Run {report['run_at']}, results in `bench/results/{name}.json`. "
+        f"Reproduce with `{report['command']}`."
     )
 
 
-# --- verify_cost --------------------------------------------------------------------------
+def settings(report: Report) -> str:
+    """What a ``run_and_record`` benchmark was run with (its CLI arguments, defaults included)."""
+
+    def shown(value: object) -> str:
+        return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    rows = [(k, shown(v)) for k, v in report["settings"].items()]
+    return table(["setting", "value"], rows, right_from=2)
 
 
-def verify_cost(path: Path, report: Report) -> str:
-    results: dict[str, dict[str, Any]] = report["results"]
-    base = results["jwt.decode"]
-    rows = [
-        [
-            name,
-            f"{r['best_us']:.1f}",
-            f"{r['median_us']:.1f}",
-            f"{r['best_us'] / base['best_us']:.2f}",
-            f"{r['median_us'] / base['median_us']:.2f}",
-        ]
-        for name, r in results.items()
-    ]
-    header = ["call", "best µs", "median µs", "vs jwt.decode (best)", "vs jwt.decode (median)"]
-    repeats = len(base["repeats_us"])
-    return "\n".join(
-        [
-            "## Verify cost",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.verify_cost"),
-            "",
-            table(header, rows),
-            "",
-            f"Mean time per call over a `timeit` repeat; best and median of {repeats} repeats, "
-            f"one {report['token_bytes']}-byte access token for every case. "
-            "`Verifier.verify` runs against a started Verifier (key from Redis, revocation "
-            "cache in memory; no I/O in the call). *First sight* parses the token and checks "
-            "signature and claims (a verifier with the memo off), as on a token's first "
-            "request; *warm* is every later request: the memo lookup, the expiry check and the "
-            "revocation look-ups, which run on every call. `jwt.decode` is plain PyJWT with "
-            "the same key, algorithm, audience and "
-            "issuer, no revocation check: the ratio is the cost of revocast's check against it. "
-            "`Ed25519 signature only` is the floor for any local JWT check. " + notes_pointer(path),
-        ]
+def load(env: Report) -> str:
+    quiet = env["quiet_wait"]
+    waited = f"{quiet['waited_s']:.0f} s" if quiet["enabled"] else "off"
+    return (
+        f"{env['loadavg_before'][0]} → {env['loadavg_after'][0]} "
+        f"(waited {waited}{'' if quiet['quiet'] else ', not quiet'})"
     )
 
 
-# --- propagation, one process -------------------------------------------------------------
+def commit(git: Report) -> str:
+    uncommitted = git.get("package_files_uncommitted")
+    return (git["commit"] or "-")[:10] + (f" (+{uncommitted} uncommitted)" if uncommitted else "")
 
 
-def propagation_in_process(path: Path, report: Report) -> str:
-    rows = [
+def machine(results: Results) -> str:
+    rows = [{"name": name, **report["environment"], "run_at": report["run_at"]}
+            for name, report in results.items()]  # fmt: skip
+    return columns(
+        rows,
         [
-            str(r["verifiers"]),
-            str(r["samples"]),
-            ms3(r["latency_ms"]),
-            ms3(r["slowest_per_round_ms"]),
-            ms3(r["from_request_ms"]),
-            f"{r['applied_from_request_ms']['p50']:.3f}",
-            f"{r['logout_http_ms']['p50']:.3f}",
-            f"{r['applied_before_response']}/{r['samples']}",
-        ]
-        for r in report["runs"]
-    ]
-    header = [
-        "verifiers",
-        "samples",
-        "from reply, p50 / p99 / max ms",
-        "all verifiers, from reply",
-        "from request, p50 / p99 / max ms",
-        "applied from request p50",
-        "logout HTTP p50",
-        "applied before reply",
-    ]
-    return "\n".join(
-        [
-            "## Propagation, one process (logout)",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.propagation --verifiers 1 4"),
-            "",
-            table(header, rows),
-            "",
-            "Issuer (uvicorn), client and N Verifiers share one Python process and one asyncio "
-            "event loop; redis-server is a separate process. Per round a user logs in (not "
-            "timed), then `POST /v1/logout`; the client polls `verify()` on every verifier "
-            "(yielding between polls) until it raises `session_revoked`.",
-            "",
-            "- *From reply*: from `POST /v1/logout` returning to the client to the end of the "
-            "rejecting `verify()` call. The event is XADDed inside the logout's Lua script, "
-            "so it is usually applied before the HTTP reply arrives (last column): these "
-            "samples measure the poll's own cost, not the propagation.",
-            "- *From request*: from just before the logout request was sent; includes the "
-            "whole HTTP round trip, so it is the upper bound. *Applied from request* is when "
-            "the follower applied the event, from the same start.",
-            "- *All verifiers*: per round, the last verifier to reject.",
-            "- " + notes_pointer(path),
-        ]
+            ("results", "`{name}.json`"),
+            ("run at", "{run_at}"),
+            ("Python", "{python}"),
+            ("platform", "{platform}"),
+            ("CPU model", lambda e: e.get("cpu_model", "-")),
+            ("CPUs", "{cpus} ({cpus_usable} usable)"),
+            ("Redis", "{redis_server}"),
+            ("load 1 min", load),
+            ("commit", lambda e: commit(e["git"])),
+        ],
+        right_from=9,
     )
 
 
-# --- propagation, separate processes ------------------------------------------------------
+# --- targets ----------------------------------------------------------------------------------
 
 
-def call_http(run: Report) -> Stats:
-    # Results written before --action existed call it logout_http_ms.
-    stats: Stats = run.get("revoke_http_ms") or run["logout_http_ms"]
-    return stats
+def targets(results: Results) -> str:
+    rows: list[tuple[str, str, str, str, str]] = []
 
+    def add(target: str, measured: str, ok: bool, name: str, field: str) -> None:
+        source = f"`bench/results/{name}.json`: {field}"
+        command = f"`{results[name]['command']}`"
+        rows.append((target, measured, "met" if ok else "**missed**", source, command))
 
-def propagation_processes(path: Path, report: Report) -> str:
-    runs: list[Report] = report["runs"]
-    for run in runs:
-        run.setdefault("action", "logout")
-    actions = ["logout", "block"]
-    runs = sorted(
-        runs,
-        key=lambda r: (
-            actions.index(r["action"]) if r["action"] in actions else len(actions),
-            r["mode"] != "worker",
-            r["verifiers"],
-        ),
-    )
-    env = report["environment"]
-    cpus = env.get("cpus_usable") or env["cpus"]
-    most = max(run["verifiers"] for run in runs)
-    modes = sorted({run["mode"] for run in runs}, key=("worker", "sidecar").index)
+    cases = results["verify_cost"]["results"]
+    warm, first = cases[WARM], cases[FIRST]
+    decode = cases[DECODE]
+    add("warm verify ≤ 3 µs", f"{warm['median_us']:.2f} µs median ({warm['best_us']:.2f} best)",
+        warm["median_us"] <= 3, "verify_cost", "warm verify, median_us")  # fmt: skip
+    ratio = first["median_us"] / decode["median_us"]
+    add("first-sight verify ≤ 1.3 x `jwt.decode`",
+        f"{ratio:.2f}x median ({first['median_us']:.1f} / {decode['median_us']:.1f} µs; "
+        f"{first['best_us'] / decode['best_us']:.2f}x best)",
+        ratio <= 1.3, "verify_cost", "first sight ÷ jwt.decode, median_us")  # fmt: skip
 
-    reply_rows = []
-    request_rows = []
-    for run in runs:
-        key = [run["action"], run["mode"], str(run["verifiers"]), str(run["samples"])]
-        before = run.get("applied_before_reply")
-        reply_rows.append(
-            [
-                *key,
-                ms3(run["latency_ms"]),
-                ms3(run["slowest_per_round_ms"]),
-                "-" if before is None else f"{before}/{run['samples']}",
-            ]
-        )
-        request_rows.append(
-            [
-                *key,
-                ms3(run["from_request_ms"]),
-                ms3(run["slowest_per_round_from_request_ms"]),
-                ms3(call_http(run)),
-            ]
-        )
-    key_header = ["action", "mode", "verifiers", "samples"]
-    reply_table = table(
-        [*key_header, "p50 / p99 / max ms", "all verifiers, p50 / p99 / max", "before reply"],
-        reply_rows,
-        right_from=2,
-    )
-    request_table = table(
-        [*key_header, "p50 / p99 / max ms", "all verifiers, p50 / p99 / max", "call HTTP"],
-        request_rows,
-        right_from=2,
-    )
+    servers = results["sidecar_throughput"]["results"]
+    valid = all(r["all_200"] for r in servers.values())
+    sidecar = servers["sidecar"]["requests_per_s"]
+    for other, bound, label in (
+        ("noop", 0.8, "sidecar `/verify` ≥ 80 % of a bare no-op endpoint (Starlette route)"),
+        ("noop_raw", 0.8, "… the same, against a bare ASGI callable (no framework)"),
+        ("memo_exists", 2.0, "sidecar ≥ 2 x a sidecar doing memoized verify + one Redis EXISTS"),
+        ("seed", 5.0, "sidecar ≥ 5 x the seed pattern (jwt.decode + Redis lookup)"),
+    ):
+        rps = servers[other]["requests_per_s"]
+        shown = f"{sidecar / rps:.0%}" if bound < 1 else f"{sidecar / rps:.2f}x"
+        add(label, f"{shown} ({sidecar:,.0f} vs {rps:,.0f} req/s)"
+            + ("" if valid else "; **some answers were not 200**"),
+            sidecar / rps >= bound and valid, "sidecar_throughput",
+            f"requests_per_s, `sidecar` ÷ `{other}`")  # fmt: skip
 
-    lines = [
-        "## Propagation, separate processes",
-        "",
-        run_line(report, path, ".venv/bin/python -m bench.propagation_processes"),
-        "",
-        "redis-server, the issuer (`revocast issuer`: uvicorn on uvloop), the client and each "
-        "verifier are separate OS processes on this host. Actions: *logout* times "
-        "`POST /v1/logout` with the session's own token (verifiers must answer "
-        "`session_revoked`); *block* times a moderator's "
-        "`POST /v1/admin/users/{uid}/block` against a user holding a fresh session (verifiers "
-        "must answer `user_revoked`; the target is unblocked and logs in again before each "
-        "round, untimed; the moderator's own token stays valid throughout).",
-        "",
-    ]
-    headline = [
-        r for r in runs if r["action"] == "block" and r["mode"] == "worker" and r["verifiers"] == 2
-    ]
-    for r in headline:
-        lines += [
-            f"Block with 2 verifier processes, until both reject the target's token "
-            f"(p50 / p99 / max over {r['rounds']} rounds): "
-            f"{ms3(r['slowest_per_round_ms'])} ms from the block call's reply, "
-            f"{ms3(r['slowest_per_round_from_request_ms'])} ms from its request.",
-            "",
-        ]
-    lines += [
-        "From the timed call's reply (client's clock read right after the reply):",
-        "",
-        reply_table,
-        "",
-        "From just before the timed request was sent; *call HTTP* is the timed call's own "
-        "round trip:",
-        "",
-        request_table,
-        "",
-        "- Mode *worker*: each verifier process is a real `Verifier` with an `on_applied` "
-        "hook; the sample ends when the stream batch that makes the watched token "
-        "rejected has been applied (`verify()` rejects it from then on; confirmed with "
-        "`verify()` and the expected code). `time.monotonic()` is one clock for all "
-        "processes on Linux (checked by a ping exchange before each run). No polling: the "
-        "verifiers sleep in `XREAD BLOCK`.",
-    ]
-    if "sidecar" in modes:
-        lines.append(
-            "- Mode *sidecar*: `revocast verifier` processes polled over `GET /verify` until "
-            "the first 401; includes one `/verify` round trip and the polling load, so an "
-            "upper bound."
-        )
-    lines += [
-        "- *From reply* can be negative: the event is XADDed inside the call's Lua script, "
-        "so a verifier can apply it before the issuer's HTTP reply reaches the client "
-        "(*before reply* counts those samples). Such samples are real, not clock error.",
-        "- *From request* adds the timed call's whole HTTP round trip: it is the upper bound "
-        "on propagation from the XADD. The two figures bracket it.",
-        "- *All verifiers*: per round, the last verifier to reject; the time until every "
-        "verifier rejects the token.",
-    ]
-    for run in runs:
-        cpu = run.get("cpu_ms_per_round")
-        if cpu and run["verifiers"] == most and run["mode"] == "worker":
-            total = sum(cpu.values())
-            lines.append(
-                f"- CPU per round, {run['action']} with {most} verifier processes: "
-                f"{cpu['verifiers']:.1f} ms in the verifiers together, {cpu['issuer']:.1f} ms "
-                f"issuer, {cpu['redis']:.1f} ms redis-server, {cpu['client']:.1f} ms client: "
-                f"{total:.1f} ms of CPU per round on {cpus} CPUs, at least "
-                f"{total / cpus:.1f} ms of wall time per round (`cpu_ms_per_round`)."
-            )
-    if most > cpus:
-        lines.append(
-            f"- {most} verifier processes on {cpus} CPUs (plus Redis, the issuer and the "
-            "client) is a contention test, not a deployment shape: the wake-ups compete with "
-            "the issuer writing its reply, which also delays the reply and flatters the "
-            "from-reply figures as N grows; the from-request figures have no such bias."
-        )
-    lines.append(
-        "- The host may be shared with other work: see the load average in the machine table. "
-        + notes_pointer(path)
-    )
-    return "\n".join(lines)
+    runs = results["propagation"]["runs"]
+    sixteen = [r for r in runs if r["action"] == "logout" and r["verifiers"] == 16]
+    for run in sixteen:
+        request, every = run["from_request_ms"], run["slowest_per_round_from_request_ms"]
+        add("propagation p99 ≤ 5 ms, 16 verifiers (logout, from request: upper bound)",
+            f"{request['p99']:.2f} ms p99 ({request['p50']:.2f} p50, {request['max']:.2f} max)",
+            request["p99"] <= 5, "propagation", "logout, 16: from_request_ms")  # fmt: skip
+        add("… until all 16 verifiers reject (from request)",
+            f"{every['p99']:.2f} ms p99 ({every['p50']:.2f} p50)", every["p99"] <= 5,
+            "propagation", "logout, 16: slowest_per_round_from_request_ms")  # fmt: skip
+        reply = run["latency_ms"]
+        add("… from the logout's reply (lower bound)",
+            f"{reply['p99']:.2f} ms p99 ({reply['p50']:.2f} p50)", reply["p99"] <= 5,
+            "propagation", "logout, 16: latency_ms")  # fmt: skip
+    if not sixteen:  # a partial run: say so rather than drop the target
+        missing = "no 16-verifier logout run in `bench/results/propagation.json`"
+        rows.append(("propagation p99 ≤ 5 ms, 16 verifiers", "-", "not measured", missing, "-"))
 
-
-# --- alternatives -------------------------------------------------------------------------
-
-
-def alternatives(path: Path, report: Report) -> str:
-    results: dict[str, dict[str, Any]] = report["results"]
-    rows = [
-        [
-            name,
-            (r["client"] if r.get("redis_call", True) else "none (no Redis call)"),
-            f"{r['best_us']:.2f}",
-            f"{r['median_us']:.2f}",
-            f"{r['vs_warm_verify_best']:.1f}",
-            f"{r['vs_warm_verify_median']:.1f}",
-        ]
-        for name, r in results.items()
-    ]
-    header = [
-        "check per request",
-        "Redis client",
-        "best µs",
-        "median µs",
-        "x warm verify (best)",
-        "x warm verify (median)",
-    ]
-    env = report["environment"]
-    parsers = env.get("redis_parsers", {})
-    repeats = len(next(iter(results.values()))["repeats_us"])
-    return "\n".join(
-        [
-            "## The same check, the alternatives",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.alternatives"),
-            "",
-            table(header, rows, right_from=2),
-            "",
-            f"Mean time per call over a repeat; best and median of {repeats} repeats, cases "
-            "interleaved, one process on uvloop, one private redis-server over loopback TCP "
-            f"(redis-py {env.get('redis_py', '?')}, parsers: sync "
-            f"{code(parsers.get('sync', '?'))}, asyncio {code(parsers.get('asyncio', '?'))}). "
-            "The ratio is each case's time over revocast's warm verify (the hot path of every "
-            "request after a token's first).",
-            "",
-            "- *jwt-redis* (npm `jwt-redis`): `jwt.decode` plus `EXISTS` of the token's `jti` "
-            "key (set when a token is destroyed). **The sync-client row is the main figure**; "
-            "the asyncio-client row is what an async server (the sidecar's shape) would pay.",
-            "- *express-session / connect-redis*: `GET sess:<sid>` plus parsing the stored JSON "
-            "session; no signature at all.",
-            "- *flask-jwt-extended*: `jwt.decode` plus `SISMEMBER` of the `jti` in a blocklist "
-            "set (10,000 revoked jtis).",
-            "- *Redis EXISTS round trip alone*: the floor under every Redis-backed pattern on "
-            "this host; *jwt.decode* alone: the floor under every JWT pattern.",
-            "- " + notes_pointer(path),
-        ]
-    )
-
-
-# --- sidecar throughput -------------------------------------------------------------------
-
-
-def sidecar_throughput(path: Path, report: Report) -> str:
-    results: dict[str, dict[str, Any]] = report["results"]
-    side = results.get("sidecar")
-    rows = []
-    for name, r in results.items():
-        lat = r["latency_ms"]
-        statuses = sorted({k for run in r["rounds"] for k in run["statuses"]})
-        chosen = next(run for run in r["rounds"] if run["round"] == r["median_round"])
-        ratio = "1.00" if name == "sidecar" else "-"
-        if side and name != "sidecar":
-            ratio = f"{side['requests_per_s'] / r['requests_per_s']:.2f}"
-        rows.append(
-            [
-                f"{r['label']} (`{name}`)",
-                f"{r['requests_per_s']:,.0f}",
-                f"{lat['p50']:.2f}",
-                f"{lat['p99']:.2f}",
-                f"{lat['max']:.2f}",
-                ("yes" if r["all_200"] else "**no**") + f" ({', '.join(statuses)})",
-                f"{chosen['server_cpu_s']:.1f} / {chosen['redis_cpu_s']:.1f}",
-                f"{chosen['server_cpu_us_per_request']:.1f}"
-                if "server_cpu_us_per_request" in chosen
-                else "-",
-                ratio,
-                code(r["command"]),
-            ]
-        )
-    header = [
-        "server",
-        "req/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "all 200",
-        "CPU s server / redis",
-        "server CPU µs/request",
-        "sidecar ÷ this (req/s)",
-        "command",
-    ]
-    load = report["load"]
-    rps_all = {
-        name: " / ".join(f"{run['requests_per_s']:,.0f}" for run in r["rounds"])
-        for name, r in results.items()
-    }
-    return "\n".join(
-        [
-            "## Sidecar throughput",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.sidecar_throughput"),
-            "",
-            table(header, rows, right_from=1),
-            "",
-            f"Load: `wrk -t{load['threads']} -c{load['connections']} -d{load['duration_s']}s "
-            "--latency -H 'Authorization: Bearer <token>'` after a 2 s warm-up, "
-            f"{load['rounds']} rounds with the servers interleaved; each row is the server's "
-            "median round by requests/s (every round: "
-            + "; ".join(f"`{name}` {v}" for name, v in rps_all.items())
-            + "). Latency percentiles are wrk's (closed loop, at the throughput reached). "
-            "*All 200*: a wrk Lua hook counted every status code; a row counts only if every "
-            "answer was 200 with no socket errors (a sidecar answering 401 or 503 would be fast "
-            "for the wrong reason). *CPU*: seconds of CPU the server process and redis-server "
-            f"used during the {load['duration_s']} s run; *server CPU µs/request* divides the "
-            "server's by the requests served, a figure that does not depend on how much CPU "
-            "wrk left to the server.",
-            "",
-            "- Every server is its own process with the same command line shape (uvicorn, "
-            "uvloop, httptools, one worker, log level warning, access log off), the apps in "
-            "`bench/_asgi_apps.py`; the same warm token on every request (the sidecar's memo "
-            "hit, see *Verify cost*).",
-            "- Request lines found in each server's log after the runs (access log off, so "
-            "none expected): "
-            + ", ".join(f"`{n}` {r.get('request_lines_logged', '?')}" for n, r in results.items())
-            + ".",
-            "- *memo_exists* is the sidecar's own memoized verify plus one `EXISTS` of the "
-            "session key per request (asyncio redis-py, hiredis); *seed* is `jwt.decode` plus "
-            "the same `EXISTS`, no memo.",
-            "- *sidecar_cli* is `revocast verifier` as shipped: `uvicorn.run` defaults, so the "
-            "access log is enabled (its records are dropped by the level, but uvicorn still "
-            "formats their arguments per request).",
-            "- wrk, the server and redis-server share the 2 CPUs; nothing is pinned. "
-            + notes_pointer(path),
-        ]
-    )
-
-
-# --- memory and snapshot ------------------------------------------------------------------
-
-
-def memory_snapshot(path: Path, report: Report) -> str:
-    time_rows = []
-    memory_rows = []
-    for r in report["runs"]:
-        split = r["split_of_median_repeat_s"]
-        total = r["snapshot_merge_s"]
-        time_rows.append(
-            [
-                f"{r['revoked_sessions']:,}",
-                f"{total['best']:.3f} / {total['median']:.3f}",
-                f"{split['total_s']:.3f}",
-                f"{split['redis_lua_s']:.3f} ({r['lua_zrangebyscore_s']['median']:.3f})",
-                f"{split['transfer_and_parse_s']:.3f}",
-                f"{split['build_snapshot_s']:.3f}",
-                f"{split['merge_s']:.3f}",
-                f"{r['redis_share']:.0%} / {r['python_share']:.0%}",
-                f"{r['verifier_start_s']:.3f}",
-                f"{r['reply_bytes'] / 1e6:.1f}",
-            ]
-        )
-        m = r["memory"]
-        memory_rows.append(
-            [
-                f"{r['revoked_sessions']:,}",
-                f"{m['tracemalloc_bytes_per_entry']:.0f}",
-                f"{m['tracemalloc_retained_bytes'] / 2**20:.1f}",
-                f"{m['dict_getsizeof_bytes'] / r['entries_in_snapshot']:.0f}",
-                f"{m['rss_bytes_per_entry']:.0f}",
-                f"{m['vm_hwm_bytes'] / 2**20:.0f}",
-                f"{m['tracemalloc_peak_bytes'] / 2**20:.0f}",
-                f"{r['prune_s'] * 1000:.1f}",
-            ]
-        )
-    time_header = [
-        "revoked sessions",
-        "snapshot + merge s, best / median",
-        "median repeat s",
-        "= Redis: Lua script s (its ZRANGEBYSCORE, median)",
-        "+ transfer + RESP parse s",
-        "+ build Snapshot s",
-        "+ merge s",
-        "Redis / Python share (median)",
-        "Verifier.start() s",
-        "reply MB",
-    ]
-    memory_header = [
-        "revoked sessions",
-        "bytes/entry, cache (tracemalloc)",
-        "cache MiB",
-        "of which dict bytes/entry",
-        "bytes/entry, RSS growth",
-        "peak RSS MiB",
-        "peak traced MiB (bootstrap)",
-        "one prune() pass ms",
-    ]
-    return "\n".join(
-        [
-            "## Verifier bootstrap (snapshot) and memory per revoked session",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.memory_snapshot"),
-            "",
-            "Redis holds N revoked sessions in one partition (`<prefix>:{p0}:revoked:sessions`, "
-            "forget-after an hour ahead, 27-character ids as the issuer makes them). A "
-            "verifier's start is, per stream, `Follow.snapshot()` (one Lua script) plus "
-            "`RevocationCache.merge()` into the cache; the partition's is measured, into an "
-            "empty cache, in a fresh process, repeated, and the repeat with the median total "
-            "split into its parts:",
-            "",
-            table(time_header, time_rows),
-            "",
-            "- *Redis*: the script's execution on the server (`SLOWLOG`, threshold 0 on the "
-            "private server): reading the zset (the ZRANGEBYSCORE in parentheses) and "
-            "converting 2N values into Lua and back into the reply. *Transfer + RESP parse*: "
-            "the raw script call minus its Lua time (loopback, hiredis building the Python "
-            "list; median over separate raw-call repeats). *Build Snapshot*: the rest of "
-            "`Follow.snapshot()` (dicts, `int(float(score))`). *Merge*: "
-            "`RevocationCache.merge`. The share column: per repeat, the Lua time over snapshot "
-            "+ merge (median), the rest being the client side. *Verifier.start()*: end to end "
-            "(connect, partition count, script load, the global stream's and the partition's "
-            "snapshots and merges, first polls), once.",
-            "",
-            table(memory_header, memory_rows),
-            "",
-            "- *Cache (tracemalloc)*: what the cache retains after the `Snapshot` is dropped "
-            "and a collection ran: the dict plus each session id (`str`) and forget-after "
-            "(`int`) it references; tracing started before the snapshot, in its own fresh "
-            "process.",
-            "- *RSS growth*: the process's resident memory after the first snapshot + merge, "
-            "cache kept and `Snapshot` dropped, minus before; it includes what the allocator "
-            "kept of the freed bootstrap garbage (the 2N-item reply list and the `Snapshot` "
-            "dicts), so it is the footprint a fresh verifier actually shows. *Peak RSS*: the "
-            "process's high-water mark (after several bootstraps).",
-            "- *One prune() pass*: `RevocationCache.prune` over the whole cache with nothing to "
-            "prune; the follower runs it once a second on the event loop, so it is also a "
-            "once-a-second pause for `verify()` in the same process.",
-            "- " + notes_pointer(path),
-        ]
-    )
-
-
-# --- issuer throughput --------------------------------------------------------------------
-
-
-def issuer_throughput(path: Path, report: Report) -> str:
-    argon2 = report["argon2_alone"]
-    cpus = report["environment"].get("cpus_usable") or report["environment"].get("cpus") or 1
-    argon2_rows = [
-        [
-            name,
-            ", ".join(f"{k.removeprefix('REVOCAST_ARGON2_')}={v}" for k, v in a["params"].items()),
-            f"{a['wall_ms']['best']:.2f} / {a['wall_ms']['median']:.2f}",
-            f"{a['cpu_ms']['best']:.2f} / {a['cpu_ms']['median']:.2f}",
-            f"{cpus * 1000 / a['cpu_ms']['median']:.1f}",
-        ]
-        for name, a in argon2.items()
-    ]
-    refresh_rps = next(
-        (ph["requests_per_s"] for ph in report["phases"] if ph["endpoint"] == "POST /v1/refresh"),
-        None,
-    )
-    rows = []
-    for ph in report["phases"]:
-        env = ph["issuer_env"]
-        shown = " ".join(f"{k}={v}" for k, v in env.items())
-        rows.append(
-            [
-                ph["phase"],
-                str(ph["concurrency"]),
-                str(ph["requests"]),
-                f"{ph['requests_per_s']:,.1f}",
-                ms3(ph["latency_ms"]),
-                "yes" if ph["all_200"] else "**no**",
-                f"{ph['issuer_cpu_s']:.1f} / {ph['redis_cpu_s']:.1f} / {ph['client_cpu_s']:.1f}",
-                f"{ph['requests_per_s'] / refresh_rps:.3f}" if refresh_rps else "-",
-                code(f"{shown} {ph['issuer_command']}"),
-            ]
-        )
-    header = [
-        "phase",
-        "concurrency",
-        "requests",
-        "req/s",
-        "latency p50 / p99 / max ms",
-        "all 200",
-        "CPU s issuer / redis / client",
-        "req/s ÷ refresh's",
-        "issuer command",
-    ]
-    return "\n".join(
-        [
-            "## Issuer: login and refresh throughput",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.issuer_throughput"),
-            "",
-            table(header, rows),
-            "",
-            "argon2id alone (`PasswordHasher.verify` in the benchmark process, one call at a "
-            "time), the part of a login the parameters set:",
-            "",
-            table(
-                [
-                    "parameters",
-                    "settings",
-                    "wall ms best / median",
-                    "CPU ms best / median",
-                    "logins/s if argon2 alone bound all CPUs",
-                ],
-                argon2_rows,
-                right_from=2,
-            ),
-            "",
-            "- The issuer is its own process (`revocast issuer`, uvicorn on uvloop), login "
-            "throttling off; each of the concurrent clients logs its own user in (or rotates "
-            "its own session's refresh token) over one keep-alive connection, a fixed number "
-            "of requests after a warm-up. Every answer must be 200.",
-            "- Login: three throttle-script calls (two before the password check, one after), "
-            "user lookup, argon2id verify in a worker thread, the login script, Ed25519 "
-            "signing. Refresh: refresh-token lookup, the refresh script (rotation, sealed "
-            "successor), Ed25519 signing; no argon2.",
-            "- The last argon2 column is CPUs x 1000 / CPU ms per verify: the login rate the "
-            "hashing alone would allow if it had every CPU.",
-            "- " + notes_pointer(path),
-        ]
-    )
-
-
-# --- pub/sub next to streams --------------------------------------------------------------
-
-
-def pubsub(path: Path, report: Report) -> str:
-    runs = sorted(report["runs"], key=lambda r: (r["subscribers"], r["transport"]))
-    pubsub_p99 = {
-        r["subscribers"]: r["from_request_ms"]["p99"] for r in runs if r["transport"] == "pubsub"
-    }
-    rows = [
-        [
-            str(r["subscribers"]),
-            "Pub/Sub (PUBLISH)" if r["transport"] == "pubsub" else "Streams (XADD → XREAD BLOCK)",
-            str(r["samples"]),
-            ms3(r["from_request_ms"]),
-            ms3(r["slowest_per_round_from_request_ms"]),
-            ms3(r["from_reply_ms"]),
-            f"{r['publish_rtt_ms']['p50']:.3f}",
-            f"{r['received_before_reply']}/{r['samples']}",
-            f"{r['from_request_ms']['p99'] / pubsub_p99[r['subscribers']]:.2f}"
-            if r["subscribers"] in pubsub_p99
-            else "-",
-        ]
-        for r in runs
-    ]
-    header = [
-        "subscribers",
-        "transport",
-        "samples",
-        "from request, p50 / p99 / max ms",
-        "all subscribers, from request",
-        "from reply, p50 / p99 / max ms",
-        "publish RTT p50 ms",
-        "received before reply",
-        "p99 from request ÷ Pub/Sub's",
-    ]
-    return "\n".join(
-        [
-            "## Transport reference: Pub/Sub next to Streams",
-            "",
-            run_line(report, path, ".venv/bin/python -m bench.pubsub"),
-            "",
-            table(header, rows, right_from=2),
-            "",
-            "N subscriber processes (uvloop, redis-py asyncio with hiredis), each holding a "
-            "`SUBSCRIBE` and an `XREAD BLOCK` loop from its last id; the publisher alternates "
-            "`PUBLISH` and `XADD` of the same revocation-sized message round by round and waits "
-            "for every subscriber before the next, so both transports are measured in the same "
-            "run by the same processes. Transport only: the receive time is when redis-py "
-            "handed the message over, before any decoding (revocast's end-to-end figure, with "
-            "decode and apply, is *Propagation, separate processes*). *From request* starts "
-            "just before the publish call (upper bound); *from reply* just after its reply, "
-            "negative when a subscriber got the message first. Pub/Sub is here as a reference "
-            "only: it drops messages for a disconnected subscriber, which cannot prove it "
-            "missed nothing (see docs/design.md). " + notes_pointer(path),
-        ]
-    )
-
-
-# --- targets ------------------------------------------------------------------------------
-
-
-def find(
-    reports: Sequence[tuple[Path, Report]], benchmark: str, mode: str | None = None
-) -> tuple[Path, Report] | None:
-    for path, report in reports:
-        if report.get("benchmark") == benchmark and report.get("mode") == mode:
-            return path, report
-    return None
-
-
-def verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
-def targets(reports: Sequence[tuple[Path, Report]]) -> str:
-    rows: list[list[str]] = []
-
-    def add(
-        target: str, measured: str, ok: bool | None, found: tuple[Path, Report], field: str
-    ) -> None:
-        path, report = found
-        command = report.get("command") or "-"
-        rows.append(
-            [
-                target,
-                measured,
-                "not measured" if ok is None else verdict(ok),
-                f"{source(path)}: {field}",
-                code(str(command)),
-            ]
-        )
-
-    def missing(target: str, benchmark: str) -> None:
-        rows.append([target, "-", "not measured", f"no `{benchmark}` results", "-"])
-
-    cost = find(reports, "verify_cost")
-    if cost:
-        results = cost[1]["results"]
-        warm = results["Verifier.verify warm"]
-        add(
-            "warm verify ≤ 3 µs",
-            f"{warm['median_us']:.2f} µs median ({warm['best_us']:.2f} best)",
-            warm["median_us"] <= 3,
-            cost,
-            "`Verifier.verify warm` median_us",
-        )
-        first = results["Verifier.verify first sight"]
-        base = results["jwt.decode"]
-        ratio = first["median_us"] / base["median_us"]
-        add(
-            "first-sight verify ≤ 1.3 x `jwt.decode`",
-            f"{ratio:.2f}x median ({first['median_us']:.1f} / {base['median_us']:.1f} µs; "
-            f"{first['best_us'] / base['best_us']:.2f}x best)",
-            ratio <= 1.3,
-            cost,
-            "first sight ÷ jwt.decode, median_us",
-        )
-    else:
-        missing("warm verify ≤ 3 µs; first sight ≤ 1.3 x jwt.decode", "verify_cost")
-
-    side = find(reports, "sidecar_throughput")
-    if side:
-        results = side[1]["results"]
-        valid = all(r["all_200"] for r in results.values())
-        sc = results.get("sidecar")
-        for name, bound, label in (
-            ("noop", 0.8, "sidecar `/verify` ≥ 80 % of a bare no-op endpoint (Starlette route)"),
-            ("noop_raw", 0.8, "… the same, against a bare ASGI callable (no framework)"),
-            (
-                "memo_exists",
-                2.0,
-                "sidecar ≥ 2 x a sidecar doing memoized verify + one Redis EXISTS",
-            ),
-            ("seed", 5.0, "sidecar ≥ 5 x the seed pattern (jwt.decode + Redis lookup)"),
-        ):
-            other = results.get(name)
-            if not (sc and other):
-                continue
-            ratio = sc["requests_per_s"] / other["requests_per_s"]
-            shown = f"{ratio:.0%}" if bound < 1 else f"{ratio:.2f}x"
-            add(
-                label,
-                f"{shown} ({sc['requests_per_s']:,.0f} vs {other['requests_per_s']:,.0f} req/s)"
-                + ("" if valid else "; **some answers were not 200**"),
-                ratio >= bound and valid,
-                side,
-                f"requests_per_s, `sidecar` ÷ `{name}`",
-            )
-    else:
-        missing("sidecar throughput ratios", "sidecar_throughput")
-
-    prop = find(reports, "propagation", "processes")
-    run16 = None
-    if prop:
-        for run in prop[1]["runs"]:
-            if (
-                run.get("action", "logout") == "logout"
-                and run["mode"] == "worker"
-                and run["verifiers"] == 16
-            ):
-                run16 = run
-    if prop and run16:
-        req = run16["from_request_ms"]
-        add(
-            "propagation p99 ≤ 5 ms, 16 verifiers (logout, from request: upper bound)",
-            f"{req['p99']:.2f} ms p99 ({req['p50']:.2f} p50, {req['max']:.2f} max)",
-            req["p99"] <= 5,
-            prop,
-            "logout, worker, 16: from_request_ms",
-        )
-        every = run16["slowest_per_round_from_request_ms"]
-        add(
-            "… until all 16 verifiers reject (from request)",
-            f"{every['p99']:.2f} ms p99 ({every['p50']:.2f} p50)",
-            every["p99"] <= 5,
-            prop,
-            "logout, worker, 16: slowest_per_round_from_request_ms",
-        )
-        reply = run16["latency_ms"]
-        add(
-            "… from the logout's reply (lower bound)",
-            f"{reply['p99']:.2f} ms p99 ({reply['p50']:.2f} p50)",
-            reply["p99"] <= 5,
-            prop,
-            "logout, worker, 16: latency_ms",
-        )
-    else:
-        missing("propagation p99 ≤ 5 ms with 16 verifiers", "propagation_processes")
-
-    mem = find(reports, "memory_snapshot")
-    if mem:
-        for run in mem[1]["runs"]:
-            n = run["revoked_sessions"]
-            m = run["memory"]
-            add(
-                f"≤ 200 bytes per revoked entry, {n:,} entries, cache (tracemalloc)",
-                f"{m['tracemalloc_bytes_per_entry']:.0f} bytes",
-                m["tracemalloc_bytes_per_entry"] <= 200,
-                mem,
-                f"{n}: tracemalloc_bytes_per_entry",
-            )
-            add(
-                f"… {n:,} entries, process RSS growth after bootstrap",
-                f"{m['rss_bytes_per_entry']:.0f} bytes",
-                m["rss_bytes_per_entry"] <= 200,
-                mem,
-                f"{n}: rss_bytes_per_entry",
-            )
-        big = [run for run in mem[1]["runs"] if run["revoked_sessions"] == 1_000_000]
-        for run in big:
+    for run in results["memory_snapshot"]["runs"]:
+        n, m = run["revoked_sessions"], run["memory"]
+        traced, rss = m["tracemalloc_bytes_per_entry"], m["rss_bytes_per_entry"]
+        add(f"≤ 200 bytes per revoked entry, {n:,} entries, cache (tracemalloc)",
+            f"{traced:.0f} bytes", traced <= 200, "memory_snapshot",
+            f"{n}: tracemalloc_bytes_per_entry")  # fmt: skip
+        add(f"… {n:,} entries, process RSS growth after bootstrap", f"{rss:.0f} bytes",
+            rss <= 200, "memory_snapshot", f"{n}: rss_bytes_per_entry")  # fmt: skip
+        if n == 1_000_000:
             total = run["snapshot_merge_s"]
-            add(
-                "snapshot of 1,000,000 revoked sessions ≤ 3 s (snapshot + merge)",
+            add("snapshot of 1,000,000 revoked sessions ≤ 3 s (snapshot + merge)",
                 f"{total['median']:.2f} s median ({total['best']:.2f} best; "
                 f"Verifier.start() {run['verifier_start_s']:.2f} s)",
-                total["median"] <= 3,
-                mem,
-                "1000000: snapshot_merge_s",
-            )
-        if not big:
-            missing(
-                "snapshot of 1,000,000 revoked sessions ≤ 3 s", "memory_snapshot --sizes 1000000"
-            )
-    else:
-        missing("memory per entry; snapshot of 1,000,000", "memory_snapshot")
-
-    header = ["target (issue 6)", "measured", "verdict", "from", "command"]
-    return "\n".join(
-        [
-            "## Targets",
-            "",
-            "Each verdict is computed from the JSON named in its row when this document is "
-            "generated. Medians are judged where a benchmark repeats (best shown beside); the "
-            "rows marked … are the same target read another way, shown so that no reading is "
-            "hidden.",
-            "",
-            table(header, rows, right_from=len(header)),
-        ]
-    )
+                total["median"] <= 3, "memory_snapshot", "1000000: snapshot_merge_s")  # fmt: skip
+    return table(["target (issue 6)", "measured", "verdict", "from", "command"], rows, 5)
 
 
-# --- the document -------------------------------------------------------------------------
-
-Renderer = Callable[[Path, Report], str]
-SECTIONS: list[tuple[str, str | None, Renderer]] = [
-    ("verify_cost", None, verify_cost),
-    ("alternatives", None, alternatives),
-    ("sidecar_throughput", None, sidecar_throughput),
-    ("gateway_throughput", None, _report_gateway.gateway_throughput),
-    ("memory_snapshot", None, memory_snapshot),
-    ("propagation", "in-process", propagation_in_process),
-    ("propagation", "processes", propagation_processes),
-    ("pubsub", None, pubsub),
-    ("issuer_throughput", None, issuer_throughput),
-    ("topologies", None, _report_scaling.topologies),
-    ("replica_cost", None, _report_scaling.replica_cost),
-    ("replica_fanout", None, _report_scaling.replica_fanout),
-    ("cold_start", None, _report_scaling.cold_start),
-    ("receipts", None, _report_receipts.receipts),
-]
+# --- the per-request check, throughput --------------------------------------------------------
 
 
-def render(reports: Sequence[tuple[Path, Report]], generated: str) -> str:
-    parts = [
-        "# Benchmarks",
-        "",
-        "Run every benchmark and regenerate this file with one command, from the repository root:",
-        "",
-        "```sh",
-        ".venv/bin/python -m bench.all   # ~35 min, more while it waits for a quiet host",
-        "```",
-        "",
-        "(It needs `wrk` on PATH for the sidecar benchmark: `apt-get install wrk`; "
-        "`.venv/bin/python -m bench.all --only NAME ...` runs some.) Before measuring, each "
-        "benchmark waits until the 1-minute load average is below 1.0 (polling every 30 s, "
-        "at most 10 minutes) and records the load before and after. This file is generated "
-        "by `.venv/bin/python -m bench.report` from `bench/results/*.json`: every figure "
-        "below is read from those files, and each section names the command that "
-        "reproduces it. "
-        "Latency percentiles are nearest-rank unless a section says otherwise.",
-        "",
-        machine(reports, generated),
-        "",
-        targets(reports),
+def verify_cost_rows(results: Results) -> list[Report]:
+    cases = results["verify_cost"]["results"]
+    decode, warm = cases[DECODE], cases[WARM]
+    return [
+        {**r, "name": name, "repeats": len(r["repeats_us"]),
+         "client": r["client"] if r["redis_call"] else "none (no Redis call)",
+         **{f"{k}_decode": r[k] / decode[k] for k in ("best_us", "median_us")},
+         **{f"{k}_warm": r[k] / warm[k] for k in ("best_us", "median_us")}}
+        for name, r in cases.items()
+    ]  # fmt: skip
+
+
+def sidecar_rows(results: Results) -> list[Report]:
+    servers = results["sidecar_throughput"]["results"]
+    sidecar = servers["sidecar"]["requests_per_s"]
+    return [
+        {**r, "name": name, "ok": yes(r["all_200"]), "vs_sidecar": sidecar / r["requests_per_s"],
+         "median": next(x for x in r["rounds"] if x["round"] == r["median_round"]),
+         "every": " / ".join(f"{x['requests_per_s']:,.0f}" for x in r["rounds"]),
+         "statuses": ", ".join(sorted({code for x in r["rounds"] for code in x["statuses"]}))}
+        for name, r in servers.items()
+    ]  # fmt: skip
+
+
+GATEWAY_PATHS = {
+    "nginx_direct": "nginx straight to the upstream (no check)",
+    "nginx_auth": "nginx auth_request to the sidecar (deploy/nginx.conf as shipped)",
+    "nginx_auth_no_keepalive": "the same, without keep-alive to the sidecar",
+    "nginx_auth_2_workers": "the same as shipped, sidecar `--workers 2`",
+    "nginx_2_workers_auth": "the same as shipped, nginx `worker_processes 2`",
+    "sidecar": "the sidecar alone (`/verify`)",
+    "sidecar_2_workers": "the sidecar alone, `--workers 2`",
+}
+
+
+def gateway_rows(results: Results) -> list[Report]:
+    paths = results["gateway_throughput"]["results"]
+    return [
+        {**(r := paths[name]), "label": label, "ok": yes(r["all_200"]),
+         "busy": ", ".join(f"{k} {v:.2f}" for k, v in r["cpus_busy"].items() if v >= 0.05)}
+        for name, label in GATEWAY_PATHS.items()
+    ]  # fmt: skip
+
+
+def issuer_rows(results: Results) -> list[Report]:
+    phases = results["issuer_throughput"]["phases"]
+    refresh = next(p["requests_per_s"] for p in phases if p["endpoint"] == "POST /v1/refresh")
+    return [
+        {**p, "ok": yes(p["all_200"]), "vs_refresh": p["requests_per_s"] / refresh,
+         "variables": " ".join(f"{k}={v}" for k, v in p["issuer_env"].items())}
+        for p in phases
+    ]  # fmt: skip
+
+
+def argon2_rows(results: Results) -> list[Report]:
+    report = results["issuer_throughput"]
+    cpus = report["environment"]["cpus_usable"]
+    return [
+        {**a, "name": name, "logins": cpus * 1000 / a["cpu_ms"]["median"],
+         "settings": ", ".join(f"{k.removeprefix('REVOCAST_ARGON2_')}={v}"
+                               for k, v in a["params"].items())}
+        for name, a in report["argon2_alone"].items()
+    ]  # fmt: skip
+
+
+# --- memory, propagation ----------------------------------------------------------------------
+
+
+def memory_rows(results: Results) -> list[Report]:
+    return [
+        {**r, **r["split_of_median_repeat_s"], **(m := r["memory"]),
+         "reply_mb": r["reply_bytes"] / 1e6, "prune_ms": r["prune_s"] * 1000,
+         "dict_per_entry": m["dict_getsizeof_bytes"] / r["entries_in_snapshot"],
+         **{k: m[k] / 2**20 for k in ("tracemalloc_retained_bytes", "vm_hwm_bytes",
+                                      "tracemalloc_peak_bytes")}}
+        for r in results["memory_snapshot"]["runs"]
+    ]  # fmt: skip
+
+
+def propagation_rows(results: Results) -> list[Report]:
+    """Every run, logout first, then by verifier count."""
+    cpus = results["propagation"]["environment"]["cpus_usable"]
+    rows = [
+        {**r, "cpu": (cpu := sum(r["cpu_ms_per_round"].values())), "wall": cpu / cpus}
+        for r in results["propagation"]["runs"]
     ]
-    done: set[Path] = set()
-    for benchmark, mode, renderer in SECTIONS:
-        for path, report in reports:
-            if report.get("benchmark") == benchmark and report.get("mode") == mode:
-                parts += ["", renderer(path, report)]
-                done.add(path)
-    for path, _ in reports:
-        if path not in done:
-            parts += ["", f"({source(path)} is not a benchmark this report knows how to show.)"]
-    return "\n".join(parts) + "\n"
+    return sorted(rows, key=lambda r: (r["action"] != "logout", r["verifiers"]))
+
+
+def pubsub_rows(results: Results) -> list[Report]:
+    runs = sorted(results["pubsub"]["runs"], key=lambda r: (r["subscribers"], r["transport"]))
+    base = {r["subscribers"]: r for r in runs if r["transport"] == "pubsub"}
+    names = {"pubsub": "Pub/Sub (PUBLISH)", "stream": "Streams (XADD → XREAD BLOCK)"}
+    return [
+        {**r, "name": names[r["transport"]],
+         "vs": r["from_request_ms"]["p99"] / base[r["subscribers"]]["from_request_ms"]["p99"]}
+        for r in runs
+    ]  # fmt: skip
+
+
+def topology_rows(results: Results) -> list[Report]:
+    return [
+        {"samples": "-", **r, "processes": r["verifiers"]} if "error" not in r
+        else {**r, "processes": "**failed**: " + r["error"].splitlines()[0], "samples": "-"}
+        for r in results["topologies"]["runs"]
+    ]  # fmt: skip
+
+
+# --- replicas ---------------------------------------------------------------------------------
+
+
+def replica_cost_rows(results: Results) -> list[Report]:
+    report = results["replica_cost"]
+    paced = {r["verifiers"]: r["paced"] for r in report["runs"]}
+    return [
+        {**d, "applied": paced[d["verifiers"]].get("all_applied_from_request_ms")}
+        for d in report["derived"]
+    ]
+
+
+def fanout_rows(results: Results) -> list[Report]:
+    report = results["replica_fanout"]
+    v, fit = report["cold_start"]["verifiers"], Fit.from_report(results["replica_cost"])
+    phases = [("idle", report["idle"])] + [(f"{p['rate_per_s']:g}/s", p) for p in report["rates"]]
+    return [
+        {"not_durable": "-", "missing_events": "-", **p, "name": name,
+         "model": phase_check(fit, p, v)["ratio"],
+         "out_mb_s": (r := p["replica"])["net_out_bytes"] / r["seconds"] / 1e6,
+         "per_event": f"{r['net_out_bytes'] / (p['events'] * v):.0f}" if p["events"] else "-",
+         "used_mib": r["memory"]["used_memory"] / 2**20,
+         "buffers_mib": r["memory"]["mem_clients_normal"] / 2**20,
+         "failed": sum(p["failed_calls"].values()),
+         "busy": p["process_cpu_s"]["followers"] / r["seconds"],
+         "ready": "{} / {:.2f}".format(p["status"].get("min_ready", "-"),
+                                       p["status"].get("max_staleness_s", 0))}
+        for name, p in phases
+    ]  # fmt: skip
+
+
+def cold_rows(runs: Sequence[Report]) -> list[Report]:
+    """Cold starts (``bench._cold``), by ``cold_start`` and by ``replica_fanout`` alike."""
+
+    def failover(roles: dict[str, str]) -> str:
+        if roles == {"primary": "master", "replica": "slave"}:  # the roles they started with
+            return "no"
+        return "**" + ", ".join(f"{node} now {role}" for node, role in roles.items()) + "**"
+
+    def held(r: Report) -> str:
+        """Connections on the replica, idle ones on the primary, and on the first sentinel."""
+        by = r["connections_by_last_command"]
+        primary, sentinel = by["primary"].get("get", 0), by["sentinel0"].get("sentinel|slaves", 0)
+        return f"{r['replica']['clients']['connected_clients']} / {primary} / {sentinel}"
+
+    return [
+        {**r, "failover": failover(r["roles_after"]), "held": held(r),
+         "cpu_ms": r["replica"]["cpu_s"] * 1000 / r["verifiers"],
+         "out_mb": r["replica"]["net_out_bytes"] / 1e6,
+         "out_kb": r["replica"]["net_out_bytes"] / 1e3 / r["verifiers"],
+         "peak_mib": r["replica_peaks"]["used_memory"] / 2**20}
+        for r in runs
+    ]  # fmt: skip
+
+
+def receipts_cost_rows(results: Results) -> list[Report]:
+    return [
+        {"rate_per_s": 0, **run[phase], "run": f"{label.replace('_', ' ')}, {phase}", "of": run}
+        for label, run in results["receipts"]["overhead"].items()
+        for phase in ("idle", "revoking")
+    ]
+
+
+def spec(rows: Callable[[Results], Sequence[Report]], *cells: Column) -> Callable[[Results], str]:
+    """A table of ``cells`` over the rows ``rows`` picks from the results."""
+    return lambda results: columns(rows(results), cells)
+
+
+# --- the document -----------------------------------------------------------------------------
+
+COLD_START: list[Column] = [
+    ("verifiers", "{verifiers:,}"),
+    ("revoked sessions", "{state_revocations:,}"),
+    ("ready after p50 / p99 / max s", stats("ready_s", 2)),
+    ("never ready", "{never_ready}"),
+    ("replica CPU s", "{replica[cpu_s]:.2f}"),
+    ("replica CPU ms / verifier", "{cpu_ms:.1f}"),
+    ("primary CPU s", "{others[primary][cpu_s]:.2f}"),
+    ("failover", "{failover}"),
+    ("replica out MB (kB / verifier)", "{out_mb:.1f} ({out_kb:.0f})"),
+    ("replica peak used MiB", "{peak_mib:.1f}"),
+    ("connections accepted", "{replica_connections_accepted}"),
+    ("connections after: replica / primary `GET` / first sentinel `SENTINEL SLAVES`", "{held}"),
+    ("snapshots / read errors", "{status_after[snapshots]} / {status_after[read_errors]}"),
+    ("follower processes CPU s", "{process_cpu_s[followers]:.1f}"),
+    ("wall s", "{wall_s:.1f}"),
+]  # fmt: skip
+
+TABLES: dict[str, Callable[[Results], str]] = {
+    "machine": machine,
+    "targets": targets,
+    "verify_cost": spec(
+        verify_cost_rows,
+        ("check per request", "{name}"),
+        ("Redis client", "{client}"),
+        ("best µs", "{best_us:.2f}"),
+        ("median µs", "{median_us:.2f}"),
+        ("÷ jwt.decode, best / median", "{best_us_decode:.2f} / {median_us_decode:.2f}"),
+        ("÷ warm verify, best / median", "{best_us_warm:.1f} / {median_us_warm:.1f}"),
+        ("calls per repeat", "{calls_per_repeat}"),
+        ("repeats", "{repeats}"),
+    ),
+    "verify_cost.setup": spec(
+        lambda r: [r["verify_cost"] | r["verify_cost"]["environment"]],
+        ("access token", "{token_bytes} bytes, Ed25519"),
+        ("event loop", "{event_loop}"),
+        ("redis-py (hiredis)", "{redis_py} ({hiredis})"),
+        (
+            "RESP parser, sync / asyncio client",
+            "`{redis_parsers[sync]}` / `{redis_parsers[asyncio]}`",
+        ),
+        ("PyJWT", "{pyjwt}"),
+    ),
+    "sidecar_throughput": spec(
+        sidecar_rows,
+        ("server", "{label} (`{name}`)"),
+        ("req/s (median round)", "{requests_per_s:,.0f}"),
+        ("every round, req/s", "{every}"),
+        ("p50 / p99 / max ms", stats("latency_ms", 2)),
+        ("all 200", "{ok} ({statuses})"),
+        ("CPU s server / redis", "{median[server_cpu_s]:.1f} / {median[redis_cpu_s]:.1f}"),
+        ("server CPU µs/request", "{median[server_cpu_us_per_request]:.1f}"),
+        ("sidecar ÷ this (req/s)", "{vs_sidecar:.2f}"),
+        ("request lines logged", "{request_lines_logged}"),
+        ("command", "`{command}`"),
+    ),
+    "sidecar_throughput.load": spec(
+        lambda r: [r["sidecar_throughput"]["load"]],
+        ("load", "`wrk -t{threads} -c{connections} -d{duration_s}s --latency`"),
+        ("rounds, servers interleaved", "{rounds}"),
+    ),
+    "gateway_throughput": spec(
+        gateway_rows,
+        ("path", "{label}"),
+        ("req/s", "{requests_per_s:,.0f}"),
+        ("p50 / p99 ms", "{latency_ms[p50]:.2f} / {latency_ms[p99]:.2f}"),
+        ("all 200", "{ok}"),
+        ("CPUs busy", "{busy}"),
+    ),
+    "gateway_throughput.ratios": spec(
+        lambda r: [{"name": k, "value": v} for k, v in r["gateway_throughput"]["ratios"].items()],
+        ("req/s ratio, median rounds", "{name}"),
+        ("", "{value:.2f}"),
+    ),
+    "issuer_throughput": spec(
+        issuer_rows,
+        ("phase", "{phase}"),
+        ("concurrency", "{concurrency}"),
+        ("requests", "{requests}"),
+        ("req/s", "{requests_per_s:,.1f}"),
+        ("latency p50 / p99 / max ms", stats("latency_ms")),
+        ("all 200", "{ok}"),
+        (
+            "CPU s issuer / redis / client",
+            "{issuer_cpu_s:.1f} / {redis_cpu_s:.1f} / {client_cpu_s:.1f}",
+        ),
+        ("req/s ÷ refresh's", "{vs_refresh:.3f}"),
+        ("issuer command", "`{variables} {issuer_command}`"),
+    ),
+    "issuer_throughput.argon2": spec(
+        argon2_rows,
+        ("parameters", "{name}"),
+        ("settings", "{settings}"),
+        ("wall ms best / median", "{wall_ms[best]:.2f} / {wall_ms[median]:.2f}"),
+        ("CPU ms best / median", "{cpu_ms[best]:.2f} / {cpu_ms[median]:.2f}"),
+        ("logins/s if argon2 alone had every CPU", "{logins:.1f}"),
+    ),
+    "memory_snapshot.time": spec(
+        memory_rows,
+        ("revoked sessions", "{revoked_sessions:,}"),
+        (
+            "snapshot + merge s, best / median",
+            "{snapshot_merge_s[best]:.3f} / {snapshot_merge_s[median]:.3f}",
+        ),
+        ("median repeat s", "{total_s:.3f}"),
+        (
+            "= Redis: Lua script s (its ZRANGEBYSCORE, median)",
+            "{redis_lua_s:.3f} ({lua_zrangebyscore_s[median]:.3f})",
+        ),
+        ("+ transfer + RESP parse s", "{transfer_and_parse_s:.3f}"),
+        ("+ build Snapshot s", "{build_snapshot_s:.3f}"),
+        ("+ merge s", "{merge_s:.3f}"),
+        ("Redis / Python share (median)", "{redis_share:.0%} / {python_share:.0%}"),
+        ("Verifier.start() s", "{verifier_start_s:.3f}"),
+        ("reply MB", "{reply_mb:.1f}"),
+    ),
+    "memory_snapshot.memory": spec(
+        memory_rows,
+        ("revoked sessions", "{revoked_sessions:,}"),
+        ("bytes/entry, cache (tracemalloc)", "{tracemalloc_bytes_per_entry:.0f}"),
+        ("cache MiB", "{tracemalloc_retained_bytes:.1f}"),
+        ("of which dict bytes/entry", "{dict_per_entry:.0f}"),
+        ("bytes/entry, RSS growth", "{rss_bytes_per_entry:.0f}"),
+        ("peak RSS MiB", "{vm_hwm_bytes:.0f}"),
+        ("peak traced MiB (bootstrap)", "{tracemalloc_peak_bytes:.0f}"),
+        ("one prune() pass ms", "{prune_ms:.1f}"),
+    ),
+    "propagation.reply": spec(
+        propagation_rows,
+        ("action", "{action}"),
+        ("verifiers", "{verifiers}"),
+        ("samples", "{samples}"),
+        ("p50 / p99 / max ms", stats("latency_ms")),
+        ("all verifiers, p50 / p99 / max", stats("slowest_per_round_ms")),
+        ("before reply", "{applied_before_reply}/{samples}"),
+    ),
+    "propagation.request": spec(
+        propagation_rows,
+        ("action", "{action}"),
+        ("verifiers", "{verifiers}"),
+        ("samples", "{samples}"),
+        ("p50 / p99 / max ms", stats("from_request_ms")),
+        ("all verifiers, p50 / p99 / max", stats("slowest_per_round_from_request_ms")),
+        ("call HTTP", stats("revoke_http_ms")),
+    ),
+    "propagation.cpu": spec(
+        propagation_rows,
+        ("action", "{action}"),
+        ("verifiers", "{verifiers}"),
+        ("CPU ms per round: verifier processes", "{cpu_ms_per_round[verifiers]:.1f}"),
+        ("issuer", "{cpu_ms_per_round[issuer]:.1f}"),
+        ("redis-server", "{cpu_ms_per_round[redis]:.1f}"),
+        ("client", "{cpu_ms_per_round[client]:.1f}"),
+        ("all", "{cpu:.1f}"),
+        ("least wall ms per round, on every CPU", "{wall:.1f}"),
+    ),
+    "pubsub": spec(
+        pubsub_rows,
+        ("subscribers", "{subscribers}"),
+        ("transport", "{name}"),
+        ("samples", "{samples}"),
+        ("from request, p50 / p99 / max ms", stats("from_request_ms")),
+        ("all subscribers, from request", stats("slowest_per_round_from_request_ms")),
+        ("from reply, p50 / p99 / max ms", stats("from_reply_ms")),
+        ("publish RTT p50 ms", "{publish_rtt_ms[p50]:.3f}"),
+        ("received before reply", "{received_before_reply}/{samples}"),
+        ("p99 from request ÷ Pub/Sub's", "{vs:.2f}"),
+    ),
+    "topologies": spec(
+        topology_rows,
+        ("topology", "{topology}"),
+        ("verifiers read", "{reads}"),
+        ("partitions", "{partitions}"),
+        ("WAIT for", "{min_replicas}"),
+        ("verifier processes", "{processes}"),
+        ("samples", "{samples}"),
+        (
+            "all verifiers applied, from request: p50 / p99 / max ms",
+            stats("slowest_per_round_from_request_ms"),
+        ),
+        ("each verifier, from request", stats("from_request_ms")),
+        ("each verifier, from reply", stats("latency_ms")),
+        ("ack: logout HTTP", stats("revoke_http_ms")),
+        ("ack: script + WAIT alone", stats("revoke_call_ms")),
+    ),
+    "replica_cost": spec(
+        replica_cost_rows,
+        ("followers", "{verifiers}"),
+        ("idle µs / follower / s", "{idle_us_per_verifier_s:.0f}"),
+        (
+            "idle reads / checks per follower per s",
+            "{idle_reads_per_verifier_s:.2f} / {idle_checks_per_verifier_s:.2f}",
+        ),
+        ("idle bytes / follower / s", "{idle_bytes_per_verifier_s:.0f}"),
+        ("µs / read / check", "{cpu_us_per_read:.0f} / {cpu_us_per_check:.0f}"),
+        ("paced: µs / follower / event", "{paced[us_per_verifier_per_event]:.1f}"),
+        (
+            "reads / checks per follower per event",
+            "{paced[reads_per_verifier_per_event]:.2f}"
+            " / {paced[checks_per_verifier_per_event]:.2f}",
+        ),
+        ("bytes / follower / event", "{paced[bytes_per_verifier_per_event]:.0f}"),
+        ("bursts: µs / follower / event", "{bursts[us_per_verifier_per_event]:.1f}"),
+        ("µs / entry delivered", "{bursts[cpu_us_per_entry]:.1f}"),
+        ("bytes / entry delivered", "{bursts[bytes_per_entry]:.0f}"),
+        ("paced: measured ÷ model", "{paced[measured_over_predicted]:.2f}"),
+        ("paced: all applied, from request p50 / p99 / max ms", stats("applied", 2)),
+    ),
+    "replica_cost.phases": spec(
+        lambda r: r["replica_cost"]["runs"],
+        ("followers", "{verifiers}"),
+        ("replica CPU %, idle", "{idle[replica][cpu_percent]}"),
+        ("paced", "{paced[replica][cpu_percent]}"),
+        ("bursts", "{bursts[replica][cpu_percent]}"),
+        ("revocations, paced", "{paced[events]}"),
+        ("bursts", "{bursts[events]}"),
+    ),
+    "replica_fanout.cold_start": spec(
+        lambda r: cold_rows(
+            [
+                r["replica_fanout"]["cold_start"]
+                | {"state_revocations": r["replica_fanout"]["state_revocations"]}
+            ]
+        ),
+        *COLD_START,
+    ),
+    "replica_fanout": spec(
+        fanout_rows,
+        ("phase", "{name}"),
+        ("revocations", "{events}"),
+        ("replica CPU %", "{replica[cpu_percent]:.1f}"),
+        ("replica CPU ÷ model", "{model:.2f}"),
+        ("replica out MB/s", "{out_mb_s:.2f}"),
+        ("bytes / event / follower", "{per_event}"),
+        ("replica used MiB", "{used_mib:.1f}"),
+        ("of which client buffers MiB", "{buffers_mib:.1f}"),
+        ("replica connections", "{replica[clients][connected_clients]}"),
+        (
+            "all followers applied, from request p50 / p99 / max ms",
+            stats("all_applied_from_request_ms", 2),
+        ),
+        ("ack (script + WAIT) p50 / p99 / max ms", stats("ack_ms", 2)),
+        ("not durable / failed calls", "{not_durable} / {failed}"),
+        ("never applied", "{missing_events}"),
+        ("min ready / worst staleness s", "{ready}"),
+        ("follower processes, CPUs busy", "{busy:.2f}"),
+    ),
+    "replica_fanout.model": spec(
+        lambda r: [vars(Fit.from_report(r["replica_cost"]))],
+        ("replica CPU per read", "{cpu_us_per_read:.0f} µs"),
+        ("per status check", "{cpu_us_per_check:.0f} µs"),
+        ("per entry delivered to one follower", "{cpu_us_per_entry:.1f} µs"),
+        ("fitted on the `replica_cost.json` run with", "{verifiers} followers"),
+    ),
+    "cold_start": spec(lambda r: cold_rows(r["cold_start"]["runs"]), *COLD_START),
+    "receipts.wait": spec(
+        lambda r: r["receipts"]["wait"],
+        ("live verifiers", "{live_verifiers}"),
+        ("block ?wait=5, spaced", stats("block_wait_ms.spaced", 1)),
+        ("back to back", stats("block_wait_ms.back_to_back", 1)),
+        ("slowest verifier's delay", stats("delay_max_ms", 1)),
+        ("`revocast block --wait 5`", stats("cli_block_wait_ms", 1)),
+    ),
+    "receipts.cost": spec(
+        receipts_cost_rows,
+        ("run", "{run}"),
+        ("ready", "{of[ready]} of {of[verifiers]}"),
+        ("revocations / s", "{rate_per_s:g}"),
+        ("server CPU", "{server_cpu_percent:.1f} %"),
+        ("CPU µs / verifier / s", "{server_cpu_us_per_verifier_s:.1f}"),
+        ("receipt commands / verifier / s", "{receipt_commands_per_verifier_s:.2f}"),
+        ("their µs / verifier / s", "{receipt_usec_per_verifier_s:.2f}"),
+    ),
+}
+
+
+def generate(name: str, results: Results) -> str:
+    kind, _, file = name.partition(":")
+    if kind == "run" and file in results:
+        return run_line(results[file], file)
+    if kind == "settings" and file in results:
+        return settings(results[file])
+    if name in TABLES:
+        return TABLES[name](results)
+    raise SystemExit(f"BENCHMARKS.md names a table this report does not know: {name}")
+
+
+def render(document: str, results: Results) -> str:
+    """The document with every marked table regenerated, and the rest as written."""
+    shown = {m["name"].partition(":")[2] for m in MARKER.finditer(document)}
+    if missing := sorted(set(results) - shown):
+        raise SystemExit(f"BENCHMARKS.md has no run line for {', '.join(missing)}")
+    return MARKER.sub(lambda m: m[1] + generate(m["name"], results) + "\n" + m[3], document)
+
+
+def unlike_all(results: Results) -> list[str]:
+    """Results whose command is not the one ``bench.all`` runs (which the document promises)."""
+    return [
+        f"{name}.json was made by `{report['command']}`, not by bench.all's `{expected}`"
+        for name, report in results.items()
+        if (expected := shlex.join([PYTHON, "-m", f"bench.{name}", *BENCHMARKS.get(name, ["?"])]))
+        != report["command"].removesuffix(" --no-wait").replace(" --no-wait ", " ")
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of JSON results")
-    parser.add_argument("--out", type=Path, default=OUT, help="Markdown output path")
+    parser.add_argument("--document", type=Path, default=DOCUMENT, help="the Markdown to fill")
     args = parser.parse_args(argv)
-    paths = sorted(args.results.resolve().glob("*.json"))
-    if not paths:
-        parser.error(f"no results in {args.results}")
-    reports = [(path, json.loads(path.read_text())) for path in paths]
-    generated = datetime.now(UTC).isoformat(timespec="seconds")
-    args.out.write_text(render(reports, generated))
-    print(f"wrote {args.out} from {len(reports)} result files")
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(args.results.glob("*.json"))}
+    document = args.document.read_text()
+    updated = render(document, results)
+    for problem in (problems := unlike_all(results)):
+        print(problem, file=sys.stderr)
+    if args.check:
+        if updated != document:
+            sys.exit(f"{args.document} is out of date: run .venv/bin/python -m bench.report")
+        if problems:
+            sys.exit(1)
+        print(f"{args.document} is up to date with {len(results)} result files")
+    elif updated != document:
+        args.document.write_text(updated)
+        print(f"updated {args.document} from {len(results)} result files")
 
 
 if __name__ == "__main__":

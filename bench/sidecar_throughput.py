@@ -50,9 +50,9 @@ from typing import Any
 import httpx
 
 from bench._env import add_quiet_arguments, cpu_seconds, environment, loadavg, wait_for_quiet
+from bench._processes import Child, Children, check_alive
 from bench._rig import Minted, token_bench
-from bench.propagation_processes import Child, Children, check_alive
-from revocast.redis_server import free_port
+from revocast_tools.redis_server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sidecar_throughput.json"
 START_TIMEOUT_S = 60.0

@@ -8,7 +8,7 @@ One run, one topology after the other (``bench._deploy``): a single server, Sent
 (primary, one replica, three sentinels) and a 3 x 1 Cluster. On each, the issuer
 (``revocast issuer``) and N verifier processes (``bench._verifier_worker``, a real
 ``Verifier`` each) are separate processes, and the rounds are those of
-``bench.propagation_processes`` mode worker, action logout: log in, wait until every
+``bench.propagation``, action logout: log in, wait until every
 verifier accepts the token, ``POST /v1/logout`` (timed), wait until every verifier applied
 the revocation. Verifiers read the primary, then (Sentinel, Cluster) a replica
 (``REVOCAST_READ_FROM_REPLICAS=1``), each with fresh verifier processes. The logout's own
@@ -29,16 +29,10 @@ import httpx
 
 from bench._deploy import KINDS, Deployment, deployment
 from bench._env import add_quiet_arguments, run_and_record
-from bench._issuer import revocast_env, start_issuer
-from bench.propagation import summary
-from bench.propagation_processes import (
-    ROUND_TIMEOUT_S,
-    USERNAME,
-    Children,
-    Logout,
-    add_user,
-    run_workers,
-)
+from bench._issuer import add_user, revocast_env, start_issuer
+from bench._processes import ROUND_TIMEOUT_S, Children
+from bench._stats import summary
+from bench.propagation import USERNAME, Logout, run_workers
 from revocast.ids import new_session_id
 from revocast.settings import Settings
 from revocast.store import Backend, Writes
@@ -51,7 +45,7 @@ NOTES = [
     "the issuer (uvicorn on uvloop; its own Verifier reads the primary), the client (this "
     "process) and N verifier processes. The topologies run one after the other, each "
     "stopped before the next starts.",
-    "Rounds as bench.propagation_processes mode worker, action logout: each verifier "
+    "Rounds as bench.propagation, action logout: each verifier "
     "process reports time.monotonic() right after its follower applied the batch that "
     "revokes the watched session (then confirms with verify()). from_request_ms starts "
     "just before POST /v1/logout is sent (upper bound); latency_ms just after its reply "

@@ -21,11 +21,12 @@ def revocast(
     issuer: Issuer, *args: str, stdin: str = "", cwd: Path | None = None, **env_changes: str
 ) -> subprocess.CompletedProcess[str]:
     settings = issuer.settings
-    env = os.environ | {
+    deployment = {
         "REDIS_URL": settings.redis_url or "",
         "REVOCAST_KEY_PREFIX": settings.key_prefix,
         "REVOCAST_KEY_DIR": settings.key_dir,
-    } | env_changes
+    }
+    env = os.environ | deployment | env_changes
     return subprocess.run(
         [sys.executable, "-m", "revocast", *args],
         cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=30,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +42,18 @@ async def test_embedding_example_runs(issuer: Issuer, monkeypatch: pytest.Monkey
     async with serve(namespace["app"]) as url, httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/me", headers=bearer)).json() == {"user": uid, "roles": ["user"]}
         assert (await http.get("/me")).status_code == 401
+
+
+def test_benchmark_figures_match_their_results() -> None:
+    """BENCHMARKS.md's tables are what `bench.report` makes of bench/results/*.json, and the
+    README's verify figures are the ones in those results."""
+    checked = subprocess.run([sys.executable, "-m", "bench.report", "--check"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    results = json.loads((ROOT / "bench" / "results" / "verify_cost.json").read_text())
+    median = {name: case["median_us"] for name, case in results["results"].items()}
+    warm = median["revocast Verifier.verify, warm"]
+    first = median["revocast Verifier.verify, first sight"]
+    decode = median["jwt.decode (PyJWT, no revocation check)"]
+    assert f"{first:.0f} µs against {decode:.0f} µs" in README
+    assert f"{warm:.2f} µs" in README

@@ -46,6 +46,8 @@ PROPAGATION_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
                          2.5, 5.0, 10.0, math.inf)  # fmt: skip
 EXPECTED_ERRORS = (StoreUnavailable, RedisError, OSError, UnknownEvent)
 
+# The public hook for applied events (``Verifier(on_applied=...)``): called on the follower's
+# task with each batch right after the cache has it, so keep it cheap. A snapshot is no batch.
 Applied = Callable[[list[AnyEvent]], None]
 
 
