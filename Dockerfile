@@ -7,7 +7,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     REVOCAST_KEY_DIR=/keys
 
-# Runtime dependencies only (no [dev] or [server] extras); the source tree is not kept.
+# Runtime only: no [dev] extra, and no revocast-tools (tools/ is not in the build context:
+# no chaos harness, stack or embedded Redis in the image). The source tree is not kept.
 COPY . /tmp/revocast
 RUN pip install /tmp/revocast \
     && rm -rf /tmp/revocast

@@ -98,6 +98,7 @@ def _metrics(args: argparse.Namespace) -> int | None:
 
 
 def _serve_issuer(args: argparse.Namespace) -> int:
+    logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
     settings = _settings()
     _preflight(settings, must_reach=True)
     metrics_port = _metrics(args)
@@ -109,6 +110,7 @@ def _serve_issuer(args: argparse.Namespace) -> int:
 
 
 def _serve_verifier(args: argparse.Namespace) -> int:
+    logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
     settings = _settings()
     _preflight(settings, must_reach=False)
     metrics_port = _metrics(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -57,3 +58,13 @@ def test_benchmark_figures_match_their_results() -> None:
     decode = median["jwt.decode (PyJWT, no revocation check)"]
     assert f"{first:.0f} µs against {decode:.0f} µs" in README
     assert f"{warm:.2f} µs" in README
+
+
+def test_a_set_up_checkout_starts_without_the_registry_and_quietly() -> None:
+    """scripts/run calls scripts/setup on every start: once set up, it installs nothing (so
+    no registry is needed) and prints nothing, deprecation warnings included."""
+    offline = os.environ | {"PIP_NO_INDEX": "1", "PIP_INDEX_URL": "http://127.0.0.1:9/"}
+    setup = subprocess.run([str(ROOT / "scripts" / "setup")], env=offline, capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+    assert setup.returncode == 0, setup.stderr
+    assert setup.stdout + setup.stderr == ""

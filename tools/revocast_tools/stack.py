@@ -117,7 +117,9 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
     children: list[subprocess.Popen[bytes]] = []
     try:
         if not env.get("REDIS_URL"):
-            server = RedisServer(STATE_DIR / "redis", appendonly=True)
+            # Its own session, as the services': Ctrl-C reaches the stack alone, which stops
+            # the services first and Redis last, so that none of them logs a lost server.
+            server = RedisServer(STATE_DIR / "redis", appendonly=True, preexec_fn=os.setsid)
             server.start()
             env["REDIS_URL"] = server.url
             print(f"embedded Redis ({server.binary}) on {server.url}, data in {server.data_dir}")
@@ -126,7 +128,7 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
         for name, port in (("issuer", issuer_port), ("verifier", verifier_port)):
             command = [sys.executable, "-m", "revocast", name, "--host", host,
                        "--port", str(port), "--log-level", "warning"]  # fmt: skip
-            children.append(subprocess.Popen(command, env=env))  # noqa: S603 (our own)
+            children.append(subprocess.Popen(command, env=env, start_new_session=True))  # noqa: S603
         _wait_http(f"http://{host}:{issuer_port}/readyz", children)
         _wait_http(f"http://{host}:{verifier_port}/readyz", children)
         demo = asyncio.run(_demo_password(settings))
