@@ -24,10 +24,8 @@ CLOCK_MONOTONIC is one clock for all processes on Linux (checked by a ping excha
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
-import subprocess
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,7 +36,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bench._env import add_quiet_arguments, run_and_record
-from bench._processes import Children, Worker, check_alive, clock_check
+from bench._processes import Children, Worker, check_alive, clock_check, stop_workers
 from bench._processes import start_workers as spawn_workers
 from bench._redis_info import redis_version
 from bench._stats import ms, summary
@@ -88,19 +86,6 @@ async def start_workers(
         await stop_workers(children, workers)
         raise
     return workers
-
-
-async def stop_workers(children: Children, workers: Sequence[Worker]) -> None:
-    for worker in workers:
-        if worker.child.process.poll() is None:
-            with contextlib.suppress(BrokenPipeError, ValueError):
-                worker.send("quit")
-    deadline = time.monotonic() + 5.0
-    for worker in workers:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            worker.child.process.wait(max(0.0, deadline - time.monotonic()))
-        worker.transport.close()
-    children.stop([w.child for w in workers])
 
 
 async def one_message(
