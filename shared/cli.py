@@ -19,9 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from revocast import __version__, enforcement
-from revocast.errors import NotApplied, RevocastError, SettingsError, StoreUnavailable
+from revocast.errors import (
+    NotApplied,
+    RedisUnreachable,
+    RevocastError,
+    SettingsError,
+    StoreUnavailable,
+)
 from revocast.issuer import create_app, operator
-from revocast.local_stack import find_state
+from revocast.local_stack import UntrustedState, find_state
 from revocast.proof import EventRef
 from revocast.redis_url import parse_redis_url
 from revocast.serving import serve
@@ -44,14 +50,18 @@ TOOL_COMMANDS = {
 
 
 def _settings() -> Settings:
-    """Settings from the environment; with REDIS_URL unset, the Redis of a running
-    ``revocast stack`` started in this folder or a parent."""
+    """Settings from the environment; with REDIS_URL unset, the Redis (and key folder, unless
+    REVOCAST_KEY_DIR is set) of a running ``revocast stack`` in this folder or a parent."""
     settings = Settings.from_env()
     if settings.redis_url is not None:
         return settings
-    state = find_state(Path.cwd())
+    try:
+        state = find_state(Path.cwd())
+    except UntrustedState as exc:
+        raise SettingsError(f"REDIS_URL is not set, and {exc}: set REDIS_URL") from None
     if state is not None and state.running():
-        return settings.with_overrides(redis_url=state.redis_url)
+        return settings.with_overrides(redis_url=state.redis_url,
+                                       key_dir=settings.key_dir or state.key_dir)  # fmt: skip
     if state is not None:
         raise SettingsError(
             f"REDIS_URL is not set, and the revocast stack that wrote {state.path} is no "
@@ -84,7 +94,10 @@ def _preflight(settings: Settings, *, must_reach: bool) -> None:
 
 
 def naming_the_server(exc: StoreUnavailable, settings: Settings) -> StoreUnavailable:
-    """The operator's version of a Redis failure: which URL (passwords hidden), what to do."""
+    """The operator's version of an unreachable Redis: which URL (passwords hidden), what to
+    do. Other failures (a failover under way, data that kept changing) say so themselves."""
+    if not isinstance(exc, RedisUnreachable):
+        return exc
     url = parse_redis_url(settings.redis_url or "").redacted()
     return StoreUnavailable(f"{exc.detail.partition(':')[0]} at {url}: check REDIS_URL, and "
                             "that the server runs")  # fmt: skip
@@ -94,14 +107,19 @@ def _metrics(args: argparse.Namespace) -> int | None:
     """The metrics port, or None to serve them on the public port; 'off' gives 0 (none)."""
     if args.metrics_port is None:
         return None
+    if args.metrics_port != "off" and getattr(args, "workers", 1) > 1:
+        raise SettingsError(
+            "--metrics-port needs --workers 1 (each worker process has its own metrics): "
+            "scrape the workers' /metrics on the public port, or use --metrics-port off"
+        )
     return 0 if args.metrics_port == "off" else int(args.metrics_port)
 
 
 def _serve_issuer(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
+    metrics_port = _metrics(args)
     settings = _settings()
     _preflight(settings, must_reach=True)
-    metrics_port = _metrics(args)
     app = create_app(settings, public_metrics=metrics_port is None)
     serve(app, host=args.host, port=args.port, log_level=args.log_level,
           metrics=(app, metrics_port) if metrics_port else None,
@@ -111,21 +129,17 @@ def _serve_issuer(args: argparse.Namespace) -> int:
 
 def _serve_verifier(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
+    metrics_port = _metrics(args)
     settings = _settings()
     _preflight(settings, must_reach=False)
-    metrics_port = _metrics(args)
     # The peer must stay the gateway itself, the one REVOCAST_TRUSTED_PROXIES judges: uvicorn
     # would otherwise replace it with the X-Forwarded-For of a local proxy.
     options: dict[str, Any] = {"proxy_headers": False}
     if args.workers > 1:
-        if metrics_port is not None:
-            raise SettingsError(
-                "--metrics-port needs --workers 1 (each worker process has its own metrics); "
-                "scrape the workers' /metrics on the public port instead"
-            )
         # Several workers share the port, each with its own verifier built from the
         # environment, through uvicorn's supervisor.
-        serve("revocast.verifier:sidecar_from_env", host=args.host, port=args.port,
+        factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
+        serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
               log_level=args.log_level, factory=True, workers=args.workers,
               **options)  # fmt: skip
         return 0
@@ -216,8 +230,10 @@ def _store_command(args: argparse.Namespace) -> int:
                 return await operator.rotate_key(writes, reads, settings, args.wait_s)
             case "keys", "revoke":
                 return await operator.revoke_key(writes, reads, settings, args.kid, args.reason)
-            case _:
+            case "keys", "list":
                 return await operator.list_keys(reads)
+            case command:
+                raise AssertionError(f"no handler for {command}")
 
     return _against_store(work)
 
@@ -271,10 +287,20 @@ def _wait_seconds(text: str) -> float:
     return seconds
 
 
+def port_argument(text: str) -> int:
+    if text.isdigit() and 0 < int(text) < 65536:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"a port number from 1 to 65535, not {text}")
+
+
 def _metrics_port(text: str) -> str:
-    if text == "off" or (text.isdigit() and 0 < int(text) < 65536):
-        return text
-    raise argparse.ArgumentTypeError(f"a port number or off, not {text}")
+    return text if text == "off" else str(port_argument(text))
+
+
+def _workers(text: str) -> int:
+    if text.isdigit() and 0 < int(text) <= 256:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"a number of processes from 1 to 256, not {text}")
 
 
 def _command(
@@ -298,7 +324,7 @@ def parser() -> argparse.ArgumentParser:
         serve_command = _command(commands, name, text)
         serve_command.add_argument("--host", default="127.0.0.1",
                                    help="address to listen on (default: 127.0.0.1)")  # fmt: skip
-        serve_command.add_argument("--port", type=int, default=port,
+        serve_command.add_argument("--port", type=port_argument, default=port,
                                    help=f"port to listen on (default: {port})")  # fmt: skip
         serve_command.add_argument(
             "--log-level", default="info",
@@ -317,14 +343,15 @@ def parser() -> argparse.ArgumentParser:
         serve_command.set_defaults(handler=handler)
         if name == "verifier":
             serve_command.add_argument(
-                "--workers", type=int, default=1,
+                "--workers", type=_workers, default=1,
                 help="processes sharing the port, each its own verifier (default: 1)",
             )  # fmt: skip
 
     user = _command(commands, "user", "manage users: add, list, show, passwd, remove")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = _command(user_commands, "add", "create a user; the password is read from stdin")
-    add.add_argument("name", help="the user name (docs/api.md says which names are allowed)")
+    add.add_argument("name", help="the user name (which names are allowed: \"Usernames\" in "
+                     "docs/design.md)")  # fmt: skip
     add.add_argument("--role", action="append", default=[], metavar="ROLE",
                      help="a role to give; repeat for several")  # fmt: skip
     add.add_argument("--password-stdin", action="store_true",
@@ -394,9 +421,12 @@ def parser() -> argparse.ArgumentParser:
         "add a key (in REVOCAST_KEY_DIR, or sealed in Redis with REVOCAST_KEY_ENCRYPTION_KEY); "
         "it signs only once every live issuer announces that it holds it",
     )
-    rotate.add_argument("--wait-s", type=float, default=10.0, metavar="SECONDS",
-                        help="how long to wait for every live issuer to hold the key "
-                        "(default: 10)")  # fmt: skip
+    rotate.add_argument(
+        "--wait", "--wait-s", dest="wait_s", type=_wait_seconds, metavar="SECONDS",
+        default=operator.ROTATION_WAIT_S,
+        help="how long to wait for every live issuer to hold the key "
+        f"(default: {operator.ROTATION_WAIT_S:g})",
+    )  # fmt: skip
     revoke = _command(
         keys_commands, "revoke", "withdraw a key: every token it signed is refused everywhere"
     )

@@ -7,6 +7,7 @@ A class's ``explanation`` is the detail when the raiser has nothing more specifi
 RevocastError
 ├── SettingsError            bad configuration
 ├── StoreUnavailable         Redis cannot be reached (HTTP 503)
+│   └── RedisUnreachable     no connection or no answer at all (same code)
 ├── NotDurable               a revocation reached the primary, not enough replicas (HTTP 503)
 ├── RequestError             a client request is wrong (HTTP 4xx)
 │   ├── InvalidRequest       400: malformed body, missing or mistyped field
@@ -61,6 +62,10 @@ class StoreUnavailable(RevocastError):
     code = "store_unavailable"
     status = 503
     explanation = "Redis did not answer: retry in a moment"
+
+
+class RedisUnreachable(StoreUnavailable):
+    """No connection to Redis, or no answer on it: the one the CLI names the URL for."""
 
 
 class NotDurable(RevocastError):

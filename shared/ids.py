@@ -9,9 +9,13 @@ SHA-256 hashes (DESIGN.md invariant 7).
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from revocast.keyspace import Keyspace
+
+# What new_user_id draws: 32 lowercase hex digits.
+USER_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def new_user_id(keys: Keyspace, username: str) -> str:

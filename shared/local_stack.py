@@ -1,9 +1,11 @@
-"""Where a running ``revocast stack`` says which Redis it started, so the CLI finds it.
+"""Where a running ``revocast stack`` says which Redis and key folder it uses, so that the
+CLI finds them.
 
-The embedded Redis takes a free port on every start. The stack writes that URL to
-``.revocast/run/stack.json`` under the folder it runs in, and removes the file when
-it stops; a ``revocast`` command with REDIS_URL unset looks for the file in the
-current folder and its parents, as git looks for ``.git``.
+The embedded Redis takes a free port on every start. The stack writes that URL and its
+key folder to ``.revocast/run/stack.json`` under the folder it runs in (mode 0600: a URL
+may hold a password), and removes the file when it stops. A ``revocast`` command with
+REDIS_URL unset looks for the file in the current folder and its parents, as git looks
+for ``.git``, and trusts only a file of its own user that nobody else can write.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +23,10 @@ STATE_FILE = RUN_DIR / "stack.json"
 
 @dataclass(frozen=True, slots=True)
 class StackState:
-    """What the CLI needs from a running stack: its Redis and who wrote the file."""
+    """What the CLI needs from a running stack, and who wrote the file."""
 
     redis_url: str
+    key_dir: str
     pid: int
     path: Path
 
@@ -30,37 +34,52 @@ class StackState:
         """Whether the stack that wrote the file still runs (it may have been killed)."""
         try:
             os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # alive, someone else's
+        except (ProcessLookupError, PermissionError):
+            return False  # gone, or another user's process under a reused pid
         return True
 
 
-def write_state(folder: Path, redis_url: str) -> Path:
+class UntrustedState(Exception):
+    """A state file someone else could have written: the CLI must not follow it."""
+
+
+def write_state(folder: Path, redis_url: str, key_dir: Path) -> Path:
     """Record this process as the stack running in ``folder``; the file's path."""
     path = folder / STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps({"redis_url": redis_url, "pid": os.getpid()}) + "\n")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"redis_url": redis_url, "key_dir": str(key_dir), "pid": os.getpid()}, out)
     temporary.replace(path)
     return path
 
 
 def remove_state(folder: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (folder / STATE_FILE).unlink()
+    """Remove the state file if this process wrote it (never another stack's)."""
+    path = folder / STATE_FILE
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        if int(json.loads(path.read_text())["pid"]) == os.getpid():
+            path.unlink()
 
 
 def find_state(start: Path) -> StackState | None:
-    """The state file in ``start`` or the nearest parent that has one; None if none does."""
+    """The state file in ``start`` or the nearest parent that has one; None if none does.
+
+    UntrustedState if that file belongs to another user or others may write it.
+    """
     for folder in (start, *start.parents):
         path = folder / STATE_FILE
         try:
-            raw = json.loads(path.read_text())
-            return StackState(str(raw["redis_url"]), int(raw["pid"]), path)
-        except FileNotFoundError:
+            info = path.stat()
+        except OSError:
             continue
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise UntrustedState(f"{path} is not yours alone (owner or mode)")
+        try:
+            raw = json.loads(path.read_text())
+            return StackState(str(raw["redis_url"]), str(raw.get("key_dir", "")),
+                              int(raw["pid"]), path)  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError):
             return None  # unreadable: as if there were none; the caller says what to set
     return None

@@ -132,7 +132,6 @@ def _parse(url: str) -> RedisUrl:
 
 
 def _single(url: str, tls: bool) -> RedisUrl:
-
     try:
         parsed = parse_url(url)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError) as exc:

@@ -1,14 +1,36 @@
-"""Run a service under uvicorn, with its metrics on the public port or on their own."""
+"""Run a service under uvicorn, with its metrics on the public port or on one of their own."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from revocast.errors import SettingsError
 from revocast.metrics_app import metrics_app
+
+# On shutdown, open connections get this long to finish: a client that holds one open must
+# not keep the process (and the lifespan's clean stop) waiting.
+GRACEFUL_SHUTDOWN_S = 5
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound now, so that a port in use is a one-line error before anything starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SettingsError(
+            f"cannot listen on {host}:{port} ({exc.strerror}): pick another port, or stop what "
+            "uses this one"
+        ) from None
+    return sock
 
 
 def serve(
@@ -21,30 +43,31 @@ def serve(
     metrics_host: str = "127.0.0.1",
     **options: Any,
 ) -> None:
-    """Serve ``app`` (an ASGI app, or a factory's import path); with ``metrics`` (the
-    Starlette app that holds the registry, and a port), also its ``/metrics`` there."""
-    if metrics is None:
-        # No access log: a line per request costs ~15% of throughput; the metrics count them.
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, **options)
+    """Serve ``app``; with ``metrics`` (the Starlette app that holds the registry, and a
+    port), also its ``/metrics`` there. Several workers (``workers=N`` with a factory's
+    import path as ``app``) are uvicorn's own supervisor's, with metrics on the public port."""
+    # No access log: a line per request costs ~15% of throughput; the metrics count them.
+    common: dict[str, Any] = {"log_level": log_level, "access_log": False,
+                              "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S}  # fmt: skip
+    if options.get("workers", 1) > 1:
+        uvicorn.run(app, host=host, port=port, **common, **options)
         return
-    main = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False, **options
-    )
-    side = uvicorn.Config(
-        metrics_app(metrics[0]),
-        host=metrics_host,
-        port=metrics[1],
-        log_level=log_level,
-        lifespan="off",
-        access_log=False,
-    )
-    servers = [uvicorn.Server(main), uvicorn.Server(side)]
+    bound = [(uvicorn.Config(app, host=host, port=port, **common, **options),
+              listening_socket(host, port))]  # fmt: skip
+    if metrics is not None:
+        side = uvicorn.Config(metrics_app(metrics[0]), host=metrics_host, port=metrics[1],
+                              lifespan="off", **common)  # fmt: skip
+        bound.append((side, listening_socket(metrics_host, metrics[1])))
+    servers = [uvicorn.Server(config) for config, _ in bound]
 
-    async def both() -> None:
-        tasks = [asyncio.create_task(server.serve()) for server in servers]
+    async def run_all() -> None:
+        tasks = [asyncio.create_task(server.serve(sockets=[sock]))
+                 for server, (_, sock) in zip(servers, bound, strict=True)]  # fmt: skip
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for server in servers:  # one stopped (Ctrl-C, or a port in use): stop the other
+        for server in servers:  # one stopped (a signal, a failed start): stop the others
             server.should_exit = True
         await asyncio.gather(*tasks)
 
-    asyncio.run(both())
+    asyncio.run(run_all())
+    if not servers[0].started:
+        raise SettingsError("the service did not start: its log above says why")

@@ -87,8 +87,8 @@ class Settings:
     fail_mode: FailMode = "closed"
     leeway_s: float = 2.0
     key_prefix: str = "revocast"
-    # Where the issuer keeps its private keys (0700): "" is default_key_dir(); a relative
-    # path, given explicitly, is taken from the working directory.
+    # Where the issuer keeps its private keys (0700): "" is default_key_dir(key_prefix); a
+    # relative path, given explicitly, is taken from the working directory.
     key_dir: str = ""
     max_body_bytes: int = 16 * 1024
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
@@ -204,7 +204,9 @@ class Settings:
     def key_path(self) -> Path:
         """The key directory, always absolute: every command finds the same keys wherever
         it runs."""
-        return Path(self.key_dir).absolute() if self.key_dir else default_key_dir()
+        if self.key_dir:
+            return Path(self.key_dir).expanduser().absolute()
+        return default_key_dir(self.key_prefix)
 
     def wall_clock(self) -> Callable[[], float]:
         """``time.time``, shifted by ``clock_skew_s`` when a chaos test asks for it."""
@@ -237,13 +239,15 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def default_key_dir() -> Path:
-    """``$XDG_DATA_HOME/revocast/keys``, else ``~/.local/share/revocast/keys``."""
+def default_key_dir(key_prefix: str) -> Path:
+    """``$XDG_DATA_HOME/revocast/keys/PREFIX``, else ``~/.local/share/revocast/keys/PREFIX``:
+    one folder per deployment (its key prefix), so that two deployments on one machine never
+    publish each other's keys, nor mistake the other's epoch for a data loss."""
     data = os.environ.get("XDG_DATA_HOME", "")
     if data and Path(data).is_absolute():
-        return Path(data) / "revocast" / "keys"
+        return Path(data) / "revocast" / "keys" / key_prefix
     try:
-        return Path.home() / ".local" / "share" / "revocast" / "keys"
+        return Path.home() / ".local" / "share" / "revocast" / "keys" / key_prefix
     except RuntimeError:
         raise SettingsError(
             "no home directory to keep signing keys in: set REVOCAST_KEY_DIR to a folder"

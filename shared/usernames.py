@@ -17,6 +17,7 @@ from __future__ import annotations
 import unicodedata
 
 from revocast.errors import InvalidRequest
+from revocast.ids import USER_ID
 
 MAX_CHARS = 64  # of the normal form
 # Longest name a login may send: a decomposed 64-character name is longer than 64.
@@ -43,6 +44,8 @@ def check(name: str) -> str:
     normal = normalize(name)
     if not 1 <= len(normal) <= MAX_CHARS:
         raise InvalidRequest(f"the username has {len(normal)} characters: it must be {RULE}")
+    if USER_ID.fullmatch(normal):  # `revocast block NAME` takes a name or an id: never both
+        raise InvalidRequest("the username looks like a user id (32 hex digits): pick another")
     scripts: set[str] = set()
     previous = ""
     for char in normal:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import pytest
 
-from revocast.errors import TokenRejected
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually
+from tests.support.topologies import EVERY_TOPOLOGY
+from tests.support.verdicts import outcome
 from tests.test_operator_cli import output, revocast
 
 NEW_PASSWORD = "a different battery staple"
+
+
+@pytest.fixture(params=EVERY_TOPOLOGY)
+def topology(request: pytest.FixtureRequest) -> str:
+    """Listing users SCANs each partition's server: one server, four partitions, Sentinel
+    and Cluster (the last two slow)."""
+    return str(request.param)
 
 
 async def test_list_show_and_moderate_by_name_or_id(issuer: Issuer) -> None:
@@ -50,7 +58,7 @@ async def test_passwd_sets_the_password_and_ends_every_session(
                        stdin=NEW_PASSWORD + "\n")  # fmt: skip
     answer = output(changed)
     assert (answer["user_id"], answer["sessions_ended"]) == (uid, 1)
-    await eventually(lambda: rejected(verifier, tokens["access_token"]) == "session_revoked")
+    await eventually(lambda: outcome(verifier, tokens["access_token"]) == "session_revoked")
 
     old = await issuer.http.post("/v1/login", json={"username": "carol", "password": PASSWORD})
     assert old.status_code == 401
@@ -68,32 +76,45 @@ async def test_passwd_sets_the_password_and_ends_every_session(
 async def test_remove_ends_everything_and_frees_the_name(
     issuer: Issuer, make_verifier: VerifierFactory
 ) -> None:
-    uid = await issuer.add_user("dave", ["moderator"])
+    root = await issuer.add_user("root", ["admin"])
+    added = revocast(issuer, "user", "add", "dave", "--role", "moderator", "--password-stdin",
+                     stdin=PASSWORD + "\n")  # fmt: skip
+    uid = added.stdout.strip()
+    assert added.returncode == 0, added.stderr
     verifier = await make_verifier()
+    tokens = await issuer.login("dave")
+    output(revocast(issuer, "user", "passwd", uid, "--password-stdin", stdin=PASSWORD + "\n"))
     tokens = await issuer.login("dave")
     removed = output(revocast(issuer, "user", "remove", "dave", "--reason", "left"))
     assert (removed["user_id"], removed["removed"]) == (uid, True)
     assert removed["event_id"].startswith("p")
-    await eventually(lambda: rejected(verifier, tokens["access_token"]) == "user_revoked")
+    await eventually(lambda: outcome(verifier, tokens["access_token"]) == "user_revoked")
 
     refresh = await issuer.http.post("/v1/refresh",
                                      json={"refresh_token": tokens["refresh_token"]})  # fmt: skip
     assert refresh.status_code == 401
     login = await issuer.http.post("/v1/login", json={"username": "dave", "password": PASSWORD})
     assert login.status_code == 401
-    assert [u["username"] for u in output(revocast(issuer, "user", "list"))["users"]] == []
-    assert await issuer.ctx.reads.authority(uid) == ""  # its moderator power is gone too
+    names = [u["username"] for u in output(revocast(issuer, "user", "list"))["users"]]
+    assert names == ["root"]
+    # Its moderator power is withdrawn in every partition, not only its own.
+    backend = issuer.ctx.backend
+    for partition in backend.keys.all_partitions:
+        power = await backend.hget(partition.authority, uid)
+        assert power is not None
+        assert power.startswith(":"), (partition, power)
+
+    admin = await issuer.login("root")
+    audit = await issuer.http.get("/v1/admin/audit", headers={
+        "Authorization": f"Bearer {admin['access_token']}"})  # fmt: skip
+    trail = [(e["action"], e["target"], e["reason"]) for e in audit.json()["entries"]
+             if e["target"] == uid]  # fmt: skip
+    assert trail == [("remove", uid, "left"), ("password", uid, "reset"),
+                     ("add", uid, '["moderator"]')]  # fmt: skip
+    assert root not in [e["target"] for e in audit.json()["entries"]]
 
     again = await issuer.add_user("dave")  # the name is free again, for a new user
     assert again != uid
     gone = revocast(issuer, "user", "show", uid)
     assert gone.returncode == 1
     assert "not_found" in gone.stderr
-
-
-def rejected(verifier: Any, token: str) -> str:
-    try:
-        verifier.verify(token)
-    except TokenRejected as exc:
-        return exc.code
-    return ""

@@ -41,13 +41,13 @@ SENTINEL_URL = "redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26
 KEY_DIR = "/keys"
 # service -> (subcommand, container port, host port, health path)
 DEFAULT_SERVICES: dict[str, tuple[str, int, int, str]] = {
-    "issuer": ("issuer", 8000, 8000, "/healthz"),
+    "issuer": ("issuer", 8000, 8000, "/readyz"),
     "verifier-1": ("verifier", 8001, 8001, "/readyz"),
     "verifier-2": ("verifier", 8001, 8002, "/readyz"),
 }
 # The "sentinel" profile: the same services on a primary, a replica and three sentinels.
 SENTINEL_SERVICES: dict[str, tuple[str, int, int, str]] = {
-    "issuer-sentinel": ("issuer", 8000, 8010, "/healthz"),
+    "issuer-sentinel": ("issuer", 8000, 8010, "/readyz"),
     "verifier-sentinel": ("verifier", 8001, 8011, "/readyz"),
 }
 SENTINEL_REDIS = {"redis-primary", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}

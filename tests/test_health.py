@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 
 from revocast.issuer import create_app
 from revocast.keys import SigningKey
+from revocast.serving import listening_socket
 from revocast_tools.proxy import TcpProxy
 from revocast_tools.redis_server import free_port
-from tests.conftest import Issuer
+from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 from tests.test_cli import wait_ok
 
@@ -46,6 +48,7 @@ async def test_readyz_says_why_when_redis_stops_answering(issuer: Issuer, proxy:
 
 
 async def test_readyz_fails_when_the_active_key_is_not_here(issuer: Issuer) -> None:
+    await issuer.add_user("alice")
     assert (await issuer.http.get("/readyz")).status_code == 200
     elsewhere = SigningKey.generate()  # made by another issuer, kept in another key directory
     await issuer.ctx.writes.publish_key(
@@ -54,8 +57,8 @@ async def test_readyz_fails_when_the_active_key_is_not_here(issuer: Issuer) -> N
     body = (await issuer.http.get("/readyz")).json()
     assert body["ready"] is False
     assert elsewhere.kid in body["signing_key"]
-    login = await issuer.http.post("/v1/login", json={"username": "x", "password": "y" * 8})
-    assert login.status_code in (401, 503)  # what /readyz warned of
+    login = await issuer.http.post("/v1/login", json={"username": "alice", "password": PASSWORD})
+    assert (login.status_code, login.json()["error"]) == (503, "signing_key_unavailable")
 
 
 def test_metrics_on_their_own_port(env: dict[str, str]) -> None:
@@ -77,9 +80,40 @@ def test_metrics_on_their_own_port(env: dict[str, str]) -> None:
             process.terminate()
             process.wait(10)
 
-    off = subprocess.run(
+    several = subprocess.run(
         [sys.executable, "-m", "revocast", "verifier", "--workers", "2", "--metrics-port", "9"],
         env=env, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    assert off.returncode == 2
-    assert "--workers 1" in off.stderr
+    assert several.returncode == 2
+    assert several.stderr.count("\n") == 1, several.stderr
+    assert "--workers 1" in several.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_metrics_off(env: dict[str, str], workers: str) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "revocast", "verifier", "--port", str(port), "--workers", workers,
+         "--metrics-port", "off", "--log-level", "warning"],
+        env=env,
+    )  # fmt: skip
+    try:
+        wait_ok(f"http://127.0.0.1:{port}/readyz", process)
+        assert httpx.get(f"http://127.0.0.1:{port}/metrics").status_code == 404
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_a_busy_port_is_one_line(env: dict[str, str]) -> None:
+    with listening_socket("127.0.0.1", 0) as taken:
+        taken.listen()
+        busy = str(taken.getsockname()[1])
+        for flag in ("--port", "--metrics-port"):
+            result = subprocess.run(
+                [sys.executable, "-m", "revocast", "issuer", flag, busy],
+                env=env, capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert result.returncode == 2, result.stderr
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert f"cannot listen on 127.0.0.1:{busy}" in result.stderr

@@ -77,10 +77,13 @@ def test_the_key_directory_is_always_absolute(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    assert Settings().key_path() == tmp_path / "data" / "revocast" / "keys"
+    assert Settings().key_path() == tmp_path / "data" / "revocast" / "keys" / "revocast"
+    assert Settings(key_prefix="shop").key_path() == tmp_path / "data/revocast/keys/shop"
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert Settings().key_path() == tmp_path / "home" / ".local" / "share" / "revocast" / "keys"
+    home_default = tmp_path / "home" / ".local" / "share" / "revocast" / "keys" / "revocast"
+    assert Settings().key_path() == home_default
+    assert Settings(key_dir="~/k").key_path() == tmp_path / "home" / "k"
     monkeypatch.chdir(tmp_path)
     given = Settings.from_env({"REVOCAST_KEY_DIR": "my-keys"}).key_path()
     assert given == tmp_path / "my-keys"

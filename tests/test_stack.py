@@ -69,6 +69,20 @@ def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -
         bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
         assert httpx.get(f"http://127.0.0.1:{ports[1]}/verify", headers=bearer).status_code == 200
         assert (tmp_path / ".revocast" / "redis" / "appendonlydir").is_dir()  # AOF on
+        assert (tmp_path / ".revocast" / "keys").is_dir()  # the keys live with the data
+        noisy = [line for line in output.splitlines() if " WARNING " in line or " ERROR " in line]
+        assert noisy == []  # a first start logs nothing alarming
+        state = tmp_path / ".revocast" / "run" / "stack.json"
+        assert state.stat().st_mode & 0o777 == 0o600  # its URL may hold a password
+
+        # A second stack here fails (the ports are taken) and leaves the first one's file.
+        second = subprocess.run(
+            [sys.executable, "-m", "revocast", "stack", "--issuer-port", str(ports[0]),
+             "--verifier-port", str(ports[1])],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode != 0
+        assert state.exists()
 
         # The CLI finds the stack's Redis without REDIS_URL, from the folder or one below it.
         below = tmp_path / "src"
@@ -83,6 +97,17 @@ def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -
                              env=env, capture_output=True, text=True, timeout=30)  # fmt: skip
     assert stopped.returncode == 2
     assert "REDIS_URL is not set" in stopped.stderr
+
+    # A state file others could have written is not followed.
+    planted = tmp_path / "shared" / ".revocast" / "run" / "stack.json"
+    planted.parent.mkdir(parents=True)
+    planted.write_text(json.dumps({"redis_url": "redis://203.0.113.9:6379/0", "pid": 1}))
+    planted.chmod(0o666)
+    refused = subprocess.run([sys.executable, "-m", "revocast", "user", "list"],
+                             cwd=planted.parents[2], env=env, capture_output=True, text=True,
+                             timeout=30)  # fmt: skip
+    assert refused.returncode == 2
+    assert "is not yours alone" in refused.stderr
 
     # Every start shows the demo password; after `user passwd` it says it was changed.
     with stack(tmp_path, env, ports) as again:

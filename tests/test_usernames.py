@@ -52,6 +52,7 @@ def test_names_one_may_take(typed: str, normal: str) -> None:
         pytest.param("\u0301a", "COMBINING ACUTE ACCENT", id="mark-without-letter"),
         pytest.param("", "has 0 characters", id="empty"),
         pytest.param("x" * 65, "has 65 characters", id="65-chars"),
+        pytest.param("0123456789abcdef" * 2, "looks like a user id", id="like-an-id"),
     ],
 )
 def test_names_refused_say_why_and_what_to_do(typed: str, says: str) -> None:

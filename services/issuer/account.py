@@ -43,7 +43,7 @@ async def change_password(request: Request) -> Response:
     if not await ctx.passwords.verify(stored, body.current_password):
         raise WrongPassword()
     ended, event_id = await ctx.writes.change_password(
-        claims.sub, await ctx.passwords.hash(body.new_password), claims.sid
+        claims.sub, await ctx.passwords.hash(body.new_password), claims.sid, actor=claims.sub
     )
     headers = {EVENT_ID_HEADER: event_id} if event_id else {}
     return json_response({"other_sessions_ended": ended, "event_id": event_id}, headers=headers)

@@ -19,7 +19,6 @@ from starlette.routing import Route
 from revocast.errors import (
     NotDurable,
     RevocastError,
-    SigningKeyUnavailable,
     StoreUnavailable,
     VerifierStale,
 )
@@ -79,10 +78,13 @@ async def _readyz(request: Request) -> Response:
     except StoreUnavailable as exc:
         body["redis"] = exc.detail
         return json_response(body, 503)
-    try:
-        ctx.minter.keys.get(kid)
-    except SigningKeyUnavailable as exc:
-        body["signing_key"] = exc.detail
+    if not kid:
+        body["signing_key"] = "no active signing key: run `revocast keys rotate`"
+    elif not await ctx.minter.keys.fetch(ctx.reads, kid):  # from the folder, or unsealed
+        body["signing_key"] = (
+            f"the active signing key {kid} is not loaded by this issuer: give it the key "
+            "folder (or REVOCAST_KEY_ENCRYPTION_KEY) the key was made with"
+        )
     body["ready"] = body["signing_key"] == "ok" and ctx.verifier.ready
     return json_response(body, 200 if body["ready"] else 503)
 

@@ -22,6 +22,8 @@ from revocast.settings import Settings, key_encryption_key_bytes
 from revocast.store import Reads, Writes
 
 log = logging.getLogger("revocast.issuer")
+# The key folder's default before it became absolute: relative to wherever a command ran.
+LEGACY_KEY_DIR = Path(".revocast") / "keys"
 
 
 class KeyRing:
@@ -56,6 +58,12 @@ class KeyRing:
         keys = cls(
             settings.key_path(), settings.signing_key_pem, kek=kek, prefix=settings.key_prefix
         )
+        if not settings.key_dir and LEGACY_KEY_DIR.is_dir():
+            log.warning(
+                "keys in ./%s are no longer read by default: this issuer uses %s; set "
+                "REVOCAST_KEY_DIR=%s to keep using them",
+                LEGACY_KEY_DIR, keys.key_dir, LEGACY_KEY_DIR.absolute(),
+            )  # fmt: skip
         if settings.environment == "production" and not keys.all() and kek is None:
             raise SettingsError(
                 "production: no signing key. Set REVOCAST_SIGNING_KEY, run `revocast keys "

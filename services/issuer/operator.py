@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import re
 import time
 from typing import Any, Literal
 
 from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
 from revocast.errors import Conflict, InvalidRequest, NotFound, SigningKeyUnavailable
+from revocast.ids import USER_ID
 from revocast.issuer.admin import iso, session_view
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.passwords import Passwords
@@ -21,7 +21,6 @@ from revocast.issuer.users import add_user, check_password_rules
 from revocast.settings import Settings
 from revocast.store import Reads, Writes
 
-_USER_ID = re.compile(r"[0-9a-f]{32}")
 ROTATION_WAIT_S = 10.0  # how long `keys rotate` waits for every live issuer to hold the new key
 
 
@@ -47,7 +46,7 @@ async def sessions(reads: Reads, uid: str) -> dict[str, Any]:
 async def user_id(reads: Reads, name_or_id: str) -> str:
     """The id of the user named ``name_or_id``, or ``name_or_id`` itself if it is a user's
     id (ids are 32 hex digits: a name that looks like an existing id loses to it)."""
-    if _USER_ID.fullmatch(name_or_id) and await reads.user_exists(name_or_id):
+    if USER_ID.fullmatch(name_or_id) and await reads.user_exists(name_or_id):
         return name_or_id
     found = await reads.find_user(name_or_id)
     if found is None:
@@ -76,7 +75,8 @@ async def create_user(
     writes: Writes, settings: Settings, name: str, password: str, roles: list[str]
 ) -> str:
     """The new user's id (printed alone, for scripts)."""
-    return await add_user(writes, Passwords(settings), name, password, roles)
+    return await add_user(writes, Passwords(settings), name, password, roles,
+                          actor=operator_name())  # fmt: skip
 
 
 async def list_users(reads: Reads) -> dict[str, Any]:
@@ -96,7 +96,7 @@ async def set_password(
     uid = await user_id(reads, name_or_id)
     check_password_rules(password)
     ended, event_id = await writes.change_password(
-        uid, await Passwords(settings).hash(password), keep_sid=""
+        uid, await Passwords(settings).hash(password), keep_sid="", actor=operator_name()
     )
     return {"user_id": uid, "password_changed": True, "sessions_ended": ended,
             "event_id": event_id}  # fmt: skip

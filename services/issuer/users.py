@@ -23,9 +23,16 @@ def check_password_rules(password: str) -> None:
 
 
 async def add_user(
-    writes: Writes, passwords: Passwords, username: str, password: str, roles: list[str]
+    writes: Writes,
+    passwords: Passwords,
+    username: str,
+    password: str,
+    roles: list[str],
+    *,
+    actor: str = "",
 ) -> str:
-    """Create a user and return its id; Conflict if the name (in its normal form) is taken."""
+    """Create a user and return its id; Conflict if the name (in its normal form) is taken.
+    An ``actor`` (the operator who adds it) is recorded in the audit trail."""
     username = usernames.check(username)
     check_password_rules(password)
     bad = [role for role in roles if not ROLE.fullmatch(role)]
@@ -36,6 +43,6 @@ async def add_user(
         )
     uid = new_user_id(writes.keys, username)
     await writes.add_user(
-        uid, username, await passwords.hash(password), json.dumps(sorted(set(roles)))
+        uid, username, await passwords.hash(password), json.dumps(sorted(set(roles))), actor
     )
     return uid

@@ -122,6 +122,7 @@ class Receipts:
         or the renewal time reached (every quarter TTL, whatever else happened)."""
         last_for_entries = -math.inf
         first = True
+        failing = False
         while not self._stopping.is_set():
             if not first:
                 await self._pause(self.renew_s, until_applied=True)
@@ -132,9 +133,15 @@ class Receipts:
             if self._stopping.is_set():
                 return
             self._wake.clear()
+            if not self.follow.backend.started:
+                continue  # Redis not reached yet: nothing applied, nowhere to write
             try:
                 await self.follow.hand_in_receipt(self.receipt(), self.ttl_ms)
                 self.written += 1
-            except Exception as exc:  # any failure: log it, retry on the next turn
+                failing = False
+            except Exception as exc:  # any failure: retry on the next turn
                 self.write_errors += 1
-                log.warning("receipt not written (retrying): %s: %s", type(exc).__name__, exc)
+                # Once per outage: the follower already says that Redis is not answering.
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "receipt not written (retrying): %s: %s", type(exc).__name__, exc)
+                failing = True

@@ -200,3 +200,8 @@ def create_sidecar(
 def sidecar_from_env() -> Sidecar:
     """The sidecar of ``Settings.from_env()``: the factory each worker process calls."""
     return create_sidecar(Settings.from_env())
+
+
+def sidecar_without_metrics() -> Sidecar:
+    """The same, without ``/metrics`` (``revocast verifier --workers N --metrics-port off``)."""
+    return create_sidecar(Settings.from_env(), public_metrics=False)

@@ -7,10 +7,12 @@
 local USERNAME, USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
 local actor, uid, reason = ARGV[1], ARGV[2], ARGV[3]
 local lifetime_ms, retention_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-if redis.call('EXISTS', USER) == 0 then return redis.error_reply('not_found') end
+if redis.call('EXISTS', USER) == 0 then
+  return redis.error_reply('not_found no such user: it was removed already')
+end
 local _, refused = require_authority(actor, USER)
 if refused then return refused end
-if uid == actor then return redis.error_reply('forbidden') end
+if uid == actor then return redis.error_reply('forbidden you cannot remove yourself') end
 local sessions = declared_sessions(SESSIONS, FIXED + 4, 6)
 if not sessions then return retry() end
 local now = now_ms()

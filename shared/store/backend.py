@@ -34,6 +34,7 @@ from revocast.errors import (
     InvalidScope,
     NotDurable,
     NotFound,
+    RedisUnreachable,
     RevocastError,
     SettingsError,
     SigningKeyUnavailable,
@@ -261,4 +262,4 @@ class Backend:
             ) from None
         except (RedisError, OSError) as exc:
             self.topology.invalidate()
-            raise StoreUnavailable(_no_answer(exc)) from None
+            raise RedisUnreachable(_no_answer(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -25,6 +26,12 @@ from revocast.store.records import RefreshGrant
 log = logging.getLogger("revocast.store")
 
 AuditEntry = tuple[str, dict[str, str]]
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` as a literal in a SCAN MATCH pattern (a key prefix may hold ``*?[]\\``)."""
+    return _GLOB.sub(r"\\\1", text)
 
 
 class Reads:
@@ -79,12 +86,14 @@ class Reads:
         return record
 
     async def users(self) -> list[tuple[str, dict[str, str]]]:
-        """Every user as (id, record without the password hash), by name: one SCAN of each
-        partition's names. For operators; nothing on a request path lists users."""
+        """Every user as (id, record without the password hash), by name. For operators:
+        it SCANs the whole keyspace of each partition's server for the names (cost grows with
+        every key there), and nothing on a request path lists users."""
 
         async def partition_users(p: PartitionKeys) -> list[tuple[str, dict[str, str]]]:
             async def read(client: Redis) -> list[tuple[str, dict[str, str]]]:
-                names = [key async for key in client.scan_iter(match=p.username("*"), count=500)]
+                pattern = _glob_escape(p.username("")) + "*"
+                names = [key async for key in client.scan_iter(match=pattern, count=500)]
                 async with client.pipeline(transaction=False) as pipe:
                     for name in names:
                         pipe.get(name)

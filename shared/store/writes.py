@@ -83,15 +83,18 @@ class Writes:
 
     # Users -------------------------------------------------------------------------------
 
-    async def add_user(self, uid: str, username: str, password_hash: str, roles_json: str) -> None:
-        """Create a user (Conflict if the name is taken); ``uid`` from ``ids.new_user_id``."""
+    async def add_user(
+        self, uid: str, username: str, password_hash: str, roles_json: str, actor: str = ""
+    ) -> None:
+        """Create a user (Conflict if the name is taken); ``uid`` from ``ids.new_user_id``.
+        An ``actor`` (an operator) is recorded in the audit trail."""
         p = self.keys.of(username)
         if self.keys.of(uid) is not p:
             raise ValueError("the user id must be drawn in its username's partition")
         reply = await self.backend.run(
             "add_user",
             [*p.fixed(), p.username(username), p.user(uid)],
-            [uid, username, password_hash, roles_json],
+            [uid, username, password_hash, roles_json, actor],
         )
         await self._spread_power(uid, reply)
 
@@ -252,17 +255,18 @@ class Writes:
             raise NotFound(NO_SESSION) from None
 
     async def change_password(
-        self, uid: str, new_hash: str, keep_sid: str
+        self, uid: str, new_hash: str, keep_sid: str, actor: str
     ) -> tuple[int, str | None]:
-        """Store the new hash and end every other session; (how many ended, the last event id
-        or None: events of one stream take effect in order, so the last proves them all)."""
+        """Store the new hash and end every other session, audited as ``actor``'s; (how many
+        ended, the last event id or None: events of one stream take effect in order, so the
+        last proves them all)."""
         p = self.keys.of(uid)
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
                 "change_password",
                 [*p.fixed(), p.user(uid), p.user_sessions(uid), *(p.session(s) for s in sids)],
-                [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms, *sids],
+                [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms, actor, *sids],
                 durable=lambda reply: int(reply[0]) > 0,
             )
 

