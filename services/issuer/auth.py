@@ -63,9 +63,13 @@ async def login(request: Request) -> Response:
     )
     if upstream is not None:
         issuer, sub, upstream_sid = upstream
-        await ctx.writes.claim_upstream_user(issuer, sub, issued.uid)  # the first login wins
+        await ctx.writes.signals.claim_upstream_user(
+            issuer, sub, issued.uid
+        )  # the first login wins
         if upstream_sid:
-            await ctx.writes.link_upstream_session(issuer, upstream_sid, issued.uid, issued.sid)
+            await ctx.writes.signals.link_upstream_session(
+                issuer, upstream_sid, issued.uid, issued.sid
+            )
     return _token_response(ctx, issued, cookies=body.delivery == "cookie")
 
 

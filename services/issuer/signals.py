@@ -62,7 +62,7 @@ async def backchannel_logout(request: Request) -> Response:
     if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
         raise UpstreamTokenRefused("this logout token was already used")
     event_id = await _end(ctx, upstream, sub=sub, sid=sid, reason="backchannel_logout")
-    await ctx.writes.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+    await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
     headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
     return Response(status_code=200, headers=headers)
 
@@ -88,7 +88,7 @@ async def pushed_event(request: Request) -> Response:
             session = None  # a changed credential ends every session of the user
         reason = "caep_" + event_type.removeprefix(CAEP).replace("-", "_")
         event_id = await _end(ctx, upstream, sub=user, sid=session, reason=reason)
-        await ctx.writes.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+        await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
     except RequestError as exc:
         code = "invalid_request" if not isinstance(exc, UpstreamTokenRefused) else "invalid_key"
         if isinstance(exc, NotFound):

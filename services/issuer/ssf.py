@@ -120,7 +120,7 @@ async def create_stream(request: Request) -> Response:
     ends = {}
     for stream in ctx.reads.keys.streams():
         ends[stream.name] = await ctx.reads.last_entry(stream.name) or "0-0"
-    await ctx.writes.add_ssf_stream(stream_id, json.dumps(config), ends)
+    await ctx.writes.signals.add_ssf_stream(stream_id, json.dumps(config), ends)
     return json_response(_public(config), status=201)
 
 
@@ -181,7 +181,7 @@ async def delete_stream(request: Request) -> Response:
     caller = caller_with_role(ctx, request, SSF_ROLES)
     stream_id = request.query_params.get("stream_id", "")
     await _stream(ctx, stream_id, caller)
-    if not await ctx.writes.remove_ssf_stream(stream_id[:64]):
+    if not await ctx.writes.signals.remove_ssf_stream(stream_id[:64]):
         raise _no_stream(stream_id)
     return Response(status_code=204)
 
@@ -211,7 +211,7 @@ async def verify(request: Request) -> Response:
     body = {"state": asked.state[:256]} if asked.state else {}
     subject = {"format": "opaque", "id": config["stream_id"]}
     entry = {"jti": jti, "type": VERIFICATION, "body": body, "subject": subject}
-    await ctx.writes.queue_ssf_set(config["stream_id"], json.dumps(entry))
+    await ctx.writes.signals.queue_ssf_set(config["stream_id"], json.dumps(entry))
     return Response(status_code=204)
 
 
@@ -256,7 +256,7 @@ async def record_ack(ctx: IssuerContext, stream_id: str, acks: list[str]) -> Non
     queued = await ctx.reads.ssf_queue(stream_id, MAX_EVENTS * 2)
     done = [entry for entry in queued if json.loads(entry)["jti"] in wanted]
     if done:
-        await ctx.writes.ack_ssf(stream_id, done)
+        await ctx.writes.signals.ack_ssf(stream_id, done)
 
 
 async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> None:
@@ -282,7 +282,7 @@ async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> N
                 entries.append(json.dumps({"jti": jti, "type": event_type, "body": body,
                                            "subject": subject}))  # fmt: skip
     if moved != cursors:
-        await ctx.writes.spool_ssf(stream_id, cursors, moved, entries)
+        await ctx.writes.signals.spool_ssf(stream_id, cursors, moved, entries)
 
 
 async def _describe(

@@ -85,7 +85,7 @@ class Pusher:
     async def _serve(self, stream_id: str, config: dict[str, Any]) -> None:
         """Copy new revocations into the stream's queue (poll streams too: the revocation
         streams are trimmed, the queue is not), and push what is queued."""
-        if not await self.ctx.writes.take_lease(stream_id, self.owner, LEASE_MS):
+        if not await self.ctx.writes.signals.take_lease(stream_id, self.owner, LEASE_MS):
             return  # another issuer serves this stream
         await spool(self.ctx, config, stream_id)
         if config["delivery"]["method"] != PUSH:
@@ -94,13 +94,13 @@ class Pusher:
             return
         for raw, token in await queued_sets(self.ctx, config, stream_id, BATCH):
             # Held before every post, so that no other issuer posts this stream meanwhile.
-            if not await self.ctx.writes.take_lease(stream_id, self.owner, LEASE_MS):
+            if not await self.ctx.writes.signals.take_lease(stream_id, self.owner, LEASE_MS):
                 return
             outcome = await self._post(config, token)
             if outcome == "retry":
                 self._later(stream_id)
                 return
-            await self.ctx.writes.ack_ssf(stream_id, [raw])
+            await self.ctx.writes.signals.ack_ssf(stream_id, [raw])
             self.delivered += outcome == "delivered"
         self._backoff.pop(stream_id, None)
 

@@ -2,7 +2,8 @@
 
 - ``Backend``: the topology, the key layout and the scripts of one deployment;
   revoking calls are durable there.
-- ``Writes``: the issuer's and the operators' changes (one script each).
+- ``Writes``: the issuer's and the operators' changes (one script each); its ``signals``
+  (``SignalWrites``) keep the upstream IdP links and the SSF queues.
 - ``Reads``: what the issuer and the operators read, from the primaries.
 - ``Follow``: what verifiers read: snapshots, polls and the blocking wait.
 """

@@ -1,4 +1,5 @@
-"""The issuer's and the operators' writes: the only code that changes revocast's state.
+"""The issuer's and the operators' writes: with ``signals.py`` (IdP links, SSF queues), the
+only code that changes revocast's state.
 
 Every revoking call writes the state change and its stream event in one script,
 so Redis never holds one without the other (DESIGN.md invariant 1), and is
@@ -13,19 +14,19 @@ import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
 from revocast.ids import hash_refresh_token
-from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys, upstream_digest
+from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
 from revocast.proof import EventRef
 from revocast.store.backend import Backend, Retry
 from revocast.store.records import Power, RefreshGrant, RefreshResult
+from revocast.store.signals import SignalWrites
 
 T = TypeVar("T")
 
@@ -39,6 +40,7 @@ class Writes:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.signals = SignalWrites(backend)  # IdP links and SSF queues
         settings = backend.settings
         self._lifetime_ms = settings.revocation_lifetime_ms
         self._retention_ms = settings.stream_retention_ms
@@ -471,107 +473,6 @@ class Writes:
 
         await self.backend.read(g.issuers, work)
 
-    async def claim_upstream_user(self, issuer: str, sub: str, uid: str) -> bool:
-        """Link the IdP's ``sub`` to ``uid`` unless it is linked to another user: False then."""
-        key = self.keys.global_.upstream_user(upstream_digest(issuer, sub))
-
-        async def work(client: Redis) -> bool:
-            await client.set(key, uid, nx=True)
-            return bool(await client.get(key) == uid)
-
-        return await self.backend.read(key, work)
-
-    async def link_upstream_session(
-        self, issuer: str, upstream_sid: str, uid: str, sid: str
-    ) -> None:
-        """Add ``sid`` to the local sessions the IdP's session ``upstream_sid`` ends."""
-        key = self.keys.global_.upstream_session(upstream_digest(issuer, upstream_sid))
-
-        async def work(client: Redis) -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.sadd(key, f"{uid} {sid}")
-                pipe.expire(key, UPSTREAM_SESSION_TTL_S)
-                await pipe.execute()
-
-        await self.backend.read(key, work)
-
-    async def remember_upstream_token(self, issuer: str, jti: str, ttl_s: int) -> None:
-        key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        await self.backend.read(key, lambda c: c.set(key, "1", ex=ttl_s))
-
-    async def add_ssf_stream(self, stream_id: str, config: str, cursors: dict[str, str]) -> None:
-        g = self.keys.global_
-
-        async def work(client: Redis) -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.hset(g.ssf_streams, stream_id, config)
-                pipe.hset(g.ssf_cursor(stream_id), mapping=dict(cursors.items()))
-                await pipe.execute()
-
-        await self.backend.read(g.ssf_streams, work)
-
-    async def remove_ssf_stream(self, stream_id: str) -> bool:
-        g = self.keys.global_
-
-        async def work(client: Redis) -> list[Any]:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.hdel(g.ssf_streams, stream_id)
-                pipe.delete(g.ssf_cursor(stream_id), g.ssf_queue(stream_id), g.ssf_lease(stream_id))
-                return await pipe.execute()
-
-        return bool((await self.backend.read(g.ssf_streams, work))[0])
-
-    async def take_lease(self, stream_id: str, owner: str, ttl_ms: int) -> bool:
-        """Whether ``owner`` delivers the push stream for the next ``ttl_ms`` (taken or kept)."""
-        key = self.keys.global_.ssf_lease(stream_id)
-
-        async def work(client: Redis) -> bool:
-            return bool(await client.eval(_LEASE, 1, key, owner, ttl_ms))
-
-        return await self.backend.read(key, work)
-
-    async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
-        key = self.keys.global_.ssf_queue(stream_id)
-        await self.backend.read(key, lambda c: c.rpush(key, entry))
-
-    async def spool_ssf(
-        self, stream_id: str, seen: dict[str, str], moved: dict[str, str], entries: list[str]
-    ) -> bool:
-        """Append ``entries`` to the stream's queue and move its cursors from ``seen`` to
-        ``moved``, in one transaction; False (nothing written) if another issuer moved them
-        first."""
-        g = self.keys.global_
-        key = g.ssf_cursor(stream_id)
-
-        async def work(client: Redis) -> bool:
-            async with client.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    if cast(dict[str, str], await pipe.hgetall(key)) != seen:
-                        return False
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    if entries:
-                        pipe.rpush(g.ssf_queue(stream_id), *entries)
-                    pipe.hset(key, mapping=dict(moved.items()))
-                    await pipe.execute()
-                    return True
-                except WatchError:
-                    return False
-
-        return await self.backend.read(g.ssf_streams, work)
-
-    async def ack_ssf(self, stream_id: str, entries: list[str]) -> None:
-        """Drop acknowledged (or delivered) entries from the stream's queue."""
-        key = self.keys.global_.ssf_queue(stream_id)
-
-        async def work(client: Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                for entry in entries:
-                    pipe.lrem(key, 1, entry)
-                await pipe.execute()
-
-        await self.backend.read(key, work)
-
     async def add_client(self, client_id: str, record: str) -> bool:
         """Register a client; False if the id is taken."""
         g = self.keys.global_
@@ -613,13 +514,3 @@ def _level(entry: str | None) -> str:
 
 def _event_id(stream: StreamKeys, entry_id: object) -> str:
     return str(EventRef.of(stream.name, str(entry_id)))
-
-
-# Take the lease if free, keep it if ours: one step, so it cannot be extended for another.
-_LEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
-UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
