@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
 from typing import Any
 
 import uvicorn
@@ -15,6 +17,13 @@ from revocast.metrics_app import metrics_app
 # On shutdown, open connections get this long to finish: a client that holds one open must
 # not keep the process (and the lifespan's clean stop) waiting.
 GRACEFUL_SHUTDOWN_S = 5
+
+
+def _print_tasks() -> None:
+    """SIGUSR1: every task's stack on stderr, to see what a service that will not stop
+    waits for."""
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.stderr)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -61,6 +70,7 @@ def serve(
     servers = [uvicorn.Server(config) for config, _ in bound]
 
     async def run_all() -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, _print_tasks)
         tasks = [asyncio.create_task(server.serve(sockets=[sock]))
                  for server, (_, sock) in zip(servers, bound, strict=True)]  # fmt: skip
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)

@@ -72,10 +72,21 @@ def services(env: dict[str, str]) -> Iterator[tuple[str, str]]:
     finally:
         for process in processes:
             process.terminate()
-        # uvicorn drains on SIGTERM, then re-raises it: -SIGTERM is its clean exit. (Once, in
-        # a full run on 2 busy CPUs, an issuer on Sentinel took over 10 s to stop.)
-        codes = [process.wait(20) for process in processes]
+        # uvicorn drains on SIGTERM, then re-raises it: -SIGTERM is its clean exit.
+        codes = [stopped(process) for process in processes]
         assert set(codes) <= {0, -signal.SIGTERM}
+
+
+def stopped(process: subprocess.Popen[bytes], timeout_s: float = 20) -> int:
+    """The exit status; a process that does not stop prints its tasks (SIGUSR1) and fails."""
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        process.kill()
+        process.wait(5)
+        raise AssertionError(f"{process.args!r} did not stop in {timeout_s} s") from None
 
 
 def test_user_add_then_full_flow(env: dict[str, str], services: tuple[str, str]) -> None:

@@ -158,6 +158,14 @@ def test_every_command_fails_in_one_line(env: dict[str, str], name: str, url: st
     assert expected in stderr, stderr
 
 
+@pytest.mark.parametrize("tool", ["chaos", "stack"])
+def test_the_tools_help_is_plain_text(tool: str) -> None:
+    result = revocast(tool, "--help", env=dict(os.environ))
+    assert result.returncode == 0, result.stderr
+    assert "usage: revocast " + tool in result.stdout
+    assert "``" not in result.stdout
+
+
 def test_help_is_plain_text_and_every_option_says_what_it_does() -> None:
     def walk(p: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
         subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]

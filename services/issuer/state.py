@@ -21,6 +21,7 @@ import logging
 import os
 import time
 
+from revocast.background import Background
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing, new_epoch
 from revocast.keyspace import GLOBAL
@@ -46,7 +47,7 @@ class StateGuard:
         self.epoch_file = settings.key_path() / EPOCH_FILE
         self.epoch: str | None = None
         self.losses_detected = 0
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("revocast-state-guard")
 
     async def start(self) -> str:
         """Publish keys (or recover first); returns the active kid. Then watch the epochs."""
@@ -57,14 +58,11 @@ class StateGuard:
             await self.recover(epochs.get(GLOBAL))
         active = await self.keys.publish(self.writes, self.reads, new_epoch())
         await self._align(await self.reads.epochs())
-        self._task = asyncio.create_task(self._watch(), name="revocast-state-guard")
+        self._background.start(self._watch)
         return active
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
 
     async def _settled_epochs(self) -> dict[str, str | None]:
         """The epochs, waiting briefly while another issuer is still setting up a deployment."""
@@ -110,8 +108,7 @@ class StateGuard:
 
     async def _watch(self) -> None:
         pause = CHECK_EVERY_S
-        while True:
-            await asyncio.sleep(pause)
+        while not await self._background.pause(pause):
             pause = CHECK_EVERY_S
             try:
                 epochs = await self.writes.heartbeat()

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -21,6 +20,7 @@ import secrets
 import socket
 import time
 
+from revocast.background import Background
 from revocast.enforcement import count_behind
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing
@@ -47,24 +47,20 @@ class Upkeep:
         self.authority_repairs = 0
         self.verifiers_live = 0
         self.verifiers_behind = 0
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("revocast-upkeep")
 
     async def start(self) -> None:
         await self.round(0)
-        self._task = asyncio.create_task(self._loop(), name="revocast-upkeep")
+        self._background.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._background.stop()
         with contextlib.suppress(StoreUnavailable):  # else it drops out after PRESENCE_TTL_S
             await self.writes.forget_issuer(self.issuer_id)
 
     async def _loop(self) -> None:
         rounds = 0
-        while True:
-            await asyncio.sleep(EVERY_S)
+        while not await self._background.pause(EVERY_S):
             rounds += 1
             try:
                 await self.round(rounds)

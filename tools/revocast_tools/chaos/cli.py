@@ -32,7 +32,7 @@ def scenarios() -> dict[str, tuple[str, Runner]]:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="revocast chaos",
-        description=__doc__,
+        description="Run fault scenarios against real processes and check the invariants.",
         epilog="Each scenario starts its own Redis (one server, a Sentinel group or a Redis "
         "Cluster), issuer and verifier processes on loopback and removes them afterwards. "
         "Exit status 1 if any invariant failed.",
