@@ -23,17 +23,32 @@ class Background:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        """Started and not yet stopped."""
+        return self._task is not None
+
+    def stopping(self) -> bool:
+        """``stop()`` was called: a loop checks this between its steps (a method, as its
+        answer changes while the loop awaits)."""
+        return self._stopping.is_set()
+
     def start(self, loop: Callable[[], Awaitable[None]]) -> None:
         self._stopping.clear()
         self._task = asyncio.create_task(_run(loop), name=self.name)
 
-    async def pause(self, seconds: float) -> bool:
-        """Wait up to ``seconds``; True when ``stop()`` was called: the loop should end."""
-        waiter = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({waiter}, timeout=seconds)
-        finally:
-            waiter.cancel()
+    async def pause(self, seconds: float, *, wake: asyncio.Event | None = None) -> bool:
+        """Wait up to ``seconds``, or until ``wake`` is set; True when ``stop()`` was called:
+        the loop should end."""
+        if seconds > 0:
+            waiters = {asyncio.ensure_future(self._stopping.wait())}
+            if wake is not None:
+                waiters.add(asyncio.ensure_future(wake.wait()))
+            try:
+                await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
         return self._stopping.is_set()
 
     async def stop(self, grace_s: float = 5.0) -> None:

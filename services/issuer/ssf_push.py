@@ -14,7 +14,6 @@ must not see its queue emptied.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from revocast.background import Background
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.ssf import PUSH, queued_sets, spool
@@ -44,28 +44,21 @@ class Pusher:
         self.failures = 0
         self._retry_at: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._background = Background("revocast-ssf-push")
         self._http = httpx.AsyncClient(timeout=5.0)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="revocast-ssf-push")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            done, _ = await asyncio.wait({self._task}, timeout=6.0)
-            if not done:
-                self._task.cancel()
-                await asyncio.wait({self._task}, timeout=1.0)
-            self._task = None
+        await self._background.stop(grace_s=6.0)  # a post may take its 5 s timeout
         await self._http.aclose()
 
     async def _run(self) -> None:
-        while not self._stopping.is_set():
+        while not self._background.stopping():
             try:
                 for stream_id, config in (await self.ctx.reads.ssf_streams()).items():
-                    if self._stopping.is_set():
+                    if self._background.stopping():
                         break
                     try:
                         await self._serve(stream_id, config)
@@ -78,9 +71,7 @@ class Pusher:
                 log.warning("ssf push: %s", exc.detail)
             except Exception:
                 log.exception("ssf push round failed")
-            waiter = asyncio.ensure_future(self._stopping.wait())
-            await asyncio.wait({waiter}, timeout=EVERY_S)
-            waiter.cancel()
+            await self._background.pause(EVERY_S)
 
     async def _serve(self, stream_id: str, config: dict[str, Any]) -> None:
         """Copy new revocations into the stream's queue (poll streams too: the revocation

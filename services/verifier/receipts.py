@@ -21,6 +21,7 @@ import socket
 import time
 
 from revocast import __version__
+from revocast.background import Background
 from revocast.proof import Receipt
 from revocast.store import Follow
 from revocast.verifier.follower import Clocks
@@ -63,44 +64,21 @@ class Receipts:
         self.written = 0
         self.write_errors = 0
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background("revocast-receipts")
 
     def applied(self) -> None:
         self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="revocast-receipts")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        """Stop writing and take the receipt back, so that nobody waits for this verifier.
-
-        The loop is asked to end, not cancelled first: a cancellation that arrives inside a
-        Redis call can be swallowed there (redis-py, Python 3.11), and the loop would go on.
-        """
-        if self._task is None:
+        """Stop writing and take the receipt back, so that nobody waits for this verifier."""
+        if not self._background.running:
             return
-        self._stopping.set()
-        done, _ = await asyncio.wait({self._task}, timeout=2.0)
-        if not done:  # stuck in a Redis call: fall back to cancelling
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=1.0)
-        self._task = None
+        await self._background.stop(grace_s=2.0)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.follow.withdraw_receipt(self.instance_id), 1.0)
-
-    async def _pause(self, timeout_s: float, *, until_applied: bool = False) -> None:
-        """``timeout_s``, ended early by ``stop()`` (and by ``applied()`` if asked)."""
-        if timeout_s <= 0:
-            return
-        waiters = {asyncio.ensure_future(self._stopping.wait())}
-        if until_applied:
-            waiters.add(asyncio.ensure_future(self._wake.wait()))
-        try:
-            await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
 
     def receipt(self) -> Receipt:
         streams = self.followers.streams
@@ -123,14 +101,15 @@ class Receipts:
         last_for_entries = -math.inf
         first = True
         failing = False
-        while not self._stopping.is_set():
+        background = self._background
+        while not background.stopping():
             if not first:
-                await self._pause(self.renew_s, until_applied=True)
+                await background.pause(self.renew_s, wake=self._wake)
             first = False
             if self._wake.is_set():
-                await self._pause(last_for_entries + self.interval_s - time.monotonic())
+                await background.pause(last_for_entries + self.interval_s - time.monotonic())
                 last_for_entries = time.monotonic()
-            if self._stopping.is_set():
+            if background.stopping():
                 return
             self._wake.clear()
             if not self.follow.backend.started:
