@@ -73,9 +73,10 @@ def _settings() -> Settings:
     )
 
 
-def _preflight(settings: Settings, *, must_reach: bool) -> None:
-    """Check the deployment's partition count before serving: a one-line error, not a
-    traceback from inside the server. A verifier may start while Redis is down."""
+def preflight(settings: Settings, *, must_reach: bool) -> None:
+    """Check Redis and the deployment's partition count before starting a service: a
+    one-line error, not a traceback from inside the server. A verifier may start while
+    Redis is down (``must_reach=False``: a warning)."""
 
     async def check() -> None:
         backend = Backend(settings)
@@ -119,7 +120,7 @@ def _serve_issuer(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
     metrics_port = _metrics(args)
     settings = _settings()
-    _preflight(settings, must_reach=True)
+    preflight(settings, must_reach=True)
     app = create_app(settings, public_metrics=metrics_port is None)
     serve(app, host=args.host, port=args.port, log_level=args.log_level,
           metrics=(app, metrics_port) if metrics_port else None,
@@ -131,7 +132,7 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
     metrics_port = _metrics(args)
     settings = _settings()
-    _preflight(settings, must_reach=False)
+    preflight(settings, must_reach=False)
     # The peer must stay the gateway itself, the one REVOCAST_TRUSTED_PROXIES judges: uvicorn
     # would otherwise replace it with the X-Forwarded-For of a local proxy.
     options: dict[str, Any] = {"proxy_headers": False}

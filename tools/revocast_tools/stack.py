@@ -25,8 +25,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from revocast.cli import naming_the_server, port_argument
-from revocast.errors import RevocastError, SettingsError, StoreUnavailable
+from revocast.cli import port_argument, preflight
+from revocast.errors import RevocastError, SettingsError
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
 from revocast.local_stack import RUN_DIR, remove_state, write_state
@@ -54,16 +54,6 @@ def _wait_http(url: str, children: list[subprocess.Popen[bytes]], timeout_s: flo
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer 200 within {timeout_s}s")
         time.sleep(0.1)
-
-
-async def _reach(settings: Settings) -> None:
-    backend = Backend(settings)
-    try:
-        await backend.start()
-    except StoreUnavailable as exc:
-        raise naming_the_server(exc, settings) from None
-    finally:
-        await backend.aclose()
 
 
 async def _demo_password(settings: Settings) -> str | None:
@@ -130,7 +120,7 @@ def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
         if not env.get("REVOCAST_KEY_DIR"):
             env["REVOCAST_KEY_DIR"] = str((STATE_DIR / "keys").absolute())
         settings = Settings.from_env(env)
-        asyncio.run(_reach(settings))  # one line now, rather than a failed start-up later
+        preflight(settings, must_reach=True)  # one line now, not a failed start-up later
         for name, port in (("issuer", issuer_port), ("verifier", verifier_port)):
             command = [sys.executable, "-m", "revocast", name, "--host", host,
                        "--port", str(port), "--log-level", "warning"]  # fmt: skip
