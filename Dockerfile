@@ -9,8 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Runtime only: no [dev] extra, and no revocast-tools (tools/ is not in the build context:
 # no chaos harness, stack or embedded Redis in the image). The source tree is not kept.
+# Every dependency, and the build backend, at the version requirements/runtime.lock pins, each
+# file checked against its hash; then the package itself, which fetches nothing more.
 COPY . /tmp/revocast
-RUN pip install /tmp/revocast \
+RUN pip install --require-hashes -r /tmp/revocast/requirements/runtime.lock \
+    && pip install --no-deps --no-build-isolation /tmp/revocast \
+    && pip check \
     && rm -rf /tmp/revocast
 
 # Unprivileged user; /keys is created here so a fresh named volume inherits owner and 0700.

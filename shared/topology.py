@@ -134,7 +134,7 @@ class _Sentinels(Sentinel):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        super().__init__(*args, **kwargs)
         self._discovery = asyncio.Lock()
 
     async def discover_master(self, service_name: str) -> Any:

@@ -312,10 +312,16 @@ def test_dockerfile_installs_the_project() -> None:
         if keyword == "RUN" and "pip install" in arguments
     ]
     assert len(installs) == 1
-    install = installs[0].split("pip install", 1)[1].split("&&")[0].split()
-    assert not any(arg == "-e" or arg.startswith("--editable") for arg in install)
-    assert not any("[" in arg for arg in install), "no extras (dev tools) in the image"
-    assert any(arg in targets for arg in install), f"pip installs {install}, not the copied repo"
+    steps = [step.split() for step in installs[0].split("pip install")[1:]]
+    locked, package = (step[: step.index("&&")] if "&&" in step else step for step in steps)
+    # First every dependency from the runtime lock, each file checked against its hash...
+    assert "--require-hashes" in locked
+    assert any(f"{t}/requirements/runtime.lock" in locked for t in targets), locked
+    # ...then the copied repo itself, fetching nothing more (no deps, no build isolation).
+    assert {"--no-deps", "--no-build-isolation"} <= set(package)
+    assert not any(arg == "-e" or arg.startswith("--editable") for arg in package)
+    assert not any("[" in arg for arg in package), "no extras (dev tools) in the image"
+    assert any(arg in targets for arg in package), f"pip installs {package}, not the copied repo"
 
     # Compose gives full `revocast ...` commands, so an ENTRYPOINT would double the program name.
     assert "ENTRYPOINT" not in keywords

@@ -118,17 +118,16 @@ async def test_a_revoked_key_is_refused_once_the_jwks_is_fetched_again(
         check(token, jwks, settings.issuer, settings.audience)
 
 
-NODE_DIR = Path(__file__).resolve().parents[1] / ".node"
-NODE_SCRIPT = Path(__file__).resolve().parent / "support" / "node" / "verify.mjs"
+NODE_DIR = Path(__file__).resolve().parent / "support" / "node"  # package.json, verify.mjs
 
 
 def node_jose() -> tuple[str, Path]:
-    """node and the folder holding jose (./scripts/setup installs it), or a skip saying why."""
+    """node and the folder holding jose (./scripts/test-deps installs it), or a skip saying why."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("Node's jose: node is not on this machine")
     if not (NODE_DIR / "node_modules" / "jose").is_dir():
-        pytest.skip("Node's jose: not installed (./scripts/setup runs npm install when npm works)")
+        pytest.skip("Node's jose: not installed (./scripts/test-deps runs npm ci when npm works)")
     return node, NODE_DIR
 
 
@@ -141,10 +140,8 @@ class NodeJose:
     @classmethod
     async def start(cls, jwks: str, issuer: str, audience: str) -> NodeJose:
         node, folder = node_jose()
-        staged = folder / "verify.mjs"  # beside node_modules, so that `import "jose"` resolves
-        shutil.copyfile(NODE_SCRIPT, staged)
         process = await asyncio.create_subprocess_exec(
-            node, str(staged), jwks, issuer, audience,
+            node, str(folder / "verify.mjs"), jwks, issuer, audience,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         )  # fmt: skip
         return cls(process)

@@ -48,9 +48,9 @@ def test_sentinel_group_replicates(sentinel_group: SentinelGroup) -> None:
 
     # What a sentinel-aware client finds through the same sentinels.
     addresses = [(HOST, port) for port in group.sentinel_ports]
-    sentinel = Sentinel(addresses, socket_timeout=5)  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(addresses, socket_timeout=5)
     try:
-        found = sentinel.discover_master("revocast")  # type: ignore[no-untyped-call]
+        found = sentinel.discover_master("revocast")
         assert found == (HOST, primary.port)
     finally:
         for connection in sentinel.sentinels:

