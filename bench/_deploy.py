@@ -15,7 +15,6 @@ from pathlib import Path
 
 import redis
 
-from revocast_tools.chaos.processes import die_with_parent
 from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
 from revocast_tools.redis_server import RedisServer
 
@@ -54,9 +53,7 @@ def deployment(kind: str, base_dir: Path, extra_args: Sequence[str] = ()) -> Ite
     """Start the topology ``kind``; stop every server when the block ends."""
     args = ["--maxclients", str(MAXCLIENTS), *extra_args]
     if kind == "single":
-        server = RedisServer(
-            base_dir / "single", appendonly=False, extra_args=args, preexec_fn=die_with_parent
-        )
+        server = RedisServer(base_dir / "single", appendonly=False, extra_args=args)
         server.start()
         try:
             yield Deployment(kind, server.url, [server])

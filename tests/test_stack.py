@@ -7,13 +7,15 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from revocast_tools.redis_server import free_port
 
@@ -115,3 +117,152 @@ def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -
         cli(tmp_path, env, "user", "passwd", "demo", "--password-stdin", stdin="a new secret\n")
     with stack(tmp_path, env, ports) as changed:
         assert "revocast user passwd demo" in changed
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, from /proc (the stack's children run in sessions of
+    their own, so the process group would miss them)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still running (a zombie has exited: it only waits to be reaped)."""
+    running = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0] != "Z":
+                running.add(pid)
+    return running
+
+
+def _command(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return ""
+
+
+def _wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
+        time.sleep(0.02)
+
+
+def _ports_free(ports: tuple[int, int]) -> bool:
+    for port in ports:
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def _start(folder: Path, ports: tuple[int, int]) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | CHEAP_ARGON2
+    return subprocess.Popen(
+        [sys.executable, "-m", "revocast", "stack",
+         "--issuer-port", str(ports[0]), "--verifier-port", str(ports[1])],
+        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _read_until(process: subprocess.Popen[str], marker: str) -> str:
+    assert process.stdout is not None
+    output = ""
+    deadline = time.monotonic() + 30
+    while marker not in output:
+        assert time.monotonic() < deadline, output
+        line = process.stdout.readline()
+        assert line, f"stack exited early:\n{output}"
+        output += line
+    return output
+
+
+STARTING = {
+    "redis": lambda pids: any("redis-server" in _command(pid) for pid in pids),
+    "issuer": lambda pids: any("revocast issuer" in _command(pid) for pid in pids),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["redis", "issuer"], ids=["redis-started", "issuer-started"])
+def test_sigterm_while_starting_leaves_nothing_running(tmp_path: Path, moment: str) -> None:
+    """TERM as soon as the embedded Redis (or the issuer) exists, long before the stack is
+    ready: everything it started stops, and the ports are free again."""
+    ports = free_port(), free_port()
+    process = _start(tmp_path, ports)
+    seen: set[int] = set()
+
+    def started() -> bool:
+        seen.update(_descendants(process.pid))
+        return STARTING[moment](seen)
+
+    _wait_until(started, 30, f"the stack starting its {moment}")
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+    _wait_until(lambda: not _alive(seen), 15, f"the stack's children exiting: {_alive(seen)}")
+    assert _ports_free(ports)
+    assert process.stdout is not None
+    assert "Traceback" not in process.stdout.read()
+    process.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL],
+                         ids=["INT", "HUP", "KILL"])  # fmt: skip
+def test_a_stopped_stack_leaves_nothing_running(tmp_path: Path, signum: int) -> None:
+    """INT (Ctrl-C), HUP (a closed terminal) or KILL of the launcher once running: every
+    process it started exits, and the next start on the same ports works."""
+    ports = free_port(), free_port()
+    process = _start(tmp_path, ports)
+    _read_until(process, "revocast commands here find it")
+    children = _descendants(process.pid)
+    assert len(children) >= 3, [_command(pid) for pid in children]  # Redis, issuer, verifier
+    process.send_signal(signum)
+    code = process.wait(30)
+    assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0)
+    _wait_until(lambda: not _alive(children), 15, f"children exiting: {_alive(children)}")
+    assert _ports_free(ports)
+    assert process.stdout is not None
+    process.stdout.close()
+    again = _start(tmp_path, ports)
+    try:
+        _read_until(again, "revocast commands here find it")
+    finally:
+        again.send_signal(signal.SIGINT)
+        assert again.wait(30) == 0
+        assert again.stdout is not None
+        again.stdout.close()
+
+
+@pytest.mark.slow
+def test_a_stack_whose_redis_dies_stops_and_says_why(tmp_path: Path) -> None:
+    """The embedded Redis killed: the stack notices, stops the services with one line that
+    names what exited, and does not keep logging about the lost server."""
+    ports = free_port(), free_port()
+    process = _start(tmp_path, ports)
+    _read_until(process, "revocast commands here find it")
+    children = _descendants(process.pid)
+    redis_pid = next(pid for pid in children if "redis-server" in _command(pid))
+    os.kill(redis_pid, signal.SIGKILL)
+    assert process.wait(15) == 1
+    _wait_until(lambda: not _alive(children), 15, f"children exiting: {_alive(children)}")
+    assert process.stdout is not None
+    after = process.stdout.read().splitlines()
+    process.stdout.close()
+    said = [line for line in after if line.startswith("error:")]
+    assert len(said) == 1, after
+    assert f"Redis server (pid {redis_pid}) exited" in said[0]
+    assert len(after) <= 10, after  # the services' own notice of the loss, at most

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -36,6 +36,7 @@ from revocast.issuer.upkeep import Upkeep
 from revocast.issuer.upstream import Upstream
 from revocast.keys import jwks_document
 from revocast.metrics_app import metrics_endpoint
+from revocast.outage import Outage
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
@@ -89,12 +90,19 @@ async def _readyz(request: Request) -> Response:
     return json_response(body, 200 if body["ready"] else 503)
 
 
-async def _revocast_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RevocastError)
-    if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
-        log.warning("%s: %s", exc.code, exc.detail)
-    # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
-    return error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
+def _revocast_errors() -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The handler of RevocastError. A 503 (Redis away, stale, not durable) is logged, but
+    only when it changes or every few seconds: under load that is a line per request."""
+    unavailable = Outage(log, "requests (503)")
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RevocastError)
+        if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
+            unavailable.failed(f"{exc.code}: {exc.detail}")
+        # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
+        return error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
+
+    return handle
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -193,7 +201,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if public_metrics else []),
         ],
         exception_handlers={
-            RevocastError: _revocast_error,
+            RevocastError: _revocast_errors(),
             HTTPException: _http_error,
             Exception: _internal_error,
         },

@@ -25,6 +25,7 @@ from revocast.background import Background
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.ssf import PUSH, queued_sets, spool
+from revocast.outage import Outage
 
 log = logging.getLogger("revocast.issuer")
 
@@ -55,6 +56,7 @@ class Pusher:
         await self._http.aclose()
 
     async def _run(self) -> None:
+        outage = Outage(log, "ssf push")
         while not self._background.stopping():
             try:
                 for stream_id, config in (await self.ctx.reads.ssf_streams()).items():
@@ -67,8 +69,9 @@ class Pusher:
                     except Exception:  # one stream's fault must not stop the others
                         log.exception("ssf stream %s: serving failed", stream_id)
                         self._later(stream_id)
+                outage.recovered()
             except RevocastError as exc:  # Redis away: the next round tries again
-                log.warning("ssf push: %s", exc.detail)
+                outage.failed(exc.detail)
             except Exception:
                 log.exception("ssf push round failed")
             await self._background.pause(EVERY_S)

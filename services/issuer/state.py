@@ -25,6 +25,7 @@ from revocast.background import Background
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing, new_epoch
 from revocast.keyspace import GLOBAL
+from revocast.outage import Outage
 from revocast.settings import Settings
 from revocast.store import Reads, Writes
 
@@ -108,6 +109,7 @@ class StateGuard:
 
     async def _watch(self) -> None:
         pause = CHECK_EVERY_S
+        outage = Outage(log, "checking the redis epochs")
         while not await self._background.pause(pause):
             pause = CHECK_EVERY_S
             try:
@@ -116,8 +118,9 @@ class StateGuard:
                     await self.recover(epochs[GLOBAL])
                 elif len(set(epochs.values())) > 1 or epochs[GLOBAL] != self.epoch:
                     await self._align(epochs)
+                outage.recovered()
             except StoreUnavailable as exc:
-                log.warning("cannot check the redis epochs: %s", exc.detail)
+                outage.failed(exc.detail)
                 pause = RETRY_AFTER_ERROR_S
 
     def _adopt(self, epoch: str) -> None:

@@ -24,6 +24,7 @@ from revocast.background import Background
 from revocast.enforcement import count_behind
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing
+from revocast.outage import Outage
 from revocast.store import Backend, Reads, Writes
 
 log = logging.getLogger("revocast.issuer")
@@ -60,12 +61,14 @@ class Upkeep:
 
     async def _loop(self) -> None:
         rounds = 0
+        outage = Outage(log, "issuer upkeep")
         while not await self._background.pause(EVERY_S):
             rounds += 1
             try:
                 await self.round(rounds)
+                outage.recovered()
             except StoreUnavailable as exc:
-                log.warning("issuer upkeep: %s", exc.detail)
+                outage.failed(exc.detail)
 
     async def round(self, number: int) -> None:
         for kid in await self.reads.jwks():

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from revocast.errors import StoreUnavailable
 from revocast.events import AnyEvent, UnknownEvent, decode_entry
 from revocast.keyspace import StreamKeys
+from revocast.outage import Outage
 from revocast.store import Follow, Snapshot, Status
 from revocast.verifier.cache import RevocationCache
 
@@ -124,6 +125,8 @@ class StreamFollower:
         self._needs_snapshot = True
         self._checked = -math.inf  # when the last status check was sent
         self._task: asyncio.Task[None] | None = None
+        # Retried every 50 ms to 2 s: the log hears of a change, and a reminder now and then.
+        self._outage = Outage(log, f"reading stream {stream.name}")
         self.snapshotted = asyncio.Event()
 
     def start(self) -> None:
@@ -153,21 +156,15 @@ class StreamFollower:
                     await self._snapshot()
                 await self._follow_once()
                 self.error = None
+                self._outage.recovered()
                 delay = 0.05
             except Exception as exc:
                 if self.stopping:
                     return
                 self.error = f"{type(exc).__name__}: {exc}"
                 self.read_errors += 1
-                log.log(
-                    logging.WARNING
-                    if isinstance(exc, (*EXPECTED_ERRORS, StateLost))
-                    else logging.ERROR,
-                    "stream %s: read failed, retrying in %.2fs: %s",
-                    self.stream.name,
-                    delay,
-                    self.error,
-                )
+                expected = isinstance(exc, (*EXPECTED_ERRORS, StateLost))
+                self._outage.failed(self.error, logging.WARNING if expected else logging.ERROR)
                 # Full jitter keeps many verifiers from reconnecting in lockstep.
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
                 delay = min(delay * 2, self.max_backoff_s)

@@ -14,6 +14,7 @@ import math
 from collections import Counter
 
 from revocast.errors import RevocastError, SettingsError
+from revocast.outage import Outage
 from revocast.store import Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
@@ -96,9 +97,11 @@ class Followers:
 
     async def _run(self) -> None:
         delay = 0.05
+        outage = Outage(log, "reading the deployment's layout")
         while self.state is FollowerState.RUNNING:
             try:
                 keys = await self.follow.start()
+                outage.recovered()
                 break
             except SettingsError as exc:
                 # A partition count that does not match: this verifier can never be fresh.
@@ -107,7 +110,7 @@ class Followers:
                 raise
             except RevocastError as exc:
                 self.start_error = f"{type(exc).__name__}: {exc}"
-                log.warning("cannot read the deployment's layout, retrying: %s", exc)
+                outage.failed(str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_s)
         else:

@@ -22,6 +22,7 @@ import time
 
 from revocast import __version__
 from revocast.background import Background
+from revocast.outage import Outage
 from revocast.proof import Receipt
 from revocast.store import Follow
 from revocast.verifier.follower import Clocks
@@ -100,7 +101,8 @@ class Receipts:
         or the renewal time reached (every quarter TTL, whatever else happened)."""
         last_for_entries = -math.inf
         first = True
-        failing = False
+        # The follower already says that Redis is not answering: this adds one line a change.
+        outage = Outage(log, "writing this verifier's receipt")
         background = self._background
         while not background.stopping():
             if not first:
@@ -117,10 +119,7 @@ class Receipts:
             try:
                 await self.follow.hand_in_receipt(self.receipt(), self.ttl_ms)
                 self.written += 1
-                failing = False
+                outage.recovered()
             except Exception as exc:  # any failure: retry on the next turn
                 self.write_errors += 1
-                # Once per outage: the follower already says that Redis is not answering.
-                level = logging.DEBUG if failing else logging.WARNING
-                log.log(level, "receipt not written (retrying): %s: %s", type(exc).__name__, exc)
-                failing = True
+                outage.failed(f"{type(exc).__name__}: {exc}")

@@ -13,11 +13,13 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 import redis
+
+from revocast_tools.children import Launcher, spawn
 
 
 def find_server_binary() -> str:
@@ -69,7 +71,7 @@ class RedisServer:
         appendonly: bool = True,
         binary: str | None = None,
         extra_args: Sequence[str] = (),
-        preexec_fn: Callable[[], object] | None = None,
+        launcher: Launcher | None = None,
         config_file: Path | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
@@ -77,7 +79,7 @@ class RedisServer:
         self.appendonly = appendonly
         self.binary = binary or find_server_binary()
         self.extra_args = list(extra_args)  # e.g. ["--appendfsync", "always"]
-        self.preexec_fn = preexec_fn
+        self.launcher = launcher  # which then owns the process; else it dies with this one
         # Read first, so the command line wins; needed by sentinels (they rewrite it).
         self.config_file = config_file.resolve() if config_file else None
         self._process: subprocess.Popen[bytes] | None = None
@@ -109,9 +111,10 @@ class RedisServer:
             "--logfile", str(self.data_dir / "server.log"),
             *self.extra_args,
         ]  # fmt: skip
-        self._process = subprocess.Popen(  # noqa: S603 (our own binary and arguments)
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=self.preexec_fn
-        )
+        self._process = spawn(
+            args, launcher=self.launcher, name="Redis server", stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
         self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:

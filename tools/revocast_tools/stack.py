@@ -2,7 +2,8 @@
 
 Starts a real Redis (the one in REDIS_URL, or a private embedded server with
 AOF in ``.revocast/redis``), the issuer and one verifier sidecar, creates a
-demo user, and prints what to try next. Ctrl-C stops everything.
+demo user, and prints what to try next. Ctrl-C (SIGINT), SIGTERM or SIGHUP stop
+everything; if one of its processes exits, the stack stops the others and says which.
 
 While it runs, ``.revocast/run/stack.json`` names its Redis, so that ``revocast``
 commands run in this folder find it without REDIS_URL. The demo user's password
@@ -16,8 +17,6 @@ import argparse
 import asyncio
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -33,6 +32,7 @@ from revocast.local_stack import RUN_DIR, remove_state, write_state
 from revocast.serving import listening_socket
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
+from revocast_tools.children import Launcher, Stopped
 from revocast_tools.redis_server import RedisServer
 
 STATE_DIR = Path(".revocast")
@@ -40,11 +40,11 @@ DEMO_USER = "demo"
 DEMO_PASSWORD_FILE = RUN_DIR / "demo-password"
 
 
-def _wait_http(url: str, children: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> None:
+def _wait_http(url: str, launcher: Launcher, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        if any(child.poll() is not None for child in children):
-            raise RuntimeError("a service exited during start-up; see its log above")
+        if (gone := launcher.exited()) is not None:
+            raise RuntimeError(f"the {gone[0]} exited during start-up; see its log above")
         try:
             with urllib.request.urlopen(url, timeout=1) as reply:  # noqa: S310 (loopback only)
                 if reply.status == 200:
@@ -103,51 +103,51 @@ def main(argv: Sequence[str]) -> int:
 
 
 def run_stack(host: str, issuer_port: int, verifier_port: int) -> int:
+    """Run until a stop signal (0) or until a process of the stack exits (1, saying which).
+    The handlers are in place before the first child starts, and every child dies with the
+    stack, even one killed with SIGKILL (children.py)."""
+    with Launcher() as launcher:
+        try:
+            return _serve(launcher, host, issuer_port, verifier_port)
+        except Stopped:
+            return 0
+        except (SettingsError, RevocastError) as exc:
+            raise RuntimeError(exc.detail) from None
+        finally:
+            remove_state(Path.cwd())
+            launcher.stop_all()  # the services first, Redis last: none of them logs a lost server
+
+
+def _serve(launcher: Launcher, host: str, issuer_port: int, verifier_port: int) -> int:
     env = dict(os.environ)
-    server: RedisServer | None = None
-    children: list[subprocess.Popen[bytes]] = []
-    try:
-        for port in (issuer_port, verifier_port):  # taken (by another stack?): say so first
-            listening_socket(host, port).close()
-        if not env.get("REDIS_URL"):
-            # Its own session, as the services': Ctrl-C reaches the stack alone, which stops
-            # the services first and Redis last, so that none of them logs a lost server.
-            server = RedisServer(STATE_DIR / "redis", appendonly=True, preexec_fn=os.setsid)
-            server.start()
-            env["REDIS_URL"] = server.url
-            print(f"embedded Redis ({server.binary}) on {server.url}, data in {server.data_dir}")
-        # Keys live and die with this folder's Redis data, as the stack's own deployment.
-        if not env.get("REVOCAST_KEY_DIR"):
-            env["REVOCAST_KEY_DIR"] = str((STATE_DIR / "keys").absolute())
-        settings = Settings.from_env(env)
-        preflight(settings, must_reach=True)  # one line now, not a failed start-up later
-        for name, port in (("issuer", issuer_port), ("verifier", verifier_port)):
-            command = [sys.executable, "-m", "revocast", name, "--host", host,
-                       "--port", str(port), "--log-level", "warning"]  # fmt: skip
-            children.append(subprocess.Popen(command, env=env, start_new_session=True))  # noqa: S603
-        _wait_http(f"http://{host}:{issuer_port}/readyz", children)
-        _wait_http(f"http://{host}:{verifier_port}/readyz", children)
-        demo = asyncio.run(_demo_password(settings))
-        state = write_state(Path.cwd(), settings.redis_url or "", settings.key_path())
-        _print_next_steps(host, issuer_port, verifier_port, settings.redis_url or "", demo)
-        print(f"(the Redis URL is also in {state}: revocast commands here find it)", flush=True)
-        # Blocked only now, so the children keep the default handlers.
-        stop_signals = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
-        signal.sigwait(stop_signals)
-    except KeyboardInterrupt:
-        pass
-    except (SettingsError, RevocastError) as exc:
-        raise RuntimeError(exc.detail) from None
-    finally:
-        remove_state(Path.cwd())
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.wait(10)
-        if server is not None:
-            server.stop()
-    return 0
+    for port in (issuer_port, verifier_port):  # taken (by another stack?): say so first
+        listening_socket(host, port).close()
+    if not env.get("REDIS_URL"):
+        server = RedisServer(STATE_DIR / "redis", appendonly=True, launcher=launcher)
+        server.start()
+        env["REDIS_URL"] = server.url
+        print(f"embedded Redis ({server.binary}) on {server.url}, data in {server.data_dir}")
+    # Keys live and die with this folder's Redis data, as the stack's own deployment.
+    if not env.get("REVOCAST_KEY_DIR"):
+        env["REVOCAST_KEY_DIR"] = str((STATE_DIR / "keys").absolute())
+    settings = Settings.from_env(env)
+    preflight(settings, must_reach=True)  # one line now, not a failed start-up later
+    for name, port in (("issuer", issuer_port), ("verifier", verifier_port)):
+        command = [sys.executable, "-m", "revocast", name, "--host", host,
+                   "--port", str(port), "--log-level", "warning"]  # fmt: skip
+        launcher.popen(name, command, env=env)
+    _wait_http(f"http://{host}:{issuer_port}/readyz", launcher)
+    _wait_http(f"http://{host}:{verifier_port}/readyz", launcher)
+    demo = asyncio.run(_demo_password(settings))
+    state = write_state(Path.cwd(), settings.redis_url or "", settings.key_path())
+    _print_next_steps(host, issuer_port, verifier_port, settings.redis_url or "", demo)
+    print(f"(the Redis URL is also in {state}: revocast commands here find it)", flush=True)
+    while (gone := launcher.exited()) is None:
+        time.sleep(0.2)  # a stop signal raises Stopped here
+    name, process = gone
+    print(f"error: the {name} (pid {process.pid}) exited with code {process.returncode}; "
+          "stopping the stack", file=sys.stderr, flush=True)  # fmt: skip
+    return 1
 
 
 def _print_next_steps(

@@ -7,7 +7,6 @@ service behind; a normal exit terminates them and kills what does not stop.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import signal
 import subprocess
 import sys
@@ -17,15 +16,7 @@ from typing import IO
 
 import httpx
 
-_PR_SET_PDEATHSIG = 1
-# Resolved here, in the parent: the child between fork and exec must not load libraries.
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-
-def die_with_parent() -> None:
-    """Run in the child before exec: the kernel sends SIGKILL when the harness dies."""
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+from revocast_tools.children import die_with_parent
 
 
 class Service:
@@ -70,7 +61,7 @@ class Service:
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
+            preexec_fn=die_with_parent(signal.SIGKILL),
         )
         self.starts += 1
 

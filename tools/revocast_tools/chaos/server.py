@@ -1,4 +1,4 @@
-"""The chaos runs' Redis: a private server that dies with the harness.
+"""The chaos runs' Redis: a private server (which, as every RedisServer, dies with the harness).
 
 ``appendfsync always`` is on the command line (a ``CONFIG SET`` after each restart
 would leave a window), so every acknowledged write survives a SIGKILL.
@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from revocast_tools.chaos.processes import die_with_parent
 from revocast_tools.redis_server import RedisServer
 
 
@@ -29,5 +28,4 @@ class ChaosRedis(RedisServer):
             data_dir,
             appendonly=appendonly,
             extra_args=[*extra_args, *fsync],
-            preexec_fn=die_with_parent,
         )

@@ -27,7 +27,6 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from revocast_tools.chaos.processes import die_with_parent
 from revocast_tools.redis_server import RedisServer, find_server_binary, free_port, free_port_pair
 
 HOST = "127.0.0.1"
@@ -234,7 +233,6 @@ class SentinelGroup(_Group):
                 appendonly=appendonly,
                 binary=binary,
                 extra_args=[*_SYNC_ARGS, *extra_args],
-                preexec_fn=die_with_parent,
                 config_file=self.base_dir / f"node{i}" / "redis.conf",
             )
             for i in range(1 + replicas)
@@ -246,7 +244,6 @@ class SentinelGroup(_Group):
                 appendonly=False,
                 binary=binary,
                 extra_args=["--sentinel"],
-                preexec_fn=die_with_parent,
                 config_file=self.base_dir / f"sentinel{i}" / "sentinel.conf",
             )
             for i, port in enumerate(ports[1 + replicas :])
@@ -498,7 +495,6 @@ class ClusterGroup(_Group):
                     appendonly=appendonly,
                     binary=binary,
                     extra_args=args,
-                    preexec_fn=die_with_parent,
                 )
             )
         self._ids: dict[int, str] = {}
