@@ -75,8 +75,9 @@ def _settings() -> Settings:
 
 def preflight(settings: Settings, *, must_reach: bool) -> None:
     """Check Redis and the deployment's partition count before starting a service: a
-    one-line error, not a traceback from inside the server. A verifier may start while
-    Redis is down (``must_reach=False``: a warning)."""
+    one-line error, not a traceback from inside the server. A service starts while Redis
+    is down (``must_reach=False``: a warning), says not ready, and retries; a partition
+    count that does not match is an error either way."""
 
     async def check() -> None:
         backend = Backend(settings)
@@ -90,7 +91,7 @@ def preflight(settings: Settings, *, must_reach: bool) -> None:
     except StoreUnavailable as exc:
         if must_reach:
             raise naming_the_server(exc, settings) from None
-        print(f"warning: {naming_the_server(exc, settings).detail}; serving 503 (stale) "
+        print(f"warning: {naming_the_server(exc, settings).detail}; serving 503 (not ready) "
               "until Redis answers", file=sys.stderr)  # fmt: skip
 
 
@@ -120,7 +121,7 @@ def _serve_issuer(args: argparse.Namespace) -> int:
     logging.getLogger().setLevel(args.log_level.upper())  # revocast's own logs too
     metrics_port = _metrics(args)
     settings = _settings()
-    preflight(settings, must_reach=True)
+    preflight(settings, must_reach=False)
     app = create_app(settings, public_metrics=metrics_port is None)
     serve(app, host=args.host, port=args.port, log_level=args.log_level,
           metrics=(app, metrics_port) if metrics_port else None,

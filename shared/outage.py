@@ -19,7 +19,7 @@ REMIND_EVERY_S = 10.0  # while a failure lasts, one line per this many seconds
 
 class Outage:
     """The failures of one loop. ``what`` names what it tries, to read "{what} failed: ...",
-    "{what} still failing after ..." and "{what} works again after ..."."""
+    "{what} still failing after ..." and "{what} {back} after ..."."""
 
     def __init__(
         self,
@@ -27,11 +27,13 @@ class Outage:
         what: str,
         *,
         remind_every_s: float = REMIND_EVERY_S,
+        back: str = "works again",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = log
         self.what = what
         self.remind_every_s = remind_every_s
+        self.back = back
         self.clock = clock
         self.since: float | None = None  # when the failures began; None while all is well
         self.failures = 0
@@ -62,6 +64,6 @@ class Outage:
         """An attempt succeeded: say so once if it had been failing."""
         if self.since is None:
             return
-        self.log.warning("%s works again after %.1f s (%d failed attempts)", self.what,
+        self.log.warning("%s %s after %.1f s (%d failed attempts)", self.what, self.back,
                          self.clock() - self.since, self.failures)  # fmt: skip
         self.since, self.failures, self._said = None, 0, ""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
@@ -30,13 +30,13 @@ from revocast.issuer.metadata import metadata
 from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCounts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.ssf_push import Pusher
+from revocast.issuer.startup import Startup
 from revocast.issuer.state import StateGuard
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upkeep import Upkeep
 from revocast.issuer.upstream import Upstream
 from revocast.keys import jwks_document
 from revocast.metrics_app import metrics_endpoint
-from revocast.outage import Outage
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
@@ -66,7 +66,11 @@ async def _healthz(request: Request) -> Response:
 
 async def _readyz(request: Request) -> Response:
     """Ready when Redis answers within the staleness bound, the active signing key is
-    usable here, and the issuer's own verifier is fresh (it checks callers' tokens)."""
+    usable here, and the issuer's own verifier is fresh (it checks callers' tokens). Until
+    its start-up has finished, ``starting`` says what it waits for."""
+    startup: Startup = request.app.state.startup
+    if not startup.done:
+        return json_response({"ready": False, "starting": startup.waiting_for or "starting"}, 503)
     ctx = IssuerContext.of(request)
     body: dict[str, object] = {"ready": False, "redis": "ok", "signing_key": "ok",
                                "verifier_ready": ctx.verifier.ready}  # fmt: skip
@@ -90,19 +94,12 @@ async def _readyz(request: Request) -> Response:
     return json_response(body, 200 if body["ready"] else 503)
 
 
-def _revocast_errors() -> Callable[[Request, Exception], Awaitable[Response]]:
-    """The handler of RevocastError. A 503 (Redis away, stale, not durable) is logged, but
-    only when it changes or every few seconds: under load that is a line per request."""
-    unavailable = Outage(log, "requests (503)")
-
-    async def handle(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RevocastError)
-        if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
-            unavailable.failed(f"{exc.code}: {exc.detail}")
-        # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
-        return error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
-
-    return handle
+async def _revocast_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RevocastError)
+    if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
+        log.warning("%s: %s", exc.code, exc.detail)
+    # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
+    return error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -130,32 +127,42 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = Backend(settings)
-        await backend.start()
         writes, reads = Writes(backend), Reads(backend)
         keys = KeyRing.from_settings(settings)
         guard = StateGuard(settings, writes, reads, keys)
         upkeep = Upkeep(backend, writes, reads, keys)
         verifier = Verifier(settings, role="issuer")
-        try:
+        app.state.ctx = IssuerContext(
+            settings, backend, writes, reads, TokenMinter(settings, keys), Passwords(settings),
+            verifier, Upstream.configured(settings),
+        )  # fmt: skip
+        registry = CollectorRegistry()
+        registry.register(IssuerCollector(requests, guard, upkeep))
+        registry.register(VerifierCollector(verifier))
+        app.state.metrics = registry
+        pusher = Pusher(app.state.ctx)
+
+        async def keys_and_epochs() -> None:
             active = await guard.start()
             log.info("active signing key %s; %r", active, backend.keys)
-            await upkeep.start()
-            await verifier.start()
-            app.state.ctx = IssuerContext(
-                settings, backend, writes, reads, TokenMinter(settings, keys), Passwords(settings),
-                verifier, Upstream.configured(settings),
-            )  # fmt: skip
-            registry = CollectorRegistry()
-            registry.register(IssuerCollector(requests, guard, upkeep))
-            registry.register(VerifierCollector(verifier))
-            app.state.metrics = registry
-            pusher = Pusher(app.state.ctx)
+
+        async def push_delivery() -> None:
             pusher.start()
-            try:
-                yield
-            finally:
-                await pusher.stop()
+
+        # Redis not reachable, not ready or not durable yet: serve anyway, say not ready.
+        app.state.startup = startup = Startup([
+            ("connecting to Redis", backend.start),
+            ("the signing key and the epochs", keys_and_epochs),
+            ("the issuer's upkeep", upkeep.start),
+            ("the issuer's own verifier", verifier.start),
+            ("SSF push delivery", push_delivery),
+        ])  # fmt: skip
+        await startup.start()
+        try:
+            yield
         finally:
+            await startup.stop()
+            await pusher.stop()
             await guard.stop()
             await upkeep.stop()
             await verifier.stop()
@@ -201,7 +208,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             *([Route("/metrics", metrics_endpoint, methods=["GET"])] if public_metrics else []),
         ],
         exception_handlers={
-            RevocastError: _revocast_errors(),
+            RevocastError: _revocast_error,
             HTTPException: _http_error,
             Exception: _internal_error,
         },

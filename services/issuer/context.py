@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.requests import Request
 
+from revocast.errors import StoreUnavailable
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upstream import Upstream
@@ -32,5 +33,11 @@ class IssuerContext:
 
     @staticmethod
     def of_app(app: Starlette) -> IssuerContext:
+        """The context of a started issuer; 503 while its start-up still waits for Redis."""
+        waiting_for: str = app.state.startup.waiting_for
+        if not app.state.startup.done:
+            raise StoreUnavailable(
+                f"the issuer is not ready yet ({waiting_for or 'starting'}): retry in a moment"
+            )
         ctx: IssuerContext = app.state.ctx
         return ctx

@@ -56,6 +56,8 @@ class Upkeep:
 
     async def stop(self) -> None:
         await self._background.stop()
+        if not self.backend.started:
+            return  # it never reached Redis: nothing to take back
         with contextlib.suppress(StoreUnavailable):  # else it drops out after PRESENCE_TTL_S
             await self.writes.forget_issuer(self.issuer_id)
 
