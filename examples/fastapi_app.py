@@ -1,17 +1,30 @@
-"""A FastAPI app whose routes revocast guards. Run it with several workers:
+"""A FastAPI app whose routes revocast guards. Beside a running `./scripts/run`, from the
+repository's folder:
 
-    REDIS_URL=redis://127.0.0.1:6379/0 uvicorn examples.fastapi_app:app --workers 4
+    .venv/bin/uvicorn examples.fastapi_app:app --port 8002
 
-Each worker starts its own verifier (a snapshot, then the stream) in the app's lifespan.
+With `--workers 4`, each worker starts its own verifier (a snapshot, then the stream) in the
+app's lifespan.
+Its settings come from the environment (REDIS_URL, REVOCAST_ISSUER, ...); with REDIS_URL
+unset, it finds the Redis of the `revocast stack` running in this folder, as the CLI does.
 """
 
 import os
+import sys
+from pathlib import Path
 
 from fastapi import Depends, FastAPI, Security
 
+from revocast.errors import SettingsError
 from revocast.fastapi import AccessClaims, Revocast
+from revocast.local_stack import settings_here
 
-auth = Revocast()  # settings from the environment: REDIS_URL, REVOCAST_ISSUER, ...
+try:
+    settings = settings_here(Path.cwd())
+except SettingsError as exc:
+    sys.exit(f"examples.fastapi_app: {exc.detail}")  # one line, not a traceback
+
+auth = Revocast(settings)
 app = FastAPI(lifespan=auth.lifespan, exception_handlers=auth.exception_handlers)
 
 

@@ -27,7 +27,7 @@ from revocast.errors import (
     StoreUnavailable,
 )
 from revocast.issuer import create_app, operator
-from revocast.local_stack import UntrustedState, find_state
+from revocast.local_stack import settings_here
 from revocast.proof import EventRef
 from revocast.redis_url import parse_redis_url
 from revocast.serving import serve
@@ -50,27 +50,7 @@ TOOL_COMMANDS = {
 
 
 def _settings() -> Settings:
-    """Settings from the environment; with REDIS_URL unset, the Redis (and key folder, unless
-    REVOCAST_KEY_DIR is set) of a running ``revocast stack`` in this folder or a parent."""
-    settings = Settings.from_env()
-    if settings.redis_url is not None:
-        return settings
-    try:
-        state = find_state(Path.cwd())
-    except UntrustedState as exc:
-        raise SettingsError(f"REDIS_URL is not set, and {exc}: set REDIS_URL") from None
-    if state is not None and state.running():
-        return settings.with_overrides(redis_url=state.redis_url,
-                                       key_dir=settings.key_dir or state.key_dir)  # fmt: skip
-    if state is not None:
-        raise SettingsError(
-            f"REDIS_URL is not set, and the revocast stack that wrote {state.path} is no "
-            "longer running: start it again, or set REDIS_URL"
-        )
-    raise SettingsError(
-        "REDIS_URL is not set: export REDIS_URL=redis://HOST:6379/0, or start `revocast "
-        "stack` in this folder (the CLI finds its Redis by itself)"
-    )
+    return settings_here(Path.cwd())
 
 
 def preflight(settings: Settings, *, must_reach: bool) -> None:

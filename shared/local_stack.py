@@ -17,6 +17,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from revocast.errors import SettingsError
+from revocast.settings import Settings
+
 RUN_DIR = Path(".revocast") / "run"
 STATE_FILE = RUN_DIR / "stack.json"
 
@@ -83,3 +86,28 @@ def find_state(start: Path) -> StackState | None:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # unreadable: as if there were none; the caller says what to set
     return None
+
+
+def settings_here(folder: Path) -> Settings:
+    """Settings from the environment; with REDIS_URL unset, the Redis (and key folder, unless
+    REVOCAST_KEY_DIR is set) of a ``revocast stack`` running in ``folder`` or a parent.
+    SettingsError, saying what to set, when there is neither."""
+    settings = Settings.from_env()
+    if settings.redis_url is not None:
+        return settings
+    try:
+        state = find_state(folder)
+    except UntrustedState as exc:
+        raise SettingsError(f"REDIS_URL is not set, and {exc}: set REDIS_URL") from None
+    if state is not None and state.running():
+        return settings.with_overrides(redis_url=state.redis_url,
+                                       key_dir=settings.key_dir or state.key_dir)  # fmt: skip
+    if state is not None:
+        raise SettingsError(
+            f"REDIS_URL is not set, and the revocast stack that wrote {state.path} is no "
+            "longer running: start it again, or set REDIS_URL"
+        )
+    raise SettingsError(
+        "REDIS_URL is not set: export REDIS_URL=redis://HOST:6379/0, or start `revocast "
+        "stack` in this folder (the CLI finds its Redis by itself)"
+    )

@@ -59,7 +59,7 @@ def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | CHEAP_ARGON2
     with stack(tmp_path, env, ports) as output:
         assert "embedded Redis" in output
-        password = re.search(r'"password":"([^"]+)"', output)
+        password = re.search(r"Demo user: demo, password: (\S+)", output)
         assert password is not None
         url = re.search(r"export REDIS_URL=(\S+)", output)
         assert url is not None
@@ -113,7 +113,7 @@ def test_stack_starts_embedded_redis_and_prints_a_working_demo(tmp_path: Path) -
 
     # Every start shows the demo password; after `user passwd` it says it was changed.
     with stack(tmp_path, env, ports) as again:
-        assert f'"password":"{password.group(1)}"' in again
+        assert f"Demo user: demo, password: {password.group(1)}" in again
         cli(tmp_path, env, "user", "passwd", "demo", "--password-stdin", stdin="a new secret\n")
     with stack(tmp_path, env, ports) as changed:
         assert "revocast user passwd demo" in changed

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
+import shlex
 import sys
 import time
 import urllib.error
@@ -150,29 +152,61 @@ def _serve(launcher: Launcher, host: str, issuer_port: int, verifier_port: int) 
     return 1
 
 
+def cli_command() -> str:
+    """How to run ``revocast`` from this folder: the script beside this Python, which is not
+    on PATH unless its venv is activated (``.venv/bin/revocast`` from ./scripts/run)."""
+    script = Path(sys.executable).parent / "revocast"
+    if not script.exists():
+        return f"{shlex.quote(sys.executable)} -m revocast"
+    with contextlib.suppress(ValueError):
+        return shlex.quote(str(script.relative_to(Path.cwd())))
+    return shlex.quote(str(script))
+
+
+# The login's JSON body is made by Python, so that any password is quoted right; a refused
+# login prints its answer (no traceback) and leaves TOKEN empty.
+_JSON_BODY = (
+    "python3 -c 'import json,sys; print(json.dumps("
+    '{"username": sys.argv[1], "password": sys.argv[2]}))\' demo "$PASSWORD"'
+)
+_FROM_THE_ANSWER = (
+    "python3 -c 'import json,sys; b=json.load(sys.stdin); "
+    'print(b.get("access_token") or sys.exit(b))\''
+)
+# When the demo password was changed: ask for it rather than print a placeholder.
+_ASK = "read -rsp 'demo password: ' PASSWORD; echo"
+
+
 def _print_next_steps(
     host: str, issuer_port: int, verifier_port: int, redis_url: str, demo: str | None
 ) -> None:
+    """What to try, as commands that work when pasted into a shell in this folder."""
     issuer = f"http://{host}:{issuer_port}"
     verifier = f"http://{host}:{verifier_port}"
-    password = demo or "<changed: reset it with `revocast user passwd demo --password-stdin`>"
-    credentials = f'{{"username":"{DEMO_USER}","password":"{password}"}}'
+    cli = cli_command()
+    if demo is not None:
+        who = f"Demo user: {DEMO_USER}, password: {demo}"
+        ask = f"PASSWORD={shlex.quote(demo)}"
+    else:
+        who = f"Demo user: {DEMO_USER}; its password was changed (`{cli} user passwd {DEMO_USER}`)"
+        ask = _ASK
     print(
         f"""
 revocast is running: issuer {issuer}, verifier sidecar {verifier}. Ctrl-C stops it.
-Demo user: {DEMO_USER}, password: {password}
+{who}
 
 For other shells (revocast commands run in this folder find it by themselves):
   export REDIS_URL={redis_url}
 
 Try it:
-  TOKEN=$(curl -s {issuer}/v1/login -H 'Content-Type: application/json' \\
-      -d '{credentials}' \\
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  {ask}
+  BODY=$({_JSON_BODY})
+  TOKEN=$(curl -s {issuer}/v1/login -H 'Content-Type: application/json' -d "$BODY" \\
+      | {_FROM_THE_ANSWER})
   curl -i {verifier}/verify -H "Authorization: Bearer $TOKEN"        # 200, X-Auth-* headers
   curl -i -X POST {issuer}/v1/logout -H "Authorization: Bearer $TOKEN"  # 204
   curl -i {verifier}/verify -H "Authorization: Bearer $TOKEN"        # 401 session_revoked
-  revocast user list                                                  # the users, by name
+  {cli} user list                                  # the users, by name
 """,
         flush=True,
     )
