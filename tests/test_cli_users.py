@@ -29,24 +29,26 @@ async def test_list_show_and_moderate_by_name_or_id(issuer: Issuer) -> None:
     bob = await issuer.add_user("bob")
     tokens = await issuer.login("alice")
 
-    listed = output(revocast(issuer, "user", "list"))["users"]
+    listed = output(await revocast(issuer, "user", "list"))["users"]
     assert [(u["username"], u["user_id"], u["roles"], u["blocked"]) for u in listed] == [
         ("alice", alice, ["editor"], False),
         ("bob", bob, [], False),
     ]
     assert all("password" not in key for user in listed for key in user)
 
-    by_name, by_id = (output(revocast(issuer, "user", "show", who)) for who in ("alice", alice))
+    by_name, by_id = [
+        output(await revocast(issuer, "user", "show", who)) for who in ("alice", alice)
+    ]
     assert by_name == by_id
     assert [s["session_id"] for s in by_name["sessions"]] == [tokens["session_id"]]
-    assert output(revocast(issuer, "sessions", "alice"))["user_id"] == alice
+    assert output(await revocast(issuer, "sessions", "alice"))["user_id"] == alice
 
-    blocked = output(revocast(issuer, "block", "alice", "--reason", "spam"))
+    blocked = output(await revocast(issuer, "block", "alice", "--reason", "spam"))
     assert blocked["user_id"] == alice
-    assert output(revocast(issuer, "user", "show", "alice"))["blocked"] is True
-    output(revocast(issuer, "unblock", alice))
+    assert output(await revocast(issuer, "user", "show", "alice"))["blocked"] is True
+    output(await revocast(issuer, "unblock", alice))
 
-    missing = revocast(issuer, "block", "nobody")
+    missing = await revocast(issuer, "block", "nobody")
     assert missing.returncode == 1
     assert missing.stderr.count("\n") == 1
     assert "no user named 'nobody'" in missing.stderr
@@ -59,7 +61,7 @@ async def test_passwd_sets_the_password_and_ends_every_session(
     uid = await issuer.add_user("carol")
     verifier = await make_verifier()
     tokens = await issuer.login("carol")
-    changed = revocast(issuer, "user", "passwd", "carol", "--password-stdin",
+    changed = await revocast(issuer, "user", "passwd", "carol", "--password-stdin",
                        stdin=NEW_PASSWORD + "\n")  # fmt: skip
     answer = output(changed)
     assert (answer["user_id"], answer["sessions_ended"]) == (uid, 1)
@@ -70,10 +72,10 @@ async def test_passwd_sets_the_password_and_ends_every_session(
     new = await issuer.http.post("/v1/login", json={"username": "carol", "password": NEW_PASSWORD})
     assert new.status_code == 200
 
-    weak = revocast(issuer, "user", "passwd", "carol", "--password-stdin", stdin="short\n")
+    weak = await revocast(issuer, "user", "passwd", "carol", "--password-stdin", stdin="short\n")
     assert weak.returncode == 1
     assert "8 characters" in weak.stderr
-    without = revocast(issuer, "user", "passwd", "carol")
+    without = await revocast(issuer, "user", "passwd", "carol")
     assert without.returncode == 2
     assert "--password-stdin" in without.stderr
 
@@ -82,15 +84,15 @@ async def test_remove_ends_everything_and_frees_the_name(
     issuer: Issuer, make_verifier: VerifierFactory
 ) -> None:
     root = await issuer.add_user("root", ["admin"])
-    added = revocast(issuer, "user", "add", "dave", "--role", "moderator", "--password-stdin",
+    added = await revocast(issuer, "user", "add", "dave", "--role", "moderator", "--password-stdin",
                      stdin=PASSWORD + "\n")  # fmt: skip
     uid = added.stdout.strip()
     assert added.returncode == 0, added.stderr
     verifier = await make_verifier()
     tokens = await issuer.login("dave")
-    output(revocast(issuer, "user", "passwd", uid, "--password-stdin", stdin=PASSWORD + "\n"))
+    output(await revocast(issuer, "user", "passwd", uid, "--password-stdin", stdin=PASSWORD + "\n"))
     tokens = await issuer.login("dave")
-    removed = output(revocast(issuer, "user", "remove", "dave", "--reason", "left"))
+    removed = output(await revocast(issuer, "user", "remove", "dave", "--reason", "left"))
     assert (removed["user_id"], removed["removed"]) == (uid, True)
     assert removed["event_id"].startswith("p")
     await eventually(lambda: outcome(verifier, tokens["access_token"]) == "user_revoked")
@@ -100,7 +102,7 @@ async def test_remove_ends_everything_and_frees_the_name(
     assert refresh.status_code == 401
     login = await issuer.http.post("/v1/login", json={"username": "dave", "password": PASSWORD})
     assert login.status_code == 401
-    names = [u["username"] for u in output(revocast(issuer, "user", "list"))["users"]]
+    names = [u["username"] for u in output(await revocast(issuer, "user", "list"))["users"]]
     assert names == ["root"]
     # Its moderator power is withdrawn in every partition, not only its own.
     backend = issuer.ctx.backend
@@ -120,6 +122,6 @@ async def test_remove_ends_everything_and_frees_the_name(
 
     again = await issuer.add_user("dave")  # the name is free again, for a new user
     assert again != uid
-    gone = revocast(issuer, "user", "show", uid)
+    gone = await revocast(issuer, "user", "show", uid)
     assert gone.returncode == 1
     assert "not_found" in gone.stderr

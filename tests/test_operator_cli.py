@@ -17,9 +17,13 @@ from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually
 
 
-def revocast(
+async def revocast(
     issuer: Issuer, *args: str, stdin: str = "", cwd: Path | None = None, **env_changes: str
 ) -> subprocess.CompletedProcess[str]:
+    """The command as a process, awaited in a thread. A blocking call would stall this test's
+    event loop, which also runs the issuer and the verifiers under test: on a busy host a CLI
+    call took seconds, the verifiers read nothing meanwhile, and a check after it found
+    them stale (the flaky failure of issue 20, point 10)."""
     settings = issuer.settings
     deployment = {
         "REDIS_URL": settings.redis_url or "",
@@ -27,8 +31,8 @@ def revocast(
         "REVOCAST_KEY_DIR": settings.key_dir,
     }
     env = os.environ | deployment | env_changes
-    return subprocess.run(
-        [sys.executable, "-m", "revocast", *args],
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "revocast", *args],
         cwd=cwd, env=env, input=stdin, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
 
@@ -46,10 +50,10 @@ async def test_block_unblock_and_sessions_from_the_command_line(
     verifiers = [await make_verifier(), await make_verifier()]
     tokens = await issuer.login("alice")
 
-    listed = output(revocast(issuer, "sessions", uid))
+    listed = output(await revocast(issuer, "sessions", uid))
     assert [s["session_id"] for s in listed["sessions"]] == [tokens["session_id"]]
 
-    blocked = output(revocast(issuer, "block", uid, "--reason", "abuse"))
+    blocked = output(await revocast(issuer, "block", uid, "--reason", "abuse"))
     assert blocked == {"user_id": uid, "blocked": True, "event_id": blocked["event_id"]}
     assert blocked["event_id"].startswith("p0.")
     for verifier in verifiers:
@@ -70,7 +74,7 @@ async def test_block_unblock_and_sessions_from_the_command_line(
     assert fields is not None
     assert (fields["type"], fields["uid"], fields["reason"]) == ("user_revoked", uid, "blocked")
 
-    output(revocast(issuer, "unblock", uid))
+    output(await revocast(issuer, "unblock", uid))
     assert (await issuer.login("alice"))["user_id"] == uid
 
     root = await issuer.login("root")
@@ -84,26 +88,28 @@ async def test_block_unblock_and_sessions_from_the_command_line(
 
 
 async def test_operator_errors_are_clear(issuer: Issuer) -> None:
-    missing = revocast(issuer, "block", "nosuchuser")
+    missing = await revocast(issuer, "block", "nosuchuser")
     assert missing.returncode == 1
     assert "not_found" in missing.stderr
     assert "Traceback" not in missing.stderr
-    unknown_key = revocast(issuer, "keys", "revoke", "nosuchkid")
+    unknown_key = await revocast(issuer, "keys", "revoke", "nosuchkid")
     assert unknown_key.returncode == 1
     assert "not_found" in unknown_key.stderr
 
 
 async def test_keys_from_the_command_line(issuer: Issuer) -> None:
-    before = output(revocast(issuer, "keys", "list"))["keys"]
+    before = output(await revocast(issuer, "keys", "list"))["keys"]
     assert [k["active"] for k in before] == [True]
-    rotated = output(revocast(issuer, "keys", "rotate"))
-    after = output(revocast(issuer, "keys", "list"))["keys"]
+    rotated = output(await revocast(issuer, "keys", "rotate"))
+    after = output(await revocast(issuer, "keys", "list"))["keys"]
     assert {k["kid"]: k["active"] for k in after} == {
         before[0]["kid"]: False, rotated["kid"]: True,
     }  # fmt: skip
     # "--": a kid is base64url and may start with "-" (one kid in 64), which argparse
     # would read as an option.
-    revoked = output(revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"]))
+    revoked = output(
+        await revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"])
+    )
     assert revoked == {"kid": before[0]["kid"], "revoked": True, "now_active": rotated["kid"]}
 
 
@@ -114,16 +120,15 @@ async def test_rotate_refuses_a_key_the_running_issuers_cannot_load(
     active, and every login failed. Issuers announce the keys they hold; rotate checks."""
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    before = output(revocast(issuer, "keys", "list"))["keys"]
+    before = output(await revocast(issuer, "keys", "list"))["keys"]
     # A relative key directory, given explicitly: elsewhere/keys.
-    # In a thread: the issuer in this loop keeps announcing its keys meanwhile.
-    refused = await asyncio.to_thread(revocast, issuer, "keys", "rotate", "--wait-s", "1",
-                                      cwd=elsewhere, REVOCAST_KEY_DIR="keys")  # fmt: skip
+    refused = await revocast(issuer, "keys", "rotate", "--wait-s", "1",
+                             cwd=elsewhere, REVOCAST_KEY_DIR="keys")  # fmt: skip
     assert refused.returncode == 1
     assert refused.stderr.count("\n") == 1, refused.stderr
     assert "NOT active" in refused.stderr
     assert str(elsewhere / "keys") in refused.stderr  # where this command put it
     assert issuer.settings.key_dir in refused.stderr  # where the issuer reads keys
-    after = output(revocast(issuer, "keys", "list"))["keys"]
+    after = output(await revocast(issuer, "keys", "list"))["keys"]
     assert [k["kid"] for k in after if k["active"]] == [k["kid"] for k in before if k["active"]]
     assert (await issuer.http.get("/readyz")).status_code == 200  # logins still work
