@@ -9,6 +9,7 @@ RevocastError
 ├── StoreUnavailable         Redis cannot be reached (HTTP 503)
 │   └── RedisUnreachable     no connection or no answer at all (same code)
 ├── NotDurable               a revocation reached the primary, not enough replicas (HTTP 503)
+├── Overloaded               as many password checks under way and queued as allowed (HTTP 503)
 ├── RequestError             a client request is wrong (HTTP 4xx)
 │   ├── InvalidRequest       400: malformed body, missing or mistyped field
 │   ├── BodyTooLarge         413
@@ -66,6 +67,17 @@ class StoreUnavailable(RevocastError):
 
 class RedisUnreachable(StoreUnavailable):
     """No connection to Redis, or no answer on it: the one the CLI names the URL for."""
+
+
+class Overloaded(RevocastError):
+    """The password-hashing queue is full: refused at once rather than left to time out."""
+
+    code = "temporarily_unavailable"
+    status = 503
+    explanation = (
+        "the issuer is checking as many passwords as it can and has no room to queue more: "
+        "retry in a moment"
+    )
 
 
 class NotDurable(RevocastError):

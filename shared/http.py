@@ -16,6 +16,7 @@ from revocast.errors import (
     InvalidClient,
     InvalidRequest,
     NotDurable,
+    Overloaded,
     RevocastError,
     StoreUnavailable,
     TokenRejected,
@@ -95,7 +96,7 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
         headers["WWW-Authenticate"] = www_authenticate(exc.roles, realm, "insufficient_scope")
     elif isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after_s)
-    elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
+    elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable | Overloaded):
         headers["Retry-After"] = "1"
     return error_response(exc.code, exc.detail, exc.status, headers, oauth=oauth)
 

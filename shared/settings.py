@@ -50,6 +50,8 @@ ENV_NAMES: dict[str, str] = {
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
+    "password_workers": "REVOCAST_PASSWORD_WORKERS",
+    "password_queue": "REVOCAST_PASSWORD_QUEUE",
     "partitions": "REVOCAST_PARTITIONS",
     "min_replicas": "REVOCAST_MIN_REPLICAS",
     "replica_ack_timeout_ms": "REVOCAST_REPLICA_ACK_TIMEOUT_MS",
@@ -114,6 +116,11 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 64 * 1024
     argon2_parallelism: int = 4
+    # Password checks run on this many threads (0: one per CPU); at most password_queue more
+    # wait for one, and past that a login is refused at once (503, Retry-After) rather than
+    # queued until its client gives up.
+    password_workers: int = 0
+    password_queue: int = 32
     # Users and sessions are spread over this many partitions (hash tags), fixed when the
     # deployment first starts; 0 takes the stored count, or DEFAULT_PARTITIONS for a new one.
     partitions: int = 0
@@ -200,6 +207,10 @@ class Settings:
             raise SettingsError("argon2 time cost and parallelism must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
             raise SettingsError("argon2 memory must be at least 8 KiB per lane")
+        if not 0 <= self.password_workers <= 256:
+            raise SettingsError("REVOCAST_PASSWORD_WORKERS must be 0 (one per CPU) to 256")
+        if not 0 <= self.password_queue <= 100_000:
+            raise SettingsError("REVOCAST_PASSWORD_QUEUE must be 0 to 100000")
 
     def key_path(self) -> Path:
         """The key directory, always absolute: every command finds the same keys wherever

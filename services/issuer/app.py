@@ -132,12 +132,13 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
         guard = StateGuard(settings, writes, reads, keys)
         upkeep = Upkeep(backend, writes, reads, keys)
         verifier = Verifier(settings, role="issuer")
+        passwords = Passwords(settings)
         app.state.ctx = IssuerContext(
-            settings, backend, writes, reads, TokenMinter(settings, keys), Passwords(settings),
-            verifier, Upstream.configured(settings),
+            settings, backend, writes, reads, TokenMinter(settings, keys), passwords, verifier,
+            Upstream.configured(settings),
         )  # fmt: skip
         registry = CollectorRegistry()
-        registry.register(IssuerCollector(requests, guard, upkeep))
+        registry.register(IssuerCollector(requests, guard, upkeep, passwords))
         registry.register(VerifierCollector(verifier))
         app.state.metrics = registry
         pusher = Pusher(app.state.ctx)

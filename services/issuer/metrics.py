@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
 from revocast.issuer.upkeep import Upkeep
 
@@ -44,10 +45,13 @@ class RequestCounter:
 
 
 class IssuerCollector(Collector):
-    def __init__(self, requests: RequestCounts, guard: StateGuard, upkeep: Upkeep) -> None:
+    def __init__(
+        self, requests: RequestCounts, guard: StateGuard, upkeep: Upkeep, passwords: Passwords
+    ) -> None:
         self.requests = requests
         self.guard = guard
         self.upkeep = upkeep
+        self.passwords = passwords
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -62,6 +66,16 @@ class IssuerCollector(Collector):
             "revocast_issuer_state_lost",
             "Times this issuer found Redis had lost its state and revoked every signing key.",
             value=self.guard.losses_detected,
+        )
+        yield GaugeMetricFamily(
+            "revocast_issuer_password_checks_queued",
+            "Password checks running or waiting for a hashing thread.",
+            value=self.passwords.admitted,
+        )
+        yield CounterMetricFamily(
+            "revocast_issuer_password_checks_refused",
+            "Logins refused at once (503) because the password-check queue was full.",
+            value=self.passwords.refused,
         )
         yield GaugeMetricFamily(
             "revocast_verifiers_live",
