@@ -26,7 +26,7 @@ from revocast.http import error_answer, error_response, json_response, routing_e
 from revocast.issuer import account, admin, auth, oauth, revocations, signals, ssf
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
-from revocast.issuer.metadata import metadata
+from revocast.issuer.metadata import metadata, require_issuer_url
 from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCounts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.ssf_push import Pusher
@@ -117,6 +117,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
     """
     if settings.redis_url is None:
         raise ValueError("the issuer needs settings.redis_url")
+    require_issuer_url(settings)
     requests: RequestCounts = Counter()
 
     @contextlib.asynccontextmanager

@@ -32,7 +32,7 @@ from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
-from revocast.issuer.metadata import public_base
+from revocast.issuer.metadata import cache_control, public_base
 from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
 from revocast.proof import EventRef
 
@@ -62,7 +62,7 @@ async def configuration(request: Request) -> Response:
         "verification_endpoint": f"{base}/ssf/verify",
         "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6750"}],
         "default_subjects": "ALL",
-    }, headers={"Cache-Control": "public, max-age=300"})  # fmt: skip
+    }, headers={"Cache-Control": cache_control(ctx)})  # fmt: skip
 
 
 class StreamRequest(msgspec.Struct, forbid_unknown_fields=False):
