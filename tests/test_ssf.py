@@ -1,6 +1,6 @@
 """The SSF transmitter by poll (issue 12, point 3 in part): revocations as SETs a receiver
-polls (RFC 8936), signed with revocast's key (checked here with joserfc, not revocast's
-code), in order, and delivered again until acknowledged."""
+polls (RFC 8936), signed with revocast's SET key (checked here with joserfc and the SSF
+JWKS, not revocast's code), in order, and delivered again until acknowledged."""
 
 from __future__ import annotations
 
@@ -46,8 +46,10 @@ async def poll(
 
 
 async def checked(issuer: Issuer, sets: dict[str, str]) -> list[dict[str, Any]]:
-    """Each SET verified with joserfc and the JWKS; their claims, in jti order."""
-    jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
+    """Each SET verified with joserfc and the SSF configuration's JWKS; their claims, in jti
+    order."""
+    meta = (await issuer.http.get("/.well-known/ssf-configuration")).json()
+    jwks = (await issuer.http.get(meta["jwks_uri"])).json()
     claims = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)  # joserfc on the EdDSA name

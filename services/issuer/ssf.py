@@ -34,6 +34,7 @@ from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
 from revocast.issuer.metadata import cache_control, public_base
 from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
+from revocast.keys import JWKS_CACHE_CONTROL
 from revocast.proof import EventRef
 
 log = logging.getLogger("revocast.issuer")
@@ -55,7 +56,7 @@ async def configuration(request: Request) -> Response:
     return json_response({
         "spec_version": "1_0",
         "issuer": ctx.settings.issuer,
-        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "jwks_uri": f"{base}/ssf/jwks.json",  # the SET keys, never the access tokens'
         "delivery_methods_supported": [PUSH, POLL],
         "configuration_endpoint": f"{base}/ssf/stream",
         "status_endpoint": f"{base}/ssf/status",
@@ -63,6 +64,16 @@ async def configuration(request: Request) -> Response:
         "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6750"}],
         "default_subjects": "ALL",
     }, headers={"Cache-Control": cache_control(ctx)})  # fmt: skip
+
+
+async def jwks(request: Request) -> Response:
+    """The keys SETs are signed with: the SSF configuration's ``jwks_uri``. They are never in
+    ``/.well-known/jwks.json``, the access tokens' keys, so a verifier of access tokens never
+    trusts them."""
+    ctx = IssuerContext.of(request)
+    held = ctx.minter.keys.set_keys(sorted(await ctx.reads.jwks()))
+    return json_response({"keys": [key.public.jwk for key in held]},
+                         headers={"Cache-Control": JWKS_CACHE_CONTROL})  # fmt: skip
 
 
 class StreamRequest(msgspec.Struct, forbid_unknown_fields=False):
@@ -93,6 +104,7 @@ async def create_stream(request: Request) -> Response:
     method = asked.delivery.get("method", POLL)
     if method not in (POLL, PUSH):
         raise InvalidRequest(f"delivery method {method} is not supported: use {PUSH} or {POLL}")
+    _check_audience(ctx, asked.aud)
     unknown = [e for e in asked.events_requested if not isinstance(e, str) or len(e) > 256]
     if unknown or len(asked.events_requested) > 16 or len(asked.description) > 500:
         raise InvalidRequest(
@@ -110,7 +122,7 @@ async def create_stream(request: Request) -> Response:
         "stream_id": stream_id,
         "owner": caller.sub,
         "iss": ctx.settings.issuer,
-        "aud": asked.aud[:256] or stream_id,
+        "aud": asked.aud or stream_id,
         "delivery": delivery,
         "events_supported": list(SUPPORTED),
         "events_requested": requested,
@@ -122,6 +134,19 @@ async def create_stream(request: Request) -> Response:
         ends[stream.name] = await ctx.reads.last_entry(stream.name) or "0-0"
     await ctx.writes.signals.add_ssf_stream(stream_id, json.dumps(config), ends)
     return json_response(_public(config), status=201)
+
+
+def _check_audience(ctx: IssuerContext, aud: str) -> None:
+    """A stream's ``aud`` is the receiver's name, never the audience access tokens are minted
+    for: a SET for it would carry the API's ``aud`` (SSF 1.0 makes ``aud`` the
+    transmitter's choice; revocast lets the receiver name itself, within these bounds)."""
+    if len(aud) > 256:
+        raise InvalidRequest("aud takes up to 256 characters: send a shorter receiver name")
+    if aud == ctx.settings.audience:
+        raise InvalidRequest(
+            "aud is the audience of this issuer's access tokens (REVOCAST_AUDIENCE): a SET "
+            "must never name it; use the receiver's own identifier, e.g. its URL"
+        )
 
 
 def _push_delivery(asked: dict[str, Any], *, production: bool) -> dict[str, Any]:
@@ -299,9 +324,12 @@ async def queued_sets(
 ) -> list[tuple[str, str]]:
     """The first ``limit`` entries of the stream's queue, each with its SET signed now."""
     made = []
+    # A stream made before its audience was checked may name the access tokens' audience:
+    # its SETs then name the stream, whatever it asked for.
+    audience = config["aud"] if config["aud"] != ctx.settings.audience else stream_id
     for raw in await ctx.reads.ssf_queue(stream_id, limit):
         event = json.loads(raw)
-        token = await sign(ctx, jti=event["jti"], audience=config["aud"],
+        token = await sign(ctx, jti=event["jti"], audience=audience,
                            event_type=event["type"], body=event["body"],
                            subject=event["subject"])  # fmt: skip
         made.append((raw, token))
