@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 import jwt as pyjwt
+import pytest
 from joserfc import jwt as joserfc_jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import KeySet
@@ -17,11 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from revocast.settings import Settings
 from tests.conftest import PASSWORD, Issuer, bearer
 from tests.support.servers import eventually, serve
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The push receivers here listen on 127.0.0.1, which push delivery refuses unless an
+    operator allows it (tests/test_ssf_targets.py): allowed here."""
+    return settings.with_overrides(ssf_allowed_networks=("127.0.0.1/32",))
 
 
 async def receiver(issuer: Issuer) -> tuple[dict[str, str], dict[str, Any]]:

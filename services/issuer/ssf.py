@@ -34,6 +34,7 @@ from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
 from revocast.issuer.metadata import cache_control, public_base
 from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
+from revocast.issuer.ssf_targets import RefusedTarget, TargetPolicy
 from revocast.keys import JWKS_CACHE_CONTROL
 from revocast.proof import EventRef
 
@@ -114,9 +115,7 @@ async def create_stream(request: Request) -> Response:
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
     delivery = {"method": POLL, "endpoint_url": f"{public_base(ctx, request)}/ssf/poll/{stream_id}"}
     if method == PUSH:
-        delivery = _push_delivery(
-            asked.delivery, production=ctx.settings.environment == "production"
-        )
+        delivery = await _push_delivery(ctx, asked.delivery)
     requested = asked.events_requested or list(SUPPORTED)
     config = {
         "stream_id": stream_id,
@@ -149,17 +148,29 @@ def _check_audience(ctx: IssuerContext, aud: str) -> None:
         )
 
 
-def _push_delivery(asked: dict[str, Any], *, production: bool) -> dict[str, Any]:
+async def _push_delivery(ctx: IssuerContext, asked: dict[str, Any]) -> dict[str, Any]:
     """The push target, checked: https in production (the Authorization header travels with
-    each SET), a URL httpx can use, an ASCII header."""
+    each SET), a URL httpx can use whose host resolves only to addresses push delivery may
+    connect to (``ssf_targets``; checked again at every connection), an ASCII header."""
     url, authorization = asked.get("endpoint_url"), asked.get("authorization_header")
+    production = ctx.settings.environment == "production"
     schemes = ("https://",) if production else ("https://", "http://")
     if not isinstance(url, str) or not url.startswith(schemes) or len(url) > 2048:
         raise InvalidRequest(f"a push stream needs an endpoint_url starting {' or '.join(schemes)}")
     try:
-        httpx.URL(url)
+        parsed = httpx.URL(url)
     except httpx.InvalidURL:
         raise InvalidRequest("endpoint_url is not a valid URL") from None
+    if not parsed.host or parsed.userinfo:
+        raise InvalidRequest("endpoint_url needs a host and no user:password@ part")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        await TargetPolicy.from_settings(ctx.settings).resolve(parsed.host, port)
+    except RefusedTarget as exc:
+        raise InvalidRequest(
+            f"endpoint_url refused: {exc}; push delivery connects only to public addresses "
+            "(an operator can allow networks with REVOCAST_SSF_ALLOWED_NETWORKS)"
+        ) from None
     if isinstance(authorization, str) and not authorization.isascii():
         raise InvalidRequest("authorization_header must be ASCII")
     if authorization is not None and (

@@ -24,7 +24,8 @@ import httpx
 from revocast.background import Background
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.ssf import PUSH, queued_sets, spool
+from revocast.issuer.ssf import MAX_STREAMS, PUSH, queued_sets, spool
+from revocast.issuer.ssf_targets import TargetPolicy, push_client
 
 log = logging.getLogger("revocast.issuer")
 
@@ -45,7 +46,9 @@ class Pusher:
         self._retry_at: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
         self._background = Background("revocast-ssf-push")
-        self._http = httpx.AsyncClient(timeout=5.0)
+        # Connects only where ssf_targets allows, checked at every connection.
+        policy = TargetPolicy.from_settings(ctx.settings)
+        self._http = push_client(policy, max_connections=MAX_STREAMS, timeout_s=5.0)
 
     def start(self) -> None:
         self._background.start(self._run)
