@@ -150,7 +150,10 @@ async def store_push_stream(issuer: Issuer, url: str) -> str:
     ends = {}
     for stream in issuer.ctx.reads.keys.streams():
         ends[stream.name] = await issuer.ctx.reads.last_entry(stream.name) or "0-0"
-    await issuer.ctx.writes.signals.add_ssf_stream(stream_id, json.dumps(config), ends)
+    added = await issuer.ctx.writes.signals.add_ssf_stream(
+        stream_id, json.dumps(config), ends, owner="u", max_streams=100, max_per_owner=10
+    )
+    assert added == "added"
     return stream_id
 
 

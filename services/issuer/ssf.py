@@ -6,7 +6,7 @@ on every revocation becomes a SET (``security_events``), pushed to it or fetched
 poll endpoint. The issuers copy each revocation into the stream's own queue within about
 200 ms (the revocation streams are trimmed after about an access-token lifetime, the queue
 is not), and a SET leaves the queue only once the receiver has it: acknowledged by a poll,
-or answered 202 to a push. So a receiver that is down gets everything when it is back, in
+or answered 2xx to a push. So a receiver that is down gets everything when it is back, in
 order. The queue holds up to 100,000 events; past that, copying pauses (logged), and what
 the revocation streams trim meanwhile is lost to that receiver.
 """
@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.claims import AccessClaims
-from revocast.errors import InvalidRequest, NotFound
+from revocast.errors import Conflict, InvalidRequest, NotFound
 from revocast.events import UnknownEvent, decode_entry
 from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
@@ -37,6 +37,7 @@ from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, s
 from revocast.issuer.ssf_targets import RefusedTarget, TargetPolicy
 from revocast.keys import JWKS_CACHE_CONTROL
 from revocast.proof import EventRef
+from revocast.settings import MAX_SSF_STREAMS
 
 log = logging.getLogger("revocast.issuer")
 
@@ -44,7 +45,7 @@ SSF_ROLES = frozenset({"admin", "ssf"})
 POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
 MAX_EVENTS = 1000
-MAX_STREAMS = 100
+MAX_STREAMS = MAX_SSF_STREAMS
 MAX_QUEUE = 100_000  # unacknowledged events per stream before copying pauses
 SPOOL_BATCH = 500
 LONG_POLL_S = 10.0
@@ -100,8 +101,6 @@ async def create_stream(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     caller = caller_with_role(ctx, request, SSF_ROLES)
     asked: StreamRequest = _decode(await _body(request, ctx), StreamRequest)
-    if len(await ctx.reads.ssf_streams()) >= MAX_STREAMS:
-        raise InvalidRequest(f"this deployment holds {MAX_STREAMS} SSF streams: delete one")
     method = asked.delivery.get("method", POLL)
     if method not in (POLL, PUSH):
         raise InvalidRequest(f"delivery method {method} is not supported: use {PUSH} or {POLL}")
@@ -131,7 +130,16 @@ async def create_stream(request: Request) -> Response:
     ends = {}
     for stream in ctx.reads.keys.streams():
         ends[stream.name] = await ctx.reads.last_entry(stream.name) or "0-0"
-    await ctx.writes.signals.add_ssf_stream(stream_id, json.dumps(config), ends)
+    cap = ctx.settings.ssf_max_streams_per_owner
+    added = await ctx.writes.signals.add_ssf_stream(
+        stream_id, json.dumps(config), ends,
+        owner=caller.sub, max_streams=MAX_STREAMS, max_per_owner=cap,
+    )  # fmt: skip
+    if added == "owner_full":
+        raise Conflict(f"this account holds {cap} SSF streams, its limit "
+                       "(REVOCAST_SSF_MAX_STREAMS_PER_OWNER): delete one first")  # fmt: skip
+    if added == "deployment_full":
+        raise Conflict(f"this deployment holds {MAX_STREAMS} SSF streams, its limit: delete one")
     return json_response(_public(config), status=201)
 
 
