@@ -94,6 +94,8 @@ def _decode(raw: bytes, kind: type[Any]) -> Any:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(f"{exc}: correct the stream request and send it again") from None
+    except RecursionError:  # msgspec on JSON nested past Python's limit (test_fuzz_ssf.py)
+        raise InvalidRequest("the body is nested too deeply: send a flat JSON object") from None
 
 
 async def create_stream(request: Request) -> Response:
