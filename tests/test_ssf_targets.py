@@ -92,15 +92,21 @@ def refused_urls(port: str) -> list[str]:
 
 
 async def test_private_and_local_targets_are_refused_and_nothing_is_posted(
-    issuer: Issuer, listener: tuple[Listener, str]
+    issuer: Issuer, listener: tuple[Listener, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     found, url = listener
     auth = await ssf_caller(issuer)
     await issuer.add_user("alice")
-    for target in refused_urls(url.rsplit(":", 1)[1]):
-        reply = await push_stream(issuer, auth, target)
+    with caplog.at_level(logging.INFO, logger="revocast.issuer"):
+        replies = [await push_stream(issuer, auth, target)
+                   for target in refused_urls(url.rsplit(":", 1)[1])]  # fmt: skip
+    for target, reply in zip(refused_urls(url.rsplit(":", 1)[1]), replies, strict=True):
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request"), target
         assert "endpoint_url" in reply.json()["detail"], target
+    # One line per refusal, naming the caller and the address; never the Authorization.
+    assert caplog.text.count("ssf stream refused to") == len(replies) - 1  # octal: no URL
+    assert "resolves to 127.0.0.1, a loopback address" in caplog.text
+    assert "attacker" not in caplog.text
     decimal = await push_stream(issuer, auth, "http://2130706433/e")
     assert "resolves to 127.0.0.1, a loopback address" in decimal.json()["detail"]
     assert "REVOCAST_SSF_ALLOWED_NETWORKS" in decimal.json()["detail"]
@@ -135,6 +141,7 @@ async def test_a_stored_stream_to_a_local_target_reaches_nothing(
         await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
         await eventually(lambda: caplog.text.count("refused push target") >= 3, timeout_s=5)
     assert found.hits == []
+    assert "Bearer a" not in caplog.text  # the receiver's Authorization is never logged
 
 
 async def store_push_stream(issuer: Issuer, url: str) -> str:

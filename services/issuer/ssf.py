@@ -116,7 +116,7 @@ async def create_stream(request: Request) -> Response:
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
     delivery = {"method": POLL, "endpoint_url": f"{public_base(ctx, request)}/ssf/poll/{stream_id}"}
     if method == PUSH:
-        delivery = await _push_delivery(ctx, asked.delivery)
+        delivery = await _push_delivery(ctx, asked.delivery, caller.sub)
     requested = asked.events_requested or list(SUPPORTED)
     config = {
         "stream_id": stream_id,
@@ -142,6 +142,8 @@ async def create_stream(request: Request) -> Response:
                        "(REVOCAST_SSF_MAX_STREAMS_PER_OWNER): delete one first")  # fmt: skip
     if added == "deployment_full":
         raise Conflict(f"this deployment holds {MAX_STREAMS} SSF streams, its limit: delete one")
+    where = httpx.URL(delivery["endpoint_url"]).host if method == PUSH else "poll"
+    log.info("ssf stream %s created by %s: %s", stream_id, caller.sub, where)
     return json_response(_public(config), status=201)
 
 
@@ -158,7 +160,7 @@ def _check_audience(ctx: IssuerContext, aud: str) -> None:
         )
 
 
-async def _push_delivery(ctx: IssuerContext, asked: dict[str, Any]) -> dict[str, Any]:
+async def _push_delivery(ctx: IssuerContext, asked: dict[str, Any], caller: str) -> dict[str, Any]:
     """The push target, checked: https in production (the Authorization header travels with
     each SET), a URL httpx can use whose host resolves only to addresses push delivery may
     connect to (``ssf_targets``; checked again at every connection), an ASCII header."""
@@ -177,6 +179,7 @@ async def _push_delivery(ctx: IssuerContext, asked: dict[str, Any]) -> dict[str,
         port = parsed.port or (443 if parsed.scheme == "https" else 80)
         await TargetPolicy.from_settings(ctx.settings).resolve(parsed.host, port)
     except RefusedTarget as exc:
+        log.warning("ssf stream refused to %s: push target %s", caller, exc)
         raise InvalidRequest(
             f"endpoint_url refused: {exc}; push delivery connects only to public addresses "
             "(an operator can allow networks with REVOCAST_SSF_ALLOWED_NETWORKS)"
@@ -229,6 +232,7 @@ async def delete_stream(request: Request) -> Response:
     await _stream(ctx, stream_id, caller)
     if not await ctx.writes.signals.remove_ssf_stream(stream_id[:64]):
         raise _no_stream(stream_id)
+    log.info("ssf stream %s deleted by %s", stream_id[:64], caller.sub)
     return Response(status_code=204)
 
 
