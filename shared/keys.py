@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from revocast.errors import SettingsError
 
@@ -101,6 +102,20 @@ class SigningKey:
     def generate(cls) -> SigningKey:
         return cls(Ed25519PrivateKey.generate())
 
+    def derive(self, purpose: bytes) -> SigningKey:
+        """Another Ed25519 key for another ``purpose``: HKDF-SHA256 of this one's seed.
+
+        Whoever holds this key holds the derived one, and nobody can tell from either public
+        key that they are related; a signature by one is no signature by the other.
+        """
+        seed = self.private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        derived = HKDF(hashes.SHA256(), 32, salt=None, info=purpose).derive(seed)
+        return SigningKey(Ed25519PrivateKey.from_private_bytes(derived))
+
     def pem(self) -> bytes:
         return self.private.private_bytes(
             serialization.Encoding.PEM,
@@ -148,6 +163,10 @@ def create_signing_key(key_dir: Path) -> SigningKey:
     with os.fdopen(fd, "wb") as out:
         out.write(key.pem())
     return key
+
+
+# A revoked key leaves a JWKS at once; a reader that honours this header drops it within 15 s.
+JWKS_CACHE_CONTROL = "public, max-age=15, must-revalidate"
 
 
 def jwks_document(jwks: dict[str, str]) -> dict[str, list[dict[str, str]]]:

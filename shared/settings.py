@@ -64,7 +64,10 @@ ENV_NAMES: dict[str, str] = {
     "upstream_jwks_url": "REVOCAST_UPSTREAM_JWKS_URL",
     "upstream_key": "REVOCAST_UPSTREAM_KEY",
     "upstream_algorithms": "REVOCAST_UPSTREAM_ALGORITHMS",
+    "ssf_allowed_networks": "REVOCAST_SSF_ALLOWED_NETWORKS",
+    "ssf_max_streams_per_owner": "REVOCAST_SSF_MAX_STREAMS_PER_OWNER",
 }
+MAX_SSF_STREAMS = 100  # SSF streams per deployment: each is served every 200 ms
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
 # gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
 DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
@@ -148,6 +151,11 @@ class Settings:
     upstream_jwks_url: str = ""
     upstream_key: str = field(default="", repr=False)
     upstream_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+    # SSF push delivery connects only to public addresses that are not the issuer host's;
+    # these networks (CIDRs, e.g. 10.1.0.0/16) are allowed besides, whatever they are.
+    ssf_allowed_networks: tuple[str, ...] = ()
+    # SSF streams one account (the token's sub) may hold, of the deployment's MAX_SSF_STREAMS.
+    ssf_max_streams_per_owner: int = 10
 
     def __post_init__(self) -> None:
         if self.redis_url is not None:
@@ -181,6 +189,19 @@ class Settings:
             raise SettingsError(
                 f"trusted proxies are addresses or CIDRs, like 10.0.0.0/8,::1: {exc}"
             ) from None
+        for network in self.ssf_allowed_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"REVOCAST_SSF_ALLOWED_NETWORKS takes addresses or CIDRs separated by "
+                    f"commas, like 10.1.0.0/16,fd00::/8; {network[:64]!r} is neither"
+                ) from None
+        if not 1 <= self.ssf_max_streams_per_owner <= MAX_SSF_STREAMS:
+            raise SettingsError(
+                f"REVOCAST_SSF_MAX_STREAMS_PER_OWNER must be 1 to {MAX_SSF_STREAMS} (the "
+                "streams a deployment holds): set it in that range, or leave it unset (10)"
+            )
         if self.jws_alg not in get_args(JwsAlg):
             raise SettingsError(f"REVOCAST_JWS_ALG must be one of {get_args(JwsAlg)}")
         if self.environment not in get_args(Environment):

@@ -1,6 +1,6 @@
 """The SSF transmitter by poll (issue 12, point 3 in part): revocations as SETs a receiver
-polls (RFC 8936), signed with revocast's key (checked here with joserfc, not revocast's
-code), in order, and delivered again until acknowledged."""
+polls (RFC 8936), signed with revocast's SET key (checked here with joserfc and the SSF
+JWKS, not revocast's code), in order, and delivered again until acknowledged."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import warnings
 from typing import Any
 
 import jwt as pyjwt
+import pytest
 from joserfc import jwt as joserfc_jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import KeySet
@@ -17,11 +18,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from revocast.settings import Settings
 from tests.conftest import PASSWORD, Issuer, bearer
 from tests.support.servers import eventually, serve
 
 CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 RISC = "https://schemas.openid.net/secevent/risc/event-type/"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The push receivers here listen on 127.0.0.1, which push delivery refuses unless an
+    operator allows it (tests/test_ssf_targets.py): allowed here."""
+    return settings.with_overrides(ssf_allowed_networks=("127.0.0.1/32",))
 
 
 async def receiver(issuer: Issuer) -> tuple[dict[str, str], dict[str, Any]]:
@@ -46,8 +55,10 @@ async def poll(
 
 
 async def checked(issuer: Issuer, sets: dict[str, str]) -> list[dict[str, Any]]:
-    """Each SET verified with joserfc and the JWKS; their claims, in jti order."""
-    jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
+    """Each SET verified with joserfc and the SSF configuration's JWKS; their claims, in jti
+    order."""
+    meta = (await issuer.http.get("/.well-known/ssf-configuration")).json()
+    jwks = (await issuer.http.get(meta["jwks_uri"])).json()
     claims = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)  # joserfc on the EdDSA name

@@ -26,7 +26,7 @@ from revocast.http import error_answer, error_response, json_response, routing_e
 from revocast.issuer import account, admin, auth, oauth, revocations, signals, ssf
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
-from revocast.issuer.metadata import metadata
+from revocast.issuer.metadata import metadata, require_issuer_url
 from revocast.issuer.metrics import IssuerCollector, RequestCounter, RequestCounts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.ssf_push import Pusher
@@ -35,7 +35,7 @@ from revocast.issuer.state import StateGuard
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upkeep import Upkeep
 from revocast.issuer.upstream import Upstream
-from revocast.keys import jwks_document
+from revocast.keys import JWKS_CACHE_CONTROL, jwks_document
 from revocast.metrics_app import metrics_endpoint
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
@@ -48,9 +48,8 @@ log = logging.getLogger("revocast.issuer")
 # logout receiver, as OIDC Back-Channel Logout 1.0 §2.8 suggests).
 RFC_6749_ERRORS = ("/oauth/", "/v1/signals/")
 
-# A revoked key leaves the JWKS at once; a verifier that honours this header drops it within
-# 15 s. revocast's own verifiers do not read the JWKS (keys reach them through Redis).
-JWKS_CACHE_CONTROL = "public, max-age=15, must-revalidate"
+# revocast's own verifiers do not read the JWKS (keys reach them through Redis); others
+# honour JWKS_CACHE_CONTROL.
 
 
 async def _jwks(request: Request) -> Response:
@@ -122,6 +121,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
     """
     if settings.redis_url is None:
         raise ValueError("the issuer needs settings.redis_url")
+    require_issuer_url(settings)
     requests: RequestCounts = Counter()
 
     @contextlib.asynccontextmanager
@@ -200,6 +200,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             Route("/ssf/status", ssf.status, methods=["GET"]),
             Route("/ssf/verify", ssf.verify, methods=["POST"]),
             Route("/ssf/poll/{stream_id}", ssf.poll, methods=["POST"]),
+            Route("/ssf/jwks.json", ssf.jwks, methods=["GET"]),
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),

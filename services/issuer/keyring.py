@@ -22,6 +22,10 @@ from revocast.settings import Settings, key_encryption_key_bytes
 from revocast.store import Reads, Writes
 
 log = logging.getLogger("revocast.issuer")
+# SETs (RFC 8417) are signed with a key derived from the active one for this purpose alone,
+# published only in the SSF JWKS: no access-token verifier knows it, so no SET passes for an
+# access token, whatever its claims.
+SET_KEY_PURPOSE = b"revocast security event token signing key v1"
 # The key folder's default before it became absolute: relative to wherever a command ran.
 LEGACY_KEY_DIR = Path(".revocast") / "keys"
 
@@ -45,6 +49,7 @@ class KeyRing:
         )
         self._keys: dict[str, SigningKey] = {}
         self._sealed: dict[str, SigningKey] = {}
+        self._set_keys: dict[str, SigningKey] = {}  # access-token kid -> its SET key
         self.reload()
 
     @classmethod
@@ -98,6 +103,18 @@ class KeyRing:
                 "`revocast keys rotate`"
             )
         return key
+
+    def set_key(self, kid: str) -> SigningKey:
+        """The key that signs SETs while ``kid`` signs access tokens (``SET_KEY_PURPOSE``)."""
+        found = self._set_keys.get(kid)
+        if found is None:
+            found = self._set_keys[kid] = self.get(kid).derive(SET_KEY_PURPOSE)
+        return found
+
+    def set_keys(self, kids: list[str]) -> list[SigningKey]:
+        """The SET keys of those of ``kids`` this issuer holds (nothing is read to find more:
+        the active key is always held, and readiness says so)."""
+        return [self.set_key(kid) for kid in kids if kid in self._keys]
 
     async def fetch(self, reads: Reads, kid: str) -> bool:
         """Make sure ``kid`` is here: from the directory, or unsealed from Redis. True if it is."""

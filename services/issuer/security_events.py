@@ -1,9 +1,14 @@
 """revocast's revocations as Security Event Tokens (RFC 8417), for SSF receivers.
 
-Each stream event becomes at most one SET, signed with the active key (``typ:
-secevent+jwt``). Its ``jti`` is the event id (``p3.<ms>-<seq>``): a receiver's ack names
-the entry it stands for. Subjects use SSF's formats: the user as ``iss_sub`` (revocast's
-issuer, the user id), the session as ``opaque`` (the session id).
+Each stream event becomes at most one SET (``typ: secevent+jwt``), signed when it is
+delivered with the SET key of the active key (``KeyRing.set_key``): a key of its own,
+published only in the SSF JWKS (``/ssf/jwks.json``), never in the access tokens' JWKS, so
+no verifier of access tokens, revocast's or any library given that JWKS, can take a SET for
+an access token. A SET also carries ``exp`` (``SET_TTL_S`` after signing) and no ``sub``,
+and its ``aud`` is never the access tokens' (``ssf.create_stream``). Its ``jti`` is the
+event id (``p3.<ms>-<seq>``): a receiver's ack names the entry it stands for. Subjects use
+SSF's formats: the user as ``iss_sub`` (revocast's issuer, the user id), the session as
+``opaque`` (the session id).
 
 - a session revoked (logout, refresh reuse, a session ended, /oauth/revoke...): CAEP
   ``session-revoked``, the user and the session as subject;
@@ -35,6 +40,9 @@ ACCOUNT_DISABLED = f"{RISC}account-disabled"
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
 SUPPORTED = (SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, ACCOUNT_DISABLED)
 SET_TYPE = "secevent+jwt"
+# A SET is signed as it is delivered (pushed or polled), so a receiver checks it within
+# seconds; 5 minutes (seconds here) covers clock skew and a slow receiver, and no more.
+SET_TTL_S = 300
 
 
 async def describe(
@@ -73,12 +81,14 @@ async def sign(
     body: dict[str, Any],
     subject: dict[str, Any],
 ) -> str:
-    """A SET signed with the active key (the key verifiers and receivers find in the JWKS)."""
-    key = ctx.minter.keys.get(await signing_kid(ctx))
+    """A SET signed with the active key's SET key (receivers find it in the SSF JWKS)."""
+    key = ctx.minter.keys.set_key(await signing_kid(ctx))
+    now = int(time.time())
     claims = {
         "iss": ctx.settings.issuer,
         "aud": audience,
-        "iat": int(time.time()),
+        "iat": now,
+        "exp": now + SET_TTL_S,
         "jti": jti,
         "sub_id": subject,
         "events": {event_type: body},

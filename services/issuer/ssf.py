@@ -6,7 +6,7 @@ on every revocation becomes a SET (``security_events``), pushed to it or fetched
 poll endpoint. The issuers copy each revocation into the stream's own queue within about
 200 ms (the revocation streams are trimmed after about an access-token lifetime, the queue
 is not), and a SET leaves the queue only once the receiver has it: acknowledged by a poll,
-or answered 202 to a push. So a receiver that is down gets everything when it is back, in
+or answered 2xx to a push. So a receiver that is down gets everything when it is back, in
 order. The queue holds up to 100,000 events; past that, copying pauses (logged), and what
 the revocation streams trim meanwhile is lost to that receiver.
 """
@@ -26,15 +26,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.claims import AccessClaims
-from revocast.errors import InvalidRequest, NotFound
+from revocast.errors import Conflict, InvalidRequest, NotFound
 from revocast.events import UnknownEvent, decode_entry
 from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
-from revocast.issuer.metadata import public_base
+from revocast.issuer.metadata import cache_control, public_base
 from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
+from revocast.issuer.ssf_targets import RefusedTarget, TargetPolicy
+from revocast.keys import JWKS_CACHE_CONTROL
 from revocast.proof import EventRef
+from revocast.settings import MAX_SSF_STREAMS
 
 log = logging.getLogger("revocast.issuer")
 
@@ -42,7 +45,7 @@ SSF_ROLES = frozenset({"admin", "ssf"})
 POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
 MAX_EVENTS = 1000
-MAX_STREAMS = 100
+MAX_STREAMS = MAX_SSF_STREAMS
 MAX_QUEUE = 100_000  # unacknowledged events per stream before copying pauses
 SPOOL_BATCH = 500
 LONG_POLL_S = 10.0
@@ -55,14 +58,24 @@ async def configuration(request: Request) -> Response:
     return json_response({
         "spec_version": "1_0",
         "issuer": ctx.settings.issuer,
-        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "jwks_uri": f"{base}/ssf/jwks.json",  # the SET keys, never the access tokens'
         "delivery_methods_supported": [PUSH, POLL],
         "configuration_endpoint": f"{base}/ssf/stream",
         "status_endpoint": f"{base}/ssf/status",
         "verification_endpoint": f"{base}/ssf/verify",
         "authorization_schemes": [{"spec_urn": "urn:ietf:rfc:6750"}],
         "default_subjects": "ALL",
-    }, headers={"Cache-Control": "public, max-age=300"})  # fmt: skip
+    }, headers={"Cache-Control": cache_control(ctx)})  # fmt: skip
+
+
+async def jwks(request: Request) -> Response:
+    """The keys SETs are signed with: the SSF configuration's ``jwks_uri``. They are never in
+    ``/.well-known/jwks.json``, the access tokens' keys, so a verifier of access tokens never
+    trusts them."""
+    ctx = IssuerContext.of(request)
+    held = ctx.minter.keys.set_keys(sorted(await ctx.reads.jwks()))
+    return json_response({"keys": [key.public.jwk for key in held]},
+                         headers={"Cache-Control": JWKS_CACHE_CONTROL})  # fmt: skip
 
 
 class StreamRequest(msgspec.Struct, forbid_unknown_fields=False):
@@ -81,6 +94,8 @@ def _decode(raw: bytes, kind: type[Any]) -> Any:
         return msgspec.json.decode(raw or b"{}", type=kind)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise InvalidRequest(f"{exc}: correct the stream request and send it again") from None
+    except RecursionError:  # msgspec on JSON nested past Python's limit (test_fuzz_ssf.py)
+        raise InvalidRequest("the body is nested too deeply: send a flat JSON object") from None
 
 
 async def create_stream(request: Request) -> Response:
@@ -88,11 +103,10 @@ async def create_stream(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     caller = caller_with_role(ctx, request, SSF_ROLES)
     asked: StreamRequest = _decode(await _body(request, ctx), StreamRequest)
-    if len(await ctx.reads.ssf_streams()) >= MAX_STREAMS:
-        raise InvalidRequest(f"this deployment holds {MAX_STREAMS} SSF streams: delete one")
     method = asked.delivery.get("method", POLL)
     if method not in (POLL, PUSH):
         raise InvalidRequest(f"delivery method {method} is not supported: use {PUSH} or {POLL}")
+    _check_audience(ctx, asked.aud)
     unknown = [e for e in asked.events_requested if not isinstance(e, str) or len(e) > 256]
     if unknown or len(asked.events_requested) > 16 or len(asked.description) > 500:
         raise InvalidRequest(
@@ -102,15 +116,13 @@ async def create_stream(request: Request) -> Response:
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
     delivery = {"method": POLL, "endpoint_url": f"{public_base(ctx, request)}/ssf/poll/{stream_id}"}
     if method == PUSH:
-        delivery = _push_delivery(
-            asked.delivery, production=ctx.settings.environment == "production"
-        )
+        delivery = await _push_delivery(ctx, asked.delivery, caller.sub)
     requested = asked.events_requested or list(SUPPORTED)
     config = {
         "stream_id": stream_id,
         "owner": caller.sub,
         "iss": ctx.settings.issuer,
-        "aud": asked.aud[:256] or stream_id,
+        "aud": asked.aud or stream_id,
         "delivery": delivery,
         "events_supported": list(SUPPORTED),
         "events_requested": requested,
@@ -120,21 +132,58 @@ async def create_stream(request: Request) -> Response:
     ends = {}
     for stream in ctx.reads.keys.streams():
         ends[stream.name] = await ctx.reads.last_entry(stream.name) or "0-0"
-    await ctx.writes.signals.add_ssf_stream(stream_id, json.dumps(config), ends)
+    cap = ctx.settings.ssf_max_streams_per_owner
+    added = await ctx.writes.signals.add_ssf_stream(
+        stream_id, json.dumps(config), ends,
+        owner=caller.sub, max_streams=MAX_STREAMS, max_per_owner=cap,
+    )  # fmt: skip
+    if added == "owner_full":
+        raise Conflict(f"this account holds {cap} SSF streams, its limit "
+                       "(REVOCAST_SSF_MAX_STREAMS_PER_OWNER): delete one first")  # fmt: skip
+    if added == "deployment_full":
+        raise Conflict(f"this deployment holds {MAX_STREAMS} SSF streams, its limit: delete one")
+    where = httpx.URL(delivery["endpoint_url"]).host if method == PUSH else "poll"
+    log.info("ssf stream %s created by %s: %s", stream_id, caller.sub, where)
     return json_response(_public(config), status=201)
 
 
-def _push_delivery(asked: dict[str, Any], *, production: bool) -> dict[str, Any]:
+def _check_audience(ctx: IssuerContext, aud: str) -> None:
+    """A stream's ``aud`` is the receiver's name, never the audience access tokens are minted
+    for: a SET for it would carry the API's ``aud`` (SSF 1.0 makes ``aud`` the
+    transmitter's choice; revocast lets the receiver name itself, within these bounds)."""
+    if len(aud) > 256:
+        raise InvalidRequest("aud takes up to 256 characters: send a shorter receiver name")
+    if aud == ctx.settings.audience:
+        raise InvalidRequest(
+            "aud is the audience of this issuer's access tokens (REVOCAST_AUDIENCE): a SET "
+            "must never name it; use the receiver's own identifier, e.g. its URL"
+        )
+
+
+async def _push_delivery(ctx: IssuerContext, asked: dict[str, Any], caller: str) -> dict[str, Any]:
     """The push target, checked: https in production (the Authorization header travels with
-    each SET), a URL httpx can use, an ASCII header."""
+    each SET), a URL httpx can use whose host resolves only to addresses push delivery may
+    connect to (``ssf_targets``; checked again at every connection), an ASCII header."""
     url, authorization = asked.get("endpoint_url"), asked.get("authorization_header")
+    production = ctx.settings.environment == "production"
     schemes = ("https://",) if production else ("https://", "http://")
     if not isinstance(url, str) or not url.startswith(schemes) or len(url) > 2048:
         raise InvalidRequest(f"a push stream needs an endpoint_url starting {' or '.join(schemes)}")
     try:
-        httpx.URL(url)
+        parsed = httpx.URL(url)
     except httpx.InvalidURL:
         raise InvalidRequest("endpoint_url is not a valid URL") from None
+    if not parsed.host or parsed.userinfo:
+        raise InvalidRequest("endpoint_url needs a host and no user:password@ part")
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        await TargetPolicy.from_settings(ctx.settings).resolve(parsed.host, port)
+    except RefusedTarget as exc:
+        log.warning("ssf stream refused to %s: push target %s", caller, exc)
+        raise InvalidRequest(
+            f"endpoint_url refused: {exc}; push delivery connects only to public addresses "
+            "(an operator can allow networks with REVOCAST_SSF_ALLOWED_NETWORKS)"
+        ) from None
     if isinstance(authorization, str) and not authorization.isascii():
         raise InvalidRequest("authorization_header must be ASCII")
     if authorization is not None and (
@@ -183,6 +232,7 @@ async def delete_stream(request: Request) -> Response:
     await _stream(ctx, stream_id, caller)
     if not await ctx.writes.signals.remove_ssf_stream(stream_id[:64]):
         raise _no_stream(stream_id)
+    log.info("ssf stream %s deleted by %s", stream_id[:64], caller.sub)
     return Response(status_code=204)
 
 
@@ -299,9 +349,12 @@ async def queued_sets(
 ) -> list[tuple[str, str]]:
     """The first ``limit`` entries of the stream's queue, each with its SET signed now."""
     made = []
+    # A stream made before its audience was checked may name the access tokens' audience:
+    # its SETs then name the stream, whatever it asked for.
+    audience = config["aud"] if config["aud"] != ctx.settings.audience else stream_id
     for raw in await ctx.reads.ssf_queue(stream_id, limit):
         event = json.loads(raw)
-        token = await sign(ctx, jti=event["jti"], audience=config["aud"],
+        token = await sign(ctx, jti=event["jti"], audience=audience,
                            event_type=event["type"], body=event["body"],
                            subject=event["subject"])  # fmt: skip
         made.append((raw, token))

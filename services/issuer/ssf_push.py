@@ -1,19 +1,23 @@
 """Serving the SSF streams in the background: copying revocations into each stream's queue,
 and push delivery (RFC 8935).
 
-Every 200 ms, for each stream, an issuer takes (or keeps) the stream's lease in Redis, so
-that one issuer at a time serves a stream. It copies the revocations written since into
-the stream's queue (``ssf.spool``), and for a push stream posts the queued SETs one by
-one, dropping each from the queue only once the receiver answered 202 (or 200). A
-receiver that is down or answers 5xx or 429 is tried again with exponential backoff
-(0.2 s up to 30 s); nothing is skipped meanwhile. A 400 means the
-receiver will never take that SET (RFC 8935 §2.3): it is logged and skipped.
-Any other answer (401, 404, a redirect...) is retried: a receiver that rotated its token
-must not see its queue emptied.
+Every 200 ms an issuer lists the streams and gives each one that is not being served a round
+of its own, in its own task: it takes (or keeps) the stream's lease in Redis, so that one
+issuer at a time serves a stream, copies the revocations written since into the stream's
+queue (``ssf.spool``), and for a push stream posts the queued SETs one by one, each within
+its own deadline (5 s from connecting to the last byte of the answer), dropping each from
+the queue only once the receiver has it: any 2xx (RFC 8935 asks for 202; 200 and 204 say
+the same). So a receiver that is slow, down or a black hole delays its own stream only,
+never another's. A receiver that is down or answers 5xx or 429 is tried again with
+exponential backoff (0.2 s up to 30 s); nothing is skipped meanwhile. A 400 means the
+receiver will never take that SET (RFC 8935 §2.3): it is logged and skipped. Any other
+answer (401, 404, a redirect...) is retried: a receiver that rotated its token must not see
+its queue emptied.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -24,19 +28,23 @@ import httpx
 from revocast.background import Background
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.ssf import PUSH, queued_sets, spool
+from revocast.issuer.ssf import MAX_STREAMS, PUSH, queued_sets, spool
+from revocast.issuer.ssf_targets import TargetPolicy, push_client
 from revocast.outage import Outage
 
 log = logging.getLogger("revocast.issuer")
 
 EVERY_S = 0.2
-LEASE_MS = 15_000  # above one post's timeout (5 s): renewed before each post
+POST_DEADLINE_S = 5.0  # one post, from connecting to the answer's last byte
+LEASE_MS = 15_000  # above one post's deadline: renewed before each post
 BATCH = 50
 MAX_BACKOFF_S = 30.0
+STOP_GRACE_S = 1.0  # a post cut short at shutdown is not acknowledged: it comes again
 
 
 class Pusher:
-    """Delivers the push streams this issuer leads; start after the issuer's context exists."""
+    """Serves the SSF streams this issuer leads, each in a task of its own; start after the
+    issuer's context exists."""
 
     def __init__(self, ctx: IssuerContext) -> None:
         self.ctx = ctx
@@ -45,36 +53,63 @@ class Pusher:
         self.failures = 0
         self._retry_at: dict[str, float] = {}
         self._backoff: dict[str, float] = {}
+        self._rounds: dict[str, asyncio.Task[None]] = {}  # stream id -> its round in progress
         self._background = Background("revocast-ssf-push")
-        self._http = httpx.AsyncClient(timeout=5.0)
+        # Connects only where ssf_targets allows, checked at every connection; one connection
+        # at most per stream (a round posts one SET at a time).
+        policy = TargetPolicy.from_settings(ctx.settings)
+        self._http = push_client(policy, max_connections=MAX_STREAMS, timeout_s=POST_DEADLINE_S)
 
     def start(self) -> None:
         self._background.start(self._run)
 
     async def stop(self) -> None:
-        await self._background.stop(grace_s=6.0)  # a post may take its 5 s timeout
+        await self._background.stop(grace_s=STOP_GRACE_S)
+        rounds = list(self._rounds.values())
+        if rounds:
+            _, late = await asyncio.wait(rounds, timeout=STOP_GRACE_S)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1.0)
+        self._rounds.clear()
         await self._http.aclose()
 
     async def _run(self) -> None:
         outage = Outage(log, "ssf push")
         while not self._background.stopping():
             try:
-                for stream_id, config in (await self.ctx.reads.ssf_streams()).items():
-                    if self._background.stopping():
-                        break
-                    try:
-                        await self._serve(stream_id, config)
-                    except RevocastError:
-                        raise
-                    except Exception:  # one stream's fault must not stop the others
-                        log.exception("ssf stream %s: serving failed", stream_id)
-                        self._later(stream_id)
+                self._start_rounds(await self.ctx.reads.ssf_streams())
                 outage.recovered()
             except RevocastError as exc:  # Redis away: the next round tries again
                 outage.failed(exc.detail)
             except Exception:
                 log.exception("ssf push round failed")
             await self._background.pause(EVERY_S)
+
+    def _start_rounds(self, streams: dict[str, dict[str, Any]]) -> None:
+        """A round for every stream whose last one has ended; forget the deleted streams."""
+        for stream_id in [s for s, task in self._rounds.items() if task.done()]:
+            del self._rounds[stream_id]
+        for gone in set(self._backoff) - set(streams):
+            self._backoff.pop(gone, None)
+            self._retry_at.pop(gone, None)
+        for stream_id, config in streams.items():
+            if stream_id not in self._rounds:
+                self._rounds[stream_id] = asyncio.create_task(
+                    self._round(stream_id, config), name=f"revocast-ssf-{stream_id}"
+                )
+
+    async def _round(self, stream_id: str, config: dict[str, Any]) -> None:
+        """One stream's round: its faults, like its receiver's delays, are its own."""
+        try:
+            await self._serve(stream_id, config)
+        except RevocastError as exc:
+            log.warning("ssf stream %s: %s", stream_id, exc.detail)
+            self._later(stream_id)
+        except Exception:
+            log.exception("ssf stream %s: serving failed", stream_id)
+            self._later(stream_id)
 
     async def _serve(self, stream_id: str, config: dict[str, Any]) -> None:
         """Copy new revocations into the stream's queue (poll streams too: the revocation
@@ -88,7 +123,9 @@ class Pusher:
             return
         for raw, token in await queued_sets(self.ctx, config, stream_id, BATCH):
             # Held before every post, so that no other issuer posts this stream meanwhile.
-            if not await self.ctx.writes.signals.take_lease(stream_id, self.owner, LEASE_MS):
+            if self._background.stopping() or not await self.ctx.writes.signals.take_lease(
+                stream_id, self.owner, LEASE_MS
+            ):
                 return
             outcome = await self._post(config, token)
             if outcome == "retry":
@@ -100,22 +137,27 @@ class Pusher:
 
     async def _post(self, config: dict[str, Any], token: str) -> str:
         delivery = config["delivery"]
+        url = delivery["endpoint_url"]
         headers = {"Content-Type": "application/secevent+jwt", "Accept": "application/json"}
         if delivery.get("authorization_header"):
             headers["Authorization"] = delivery["authorization_header"]
         try:
-            reply = await self._http.post(delivery["endpoint_url"], content=token, headers=headers)
-        except httpx.HTTPError as exc:
-            log.warning("ssf push to %s failed: %s", delivery["endpoint_url"], exc)
+            # httpx's timeouts are per step (a byte every 4 s keeps a read alive): this one
+            # bounds the whole post.
+            async with asyncio.timeout(POST_DEADLINE_S):
+                reply = await self._http.post(url, content=token, headers=headers)
+        except TimeoutError:
+            log.warning("ssf push to %s: no answer within %.0f s", url, POST_DEADLINE_S)
             return "retry"
-        if reply.status_code in (200, 202):
+        except httpx.HTTPError as exc:
+            log.warning("ssf push to %s failed: %s", url, exc)
+            return "retry"
+        if 200 <= reply.status_code < 300:  # 202 per RFC 8935; 200 and 204 say the same
             return "delivered"
         if reply.status_code != 400:  # 401, 403, 404, redirects, 429, 5xx: not this SET's fault
-            log.warning("ssf push to %s: %d, trying again later",
-                        delivery["endpoint_url"], reply.status_code)  # fmt: skip
+            log.warning("ssf push to %s: %d, trying again later", url, reply.status_code)
             return "retry"
-        log.warning("ssf push: %s refused a SET for good (400): %s",
-                    delivery["endpoint_url"], reply.text[:200])  # fmt: skip
+        log.warning("ssf push: %s refused a SET for good (400): %s", url, reply.text[:200])
         return "refused"
 
     def _later(self, stream_id: str) -> None:

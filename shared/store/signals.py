@@ -7,7 +7,8 @@ itself, so none of it is a revocation script.
 
 from __future__ import annotations
 
-from typing import Any, cast
+import json
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
@@ -23,6 +24,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
+StreamAdded = Literal["added", "deployment_full", "owner_full"]
 
 
 class SignalWrites:
@@ -64,16 +66,41 @@ class SignalWrites:
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
         await self.backend.read(key, lambda c: c.set(key, "1", ex=ttl_s))
 
-    async def add_ssf_stream(self, stream_id: str, config: str, cursors: dict[str, str]) -> None:
+    async def add_ssf_stream(
+        self,
+        stream_id: str,
+        config: str,
+        cursors: dict[str, str],
+        *,
+        owner: str,
+        max_streams: int,
+        max_per_owner: int,
+    ) -> StreamAdded:
+        """Add the stream unless the deployment holds ``max_streams`` or ``owner`` holds
+        ``max_per_owner`` already: counted and written in one transaction (the streams are
+        watched), so concurrent creations cannot pass a cap together."""
         g = self.keys.global_
 
-        async def work(client: Redis) -> None:
+        async def work(client: Redis) -> StreamAdded:
             async with client.pipeline(transaction=True) as pipe:
-                pipe.hset(g.ssf_streams, stream_id, config)
-                pipe.hset(g.ssf_cursor(stream_id), mapping=dict(cursors.items()))
-                await pipe.execute()
+                while True:  # until no other creation or removal lands between count and write
+                    try:
+                        await pipe.watch(g.ssf_streams)
+                        held = cast(list[str], await pipe.hvals(g.ssf_streams))
+                        if len(held) >= max_streams:
+                            return "deployment_full"
+                        mine = sum(json.loads(found).get("owner") == owner for found in held)
+                        if mine >= max_per_owner:
+                            return "owner_full"
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        pipe.hset(g.ssf_streams, stream_id, config)
+                        pipe.hset(g.ssf_cursor(stream_id), mapping=dict(cursors.items()))
+                        await pipe.execute()
+                        return "added"
+                    except WatchError:
+                        continue
 
-        await self.backend.read(g.ssf_streams, work)
+        return await self.backend.read(g.ssf_streams, work)
 
     async def remove_ssf_stream(self, stream_id: str) -> bool:
         g = self.keys.global_
