@@ -12,6 +12,7 @@ RevocastError
 ├── RequestError             a client request is wrong (HTTP 4xx)
 │   ├── InvalidRequest       400: malformed body, missing or mistyped field
 │   ├── BodyTooLarge         413
+│   ├── UnsupportedMediaType 415: a body without its Content-Type, or in another one
 │   ├── InvalidCredentials   401: unknown user or wrong password
 │   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
 │   ├── InvalidGrant         400: RFC 6749 §5.2 invalid_grant, on the /oauth/* endpoints
@@ -96,6 +97,15 @@ class BodyTooLarge(RequestError):
     code = "body_too_large"
     status = 413
     explanation = "the body is larger than this server accepts: send a smaller one"
+
+
+class UnsupportedMediaType(RequestError):
+    """The body comes without a Content-Type, or in one this endpoint does not read: what
+    it holds is not guessed."""
+
+    code = "unsupported_media_type"
+    status = 415
+    explanation = "the body is not in the media type this endpoint reads: send its Content-Type"
 
 
 class InvalidCredentials(RequestError):

@@ -254,9 +254,9 @@ def _access_token_answer(claims: AccessClaims, username: str | None) -> dict[str
         "aud": claims.aud,
         "iss": claims.iss,
         "jti": claims.jti,
-        "exp": int(claims.exp),
-        "iat": int(claims.iat),
-        "nbf": int(claims.nbf),
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "nbf": claims.nbf,
         "sid": claims.sid,
         "roles": list(claims.roles),
     }
