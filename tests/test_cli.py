@@ -198,11 +198,21 @@ def test_client_registry(env: dict[str, str]) -> None:
     assert [c["name"] for c in listed] == ["revocast", "shop", "spa"]
     assert all("client_secret" not in c and "secret_sha256" not in c for c in listed)
 
+    # Roles (issue 19 point 8): introspect lets a confidential client introspect any token.
+    given = revocast("client", "roles", "shop", "introspect", env=env)
+    assert json.loads(given.stdout)["roles"] == ["introspect"], given.stderr
+    assert json.loads(asyncio.run(stored_clients(env))[shop["client_id"]])["roles"] == [
+        "introspect"
+    ]
+    assert json.loads(revocast("client", "roles", "shop", env=env).stdout)["roles"] == []
+
     for words, code in (
         (("client", "add", "shop"), "conflict"),
         (("client", "add", "bad name!"), "invalid_request"),
         (("client", "remove", "nobody"), "not_found"),
         (("client", "remove", "revocast"), "not_found"),
+        (("client", "roles", "spa", "introspect"), "invalid_request"),  # a public client
+        (("client", "add", "ro", "--role", "introspect"), "invalid_request"),
     ):
         refused = revocast(*words, env=env)
         assert refused.returncode == 1
