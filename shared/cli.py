@@ -123,6 +123,7 @@ def _serve_issuer(args: argparse.Namespace) -> int:
     preflight(settings, must_reach=True)
     app = create_app(settings, public_metrics=metrics_port is None)
     serve(app, host=args.host, port=args.port, log_level=args.log_level,
+          max_header_bytes=settings.max_header_bytes,
           metrics=(app, metrics_port) if metrics_port else None,
           metrics_host=args.metrics_host)  # fmt: skip
     return 0
@@ -141,11 +142,12 @@ def _serve_verifier(args: argparse.Namespace) -> int:
         # environment, through uvicorn's supervisor.
         factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
         serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
-              log_level=args.log_level, factory=True, workers=args.workers,
-              **options)  # fmt: skip
+              log_level=args.log_level, max_header_bytes=settings.max_header_bytes,
+              factory=True, workers=args.workers, **options)  # fmt: skip
         return 0
     sidecar = create_sidecar(settings, public_metrics=metrics_port is None)
     serve(sidecar, host=args.host, port=args.port, log_level=args.log_level,
+          max_header_bytes=settings.max_header_bytes,
           metrics=(sidecar.app, metrics_port) if metrics_port else None,
           metrics_host=args.metrics_host, **options)  # fmt: skip
     return 0
