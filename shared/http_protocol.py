@@ -52,6 +52,13 @@ class HeadBoundProtocol(HttpToolsProtocol):
         self.refused = False
 
     def data_received(self, data: bytes) -> None:
+        if self.in_head and len(data) < self.max_head - self.head_bytes:
+            # Most requests: the piece fits, no head can pass the bound in it (a message
+            # beginning inside counts at most the piece), and nothing is left to feed.
+            self.head_bytes += len(data)
+            self.piece = len(data)
+            super().data_received(data)
+            return
         while data and not self.refused:
             if self.in_head:
                 room = self.max_head - self.head_bytes
