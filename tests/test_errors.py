@@ -256,7 +256,7 @@ async def test_http_answers_explain(issuer: Issuer) -> None:
     no_role = await http.get("/v1/admin/audit", headers=alice_auth)
     assert no_role.status_code == 403
     assert "admin, moderator" in explains(no_role.json(), "insufficient_scope", prefix)
-    assert 'error_description="admin moderator"' in no_role.headers["www-authenticate"]
+    assert 'scope="admin moderator"' in no_role.headers["www-authenticate"]
     anonymous = await http.get("/v1/sessions")
     assert anonymous.status_code == 401
     explains(anonymous.json(), "missing_token", prefix)
