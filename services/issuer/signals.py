@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.errors import NotFound, RequestError, UnsupportedMediaType
+from revocast.errors import BodyTooLarge, NotFound, RequestError, UnsupportedMediaType
 from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
@@ -97,13 +97,14 @@ async def pushed_event(request: Request) -> Response:
 
 def _set_refused(exc: RequestError) -> Response:
     """RFC 8935 section 2.4: 400 ``{"err", "description"}``, never stored by a cache; a body
-    in another media type than a SET's is 415, in the same shape."""
+    in another media type than a SET's (415) or too large (413) keeps its HTTP status, in
+    the same shape."""
     code: str = "invalid_request"
     if isinstance(exc, UpstreamTokenRefused):
         code = exc.set_error
     elif isinstance(exc, NotFound):
         code = "invalid_audience"  # no IdP configured: no SET is meant for this recipient
-    status = exc.status if isinstance(exc, UnsupportedMediaType) else 400
+    status = exc.status if isinstance(exc, UnsupportedMediaType | BodyTooLarge) else 400
     return json_response({"err": code, "description": exc.detail}, status, NO_STORE)
 
 
