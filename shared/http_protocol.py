@@ -20,6 +20,7 @@ import msgspec
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from revocast.errors import HeadersTooLarge
+from revocast.settings import DEFAULT_HEADER_BYTES
 
 # Given to uvicorn as ``http=``: a string, so that worker processes import it themselves.
 PROTOCOL = "revocast.http_protocol:HeadBoundProtocol"
@@ -45,7 +46,7 @@ class HeadBoundProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.max_head = self.config.h11_max_incomplete_event_size or 64 * 1024
+        self.max_head = self.config.h11_max_incomplete_event_size or DEFAULT_HEADER_BYTES
         self.in_head = True  # from a message's first byte to the end of its headers
         self.head_bytes = 0
         self.piece = 0  # the bytes being fed now

@@ -68,7 +68,7 @@ ENV_NAMES: dict[str, str] = {
 # gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
 DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
 # REVOCAST_MAX_HEADER_BYTES: room for a 4 KiB token and its header line, up to 1 MiB.
-MIN_HEADER_BYTES, MAX_HEADER_BYTES = 8 * 1024, 1024 * 1024
+MIN_HEADER_BYTES, DEFAULT_HEADER_BYTES, MAX_HEADER_BYTES = 8 * 1024, 64 * 1024, 1024 * 1024
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -96,7 +96,7 @@ class Settings:
     max_body_bytes: int = 16 * 1024
     # The request line and every header, in all (issuer and sidecar): past it, 431 before the
     # rest is read. A 4 KiB token and a few cookies fit many times over.
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: int = DEFAULT_HEADER_BYTES
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
     # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
     verify_memo_size: int = 10_000

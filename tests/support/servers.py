@@ -10,14 +10,12 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from revocast.http_protocol import uvicorn_options
-from revocast.settings import Settings
+from revocast.settings import DEFAULT_HEADER_BYTES
 from revocast_tools.redis_server import free_port
 
 
 @contextlib.asynccontextmanager
-async def serve(
-    app: ASGIApp, max_header_bytes: int = Settings().max_header_bytes
-) -> AsyncIterator[str]:
+async def serve(app: ASGIApp, max_header_bytes: int = DEFAULT_HEADER_BYTES) -> AsyncIterator[str]:
     """Yield the base URL while uvicorn serves ``app`` (lifespan included), with the HTTP
     protocol and head bound the services run with."""
     port = free_port()
