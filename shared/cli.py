@@ -104,6 +104,7 @@ def _serve_issuer(args: argparse.Namespace) -> int:
     preflight(settings, must_reach=False)
     app = create_app(settings, public_metrics=metrics_port is None)
     serve(app, host=args.host, port=args.port, log_level=args.log_level,
+          max_header_bytes=settings.max_header_bytes,
           metrics=(app, metrics_port) if metrics_port else None,
           metrics_host=args.metrics_host)  # fmt: skip
     return 0
@@ -122,11 +123,12 @@ def _serve_verifier(args: argparse.Namespace) -> int:
         # environment, through uvicorn's supervisor.
         factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
         serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
-              log_level=args.log_level, factory=True, workers=args.workers,
-              **options)  # fmt: skip
+              log_level=args.log_level, max_header_bytes=settings.max_header_bytes,
+              factory=True, workers=args.workers, **options)  # fmt: skip
         return 0
     sidecar = create_sidecar(settings, public_metrics=metrics_port is None)
     serve(sidecar, host=args.host, port=args.port, log_level=args.log_level,
+          max_header_bytes=settings.max_header_bytes,
           metrics=(sidecar.app, metrics_port) if metrics_port else None,
           metrics_host=args.metrics_host, **options)  # fmt: skip
     return 0
@@ -238,7 +240,9 @@ async def _proved(reads: Reads, done: dict[str, Any], wait_s: float) -> Verdict:
 
 async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads) -> object:
     if args.client_command == "add":
-        return await operator.add_client(writes, reads, args.name, args.confidential)
+        return await operator.add_client(writes, reads, args.name, args.confidential, args.role)
+    if args.client_command == "roles":
+        return await operator.set_client_roles(writes, reads, args.client, args.roles)
     if args.client_command == "remove":
         return await operator.remove_client(writes, reads, args.client)
     return await operator.list_clients(reads)
@@ -379,7 +383,7 @@ def parser() -> argparse.ArgumentParser:
     sessions.add_argument("user", metavar="USER", help="a user name or user id")
     sessions.set_defaults(handler=_store_command)
 
-    client = _command(commands, "client", "OAuth clients: add, list, remove")
+    client = _command(commands, "client", "OAuth clients: add, roles, list, remove")
     client_commands = client.add_subparsers(dest="client_command", required=True,
                                             metavar="ACTION")  # fmt: skip
     add_client = _command(
@@ -389,6 +393,16 @@ def parser() -> argparse.ArgumentParser:
     add_client.add_argument(
         "--confidential", action="store_true", help="a server that holds a secret"
     )
+    add_client.add_argument(
+        "--role", action="append", default=[], metavar="ROLE",
+        help="a role the client holds (introspect: it may introspect any token, not only its "
+        "own); repeat for more",
+    )  # fmt: skip
+    client_roles = _command(
+        client_commands, "roles", "replace the roles a confidential client holds (none: no ROLE)"
+    )
+    client_roles.add_argument("client", help="a client name or client id")
+    client_roles.add_argument("roles", nargs="*", metavar="ROLE", help="introspect, or none")
     _command(client_commands, "list", "the registered clients")
     remove_client = _command(client_commands, "remove", "remove a client by name or id")
     remove_client.add_argument("client", help="a client name or client id")

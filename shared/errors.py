@@ -13,6 +13,8 @@ RevocastError
 ├── RequestError             a client request is wrong (HTTP 4xx)
 │   ├── InvalidRequest       400: malformed body, missing or mistyped field
 │   ├── BodyTooLarge         413
+│   ├── UnsupportedMediaType 415: a body without its Content-Type, or in another one
+│   ├── HeadersTooLarge      431: the request line and headers are over the bound in all
 │   ├── InvalidCredentials   401: unknown user or wrong password
 │   ├── InvalidRefreshToken  401: unknown, expired, revoked or reused refresh token
 │   ├── InvalidGrant         400: RFC 6749 §5.2 invalid_grant, on the /oauth/* endpoints
@@ -108,6 +110,24 @@ class BodyTooLarge(RequestError):
     code = "body_too_large"
     status = 413
     explanation = "the body is larger than this server accepts: send a smaller one"
+
+
+class UnsupportedMediaType(RequestError):
+    """The body comes without a Content-Type, or in one this endpoint does not read: what
+    it holds is not guessed."""
+
+    code = "unsupported_media_type"
+    status = 415
+    explanation = "the body is not in the media type this endpoint reads: send its Content-Type"
+
+
+class HeadersTooLarge(RequestError):
+    """The request head (request line and headers) is over ``REVOCAST_MAX_HEADER_BYTES``:
+    refused (RFC 6585 §5) before it is read whole."""
+
+    code = "headers_too_large"
+    status = 431
+    explanation = "the request's headers are larger than this server accepts: send smaller ones"
 
 
 class InvalidCredentials(RequestError):

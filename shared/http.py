@@ -31,6 +31,8 @@ _encoder = msgspec.json.Encoder()
 # RFC 6750 b64token: the only characters a bearer token may hold.
 _BEARER = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 _BEARER_SCHEME = re.compile(r"Bearer(\s|$)", re.IGNORECASE)
+# RFC 6750 §3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), no quote, no backslash.
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
 def json_response(
@@ -93,7 +95,9 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
     elif isinstance(exc, InvalidClient):
         headers["WWW-Authenticate"] = exc.challenge
     elif isinstance(exc, InsufficientScope):
-        headers["WWW-Authenticate"] = www_authenticate(exc.roles, realm, "insufficient_scope")
+        headers["WWW-Authenticate"] = www_authenticate(
+            "the token holds none of the roles in scope", realm, "insufficient_scope", exc.roles
+        )
     elif isinstance(exc, TooManyAttempts):
         headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable | Overloaded):
@@ -107,12 +111,19 @@ def refusal(exc: TokenRejected | VerifierStale | None, realm: str = "revocast") 
 
 
 def www_authenticate(
-    description: str | None, realm: str = "revocast", error: str = "invalid_token"
+    description: str | None,
+    realm: str = "revocast",
+    error: str = "invalid_token",
+    scope: str = "",
 ) -> str:
-    """RFC 6750 challenge: no error attribute when the request carried no token."""
+    """RFC 6750 challenge: no error attribute when the request carried no token; ``scope``
+    (space-separated) names what the resource needs (§3), each value that RFC 6750 allows
+    in a scope: the others (a route may ask for any text) would break the header."""
     if description is None:
         return f'Bearer realm="{realm}"'
-    return f'Bearer realm="{realm}", error="{error}", error_description="{description}"'
+    challenge = f'Bearer realm="{realm}", error="{error}", error_description="{description}"'
+    needed = " ".join(token for token in scope.split() if _SCOPE_TOKEN.fullmatch(token))
+    return f'{challenge}, scope="{needed}"' if needed else challenge
 
 
 def routing_error(method: str, status: int, headers: Mapping[str, str] | None, *,

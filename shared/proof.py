@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 
 EVENT_ID_HEADER = "Revocast-Event-Id"  # on every answer to a revoking call
-_ENTRY_ID = re.compile(r"\d{1,19}-\d{1,19}")
-_EVENT_ID = re.compile(r"(global|p\d{1,5})\.(\d{1,19})-(\d{1,19})")
+# ASCII digits only: ``\d`` would also take other scripts' digits, which int() reads.
+_ENTRY_ID = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
+_EVENT_ID = re.compile(r"(global|p[0-9]{1,5})\.([0-9]{1,19})-([0-9]{1,19})")
 
 
 @dataclass(frozen=True, slots=True, order=True)

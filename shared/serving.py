@@ -12,6 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from revocast.errors import SettingsError
+from revocast.http_protocol import uvicorn_options
 from revocast.metrics_app import metrics_app
 
 # On shutdown, open connections get this long to finish: a client that holds one open must
@@ -51,16 +52,19 @@ def serve(
     host: str,
     port: int,
     log_level: str,
+    max_header_bytes: int,
     metrics: tuple[Starlette, int] | None = None,
     metrics_host: str = "127.0.0.1",
     **options: Any,
 ) -> None:
     """Serve ``app``; with ``metrics`` (the Starlette app that holds the registry, and a
     port), also its ``/metrics`` there. Several workers (``workers=N`` with a factory's
-    import path as ``app``) are uvicorn's own supervisor's, with metrics on the public port."""
+    import path as ``app``) are uvicorn's own supervisor's, with metrics on the public port.
+    Every port refuses a request head over ``max_header_bytes`` (``revocast.http_protocol``)."""
     # No access log: a line per request costs ~15% of throughput; the metrics count them.
     common: dict[str, Any] = {"log_level": log_level, "access_log": False,
-                              "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S}  # fmt: skip
+                              "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+                              **uvicorn_options(max_header_bytes)}  # fmt: skip
     if options.get("workers", 1) > 1:
         uvicorn.run(app, host=host, port=port, **common, **options)
         return

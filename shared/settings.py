@@ -37,6 +37,7 @@ ENV_NAMES: dict[str, str] = {
     "key_prefix": "REVOCAST_KEY_PREFIX",
     "key_dir": "REVOCAST_KEY_DIR",
     "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
+    "max_header_bytes": "REVOCAST_MAX_HEADER_BYTES",
     "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
     "verify_memo_size": "REVOCAST_VERIFY_MEMO_SIZE",
     "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
@@ -71,6 +72,8 @@ MAX_SSF_STREAMS = 100  # SSF streams per deployment: each is served every 200 ms
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
 # gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
 DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
+# REVOCAST_MAX_HEADER_BYTES: room for a 4 KiB token and its header line, up to 1 MiB.
+MIN_HEADER_BYTES, DEFAULT_HEADER_BYTES, MAX_HEADER_BYTES = 8 * 1024, 64 * 1024, 1024 * 1024
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -96,6 +99,9 @@ class Settings:
     # relative path, given explicitly, is taken from the working directory.
     key_dir: str = ""
     max_body_bytes: int = 16 * 1024
+    # The request line and every header, in all (issuer and sidecar): past it, 431 before the
+    # rest is read. A 4 KiB token and a few cookies fit many times over.
+    max_header_bytes: int = DEFAULT_HEADER_BYTES
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
     # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
     verify_memo_size: int = 10_000
@@ -224,6 +230,12 @@ class Settings:
             raise SettingsError("max sessions per user must be 0 (no limit) or more")
         if self.max_body_bytes < 256:
             raise SettingsError("max body bytes must be at least 256")
+        if not MIN_HEADER_BYTES <= self.max_header_bytes <= MAX_HEADER_BYTES:
+            raise SettingsError(
+                f"REVOCAST_MAX_HEADER_BYTES must be {MIN_HEADER_BYTES} to {MAX_HEADER_BYTES} "
+                "(bytes of the request line and headers in all; default 65536): an access token "
+                "alone takes up to 4 KiB"
+            )
         if self.argon2_time_cost < 1 or self.argon2_parallelism < 1:
             raise SettingsError("argon2 time cost and parallelism must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:

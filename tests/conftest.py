@@ -162,9 +162,11 @@ class Issuer:
         finally:
             await backend.aclose()
 
-    async def add_client(self, name: str, *, confidential: bool = False) -> dict[str, Any]:
+    async def add_client(
+        self, name: str, *, confidential: bool = False, roles: tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         """Register an OAuth client; a confidential one's answer holds its client_secret."""
-        return await operator.add_client(self.ctx.writes, self.ctx.reads, name, confidential)
+        return await operator.add_client(self.ctx.writes, self.ctx.reads, name, confidential, roles)
 
     async def login(self, name: str) -> dict[str, Any]:
         reply = await self.http.post("/v1/login", json={"username": name, "password": PASSWORD})

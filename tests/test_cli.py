@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -161,6 +162,11 @@ def test_verifier_with_several_workers(env: dict[str, str]) -> None:
         assert len(children) >= 2  # the workers (uvicorn's supervisor may add a helper)
         missing = httpx.get(f"http://127.0.0.1:{port}/verify")
         assert (missing.status_code, missing.json()["error"]) == (401, "missing_token")
+        # The workers run the head bound too (the protocol by import path, the bound in
+        # their config): a 64 KiB + 1 head is 431.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /verify HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 65536 + b"\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 431 ")
     finally:
         server.terminate()
         server.wait(15)
@@ -198,11 +204,21 @@ def test_client_registry(env: dict[str, str]) -> None:
     assert [c["name"] for c in listed] == ["revocast", "shop", "spa"]
     assert all("client_secret" not in c and "secret_sha256" not in c for c in listed)
 
+    # Roles (issue 19 point 8): introspect lets a confidential client introspect any token.
+    given = revocast("client", "roles", "shop", "introspect", env=env)
+    assert json.loads(given.stdout)["roles"] == ["introspect"], given.stderr
+    assert json.loads(asyncio.run(stored_clients(env))[shop["client_id"]])["roles"] == [
+        "introspect"
+    ]
+    assert json.loads(revocast("client", "roles", "shop", env=env).stdout)["roles"] == []
+
     for words, code in (
         (("client", "add", "shop"), "conflict"),
         (("client", "add", "bad name!"), "invalid_request"),
         (("client", "remove", "nobody"), "not_found"),
         (("client", "remove", "revocast"), "not_found"),
+        (("client", "roles", "spa", "introspect"), "invalid_request"),  # a public client
+        (("client", "add", "ro", "--role", "introspect"), "invalid_request"),
     ):
         refused = revocast(*words, env=env)
         assert refused.returncode == 1

@@ -99,6 +99,7 @@ EVERY_COMMAND: dict[str, tuple[str, ...]] = {
     "sessions": ("sessions", "x"),
     "client add": ("client", "add", "x"),
     "client list": ("client", "list"),
+    "client roles": ("client", "roles", "x"),
     "client remove": ("client", "remove", "x"),
     "keys list": ("keys", "list"),
     "keys rotate": ("keys", "rotate"),

@@ -119,11 +119,19 @@ async def test_a_refresh_token_stays_with_its_client(issuer: Issuer) -> None:
     assert reply.status_code == 200, reply.text
     assert claims_of(reply.json()["access_token"])["client_id"] == server["client_id"]
 
+    # A public client's token too (issue 19 point 15; before, naming no client refreshed it).
     public = (await login(issuer, "alice", client_id=mobile["client_id"])).json()
-    moved = await issuer.refresh(public["refresh_token"])  # naming no client is fine for it
-    assert moved.status_code == 200
+    unnamed = await issuer.refresh(public["refresh_token"])
+    assert (unnamed.status_code, unnamed.json()["error"]) == (401, "invalid_grant")
+    assert f"issued to the client {mobile['client_id']}" in unnamed.json()["detail"]
+    form = {"grant_type": "refresh_token", "refresh_token": public["refresh_token"]}
+    oauth = await issuer.http.post("/oauth/token", data=form)
+    assert (oauth.status_code, oauth.json()["error"]) == (400, "invalid_grant")
+    body = {"refresh_token": public["refresh_token"], "client_id": mobile["client_id"]}
+    named = await issuer.http.post("/v1/refresh", json=body)
+    assert named.status_code == 200, named.text  # the refusals spent nothing
     await operator.remove_client(issuer.ctx.writes, issuer.ctx.reads, "mobile")
-    gone = await issuer.refresh(moved.json()["refresh_token"])
+    gone = await issuer.refresh(named.json()["refresh_token"])
     assert (gone.status_code, gone.json()["error"]) == (401, "invalid_grant")
 
 

@@ -86,8 +86,12 @@ CASES = [
     pytest.param("/v1/login", b'{"username": "", "password": "x"}', JSON, 400, "invalid_request",
                  id="login-empty-username"),
     pytest.param("/v1/login", b'{"username": "alice", "password": "x"}',
-                 {"Content-Type": "text/plain"}, 400, "invalid_request",
+                 {"Content-Type": "text/plain"}, 415, "unsupported_media_type",
                  id="login-wrong-media-type"),
+    pytest.param("/v1/login", b'{"username": "alice", "password": "x"}', {}, 415,
+                 "unsupported_media_type", id="login-no-media-type"),
+    pytest.param("/v1/login", b'{"username": "x", "username": "alice", "password": "x"}', JSON,
+                 400, "invalid_request", id="login-repeated-member"),
     pytest.param("/v1/login", b'{"username": "alice", "password": "wrong password"}', JSON, 401,
                  "invalid_credentials", id="login-wrong-password"),
     pytest.param("/v1/login", b'{"username": "mallory", "password": "correct horse battery"}', JSON,
@@ -252,7 +256,7 @@ async def test_http_answers_explain(issuer: Issuer) -> None:
     no_role = await http.get("/v1/admin/audit", headers=alice_auth)
     assert no_role.status_code == 403
     assert "admin, moderator" in explains(no_role.json(), "insufficient_scope", prefix)
-    assert 'error_description="admin moderator"' in no_role.headers["www-authenticate"]
+    assert 'scope="admin moderator"' in no_role.headers["www-authenticate"]
     anonymous = await http.get("/v1/sessions")
     assert anonymous.status_code == 401
     explains(anonymous.json(), "missing_token", prefix)

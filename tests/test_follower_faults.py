@@ -31,8 +31,8 @@ async def publish(writes: Writes) -> SigningKey:
     return key
 
 
-def mint(settings: Settings, key: SigningKey, sid: str, iat: float | None = None) -> str:
-    now = time.time() if iat is None else iat
+def mint(settings: Settings, key: SigningKey, sid: str, iat: int | None = None) -> str:
+    now = int(time.time()) if iat is None else iat
     claims = {"iss": settings.issuer, "aud": settings.audience, "sub": "u", "sid": sid,
               "jti": sid, "iat": now, "nbf": now, "exp": now + settings.access_ttl_s,
               "roles": []}  # fmt: skip
@@ -70,7 +70,7 @@ async def test_skewed_verifier_clock_is_corrected_by_redis_time(
     await slow.start()
     try:
         assert abs(slow.follower.clock_offset_s - 60) < 1
-        expired = mint(settings, key, "s-old", iat=time.time() - settings.access_ttl_s - 10)
+        expired = mint(settings, key, "s-old", iat=int(time.time()) - settings.access_ttl_s - 10)
         with pytest.raises(TokenRejected, match="exp"):
             slow.verify(expired)
         fresh = mint(settings, key, "s-new")

@@ -12,6 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from revocast.errors import Forbidden
+from revocast.issuer.guards import INTROSPECTOR_ROLES, MODERATOR_ROLES
+from revocast.issuer.ssf import SSF_ROLES
+from revocast.roles import SERVICE_ROLES
+from revocast.store.scripts import load_scripts
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
@@ -206,6 +210,45 @@ async def test_moderators_cannot_touch_admins_or_grant_power(team: Team) -> None
     assert ok.status_code == 200
     selfblock = await team.call(team.admin, "POST", f"/v1/admin/users/{team.admin.uid}/block")
     assert selfblock.status_code == 403
+
+
+async def test_only_admins_grant_or_withdraw_service_roles(team: Team) -> None:
+    """Issue 19 point 8. Before: a moderator granted ``ssf`` and ``introspect`` to any
+    non-admin account (200), which could then read every user's tokens and revocations."""
+    roles_of = team.issuer.ctx.reads.roles_of
+    bob = f"/v1/admin/users/{team.bob.uid}/roles"
+    grants = {role: await team.call(team.mod, "PUT", bob, json={"roles": ["user", role]})
+              for role in sorted(SERVICE_ROLES)}  # fmt: skip
+    assert {role: reply.status_code for role, reply in grants.items()} == dict.fromkeys(
+        SERVICE_ROLES, 403
+    )
+    assert await roles_of(team.bob.uid) == ["user"]
+    assert grants["ssf"].json() == {
+        "error": "forbidden",
+        "detail": "only admins grant or withdraw the roles admin, introspect, moderator, ssf, "
+        "or change the roles of an account holding one: ask an admin",
+    }
+    # The bearer path of introspection stays closed to bob.
+    asked = await team.call(team.bob, "POST", "/oauth/introspect",
+                            data={"token": team.alice.tokens["access_token"]})  # fmt: skip
+    assert asked.status_code == 401
+    # An admin grants them; a moderator can then neither withdraw them nor change bob's roles.
+    assert (await team.call(team.admin, "PUT", bob, json={"roles": ["ssf"]})).status_code == 200
+    for roles in ([], ["user"], ["ssf", "user"]):
+        change = await team.call(team.mod, "PUT", bob, json={"roles": roles})
+        assert (change.status_code, change.json()["error"]) == (403, "forbidden"), roles
+    assert await roles_of(team.bob.uid) == ["ssf"]
+    # User-level roles stay the moderators' to manage.
+    alice = f"/v1/admin/users/{team.alice.uid}/roles"
+    mine = await team.call(team.mod, "PUT", alice, json={"roles": ["editor", "user"]})
+    assert mine.status_code == 200, mine.text
+    assert await roles_of(team.alice.uid) == ["editor", "user"]
+
+
+def test_every_role_a_guard_accepts_is_a_service_role() -> None:
+    """A role that opens a route to other users' data must be out of moderators' reach."""
+    assert MODERATOR_ROLES | INTROSPECTOR_ROLES | SSF_ROLES <= SERVICE_ROLES
+    assert all(f'["{role}"] = true' in load_scripts()["moderate"].text for role in SERVICE_ROLES)
 
 
 @pytest.mark.parametrize(

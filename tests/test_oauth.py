@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from revocast.issuer import create_app
+from revocast.errors import RevocastError
+from revocast.issuer import create_app, operator
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected
@@ -52,7 +53,6 @@ async def test_revoking_an_unknown_token_answers_200(issuer: Issuer, token: str)
         (b"", FORM),
         (b"token_type_hint=refresh_token", FORM),
         (b"token=a&token=b", FORM),
-        (b'{"token": "a"}', {"Content-Type": "application/json"}),
         (b"token=%ff%fe", FORM),
     ],
 )
@@ -131,7 +131,7 @@ async def test_introspection_answers(issuer: Issuer) -> None:
     uid = await issuer.add_user("alice", ["user"])
     await issuer.add_user("gateway", ["introspect"])
     gateway = await issuer.login("gateway")
-    server = await issuer.add_client("api", confidential=True)
+    server = await issuer.add_client("api", confidential=True, roles=("introspect",))
     by_post = {"client_id": server["client_id"], "client_secret": server["client_secret"]}
     alice = await issuer.login("alice")
     expected = {
@@ -176,6 +176,57 @@ async def test_introspection_answers(issuer: Issuer) -> None:
     await issuer.post_bearer("/v1/logout", alice["access_token"])
     for token in (alice["access_token"], alice["refresh_token"]):
         assert (await introspect(issuer, gateway, token)).json() == {"active": False}
+
+
+async def test_a_client_introspects_its_own_tokens_unless_it_holds_introspect(
+    issuer: Issuer,
+) -> None:
+    """Issue 19 point 8. Before: any confidential client introspected every user's tokens
+    (``active: true`` with the username, roles and session)."""
+    await issuer.add_user("alice")
+    shop = await issuer.add_client("shop", confidential=True)
+    shop_auth = {"client_id": shop["client_id"], "client_secret": shop["client_secret"]}
+    login = {"username": "alice", "password": PASSWORD}
+    others = await issuer.login("alice")  # the built-in client's
+    own = (await issuer.http.post("/v1/login", json=login | shop_auth)).json()
+
+    async def seen_by_shop(token: str) -> Any:
+        return (await introspect(issuer, None, token, data=shop_auth)).json()
+
+    for token in (others["access_token"], others["refresh_token"]):
+        assert await seen_by_shop(token) == {"active": False}
+    for token in (own["access_token"], own["refresh_token"]):
+        answer = await seen_by_shop(token)
+        assert (answer["active"], answer["client_id"]) == (True, shop["client_id"])
+
+    # The operator gives it the role (revocast client roles shop introspect): every token.
+    ctx = issuer.ctx
+    held = await operator.set_client_roles(ctx.writes, ctx.reads, "shop", ["introspect"])
+    assert held["roles"] == ["introspect"]
+    assert (await seen_by_shop(others["access_token"]))["active"] is True
+    await operator.set_client_roles(ctx.writes, ctx.reads, shop["client_id"], [])
+    assert await seen_by_shop(others["refresh_token"]) == {"active": False}
+
+
+@pytest.mark.parametrize(
+    ("confidential", "roles", "code"),
+    [(False, ["introspect"], "invalid_request"), (True, ["admin"], "invalid_request")],
+    ids=["public-client", "not-a-client-role"],
+)
+async def test_a_client_holds_only_the_roles_it_can_use(
+    issuer: Issuer, confidential: bool, roles: list[str], code: str
+) -> None:
+    ctx = issuer.ctx
+    with pytest.raises(RevocastError) as added:
+        await operator.add_client(ctx.writes, ctx.reads, "x", confidential, roles)
+    assert added.value.code == code
+    await issuer.add_client("y", confidential=confidential)
+    with pytest.raises(RevocastError) as given:
+        await operator.set_client_roles(ctx.writes, ctx.reads, "y", roles)
+    assert given.value.code == code
+    with pytest.raises(RevocastError) as missing:
+        await operator.set_client_roles(ctx.writes, ctx.reads, "nobody", [])
+    assert missing.value.code == "not_found"
 
 
 async def test_introspection_of_a_rotated_refresh_token_is_inactive(issuer: Issuer) -> None:

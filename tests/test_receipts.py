@@ -140,7 +140,7 @@ async def test_an_event_not_yet_applied_is_reported_pending(
 
 @pytest.mark.parametrize(
     ("event_id", "status"),
-    [("nonsense", 404), ("p9.1-0", 404), ("p0.99999999999999-0", 404), ("global.1-0", 200)],
+    [("nonsense", 400), ("p9.1-0", 404), ("p0.99999999999999-0", 404), ("global.1-0", 200)],
 )
 async def test_asking_about_an_event(issuer: Issuer, event_id: str, status: int) -> None:
     mod, _ = await staff(issuer)

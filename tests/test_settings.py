@@ -54,6 +54,14 @@ def test_bad_values_fail_clearly(env: dict[str, str]) -> None:
         Settings.from_env(env)
 
 
+@pytest.mark.parametrize("value", ["8191", "1048577", "64k"])
+def test_the_header_bound_names_its_variable_and_range(value: str) -> None:
+    assert Settings.from_env({}).max_header_bytes == 65536
+    assert Settings.from_env({"REVOCAST_MAX_HEADER_BYTES": "8192"}).max_header_bytes == 8192
+    with pytest.raises(SettingsError, match="REVOCAST_MAX_HEADER_BYTES must be"):
+        Settings.from_env({"REVOCAST_MAX_HEADER_BYTES": value})
+
+
 def test_revocations_outlive_tokens_and_retention_outlives_revocations() -> None:
     settings = Settings(access_ttl_s=300, leeway_s=2)
     assert settings.revocation_lifetime_ms > (300 + 2) * 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from revocast.verifier import create_sidecar
 from revocast_tools.proxy import TcpProxy
@@ -90,6 +91,34 @@ async def test_every_answer_is_json(issuer: Issuer) -> None:
             assert reply.json()["error"] == code
 
 
+@pytest.mark.parametrize(
+    ("query", "scope"),
+    [
+        ("role=%E2%9C%93", None),  # not Latin-1: the header could not be written, 500
+        ("role=x%22,error=%22invalid_token", None),  # no quote breaks out of the value
+        ("role=a%5Cb&role=ok", 'scope="ok"'),
+    ],
+)
+async def test_the_challenge_carries_only_what_rfc_6750_allows_in_a_scope(
+    issuer: Issuer, query: str, scope: str | None
+) -> None:
+    """Before: ``?role=✓`` made the sidecar fail with a 500 (UnicodeEncodeError writing the
+    challenge), and a quote in a role ended the quoted value early."""
+    await issuer.add_user("bob")
+    bearer = {"Authorization": f"Bearer {(await issuer.login('bob'))['access_token']}"}
+    async with (
+        serve(create_sidecar(issuer.settings)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        refused = await http.get(f"/verify?{query}", headers=bearer)
+    assert (refused.status_code, refused.json()["error"]) == (403, "insufficient_scope")
+    challenge = refused.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="revocast", error="insufficient_scope", ')
+    assert challenge.count('"') == (8 if scope else 6), challenge
+    if scope:
+        assert challenge.endswith(f", {scope}")
+
+
 async def test_a_route_may_ask_for_roles(issuer: Issuer) -> None:
     """``/verify?role=a&role=b`` (or ``role=a,b``): one of them, else 403 with an RFC 6750
     insufficient_scope challenge; the token itself is still checked first."""
@@ -115,9 +144,10 @@ async def test_a_route_may_ask_for_roles(issuer: Issuer) -> None:
             headers={"Authorization": f"Bearer {user['access_token']}"},
         )
         assert refused.json()["error"] == "insufficient_scope"
-        assert refused.headers["www-authenticate"] == (
+        assert refused.headers["www-authenticate"] == (  # RFC 6750 §3: the roles in scope
             'Bearer realm="revocast", error="insufficient_scope", '
-            'error_description="admin moderator"'
+            'error_description="the token holds none of the roles in scope", '
+            'scope="admin moderator"'
         )
         await issuer.post_bearer("/v1/logout", moderator["access_token"])
 

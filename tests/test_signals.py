@@ -280,8 +280,58 @@ async def test_bad_sets_get_rfc_8935_errors(
     }[body]
     reply = await linked.http.post("/v1/signals/events", content=token,
                                    headers={"Content-Type": content_type})  # fmt: skip
-    assert reply.status_code == 400
+    assert reply.status_code == (415 if content_type == "application/json" else 400)
     assert set(reply.json()) == {"err", "description"}
+    assert reply.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize(
+    ("change", "err"),
+    [
+        ({"iss": "https://another-idp.example"}, "invalid_issuer"),
+        ({"aud": "another-rp"}, "invalid_audience"),
+        ({"signed_by": "stranger"}, "invalid_key"),
+        ({"alg": "HS256"}, "invalid_key"),
+        ({"exp": 1}, "invalid_request"),
+    ],
+    ids=["issuer", "audience", "signature", "hmac", "expired"],
+)
+async def test_a_refused_set_says_why_in_rfc_8935_terms(
+    linked: Issuer, idp: IdP, change: dict[str, Any], err: str
+) -> None:
+    """Issue 19 point 15. Before: every refusal of a SET's token said invalid_key, a wrong
+    issuer or audience included."""
+    user = {"format": "iss_sub", "iss": IDP, "sub": "upstream-alice"}
+    claims = {"sub_id": user, "events": {CAEP + "credential-change": {}}}
+    signer, alg = change.pop("signed_by", None), change.pop("alg", None)
+    if alg is not None:  # the IdP's public key as an HMAC secret
+        head = b64({"alg": alg, "kid": idp.kid, "typ": "secevent+jwt"})
+        body = b64(claims | {"iss": IDP, "aud": AUDIENCE, "iat": int(time.time())})
+        mac = hmac.new(idp.public_pem().encode(), f"{head}.{body}".encode(), hashlib.sha256)
+        token = f"{head}.{body}.{b64(mac.digest())}"
+    else:
+        sender = idp if signer is None else IdP(rsa.generate_private_key(65537, 2048))
+        token = sender.sign(claims | change, "secevent+jwt")
+    reply = await push(linked, token)
+    assert (reply.status_code, reply.json()["err"]) == (400, err), reply.text
+    assert reply.headers["Cache-Control"] == "no-store"
+
+
+async def test_a_refused_logout_token_is_never_stored(linked: Issuer, idp: IdP) -> None:
+    """OIDC Back-Channel Logout 1.0 section 2.8: the RP's answer carries Cache-Control:
+    no-store, its 400 too. Before: only the 200 did."""
+    for token in ("garbage", idp.logout_token(sid="s1", aud="another-rp")):
+        reply = await logout(linked, token)
+        assert (reply.status_code, reply.json()["error"]) == (400, "invalid_token")
+        assert reply.headers["Cache-Control"] == "no-store"
+    too_large = await push(linked, "x" * (linked.settings.max_body_bytes + 1))
+    assert (too_large.status_code, too_large.json()["err"]) == (413, "invalid_request")
+    assert too_large.headers["Cache-Control"] == "no-store"
+    wrong_type = await linked.http.post(
+        "/v1/signals/backchannel-logout", content=b'{"logout_token": "x"}',
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert (wrong_type.status_code, wrong_type.headers["Cache-Control"]) == (415, "no-store")
 
 
 async def test_keys_from_the_idps_jwks_url(settings: Settings, idp: IdP) -> None:

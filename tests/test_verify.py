@@ -21,7 +21,7 @@ from revocast.settings import FailMode, Settings
 from revocast.verifier import Verifier
 from revocast.verifier.follower import FollowerState, StreamFollower
 
-NOW = 1_800_000_000.0
+NOW = 1_800_000_000  # whole seconds, as every token time is
 
 
 class Clock:
@@ -186,7 +186,8 @@ def test_revoked_session_user_and_key(rig: Rig) -> None:
     cache.sessions.clear()
     cache.apply(UserRevoked(ts_ms=0, uid="u1", not_before_ms=int(NOW * 1000), until_ms=10**13))
     assert code_of(rig, token) == "user_revoked"
-    assert rig.verifier.verify(rig.token(iat=NOW + 0.001)).sub == "u1"  # issued after: fine
+    after = rig.token(iat_ms=NOW * 1000 + 1)
+    assert rig.verifier.verify(after).sub == "u1"  # issued after: fine
     cache.users.clear()
     cache.apply(KeyRevoked(ts_ms=0, kid=rig.key.kid, at_ms=0))
     assert code_of(rig, token) == "key_revoked"

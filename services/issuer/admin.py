@@ -24,7 +24,10 @@ from revocast.issuer.guards import MODERATOR_ROLES, authorize, caller_with_role
 from revocast.issuer.revocations import revoked, wait_seconds
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+# As Redis writes them: ASCII digits without leading zeros, so one id has one spelling.
+_STREAM_ID = re.compile(r"(0|[1-9][0-9]{0,19})-(0|[1-9][0-9]{0,19})")
+_LIMIT = re.compile(r"[0-9]{1,6}")  # str.isdigit() takes "²", which int() refuses
+MAX_ID_PART = 2**64 - 1  # Redis stream ids are two unsigned 64-bit numbers
 MAX_PAGE = 200
 
 
@@ -106,20 +109,27 @@ async def end_session(request: Request) -> Response:
     return await revoked(ctx, event_id, wait_s)
 
 
+def _is_entry_id(text: str) -> bool:
+    """``<ms>-<seq>`` as Redis reads a stream id: each part a number up to 2^64 - 1."""
+    match = _STREAM_ID.fullmatch(text)
+    return match is not None and max(int(match[1]), int(match[2])) <= MAX_ID_PART
+
+
 async def audit(request: Request) -> Response:
     """Newest first; ``?before=<id>`` pages back, ``?limit=`` up to 200."""
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     before = request.query_params.get("before", "+")
     limit_text = request.query_params.get("limit", "50")
-    if (before != "+" and not _STREAM_ID.fullmatch(before)) or not limit_text.isdigit():
+    if (before != "+" and not _is_entry_id(before)) or not _LIMIT.fullmatch(limit_text):
         raise InvalidRequest(
             f"before must be an entry id (as next_before gives) and limit a number up to "
             f"{MAX_PAGE}: correct the query"
         )
     limit = min(max(int(limit_text), 1), MAX_PAGE)
     await authorize(ctx, actor)
-    entries = await ctx.reads.audit_page(before, limit)
+    # Nothing comes before 0-0 (and Redis refuses an interval that ends just before it).
+    entries = [] if before == "0-0" else await ctx.reads.audit_page(before, limit)
     page = [
         {
             "id": entry_id,

@@ -47,6 +47,7 @@ log = logging.getLogger("revocast.issuer")
 # Paths that answer errors in RFC 6749 §5.2's shape (the OAuth endpoints; the back-channel
 # logout receiver, as OIDC Back-Channel Logout 1.0 §2.8 suggests).
 RFC_6749_ERRORS = ("/oauth/", "/v1/signals/")
+RECEIVERS = "/v1/signals/"  # the IdP's calls: no answer of theirs may be cached
 
 # revocast's own verifiers do not read the JWKS (keys reach them through Redis); others
 # honour JWKS_CACHE_CONTROL.
@@ -98,7 +99,10 @@ async def _revocast_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         log.warning("%s: %s", exc.code, exc.detail)
     # RFC 7009 and 7662 endpoints answer in RFC 6749's error shape; the /v1 API in ours.
-    return error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
+    answer = error_answer(exc, oauth=request.url.path.startswith(RFC_6749_ERRORS))
+    if request.url.path.startswith(RECEIVERS):
+        answer.headers["Cache-Control"] = "no-store"  # Back-Channel Logout 1.0 §2.8
+    return answer
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

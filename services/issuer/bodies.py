@@ -1,4 +1,5 @@
-"""Request bodies: size-limited, strictly typed, unknown fields refused."""
+"""Request bodies: in their declared media type, size-limited, strictly typed, unknown
+fields refused."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated, Literal, TypeVar
 import msgspec
 from starlette.requests import Request
 
-from revocast.errors import BodyTooLarge, InvalidRequest
+from revocast import strict_json
+from revocast.errors import BodyTooLarge, InvalidRequest, UnsupportedMediaType
 from revocast.usernames import MAX_INPUT_CHARS
 
 # Checked against the username rule only once normalised (``revocast.usernames``).
@@ -63,10 +65,11 @@ BodyT = TypeVar("BodyT", bound=msgspec.Struct)
 
 
 async def read_raw(request: Request, media_type: str, max_bytes: int) -> bytes:
-    """The body, refused (400) in another media type and (413) past ``max_bytes``."""
-    content_type = request.headers.get("content-type", media_type)
-    if content_type.split(";")[0].strip().lower() != media_type:
-        raise InvalidRequest(
+    """The body: refused (415) without a Content-Type or in another media type, (413) past
+    ``max_bytes``. An empty body needs no Content-Type: it holds nothing to misread."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and _media_type(content_type) != media_type:
+        raise UnsupportedMediaType(
             f"the body is not {media_type}: send it with Content-Type: {media_type}"
         )
     declared = request.headers.get("content-length")
@@ -79,25 +82,45 @@ async def read_raw(request: Request, media_type: str, max_bytes: int) -> bytes:
         if size > max_bytes:
             raise BodyTooLarge(_too_large(max_bytes))
         chunks.append(chunk)
-    return b"".join(chunks)
+    raw = b"".join(chunks)
+    if content_type is None and raw:
+        raise UnsupportedMediaType(
+            f"the body comes without a Content-Type: send it with Content-Type: {media_type}"
+        )
+    return raw
+
+
+def _media_type(content_type: str) -> str:
+    """``application/json`` of ``Application/JSON; charset=utf-8``."""
+    return content_type.split(";")[0].strip().lower()
 
 
 async def read_body(
     request: Request, body_type: type[BodyT], max_bytes: int, *, optional: bool = False
 ) -> BodyT:
-    """Decode a JSON body into ``body_type``; 413 past ``max_bytes``, 400 on anything malformed.
+    """Decode a JSON body into ``body_type`` (``revocast.strict_json``: no repeated member
+    names, no deep nesting); 415 without its media type, 413 past ``max_bytes``, 400 on
+    anything malformed.
 
     With ``optional``, an empty body means every field's default.
     """
     raw = await read_raw(request, "application/json", max_bytes)
+    return decode_body(raw, body_type, optional=optional)
+
+
+def decode_body(raw: bytes, body_type: type[BodyT], *, optional: bool = False) -> BodyT:
+    """``read_body``'s decoding, for a body already read with ``read_raw``."""
     if optional and not raw.strip():
         raw = b"{}"
     try:
-        return msgspec.json.decode(raw, type=body_type)
+        return strict_json.decode(raw, body_type)
     except msgspec.ValidationError as exc:
         raise InvalidRequest(f"{exc}: correct the JSON body and send it again") from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise InvalidRequest("the body is not valid JSON in UTF-8: send one JSON object") from None
+    except strict_json.StrictJsonError as exc:
+        raise InvalidRequest(
+            f"the body is not one JSON object as this server reads it: {exc}: send one JSON "
+            "object, each member once"
+        ) from None
 
 
 def _too_large(max_bytes: int) -> str:

@@ -25,6 +25,7 @@ class CallingClient:
     client_id: str
     confidential: bool
     authenticated: bool  # proved with its secret (only a confidential client can)
+    roles: tuple[str, ...] = ()  # ``Client.roles``: only an authenticated client holds any
 
 
 BUILT_IN = CallingClient(DEFAULT_CLIENT_ID, confidential=False, authenticated=False)
@@ -95,7 +96,7 @@ async def identify(
         raise InvalidClient(
             f"wrong secret for client {client_id}: send the one `revocast client add` printed"
         )
-    return CallingClient(client_id, confidential=True, authenticated=True)
+    return CallingClient(client_id, confidential=True, authenticated=True, roles=client.roles)
 
 
 async def is_confidential(ctx: IssuerContext, client_id: str) -> bool | None:

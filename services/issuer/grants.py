@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from revocast import usernames
+from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import (
     InvalidClient,
     InvalidCredentials,
@@ -114,15 +115,18 @@ async def refresh_grant(
 ) -> Issued:
     """Rotate a refresh token for the client it was issued to (RFC 6749 §6).
 
-    ``client`` is who the request says it is (None: it named no client). A confidential
-    client's tokens need that client, authenticated; a removed client's tokens are dead.
+    ``client`` is who the request says it is (None: it named no client, so it acts for the
+    built-in one). Another client's tokens need that client named, and a confidential one
+    authenticated; a removed client's tokens are dead.
     ``narrow`` asks for fewer roles in this access token (InvalidScope if it names one
     the session does not grant); the refresh token keeps what its login granted.
     """
     grant = await ctx.reads.refresh_grant(presented)
     if grant is None:
         raise InvalidRefreshToken()
-    if client is None:
+    if client is None and grant.client_id != DEFAULT_CLIENT_ID:
+        # Naming no client is acting for the built-in one: another client's token, public
+        # or confidential, refreshes only for the client that names itself.
         confidential = await is_confidential(ctx, grant.client_id)
         if confidential is None:
             raise InvalidRefreshToken(
@@ -132,7 +136,11 @@ async def refresh_grant(
         if confidential:
             raise InvalidClient(f"the refresh token belongs to the confidential client "
                                 f"{grant.client_id}: authenticate as it")  # fmt: skip
-    elif client.client_id != grant.client_id:
+        raise InvalidRefreshToken(
+            f"the refresh token was issued to the client {grant.client_id}: send its client_id "
+            "with it"
+        )
+    if client is not None and client.client_id != grant.client_id:
         raise InvalidRefreshToken(
             "the refresh token was issued to another client: refresh as that client, or log in"
         )

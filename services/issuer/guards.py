@@ -9,10 +9,11 @@ from revocast.errors import Forbidden, TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.unchecked import signed_claims
+from revocast.roles import ADMIN, INTROSPECT, MODERATOR
 from revocast.verifier.gate import Original, admit
 
-MODERATOR_ROLES = frozenset({"admin", "moderator"})
-INTROSPECTOR_ROLES = frozenset({"admin", "introspect"})
+MODERATOR_ROLES = frozenset({ADMIN, MODERATOR})
+INTROSPECTOR_ROLES = frozenset({ADMIN, INTROSPECT})
 
 
 def caller(ctx: IssuerContext, request: Request) -> AccessClaims:

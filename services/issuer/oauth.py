@@ -36,6 +36,7 @@ from revocast.issuer.grants import Issued, parse_scope, password_grant, refresh_
 from revocast.issuer.guards import INTROSPECTOR_ROLES, caller_with_role
 from revocast.issuer.unchecked import signed_claims
 from revocast.proof import EVENT_ID_HEADER
+from revocast.roles import INTROSPECT
 from revocast.usernames import MAX_INPUT_CHARS
 
 FORM = "application/x-www-form-urlencoded"
@@ -196,27 +197,32 @@ class _LacksIntrospectRole(InsufficientScope):
 
 
 async def introspect(request: Request) -> Response:
-    """``{"active": false}`` for revoked, expired or unknown tokens. The caller is a
-    confidential client, or a bearer token with the role ``introspect`` or ``admin``."""
+    """``{"active": false}`` for revoked, expired or unknown tokens, and for tokens the caller
+    may not see. The caller is a bearer token with the role ``introspect`` or ``admin`` (any
+    token), or a confidential client: the tokens issued to it, any token if it holds the role
+    ``introspect`` (RFC 7662 §2.2 lets a server answer inactive to whom may not know)."""
     ctx = IssuerContext.of(request)
     form = await Form.read(ctx, request)
-    await _authorize_introspection(ctx, request, form)
+    only_for = await _authorize_introspection(ctx, request, form)
     token, order = form.token_and_order()
     for kind in order:
         answer = await _introspect(ctx, token, kind)
         if answer is not None:
+            if only_for is not None and answer["client_id"] != only_for:
+                break  # another client's token: as if unknown
             return json_response(answer, headers=NO_STORE)
     return json_response({"active": False}, headers=NO_STORE)
 
 
-async def _authorize_introspection(ctx: IssuerContext, request: Request, form: Form) -> None:
+async def _authorize_introspection(ctx: IssuerContext, request: Request, form: Form) -> str | None:
+    """The client whose tokens alone the caller may introspect; None: any token."""
     authorization = request.headers.get("authorization", "")
     if authorization.strip().lower().startswith("bearer"):
         try:
             caller_with_role(ctx, request, INTROSPECTOR_ROLES)
         except InsufficientScope as exc:
             raise _LacksIntrospectRole(exc.roles, exc.detail) from None
-        return
+        return None
     client = await form.client(ctx, request)
     if client is None:
         raise InvalidClient(
@@ -227,6 +233,7 @@ async def _authorize_introspection(ctx: IssuerContext, request: Request, form: F
     if not client.authenticated:
         raise InvalidClient(f"{client.client_id} is a public client: only confidential "
                             "clients may introspect", challenge=_BOTH_CHALLENGES)  # fmt: skip
+    return None if INTROSPECT in client.roles else client.client_id
 
 
 async def _introspect(ctx: IssuerContext, token: str, kind: str) -> dict[str, Any] | None:
@@ -254,9 +261,9 @@ def _access_token_answer(claims: AccessClaims, username: str | None) -> dict[str
         "aud": claims.aud,
         "iss": claims.iss,
         "jti": claims.jti,
-        "exp": int(claims.exp),
-        "iat": int(claims.iat),
-        "nbf": int(claims.nbf),
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "nbf": claims.nbf,
         "sid": claims.sid,
         "roles": list(claims.roles),
     }

@@ -9,6 +9,7 @@ import asyncio
 import getpass
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
@@ -188,10 +189,12 @@ async def list_keys(reads: Reads) -> dict[str, Any]:
     }
 
 
-async def add_client(writes: Writes, reads: Reads, name: str, confidential: bool) -> dict[str, Any]:
+async def add_client(
+    writes: Writes, reads: Reads, name: str, confidential: bool, roles: Sequence[str] = ()
+) -> dict[str, Any]:
     """Register a client; a confidential one's secret is in this answer and nowhere else."""
     try:
-        client, secret = new_client(name, confidential=confidential)
+        client, secret = new_client(name, confidential=confidential, roles=roles)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
     known = [decode(record) for record in (await reads.clients()).values()]
@@ -210,16 +213,36 @@ async def add_client(writes: Writes, reads: Reads, name: str, confidential: bool
 async def list_clients(reads: Reads) -> dict[str, Any]:
     clients = sorted((decode(r) for r in (await reads.clients()).values()), key=lambda c: c.name)
     built_in = {"client_id": DEFAULT_CLIENT_ID, "name": DEFAULT_CLIENT_ID,
-                "confidential": False, "built_in": True}  # fmt: skip
+                "confidential": False, "roles": [], "built_in": True}  # fmt: skip
     return {"clients": [built_in, *(c.public_view() for c in clients)]}
 
 
 async def remove_client(writes: Writes, reads: Reads, name_or_id: str) -> dict[str, Any]:
-    for client in (decode(r) for r in (await reads.clients()).values()):
-        if name_or_id in (client.client_id, client.name):
-            await writes.remove_client(client.client_id)
-            return {"removed": client.public_view()}
+    client_id, record = await _find_client(reads, name_or_id, "removed")
+    await writes.remove_client(client_id)
+    return {"removed": decode(record).public_view()}
+
+
+async def set_client_roles(
+    writes: Writes, reads: Reads, name_or_id: str, roles: Sequence[str]
+) -> dict[str, Any]:
+    """Replace the roles a client holds (``introspect``: it may introspect any token)."""
+    client_id, record = await _find_client(reads, name_or_id, "given roles")
+    try:
+        changed = decode(record).with_roles(roles)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    if not await writes.replace_client(client_id, record, encode(changed)):
+        raise Conflict(f"client {name_or_id} changed or went meanwhile: run the command again")
+    return changed.public_view()
+
+
+async def _find_client(reads: Reads, name_or_id: str, done: str) -> tuple[str, str]:
+    """(client id, record) of a registered client, by name or id."""
+    for client_id, record in (await reads.clients()).items():
+        if name_or_id in (client_id, decode(record).name):
+            return client_id, record
     raise NotFound(
-        f"no client {name_or_id} (the built-in {DEFAULT_CLIENT_ID} cannot be removed): "
+        f"no client {name_or_id} (the built-in {DEFAULT_CLIENT_ID} cannot be {done}): "
         "`revocast client list` shows them"
     )

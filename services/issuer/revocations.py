@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.enforcement import MAX_WAIT_S, check_exists, status, wait_applied
-from revocast.errors import InvalidRequest, NotFound
+from revocast.errors import InvalidRequest
 from revocast.http import json_response
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import MODERATOR_ROLES, authorize, caller_with_role
@@ -24,7 +24,7 @@ async def revocation_status(request: Request) -> Response:
     try:
         event = EventRef.parse(str(request.path_params["event_id"]))
     except ValueError as exc:
-        raise NotFound(str(exc)) from None
+        raise InvalidRequest(f"{exc}: use an event id a revoking call answered") from None
     await authorize(ctx, actor)
     await check_exists(ctx.reads, event)
     if wait_s is None:

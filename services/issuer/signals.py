@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.errors import NotFound, RequestError
+from revocast.errors import BodyTooLarge, NotFound, RequestError, UnsupportedMediaType
 from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
@@ -90,12 +90,22 @@ async def pushed_event(request: Request) -> Response:
         event_id = await _end(ctx, upstream, sub=user, sid=session, reason=reason)
         await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
     except RequestError as exc:
-        code = "invalid_request" if not isinstance(exc, UpstreamTokenRefused) else "invalid_key"
-        if isinstance(exc, NotFound):
-            code = "invalid_audience"
-        return json_response({"err": code, "description": exc.detail}, 400, NO_STORE)
+        return _set_refused(exc)
     headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
     return Response(status_code=202, headers=headers)
+
+
+def _set_refused(exc: RequestError) -> Response:
+    """RFC 8935 section 2.4: 400 ``{"err", "description"}``, never stored by a cache; a body
+    in another media type than a SET's (415) or too large (413) keeps its HTTP status, in
+    the same shape."""
+    code: str = "invalid_request"
+    if isinstance(exc, UpstreamTokenRefused):
+        code = exc.set_error
+    elif isinstance(exc, NotFound):
+        code = "invalid_audience"  # no IdP configured: no SET is meant for this recipient
+    status = exc.status if isinstance(exc, UnsupportedMediaType | BodyTooLarge) else 400
+    return json_response({"err": code, "description": exc.detail}, status, NO_STORE)
 
 
 def _ascii(raw: bytes) -> str:

@@ -29,7 +29,7 @@ from revocast.claims import AccessClaims
 from revocast.errors import Conflict, InvalidRequest, NotFound
 from revocast.events import UnknownEvent, decode_entry
 from revocast.http import json_response
-from revocast.issuer.bodies import read_raw
+from revocast.issuer.bodies import decode_body, read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
 from revocast.issuer.metadata import cache_control, public_base
@@ -90,12 +90,7 @@ async def _body(request: Request, ctx: IssuerContext) -> bytes:
 
 
 def _decode(raw: bytes, kind: type[Any]) -> Any:
-    try:
-        return msgspec.json.decode(raw or b"{}", type=kind)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise InvalidRequest(f"{exc}: correct the stream request and send it again") from None
-    except RecursionError:  # msgspec on JSON nested past Python's limit (test_fuzz_ssf.py)
-        raise InvalidRequest("the body is nested too deeply: send a flat JSON object") from None
+    return decode_body(raw, kind, optional=True)  # strictly: no repeated names, no deep nesting
 
 
 async def create_stream(request: Request) -> Response:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
@@ -24,12 +24,26 @@ ASYMMETRIC = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 REFETCH_EVERY_S = 10.0  # an unknown kid refetches the JWKS at most this often
 LEEWAY_S = 30
 
+# RFC 8935 section 2.4 (registered by RFC 8936): why a SET was refused. invalid_key covers
+# the signature too: the key, or the algorithm, is not one accepted here.
+SetError = Literal["invalid_request", "invalid_key", "invalid_issuer", "invalid_audience"]
+_SET_ERRORS: tuple[tuple[type[jwt.InvalidTokenError], SetError], ...] = (
+    (jwt.InvalidIssuerError, "invalid_issuer"),
+    (jwt.InvalidAudienceError, "invalid_audience"),
+    (jwt.InvalidSignatureError, "invalid_key"),
+)
+
 
 class UpstreamTokenRefused(InvalidRequest):
-    """The IdP's token is not valid here (signature, issuer, audience, times, claims)."""
+    """The IdP's token is not valid here (signature, issuer, audience, times, claims);
+    ``set_error`` is RFC 8935's code for it, which a SET's refusal answers as ``err``."""
 
     code = "invalid_token"
     explanation = "the IdP's token is not valid here: send one the configured IdP signed for us"
+
+    def __init__(self, detail: str = "", set_error: SetError = "invalid_request") -> None:
+        super().__init__(detail)
+        self.set_error = set_error
 
 
 class UpstreamKeysUnavailable(StoreUnavailable):
@@ -66,7 +80,7 @@ class UpstreamKeys:
             await self._fetch()
         found = self._keys.get(kid or "")
         if found is None:
-            raise UpstreamTokenRefused(f"no key {kid!r} in the IdP's JWKS")
+            raise UpstreamTokenRefused(f"no key {kid!r} in the IdP's JWKS", "invalid_key")
         return found.key
 
     async def _fetch(self) -> None:
@@ -119,7 +133,7 @@ class Upstream:
         except jwt.InvalidTokenError:
             raise UpstreamTokenRefused("not a JWT") from None
         if header.get("alg") not in self.algorithms:
-            raise UpstreamTokenRefused(f"alg {header.get('alg')!r} is not accepted")
+            raise UpstreamTokenRefused(f"alg {header.get('alg')!r} is not accepted", "invalid_key")
         declared = str(header.get("typ", typ)).lower().removeprefix("application/")
         if declared not in (typ, also_typ or typ):
             raise UpstreamTokenRefused(f"typ must be {typ}")
@@ -135,5 +149,8 @@ class Upstream:
                 options={"require": ["iss", "aud", "iat", *required]},
             )
         except jwt.InvalidTokenError as exc:
-            raise UpstreamTokenRefused(f"the IdP's token is not valid: {exc}") from None
+            reason: SetError = next(
+                (code for kind, code in _SET_ERRORS if isinstance(exc, kind)), "invalid_request"
+            )
+            raise UpstreamTokenRefused(f"the IdP's token is not valid: {exc}", reason) from None
         return claims

@@ -1,7 +1,7 @@
 """Signature and claim checks for one access token, with no I/O.
 
 The compact JWS is parsed strictly here, not by a general JOSE library: three
-canonical base64url segments, JSON objects without duplicate keys. The key is
+canonical base64url segments, JSON objects read by ``revocast.strict_json``. The key is
 chosen by ``kid`` among trusted keys, and each key is bound to one algorithm:
 the header's ``alg`` must name it but never selects anything, and the only
 signature check that exists is that key's Ed25519 verify. Claim validation is
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import msgspec
 from cryptography.exceptions import InvalidSignature
 
+from revocast import strict_json
 from revocast.claims import (
     FORBIDDEN_HEADERS,
     MAX_TOKEN_BYTES,
@@ -114,35 +114,13 @@ def _b64decode(segment: str) -> bytes:
     return raw
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [name for name, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise TokenRejected(
-            "malformed_token", f"the token repeats a JSON member name: {_AS_ISSUED}"
-        )
-    return dict(pairs)
-
-
-def _no_constants(name: str) -> Any:
-    raise TokenRejected(
-        "malformed_token", f"the token holds {name}, which is not JSON: {_AS_ISSUED}"
-    )
-
-
 def _json_object(raw: bytes, part: str) -> dict[str, Any]:
     try:
-        value = json.loads(
-            raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise TokenRejected(
-            "malformed_token", f"the token's {part} is not JSON: {_AS_ISSUED}"
-        ) from None
-    if not isinstance(value, dict):
+        return strict_json.decode(raw, dict[str, Any])
+    except (strict_json.StrictJsonError, msgspec.ValidationError):
         raise TokenRejected(
             "malformed_token", f"the token's {part} is not a JSON object: {_AS_ISSUED}"
-        )
-    return value
+        ) from None
 
 
 def check_claims(

@@ -29,7 +29,8 @@ if action == 'block' then
 elseif action == 'unblock' then
   redis.call('HDEL', USER, 'blocked')
 elseif action == 'roles' then
-  -- Granting or removing admin or moderator power is for admins and operators only.
+  -- Granting or withdrawing a service role (SERVICE_ROLES: power over other accounts or the
+  -- service), or changing the roles of an account that holds one, is for admins and operators.
   local ok, new = pcall(cjson.decode, roles)
   if not ok or type(new) ~= 'table' then
     return redis.error_reply('invalid_request roles must be a JSON list of role names')
@@ -37,11 +38,15 @@ elseif action == 'roles' then
   local touches_power = false
   for _, list in ipairs({decode_roles(USER), new}) do
     for _, role in ipairs(list) do
-      if role == 'admin' or role == 'moderator' then touches_power = true end
+      if SERVICE_ROLES[role] then touches_power = true end
     end
   end
   if touches_power and level == 'moderator' then
-    return redis.error_reply('forbidden only admins grant or withdraw admin and moderator: ask one')
+    local names = {}
+    for role in pairs(SERVICE_ROLES) do names[#names + 1] = role end
+    table.sort(names)
+    return redis.error_reply('forbidden only admins grant or withdraw the roles ' ..
+      table.concat(names, ', ') .. ', or change the roles of an account holding one: ask an admin')
   end
   redis.call('HSET', USER, 'roles', roles)
   event_id = roles_changed(target, now, lifetime_ms, retention_ms)

@@ -1,7 +1,8 @@
 """revocast's Lua scripts: loaded once, called by SHA on whichever server a key lives on.
 
-A script is the prelude, the part its keys call for (``partition.lua`` or
-``global.lua``) and its body; a ``#!lua`` flags line in the body moves to the top.
+A script is the prelude, the part its keys call for (``partition.lua``, after the Lua set
+of ``revocast.roles.SERVICE_ROLES``, or ``global.lua``) and its body; a ``#!lua`` flags
+line in the body moves to the top.
 Each file opens with a header naming its KEYS and ARGV.
 """
 
@@ -14,6 +15,8 @@ from typing import Any, Literal
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from revocast.roles import SERVICE_ROLES
 
 Part = Literal["partition", "global", "none"]
 
@@ -58,14 +61,24 @@ def _source(name: str) -> str:
     return (resources.files("revocast") / "lua" / f"{name}.lua").read_text()
 
 
+def _service_roles() -> str:
+    """``SERVICE_ROLES`` as a Lua set: Python's one definition, never a copy kept by hand."""
+    members = ", ".join(f'["{role}"] = true' for role in sorted(SERVICE_ROLES))
+    return f"local SERVICE_ROLES = {{{members}}}  -- revocast.roles.SERVICE_ROLES"
+
+
 def _assemble(name: str, part: Part) -> Script:
     body = _source(name)
     flags = ""
     if body.startswith("#!"):
         flags, _, body = body.partition("\n")
         flags += "\n"
-    parts = [_source("prelude")] + ([_source(part)] if part != "none" else []) + [body]
-    text = flags + "\n".join(parts)
+    parts = [_source("prelude")]
+    if part == "partition":
+        parts.append(_service_roles())  # partition.lua's authority rules read it
+    if part != "none":
+        parts.append(_source(part))
+    text = flags + "\n".join([*parts, body])
     return Script(name, text, hashlib.sha1(text.encode()).hexdigest())  # noqa: S324 (Redis' id)
 
 

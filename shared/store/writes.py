@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from revocast.clients import DEFAULT_CLIENT_ID
@@ -479,6 +480,26 @@ class Writes:
         return bool(
             await self.backend.read(g.clients, lambda c: c.hsetnx(g.clients, client_id, record))
         )
+
+    async def replace_client(self, client_id: str, old: str, new: str) -> bool:
+        """Store ``new`` as the client's record if it is still ``old``; False if it changed or
+        went meanwhile (a removed client stays removed)."""
+        g = self.keys.global_
+
+        async def work(client: Redis) -> bool:
+            async with client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(g.clients)
+                    if await pipe.hget(g.clients, client_id) != old:
+                        return False
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(g.clients, client_id, new)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    return False
+
+        return await self.backend.read(g.clients, work)
 
     async def remove_client(self, client_id: str) -> bool:
         g = self.keys.global_

@@ -34,7 +34,7 @@ class Forge:
     audience: str
 
     def claims(self, **changes: Any) -> dict[str, Any]:
-        now = time.time()
+        now = int(time.time())
         base = {"iss": self.issuer, "aud": self.audience, "sub": "victim", "sid": "s1",
                 "jti": "j1", "iat": now, "nbf": now, "exp": now + 300,
                 "roles": ["user"]}  # fmt: skip
@@ -124,13 +124,23 @@ ATTACKS: list[Attack] = [
       for claim in ("iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "roles")],
     ("claim-types", lambda f: f.signed(exp="tomorrow"), "invalid_claims"),
     ("claim-bool-exp", lambda f: f.signed(exp=True), "invalid_claims"),
+    # times are whole seconds within 0..2^53-1: no float, no infinity (issue 19 point 13)
+    ("claim-exp-1e400", lambda f: f.raw_signed(json.dumps(f.header()), json.dumps(f.claims())
+                                               .replace('"exp": ', '"exp": 1e400, "x": ')),
+     "malformed_token"),
+    ("claim-exp-fraction", lambda f: f.signed(exp=_now() + 300.5), "invalid_claims"),
+    ("claim-exp-float", lambda f: f.signed(exp=float(_now() + 300)), "invalid_claims"),
+    ("claim-exp-past-2-53", lambda f: f.signed(exp=2**53), "invalid_claims"),
+    ("claim-exp-huge", lambda f: f.signed(exp=10**400), "invalid_claims"),
+    ("claim-iat-negative", lambda f: f.signed(iat=-1), "invalid_claims"),
+    ("claim-iat-ms-float", lambda f: f.signed(iat_ms=_now() * 1000.0), "invalid_claims"),
     ("wrong-iss", lambda f: f.signed(iss="https://evil.example"), "wrong_issuer"),
     ("wrong-aud", lambda f: f.signed(aud="another-api"), "wrong_audience"),
     ("aud-list", lambda f: f.signed(aud=[f.audience, "x"]), "invalid_claims"),
-    ("expired", lambda f: f.signed(iat=time.time() - 900, nbf=time.time() - 900,
-                                   exp=time.time() - 600), "token_expired"),
-    ("not-yet-valid", lambda f: f.signed(nbf=time.time() + 600), "token_not_yet_valid"),
-    ("iat-future", lambda f: f.signed(iat=time.time() + 600), "issued_in_future"),
+    ("expired", lambda f: f.signed(iat=_now() - 900, nbf=_now() - 900, exp=_now() - 600),
+     "token_expired"),
+    ("not-yet-valid", lambda f: f.signed(nbf=_now() + 600), "token_not_yet_valid"),
+    ("iat-future", lambda f: f.signed(iat=_now() + 600), "issued_in_future"),
     # tampering
     ("tampered-payload", lambda f: _swap_payload(f.signed(), f.claims(roles=["admin"])),
      "bad_signature"),
@@ -173,6 +183,10 @@ ATTACKS: list[Attack] = [
     ("too-large", lambda f: f.signed(pad="x" * 5000), "token_too_large"),
     ("empty", lambda f: "", "malformed_token"),
 ]  # fmt: skip
+
+
+def _now() -> int:
+    return int(time.time())
 
 
 def _parts(token: str) -> list[str]:

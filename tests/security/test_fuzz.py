@@ -32,6 +32,10 @@ Product bugs these properties found (both fixed, both kept as regression tests)
 2. Invalid UTF-8 inside a JSON string made ``msgspec.json.decode`` raise
    ``UnicodeDecodeError``, which the body reader did not catch: a 500 on the
    JSON routes.
+
+Found by issue 19's review, kept here the same way: 3. ~1000 levels of nesting inside an SSF
+body's object of any values made msgspec raise ``RecursionError``: a 500 (now
+``revocast.strict_json`` refuses nesting past 32 levels before any parser runs).
 """
 
 from __future__ import annotations
@@ -53,6 +57,8 @@ from urllib.parse import quote, urlencode
 import httpx
 import hypothesis
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, event, given
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -624,6 +630,7 @@ class Route:
     who: Who  # whose bearer token the route normally gets
 
 
+SET_TYPE = "application/secevent+jwt"
 ROUTES = {
     "login": Route("POST", "/v1/login", JSON, "none"),
     "refresh": Route("POST", "/v1/refresh", JSON, "none"),
@@ -632,7 +639,18 @@ ROUTES = {
     "introspect": Route("POST", "/oauth/introspect", FORM, "admin"),
     "password": Route("POST", "/v1/password", JSON, "user"),
     "roles": Route("PUT", "/v1/admin/users/{target}/roles", JSON, "admin"),
+    # SSF transmitter (issue 19): streams are poll streams only here (a push stream would
+    # send SETs to whatever URL the fuzz drew); polls go to a stream that does not exist,
+    # so that a well-formed poll is not a 10 s long poll.
+    "ssf_stream": Route("POST", "/ssf/stream", JSON, "admin"),
+    "ssf_verify": Route("POST", "/ssf/verify", JSON, "admin"),
+    "ssf_poll": Route("POST", "/ssf/poll/ssf_none", JSON, "admin"),
+    # The upstream IdP's receivers (the stage configures an IdP, so calls reach the checks).
+    "backchannel": Route("POST", "/v1/signals/backchannel-logout", FORM, "none"),
+    "events": Route("POST", "/v1/signals/events", SET_TYPE, "none"),
 }
+# RFC 8935's refusals are {"err", "description"}; everything else is {"error", ...}.
+ERROR_MEMBER = {"/v1/signals/events": ("err", "error")}
 
 
 @dataclass(frozen=True)
@@ -684,11 +702,22 @@ class Stage:
         )
 
 
+IDP, IDP_AUDIENCE = "https://idp.example.com", "revocast-rp"
+IDP_KEY = ec.generate_private_key(ec.SECP256R1())  # the upstream IdP's, as a PEM setting
+
+
 @pytest.fixture
 async def stage(settings: Settings, redis: Redis) -> AsyncIterator[Stage]:
-    """An issuer with login throttling off (the fuzz makes hundreds of failed logins),
-    an admin ("root"), a user ("alice", password fuzz) and a moderated user ("bob")."""
-    opened = settings.with_overrides(login_max_attempts_per_client=0, login_max_failures_per_user=0)
+    """An issuer with login throttling off (the fuzz makes hundreds of failed logins) and an
+    upstream IdP configured, an admin ("root"), a user ("alice", password fuzz) and a
+    moderated user ("bob")."""
+    idp_pem = IDP_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    opened = settings.with_overrides(
+        login_max_attempts_per_client=0, login_max_failures_per_user=0,
+        upstream_issuer=IDP, upstream_audience=IDP_AUDIENCE, upstream_key=idp_pem.decode(),
+    )  # fmt: skip
     app = create_app(opened)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         issuer = Issuer(url, http, opened, app)
@@ -703,14 +732,15 @@ async def stage(settings: Settings, redis: Redis) -> AsyncIterator[Stage]:
 
 
 def check_reply(call: Call, reply: httpx.Response) -> None:
-    """Never a 500; every error is the JSON error shape."""
+    """Never a 500; every error is the JSON error shape (RFC 8935's on the SET receiver)."""
     assert reply.status_code < 500, (call, reply.status_code, reply.text[:500])
     if reply.status_code >= 400 and call.method != "HEAD":
         assert reply.headers.get("content-type") == JSON, (call, reply.headers)
         body = reply.json()
         assert isinstance(body, dict), (call, body)
-        assert isinstance(body.get("error"), str), (call, body)
-        assert body["error"], (call, body)
+        member = next(m for m in (*ERROR_MEMBER.get(call.path, ()), "error") if m in body)
+        assert isinstance(body[member], str), (call, body)
+        assert body[member], (call, body)
 
 
 field_values = st.one_of(
@@ -749,6 +779,8 @@ deep_bodies = st.builds(
             '{"username": %s, "password": "x"}',
             '{"refresh_token": %s}',
             '{"reason": "x", "roles": [%s]}',
+            '{"delivery": {"x": %s}}',  # SSF: an object of any values, where msgspec recursed
+            '{"setErrs": {"j": %s}}',
         ]
     ),
 )
@@ -781,6 +813,7 @@ bodies = st.one_of(
 )
 OTHER_MEDIA_TYPES = [
     JSON,
+    SET_TYPE,
     f"{JSON}; charset=utf-8",
     "APPLICATION/JSON",
     FORM,
@@ -895,6 +928,46 @@ TYPED_BODIES: dict[str, st.SearchStrategy[bytes]] = {
     ),
 }
 TYPED_BODIES["introspect"] = TYPED_BODIES["revoke"]
+POLL, PUSH = "urn:ietf:rfc:8936", "urn:ietf:rfc:8935"
+short_texts = st.text(max_size=20)
+TYPED_BODIES |= {
+    "ssf_stream": as_json(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "delivery": st.fixed_dictionaries({"method": st.sampled_from([POLL, "x"])})
+                | st.dictionaries(short_texts, json_values()),
+                "events_requested": st.lists(short_texts | st.integers(), max_size=20),
+                "description": st.text(max_size=600),
+                "aud": short_texts | st.integers(),
+                "x": json_values(),
+            },
+        )
+    ),
+    "ssf_verify": as_json(
+        st.fixed_dictionaries(
+            {"stream_id": short_texts | st.integers()}, optional={"state": short_texts}
+        )
+    ),
+    "ssf_poll": as_json(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "ack": st.lists(short_texts | st.none(), max_size=5),
+                "maxEvents": st.integers(-5, 2000) | short_texts,
+                "returnImmediately": st.booleans() | st.integers(),
+                "setErrs": st.dictionaries(short_texts, json_values()),
+            },
+        )
+    ),
+    "backchannel": as_form(
+        st.lists(
+            st.tuples(st.sampled_from(["logout_token"]) | st.text(max_size=8), form_tokens),
+            max_size=3,
+        )
+    ),
+    "events": (jwt_shaped | st.text(max_size=300)).map(lambda text: text.encode()),
+}
 
 
 @st.composite
@@ -916,10 +989,13 @@ def route_calls(draw: st.DrawFn, names: Sequence[str] = tuple(ROUTES)) -> Call:
 @given(call=route_calls())
 async def test_routes_never_answer_500(stage: Stage, call: Call) -> None:
     """Random bodies (any JSON value, objects with random members, the routes' own fields with
-    values of any type, random bytes, huge strings, deeply nested arrays, form bodies) under
-    random media types and credentials, to /v1/login, /v1/refresh, /oauth/token,
-    /oauth/revoke, /oauth/introspect, /v1/password and PUT /v1/admin/users/{uid}/roles: every
-    answer is below 500, and every error is JSON with an "error" member."""
+    values of any type, random bytes, huge strings, deeply nested arrays, form bodies, JWT-
+    shaped text) under random media types and credentials, to /v1/login, /v1/refresh,
+    /oauth/token, /oauth/revoke, /oauth/introspect, /v1/password, PUT
+    /v1/admin/users/{uid}/roles, the SSF transmitter (POST /ssf/stream, /ssf/verify,
+    /ssf/poll/{id}) and the IdP's receivers (/v1/signals/backchannel-logout and /events):
+    every answer is below 500, and every error is JSON with an "error" member ("err" for
+    RFC 8935's refusals)."""
     reply = await stage.send(call)
     event(f"{call.method} {call.path.split('/')[-1]} -> {reply.status_code} {reply.text[:40]}")
     check_reply(call, reply)
@@ -1005,6 +1081,19 @@ BUG_2_CALLS = [
     Call("POST", "/v1/password", Bearer("user"), JSON, b'{"current_password": "\xff"}'),
     Call("PUT", "/v1/admin/users/{target}/roles", Bearer("admin"), JSON, b'{"\xff": 1}'),
 ]
+
+
+DEEP = b"[" * 5000 + b"]" * 5000
+BUG_3_CALLS = [  # issue 19 point 13: msgspec recursed out of stack in an object of any values
+    Call("POST", "/ssf/stream", Bearer("admin"), JSON, b'{"delivery": {"x": %s}}' % DEEP),
+    Call("POST", "/ssf/verify", Bearer("admin"), JSON, b'{"stream_id": "s", "x": %s}' % DEEP),
+    Call("POST", "/ssf/poll/ssf_none", Bearer("admin"), JSON, b'{"setErrs": {"j": %s}}' % DEEP),
+]
+
+
+@pytest.mark.parametrize("call", BUG_3_CALLS, ids=lambda call: call.path)
+async def test_regression_deep_json_in_an_ssf_body_is_not_a_500(stage: Stage, call: Call) -> None:
+    check_reply(call, await stage.send(call))
 
 
 @pytest.mark.parametrize("call", BUG_1_CALLS, ids=lambda call: call.path)

@@ -9,16 +9,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import uvicorn
 from starlette.types import ASGIApp
 
+from revocast.http_protocol import uvicorn_options
+from revocast.settings import DEFAULT_HEADER_BYTES
 from revocast_tools.redis_server import free_port
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp) -> AsyncIterator[str]:
-    """Yield the base URL while uvicorn serves ``app`` (lifespan included)."""
+async def serve(app: ASGIApp, max_header_bytes: int = DEFAULT_HEADER_BYTES) -> AsyncIterator[str]:
+    """Yield the base URL while uvicorn serves ``app`` (lifespan included), with the HTTP
+    protocol and head bound the services run with."""
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
         proxy_headers=False,  # as `revocast verifier` runs: the peer is the connection's
+        **uvicorn_options(max_header_bytes),
     )  # fmt: skip
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
