@@ -30,6 +30,8 @@ SCRIPTS: dict[str, Part] = {
     "remove_user": "partition",
     "authority_sync": "none",
     "throttle": "none",
+    "upstream_link": "none",
+    "upstream_unlink": "none",
     "heartbeat": "none",
     "adopt_epoch": "none",
     "snapshot_partition": "none",

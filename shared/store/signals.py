@@ -1,19 +1,22 @@
 """The shared-signals state the issuer writes: links to an upstream IdP's users and sessions
 (back-channel logout, CAEP), and the queues of the SSF streams it transmits.
 
-Plain commands and transactions on the global slot's keys: none of it revokes anything by
-itself, so none of it is a revocation script.
+Plain commands, transactions and small scripts on the global slot's keys: none of it
+revokes anything by itself, so none of it is a revocation script.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+import base64
+import os
+from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from revocast.keyspace import Keyspace, upstream_digest
 from revocast.store.backend import Backend
+from revocast.store.records import UpstreamLink
 
 # Take the lease if free, keep it if ours: one step, so it cannot be extended for another.
 _LEASE = """
@@ -23,6 +26,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
+LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is
 
 
 class SignalWrites:
@@ -36,29 +40,37 @@ class SignalWrites:
     def keys(self) -> Keyspace:
         return self.backend.keys
 
-    async def claim_upstream_user(self, issuer: str, sub: str, uid: str) -> bool:
-        """Link the IdP's ``sub`` to ``uid`` unless it is linked to another user: False then."""
-        key = self.keys.global_.upstream_user(upstream_digest(issuer, sub))
+    async def upstream_nonce_key(self) -> bytes:
+        """The deployment's key for upstream login nonces: made once, by whichever issuer
+        needs it first (every issuer then checks what any other issued)."""
+        key = self.keys.global_.upstream_nonce_key
 
-        async def work(client: Redis) -> bool:
-            await client.set(key, uid, nx=True)
-            return bool(await client.get(key) == uid)
+        async def work(client: Redis) -> str:
+            await client.set(key, base64.urlsafe_b64encode(os.urandom(32)).decode(), nx=True)
+            return cast(str, await client.get(key))
 
-        return await self.backend.read(key, work)
+        return base64.urlsafe_b64decode(await self.backend.read(key, work))
 
-    async def link_upstream_session(
-        self, issuer: str, upstream_sid: str, uid: str, sid: str
-    ) -> None:
-        """Add ``sid`` to the local sessions the IdP's session ``upstream_sid`` ends."""
-        key = self.keys.global_.upstream_session(upstream_digest(issuer, upstream_sid))
+    async def link_upstream(
+        self, link: UpstreamLink, uid: str, *, nonce: str, nonce_ttl_s: int, sid: str
+    ) -> LinkResult:
+        """Spend the login's ``nonce`` and link the IdP's user to ``uid`` (unless it is another
+        user's: a link never moves), and its session, if any, to ``sid``: one step."""
+        g = self.keys.global_
+        keys = [g.upstream_nonce(upstream_digest(link.issuer, nonce)),
+                g.upstream_user(link.link_id), g.upstream_links, g.audit]  # fmt: skip
+        if link.sid is not None:
+            keys.append(g.upstream_session(upstream_digest(link.issuer, link.sid)))
+        args: list[str | int] = [uid, link.link_id, link.issuer, link.sub, max(nonce_ttl_s, 1),
+                                 f"{uid} {sid}", UPSTREAM_SESSION_TTL_S]  # fmt: skip
+        return cast(LinkResult, await self.backend.run("upstream_link", keys, args))
 
-        async def work(client: Redis) -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.sadd(key, f"{uid} {sid}")
-                pipe.expire(key, UPSTREAM_SESSION_TTL_S)
-                await pipe.execute()
-
-        await self.backend.read(key, work)
+    async def unlink_upstream(self, uid: str, link_id: str, actor: str, reason: str) -> bool:
+        """Remove the link ``link_id`` of ``uid``, audited; False if there is none."""
+        g = self.keys.global_
+        keys = [g.upstream_user(link_id), g.upstream_links, g.audit]
+        reply = await self.backend.run("upstream_unlink", keys, [uid, link_id, actor, reason])
+        return bool(reply == "unlinked")
 
     async def remember_upstream_token(self, issuer: str, jti: str, ttl_s: int) -> None:
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
