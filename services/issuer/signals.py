@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.errors import NotFound, RequestError
-from revocast.http import json_response
+from revocast.http import error_answer, json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.oauth import NO_STORE, Form
@@ -45,24 +45,32 @@ async def backchannel_logout(request: Request) -> Response:
     session (``sid``) or every session of the user (``sub`` alone) is revoked, 400 for a
     token that is not valid here."""
     ctx = IssuerContext.of(request)
-    upstream = _upstream(ctx)
-    token = (await Form.read(ctx, request)).required("logout_token")
-    # Some IdPs (Keycloak among them) type logout tokens "JWT"; the checks below (events, no
-    # nonce, sid or sub) keep an ID token from passing for one.
-    claims = await upstream.decode(token, typ="logout+jwt", required=["exp", "jti"], also_typ="jwt")
-    events = claims.get("events")
-    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT), dict):
-        raise UpstreamTokenRefused(f"events must hold {BACKCHANNEL_LOGOUT} with an object")
-    if "nonce" in claims:
-        raise UpstreamTokenRefused("a logout token must not carry a nonce")
-    sub, sid = _text(claims, "sub"), _text(claims, "sid")
-    if sub is None and sid is None:
-        raise UpstreamTokenRefused("a logout token names a sid, a sub, or both")
-    jti = _text(claims, "jti") or ""
-    if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
-        raise UpstreamTokenRefused("this logout token was already used")
-    event_id = await _end(ctx, upstream, sub=sub, sid=sid, reason="backchannel_logout")
-    await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+    try:
+        upstream = _upstream(ctx)
+        token = (await Form.read(ctx, request)).required("logout_token")
+        # Some IdPs (Keycloak among them) type logout tokens "JWT"; the checks below (events,
+        # no nonce, sid or sub) keep an ID token from passing for one.
+        claims = await upstream.decode(
+            token, typ="logout+jwt", required=["exp", "jti"], also_typ="jwt"
+        )
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT), dict):
+            raise UpstreamTokenRefused(f"events must hold {BACKCHANNEL_LOGOUT} with an object")
+        if "nonce" in claims:
+            raise UpstreamTokenRefused("a logout token must not carry a nonce")
+        sub, sid = _text(claims, "sub"), _text(claims, "sid")
+        if sub is None and sid is None:
+            raise UpstreamTokenRefused("a logout token names a sid, a sub, or both")
+        jti = _text(claims, "jti") or ""
+        if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
+            raise UpstreamTokenRefused("this logout token was already used")
+        event_id = await _end(ctx, upstream, sub=sub, sid=sid, reason="backchannel_logout")
+        await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+    except RequestError as exc:
+        # §2.8: 400, in RFC 6749's error shape, never cached.
+        refused = error_answer(exc, oauth=True)
+        refused.headers.update(NO_STORE)
+        return refused
     headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
     return Response(status_code=200, headers=headers)
 
