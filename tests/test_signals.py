@@ -4,6 +4,7 @@ refused and change nothing. The IdP here signs with PyJWT and its own RSA key.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -25,6 +26,7 @@ from tests.security.attacks import b64
 from tests.support.idp import AUDIENCE, BACKCHANNEL, CAEP, IDP, IdP
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected, outcome
+from tests.test_durability import Pair, pair, repeated  # noqa: F401 (pair: a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +162,89 @@ async def test_an_unlinked_sid_falls_back_to_the_sub_and_jwt_typ_passes(
                       "events": {BACKCHANNEL: {}}}, "JWT")  # fmt: skip
     assert (await logout(linked, token)).status_code == 200
     await eventually(partial(is_rejected, verifier, tokens["access_token"]))
+
+
+async def test_a_logout_token_older_than_its_jti_memory_is_refused(
+    linked: Issuer, idp: IdP, make_verifier: VerifierFactory
+) -> None:
+    """Issue 19 point 9: a jti is remembered a day, so a token issued over a day ago could be
+    replayed unseen (a captured token with a long exp worked again a day later: 200)."""
+    await linked.add_user("alice")
+    verifier = await make_verifier()
+    tokens = await login_linked(linked, idp, "upstream-alice", "s1")
+    now = int(time.time())
+    old = idp.logout_token(sid="s1", iat=now - 86_400 - 60, exp=now + 30 * 86_400)
+    reply = await logout(linked, old)
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_token"), reply.text
+    assert "older than" in reply.json()["error_description"]
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert outcome(verifier, tokens["access_token"]) == "accepted"  # nothing happened
+
+
+async def _stream_length(issuer: Issuer, uid: str) -> int:
+    events = issuer.ctx.writes.keys.of(uid).stream.events
+    return int(await issuer.ctx.backend.read(events, lambda c: c.xlen(events)))
+
+
+@pytest.mark.parametrize("receiver", ["backchannel", "caep"])
+async def test_concurrent_copies_of_a_token_act_once(
+    linked: Issuer, idp: IdP, receiver: str
+) -> None:
+    """Issue 19 point 9: 20 copies of one token at once gave two to five 200s (each acted,
+    each wrote an event). The jti is claimed before acting: exactly one acts; a copy that
+    arrives while it acts gets 503 with Retry-After, one that arrives after gets 400."""
+    uid = await linked.add_user("alice")
+    for _ in range(4):  # four sessions linked to the IdP's s1: four revocations to write
+        await login_linked(linked, idp, "upstream-alice", "s1")
+    before = await _stream_length(linked, uid)
+    if receiver == "backchannel":
+        token = idp.logout_token(sid="s1")
+        replies = await asyncio.gather(*(logout(linked, token) for _ in range(20)))
+    else:
+        session = {"format": "opaque", "id": "s1"}
+        token = idp.set_token("session-revoked", {"format": "complex", "session": session})
+        replies = await asyncio.gather(*(push(linked, token) for _ in range(20)))
+    statuses = sorted(reply.status_code for reply in replies)
+    assert statuses.count(200 if receiver == "backchannel" else 202) == 1, statuses
+    for reply in replies:
+        if reply.status_code == 503:
+            assert (reply.json()["error"], reply.headers["Retry-After"]) == (
+                "token_in_progress",
+                "1",
+            )
+        else:
+            assert reply.status_code in (200, 202, 400), reply.text
+    assert await _stream_length(linked, uid) == before + 4  # the four sessions, once each
+    again = await (logout(linked, token) if receiver == "backchannel" else push(linked, token))
+    assert again.status_code == 400  # done: a replay from now on
+
+
+@pytest.mark.slow  # two Redis servers, a frozen replica
+async def test_a_logout_that_was_not_durable_is_served_again(
+    pair: Pair,  # noqa: F811 (the fixture)
+    idp: IdP,
+) -> None:
+    """The jti is claimed before acting, and given back when acting fails: the IdP's retry
+    after a 503 not_durable acts again (while the replica is frozen, 503 again; once it is
+    back, 200), instead of being refused as a replay."""
+    configured = pair.settings.with_overrides(
+        upstream_issuer=IDP, upstream_audience=AUDIENCE, upstream_key=idp.public_pem()
+    )
+    app = create_app(configured)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        issuer = Issuer(url, http, configured, app)
+        await issuer.add_user("alice")
+        await login_linked(issuer, idp, "upstream-alice", "s1")
+        token = idp.logout_token(sid="s1")
+        pair.replica.pause()
+        try:
+            for _ in range(2):
+                reply = await logout(issuer, token)
+                assert (reply.status_code, reply.json()["error"]) == (503, "not_durable")
+        finally:
+            pair.replica.resume()
+        assert (await repeated(partial(logout, issuer, token))).status_code == 200
+        assert (await logout(issuer, token)).status_code == 400  # acted on: a replay now
 
 
 async def test_an_old_set_is_refused(linked: Issuer, idp: IdP) -> None:

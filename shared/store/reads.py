@@ -276,11 +276,6 @@ class Reads:
         members = await self.backend.smembers(key)
         return [(m.partition(" ")[0], m.partition(" ")[2]) for m in sorted(members)]
 
-    async def upstream_token_seen(self, issuer: str, jti: str) -> bool:
-        return await self.backend.exists(
-            self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        )
-
     async def receipts(self) -> list[Receipt]:
         """The receipt of every live verifier (a lapsed one has expired: it is left out)."""
         g = self.keys.global_

@@ -30,6 +30,7 @@ SCRIPTS: dict[str, Part] = {
     "remove_user": "partition",
     "authority_sync": "none",
     "throttle": "none",
+    "upstream_token": "none",
     "upstream_link": "none",
     "upstream_unlink": "none",
     "heartbeat": "none",

@@ -26,6 +26,7 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
 UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
+TokenAction = Literal["claim", "done", "release"]
 LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is
 
 
@@ -72,9 +73,13 @@ class SignalWrites:
         reply = await self.backend.run("upstream_unlink", keys, [uid, link_id, actor, reason])
         return bool(reply == "unlinked")
 
-    async def remember_upstream_token(self, issuer: str, jti: str, ttl_s: int) -> None:
+    async def upstream_token(
+        self, action: TokenAction, issuer: str, jti: str, owner: str, ttl_s: int
+    ) -> str:
+        """Claim, mark done or release the IdP's token ``jti`` for ``owner`` (the request
+        acting on it), in one step: ``upstream_token.lua`` says what each answers."""
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        await self.backend.read(key, lambda c: c.set(key, "1", ex=ttl_s))
+        return str(await self.backend.run("upstream_token", [key], [action, owner, ttl_s]))
 
     async def add_ssf_stream(self, stream_id: str, config: str, cursors: dict[str, str]) -> None:
         g = self.keys.global_

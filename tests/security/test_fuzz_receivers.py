@@ -72,9 +72,9 @@ RECEIVERS = {
     "caep": ("/v1/signals/events", {"err", "description"}, 202),
     "login": ("/v1/login", {"error", "detail"}, 200),
 }
-# The 503 a receiver may answer to a well-formed request: a kid the JWKS lacks (fetched again
-# at most every 10 s).
-RETRY_LATER = {"upstream_keys_unavailable"}
+# 503s a receiver may answer to a well-formed request: a kid the JWKS lacks (fetched again
+# at most every 10 s), a copy of a token another request is acting on.
+RETRY_LATER = {"upstream_keys_unavailable", "token_in_progress"}
 
 
 @dataclass
