@@ -186,7 +186,9 @@ def _store_command(args: argparse.Namespace) -> int:
     async def work(writes: Writes, reads: Reads, settings: Settings) -> object:
         match (
             args.command,
-            getattr(args, "user_command", None) or getattr(args, "keys_command", None),
+            getattr(args, "user_command", None)
+            or getattr(args, "keys_command", None)
+            or getattr(args, "upstream_command", None),
         ):
             case "user", "add":
                 return await operator.create_user(writes, settings, args.name, password, args.role)
@@ -216,6 +218,11 @@ def _store_command(args: argparse.Namespace) -> int:
                 return await operator.revoke_key(writes, reads, settings, args.kid, args.reason)
             case "keys", "list":
                 return await operator.list_keys(reads)
+            case "upstream", "links":
+                return await operator.upstream_links(reads, args.user)
+            case "upstream", "unlink":
+                return await operator.upstream_unlink(writes, reads, args.user, args.link_id,
+                                                      args.reason)  # fmt: skip
             case command:
                 raise AssertionError(f"no handler for {command}")
 
@@ -429,6 +436,25 @@ def parser() -> argparse.ArgumentParser:
     revoke.add_argument("kid", help="the key's id; one that starts with '-' goes after '--'")
     revoke.add_argument("--reason", default="", help="kept in the audit trail")
     keys.set_defaults(handler=_store_command)
+
+    upstream = _command(
+        commands, "upstream", "links of local users to the upstream IdP's users: links, unlink"
+    )
+    upstream_commands = upstream.add_subparsers(dest="upstream_command", required=True,
+                                                metavar="ACTION")  # fmt: skip
+    links = _command(
+        upstream_commands, "links", "every link: the IdP's iss and sub, the local user, when"
+    )
+    links.add_argument("user", nargs="?", metavar="USER", help="only this user's links")
+    unlink = _command(
+        upstream_commands, "unlink",
+        "remove a link (audited): the IdP's logouts of that user end nothing here any more, "
+        "and its next login with an ID token and nonce may link it again",
+    )  # fmt: skip
+    unlink.add_argument("user", metavar="USER", help="a user name or user id")
+    unlink.add_argument("link_id", metavar="LINK_ID", help="as `revocast upstream links` shows")
+    unlink.add_argument("--reason", default="", help="kept in the audit trail")
+    upstream.set_defaults(handler=_store_command)
 
     for name, text in TOOL_COMMANDS.items():
         tool = commands.add_parser(name, help=text, add_help=False)

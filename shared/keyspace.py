@@ -75,6 +75,8 @@ class GlobalKeys:
     clients: str  # HASH client_id -> client record (JSON; a confidential one's secret hashed)
     verifiers: str  # ZSET verifier instance id -> its receipt's last renewal (ms)
     ssf_streams: str  # HASH SSF stream id -> its configuration (JSON)
+    upstream_links: str  # HASH upstream link id -> {user_id, iss, sub, linked_ms} (JSON)
+    upstream_nonce_key: str  # STRING: the key (base64url) upstream login nonces are MACed with
     prefix: str
 
     def issuer(self, issuer_id: str) -> str:
@@ -83,8 +85,13 @@ class GlobalKeys:
 
     def upstream_user(self, digest: str) -> str:
         """STRING -> the local user id an upstream IdP's (iss, sub) is linked to (at the
-        first login with its ID token; another user cannot take it over)."""
+        first login with its ID token and that login's nonce; it never moves, an operator
+        may remove it). ``digest`` is the link id."""
         return f"{self.prefix}:upstream:sub:{digest}"
+
+    def upstream_nonce(self, digest: str) -> str:
+        """STRING: an upstream login nonce already spent; TTL = what was left of its life."""
+        return f"{self.prefix}:upstream:nonce:{digest}"
 
     def upstream_session(self, digest: str) -> str:
         """SET of "uid sid": the local sessions an upstream (iss, sid) is linked to; TTL 90
@@ -198,6 +205,8 @@ class Keyspace:
             clients=f"{base}:clients",
             verifiers=f"{base}:verifiers",
             ssf_streams=f"{base}:ssf:streams",
+            upstream_links=f"{base}:upstream:links",
+            upstream_nonce_key=f"{base}:upstream:nonce_key",
             prefix=base,
         )
         self._partitions = tuple(self._partition(i) for i in range(partitions))

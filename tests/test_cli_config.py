@@ -104,6 +104,8 @@ EVERY_COMMAND: dict[str, tuple[str, ...]] = {
     "keys list": ("keys", "list"),
     "keys rotate": ("keys", "rotate"),
     "keys revoke": ("keys", "revoke", "x"),
+    "upstream links": ("upstream", "links"),
+    "upstream unlink": ("upstream", "unlink", "x", "0" * 40),
     "stack": ("stack", "--issuer-port", "1", "--verifier-port", "1"),
     # `revocast chaos` starts private Redis servers of its own and never reads REDIS_URL.
 }
@@ -128,7 +130,7 @@ def unreachable_url() -> str:
     return f"redis://127.0.0.1:{free_port()}/0"
 
 
-@pytest.mark.slow  # 36 processes, about 25 s
+@pytest.mark.slow  # 40 processes, about 28 s
 @pytest.mark.parametrize("name", sorted(EVERY_COMMAND))
 @pytest.mark.parametrize("url", ["unreachable", "malformed"])
 def test_every_command_fails_in_one_line(env: dict[str, str], name: str, url: str) -> None:

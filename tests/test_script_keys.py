@@ -23,14 +23,17 @@ from redis.exceptions import ResponseError
 
 from revocast.issuer import create_app, operator
 from revocast.issuer.context import IssuerContext
-from revocast.keyspace import Keyspace
+from revocast.keyspace import Keyspace, upstream_digest
 from revocast.settings import Settings
 from revocast.store.scripts import SCRIPTS, load_scripts
 from revocast.verifier import Verifier
 from revocast_tools.redis_server import RedisServer
 from tests.conftest import PASSWORD, Issuer
+from tests.support.idp import AUDIENCE, IDP, IdP
 from tests.support.servers import eventually, serve
+from tests.test_signals import linked_login, logout
 
+UPSTREAM = IdP.new()
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _LINE = re.compile(r"^\+?[\d.]+ \[\d+ ([^\]]+)\] (.*)$")
 
@@ -125,6 +128,8 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     g = keys.global_
     names += [g.partitions, g.jwks, g.revoked_keys, g.signing_kid, g.sealed_keys, g.audit]
     names += [g.issuers, g.issuer(hole)]
+    names += [g.upstream_user(hole), g.upstream_links, g.upstream_nonce(hole)]
+    names += [g.upstream_session(hole), g.upstream_token(hole)]
     for stream in keys.streams():
         names += [stream.events, stream.chain, stream.epoch, stream.heartbeat]
     for p in keys.all_partitions:
@@ -148,6 +153,9 @@ async def monitored(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, Settings
         argon2_time_cost=1,
         argon2_memory_kib=1024,
         argon2_parallelism=1,
+        upstream_issuer=IDP,
+        upstream_audience=AUDIENCE,
+        upstream_key=UPSTREAM.public_pem(),
     )
     yield server, settings
     server.stop()
@@ -190,6 +198,12 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
             await http.post(
                 "/v1/logout-all", headers={"Authorization": f"Bearer {last['access_token']}"}
             )
+            # The upstream IdP: a linked login, its logout, an operator's unlink.
+            assert (await linked_login(issuer, UPSTREAM, "up-alice", "up-s1")).status_code == 200
+            token = UPSTREAM.logout_token(sid="up-s1")
+            assert (await logout(issuer, token)).status_code == 200
+            link_id = upstream_digest(IDP, "up-alice")
+            await operator.upstream_unlink(ctx.writes, ctx.reads, "alice", link_id, "test")
             await operator.set_blocked(ctx.writes, mod, "demoted", blocked=True)  # power lost
             await operator.remove_user(ctx.writes, ctx.reads, "mod", "left")
             rotated_key = await operator.rotate_key(ctx.writes, ctx.reads, settings)

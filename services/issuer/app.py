@@ -23,7 +23,7 @@ from revocast.errors import (
     VerifierStale,
 )
 from revocast.http import error_answer, error_response, json_response, routing_error
-from revocast.issuer import account, admin, auth, oauth, revocations, signals, ssf
+from revocast.issuer import account, admin, auth, linking, oauth, revocations, signals, ssf
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata, require_issuer_url
@@ -177,6 +177,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
         middleware=[Middleware(RequestCounter, counts=requests)],
         routes=[
             Route("/v1/login", auth.login, methods=["POST"]),
+            Route("/v1/login/upstream-nonce", linking.upstream_nonce, methods=["POST"]),
             Route("/v1/refresh", auth.refresh, methods=["POST"]),
             Route("/v1/logout", auth.logout, methods=["POST"]),
             Route("/v1/logout-all", auth.logout_all, methods=["POST"]),

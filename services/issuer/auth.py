@@ -12,8 +12,9 @@ from revocast.browser import (
     new_csrf_token,
     set_token_cookies,
 )
-from revocast.errors import Conflict, CsrfFailed, InvalidRequest, TokenRejected
+from revocast.errors import CsrfFailed, InvalidRequest, TokenRejected
 from revocast.http import json_response
+from revocast.issuer import linking
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
 from revocast.issuer.client_auth import BUILT_IN, identify
 from revocast.issuer.context import IssuerContext
@@ -46,12 +47,10 @@ async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
     client = await identify(ctx, request.headers, body.client_id, body.client_secret)
-    upstream = await _upstream_identity(ctx, body.upstream_id_token)  # refused before any write
-    if upstream is not None:  # read only: nothing is linked before the password is checked
-        linked = await ctx.reads.upstream_user(upstream[0], upstream[1])
-        found = await ctx.reads.find_user(body.username)
-        if linked is not None and (found is None or found[0] != linked):
-            raise Conflict("this IdP identity is linked to another user here: log in as that user")
+    # Refused before any write; nothing is linked before the password is checked.
+    upstream = await linking.claimed(ctx, body.upstream_id_token, body.upstream_nonce)
+    if upstream is not None:
+        await linking.check_linkable(ctx, upstream, body.username)
     issued = await password_grant(
         ctx,
         username=body.username,
@@ -62,35 +61,8 @@ async def login(request: Request) -> Response:
         user_agent=request.headers.get("user-agent", ""),
     )
     if upstream is not None:
-        issuer, sub, upstream_sid = upstream
-        await ctx.writes.signals.claim_upstream_user(
-            issuer, sub, issued.uid
-        )  # the first login wins
-        if upstream_sid:
-            await ctx.writes.signals.link_upstream_session(
-                issuer, upstream_sid, issued.uid, issued.sid
-            )
+        await linking.link(ctx, upstream, issued)
     return _token_response(ctx, issued, cookies=body.delivery == "cookie")
-
-
-async def _upstream_identity(
-    ctx: IssuerContext, id_token: str | None
-) -> tuple[str, str, str | None] | None:
-    """(IdP issuer, sub, sid) of a valid upstream ID token; 400 for any other."""
-    if id_token is None:
-        return None
-    if ctx.upstream is None:
-        raise InvalidRequest(
-            "upstream_id_token was sent, but no upstream IdP is configured here "
-            "(REVOCAST_UPSTREAM_ISSUER): leave it out"
-        )
-    claims = await ctx.upstream.decode(id_token, typ="jwt", required=["exp", "sub"])
-    sub, sid = claims["sub"], claims.get("sid")
-    if not isinstance(sub, str) or not (sid is None or isinstance(sid, str)):
-        raise InvalidRequest(
-            "the ID token's sub and sid are not strings: send an ID token the IdP issued"
-        )
-    return ctx.upstream.issuer, sub, sid
 
 
 async def refresh(request: Request) -> Response:

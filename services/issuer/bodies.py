@@ -32,8 +32,11 @@ class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     client_id: ClientId | None = None
     client_secret: ClientSecret | None = None
     scope: Scope | None = None
-    # An ID token from the upstream IdP: links its sub and sid to this user and session.
+    # An ID token from the upstream IdP, and the upstream nonce (from POST
+    # /v1/login/upstream-nonce) whose hash it carries: links its sub and sid to this user
+    # and session (revocast.issuer.linking).
     upstream_id_token: Annotated[str, msgspec.Meta(max_length=8192)] | None = None
+    upstream_nonce: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
 class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):

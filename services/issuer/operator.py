@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from revocast.issuer.users import add_user, check_password_rules
 from revocast.settings import Settings
 from revocast.store import Reads, Writes
 
+LINK_ID = re.compile(r"[0-9a-f]{40}")  # keyspace.upstream_digest
 ROTATION_WAIT_S = 10.0  # how long `keys rotate` waits for every live issuer to hold the new key
 
 
@@ -246,3 +248,46 @@ async def _find_client(reads: Reads, name_or_id: str, done: str) -> tuple[str, s
         f"no client {name_or_id} (the built-in {DEFAULT_CLIENT_ID} cannot be {done}): "
         "`revocast client list` shows them"
     )
+
+
+async def upstream_links(reads: Reads, name_or_id: str | None) -> dict[str, Any]:
+    """The links between the upstream IdP's users and local users (one user's, if named)."""
+    uid = await user_id(reads, name_or_id) if name_or_id else None
+    links = await reads.upstream_links(uid)
+    names = {u: await reads.username_of(u) or "" for u in {link.user_id for link in links}}
+    views = [
+        {
+            "link_id": link.link_id,
+            "user_id": link.user_id,
+            "username": names[link.user_id],  # "" once the user is removed
+            "iss": link.iss,
+            "sub": link.sub,
+            "linked_at": None if link.linked_ms is None else iso(link.linked_ms),
+        }
+        for link in links
+    ]
+    return {"links": views}
+
+
+async def upstream_unlink(
+    writes: Writes, reads: Reads, name_or_id: str, link_id: str, reason: str
+) -> dict[str, Any]:
+    """Remove a link, audited: the IdP's logouts of that user end nothing here any more, and
+    a later login with its ID token (and that login's nonce) may link it again. Revokes
+    nothing. A removed user's link goes by the user id ``upstream links`` shows."""
+    if not LINK_ID.fullmatch(link_id):
+        raise InvalidRequest(
+            f"{link_id!r} is not a link id: give the 40 hex digits `revocast upstream links` shows"
+        )
+    try:
+        uid = await user_id(reads, name_or_id)
+    except NotFound:
+        if not USER_ID.fullmatch(name_or_id):
+            raise
+        uid = name_or_id  # a removed user's dangling link
+    if not await writes.signals.unlink_upstream(uid, link_id, operator_name(), reason):
+        raise NotFound(
+            f"{name_or_id} has no link {link_id}: `revocast upstream links {name_or_id}` "
+            "shows the user's links"
+        )
+    return {"user_id": uid, "link_id": link_id, "unlinked": True}

@@ -3,20 +3,32 @@ as Security Event Tokens (RFC 8417 over RFC 8935).
 
 Each ends the local session or user that login linked to the IdP's ``sid`` or ``sub``, with
 the same revocation and event as a local logout or logout-all. A token is acted on once:
-its ``jti`` is remembered after the revocation is written, so an IdP that retries after a
-503 is served again, and a replayed token is refused.
+its ``jti`` is claimed before acting (of concurrent copies, one acts and the others get 503),
+remembered for a day once the revocation is written, and given back if it fails, so that
+an IdP that retries after a 503 is served again. A replayed token is refused, and so is
+one issued longer ago than its ``jti`` is remembered.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from revocast.errors import BodyTooLarge, NotFound, RequestError, UnsupportedMediaType
-from revocast.http import json_response
+from revocast.errors import (
+    BodyTooLarge,
+    NotFound,
+    RequestError,
+    RevocastError,
+    StoreUnavailable,
+    UnsupportedMediaType,
+)
+from revocast.http import error_answer, json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.oauth import NO_STORE, Form
@@ -29,7 +41,16 @@ SESSION_REVOKED = f"{CAEP}session-revoked"
 CREDENTIAL_CHANGE = f"{CAEP}credential-change"
 SET_MEDIA_TYPE = "application/secevent+jwt"
 REPLAY_TTL_S = 86_400  # how long a jti is remembered
-MAX_AGE_S = REPLAY_TTL_S - 3600  # an older SET is refused: its jti may be forgotten
+MAX_AGE_S = REPLAY_TTL_S - 3600  # an older token is refused: its jti may be forgotten
+CLAIM_TTL_S = 60  # the longest a request acting on a token holds its jti (a crash frees it)
+
+
+class UpstreamTokenBusy(StoreUnavailable):
+    """Another request is acting on the same token right now: 503 with Retry-After, so
+    that the sender learns on its retry how that ended (done: 400; failed: it acts)."""
+
+    code = "token_in_progress"
+    explanation = "another request is acting on this token now: send it again in a moment"
 
 
 def _upstream(ctx: IssuerContext) -> Upstream:
@@ -45,24 +66,32 @@ async def backchannel_logout(request: Request) -> Response:
     session (``sid``) or every session of the user (``sub`` alone) is revoked, 400 for a
     token that is not valid here."""
     ctx = IssuerContext.of(request)
-    upstream = _upstream(ctx)
-    token = (await Form.read(ctx, request)).required("logout_token")
-    # Some IdPs (Keycloak among them) type logout tokens "JWT"; the checks below (events, no
-    # nonce, sid or sub) keep an ID token from passing for one.
-    claims = await upstream.decode(token, typ="logout+jwt", required=["exp", "jti"], also_typ="jwt")
-    events = claims.get("events")
-    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT), dict):
-        raise UpstreamTokenRefused(f"events must hold {BACKCHANNEL_LOGOUT} with an object")
-    if "nonce" in claims:
-        raise UpstreamTokenRefused("a logout token must not carry a nonce")
-    sub, sid = _text(claims, "sub"), _text(claims, "sid")
-    if sub is None and sid is None:
-        raise UpstreamTokenRefused("a logout token names a sid, a sub, or both")
-    jti = _text(claims, "jti") or ""
-    if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
-        raise UpstreamTokenRefused("this logout token was already used")
-    event_id = await _end(ctx, upstream, sub=sub, sid=sid, reason="backchannel_logout")
-    await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+    try:
+        upstream = _upstream(ctx)
+        token = (await Form.read(ctx, request)).required("logout_token")
+        # Some IdPs (Keycloak among them) type logout tokens "JWT"; the checks below (events,
+        # no nonce, sid or sub) keep an ID token from passing for one.
+        claims = await upstream.decode(
+            token, typ="logout+jwt", required=["exp", "jti"], also_typ="jwt"
+        )
+        _fresh(claims, "logout token")
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT), dict):
+            raise UpstreamTokenRefused(f"events must hold {BACKCHANNEL_LOGOUT} with an object")
+        if "nonce" in claims:
+            raise UpstreamTokenRefused("a logout token must not carry a nonce")
+        sub, sid = _text(claims, "sub"), _text(claims, "sid")
+        if sub is None and sid is None:
+            raise UpstreamTokenRefused("a logout token names a sid, a sub, or both")
+        event_id = await _once(
+            ctx, upstream, _text(claims, "jti") or "", "this logout token was already used",
+            lambda: _end(ctx, upstream, sub=sub, sid=sid, reason="backchannel_logout"),
+        )  # fmt: skip
+    except RequestError as exc:
+        # §2.8: 400, in RFC 6749's error shape, never cached.
+        refused = error_answer(exc, oauth=True)
+        refused.headers.update(NO_STORE)
+        return refused
     headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
     return Response(status_code=200, headers=headers)
 
@@ -77,18 +106,16 @@ async def pushed_event(request: Request) -> Response:
         upstream = _upstream(ctx)
         raw = await read_raw(request, SET_MEDIA_TYPE, ctx.settings.max_body_bytes)
         claims = await upstream.decode(_ascii(raw), typ="secevent+jwt", required=["jti"])
-        if not isinstance(claims["iat"], int | float) or claims["iat"] < time.time() - MAX_AGE_S:
-            raise UpstreamTokenRefused(f"the SET is older than {MAX_AGE_S} s")
+        _fresh(claims, "SET")
         event_type, event = _single_event(claims)
         user, session = _subject(claims, event, upstream.issuer)
-        jti = _text(claims, "jti") or ""
-        if await ctx.reads.upstream_token_seen(upstream.issuer, jti):
-            raise UpstreamTokenRefused("this SET was already received")
         if event_type == CREDENTIAL_CHANGE:
             session = None  # a changed credential ends every session of the user
         reason = "caep_" + event_type.removeprefix(CAEP).replace("-", "_")
-        event_id = await _end(ctx, upstream, sub=user, sid=session, reason=reason)
-        await ctx.writes.signals.remember_upstream_token(upstream.issuer, jti, REPLAY_TTL_S)
+        event_id = await _once(
+            ctx, upstream, _text(claims, "jti") or "", "this SET was already received",
+            lambda: _end(ctx, upstream, sub=user, sid=session, reason=reason),
+        )  # fmt: skip
     except RequestError as exc:
         return _set_refused(exc)
     headers = NO_STORE | ({EVENT_ID_HEADER: event_id} if event_id else {})
@@ -106,6 +133,48 @@ def _set_refused(exc: RequestError) -> Response:
         code = "invalid_audience"  # no IdP configured: no SET is meant for this recipient
     status = exc.status if isinstance(exc, UnsupportedMediaType | BodyTooLarge) else 400
     return json_response({"err": code, "description": exc.detail}, status, NO_STORE)
+
+
+def _fresh(claims: dict[str, Any], what: str) -> None:
+    """Refuse a token issued longer ago than its jti is remembered: a replay of it would
+    not be recognised (``iat`` is a number: the decoder checked)."""
+    if claims["iat"] < time.time() - MAX_AGE_S:
+        raise UpstreamTokenRefused(
+            f"the {what} is older than {MAX_AGE_S} s (iat), so a replay of it could pass "
+            f"unseen (a jti is remembered {REPLAY_TTL_S} s): send a fresh one"
+        )
+
+
+async def _once(
+    ctx: IssuerContext,
+    upstream: Upstream,
+    jti: str,
+    replayed: str,
+    act: Callable[[], Awaitable[str | None]],
+) -> str | None:
+    """Run ``act`` for the token ``jti`` at most once, and answer its event id.
+
+    The jti is claimed first, atomically: of concurrent copies one acts, the others get
+    UpstreamTokenBusy (503). Once ``act`` has written the revocation, the jti is remembered
+    for REPLAY_TTL_S and a copy is refused (``replayed``, 400). If ``act`` fails (Redis, a
+    replica that did not confirm), the claim is given back so that the IdP's retry acts; if
+    even that fails, the claim lapses after CLAIM_TTL_S.
+    """
+    owner = secrets.token_hex(16)
+    signals = ctx.writes.signals
+    claimed = await signals.upstream_token("claim", upstream.issuer, jti, owner, CLAIM_TTL_S)
+    if claimed == "busy":
+        raise UpstreamTokenBusy()
+    if claimed != "claimed":
+        raise UpstreamTokenRefused(replayed)
+    try:
+        event_id = await act()
+    except Exception:
+        with contextlib.suppress(RevocastError):
+            await signals.upstream_token("release", upstream.issuer, jti, owner, CLAIM_TTL_S)
+        raise
+    await signals.upstream_token("done", upstream.issuer, jti, owner, REPLAY_TTL_S)
+    return event_id
 
 
 def _ascii(raw: bytes) -> str:

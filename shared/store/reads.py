@@ -7,6 +7,7 @@ lagging replica must not give them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from revocast.keyspace import Keyspace, PartitionKeys, upstream_digest
 from revocast.proof import Receipt, entry_key
 from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
-from revocast.store.records import RefreshGrant
+from revocast.store.records import LinkRecord, RefreshGrant
 
 log = logging.getLogger("revocast.store")
 
@@ -227,16 +228,53 @@ class Reads:
     async def upstream_user(self, issuer: str, sub: str) -> str | None:
         return await self._get(self.keys.global_.upstream_user(upstream_digest(issuer, sub)))
 
+    async def upstream_nonce_key(self) -> bytes | None:
+        """The key upstream login nonces are MACed with, if one was ever issued."""
+        text = await self._get(self.keys.global_.upstream_nonce_key)
+        return base64.urlsafe_b64decode(text) if text else None
+
+    async def upstream_nonce_spent(self, issuer: str, nonce: str) -> bool:
+        key = self.keys.global_.upstream_nonce(upstream_digest(issuer, nonce))
+        return await self.backend.exists(key)
+
+    async def upstream_links(self, uid: str | None = None) -> list[LinkRecord]:
+        """Every link to an upstream IdP's user (of ``uid`` only, if given), by link id.
+
+        The links themselves are the truth (a SCAN of them: an operator's command, not a
+        request's); the records beside them add what the IdP named.
+        """
+        g = self.keys.global_
+        pattern = _glob_escape(g.upstream_user("")) + "*"
+        skip = len(g.upstream_user(""))
+
+        async def read(client: Redis) -> tuple[list[str], list[str | None], list[str | None]]:
+            keys = sorted({key async for key in client.scan_iter(match=pattern, count=500)})
+            if not keys:
+                return [], [], []
+            users = cast(list[str | None], await client.mget(keys))
+            ids = [key[skip:] for key in keys]
+            records = cast(list[str | None], await client.hmget(g.upstream_links, ids))
+            return ids, users, records
+
+        ids, users, records = await self.backend.read(g.upstream_links, read)
+        found = []
+        for link_id, user, record in zip(ids, users, records, strict=True):
+            if user is None or (uid is not None and user != uid):
+                continue
+            try:
+                known = json.loads(record) if record else {}
+            except ValueError:
+                known = {}
+            linked_ms = known.get("linked_ms")
+            found.append(LinkRecord(link_id, user, known.get("iss"), known.get("sub"),
+                                    int(linked_ms) if linked_ms is not None else None))  # fmt: skip
+        return found
+
     async def upstream_sessions(self, issuer: str, sid: str) -> list[tuple[str, str]]:
         """(uid, local sid) of every session linked to the IdP's session ``sid``."""
         key = self.keys.global_.upstream_session(upstream_digest(issuer, sid))
         members = await self.backend.smembers(key)
         return [(m.partition(" ")[0], m.partition(" ")[2]) for m in sorted(members)]
-
-    async def upstream_token_seen(self, issuer: str, jti: str) -> bool:
-        return await self.backend.exists(
-            self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        )
 
     async def receipts(self) -> list[Receipt]:
         """The receipt of every live verifier (a lapsed one has expired: it is left out)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from revocast.keyspace import upstream_digest
+
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
@@ -63,3 +65,29 @@ class Power:
     old_level: str
     level: str  # "admin", "moderator" or "" (none)
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamLink:
+    """An upstream IdP's user, and at a login its session, as an ID token names them."""
+
+    issuer: str
+    sub: str
+    sid: str | None = None
+
+    @property
+    def link_id(self) -> str:
+        """What names the link in keys and to operators: a digest, never the IdP's text."""
+        return upstream_digest(self.issuer, self.sub)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    """A link as an operator lists it. ``iss``, ``sub`` and ``linked_ms`` are None for a
+    link made before links were recorded (only its digest is known)."""
+
+    link_id: str
+    user_id: str
+    iss: str | None = None
+    sub: str | None = None
+    linked_ms: int | None = None

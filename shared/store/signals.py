@@ -1,13 +1,15 @@
 """The shared-signals state the issuer writes: links to an upstream IdP's users and sessions
 (back-channel logout, CAEP), and the queues of the SSF streams it transmits.
 
-Plain commands and transactions on the global slot's keys: none of it revokes anything by
-itself, so none of it is a revocation script.
+Plain commands, transactions and small scripts on the global slot's keys: none of it
+revokes anything by itself, so none of it is a revocation script.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from typing import Any, Literal, cast
 
 from redis.asyncio import Redis
@@ -15,6 +17,7 @@ from redis.exceptions import WatchError
 
 from revocast.keyspace import Keyspace, upstream_digest
 from revocast.store.backend import Backend
+from revocast.store.records import UpstreamLink
 
 # Take the lease if free, keep it if ours: one step, so it cannot be extended for another.
 _LEASE = """
@@ -25,6 +28,8 @@ return 1
 """
 UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
+TokenAction = Literal["claim", "done", "release"]
+LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is
 
 
 class SignalWrites:
@@ -38,33 +43,45 @@ class SignalWrites:
     def keys(self) -> Keyspace:
         return self.backend.keys
 
-    async def claim_upstream_user(self, issuer: str, sub: str, uid: str) -> bool:
-        """Link the IdP's ``sub`` to ``uid`` unless it is linked to another user: False then."""
-        key = self.keys.global_.upstream_user(upstream_digest(issuer, sub))
+    async def upstream_nonce_key(self) -> bytes:
+        """The deployment's key for upstream login nonces: made once, by whichever issuer
+        needs it first (every issuer then checks what any other issued)."""
+        key = self.keys.global_.upstream_nonce_key
 
-        async def work(client: Redis) -> bool:
-            await client.set(key, uid, nx=True)
-            return bool(await client.get(key) == uid)
+        async def work(client: Redis) -> str:
+            await client.set(key, base64.urlsafe_b64encode(os.urandom(32)).decode(), nx=True)
+            return cast(str, await client.get(key))
 
-        return await self.backend.read(key, work)
+        return base64.urlsafe_b64decode(await self.backend.read(key, work))
 
-    async def link_upstream_session(
-        self, issuer: str, upstream_sid: str, uid: str, sid: str
-    ) -> None:
-        """Add ``sid`` to the local sessions the IdP's session ``upstream_sid`` ends."""
-        key = self.keys.global_.upstream_session(upstream_digest(issuer, upstream_sid))
+    async def link_upstream(
+        self, link: UpstreamLink, uid: str, *, nonce: str, nonce_ttl_s: int, sid: str
+    ) -> LinkResult:
+        """Spend the login's ``nonce`` and link the IdP's user to ``uid`` (unless it is another
+        user's: a link never moves), and its session, if any, to ``sid``: one step."""
+        g = self.keys.global_
+        keys = [g.upstream_nonce(upstream_digest(link.issuer, nonce)),
+                g.upstream_user(link.link_id), g.upstream_links, g.audit]  # fmt: skip
+        if link.sid is not None:
+            keys.append(g.upstream_session(upstream_digest(link.issuer, link.sid)))
+        args: list[str | int] = [uid, link.link_id, link.issuer, link.sub, max(nonce_ttl_s, 1),
+                                 f"{uid} {sid}", UPSTREAM_SESSION_TTL_S]  # fmt: skip
+        return cast(LinkResult, await self.backend.run("upstream_link", keys, args))
 
-        async def work(client: Redis) -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.sadd(key, f"{uid} {sid}")
-                pipe.expire(key, UPSTREAM_SESSION_TTL_S)
-                await pipe.execute()
+    async def unlink_upstream(self, uid: str, link_id: str, actor: str, reason: str) -> bool:
+        """Remove the link ``link_id`` of ``uid``, audited; False if there is none."""
+        g = self.keys.global_
+        keys = [g.upstream_user(link_id), g.upstream_links, g.audit]
+        reply = await self.backend.run("upstream_unlink", keys, [uid, link_id, actor, reason])
+        return bool(reply == "unlinked")
 
-        await self.backend.read(key, work)
-
-    async def remember_upstream_token(self, issuer: str, jti: str, ttl_s: int) -> None:
+    async def upstream_token(
+        self, action: TokenAction, issuer: str, jti: str, owner: str, ttl_s: int
+    ) -> str:
+        """Claim, mark done or release the IdP's token ``jti`` for ``owner`` (the request
+        acting on it), in one step: ``upstream_token.lua`` says what each answers."""
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        await self.backend.read(key, lambda c: c.set(key, "1", ex=ttl_s))
+        return str(await self.backend.run("upstream_token", [key], [action, owner, ttl_s]))
 
     async def add_ssf_stream(
         self,
