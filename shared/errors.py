@@ -32,7 +32,8 @@ RevocastError
 ├── NotApplied               --wait ran out before every live verifier applied a revocation
 ├── SigningKeyUnavailable    no usable signing key (HTTP 503)
 ├── TokenRejected            the access token must not be accepted (HTTP 401)
-└── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
+├── VerifierStale            the verifier cannot prove it is fresh (HTTP 503)
+└── VerifierUnavailable      a gateway got no verdict from the sidecar (HTTP 503, deploy/)
 """
 
 from __future__ import annotations
@@ -298,3 +299,15 @@ class VerifierStale(RevocastError):
     code = "verifier_stale"
     status = 503
     explanation = "the verifier cannot prove it has every recent revocation: retry in a moment"
+
+
+class VerifierUnavailable(RevocastError):
+    """A gateway in front of the sidecar got no verdict from it: refused, down, silent past
+    the gateway's timeout, or (Envoy, which takes an HTTP authorization service's 5xx for a
+    failure) a 5xx. No Python code raises it: the configs in deploy/ answer it themselves,
+    with this code and explanation (tests/test_gateways.py holds them to it).
+    """
+
+    code = "verifier_unavailable"
+    status = 503
+    explanation = "the gateway got no verdict from the revocast verifier: retry in a moment"

@@ -1,5 +1,6 @@
 """Traefik's ForwardAuth and Envoy's ext_authz (HTTP), by contract: the shipped configs say
-what their docs say, and the sidecar answers the request shapes those docs specify.
+what their docs say, and the sidecar answers the request shapes those docs specify (Envoy
+also runs for real in tests/test_gateways.py; no registry here ships Traefik).
 
 Traefik (ForwardAuth): a GET to the address, with the original request's headers and
 X-Forwarded-Method, -Proto, -Host and -Uri set by Traefik. Envoy (ext_authz HTTP service):
@@ -9,14 +10,17 @@ and only the headers ``allowed_headers`` lets through.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from revocast.browser import ACCESS_COOKIE, CSRF_COOKIE
 from revocast.verifier import create_sidecar
+from revocast_tools import stack
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 
@@ -34,6 +38,30 @@ async def cookie_login(issuer: Issuer, name: str) -> dict[str, str]:
             "X-CSRF-Token": jar[CSRF_COOKIE]}  # fmt: skip
 
 
+def test_no_gateway_listens_where_the_stack_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every config in deploy/ once listened on 8000, the issuer's port under ./scripts/run:
+    following README, the gateway and the stack could not both start."""
+    with pytest.raises(SystemExit):
+        stack.main(["--help"])
+    taken = {int(port) for port in re.findall(r"default: (\d+)\)", capsys.readouterr().out)}
+    assert taken >= {8000, 8001}
+    envoy = yaml.safe_load((DEPLOY / "envoy.yaml").read_text())
+    [listener] = envoy["static_resources"]["listeners"]
+    listening = {
+        "nginx.conf": re.findall(r"^\s*listen [\d.]+:(\d+);", read("nginx.conf"), re.MULTILINE),
+        "Caddyfile": re.findall(r"REVOCAST_LISTEN .* http://[\d.]+:(\d+)", read("Caddyfile")),
+        "envoy.yaml": [listener["address"]["socket_address"]["port_value"]],
+        "traefik.yml": re.findall(r"--entryPoints\.web\.address=:(\d+)", read("traefik.yml")),
+    }
+    for name, ports in listening.items():
+        assert ports, f"no listening port found in deploy/{name}"
+        assert not {int(port) for port in ports} & taken, (name, ports, taken)
+
+
+def read(name: str) -> str:
+    return (DEPLOY / name).read_text()
+
+
 def test_traefik_config_says_what_the_contract_needs() -> None:
     http: dict[str, Any] = yaml.safe_load((DEPLOY / "traefik.yml").read_text())["http"]
     forward = http["middlewares"]["revocast"]["forwardAuth"]
@@ -47,23 +75,48 @@ def test_traefik_config_says_what_the_contract_needs() -> None:
 
 
 def test_envoy_config_says_what_the_contract_needs() -> None:
+    """The static half of tests/test_gateways.py's run through a real Envoy, for machines
+    without one. Envoy runs its HTTP filters in the listed order on the way in, and applies
+    a route's ``request_headers_to_remove`` only when the router forwards the request, after
+    ext_authz: removing X-Auth-* there removed the sidecar's headers (contour#4657). So the
+    client's copies go in a filter before ext_authz, and nowhere after it."""
     config: dict[str, Any] = yaml.safe_load((DEPLOY / "envoy.yaml").read_text())
     [listener] = config["static_resources"]["listeners"]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    ext_authz = manager["http_filters"][0]["typed_config"]
+    filters = [f["name"].removeprefix("envoy.filters.http.") for f in manager["http_filters"]]
+    assert filters == ["header_mutation", "ext_authz", "router"]
+    mutation, ext_authz = (f["typed_config"] for f in manager["http_filters"][:2])
+    removed = {m["remove"] for m in mutation["mutations"]["request_mutations"]}
     assert ext_authz["failure_mode_allow"] is False
-    assert ext_authz["status_on_error"] == {"code": 503}
+    sent = {p["exact"] for p in ext_authz["allowed_headers"]["patterns"]}
+    assert {"authorization", "cookie", "origin", "x-csrf-token"} <= sent
     service = ext_authz["http_service"]
     assert service["path_prefix"] == "/verify"
-    sent = {p["exact"] for p in service["authorization_request"]["allowed_headers"]["patterns"]}
-    assert {"authorization", "cookie", "origin", "x-csrf-token"} <= sent
     answer = service["authorization_response"]
     upstream = {p["exact"] for p in answer["allowed_upstream_headers"]["patterns"]}
     client = {p["exact"] for p in answer["allowed_client_headers"]["patterns"]}
-    assert upstream == {"x-auth-subject", "x-auth-session", "x-auth-roles"}
-    assert {"www-authenticate", "retry-after"} <= client
-    [route] = manager["route_config"]["virtual_hosts"][0]["routes"]
-    assert set(route["request_headers_to_remove"]) == upstream
+    assert upstream == removed == {"x-auth-subject", "x-auth-session", "x-auth-roles"}
+    assert "allowed_upstream_headers_to_append" not in answer  # append would keep the client's
+    assert {"www-authenticate", "content-type"} <= client
+
+    routes = manager["route_config"]
+    removed_later = [
+        name
+        for level in (routes, *routes["virtual_hosts"],
+                      *(r for v in routes["virtual_hosts"] for r in v["routes"]))
+        for name in level.get("request_headers_to_remove", [])
+    ]  # fmt: skip
+    assert not [name for name in removed_later if name.lower().startswith("x-auth-")]
+
+    # No verdict (ext_authz's status_on_error, flagged UAEX): 503 with Retry-After, and a
+    # status the sidecar never sends, so that nothing else is rewritten.
+    [mapper] = manager["local_reply_config"]["mappers"]
+    error = ext_authz["status_on_error"]["code"]
+    status_filter, flag_filter = mapper["filter"]["and_filter"]["filters"]
+    assert status_filter["status_code_filter"]["comparison"]["value"]["default_value"] == error
+    assert flag_filter["response_flag_filter"]["flags"] == ["UAEX"]
+    assert (error, mapper["status_code"]) == (502, 503)
+    assert mapper["headers_to_add"][0]["header"] == {"key": "retry-after", "value": "1"}
 
 
 async def test_traefik_forward_auth_requests(issuer: Issuer) -> None:

@@ -63,8 +63,8 @@ async def both_services(settings: Settings, max_header_bytes: int) -> AsyncItera
     """The issuer and the sidecar, served as the commands serve them."""
     apps: list[ASGIApp] = [create_app(settings), create_sidecar(settings)]
     async with (
-        serve(apps[0], max_header_bytes) as issuer,
-        serve(apps[1], max_header_bytes) as sidecar,
+        serve(apps[0], max_header_bytes=max_header_bytes) as issuer,
+        serve(apps[1], max_header_bytes=max_header_bytes) as sidecar,
     ):
         yield [issuer, sidecar]
 

