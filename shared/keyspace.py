@@ -124,6 +124,10 @@ class PartitionKeys:
     revoked_users_until: str  # ZSET uid -> forget-after time (ms), to prune revoked_users
     revoked_roles: str  # HASH uid -> time (ms) up to which tokens carry stale roles
     revoked_roles_until: str  # ZSET uid -> forget-after time (ms), to prune revoked_roles
+    # HASH sid -> "<event id> <uid>": the event that revoked the session; pruned with it, so a
+    # repeat finds it and writes nothing (DESIGN.md invariant 13)
+    revoked_session_events: str
+    revoked_user_events: str  # HASH uid -> id of the event of its cut-off; pruned with it
     authority: str  # HASH uid -> "level:version" of every admin and moderator (a replica)
     audit: str  # STREAM of moderator and operator actions on this partition's users
     prefix: str  # "<prefix>:{<tag>}", the start of every key here
@@ -140,6 +144,9 @@ class PartitionKeys:
             self.revoked_roles_until,
             self.audit,
             self.authority,
+            self.revoked_session_events,
+            self.revoked_user_events,
+            self.stream.heartbeat,
         ]
 
     def username(self, name: str) -> str:
@@ -212,6 +219,8 @@ class Keyspace:
             revoked_users_until=f"{base}:revoked:users:until",
             revoked_roles=f"{base}:revoked:roles",
             revoked_roles_until=f"{base}:revoked:roles:until",
+            revoked_session_events=f"{base}:revoked:sessions:events",
+            revoked_user_events=f"{base}:revoked:users:events",
             authority=f"{base}:authority",
             audit=f"{base}:audit",
             prefix=base,

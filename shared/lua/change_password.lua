@@ -1,8 +1,11 @@
 -- KEYS: fixed..., user, user_sessions, session of each sid below...
--- ARGV: uid, new_hash, keep_sid, lifetime_ms, retention_ms, actor, sid...
+-- ARGV: uid, new_hash ('' = repeat), keep_sid, lifetime_ms, retention_ms, actor, sid...
 -- Store the new hash and end every other session of the user, audited (the actor is the
--- user, or the operator who reset it). Returns {how many ended, the last event id ('' if
--- none)}.
+-- user, or the operator who reset it). The outcome is kept on the user's record
+-- ('password_change': keep_sid, how many ended, the last event id) for a repeat: with no
+-- new_hash, the change keep_sid made last is answered again, and nothing is written but the
+-- heartbeat ({-1, ''} if keep_sid did not make the last change).
+-- Returns {how many ended, the last event id ('' if none)}.
 -- Errors: not_found, retry.
 local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
 local uid, new_hash, keep = ARGV[1], ARGV[2], ARGV[3]
@@ -10,10 +13,16 @@ local lifetime_ms, retention_ms, actor = tonumber(ARGV[4]), tonumber(ARGV[5]), A
 if redis.call('EXISTS', USER) == 0 then
   return redis.error_reply('not_found no such user: it was removed')
 end
+local now = now_ms()
+if new_hash == '' then
+  local made = redis.call('HGET', USER, 'password_change') or ''
+  local by, ended, last = string.match(made, '^(%S*) (%d+) (%S*)$')
+  if keep == '' or by ~= keep then return {-1, ''} end
+  return {tonumber(ended), already(last, now)}
+end
 local sessions = declared_sessions(SESSIONS, FIXED + 3, 7)
 if not sessions then return retry() end
 redis.call('HSET', USER, 'password_hash', new_hash)
-local now = now_ms()
 local ended, last = 0, ''
 for _, session in ipairs(sessions) do
   if session.sid ~= keep then
@@ -26,5 +35,6 @@ for _, session in ipairs(sessions) do
     end
   end
 end
+redis.call('HSET', USER, 'password_change', keep .. ' ' .. int(ended) .. ' ' .. last)
 audit(actor, 'password', uid, keep ~= '' and 'changed' or 'reset', now)
 return {ended, last}

@@ -4,11 +4,34 @@
 --   block:   set the blocked flag and kill every session and token of the user
 --   unblock: clear the flag (tokens killed by the block stay dead)
 --   roles:   replace the roles; tokens minted with the old roles die, sessions survive
+-- A block of a blocked user, or roles the user holds already, change nothing: no event, no
+-- audit entry, only the heartbeat (``already``); the reply carries the event of the block or
+-- of the last role change, as the call that made it did.
 -- Returns {event id or '', old level, level, version}: the target's power, to copy to the
 -- other partitions' AUTHORITY. Errors: forbidden, not_found, invalid_request, retry.
 local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
 local actor, action, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, roles = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+
+local function same_roles(a, b)
+  local held = {}
+  for _, role in ipairs(a) do held[role] = true end
+  for _, role in ipairs(b) do
+    if not held[role] then return false end
+    held[role] = nil
+  end
+  return next(held) == nil
+end
+
+-- Nothing to change: the reply names the event that made the state, and the power as it
+-- stands goes out again (a first call stopped by not_durable had not copied it yet). The
+-- level before is not known here: 'admin' stands for it, so that every copy this lowers is
+-- written durably, as the first call's would have been.
+local function unchanged(known, now, old_level)
+  local version = tonumber(redis.call('HGET', USER, 'authority_v') or '0')
+  return {already(known, now), 'admin', old_level, version}
+end
+
 if redis.call('EXISTS', USER) == 0 then
   return redis.error_reply('not_found no such user: check the user id')
 end
@@ -21,13 +44,17 @@ if action == 'block' then
   if target == actor then
     return redis.error_reply('forbidden you cannot block yourself: ask another moderator')
   end
+  local known = redis.call('HGET', USER, 'blocked_event')
+  if redis.call('HGET', USER, 'blocked') == '1' and known then
+    return unchanged(known, now, old_level)
+  end
   local sessions = declared_sessions(SESSIONS, FIXED + 3, 8)
   if not sessions then return retry() end
-  redis.call('HSET', USER, 'blocked', '1')
   event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
     'blocked')
+  redis.call('HSET', USER, 'blocked', '1', 'blocked_event', event_id)
 elseif action == 'unblock' then
-  redis.call('HDEL', USER, 'blocked')
+  redis.call('HDEL', USER, 'blocked', 'blocked_event')
 elseif action == 'roles' then
   -- Granting or removing admin or moderator power is for admins and operators only.
   local ok, new = pcall(cjson.decode, roles)
@@ -43,8 +70,12 @@ elseif action == 'roles' then
   if touches_power and level == 'moderator' then
     return redis.error_reply('forbidden only admins grant or withdraw admin and moderator: ask one')
   end
+  if same_roles(decode_roles(USER), new) then
+    return unchanged(redis.call('HGET', USER, 'roles_event') or '', now, old_level)
+  end
   redis.call('HSET', USER, 'roles', roles)
   event_id = roles_changed(target, now, lifetime_ms, retention_ms)
+  redis.call('HSET', USER, 'roles_event', event_id)
   reason = reason ~= '' and reason or roles
 else
   return redis.error_reply('invalid_request the action must be block, unblock or roles')

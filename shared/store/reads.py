@@ -68,6 +68,12 @@ class Reads:
     async def password_hash(self, uid: str) -> str | None:
         return await self._hget(self.keys.of(uid).user(uid), "password_hash")
 
+    async def password_changed_by(self, uid: str) -> str | None:
+        """The session that made the user's last password change ('' for an operator's
+        reset), or None: what tells a repeat of that change (``Writes.repeat_password_change``)."""
+        made = await self._hget(self.keys.of(uid).user(uid), "password_change")
+        return made.partition(" ")[0] if made else None
+
     async def username_of(self, uid: str) -> str | None:
         return await self._hget(self.keys.of(uid).user(uid), "username")
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from revocast.clients import DEFAULT_CLIENT_ID
-from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
+from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable, WrongPassword
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
 from revocast.proof import EventRef
@@ -205,20 +205,27 @@ class Writes:
             raise InvalidRefreshToken() from None
         return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope)
 
-    async def revoke_session(self, sid: str, uid: str, reason: str) -> str:
-        """Delete the session and publish its revocation (again, if repeated); the event id
-        (``revocast.proof.EventRef`` as text, as every revoking write here returns)."""
+    async def revoke_session(
+        self, sid: str, uid: str, reason: str, *, issued_ms: int | None = None
+    ) -> str:
+        """Delete the session and publish its revocation; the event id (``EventRef`` as text,
+        as every revoking write here returns). If the session is revoked already (by its own
+        revocation, or, with ``issued_ms``, the issue time of the token acted on, by a cut-off
+        of its user covering that token), nothing is written: the id of that revocation's
+        event, once durable (DESIGN.md invariant 13)."""
         p = self.keys.of(uid)
         entry_id = await self.backend.run(
             "revoke_session",
             [*p.fixed(), p.session(sid), p.user_sessions(uid)],
-            [sid, uid, self._lifetime_ms, self._retention_ms, reason],
+            [sid, uid, self._lifetime_ms, self._retention_ms, reason, _or_blank(issued_ms)],
             durable=True,
         )
         return _event_id(p.stream, entry_id)
 
-    async def revoke_user(self, uid: str, reason: str, not_before_ms: int | None = None) -> str:
-        """Kill every session and token of the user (up to ``not_before_ms``); the event id."""
+    async def revoke_user(self, uid: str, reason: str, *, covers_ms: int | None = None) -> str:
+        """Kill every session and token of the user issued up to now; the event id. With
+        ``covers_ms`` (the issue time of the token acted on), a cut-off that covers it already
+        is not made again: its event id, once durable, and sessions made since stay."""
         p = self.keys.of(uid)
 
         async def attempt(sids: list[str]) -> Any:
@@ -230,7 +237,7 @@ class Writes:
                     self._lifetime_ms,
                     self._retention_ms,
                     reason,
-                    "" if not_before_ms is None else not_before_ms,
+                    _or_blank(covers_ms),
                     *sids,
                 ],
                 durable=True,
@@ -239,10 +246,14 @@ class Writes:
         return _event_id(p.stream, await self._with_sessions(p, uid, attempt))
 
     async def end_session(self, sid: str, *, owner: str = "", actor: str = "", reason: str) -> str:
-        """End an existing session (the owner's own, or by a moderator's authority)."""
+        """End a session (the owner's own, or by a moderator's authority); one ended already
+        answers its revocation's event id, once durable."""
         p = self.keys.of(sid)
         session = p.session(sid)
         uid = await self.backend.hget(session, "uid")
+        if uid is None:  # ended already? Its revocation names the owner.
+            known = await self.backend.hget(p.revoked_session_events, sid)
+            uid = known.partition(" ")[2] if known else None
         if uid is None or self.keys.of(uid) is not p:
             raise NotFound(NO_SESSION)
         try:
@@ -273,6 +284,21 @@ class Writes:
             )
 
         ended, entry_id = await self._with_sessions(p, uid, attempt)
+        return int(ended), _event_id(p.stream, entry_id) if entry_id else None
+
+    async def repeat_password_change(self, uid: str, keep_sid: str) -> tuple[int, str | None]:
+        """The answer of the last password change, if session ``keep_sid`` made it (a repeat
+        after not_durable: the password is the new one already), once durable; nothing is
+        written. WrongPassword if another session or an operator made the last change."""
+        p = self.keys.of(uid)
+        ended, entry_id = await self.backend.run(
+            "change_password",
+            [*p.fixed(), p.user(uid), p.user_sessions(uid)],
+            [uid, "", keep_sid, self._lifetime_ms, self._retention_ms, ""],
+            durable=lambda reply: int(reply[0]) > 0,
+        )
+        if int(ended) < 0:
+            raise WrongPassword()
         return int(ended), _event_id(p.stream, entry_id) if entry_id else None
 
     async def remove_user(self, actor: str, uid: str, username: str, reason: str) -> str:
@@ -510,6 +536,10 @@ def _version(entry: str) -> int:
 
 def _level(entry: str | None) -> str:
     return entry.rpartition(":")[0] if entry else ""
+
+
+def _or_blank(value: int | None) -> str | int:
+    return "" if value is None else value
 
 
 def _event_id(stream: StreamKeys, entry_id: object) -> str:
