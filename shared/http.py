@@ -20,6 +20,7 @@ from revocast.errors import (
     StoreUnavailable,
     TokenRejected,
     TooManyAttempts,
+    TooManyRevocations,
     VerifierStale,
 )
 
@@ -93,7 +94,7 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
         headers["WWW-Authenticate"] = exc.challenge
     elif isinstance(exc, InsufficientScope):
         headers["WWW-Authenticate"] = www_authenticate(exc.roles, realm, "insufficient_scope")
-    elif isinstance(exc, TooManyAttempts):
+    elif isinstance(exc, TooManyAttempts | TooManyRevocations):
         headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         headers["Retry-After"] = "1"

@@ -173,6 +173,11 @@ class PartitionKeys:
         """STRING: failed logins for a username (hashed: no user text in keys); TTL = window."""
         return f"{self.prefix}:rl:user:{name_hash}"
 
+    def revocation_budget(self, actor: str) -> str:
+        """STRING: revocations that wrote an event, by an actor (a user id), in this partition
+        within a fixed minute; PTTL = the rest of it."""
+        return f"{self.prefix}:rl:revoke:{actor}"
+
     def throttle_client(self, client: str) -> str:
         """STRING: login attempts from one client address; TTL = window."""
         return f"{self.prefix}:rl:client:{client}"

@@ -164,7 +164,7 @@ async def revoke(request: Request) -> Response:
         if owner is not None:
             await _may_revoke(ctx, client, owner.client_id)
             event_id = await ctx.writes.revoke_session(
-                owner.sid, owner.uid, "oauth_revoke", issued_ms=owner.issued_ms
+                owner.sid, owner.uid, "oauth_revoke", issued_ms=owner.issued_ms, actor=owner.uid
             )
             return Response(status_code=200, headers=NO_STORE | {EVENT_ID_HEADER: event_id})
     return Response(status_code=200, headers=NO_STORE)

@@ -1,5 +1,7 @@
--- KEYS: fixed..., user (the target), user_sessions, session of each sid below...
--- ARGV: actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json, sid...
+-- KEYS: fixed..., user (the target), user_sessions, budget (the actor's), session of each sid
+--       below...
+-- ARGV: actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json, budget
+--       limit (0: none), sid...
 -- A moderator action on a user, authorized and audited in the same step.
 --   block:   set the blocked flag and kill every session and token of the user
 --   unblock: clear the flag (tokens killed by the block stay dead)
@@ -8,10 +10,12 @@
 -- audit entry, only the heartbeat (``already``); the reply carries the event of the block or
 -- of the last role change, as the call that made it did.
 -- Returns {event id or '', old level, level, version}: the target's power, to copy to the
--- other partitions' AUTHORITY. Errors: forbidden, not_found, invalid_request, retry.
-local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
+-- other partitions' AUTHORITY. A block or a role change spends from the actor's budget.
+-- Errors: forbidden, not_found, invalid_request, too_many_revocations, retry.
+local USER, SESSIONS, BUDGET = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
 local actor, action, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, roles = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local limit = tonumber(ARGV[8])
 
 local function same_roles(a, b)
   local held = {}
@@ -48,8 +52,11 @@ if action == 'block' then
   if redis.call('HGET', USER, 'blocked') == '1' and known then
     return unchanged(known, now, old_level)
   end
-  local sessions = declared_sessions(SESSIONS, FIXED + 3, 8)
+  local over = over_budget(BUDGET, limit)
+  if over then return over end
+  local sessions = declared_sessions(SESSIONS, FIXED + 4, 9)
   if not sessions then return retry() end
+  spend(BUDGET, limit)
   event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
     'blocked')
   redis.call('HSET', USER, 'blocked', '1', 'blocked_event', event_id)
@@ -73,6 +80,9 @@ elseif action == 'roles' then
   if same_roles(decode_roles(USER), new) then
     return unchanged(redis.call('HGET', USER, 'roles_event') or '', now, old_level)
   end
+  local over = over_budget(BUDGET, limit)
+  if over then return over end
+  spend(BUDGET, limit)
   redis.call('HSET', USER, 'roles', roles)
   event_id = roles_changed(target, now, lifetime_ms, retention_ms)
   redis.call('HSET', USER, 'roles_event', event_id)

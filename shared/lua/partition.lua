@@ -31,6 +31,26 @@ local function already(event_id, now)
   return event_id
 end
 
+-- Each actor's budget of revocations that write an event (REVOCAST_REVOCATIONS_PER_MINUTE;
+-- limit 0: none): a counter of this partition over a fixed minute, checked before a script
+-- writes and spent once it has. A repeat that finds its revocation made spends nothing.
+local BUDGET_WINDOW_MS = 60000
+
+-- nil if the actor may write one more revocation, else the error to answer (with the ms
+-- until the minute ends).
+local function over_budget(counter, limit)
+  if limit == 0 or tonumber(redis.call('GET', counter) or '0') < limit then return nil end
+  local wait_ms = math.max(redis.call('PTTL', counter), 1)
+  return redis.error_reply('too_many_revocations ' .. int(wait_ms))
+end
+
+local function spend(counter, limit)
+  if limit == 0 then return end
+  if redis.call('INCR', counter) == 1 or redis.call('PTTL', counter) < 0 then
+    redis.call('PEXPIRE', counter, BUDGET_WINDOW_MS)
+  end
+end
+
 -- The event that revoked session sid, and the session's owner; nil if none is known.
 local function session_revocation(sid)
   local known = redis.call('HGET', SESSION_EVENTS, sid)

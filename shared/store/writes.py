@@ -31,6 +31,7 @@ from revocast.store.signals import SignalWrites
 T = TypeVar("T")
 
 SESSION_SET_RETRIES = 10  # a user's session set changed between our read and the script
+OPERATOR_PREFIX = "cli:"  # actors of the operator CLI: never limited
 _RANK = {"": 0, "moderator": 1, "admin": 2}
 NO_SESSION = "no such session: it has ended, or the id is wrong"
 
@@ -52,10 +53,18 @@ class Writes:
             "client": settings.login_max_attempts_per_client,
         }
         self._throttle_window_s = settings.login_window_s
+        self._revocations_per_minute = settings.revocations_per_minute
 
     @property
     def keys(self) -> Keyspace:
         return self.backend.keys
+
+    def _budget(self, partition: PartitionKeys, actor: str | None) -> tuple[str, int]:
+        """The actor's revocation counter in ``partition`` and its limit per minute; no limit
+        (0) without an actor (an IdP's signal) or for operators (``cli:``)."""
+        if not actor or actor.startswith(OPERATOR_PREFIX):
+            return partition.revocation_budget("-"), 0  # passed, never touched
+        return partition.revocation_budget(actor), self._revocations_per_minute
 
     def _global_keys(self) -> list[str]:
         g = self.keys.global_
@@ -206,38 +215,50 @@ class Writes:
         return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope)
 
     async def revoke_session(
-        self, sid: str, uid: str, reason: str, *, issued_ms: int | None = None
+        self,
+        sid: str,
+        uid: str,
+        reason: str,
+        *,
+        issued_ms: int | None = None,
+        actor: str | None = None,
     ) -> str:
         """Delete the session and publish its revocation; the event id (``EventRef`` as text,
         as every revoking write here returns). If the session is revoked already (by its own
         revocation, or, with ``issued_ms``, the issue time of the token acted on, by a cut-off
         of its user covering that token), nothing is written: the id of that revocation's
-        event, once durable (DESIGN.md invariant 13)."""
+        event, once durable (DESIGN.md invariant 13). Otherwise it spends from ``actor``'s
+        budget (TooManyRevocations past it)."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, actor)
         entry_id = await self.backend.run(
             "revoke_session",
-            [*p.fixed(), p.session(sid), p.user_sessions(uid)],
-            [sid, uid, self._lifetime_ms, self._retention_ms, reason, _or_blank(issued_ms)],
+            [*p.fixed(), p.session(sid), p.user_sessions(uid), budget],
+            [sid, uid, self._lifetime_ms, self._retention_ms, reason, _or_blank(issued_ms), limit],
             durable=True,
         )
         return _event_id(p.stream, entry_id)
 
-    async def revoke_user(self, uid: str, reason: str, *, covers_ms: int | None = None) -> str:
+    async def revoke_user(
+        self, uid: str, reason: str, *, covers_ms: int | None = None, actor: str | None = None
+    ) -> str:
         """Kill every session and token of the user issued up to now; the event id. With
         ``covers_ms`` (the issue time of the token acted on), a cut-off that covers it already
         is not made again: its event id, once durable, and sessions made since stay."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, actor)
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
                 "revoke_user",
-                [*p.fixed(), p.user_sessions(uid), *(p.session(s) for s in sids)],
+                [*p.fixed(), p.user_sessions(uid), budget, *(p.session(s) for s in sids)],
                 [
                     uid,
                     self._lifetime_ms,
                     self._retention_ms,
                     reason,
                     _or_blank(covers_ms),
+                    limit,
                     *sids,
                 ],
                 durable=True,
@@ -256,11 +277,12 @@ class Writes:
             uid = known.partition(" ")[2] if known else None
         if uid is None or self.keys.of(uid) is not p:
             raise NotFound(NO_SESSION)
+        budget, limit = self._budget(p, actor or owner)
         try:
             entry_id = await self.backend.run(
                 "end_session",
-                [*p.fixed(), session, p.user_sessions(uid), p.user(uid)],
-                [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason],
+                [*p.fixed(), session, p.user_sessions(uid), p.user(uid), budget],
+                [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason, limit],
                 durable=True,
             )
             return _event_id(p.stream, entry_id)
@@ -274,12 +296,15 @@ class Writes:
         ended, the last event id or None: events of one stream take effect in order, so the
         last proves them all)."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, actor)
+        fixed = [*p.fixed(), p.user(uid), p.user_sessions(uid), budget]
+        args: list[str | int] = [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms]
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
                 "change_password",
-                [*p.fixed(), p.user(uid), p.user_sessions(uid), *(p.session(s) for s in sids)],
-                [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms, actor, *sids],
+                [*fixed, *(p.session(s) for s in sids)],
+                [*args, actor, limit, *sids],
                 durable=lambda reply: int(reply[0]) > 0,
             )
 
@@ -291,10 +316,11 @@ class Writes:
         after not_durable: the password is the new one already), once durable; nothing is
         written. WrongPassword if another session or an operator made the last change."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, None)  # a repeat spends nothing
         ended, entry_id = await self.backend.run(
             "change_password",
-            [*p.fixed(), p.user(uid), p.user_sessions(uid)],
-            [uid, "", keep_sid, self._lifetime_ms, self._retention_ms, ""],
+            [*p.fixed(), p.user(uid), p.user_sessions(uid), budget],
+            [uid, "", keep_sid, self._lifetime_ms, self._retention_ms, "", limit],
             durable=lambda reply: int(reply[0]) > 0,
         )
         if int(ended) < 0:
@@ -340,6 +366,7 @@ class Writes:
         before this returns, so that nowhere can they act on what they lost.
         """
         p = self.keys.of(target)
+        budget, limit = self._budget(p, actor)
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
@@ -348,6 +375,7 @@ class Writes:
                     *p.fixed(),
                     p.user(target),
                     p.user_sessions(target),
+                    budget,
                     *(p.session(s) for s in sids),
                 ],
                 [
@@ -358,6 +386,7 @@ class Writes:
                     self._lifetime_ms,
                     self._retention_ms,
                     roles_json,
+                    limit,
                     *sids,
                 ],
                 durable=lambda reply: reply[0] != "",
