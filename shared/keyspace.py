@@ -96,8 +96,14 @@ class GlobalKeys:
         return f"{self.prefix}:upstream:jti:{digest}"
 
     def ssf_cursor(self, stream_id: str) -> str:
-        """HASH revocation stream name -> the last entry copied into the SSF stream's queue."""
+        """HASH revocation stream name -> "<entry id> <link>" of the last entry copied into the
+        SSF stream's queue (the next one must name that link: nothing was skipped)."""
         return f"{self.prefix}:ssf:cursor:{stream_id}"
+
+    def ssf_status(self, stream_id: str) -> str:
+        """HASH: paused_ms (copying paused, the queue full), lost (gaps so far), reason (the
+        last gap's, for the stream status), lost_ms."""
+        return f"{self.prefix}:ssf:status:{stream_id}"
 
     def ssf_lease(self, stream_id: str) -> str:
         """STRING, PX: the issuer that pushes this SSF stream's SETs now (one at a time)."""

@@ -49,6 +49,7 @@ def test_reads_every_variable() -> None:
         pytest.param({"REVOCAST_TRUSTED_PROXIES": "10.0.0.0/8,gateway"}, id="proxy-by-name"),
         pytest.param({"REVOCAST_REVOCATIONS_PER_MINUTE": "-1"}, id="negative-revocation-limit"),
         pytest.param({"REVOCAST_REVOCATIONS_PER_MINUTE": "1e9"}, id="revocation-limit-float"),
+        pytest.param({"REVOCAST_SSF_MAX_QUEUE": "0"}, id="empty-ssf-queue"),
     ],
 )
 def test_bad_values_fail_clearly(env: dict[str, str]) -> None:

@@ -3,7 +3,7 @@ and push delivery (RFC 8935).
 
 Every 200 ms, for each stream, an issuer takes (or keeps) the stream's lease in Redis, so
 that one issuer at a time serves a stream. It copies the revocations written since into
-the stream's queue (``ssf.spool``), and for a push stream posts the queued SETs one by
+the stream's queue (``ssf_spool.spool``), and for a push stream posts the queued SETs one by
 one, dropping each from the queue only once the receiver answered 202 (or 200). A
 receiver that is down or answers 5xx or 429 is tried again with exponential backoff
 (0.2 s up to 30 s); nothing is skipped meanwhile. A 400 means the
@@ -24,7 +24,8 @@ import httpx
 from revocast.background import Background
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.ssf import PUSH, queued_sets, spool
+from revocast.issuer.ssf import PUSH, queued_sets
+from revocast.issuer.ssf_spool import spool
 
 log = logging.getLogger("revocast.issuer")
 
