@@ -68,6 +68,7 @@ class GlobalKeys:
     partitions: str  # STRING: N, set once when the deployment first starts
     jwks: str  # HASH kid -> public JWK (JSON)
     revoked_keys: str  # ZSET kid -> revocation time (ms); never pruned
+    revoked_key_events: str  # HASH kid -> id of the event that revoked it; never pruned
     signing_kid: str  # STRING: the kid issuers sign with; absent when none may be used
     sealed_keys: str  # HASH kid -> private key sealed under the key-encryption key
     audit: str  # STREAM of operator actions on keys, and state losses
@@ -209,6 +210,7 @@ class Keyspace:
             partitions=f"{base}:partitions",
             jwks=f"{base}:jwks",
             revoked_keys=f"{base}:revoked:keys",
+            revoked_key_events=f"{base}:revoked:keys:events",
             signing_kid=f"{base}:signing_kid",
             sealed_keys=f"{base}:sealed_keys",
             audit=f"{base}:audit",

@@ -253,17 +253,29 @@ async def test_every_revoking_call_repeated_answers_as_the_first_once_durable(
 
 
 async def test_operator_key_revocation_waits_too(pair: Pair, durable_issuer: Issuer) -> None:
+    """And a repeat writes no event: NotDurable again while frozen, then the first answer."""
     ctx = durable_issuer.ctx
     rotated = await operator.rotate_key(ctx.writes, ctx.reads, pair.settings)
+    kid = str(rotated["kid"])
     pair.replica.pause()
     try:
-        with pytest.raises(NotDurable):
-            await operator.revoke_key(
-                ctx.writes, ctx.reads, pair.settings, str(rotated["kid"]), "x"
-            )
+        for _ in range(2):
+            with pytest.raises(NotDurable):
+                await operator.revoke_key(ctx.writes, ctx.reads, pair.settings, kid, "x")
+        written = await ctx.reads.last_entry("global")
     finally:
         pair.replica.resume()
-    assert await ctx.reads.revoked(str(rotated["kid"]))
+    assert await ctx.reads.revoked(kid)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # until the replica has caught up
+        try:
+            again = await operator.revoke_key(ctx.writes, ctx.reads, pair.settings, kid, "x")
+            break
+        except NotDurable:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+    assert await ctx.reads.last_entry("global") == written  # no event since the first call
+    assert again["event_id"] == f"global.{written}"
 
 
 async def test_a_single_server_without_replicas_never_waits(issuer: Issuer, redis: Redis) -> None:

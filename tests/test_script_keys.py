@@ -124,6 +124,7 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     names: list[str] = []
     g = keys.global_
     names += [g.partitions, g.jwks, g.revoked_keys, g.signing_kid, g.sealed_keys, g.audit]
+    names += [g.revoked_key_events]
     names += [g.issuers, g.issuer(hole)]
     for stream in keys.streams():
         names += [stream.events, stream.chain, stream.epoch, stream.heartbeat]

@@ -77,6 +77,8 @@ class Writes:
             g.signing_kid,
             g.audit,
             g.sealed_keys,
+            g.revoked_key_events,
+            g.stream.heartbeat,
         ]
 
     async def _with_sessions(
@@ -461,7 +463,8 @@ class Writes:
         )
 
     async def revoke_key(self, kid: str, actor: str, reason: str) -> str:
-        """Withdraw a key for good; returns the event id."""
+        """Withdraw a key for good; returns the event id (a key revoked already: the event
+        that revoked it, once durable, and nothing is written)."""
         entry_id = await self.backend.run(
             "revoke_key",
             self._global_keys(),
