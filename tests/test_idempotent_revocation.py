@@ -166,6 +166,7 @@ async def test_a_password_repeat_is_told_from_a_wrong_password(issuer: Issuer) -
     assert other  # ended by the first change
 
 
+@pytest.mark.parametrize("topology", ["single"])  # the same script on every partition
 async def test_the_remembered_event_ids_go_with_their_revocations(
     issuer: Issuer, redis: Redis
 ) -> None:
