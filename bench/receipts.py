@@ -212,6 +212,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "REVOCAST_ARGON2_MEMORY_KIB": "1024",
         "REVOCAST_ARGON2_PARALLELISM": "1",
         "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "0",
+        "REVOCAST_REVOCATIONS_PER_MINUTE": "0",  # one moderator blocks every round
     }
     result: dict[str, Any] = {"redis_server": await _redis_info.redis_version(server.url)}
     try:

@@ -28,6 +28,7 @@ RevocastError
 │   ├── CsrfFailed           403: a cookie-authenticated change without the CSRF proof
 │   ├── NotFound             404
 │   ├── TooManyAttempts      429: login throttled; ``retry_after_s`` says for how long
+│   ├── TooManyRevocations   429: a caller's revocations past the rate limit; ``retry_after_s``
 │   └── Conflict             409: e.g. the username is taken
 ├── NotApplied               --wait ran out before every live verifier applied a revocation
 ├── SigningKeyUnavailable    no usable signing key (HTTP 503)
@@ -251,6 +252,20 @@ class TooManyAttempts(RequestError):
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(f"too many login attempts: try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class TooManyRevocations(RequestError):
+    """The caller's revocations that write are past REVOCAST_REVOCATIONS_PER_MINUTE."""
+
+    code = "too_many_revocations"
+    status = 429
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"too many revocations by this caller within a minute: try again in "
+            f"{retry_after_s} s (repeating one that was made is never refused)"
+        )
         self.retry_after_s = retry_after_s
 
 

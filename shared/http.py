@@ -21,6 +21,7 @@ from revocast.errors import (
     StoreUnavailable,
     TokenRejected,
     TooManyAttempts,
+    TooManyRevocations,
     VerifierStale,
 )
 
@@ -98,7 +99,7 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
         headers["WWW-Authenticate"] = www_authenticate(
             "the token holds none of the roles in scope", realm, "insufficient_scope", exc.roles
         )
-    elif isinstance(exc, TooManyAttempts):
+    elif isinstance(exc, TooManyAttempts | TooManyRevocations):
         headers["Retry-After"] = str(exc.retry_after_s)
     elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable | Overloaded):
         headers["Retry-After"] = "1"

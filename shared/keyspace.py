@@ -68,6 +68,7 @@ class GlobalKeys:
     partitions: str  # STRING: N, set once when the deployment first starts
     jwks: str  # HASH kid -> public JWK (JSON)
     revoked_keys: str  # ZSET kid -> revocation time (ms); never pruned
+    revoked_key_events: str  # HASH kid -> id of the event that revoked it; never pruned
     signing_kid: str  # STRING: the kid issuers sign with; absent when none may be used
     sealed_keys: str  # HASH kid -> private key sealed under the key-encryption key
     audit: str  # STREAM of operator actions on keys, and state losses
@@ -103,8 +104,14 @@ class GlobalKeys:
         return f"{self.prefix}:upstream:jti:{digest}"
 
     def ssf_cursor(self, stream_id: str) -> str:
-        """HASH revocation stream name -> the last entry copied into the SSF stream's queue."""
+        """HASH revocation stream name -> "<entry id> <link>" of the last entry copied into the
+        SSF stream's queue (the next one must name that link: nothing was skipped)."""
         return f"{self.prefix}:ssf:cursor:{stream_id}"
+
+    def ssf_status(self, stream_id: str) -> str:
+        """HASH: paused_ms (copying paused, the queue full), lost (gaps so far), reason (the
+        last gap's, for the stream status), lost_ms."""
+        return f"{self.prefix}:ssf:status:{stream_id}"
 
     def ssf_lease(self, stream_id: str) -> str:
         """STRING, PX: the issuer that pushes this SSF stream's SETs now (one at a time)."""
@@ -131,6 +138,10 @@ class PartitionKeys:
     revoked_users_until: str  # ZSET uid -> forget-after time (ms), to prune revoked_users
     revoked_roles: str  # HASH uid -> time (ms) up to which tokens carry stale roles
     revoked_roles_until: str  # ZSET uid -> forget-after time (ms), to prune revoked_roles
+    # HASH sid -> "<event id> <uid>": the event that revoked the session; pruned with it, so a
+    # repeat finds it and writes nothing (DESIGN.md invariant 13)
+    revoked_session_events: str
+    revoked_user_events: str  # HASH uid -> id of the event of its cut-off; pruned with it
     authority: str  # HASH uid -> "level:version" of every admin and moderator (a replica)
     audit: str  # STREAM of moderator and operator actions on this partition's users
     prefix: str  # "<prefix>:{<tag>}", the start of every key here
@@ -147,6 +158,9 @@ class PartitionKeys:
             self.revoked_roles_until,
             self.audit,
             self.authority,
+            self.revoked_session_events,
+            self.revoked_user_events,
+            self.stream.heartbeat,
         ]
 
     def username(self, name: str) -> str:
@@ -173,6 +187,11 @@ class PartitionKeys:
         """STRING: failed logins for a username (hashed: no user text in keys); TTL = window."""
         return f"{self.prefix}:rl:user:{name_hash}"
 
+    def revocation_budget(self, actor: str) -> str:
+        """STRING: revocations that wrote an event, by an actor (a user id), in this partition
+        within a fixed minute; PTTL = the rest of it."""
+        return f"{self.prefix}:rl:revoke:{actor}"
+
     def throttle_client(self, client: str) -> str:
         """STRING: login attempts from one client address; TTL = window."""
         return f"{self.prefix}:rl:client:{client}"
@@ -198,6 +217,7 @@ class Keyspace:
             partitions=f"{base}:partitions",
             jwks=f"{base}:jwks",
             revoked_keys=f"{base}:revoked:keys",
+            revoked_key_events=f"{base}:revoked:keys:events",
             signing_kid=f"{base}:signing_kid",
             sealed_keys=f"{base}:sealed_keys",
             audit=f"{base}:audit",
@@ -221,6 +241,8 @@ class Keyspace:
             revoked_users_until=f"{base}:revoked:users:until",
             revoked_roles=f"{base}:revoked:roles",
             revoked_roles_until=f"{base}:revoked:roles:until",
+            revoked_session_events=f"{base}:revoked:sessions:events",
+            revoked_user_events=f"{base}:revoked:users:events",
             authority=f"{base}:authority",
             audit=f"{base}:audit",
             prefix=base,

@@ -48,6 +48,8 @@ ENV_NAMES: dict[str, str] = {
     "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
     "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
     "login_window_s": "REVOCAST_LOGIN_WINDOW_S",
+    "revocations_per_minute": "REVOCAST_REVOCATIONS_PER_MINUTE",
+    "ssf_max_queue": "REVOCAST_SSF_MAX_QUEUE",
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
@@ -75,6 +77,8 @@ DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
 # REVOCAST_MAX_HEADER_BYTES: room for a 4 KiB token and its header line, up to 1 MiB.
 MIN_HEADER_BYTES, DEFAULT_HEADER_BYTES, MAX_HEADER_BYTES = 8 * 1024, 64 * 1024, 1024 * 1024
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+MAX_REVOCATIONS_PER_MINUTE = 1_000_000
+MAX_SSF_QUEUE = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +113,12 @@ class Settings:
     login_max_failures_per_user: int = 10
     login_max_attempts_per_client: int = 100
     login_window_s: int = 900  # 15 minutes
+    # Revocations that write an event, per actor (the user, or the moderator acting) and
+    # partition, in a fixed minute; past it 429. Repeats that write nothing are not counted;
+    # operators (the CLI) are not limited. 0: no limit.
+    revocations_per_minute: int = 60
+    # Unacknowledged events an SSF stream's queue holds before copying into it pauses.
+    ssf_max_queue: int = 100_000
     # Browser mode: origins allowed to send cookie-authenticated state-changing requests
     # (besides the request's own origin), and the cookies' SameSite.
     allowed_origins: tuple[str, ...] = ()
@@ -220,6 +230,17 @@ class Settings:
             raise SettingsError("login limits must be 0 (off) or more")
         if self.login_window_s <= 0:
             raise SettingsError("login window must be positive")
+        if not 0 <= self.revocations_per_minute <= MAX_REVOCATIONS_PER_MINUTE:
+            raise SettingsError(
+                f"REVOCAST_REVOCATIONS_PER_MINUTE must be 0 (no limit) to "
+                f"{MAX_REVOCATIONS_PER_MINUTE}, got {self.revocations_per_minute}: set a whole "
+                "number of revocations per caller and minute"
+            )
+        if not 1 <= self.ssf_max_queue <= MAX_SSF_QUEUE:
+            raise SettingsError(
+                f"REVOCAST_SSF_MAX_QUEUE must be 1 to {MAX_SSF_QUEUE}, got {self.ssf_max_queue}:"
+                " set how many unacknowledged events a receiver's queue may hold"
+            )
         if not (self.receipt_interval_ms == 0 or 10 <= self.receipt_interval_ms <= 10_000):
             raise SettingsError("REVOCAST_RECEIPT_INTERVAL_MS must be 0 (off) or 10 to 10000")
         if len(self.verifier_name) > 128:

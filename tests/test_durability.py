@@ -1,8 +1,9 @@
 """Acknowledged means durable: with REVOCAST_MIN_REPLICAS, a revocation answers 2xx only once
-WAIT confirms a replica has it; otherwise 503 not_durable, and repeating the call is safe.
+WAIT confirms a replica has it; otherwise 503 not_durable, and repeating the call is safe: it
+writes no new event and, once durable, answers as the first call would have.
 
-A private primary with one replica (``--replicaof``); the replica is frozen (SIGSTOP) to
-make it unreachable without losing its connection state.
+A private primary with one replica (``--replicaof``), or a Sentinel group (slow); the replica
+is frozen (SIGSTOP) to make it unreachable without losing its connection state.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,12 +20,13 @@ from redis.asyncio import Redis
 
 from revocast.errors import NotDurable
 from revocast.issuer import create_app, operator
-from revocast.issuer.context import IssuerContext
+from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
+from revocast_tools.chaos.topologies import SentinelGroup
 from revocast_tools.redis_server import RedisServer, free_port
-from tests.conftest import Issuer
+from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 
 
@@ -110,44 +113,6 @@ async def test_a_revocation_is_acknowledged_once_a_replica_has_it(
     assert not await pair.on_replica(session)
 
 
-async def test_no_replica_no_acknowledgement_and_a_repeat_is_safe(
-    pair: Pair, durable_issuer: Issuer
-) -> None:
-    issuer = durable_issuer
-    mod_uid = await issuer.add_user("mod", ["moderator"])
-    uid = await issuer.add_user("alice")
-    mod = await issuer.login("mod")
-    tokens, other = await issuer.login("alice"), await issuer.login("alice")
-    bearer = {"Authorization": f"Bearer {mod['access_token']}"}
-    pair.replica.pause()
-    try:
-        reply = await issuer.post_bearer("/v1/logout", tokens["access_token"])
-        assert (reply.status_code, reply.json()["error"]) == (503, "not_durable")
-        assert reply.headers["retry-after"] == "1"
-        block = await issuer.http.post(f"/v1/admin/users/{uid}/block", headers=bearer)
-        assert (block.status_code, block.json()["error"]) == (503, "not_durable")
-        revoke = await issuer.http.post("/oauth/revoke", data={"token": other["refresh_token"]})
-        assert (revoke.status_code, revoke.json()["error"]) == (503, "not_durable")
-        ctx = IssuerContext.of_app(issuer.app)
-        # Unacknowledged is not undone: the primary has every change.
-        assert not await ctx.reads.session_live(tokens["session_id"])
-    finally:
-        pair.replica.resume()
-    # Repeats: each records its change again and waits again; now a replica confirms.
-    again = await repeated(lambda: issuer.post_bearer("/v1/logout", tokens["access_token"]))
-    assert (again.status_code, again.json()["error"]) == (401, "session_revoked")
-    block = await repeated(lambda: issuer.http.post(f"/v1/admin/users/{uid}/block", headers=bearer))
-    assert block.status_code == 200
-    revoke = await repeated(
-        lambda: issuer.http.post("/oauth/revoke", data={"token": other["refresh_token"]})
-    )
-    assert revoke.status_code == 200
-    keys = issuer.ctx.writes.keys
-    assert not await pair.on_replica(keys.of(uid).session(tokens["session_id"]))
-    assert not await pair.on_replica(keys.of(uid).session(other["session_id"]))
-    assert mod_uid
-
-
 async def test_logout_all_repeat_does_not_end_later_sessions(
     pair: Pair, durable_issuer: Issuer
 ) -> None:
@@ -165,23 +130,152 @@ async def test_logout_all_repeat_does_not_end_later_sessions(
     await eventually(lambda: tokens["user_id"] in verifier.cache.users)
     later = await issuer.login("alice")  # made after the first call
     again = await repeated(lambda: issuer.post_bearer("/v1/logout-all", tokens["access_token"]))
-    assert (again.status_code, again.json()["error"]) == (401, "user_revoked")
+    assert again.status_code == 204
     assert await issuer.ctx.reads.session_live(later["session_id"])
     assert (await issuer.refresh(later["refresh_token"])).status_code == 200
 
 
+# Repeats of every revoking call (issue 20, point 4) ----------------------------------------
+
+
+@dataclass
+class Frozen:
+    """A deployment whose one replica can be frozen: the pair above, or a Sentinel group."""
+
+    settings: Settings
+    primary_port: int
+    replica: RedisServer
+
+
+@pytest.fixture(params=["pair", pytest.param("sentinel", marks=pytest.mark.slow)])
+def frozen(request: pytest.FixtureRequest, tmp_path: Path) -> Frozen:
+    if request.param == "pair":
+        pair: Pair = request.getfixturevalue("pair")
+        return Frozen(pair.settings, pair.primary.port, pair.replica)
+    group: SentinelGroup = request.getfixturevalue("make_sentinel_group")()
+    settings = Settings(
+        redis_url=group.url,  # REVOCAST_MIN_REPLICAS is 1 on Sentinel by default
+        key_prefix="repeat",
+        key_dir=str(tmp_path / "keys"),
+        replica_ack_timeout_ms=200,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        argon2_parallelism=1,
+    )
+    (replica,) = group.replicas()
+    return Frozen(settings, group.primary().port, replica)
+
+
+@dataclass
+class Case:
+    name: str
+    call: Callable[[], Awaitable[httpx.Response]]
+    status: int
+    body: Callable[[str], object] | None = None  # the JSON answer, given the event id
+
+
+async def revoking_calls(issuer: Issuer) -> list[Case]:
+    """One of each revoking call, each on a user of its own."""
+    http = issuer.http
+    await issuer.add_user("mod", ["moderator"])
+    mod = {"Authorization": f"Bearer {(await issuer.login('mod'))['access_token']}"}
+    users: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    for name in ("out", "all", "pass", "own", "ended", "blocked", "roles", "oauth"):
+        uid = await issuer.add_user(name)
+        users[name] = (uid, await issuer.login(name), await issuer.login(name))
+
+    def bearer(name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {users[name][1]['access_token']}"}
+
+    change = {"current_password": PASSWORD, "new_password": "a new passphrase"}
+    own_other = users["own"][2]["session_id"]
+    ended = users["ended"][1]["session_id"]
+    blocked, promoted = users["blocked"][0], users["roles"][0]
+    refresh = users["oauth"][1]["refresh_token"]
+    return [
+        Case("logout", lambda: http.post("/v1/logout", headers=bearer("out")), 204),
+        Case("logout-all", lambda: http.post("/v1/logout-all", headers=bearer("all")), 204),
+        Case("password", lambda: http.post("/v1/password", headers=bearer("pass"), json=change),
+             200, lambda e: {"other_sessions_ended": 1, "event_id": e}),
+        Case("own session", lambda: http.delete(f"/v1/sessions/{own_other}",
+                                                headers=bearer("own")), 204),
+        Case("session end", lambda: http.delete(f"/v1/admin/sessions/{ended}", headers=mod),
+             204),
+        Case("block", lambda: http.post(f"/v1/admin/users/{blocked}/block", headers=mod), 200,
+             lambda e: {"user_id": blocked, "blocked": True, "event_id": e}),
+        Case("roles", lambda: http.put(f"/v1/admin/users/{promoted}/roles", headers=mod,
+                                       json={"roles": ["vip"]}), 200,
+             lambda e: {"user_id": promoted, "roles": ["vip"], "event_id": e}),
+        Case("oauth revoke", lambda: http.post("/oauth/revoke", data={"token": refresh}), 200),
+    ]  # fmt: skip
+
+
+async def test_every_revoking_call_repeated_answers_as_the_first_once_durable(
+    frozen: Frozen,
+) -> None:
+    """Replica frozen: each call answers 503 not_durable, and so does its repeat, which writes
+    no event. Replica resumed: the repeat answers as the first call would have, with the id
+    of the event the first call wrote."""
+    app = create_app(frozen.settings)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
+        issuer = Issuer(url, http, frozen.settings, app)
+        cases = await revoking_calls(issuer)
+        (partition,) = issuer.ctx.writes.keys.all_partitions  # one stream: entries in order
+        stream, reads = partition.stream, issuer.ctx.reads
+        redis = Redis(port=frozen.primary_port, decode_responses=True)
+        written: dict[str, str] = {}
+        try:
+            frozen.replica.pause()
+            try:
+                for case in cases:
+                    before = await redis.xlen(stream.events)
+                    for _ in range(2):  # the call, then its repeat while still frozen
+                        reply = await case.call()
+                        assert (reply.status_code, reply.json()["error"]) == (503, "not_durable")
+                        assert reply.headers["retry-after"] == "1"
+                        assert await redis.xlen(stream.events) == before + 1, case.name
+                    # Unacknowledged is not undone: the primary has the change and its event.
+                    last = await reads.last_entry(stream.name)
+                    assert last is not None
+                    written[case.name] = str(EventRef.of(stream.name, last))
+            finally:
+                frozen.replica.resume()
+            length = await redis.xlen(stream.events)
+            for case in cases:
+                reply = await repeated(case.call)
+                assert reply.status_code == case.status, (case.name, reply.text)
+                assert reply.headers[EVENT_ID_HEADER] == written[case.name], case.name
+                if case.body is not None:
+                    assert reply.json() == case.body(written[case.name]), case.name
+            assert await redis.xlen(stream.events) == length  # the repeats wrote nothing
+        finally:
+            await redis.aclose()
+
+
 async def test_operator_key_revocation_waits_too(pair: Pair, durable_issuer: Issuer) -> None:
+    """And a repeat writes no event: NotDurable again while frozen, then the first answer."""
     ctx = durable_issuer.ctx
     rotated = await operator.rotate_key(ctx.writes, ctx.reads, pair.settings)
+    kid = str(rotated["kid"])
     pair.replica.pause()
     try:
-        with pytest.raises(NotDurable):
-            await operator.revoke_key(
-                ctx.writes, ctx.reads, pair.settings, str(rotated["kid"]), "x"
-            )
+        for _ in range(2):
+            with pytest.raises(NotDurable):
+                await operator.revoke_key(ctx.writes, ctx.reads, pair.settings, kid, "x")
+        written = await ctx.reads.last_entry("global")
     finally:
         pair.replica.resume()
-    assert await ctx.reads.revoked(str(rotated["kid"]))
+    assert await ctx.reads.revoked(kid)
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:  # until the replica has caught up
+        try:
+            again = await operator.revoke_key(ctx.writes, ctx.reads, pair.settings, kid, "x")
+            break
+        except NotDurable:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+    assert await ctx.reads.last_entry("global") == written  # no event since the first call
+    assert again["event_id"] == f"global.{written}"
 
 
 async def test_a_single_server_without_replicas_never_waits(issuer: Issuer, redis: Redis) -> None:

@@ -14,6 +14,7 @@ from revocast.errors import (
     RevocastError,
     TokenRejected,
     TooManyAttempts,
+    TooManyRevocations,
 )
 from revocast.issuer import create_app, operator
 from revocast_tools.proxy import TcpProxy
@@ -208,7 +209,7 @@ def _error_classes() -> list[type[RevocastError]]:
 
 def _raised_bare(cls: type[RevocastError]) -> RevocastError:
     """``cls`` raised with nothing of the raiser's own to say (its required arguments only)."""
-    if issubclass(cls, TooManyAttempts):
+    if issubclass(cls, TooManyAttempts | TooManyRevocations):
         return cls(3)
     if issubclass(cls, InsufficientScope):
         return cls("admin moderator")

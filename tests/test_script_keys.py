@@ -127,6 +127,7 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     names: list[str] = []
     g = keys.global_
     names += [g.partitions, g.jwks, g.revoked_keys, g.signing_kid, g.sealed_keys, g.audit]
+    names += [g.revoked_key_events]
     names += [g.issuers, g.issuer(hole)]
     names += [g.upstream_user(hole), g.upstream_links, g.upstream_nonce(hole)]
     names += [g.upstream_session(hole), g.upstream_token(hole)]
@@ -136,6 +137,7 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
         names += p.fixed()
         names += [p.username(hole), p.user(hole), p.user_sessions(hole), p.session(hole)]
         names += [p.refresh_token(hole), p.throttle_user(hole), p.throttle_client(hole)]
+        names += [p.revocation_budget(hole)]
     return [re.compile(re.escape(n).replace(re.escape(hole), "[^{}]+")) for n in names]
 
 
@@ -175,6 +177,7 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
             rotated = (await issuer.refresh(third["refresh_token"])).json()
             assert (await issuer.refresh(third["refresh_token"])).status_code == 401  # reuse
             await issuer.post_bearer("/v1/logout", second["access_token"])
+            await issuer.post_bearer("/v1/logout", second["access_token"])  # a repeat: no event
             tokens = await issuer.login("alice")
             await http.request(
                 "DELETE", f"/v1/sessions/{tokens['session_id']}",

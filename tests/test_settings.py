@@ -47,6 +47,9 @@ def test_reads_every_variable() -> None:
         pytest.param({"REVOCAST_KEY_PREFIX": "a b"}, id="prefix-with-space"),
         pytest.param({"REVOCAST_MAX_STALENESS_S": "-1"}, id="negative-staleness"),
         pytest.param({"REVOCAST_TRUSTED_PROXIES": "10.0.0.0/8,gateway"}, id="proxy-by-name"),
+        pytest.param({"REVOCAST_REVOCATIONS_PER_MINUTE": "-1"}, id="negative-revocation-limit"),
+        pytest.param({"REVOCAST_REVOCATIONS_PER_MINUTE": "1e9"}, id="revocation-limit-float"),
+        pytest.param({"REVOCAST_SSF_MAX_QUEUE": "0"}, id="empty-ssf-queue"),
     ],
 )
 def test_bad_values_fail_clearly(env: dict[str, str]) -> None:
@@ -60,6 +63,12 @@ def test_the_header_bound_names_its_variable_and_range(value: str) -> None:
     assert Settings.from_env({"REVOCAST_MAX_HEADER_BYTES": "8192"}).max_header_bytes == 8192
     with pytest.raises(SettingsError, match="REVOCAST_MAX_HEADER_BYTES must be"):
         Settings.from_env({"REVOCAST_MAX_HEADER_BYTES": value})
+
+
+def test_a_bad_revocation_limit_names_its_variable_and_range() -> None:
+    with pytest.raises(SettingsError, match="REVOCAST_REVOCATIONS_PER_MINUTE must be 0"):
+        Settings.from_env({"REVOCAST_REVOCATIONS_PER_MINUTE": "2000000"})
+    assert Settings.from_env({}).revocations_per_minute == 60
 
 
 def test_revocations_outlive_tokens_and_retention_outlives_revocations() -> None:

@@ -24,7 +24,8 @@ async def my_sessions(request: Request) -> Response:
 
 
 async def end_my_session(request: Request) -> Response:
-    """End one of the caller's own sessions; another user's session is simply not found."""
+    """End one of the caller's own sessions; another user's session is simply not found. A
+    session ended already answers 204 with the id of the event that ended it."""
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
     event_id = await ctx.writes.end_session(
@@ -34,16 +35,26 @@ async def end_my_session(request: Request) -> Response:
 
 
 async def change_password(request: Request) -> Response:
-    """Set a new password; every other session of the user ends."""
+    """Set a new password; every other session of the user ends.
+
+    A repeat (after 503 not_durable: the current password is the new one already) from
+    the session that made the change is answered as the change was, once durable.
+    """
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
     body = await read_body(request, PasswordBody, ctx.settings.max_body_bytes)
     check_password_rules(body.new_password)
     stored = await ctx.reads.password_hash(claims.sub)
-    if not await ctx.passwords.verify(stored, body.current_password):
+    # A second hash check only for the session that made the last change.
+    if await ctx.reads.password_changed_by(claims.sub) == claims.sid and await ctx.passwords.verify(
+        stored, body.new_password
+    ):
+        ended, event_id = await ctx.writes.repeat_password_change(claims.sub, claims.sid)
+    elif await ctx.passwords.verify(stored, body.current_password):
+        ended, event_id = await ctx.writes.change_password(
+            claims.sub, await ctx.passwords.hash(body.new_password), claims.sid, actor=claims.sub
+        )
+    else:
         raise WrongPassword()
-    ended, event_id = await ctx.writes.change_password(
-        claims.sub, await ctx.passwords.hash(body.new_password), claims.sid, actor=claims.sub
-    )
     headers = {EVENT_ID_HEADER: event_id} if event_id else {}
     return json_response({"other_sessions_ended": ended, "event_id": event_id}, headers=headers)

@@ -12,6 +12,7 @@ from revocast.browser import (
     new_csrf_token,
     set_token_cookies,
 )
+from revocast.claims import AccessClaims
 from revocast.errors import CsrfFailed, InvalidRequest, TokenRejected
 from revocast.http import json_response
 from revocast.issuer import linking
@@ -84,40 +85,42 @@ async def refresh(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     """Revoke the caller's session.
 
-    A repeat with the same token (after a 503 not_durable) is refused as
-    revoked, as before, but first records the revocation again and waits for
-    the replicas again: its 401 means the revocation is durable, its 503 that it
-    is still not.
+    A token whose session is revoked already (a repeat after 503 not_durable, or
+    revoked by anyone else: a logout-all, a block, a moderator) is answered as the
+    logout that succeeded: 204 with the id of the event that revoked it, once that
+    is durable, and nothing is written (DESIGN.md invariant 13).
     """
     ctx = IssuerContext.of(request)
-    try:
-        claims = caller(ctx, request)
-    except TokenRejected as exc:
-        if exc.code != "session_revoked":
-            raise
-        claims = revoked_caller(ctx, request, exc)
-        await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
-        raise
-    event_id = await ctx.writes.revoke_session(claims.sid, claims.sub, "logout")
+    claims = _caller_or_revoked(ctx, request, ("session_revoked", "user_revoked"))
+    event_id = await ctx.writes.revoke_session(
+        claims.sid, claims.sub, "logout", issued_ms=claims.issued_ms, actor=claims.sub
+    )
     return _ended(ctx, request, event_id)
 
 
 async def logout_all(request: Request) -> Response:
-    """Revoke every session of the caller. A repeat (refused as revoked, like a logout's)
-    records the same cut-off again, so it ends nothing that was made after the first call."""
+    """Revoke every session of the caller. A repeat with the same token (refused as revoked
+    now) answers 204 with the first call's event id, once durable, and ends nothing that was
+    made after the first call."""
     ctx = IssuerContext.of(request)
-    try:
-        claims = caller(ctx, request)
-    except TokenRejected as exc:
-        if exc.code != "user_revoked":
-            raise
-        claims = revoked_caller(ctx, request, exc)
-        cut_off = ctx.verifier.cache.users.get(claims.sub, (0, 0))[0]
-        if cut_off:
-            await ctx.writes.revoke_user(claims.sub, "logout_all", not_before_ms=cut_off)
-        raise
-    event_id = await ctx.writes.revoke_user(claims.sub, "logout_all")
+    claims = _caller_or_revoked(ctx, request, ("user_revoked",))
+    event_id = await ctx.writes.revoke_user(
+        claims.sub, "logout_all", covers_ms=claims.issued_ms, actor=claims.sub
+    )
     return _ended(ctx, request, event_id)
+
+
+def _caller_or_revoked(
+    ctx: IssuerContext, request: Request, codes: tuple[str, ...]
+) -> AccessClaims:
+    """The caller's claims, also when its token is refused for one of ``codes``: the call
+    then only confirms the revocation that holds (its script finds it made)."""
+    try:
+        return caller(ctx, request)
+    except TokenRejected as exc:
+        if exc.code not in codes:
+            raise
+        return revoked_caller(ctx, request, exc)
 
 
 def _ended(ctx: IssuerContext, request: Request, event_id: str) -> Response:

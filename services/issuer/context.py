@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,6 +16,13 @@ from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
 
 
+@dataclass(slots=True)
+class Counts:
+    """What the handlers and background loops count, for the issuer's metrics."""
+
+    ssf_losses: int = 0  # runs of revocation events lost before an SSF queue had them
+
+
 @dataclass(frozen=True, slots=True)
 class IssuerContext:
     settings: Settings
@@ -26,6 +33,7 @@ class IssuerContext:
     passwords: Passwords
     verifier: Verifier  # the issuer checks callers' access tokens like any verifier
     upstream: Upstream | None = None  # the IdP whose logouts end sessions here, if any
+    counts: Counts = field(default_factory=Counts)
 
     @staticmethod
     def of(request: Request) -> IssuerContext:

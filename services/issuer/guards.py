@@ -26,7 +26,8 @@ def revoked_caller(ctx: IssuerContext, request: Request, refused: TokenRejected)
 
     For repeats of the revoking calls: a client whose logout got 503 (not
     durable) repeats it with the same token, which is now refused as revoked;
-    the call records the revocation again and waits for the replicas again.
+    the call finds the revocation made, writes nothing, and waits for the
+    replicas again before it answers as the first call would have.
     """
     token, _ = credentials(request.headers)
     if token is None:

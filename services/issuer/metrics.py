@@ -1,5 +1,5 @@
-"""Prometheus view of the issuer: requests by route and status, detected data losses, and
-the live verifiers (how many, how many behind)."""
+"""Prometheus view of the issuer: requests by route and status, detected data losses, SSF
+events lost before copying, and the live verifiers (how many, how many behind)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from revocast.issuer.context import Counts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
 from revocast.issuer.upkeep import Upkeep
@@ -46,12 +47,18 @@ class RequestCounter:
 
 class IssuerCollector(Collector):
     def __init__(
-        self, requests: RequestCounts, guard: StateGuard, upkeep: Upkeep, passwords: Passwords
+        self,
+        requests: RequestCounts,
+        guard: StateGuard,
+        upkeep: Upkeep,
+        passwords: Passwords,
+        counts: Counts,
     ) -> None:
         self.requests = requests
         self.guard = guard
         self.upkeep = upkeep
         self.passwords = passwords
+        self.counts = counts
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -66,6 +73,12 @@ class IssuerCollector(Collector):
             "revocast_issuer_state_lost",
             "Times this issuer found Redis had lost its state and revoked every signing key.",
             value=self.guard.losses_detected,
+        )
+        yield CounterMetricFamily(
+            "revocast_ssf_losses",
+            "Runs of revocation events trimmed before this issuer could copy them into an SSF "
+            "stream's queue; each was told to its receiver (stream-updated SET, stream status).",
+            value=self.counts.ssf_losses,
         )
         yield GaugeMetricFamily(
             "revocast_issuer_password_checks_queued",

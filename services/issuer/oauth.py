@@ -145,11 +145,13 @@ class _Owner:
     sid: str
     uid: str
     client_id: str
+    issued_ms: int | None  # when the token was issued, if known
 
 
 async def revoke(request: Request) -> Response:
-    """200 whether or not the token was known (RFC 7009 §2.2); a repeat of a revoked token
-    records its revocation again, so repeating after a 503 is how to make it durable.
+    """200 whether or not the token was known (RFC 7009 §2.2). A token revoked already (a
+    repeat after 503, or revoked otherwise) writes nothing: 200 with the id of the event
+    that revoked it, once that is durable.
 
     A confidential client's tokens are revoked only by that client, authenticated; a
     public client's by anyone who holds them (and names no other client).
@@ -162,7 +164,9 @@ async def revoke(request: Request) -> Response:
         owner = await _owner_of(ctx, token, kind)
         if owner is not None:
             await _may_revoke(ctx, client, owner.client_id)
-            event_id = await ctx.writes.revoke_session(owner.sid, owner.uid, "oauth_revoke")
+            event_id = await ctx.writes.revoke_session(
+                owner.sid, owner.uid, "oauth_revoke", issued_ms=owner.issued_ms, actor=owner.uid
+            )
             return Response(status_code=200, headers=NO_STORE | {EVENT_ID_HEADER: event_id})
     return Response(status_code=200, headers=NO_STORE)
 
@@ -170,12 +174,14 @@ async def revoke(request: Request) -> Response:
 async def _owner_of(ctx: IssuerContext, token: str, kind: str) -> _Owner | None:
     if kind == "refresh_token":
         grant = await ctx.reads.refresh_grant(token)
-        return None if grant is None else _Owner(grant.sid, grant.uid, grant.client_id)
+        if grant is None:
+            return None
+        return _Owner(grant.sid, grant.uid, grant.client_id, grant.issued_ms)
     try:
         claims = signed_claims(ctx.verifier, token)
     except TokenRejected:
         return None
-    return _Owner(claims.sid, claims.sub, claims.client_id or DEFAULT_CLIENT_ID)
+    return _Owner(claims.sid, claims.sub, claims.client_id or DEFAULT_CLIENT_ID, claims.issued_ms)
 
 
 async def _may_revoke(ctx: IssuerContext, client: CallingClient | None, owner: str) -> None:

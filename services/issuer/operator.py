@@ -177,8 +177,9 @@ async def revoke_key(
     rotated = None
     if await reads.signing_kid() == kid:
         rotated = (await rotate_key(writes, reads, settings))["kid"]
-    await writes.revoke_key(kid, operator_name(), reason)
-    return {"kid": kid, "revoked": True, "now_active": rotated or await reads.signing_kid()}
+    event_id = await writes.revoke_key(kid, operator_name(), reason)
+    return {"kid": kid, "revoked": True, "now_active": rotated or await reads.signing_kid(),
+            "event_id": event_id}  # fmt: skip
 
 
 async def list_keys(reads: Reads) -> dict[str, Any]:

@@ -38,6 +38,7 @@ CREDENTIAL_CHANGE = f"{CAEP}credential-change"
 TOKEN_CLAIMS_CHANGE = f"{CAEP}token-claims-change"
 ACCOUNT_DISABLED = f"{RISC}account-disabled"
 VERIFICATION = "https://schemas.openid.net/secevent/ssf/event-type/verification"
+STREAM_UPDATED = "https://schemas.openid.net/secevent/ssf/event-type/stream-updated"
 SUPPORTED = (SESSION_REVOKED, CREDENTIAL_CHANGE, TOKEN_CLAIMS_CHANGE, ACCOUNT_DISABLED)
 SET_TYPE = "secevent+jwt"
 # A SET is signed as it is delivered (pushed or polled), so a receiver checks it within

@@ -7,8 +7,9 @@ poll endpoint. The issuers copy each revocation into the stream's own queue with
 200 ms (the revocation streams are trimmed after about an access-token lifetime, the queue
 is not), and a SET leaves the queue only once the receiver has it: acknowledged by a poll,
 or answered 2xx to a push. So a receiver that is down gets everything when it is back, in
-order. The queue holds up to 100,000 events; past that, copying pauses (logged), and what
-the revocation streams trim meanwhile is lost to that receiver.
+order. The queue holds up to ``REVOCAST_SSF_MAX_QUEUE`` events (100,000); past that, copying
+pauses and resumes where it paused, and what the revocation streams trim meanwhile is told
+to the receiver, never lost silently (``ssf_spool``).
 """
 
 from __future__ import annotations
@@ -27,16 +28,15 @@ from starlette.responses import Response
 
 from revocast.claims import AccessClaims
 from revocast.errors import Conflict, InvalidRequest, NotFound
-from revocast.events import UnknownEvent, decode_entry
 from revocast.http import json_response
 from revocast.issuer.bodies import decode_body, read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.guards import caller_with_role
 from revocast.issuer.metadata import cache_control, public_base
-from revocast.issuer.security_events import SUPPORTED, VERIFICATION, describe, sign
+from revocast.issuer.security_events import SUPPORTED, VERIFICATION, sign
+from revocast.issuer.ssf_spool import spool, start_cursors, status_reason
 from revocast.issuer.ssf_targets import RefusedTarget, TargetPolicy
 from revocast.keys import JWKS_CACHE_CONTROL
-from revocast.proof import EventRef
 from revocast.settings import MAX_SSF_STREAMS
 
 log = logging.getLogger("revocast.issuer")
@@ -46,8 +46,6 @@ POLL = "urn:ietf:rfc:8936"
 PUSH = "urn:ietf:rfc:8935"
 MAX_EVENTS = 1000
 MAX_STREAMS = MAX_SSF_STREAMS
-MAX_QUEUE = 100_000  # unacknowledged events per stream before copying pauses
-SPOOL_BATCH = 500
 LONG_POLL_S = 10.0
 
 
@@ -124,12 +122,10 @@ async def create_stream(request: Request) -> Response:
         "events_delivered": [e for e in requested if e in SUPPORTED],
         "description": asked.description,
     }
-    ends = {}
-    for stream in ctx.reads.keys.streams():
-        ends[stream.name] = await ctx.reads.last_entry(stream.name) or "0-0"
+    cursors = await start_cursors(ctx)
     cap = ctx.settings.ssf_max_streams_per_owner
     added = await ctx.writes.signals.add_ssf_stream(
-        stream_id, json.dumps(config), ends,
+        stream_id, json.dumps(config), cursors,
         owner=caller.sub, max_streams=MAX_STREAMS, max_per_owner=cap,
     )  # fmt: skip
     if added == "owner_full":
@@ -235,7 +231,10 @@ async def status(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     caller = caller_with_role(ctx, request, SSF_ROLES)
     config = await _stream(ctx, request.query_params.get("stream_id", ""), caller)
-    return json_response({"stream_id": config["stream_id"], "status": "enabled"})
+    answer = {"stream_id": config["stream_id"], "status": "enabled"}
+    reason = status_reason(await ctx.reads.ssf_status(config["stream_id"]),
+                           ctx.settings.ssf_max_queue)  # fmt: skip
+    return json_response(answer | ({"reason": reason} if reason else {}))
 
 
 class VerifyRequest(msgspec.Struct):
@@ -250,7 +249,7 @@ async def verify(request: Request) -> Response:
     asked: VerifyRequest = _decode(await _body(request, ctx), VerifyRequest)
     config = await _stream(ctx, asked.stream_id, caller)
     found = await ctx.reads.ssf_stream(config["stream_id"])
-    if found is not None and found[2] >= MAX_QUEUE:
+    if found is not None and found[2] >= ctx.settings.ssf_max_queue:
         raise InvalidRequest("the stream's queue is full: poll and acknowledge first")
     jti = f"verify.{secrets.token_urlsafe(12)}"
     body = {"state": asked.state[:256]} if asked.state else {}
@@ -302,41 +301,6 @@ async def record_ack(ctx: IssuerContext, stream_id: str, acks: list[str]) -> Non
     done = [entry for entry in queued if json.loads(entry)["jti"] in wanted]
     if done:
         await ctx.writes.signals.ack_ssf(stream_id, done)
-
-
-async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> None:
-    """Copy the revocations written since the last copy into the stream's queue, as events
-    (signed only when delivered). Issuers do this every 200 ms for every stream, and a poll
-    first; two at once cannot both copy (the cursors are watched)."""
-    found = await ctx.reads.ssf_stream(stream_id)
-    if found is None:
-        return
-    _, cursors, queued = found
-    if queued >= MAX_QUEUE:
-        log.warning("ssf stream %s: %d events not acknowledged; copying paused", stream_id, queued)
-        return
-    wanted = set(config["events_delivered"])
-    moved, entries = dict(cursors), []
-    for name, cursor in sorted(cursors.items()):
-        for entry_id, fields in await ctx.reads.events_after(name, cursor, SPOOL_BATCH):
-            moved[name] = entry_id
-            described = await _describe(ctx, fields)
-            if described is not None and described[0] in wanted:
-                event_type, body, subject = described
-                jti = str(EventRef.of(name, entry_id))
-                entries.append(json.dumps({"jti": jti, "type": event_type, "body": body,
-                                           "subject": subject}))  # fmt: skip
-    if moved != cursors:
-        await ctx.writes.signals.spool_ssf(stream_id, cursors, moved, entries)
-
-
-async def _describe(
-    ctx: IssuerContext, fields: dict[str, str]
-) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
-    try:
-        return await describe(ctx, decode_entry(fields))
-    except UnknownEvent:
-        return None
 
 
 async def queued_sets(

@@ -4,7 +4,7 @@ and push delivery (RFC 8935).
 Every 200 ms an issuer lists the streams and gives each one that is not being served a round
 of its own, in its own task: it takes (or keeps) the stream's lease in Redis, so that one
 issuer at a time serves a stream, copies the revocations written since into the stream's
-queue (``ssf.spool``), and for a push stream posts the queued SETs one by one, each within
+queue (``ssf_spool.spool``), and for a push stream posts the queued SETs one by one, each within
 its own deadline (5 s from connecting to the last byte of the answer), dropping each from
 the queue only once the receiver has it: any 2xx (RFC 8935 asks for 202; 200 and 204 say
 the same). So a receiver that is slow, down or a black hole delays its own stream only,
@@ -28,7 +28,8 @@ import httpx
 from revocast.background import Background
 from revocast.errors import RevocastError
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.ssf import MAX_STREAMS, PUSH, queued_sets, spool
+from revocast.issuer.ssf import MAX_STREAMS, PUSH, queued_sets
+from revocast.issuer.ssf_spool import spool
 from revocast.issuer.ssf_targets import TargetPolicy, push_client
 from revocast.outage import Outage
 

@@ -1,12 +1,19 @@
--- KEYS: fixed..., session, user_sessions, user (the session's owner)
+-- KEYS: fixed..., session, user_sessions, user (the session's owner), budget (the caller's)
 -- ARGV: sid, uid (the owner, as the caller read it), owner|'', actor|'', lifetime_ms,
---       retention_ms, reason
--- End one existing session. With owner, only the owner's own session (else not_found); with
--- actor, a moderator's action (authorized and audited). Returns the event id.
-local SESSION, SESSIONS, USER = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
+--       retention_ms, reason, budget limit (0: none)
+-- End one session. With owner, only the owner's own session (else not_found); with actor, a
+-- moderator's action (authorized and audited). A session ended already (by this call
+-- repeated, or by any other revocation of it) is not ended again: nothing is written but
+-- the heartbeat, and its revocation's event id is returned. Returns the event id.
+-- Errors: not_found, forbidden, too_many_revocations, retry.
+local SESSION, SESSIONS, USER, BUDGET = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3],
+  KEYS[FIXED + 4]
 local sid, expected, owner, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, reason = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local limit = tonumber(ARGV[8])
+local known = nil
 local uid = redis.call('HGET', SESSION, 'uid')
+if not uid then known, uid = session_revocation(sid) end
 if not uid or (owner ~= '' and uid ~= owner) then
   return redis.error_reply('not_found no such session: it has ended, or the id is wrong')
 end
@@ -15,6 +22,10 @@ local now = now_ms()
 if actor ~= '' then
   local _, refused = require_authority(actor, USER)
   if refused then return refused end
-  audit(actor, 'end_session', uid .. '/' .. sid, reason, now)
 end
+if known then return already(known, now) end
+local over = over_budget(BUDGET, limit)
+if over then return over end
+spend(BUDGET, limit)
+if actor ~= '' then audit(actor, 'end_session', uid .. '/' .. sid, reason, now) end
 return revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms, reason)

@@ -1,7 +1,8 @@
 -- Prepended to every script that changes the global slot: signing keys and the epoch.
--- KEYS[1..8] are keyspace.GlobalKeys in this order (writes.Writes names them).
+-- KEYS[1..10] are keyspace.GlobalKeys in this order (writes.Writes names them).
 local EVENTS, CHAIN, EPOCH, JWKS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local REVOKED_KEYS, SIGNING_KID, AUDIT, SEALED_KEYS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local REVOKED_KEY_EVENTS, HEARTBEAT = KEYS[9], KEYS[10]
 
 local function audit(actor, action, target, reason, now)
   audit_entry(AUDIT, actor, action, target, reason, now)
@@ -14,5 +15,8 @@ end
 local function key_revoked(now, retention_ms, kid)
   redis.call('ZADD', REVOKED_KEYS, 'NX', int(now), kid)
   if redis.call('GET', SIGNING_KID) == kid then redis.call('DEL', SIGNING_KID) end
-  return emit(EVENTS, CHAIN, now, retention_ms, 'key_revoked', {'kid', kid, 'at_ms', int(now)})
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'key_revoked',
+    {'kid', kid, 'at_ms', int(now)})
+  redis.call('HSET', REVOKED_KEY_EVENTS, kid, event_id)
+  return event_id
 end

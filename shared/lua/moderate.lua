@@ -1,14 +1,41 @@
--- KEYS: fixed..., user (the target), user_sessions, session of each sid below...
--- ARGV: actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json, sid...
+-- KEYS: fixed..., user (the target), user_sessions, budget (the actor's), session of each sid
+--       below...
+-- ARGV: actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json, budget
+--       limit (0: none), sid...
 -- A moderator action on a user, authorized and audited in the same step.
 --   block:   set the blocked flag and kill every session and token of the user
 --   unblock: clear the flag (tokens killed by the block stay dead)
 --   roles:   replace the roles; tokens minted with the old roles die, sessions survive
+-- A block of a blocked user, or roles the user holds already, change nothing: no event, no
+-- audit entry, only the heartbeat (``already``); the reply carries the event of the block or
+-- of the last role change, as the call that made it did.
 -- Returns {event id or '', old level, level, version}: the target's power, to copy to the
--- other partitions' AUTHORITY. Errors: forbidden, not_found, invalid_request, retry.
-local USER, SESSIONS = KEYS[FIXED + 1], KEYS[FIXED + 2]
+-- other partitions' AUTHORITY. A block or a role change spends from the actor's budget.
+-- Errors: forbidden, not_found, invalid_request, too_many_revocations, retry.
+local USER, SESSIONS, BUDGET = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
 local actor, action, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local lifetime_ms, retention_ms, roles = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local limit = tonumber(ARGV[8])
+
+local function same_roles(a, b)
+  local held = {}
+  for _, role in ipairs(a) do held[role] = true end
+  for _, role in ipairs(b) do
+    if not held[role] then return false end
+    held[role] = nil
+  end
+  return next(held) == nil
+end
+
+-- Nothing to change: the reply names the event that made the state, and the power as it
+-- stands goes out again (a first call stopped by not_durable had not copied it yet). The
+-- level before is not known here: 'admin' stands for it, so that every copy this lowers is
+-- written durably, as the first call's would have been.
+local function unchanged(known, now, old_level)
+  local version = tonumber(redis.call('HGET', USER, 'authority_v') or '0')
+  return {already(known, now), 'admin', old_level, version}
+end
+
 if redis.call('EXISTS', USER) == 0 then
   return redis.error_reply('not_found no such user: check the user id')
 end
@@ -21,13 +48,20 @@ if action == 'block' then
   if target == actor then
     return redis.error_reply('forbidden you cannot block yourself: ask another moderator')
   end
-  local sessions = declared_sessions(SESSIONS, FIXED + 3, 8)
+  local known = redis.call('HGET', USER, 'blocked_event')
+  if redis.call('HGET', USER, 'blocked') == '1' and known then
+    return unchanged(known, now, old_level)
+  end
+  local over = over_budget(BUDGET, limit)
+  if over then return over end
+  local sessions = declared_sessions(SESSIONS, FIXED + 4, 9)
   if not sessions then return retry() end
-  redis.call('HSET', USER, 'blocked', '1')
+  spend(BUDGET, limit)
   event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
     'blocked')
+  redis.call('HSET', USER, 'blocked', '1', 'blocked_event', event_id)
 elseif action == 'unblock' then
-  redis.call('HDEL', USER, 'blocked')
+  redis.call('HDEL', USER, 'blocked', 'blocked_event')
 elseif action == 'roles' then
   -- Granting or withdrawing a service role (SERVICE_ROLES: power over other accounts or the
   -- service), or changing the roles of an account that holds one, is for admins and operators.
@@ -48,8 +82,15 @@ elseif action == 'roles' then
     return redis.error_reply('forbidden only admins grant or withdraw the roles ' ..
       table.concat(names, ', ') .. ', or change the roles of an account holding one: ask an admin')
   end
+  if same_roles(decode_roles(USER), new) then
+    return unchanged(redis.call('HGET', USER, 'roles_event') or '', now, old_level)
+  end
+  local over = over_budget(BUDGET, limit)
+  if over then return over end
+  spend(BUDGET, limit)
   redis.call('HSET', USER, 'roles', roles)
   event_id = roles_changed(target, now, lifetime_ms, retention_ms)
+  redis.call('HSET', USER, 'roles_event', event_id)
   reason = reason ~= '' and reason or roles
 else
   return redis.error_reply('invalid_request the action must be block, unblock or roles')

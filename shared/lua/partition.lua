@@ -1,19 +1,72 @@
--- Prepended to every script that changes a partition. KEYS[1..9] are the partition's fixed
+-- Prepended to every script that changes a partition. KEYS[1..12] are the partition's fixed
 -- keys (keyspace.PartitionKeys.fixed); a script's own keys follow from KEYS[FIXED + 1].
 local EVENTS, CHAIN, REVOKED_SESSIONS, REVOKED_USERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local USERS_UNTIL, REVOKED_ROLES, ROLES_UNTIL = KEYS[5], KEYS[6], KEYS[7]
 local AUDIT, AUTHORITY = KEYS[8], KEYS[9]
-local FIXED = 9
+local SESSION_EVENTS, USER_EVENTS, HEARTBEAT = KEYS[10], KEYS[11], KEYS[12]
+local FIXED = 12
+local PRUNE_BATCH = 1000  -- forgotten per call at most, so no call is slow; calls outpace it
 
+-- Forget revocations that outlived every token they cover, with the ids of their events:
+-- each ZSET of forget-after times, then the hashes keyed by the same members.
 local function prune(now)
-  redis.call('ZREMRANGEBYSCORE', REVOKED_SESSIONS, '-inf', '(' .. int(now))
-  for _, pair in ipairs({{REVOKED_USERS, USERS_UNTIL}, {REVOKED_ROLES, ROLES_UNTIL}}) do
-    local old = redis.call('ZRANGEBYSCORE', pair[2], '-inf', '(' .. int(now), 'LIMIT', 0, 1000)
+  local sets = {{REVOKED_SESSIONS, SESSION_EVENTS}, {USERS_UNTIL, REVOKED_USERS, USER_EVENTS},
+                {ROLES_UNTIL, REVOKED_ROLES}}
+  for _, set in ipairs(sets) do
+    local old = redis.call('ZRANGEBYSCORE', set[1], '-inf', '(' .. int(now), 'LIMIT', 0,
+      PRUNE_BATCH)
     if #old > 0 then
-      redis.call('HDEL', pair[1], unpack(old))
-      redis.call('ZREM', pair[2], unpack(old))
+      for i = 2, #set do redis.call('HDEL', set[i], unpack(old)) end
+      redis.call('ZREM', set[1], unpack(old))
     end
   end
+end
+
+-- Idempotent revocation (DESIGN.md invariant 13): a call whose revocation is made already
+-- writes no event and returns the id of the event that made it. It stamps the primary's time
+-- on the heartbeat (as issuers do every 250 ms), so that the caller's WAIT has a write of
+-- the present to wait for: replicas that have it have every earlier write, that event's too.
+local function already(event_id, now)
+  redis.call('SET', HEARTBEAT, int(now))
+  return event_id
+end
+
+-- Each actor's budget of revocations that write an event (REVOCAST_REVOCATIONS_PER_MINUTE;
+-- limit 0: none): a counter of this partition over a fixed minute, checked before a script
+-- writes and spent once it has. A repeat that finds its revocation made spends nothing.
+local BUDGET_WINDOW_MS = 60000
+
+-- nil if the actor may write one more revocation, else the error to answer (with the ms
+-- until the minute ends).
+local function over_budget(counter, limit)
+  if limit == 0 or tonumber(redis.call('GET', counter) or '0') < limit then return nil end
+  local wait_ms = math.max(redis.call('PTTL', counter), 1)
+  return redis.error_reply('too_many_revocations ' .. int(wait_ms))
+end
+
+local function spend(counter, limit)
+  if limit == 0 then return end
+  if redis.call('INCR', counter) == 1 or redis.call('PTTL', counter) < 0 then
+    redis.call('PEXPIRE', counter, BUDGET_WINDOW_MS)
+  end
+end
+
+-- The event that revoked session sid, and the session's owner; nil if none is known.
+local function session_revocation(sid)
+  local known = redis.call('HGET', SESSION_EVENTS, sid)
+  if not known then return nil end
+  return string.match(known, '^(%S+) (%S+)$')
+end
+
+-- The event after which a token of session sid (of uid) issued at issued_ms (nil: unknown)
+-- is dead: the session's revocation, or the user's cut-off at or after issued_ms.
+local function revoked_by(sid, uid, issued_ms)
+  local known = session_revocation(sid)
+  if known then return known end
+  if issued_ms == nil then return nil end
+  local cut_off = tonumber(redis.call('HGET', REVOKED_USERS, uid) or '-1')
+  if cut_off < issued_ms then return nil end
+  return redis.call('HGET', USER_EVENTS, uid) or nil
 end
 
 -- Sessions the caller read from the user's set come as keys (KEYS from first_key) and ids
@@ -48,8 +101,10 @@ local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, 
   local until_ms = now + lifetime_ms
   redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
   prune(now)
-  return emit(EVENTS, CHAIN, now, retention_ms, 'session_revoked', {
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'session_revoked', {
     'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
+  redis.call('HSET', SESSION_EVENTS, sid, event_id .. ' ' .. uid)
+  return event_id
 end
 
 -- Kill every token of a user issued at or before not_before (now unless given), and every
@@ -68,8 +123,10 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   redis.call('HSET', REVOKED_USERS, uid, int(math.max(known, not_before)))
   redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  return emit(EVENTS, CHAIN, now, retention_ms, 'user_revoked', {
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'user_revoked', {
     'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason})
+  if not_before >= known then redis.call('HSET', USER_EVENTS, uid, event_id) end
+  return event_id
 end
 
 -- Tokens of uid issued up to now carry stale roles: they must be refreshed.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -39,6 +40,7 @@ from revocast.errors import (
     SettingsError,
     SigningKeyUnavailable,
     StoreUnavailable,
+    TooManyRevocations,
     UserBlocked,
 )
 from revocast.keyspace import Keyspace
@@ -249,6 +251,8 @@ class Backend:
                 ) from None
             # A script refuses with its code, then optionally why and what to do.
             code, _, detail = text.partition(" ")
+            if code == "too_many_revocations":  # the detail is the ms to wait
+                raise TooManyRevocations(max(1, math.ceil(int(detail) / 1000))) from None
             error = _SCRIPT_ERRORS.get(code)
             if error is not None:
                 raise error(detail) from None

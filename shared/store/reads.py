@@ -69,6 +69,12 @@ class Reads:
     async def password_hash(self, uid: str) -> str | None:
         return await self._hget(self.keys.of(uid).user(uid), "password_hash")
 
+    async def password_changed_by(self, uid: str) -> str | None:
+        """The session that made the user's last password change ('' for an operator's
+        reset), or None: what tells a repeat of that change (``Writes.repeat_password_change``)."""
+        made = await self._hget(self.keys.of(uid).user(uid), "password_change")
+        return made.partition(" ")[0] if made else None
+
     async def username_of(self, uid: str) -> str | None:
         return await self._hget(self.keys.of(uid).user(uid), "username")
 
@@ -319,6 +325,42 @@ class Reads:
             events, lambda c: c.xrange(events, min=f"({entry_id}", count=limit)
         )
         return [(str(i), cast(dict[str, str], f)) for i, f in reply or []]
+
+    async def stream_end(self, stream: str) -> tuple[str, str]:
+        """(id of the stream's last entry or "0-0", the link its next entry will name), read
+        in one step: where a copy of the stream from now on starts."""
+        keys = next(k for k in self.keys.streams() if k.name == stream)
+
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.xrevrange(keys.events, count=1)
+                pipe.get(keys.chain)
+                return await pipe.execute()
+
+        last, chain = await self.backend.read(keys.events, read)
+        return (str(last[0][0]) if last else "0-0"), chain or ""
+
+    async def entries_and_link(
+        self, stream: str, entry_id: str, limit: int
+    ) -> tuple[list[tuple[str, dict[str, str]]], str]:
+        """Up to ``limit`` entries of ``stream`` after ``entry_id``, and the link of its last
+        entry ("" if none yet), read in one step: if the entries reach the end, the last
+        one's link is that link, unless entries after ``entry_id`` were trimmed."""
+        keys = next(k for k in self.keys.streams() if k.name == stream)
+
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.xrange(keys.events, min=f"({entry_id}", count=limit)
+                pipe.get(keys.chain)
+                return await pipe.execute()
+
+        found, chain = await self.backend.read(keys.events, read)
+        entries = [(str(i), cast(dict[str, str], f)) for i, f in found or []]
+        return entries, chain or ""
+
+    async def ssf_status(self, stream_id: str) -> dict[str, str]:
+        """What copying into the SSF stream's queue met: a pause, the losses (``ssf_spool``)."""
+        return await self.backend.hgetall(self.keys.global_.ssf_status(stream_id))
 
     async def ssf_streams(self) -> dict[str, dict[str, Any]]:
         """Every SSF stream's configuration."""

@@ -125,7 +125,12 @@ class SignalWrites:
         async def work(client: Redis) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
                 pipe.hdel(g.ssf_streams, stream_id)
-                pipe.delete(g.ssf_cursor(stream_id), g.ssf_queue(stream_id), g.ssf_lease(stream_id))
+                pipe.delete(
+                    g.ssf_cursor(stream_id),
+                    g.ssf_queue(stream_id),
+                    g.ssf_lease(stream_id),
+                    g.ssf_status(stream_id),
+                )
                 return await pipe.execute()
 
         return bool((await self.backend.read(g.ssf_streams, work))[0])
@@ -144,10 +149,16 @@ class SignalWrites:
         await self.backend.read(key, lambda c: c.rpush(key, entry))
 
     async def spool_ssf(
-        self, stream_id: str, seen: dict[str, str], moved: dict[str, str], entries: list[str]
+        self,
+        stream_id: str,
+        seen: dict[str, str],
+        moved: dict[str, str],
+        entries: list[str],
+        loss: tuple[int, str] | None = None,
     ) -> bool:
         """Append ``entries`` to the stream's queue and move its cursors from ``seen`` to
-        ``moved``, in one transaction; False (nothing written) if another issuer moved them
+        ``moved``, in one transaction; with ``loss`` (how many gaps, the reason), record them in
+        the stream's status too. False (nothing written) if another issuer moved the cursors
         first."""
         g = self.keys.global_
         key = g.ssf_cursor(stream_id)
@@ -162,12 +173,26 @@ class SignalWrites:
                     if entries:
                         pipe.rpush(g.ssf_queue(stream_id), *entries)
                     pipe.hset(key, mapping=dict(moved.items()))
+                    if loss is not None:
+                        gaps, reason = loss
+                        pipe.hincrby(g.ssf_status(stream_id), "lost", gaps)
+                        pipe.hset(g.ssf_status(stream_id), "reason", reason)
                     await pipe.execute()
                     return True
                 except WatchError:
                     return False
 
         return await self.backend.read(g.ssf_streams, work)
+
+    async def pause_ssf(self, stream_id: str, now_ms: int) -> bool:
+        """Mark copying into the stream's queue paused; True if this call paused it."""
+        key = self.keys.global_.ssf_status(stream_id)
+        return bool(await self.backend.read(key, lambda c: c.hsetnx(key, "paused_ms", now_ms)))
+
+    async def resume_ssf(self, stream_id: str) -> bool:
+        """Clear the pause; True if this call cleared it."""
+        key = self.keys.global_.ssf_status(stream_id)
+        return bool(await self.backend.read(key, lambda c: c.hdel(key, "paused_ms")))
 
     async def ack_ssf(self, stream_id: str, entries: list[str]) -> None:
         """Drop acknowledged (or delivered) entries from the stream's queue."""

@@ -21,7 +21,7 @@ from redis.exceptions import WatchError
 from redis.typing import EncodableT, FieldT
 
 from revocast.clients import DEFAULT_CLIENT_ID
-from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
+from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable, WrongPassword
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
 from revocast.proof import EventRef
@@ -32,6 +32,7 @@ from revocast.store.signals import SignalWrites
 T = TypeVar("T")
 
 SESSION_SET_RETRIES = 10  # a user's session set changed between our read and the script
+OPERATOR_PREFIX = "cli:"  # actors of the operator CLI: never limited
 _RANK = {"": 0, "moderator": 1, "admin": 2}
 NO_SESSION = "no such session: it has ended, or the id is wrong"
 
@@ -53,10 +54,18 @@ class Writes:
             "client": settings.login_max_attempts_per_client,
         }
         self._throttle_window_s = settings.login_window_s
+        self._revocations_per_minute = settings.revocations_per_minute
 
     @property
     def keys(self) -> Keyspace:
         return self.backend.keys
+
+    def _budget(self, partition: PartitionKeys, actor: str | None) -> tuple[str, int]:
+        """The actor's revocation counter in ``partition`` and its limit per minute; no limit
+        (0) without an actor (an IdP's signal) or for operators (``cli:``)."""
+        if not actor or actor.startswith(OPERATOR_PREFIX):
+            return partition.revocation_budget("-"), 0  # passed, never touched
+        return partition.revocation_budget(actor), self._revocations_per_minute
 
     def _global_keys(self) -> list[str]:
         g = self.keys.global_
@@ -69,6 +78,8 @@ class Writes:
             g.signing_kid,
             g.audit,
             g.sealed_keys,
+            g.revoked_key_events,
+            g.stream.heartbeat,
         ]
 
     async def _with_sessions(
@@ -206,32 +217,51 @@ class Writes:
             raise InvalidRefreshToken() from None
         return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope)
 
-    async def revoke_session(self, sid: str, uid: str, reason: str) -> str:
-        """Delete the session and publish its revocation (again, if repeated); the event id
-        (``revocast.proof.EventRef`` as text, as every revoking write here returns)."""
+    async def revoke_session(
+        self,
+        sid: str,
+        uid: str,
+        reason: str,
+        *,
+        issued_ms: int | None = None,
+        actor: str | None = None,
+    ) -> str:
+        """Delete the session and publish its revocation; the event id (``EventRef`` as text,
+        as every revoking write here returns). If the session is revoked already (by its own
+        revocation, or, with ``issued_ms``, the issue time of the token acted on, by a cut-off
+        of its user covering that token), nothing is written: the id of that revocation's
+        event, once durable (DESIGN.md invariant 13). Otherwise it spends from ``actor``'s
+        budget (TooManyRevocations past it)."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, actor)
         entry_id = await self.backend.run(
             "revoke_session",
-            [*p.fixed(), p.session(sid), p.user_sessions(uid)],
-            [sid, uid, self._lifetime_ms, self._retention_ms, reason],
+            [*p.fixed(), p.session(sid), p.user_sessions(uid), budget],
+            [sid, uid, self._lifetime_ms, self._retention_ms, reason, _or_blank(issued_ms), limit],
             durable=True,
         )
         return _event_id(p.stream, entry_id)
 
-    async def revoke_user(self, uid: str, reason: str, not_before_ms: int | None = None) -> str:
-        """Kill every session and token of the user (up to ``not_before_ms``); the event id."""
+    async def revoke_user(
+        self, uid: str, reason: str, *, covers_ms: int | None = None, actor: str | None = None
+    ) -> str:
+        """Kill every session and token of the user issued up to now; the event id. With
+        ``covers_ms`` (the issue time of the token acted on), a cut-off that covers it already
+        is not made again: its event id, once durable, and sessions made since stay."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, actor)
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
                 "revoke_user",
-                [*p.fixed(), p.user_sessions(uid), *(p.session(s) for s in sids)],
+                [*p.fixed(), p.user_sessions(uid), budget, *(p.session(s) for s in sids)],
                 [
                     uid,
                     self._lifetime_ms,
                     self._retention_ms,
                     reason,
-                    "" if not_before_ms is None else not_before_ms,
+                    _or_blank(covers_ms),
+                    limit,
                     *sids,
                 ],
                 durable=True,
@@ -240,17 +270,22 @@ class Writes:
         return _event_id(p.stream, await self._with_sessions(p, uid, attempt))
 
     async def end_session(self, sid: str, *, owner: str = "", actor: str = "", reason: str) -> str:
-        """End an existing session (the owner's own, or by a moderator's authority)."""
+        """End a session (the owner's own, or by a moderator's authority); one ended already
+        answers its revocation's event id, once durable."""
         p = self.keys.of(sid)
         session = p.session(sid)
         uid = await self.backend.hget(session, "uid")
+        if uid is None:  # ended already? Its revocation names the owner.
+            known = await self.backend.hget(p.revoked_session_events, sid)
+            uid = known.partition(" ")[2] if known else None
         if uid is None or self.keys.of(uid) is not p:
             raise NotFound(NO_SESSION)
+        budget, limit = self._budget(p, actor or owner)
         try:
             entry_id = await self.backend.run(
                 "end_session",
-                [*p.fixed(), session, p.user_sessions(uid), p.user(uid)],
-                [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason],
+                [*p.fixed(), session, p.user_sessions(uid), p.user(uid), budget],
+                [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason, limit],
                 durable=True,
             )
             return _event_id(p.stream, entry_id)
@@ -264,16 +299,35 @@ class Writes:
         ended, the last event id or None: events of one stream take effect in order, so the
         last proves them all)."""
         p = self.keys.of(uid)
+        budget, limit = self._budget(p, actor)
+        fixed = [*p.fixed(), p.user(uid), p.user_sessions(uid), budget]
+        args: list[str | int] = [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms]
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
                 "change_password",
-                [*p.fixed(), p.user(uid), p.user_sessions(uid), *(p.session(s) for s in sids)],
-                [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms, actor, *sids],
+                [*fixed, *(p.session(s) for s in sids)],
+                [*args, actor, limit, *sids],
                 durable=lambda reply: int(reply[0]) > 0,
             )
 
         ended, entry_id = await self._with_sessions(p, uid, attempt)
+        return int(ended), _event_id(p.stream, entry_id) if entry_id else None
+
+    async def repeat_password_change(self, uid: str, keep_sid: str) -> tuple[int, str | None]:
+        """The answer of the last password change, if session ``keep_sid`` made it (a repeat
+        after not_durable: the password is the new one already), once durable; nothing is
+        written. WrongPassword if another session or an operator made the last change."""
+        p = self.keys.of(uid)
+        budget, limit = self._budget(p, None)  # a repeat spends nothing
+        ended, entry_id = await self.backend.run(
+            "change_password",
+            [*p.fixed(), p.user(uid), p.user_sessions(uid), budget],
+            [uid, "", keep_sid, self._lifetime_ms, self._retention_ms, "", limit],
+            durable=lambda reply: int(reply[0]) > 0,
+        )
+        if int(ended) < 0:
+            raise WrongPassword()
         return int(ended), _event_id(p.stream, entry_id) if entry_id else None
 
     async def remove_user(self, actor: str, uid: str, username: str, reason: str) -> str:
@@ -315,6 +369,7 @@ class Writes:
         before this returns, so that nowhere can they act on what they lost.
         """
         p = self.keys.of(target)
+        budget, limit = self._budget(p, actor)
 
         async def attempt(sids: list[str]) -> Any:
             return await self.backend.run(
@@ -323,6 +378,7 @@ class Writes:
                     *p.fixed(),
                     p.user(target),
                     p.user_sessions(target),
+                    budget,
                     *(p.session(s) for s in sids),
                 ],
                 [
@@ -333,6 +389,7 @@ class Writes:
                     self._lifetime_ms,
                     self._retention_ms,
                     roles_json,
+                    limit,
                     *sids,
                 ],
                 durable=lambda reply: reply[0] != "",
@@ -407,7 +464,8 @@ class Writes:
         )
 
     async def revoke_key(self, kid: str, actor: str, reason: str) -> str:
-        """Withdraw a key for good; returns the event id."""
+        """Withdraw a key for good; returns the event id (a key revoked already: the event
+        that revoked it, once durable, and nothing is written)."""
         entry_id = await self.backend.run(
             "revoke_key",
             self._global_keys(),
@@ -531,6 +589,10 @@ def _version(entry: str) -> int:
 
 def _level(entry: str | None) -> str:
     return entry.rpartition(":")[0] if entry else ""
+
+
+def _or_blank(value: int | None) -> str | int:
+    return "" if value is None else value
 
 
 def _event_id(stream: StreamKeys, entry_id: object) -> str:

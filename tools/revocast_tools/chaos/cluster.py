@@ -197,8 +197,10 @@ def _service_env(redis_url: str, root: Path, options: ClusterOptions) -> dict[st
         "REVOCAST_ARGON2_MEMORY_KIB": "1024",
         "REVOCAST_ARGON2_PARALLELISM": "1",
         # Hundreds of logins from one address, and retries for users a data loss removed:
-        # login throttling would refuse the harness, not exercise revocation.
+        # login throttling would refuse the harness, not exercise revocation. So would the
+        # revocation limit: 8 users log out at the run's rate (tens a second).
         "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "0",
         "REVOCAST_LOGIN_MAX_FAILURES_PER_USER": "0",
+        "REVOCAST_REVOCATIONS_PER_MINUTE": "0",
     }
     return inherited | run | dict(options.env)
