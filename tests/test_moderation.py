@@ -14,9 +14,9 @@ from redis.asyncio import Redis
 from revocast.errors import Forbidden
 from revocast.issuer.guards import INTROSPECTOR_ROLES, MODERATOR_ROLES
 from revocast.issuer.ssf import SSF_ROLES
+from revocast.proof import EVENT_ID_HEADER
 from revocast.roles import SERVICE_ROLES
 from revocast.store.scripts import load_scripts
-from revocast.proof import EVENT_ID_HEADER
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually

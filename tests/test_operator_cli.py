@@ -107,11 +107,15 @@ async def test_keys_from_the_command_line(issuer: Issuer) -> None:
     }  # fmt: skip
     # "--": a kid is base64url and may start with "-" (one kid in 64), which argparse
     # would read as an option.
-    revoked = output(await revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"]))
+    revoked = output(
+        await revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"])
+    )
     assert revoked == {"kid": before[0]["kid"], "revoked": True, "now_active": rotated["kid"],
                        "event_id": revoked["event_id"]}  # fmt: skip
     assert revoked["event_id"].startswith("global.")
-    again = output(await revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"]))
+    again = output(
+        await revocast(issuer, "keys", "revoke", "--reason", "leak", "--", before[0]["kid"])
+    )
     assert again == revoked  # a repeat: the same answer, nothing written
 
 

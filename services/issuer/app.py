@@ -142,9 +142,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             Upstream.configured(settings),
         )  # fmt: skip
         registry = CollectorRegistry()
-        registry.register(
-            IssuerCollector(requests, guard, upkeep, passwords, app.state.ctx.counts)
-        )
+        registry.register(IssuerCollector(requests, guard, upkeep, passwords, app.state.ctx.counts))
         registry.register(VerifierCollector(verifier))
         app.state.metrics = registry
         pusher = Pusher(app.state.ctx)
