@@ -133,21 +133,17 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     metrics_port = _metrics(args)
     settings = _settings()
     preflight(settings, must_reach=False)
-    # The peer must stay the gateway itself, the one REVOCAST_TRUSTED_PROXIES judges: uvicorn
-    # would otherwise replace it with the X-Forwarded-For of a local proxy.
-    options: dict[str, Any] = {"proxy_headers": False}
     if args.workers > 1:
         # Several workers share the port, each with its own verifier built from the
         # environment, through uvicorn's supervisor.
         factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
         serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
-              log_level=args.log_level, factory=True, workers=args.workers,
-              **options)  # fmt: skip
+              log_level=args.log_level, factory=True, workers=args.workers)  # fmt: skip
         return 0
     sidecar = create_sidecar(settings, public_metrics=metrics_port is None)
     serve(sidecar, host=args.host, port=args.port, log_level=args.log_level,
           metrics=(sidecar.app, metrics_port) if metrics_port else None,
-          metrics_host=args.metrics_host, **options)  # fmt: skip
+          metrics_host=args.metrics_host)  # fmt: skip
     return 0
 
 

@@ -102,8 +102,10 @@ class Settings:
     # (besides the request's own origin), and the cookies' SameSite.
     allowed_origins: tuple[str, ...] = ()
     cookie_samesite: SameSite = "strict"
-    # The sidecar: peers (addresses or CIDRs) whose X-Forwarded-Method, -Host, -Proto and
-    # -Uri headers say what the request being authorized was. Nobody else's are read.
+    # Peers (addresses or CIDRs) whose forwarded headers count (revocast.proxies): for the
+    # issuer, X-Forwarded-For and -Proto say who the client is; for the sidecar,
+    # X-Forwarded-Method, -Host and -Proto what the request being authorized was. Nobody
+    # else's are read.
     trusted_proxies: tuple[str, ...] = ()
     # The alg the issuer writes in token headers: EdDSA, or RFC 9864's Ed25519 (verifiers
     # accept both for an Ed25519 key).

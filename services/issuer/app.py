@@ -36,6 +36,7 @@ from revocast.issuer.upkeep import Upkeep
 from revocast.issuer.upstream import Upstream
 from revocast.keys import jwks_document
 from revocast.metrics_app import metrics_endpoint
+from revocast.proxies import ForwardedClient, TrustedProxies
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
@@ -154,7 +155,12 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             await backend.aclose()
 
     return Starlette(
-        middleware=[Middleware(RequestCounter, counts=requests)],
+        middleware=[
+            # The client address (what logins are throttled by) is the peer's, unless the
+            # peer is a proxy the operator trusts.
+            Middleware(ForwardedClient, proxies=TrustedProxies(settings.trusted_proxies)),
+            Middleware(RequestCounter, counts=requests),
+        ],
         routes=[
             Route("/v1/login", auth.login, methods=["POST"]),
             Route("/v1/refresh", auth.refresh, methods=["POST"]),
