@@ -211,6 +211,8 @@ def _store_command(args: argparse.Namespace) -> int:
                 return await operator.set_password(writes, reads, settings, args.user, password)
             case "user", "remove":
                 return await operator.remove_user(writes, reads, args.user, args.reason)
+            case "user", "unlock":
+                return await operator.unlock_user(writes, reads, args.user, args.reason)
             case ("block" | "unblock") as action, _:
                 uid = await operator.user_id(reads, args.user)
                 done = await operator.set_blocked(writes, uid, args.reason,
@@ -344,7 +346,7 @@ def parser() -> argparse.ArgumentParser:
                 help="processes sharing the port, each its own verifier (default: 1)",
             )  # fmt: skip
 
-    user = _command(commands, "user", "manage users: add, list, show, passwd, remove")
+    user = _command(commands, "user", "manage users: add, list, show, passwd, remove, unlock")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = _command(user_commands, "add", "create a user; the password is read from stdin")
     add.add_argument("name", help="the user name (which names are allowed: \"Usernames\" in "
@@ -366,7 +368,12 @@ def parser() -> argparse.ArgumentParser:
         user_commands, "remove", "delete a user: every session and token ends, the name is free"
     )
     remove.add_argument("--reason", default="", help="kept in the audit trail")
-    for command in (show, passwd, remove):
+    unlock = _command(
+        user_commands, "unlock", "forgive a user's failed logins: no address waits or stays "
+        "refused for that user any more",
+    )  # fmt: skip
+    unlock.add_argument("--reason", default="", help="kept in the audit trail")
+    for command in (show, passwd, remove, unlock):
         command.add_argument("user", metavar="USER", help="a user name or user id")
     user.set_defaults(handler=_store_command)
 

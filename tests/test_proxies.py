@@ -6,6 +6,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from revocast.proxies import MAX_HOPS, ForwardedClient, TrustedProxies, parse_address
+from revocast.store.logins import throttled_as
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "::1"])
 
@@ -78,6 +79,20 @@ def test_nobody_is_trusted_by_default() -> None:
 def test_addresses_are_read_as_proxies_write_them(text: str, parsed: str | None) -> None:
     address = parse_address(text)
     assert (None if address is None else str(address)) == parsed
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("", "unknown"),
+    ],
+)
+def test_an_ipv6_client_is_throttled_as_its_64(address: str, counted_as: str) -> None:
+    assert throttled_as(address) == counted_as
 
 
 async def seen_by_the_app(proxies: TrustedProxies, request: Scope) -> Scope:

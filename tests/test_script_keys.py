@@ -130,7 +130,8 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     for p in keys.all_partitions:
         names += p.fixed()
         names += [p.username(hole), p.user(hole), p.user_sessions(hole), p.session(hole)]
-        names += [p.refresh_token(hole), p.throttle_user(hole), p.throttle_client(hole)]
+        names += [p.refresh_token(hole), p.throttle_client(hole), p.login_failures(hole)]
+        names += [p.login_pair(hole), p.login_known(hole)]
     return [re.compile(re.escape(n).replace(re.escape(hole), "[^{}]+")) for n in names]
 
 
@@ -190,6 +191,7 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
             await http.post(
                 "/v1/logout-all", headers={"Authorization": f"Bearer {last['access_token']}"}
             )
+            await operator.unlock_user(ctx.writes, ctx.reads, "alice", "forgiven")
             await operator.set_blocked(ctx.writes, mod, "demoted", blocked=True)  # power lost
             await operator.remove_user(ctx.writes, ctx.reads, "mod", "left")
             rotated_key = await operator.rotate_key(ctx.writes, ctx.reads, settings)

@@ -139,7 +139,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
                 verifier, Upstream.configured(settings),
             )  # fmt: skip
             registry = CollectorRegistry()
-            registry.register(IssuerCollector(requests, guard, upkeep))
+            registry.register(IssuerCollector(requests, guard, upkeep, writes.logins))
             registry.register(VerifierCollector(verifier))
             app.state.metrics = registry
             pusher = Pusher(app.state.ctx)

@@ -1,10 +1,11 @@
-"""Prometheus view of the issuer: requests by route and status, detected data losses, and
-the live verifiers (how many, how many behind)."""
+"""Prometheus view of the issuer: requests by route and status, throttled logins, detected
+data losses, and the live verifiers (how many, how many behind)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from revocast.issuer.state import StateGuard
 from revocast.issuer.upkeep import Upkeep
+from revocast.store.logins import Limit, Logins
 
 RequestCounts = Counter[tuple[str, str, int]]  # (method, route template, status) -> responses
 
@@ -44,10 +46,13 @@ class RequestCounter:
 
 
 class IssuerCollector(Collector):
-    def __init__(self, requests: RequestCounts, guard: StateGuard, upkeep: Upkeep) -> None:
+    def __init__(
+        self, requests: RequestCounts, guard: StateGuard, upkeep: Upkeep, logins: Logins
+    ) -> None:
         self.requests = requests
         self.guard = guard
         self.upkeep = upkeep
+        self.logins = logins
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -58,6 +63,15 @@ class IssuerCollector(Collector):
         for (method, route, status), count in sorted(self.requests.items()):
             requests.add_metric([method, route, str(status)], count)
         yield requests
+        throttled = CounterMetricFamily(
+            "revocast_login_throttled",
+            "Login attempts refused (429) before any password check, by the limit that refused "
+            "them: client (address), user_address, user (the growing delay).",
+            labels=["limit"],
+        )
+        for limit in get_args(Limit):
+            throttled.add_metric([limit], self.logins.refused[limit])
+        yield throttled
         yield CounterMetricFamily(
             "revocast_issuer_state_lost",
             "Times this issuer found Redis had lost its state and revoked every signing key.",

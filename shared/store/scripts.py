@@ -30,6 +30,8 @@ SCRIPTS: dict[str, Part] = {
     "remove_user": "partition",
     "authority_sync": "none",
     "throttle": "none",
+    "login_attempt": "none",
+    "unlock_login": "partition",
     "heartbeat": "none",
     "adopt_epoch": "none",
     "snapshot_partition": "none",
