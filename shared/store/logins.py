@@ -57,7 +57,7 @@ class Attempt:
 
     uid: str
     password_hash: str
-    forgive: list[str]  # keys: the username's failures, the pair's, its known addresses
+    forgive: tuple[str, str, str]  # keys: the username's failures, the pair's, its known ones
     address: str  # the address's hash, as the known addresses hold it
 
 
@@ -98,8 +98,8 @@ class Logins:
         p = self.keys.of(username)
         counted_as = throttled_as(address)
         name, at = _digest(username), _digest(counted_as, length=24)
-        throttle = [p.login_failures(name), p.login_pair(_digest(username, counted_as)),
-                    p.login_known(name)]  # fmt: skip
+        throttle = (p.login_failures(name), p.login_pair(_digest(username, counted_as)),
+                    p.login_known(name))  # fmt: skip
         expected = self._uids.get(username, "")
         for _ in range(3):
             reply = await self.backend.run(

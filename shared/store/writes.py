@@ -117,7 +117,7 @@ class Writes:
         without a password) forgives nothing."""
         p = self.keys.of(uid)
         # Without an attempt, the user key holds the attempt's places; the script skips them.
-        forgive = attempt.forgive if attempt else [p.user(uid)] * 3
+        forgive = attempt.forgive if attempt else (p.user(uid),) * 3
         fixed = [
             *p.fixed(),
             p.user(uid),
