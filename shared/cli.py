@@ -115,22 +115,19 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     metrics_port = _metrics(args)
     settings = _settings()
     preflight(settings, must_reach=False)
-    # The peer must stay the gateway itself, the one REVOCAST_TRUSTED_PROXIES judges: uvicorn
-    # would otherwise replace it with the X-Forwarded-For of a local proxy.
-    options: dict[str, Any] = {"proxy_headers": False}
     if args.workers > 1:
         # Several workers share the port, each with its own verifier built from the
         # environment, through uvicorn's supervisor.
         factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
         serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
               log_level=args.log_level, max_header_bytes=settings.max_header_bytes,
-              factory=True, workers=args.workers, **options)  # fmt: skip
+              factory=True, workers=args.workers)  # fmt: skip
         return 0
     sidecar = create_sidecar(settings, public_metrics=metrics_port is None)
     serve(sidecar, host=args.host, port=args.port, log_level=args.log_level,
           max_header_bytes=settings.max_header_bytes,
           metrics=(sidecar.app, metrics_port) if metrics_port else None,
-          metrics_host=args.metrics_host, **options)  # fmt: skip
+          metrics_host=args.metrics_host)  # fmt: skip
     return 0
 
 
@@ -200,6 +197,8 @@ def _store_command(args: argparse.Namespace) -> int:
                 return await operator.set_password(writes, reads, settings, args.user, password)
             case "user", "remove":
                 return await operator.remove_user(writes, reads, args.user, args.reason)
+            case "user", "unlock":
+                return await operator.unlock_user(writes, reads, args.user, args.reason)
             case ("block" | "unblock") as action, _:
                 uid = await operator.user_id(reads, args.user)
                 done = await operator.set_blocked(writes, uid, args.reason,
@@ -340,7 +339,7 @@ def parser() -> argparse.ArgumentParser:
                 help="processes sharing the port, each its own verifier (default: 1)",
             )  # fmt: skip
 
-    user = _command(commands, "user", "manage users: add, list, show, passwd, remove")
+    user = _command(commands, "user", "manage users: add, list, show, passwd, remove, unlock")
     user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     add = _command(user_commands, "add", "create a user; the password is read from stdin")
     add.add_argument("name", help="the user name (which names are allowed: \"Usernames\" in "
@@ -362,7 +361,12 @@ def parser() -> argparse.ArgumentParser:
         user_commands, "remove", "delete a user: every session and token ends, the name is free"
     )
     remove.add_argument("--reason", default="", help="kept in the audit trail")
-    for command in (show, passwd, remove):
+    unlock = _command(
+        user_commands, "unlock", "forgive a user's failed logins: no address waits or stays "
+        "refused for that user any more",
+    )  # fmt: skip
+    unlock.add_argument("--reason", default="", help="kept in the audit trail")
+    for command in (show, passwd, remove, unlock):
         command.add_argument("user", metavar="USER", help="a user name or user id")
     user.set_defaults(handler=_store_command)
 

@@ -183,18 +183,33 @@ class PartitionKeys:
         """HASH: sid, uid, state (live|used), used_ms, sealed_next; TTL = refresh TTL."""
         return f"{self.prefix}:rt:{token_hash}"
 
-    def throttle_user(self, name_hash: str) -> str:
-        """STRING: failed logins for a username (hashed: no user text in keys); TTL = window."""
-        return f"{self.prefix}:rl:user:{name_hash}"
-
     def revocation_budget(self, actor: str) -> str:
         """STRING: revocations that wrote an event, by an actor (a user id), in this partition
         within a fixed minute; PTTL = the rest of it."""
         return f"{self.prefix}:rl:revoke:{actor}"
 
     def throttle_client(self, client: str) -> str:
-        """STRING: login attempts from one client address; TTL = window."""
+        """STRING: login attempts from one client address (an IPv6 /64); TTL = window."""
         return f"{self.prefix}:rl:client:{client}"
+
+    # A username's keys below are named by the first 32 hex digits of the SHA-256 of its
+    # normal form (no user text in keys); they live in the username's partition, beside it.
+
+    def login_failures(self, name_hash: str) -> str:
+        """HASH: a username's login attempts not forgiven by a login (n), when the next from
+        an address it has not logged in from may come (next_ms), its last unlock (reset_ms);
+        TTL REVOCAST_LOGIN_USER_MEMORY_S from the last attempt."""
+        return f"{self.prefix}:rl:name:{name_hash}"
+
+    def login_pair(self, pair_hash: str) -> str:
+        """STRING: failed logins for one username from one address (hashed together);
+        TTL = window from the first."""
+        return f"{self.prefix}:rl:pair:{pair_hash}"
+
+    def login_known(self, name_hash: str) -> str:
+        """ZSET address hash -> last login (ms): where a username logged in lately (at most
+        32); TTL REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS from the last."""
+        return f"{self.prefix}:rl:known:{name_hash}"
 
 
 def _stream(prefix: str, name: str) -> StreamKeys:

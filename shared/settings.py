@@ -45,11 +45,15 @@ ENV_NAMES: dict[str, str] = {
     "trusted_proxies": "REVOCAST_TRUSTED_PROXIES",
     "jws_alg": "REVOCAST_JWS_ALG",
     "cookie_samesite": "REVOCAST_COOKIE_SAMESITE",
-    "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
     "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
+    "login_max_failures_per_user_address": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS",
     "login_window_s": "REVOCAST_LOGIN_WINDOW_S",
     "revocations_per_minute": "REVOCAST_REVOCATIONS_PER_MINUTE",
     "ssf_max_queue": "REVOCAST_SSF_MAX_QUEUE",
+    "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
+    "login_user_max_delay_s": "REVOCAST_LOGIN_USER_MAX_DELAY_S",
+    "login_user_memory_s": "REVOCAST_LOGIN_USER_MEMORY_S",
+    "login_known_address_days": "REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS",
     "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
     "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
     "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
@@ -109,10 +113,19 @@ class Settings:
     max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
     # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
     verify_memo_size: int = 10_000
-    # Login throttling, counted in Redis over a fixed window; 0 disables a limit.
-    login_max_failures_per_user: int = 10
+    # Login throttling, counted in Redis before the password is checked (SECURITY.md); 0
+    # turns a limit off. Hard limits, each for a window from its first attempt: attempts
+    # per client address (an IPv6 /64), failures per username from one address.
     login_max_attempts_per_client: int = 100
+    login_max_failures_per_user_address: int = 10
     login_window_s: int = 900  # 15 minutes
+    # A soft one per username, from every address together: past this many failures, each
+    # attempt from an address the user has not logged in from lately waits 1 s after the
+    # one before, doubling with each failure up to the maximum; never a lock.
+    login_max_failures_per_user: int = 10
+    login_user_max_delay_s: int = 300  # 5 minutes
+    login_user_memory_s: int = 24 * 3600  # a username's count, after its last attempt
+    login_known_address_days: int = 30  # since the last login from it; 0: none is known
     # Revocations that write an event, per actor (the user, or the moderator acting) and
     # partition, in a fixed minute; past it 429. Repeats that write nothing are not counted;
     # operators (the CLI) are not limited. 0: no limit.
@@ -123,8 +136,10 @@ class Settings:
     # (besides the request's own origin), and the cookies' SameSite.
     allowed_origins: tuple[str, ...] = ()
     cookie_samesite: SameSite = "strict"
-    # The sidecar: peers (addresses or CIDRs) whose X-Forwarded-Method, -Host, -Proto and
-    # -Uri headers say what the request being authorized was. Nobody else's are read.
+    # Peers (addresses or CIDRs) whose forwarded headers count (revocast.proxies): for the
+    # issuer, X-Forwarded-For and -Proto say who the client is; for the sidecar,
+    # X-Forwarded-Method, -Host and -Proto what the request being authorized was. Nobody
+    # else's are read.
     trusted_proxies: tuple[str, ...] = ()
     # The alg the issuer writes in token headers: EdDSA, or RFC 9864's Ed25519 (verifiers
     # accept both for an Ed25519 key).
@@ -226,10 +241,7 @@ class Settings:
             raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
         if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
             raise SettingsError("key prefix must be non-empty, without spaces or braces")
-        if min(self.login_max_failures_per_user, self.login_max_attempts_per_client) < 0:
-            raise SettingsError("login limits must be 0 (off) or more")
-        if self.login_window_s <= 0:
-            raise SettingsError("login window must be positive")
+        self._check_login_throttle()
         if not 0 <= self.revocations_per_minute <= MAX_REVOCATIONS_PER_MINUTE:
             raise SettingsError(
                 f"REVOCAST_REVOCATIONS_PER_MINUTE must be 0 (no limit) to "
@@ -265,6 +277,24 @@ class Settings:
             raise SettingsError("REVOCAST_PASSWORD_WORKERS must be 0 (one per CPU) to 256")
         if not 0 <= self.password_queue <= 100_000:
             raise SettingsError("REVOCAST_PASSWORD_QUEUE must be 0 to 100000")
+
+    def _check_login_throttle(self) -> None:
+        for name in ("login_max_attempts_per_client", "login_max_failures_per_user_address",
+                     "login_max_failures_per_user"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{ENV_NAMES[name]} must be 0 (off) or more")
+        if not 1 <= self.login_window_s <= 86_400:
+            raise SettingsError("REVOCAST_LOGIN_WINDOW_S must be 1 to 86400 seconds")
+        if not 1 <= self.login_user_max_delay_s <= 3600:
+            raise SettingsError("REVOCAST_LOGIN_USER_MAX_DELAY_S must be 1 to 3600 seconds")
+        if not self.login_window_s <= self.login_user_memory_s <= 30 * 86_400:
+            # An unlock voids the per-address counts through this memory: it must outlast them.
+            raise SettingsError(
+                "REVOCAST_LOGIN_USER_MEMORY_S must be from REVOCAST_LOGIN_WINDOW_S "
+                f"({self.login_window_s}) to 2592000 seconds (30 days)"
+            )
+        if not 0 <= self.login_known_address_days <= 365:
+            raise SettingsError("REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS must be 0 (none) to 365")
 
     def key_path(self) -> Path:
         """The key directory, always absolute: every command finds the same keys wherever

@@ -93,6 +93,7 @@ EVERY_COMMAND: dict[str, tuple[str, ...]] = {
     "user show": ("user", "show", "x"),
     "user passwd": ("user", "passwd", "x", "--password-stdin"),
     "user remove": ("user", "remove", "x"),
+    "user unlock": ("user", "unlock", "x"),
     "block": ("block", "x", "--wait", "1"),
     "unblock": ("unblock", "x"),
     "verifiers": ("verifiers",),

@@ -125,3 +125,41 @@ async def test_remove_ends_everything_and_frees_the_name(
     gone = await revocast(issuer, "user", "show", uid)
     assert gone.returncode == 1
     assert "not_found" in gone.stderr
+
+
+async def test_unlock_forgives_the_users_failed_logins_and_is_audited(issuer: Issuer) -> None:
+    uid = await issuer.add_user("erin")
+    await issuer.add_user("root", ["admin"])
+
+    async def login(password: str) -> int:
+        body = {"username": "erin", "password": password}
+        return (await issuer.http.post("/v1/login", json=body)).status_code
+
+    assert [await login("wrong") for _ in range(11)] == [401] * 10 + [429]
+    assert await login(PASSWORD) == 429  # this address is refused for erin for 15 min
+
+    unlocked = output(
+        await revocast(issuer, "user", "unlock", "erin", "--reason", "called support")
+    )
+    assert unlocked.pop("delay_lifted_ms") in range(1001)  # the 1 s delay, or what is left
+    assert unlocked == {"user_id": uid, "username": "erin", "unlocked": True,
+                        "attempts_forgiven": 10}  # fmt: skip
+    assert await login(PASSWORD) == 200
+    # What is counted after the unlock counts again.
+    assert [await login("wrong") for _ in range(11)] == [401] * 10 + [429]
+
+    again = output(await revocast(issuer, "user", "unlock", uid))  # by id; nothing left to forgive
+    assert (again["user_id"], again["attempts_forgiven"]) == (uid, 10)
+    assert await login(PASSWORD) == 200
+
+    admin = await issuer.login("root")
+    audit = await issuer.http.get("/v1/admin/audit", headers={
+        "Authorization": f"Bearer {admin['access_token']}"})  # fmt: skip
+    trail = [(e["action"], e["target"], e["reason"]) for e in audit.json()["entries"]
+             if e["action"] == "unlock"]  # fmt: skip
+    assert trail == [("unlock", uid, ""), ("unlock", uid, "called support")]
+
+    missing = await revocast(issuer, "user", "unlock", "nobody")
+    assert missing.returncode == 1
+    assert missing.stderr.count("\n") == 1
+    assert "not_found" in missing.stderr

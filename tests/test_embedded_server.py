@@ -43,8 +43,11 @@ async def test_bundled_valkey_runs_the_scripts(
         uid = new_user_id(keys, "alice")
         await writes.add_user(uid, "alice", "hash", '["moderator"]')
         sid = new_session_id(keys, uid)
-        await writes.login(uid, sid, new_refresh_token(keys, uid), user_agent="ua", client="::1")
-        assert await writes.throttle("client", "::1", "count") == 0
+        await writes.logins.count_client("::1")
+        attempt = await writes.logins.attempt("alice", "::1")
+        assert (attempt.uid, attempt.password_hash) == (uid, "hash")
+        await writes.login(uid, sid, new_refresh_token(keys, uid), attempt=attempt,
+                           user_agent="ua", client="::1")  # fmt: skip
         await writes.revoke_session(sid, uid, "logout")
         await writes.revoke_user(uid, "logout_all")
         await writes.moderate("cli:test", "roles", uid, roles_json="[]")

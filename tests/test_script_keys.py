@@ -136,8 +136,8 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     for p in keys.all_partitions:
         names += p.fixed()
         names += [p.username(hole), p.user(hole), p.user_sessions(hole), p.session(hole)]
-        names += [p.refresh_token(hole), p.throttle_user(hole), p.throttle_client(hole)]
-        names += [p.revocation_budget(hole)]
+        names += [p.refresh_token(hole), p.throttle_client(hole), p.login_failures(hole)]
+        names += [p.login_pair(hole), p.login_known(hole), p.revocation_budget(hole)]
     return [re.compile(re.escape(n).replace(re.escape(hole), "[^{}]+")) for n in names]
 
 
@@ -207,6 +207,7 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
             assert (await logout(issuer, token)).status_code == 200
             link_id = upstream_digest(IDP, "up-alice")
             await operator.upstream_unlink(ctx.writes, ctx.reads, "alice", link_id, "test")
+            await operator.unlock_user(ctx.writes, ctx.reads, "alice", "forgiven")
             await operator.set_blocked(ctx.writes, mod, "demoted", blocked=True)  # power lost
             await operator.remove_user(ctx.writes, ctx.reads, "mod", "left")
             rotated_key = await operator.rotate_key(ctx.writes, ctx.reads, settings)

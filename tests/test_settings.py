@@ -105,3 +105,36 @@ def test_the_key_directory_is_always_absolute(
     given = Settings.from_env({"REVOCAST_KEY_DIR": "my-keys"}).key_path()
     assert given == tmp_path / "my-keys"
     assert given.is_absolute()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "-1"},
+         "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT"),
+        ({"REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS": "-1"},
+         "REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS"),
+        ({"REVOCAST_LOGIN_MAX_FAILURES_PER_USER": "-1"}, "REVOCAST_LOGIN_MAX_FAILURES_PER_USER"),
+        ({"REVOCAST_LOGIN_WINDOW_S": "0"}, "REVOCAST_LOGIN_WINDOW_S"),
+        ({"REVOCAST_LOGIN_USER_MAX_DELAY_S": "0"}, "REVOCAST_LOGIN_USER_MAX_DELAY_S"),
+        ({"REVOCAST_LOGIN_USER_MAX_DELAY_S": "3601"}, "REVOCAST_LOGIN_USER_MAX_DELAY_S"),
+        ({"REVOCAST_LOGIN_USER_MEMORY_S": "899"}, "REVOCAST_LOGIN_USER_MEMORY_S"),
+        ({"REVOCAST_LOGIN_WINDOW_S": "3600", "REVOCAST_LOGIN_USER_MEMORY_S": "1800"},
+         "REVOCAST_LOGIN_USER_MEMORY_S"),
+        ({"REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS": "366"}, "REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS"),
+    ],
+)  # fmt: skip
+def test_login_throttle_settings_name_the_variable_and_its_range(
+    env: dict[str, str], named: str
+) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_login_throttle_defaults_are_the_documented_ones() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.login_max_attempts_per_client, defaults.login_max_failures_per_user_address,
+            defaults.login_window_s) == (100, 10, 900)  # fmt: skip
+    assert (defaults.login_max_failures_per_user, defaults.login_user_max_delay_s,
+            defaults.login_user_memory_s, defaults.login_known_address_days) == (
+        10, 300, 86_400, 30)  # fmt: skip

@@ -37,6 +37,7 @@ from revocast.issuer.upkeep import Upkeep
 from revocast.issuer.upstream import Upstream
 from revocast.keys import JWKS_CACHE_CONTROL, jwks_document
 from revocast.metrics_app import metrics_endpoint
+from revocast.proxies import ForwardedClient, TrustedProxies
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
@@ -142,7 +143,9 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             Upstream.configured(settings),
         )  # fmt: skip
         registry = CollectorRegistry()
-        registry.register(IssuerCollector(requests, guard, upkeep, passwords, app.state.ctx.counts))
+        registry.register(
+            IssuerCollector(requests, guard, upkeep, passwords, app.state.ctx.counts, writes.logins)
+        )
         registry.register(VerifierCollector(verifier))
         app.state.metrics = registry
         pusher = Pusher(app.state.ctx)
@@ -174,7 +177,12 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             await backend.aclose()
 
     return Starlette(
-        middleware=[Middleware(RequestCounter, counts=requests)],
+        middleware=[
+            # The client address (what logins are throttled by) is the peer's, unless the
+            # peer is a proxy the operator trusts.
+            Middleware(ForwardedClient, proxies=TrustedProxies(settings.trusted_proxies)),
+            Middleware(RequestCounter, counts=requests),
+        ],
         routes=[
             Route("/v1/login", auth.login, methods=["POST"]),
             Route("/v1/login/upstream-nonce", linking.upstream_nonce, methods=["POST"]),

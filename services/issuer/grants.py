@@ -8,7 +8,6 @@ endpoint's business.
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 
@@ -19,7 +18,6 @@ from revocast.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidScope,
-    TooManyAttempts,
 )
 from revocast.ids import new_refresh_token, new_session_id
 from revocast.issuer.client_auth import CallingClient, is_confidential
@@ -73,22 +71,17 @@ async def password_grant(
     address: str,
     user_agent: str,
 ) -> Issued:
-    """A new session for the user, throttled per client address and per username (in its
-    normal form, so that every spelling of one name counts against it)."""
+    """A new session for the user, throttled per client address, per username and address,
+    and per username (in its normal form, so that every spelling of one name counts against
+    it): each attempt is counted before its password is checked (429 past a limit), and
+    the login forgives it (``revocast.store.logins``)."""
     username = usernames.normalize(username)
-    wait_ms = max(
-        await ctx.writes.throttle("client", address, "count"),
-        await ctx.writes.throttle("user", username, "check"),
-    )
-    if wait_ms:
-        raise TooManyAttempts(math.ceil(wait_ms / 1000))
-    found = await ctx.reads.find_user(username)
-    if not await ctx.passwords.verify(found[1] if found else None, password) or found is None:
-        # Counted for unknown names too: the same answer, work and trace either way.
-        await ctx.writes.throttle("user", username, "count")
+    await ctx.writes.logins.count_client(address)
+    # Counted for unknown names too: the same answer, work and trace either way.
+    attempt = await ctx.writes.logins.attempt(username, address)
+    if not await ctx.passwords.verify(attempt.password_hash or None, password) or not attempt.uid:
         raise InvalidCredentials()
-    await ctx.writes.throttle("user", username, "forget")
-    uid = found[0]
+    uid = attempt.uid
     kid = await signing_kid(ctx)
     keys = ctx.writes.keys
     sid = new_session_id(keys, uid)
@@ -97,6 +90,7 @@ async def password_grant(
         uid,
         sid,
         refresh_token,
+        attempt=attempt,
         user_agent=user_agent[:256],
         client=address,
         client_id=client.client_id,

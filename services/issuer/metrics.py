@@ -1,10 +1,12 @@
-"""Prometheus view of the issuer: requests by route and status, detected data losses, SSF
-events lost before copying, and the live verifiers (how many, how many behind)."""
+"""Prometheus view of the issuer: requests by route and status, throttled logins, detected
+data losses, SSF events lost before copying, the password queue, and the live verifiers (how
+many, how many behind)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from typing import get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -14,6 +16,7 @@ from revocast.issuer.context import Counts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
 from revocast.issuer.upkeep import Upkeep
+from revocast.store.logins import Limit, Logins
 
 RequestCounts = Counter[tuple[str, str, int]]  # (method, route template, status) -> responses
 
@@ -53,12 +56,14 @@ class IssuerCollector(Collector):
         upkeep: Upkeep,
         passwords: Passwords,
         counts: Counts,
+        logins: Logins,
     ) -> None:
         self.requests = requests
         self.guard = guard
         self.upkeep = upkeep
         self.passwords = passwords
         self.counts = counts
+        self.logins = logins
 
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
@@ -69,6 +74,15 @@ class IssuerCollector(Collector):
         for (method, route, status), count in sorted(self.requests.items()):
             requests.add_metric([method, route, str(status)], count)
         yield requests
+        throttled = CounterMetricFamily(
+            "revocast_login_throttled",
+            "Login attempts refused (429) before any password check, by the limit that refused "
+            "them: client (address), user_address, user (the growing delay).",
+            labels=["limit"],
+        )
+        for limit in get_args(Limit):
+            throttled.add_metric([limit], self.logins.refused[limit])
+        yield throttled
         yield CounterMetricFamily(
             "revocast_issuer_state_lost",
             "Times this issuer found Redis had lost its state and revoked every signing key.",

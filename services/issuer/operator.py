@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from revocast import usernames
 from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
 from revocast.errors import Conflict, InvalidRequest, NotFound, SigningKeyUnavailable
 from revocast.ids import USER_ID
@@ -111,6 +112,16 @@ async def remove_user(writes: Writes, reads: Reads, name_or_id: str, reason: str
     username = await reads.username_of(uid) or ""
     event_id = await writes.remove_user(operator_name(), uid, username, reason)
     return {"user_id": uid, "username": username, "removed": True, "event_id": event_id}
+
+
+async def unlock_user(writes: Writes, reads: Reads, name_or_id: str, reason: str) -> dict[str, Any]:
+    """Forgive every login attempt counted for the user: the delay for new addresses ends,
+    and no address stays refused for this user (the client-address limit is not the
+    user's: it stays). Audited."""
+    uid = await user_id(reads, name_or_id)
+    username = usernames.normalize(await reads.username_of(uid) or "")
+    forgiven = await writes.logins.unlock(username, uid, operator_name(), reason)
+    return {"user_id": uid, "username": username, "unlocked": True} | forgiven
 
 
 async def rotate_key(

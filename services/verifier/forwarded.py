@@ -9,39 +9,17 @@ a cookie must prove itself as for a state-changing request.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-from collections.abc import Iterable
 
 from starlette.datastructures import Headers
 from starlette.types import Scope
 
+from revocast.proxies import TrustedProxies
 from revocast.verifier.gate import Original
 
 _METHOD = re.compile(r"[A-Z]{3,10}")
 _HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 _READS = frozenset({"GET", "HEAD"})  # what an auth subrequest uses, whatever the original was
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class TrustedProxies:
-    """The peers whose forwarded headers count."""
-
-    def __init__(self, proxies: Iterable[str]) -> None:
-        self.networks: tuple[Network, ...] = tuple(
-            ipaddress.ip_network(proxy, strict=False) for proxy in proxies
-        )
-
-    def trust(self, scope: Scope) -> bool:
-        client = scope.get("client")
-        if not client or not self.networks:
-            return False
-        try:
-            address = ipaddress.ip_address(client[0])
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
 
 
 def original_request(scope: Scope, headers: Headers, proxies: TrustedProxies) -> Original:

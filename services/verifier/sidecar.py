@@ -36,9 +36,10 @@ from revocast.http import (
     routing_error,
 )
 from revocast.metrics_app import metrics_endpoint
+from revocast.proxies import TrustedProxies
 from revocast.settings import Settings
 from revocast.verifier import body_header
-from revocast.verifier.forwarded import TrustedProxies, original_request
+from revocast.verifier.forwarded import original_request
 from revocast.verifier.gate import admit
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.verifier import Verifier

@@ -1,13 +1,20 @@
--- KEYS: fixed..., user, user_sessions, session, refresh_token, session of each sid below...
+-- KEYS: fixed..., user, user_sessions, session, refresh_token, the login attempt's failures,
+--       pair and known (login_attempt.lua), session of each sid below...
 -- ARGV: uid, sid, refresh_ttl_s, user_agent, client address, max_sessions, lifetime_ms,
 --       retention_ms, client_id, scope (JSON list of roles asked for, '' for all of them),
+--       address hash ('' for a session made without a password attempt: nothing to
+--       forgive), known_ms (0: remember no address), known_max (addresses remembered),
 --       sid... (the user's sessions as the caller read them; only needed with max_sessions)
 -- Create a session and its first refresh token; past max_sessions (0 = no limit) the oldest
--- sessions are revoked with their events. Returns {now_ms, roles_json, sessions revoked}.
+-- sessions are revoked with their events. The login forgives its attempt: the address's
+-- failures for the user are forgotten, the user's count loses this attempt, the address is
+-- known. Returns {now_ms, roles_json, sessions revoked}.
 -- Errors: invalid_credentials, user_blocked, invalid_scope (a role the user does not hold),
 -- retry (the session set changed meanwhile).
 local USER, SESSIONS, SESSION, RT = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3], KEYS[FIXED + 4]
+local FAILURES, PAIR, KNOWN = KEYS[FIXED + 5], KEYS[FIXED + 6], KEYS[FIXED + 7]
 local uid, sid, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local address, known_ms, known_max = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
 local max_sessions, lifetime_ms, retention_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local roles = redis.call('HGET', USER, 'roles')
 if not roles then
@@ -27,7 +34,7 @@ end
 local now = now_ms()
 local revoked = 0
 if max_sessions > 0 then
-  local sessions = declared_sessions(SESSIONS, FIXED + 5, 11)
+  local sessions = declared_sessions(SESSIONS, FIXED + 8, 14)
   if not sessions then return retry() end
   local live = {}
   for _, session in ipairs(sessions) do
@@ -44,6 +51,18 @@ if max_sessions > 0 then
     revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
       'session_limit')
     revoked = revoked + 1
+  end
+end
+if address ~= '' then
+  redis.call('DEL', PAIR)
+  if tonumber(redis.call('HGET', FAILURES, 'n') or '0') > 0 then
+    redis.call('HINCRBY', FAILURES, 'n', -1)
+  end
+  if known_ms > 0 then
+    redis.call('ZADD', KNOWN, int(now), address)
+    redis.call('ZREMRANGEBYSCORE', KNOWN, '-inf', '(' .. int(now - known_ms))
+    redis.call('ZREMRANGEBYRANK', KNOWN, 0, -known_max - 1)
+    redis.call('PEXPIRE', KNOWN, known_ms)
   end
 end
 redis.call('HSET', SESSION, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', int(now),

@@ -3,7 +3,8 @@
 - ``Backend``: the topology, the key layout and the scripts of one deployment;
   revoking calls are durable there.
 - ``Writes``: the issuer's and the operators' changes (one script each); its ``signals``
-  (``SignalWrites``) keep the upstream IdP links and the SSF queues.
+  (``SignalWrites``) keep the upstream IdP links and the SSF queues, its ``logins``
+  (``Logins``) count login attempts and find the user in the same step.
 - ``Reads``: what the issuer and the operators read, from the primaries.
 - ``Follow``: what verifiers read: snapshots, polls and the blocking wait.
 """

@@ -36,6 +36,8 @@ SCRIPTS: dict[str, Part] = {
     "upstream_token": "none",
     "upstream_link": "none",
     "upstream_unlink": "none",
+    "login_attempt": "none",
+    "unlock_login": "partition",
     "heartbeat": "none",
     "adopt_epoch": "none",
     "snapshot_partition": "none",

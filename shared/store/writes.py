@@ -10,7 +10,6 @@ Lifetimes and retention come from the settings, bound once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +25,7 @@ from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
 from revocast.proof import EventRef
 from revocast.store.backend import Backend, Retry
+from revocast.store.logins import KNOWN_MAX, Attempt, Logins
 from revocast.store.records import Power, RefreshGrant, RefreshResult
 from revocast.store.signals import SignalWrites
 
@@ -43,17 +43,13 @@ class Writes:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.signals = SignalWrites(backend)  # IdP links and SSF queues
+        self.logins = Logins(backend)  # the login throttle and user lookup
         settings = backend.settings
         self._lifetime_ms = settings.revocation_lifetime_ms
         self._retention_ms = settings.stream_retention_ms
         self._refresh_ttl_s = settings.refresh_ttl_s
         self._grace_ms = int(settings.refresh_grace_s * 1000)
         self._max_sessions = settings.max_sessions_per_user
-        self._throttle_limits = {
-            "user": settings.login_max_failures_per_user,
-            "client": settings.login_max_attempts_per_client,
-        }
-        self._throttle_window_s = settings.login_window_s
         self._revocations_per_minute = settings.revocations_per_minute
 
     @property
@@ -112,23 +108,6 @@ class Writes:
         )
         await self._spread_power(uid, reply)
 
-    async def throttle(
-        self,
-        kind: Literal["user", "client"],
-        subject: str,
-        action: Literal["count", "check", "forget"],
-    ) -> int:
-        """Count or check login attempts (per client) or failures (per username); ms to wait."""
-        p = self.keys.of(subject)
-        if kind == "user":  # no user text in keys
-            key = p.throttle_user(hashlib.sha256(subject.encode()).hexdigest()[:32])
-        else:
-            key = p.throttle_client(subject or "unknown")
-        reply = await self.backend.run(
-            "throttle", [key], [action, self._throttle_limits[kind], self._throttle_window_s]
-        )
-        return int(reply)
-
     # Sessions ----------------------------------------------------------------------------
 
     async def login(
@@ -137,6 +116,7 @@ class Writes:
         sid: str,
         refresh_token: str,
         *,
+        attempt: Attempt | None,
         user_agent: str,
         client: str,
         client_id: str = DEFAULT_CLIENT_ID,
@@ -144,17 +124,22 @@ class Writes:
     ) -> tuple[int, str]:
         """Create a session for ``client_id``; returns (Redis time ms, roles JSON). ``scope``
         (None: every role) must name roles the user holds (InvalidScope otherwise). Past the
-        session limit, the oldest sessions are revoked (durably)."""
+        session limit, the oldest sessions are revoked (durably). The ``attempt`` whose
+        password was right is forgiven (``Logins``); None (a session made by tooling,
+        without a password) forgives nothing."""
         p = self.keys.of(uid)
+        # Without an attempt, the user key holds the attempt's places; the script skips them.
+        forgive = attempt.forgive if attempt else (p.user(uid),) * 3
         fixed = [
             *p.fixed(),
             p.user(uid),
             p.user_sessions(uid),
             p.session(sid),
             p.refresh_token(hash_refresh_token(refresh_token)),
+            *forgive,
         ]
 
-        async def attempt(sids: list[str]) -> Any:
+        async def write(sids: list[str]) -> Any:
             return await self.backend.run(
                 "login",
                 [*fixed, *(p.session(s) for s in sids)],
@@ -169,15 +154,18 @@ class Writes:
                     self._retention_ms,
                     client_id,
                     "" if scope is None else json.dumps(scope),
+                    attempt.address if attempt else "",
+                    self.logins.known_ms,
+                    KNOWN_MAX,
                     *sids,
                 ],
                 durable=lambda reply: int(reply[2]) > 0,
             )
 
         if self._max_sessions > 0:
-            reply = await self._with_sessions(p, uid, attempt)
+            reply = await self._with_sessions(p, uid, write)
         else:
-            reply = await attempt([])
+            reply = await write([])
         return int(reply[0]), str(reply[1])
 
     async def refresh(

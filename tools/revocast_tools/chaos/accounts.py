@@ -100,6 +100,7 @@ class Accounts:
             uid,
             sid,
             new_refresh_token(keys, uid),
+            attempt=None,  # no password was checked: no login attempt to forgive
             user_agent="revocast-chaos",
             client="127.0.0.1",
         )

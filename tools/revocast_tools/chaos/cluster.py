@@ -202,5 +202,6 @@ def _service_env(redis_url: str, root: Path, options: ClusterOptions) -> dict[st
         "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT": "0",
         "REVOCAST_LOGIN_MAX_FAILURES_PER_USER": "0",
         "REVOCAST_REVOCATIONS_PER_MINUTE": "0",
+        "REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS": "0",
     }
     return inherited | run | dict(options.env)

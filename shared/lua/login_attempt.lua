@@ -1,0 +1,69 @@
+-- KEYS: failures (the username's HASH), pair (STRING), known (ZSET), username (STRING -> uid),
+--       user (HASH of the uid the caller expects; left out when it expects none)
+-- ARGV: expected uid ('' for none), address hash, pair limit, window_s, user limit,
+--       max_delay_ms, memory_s, known_ms
+-- Count a login attempt before its password is checked, and find the user, in one step, so
+-- that attempts sent at once cannot all pass a limit. Limits (0 = off):
+--   pair: attempts for the username from this address within the window (from the first);
+--     a login forgets them, an unlock (reset_ms) voids those counted before it;
+--   user: attempts for the username not forgiven by a login; past the limit, each attempt
+--     from an address the user has not logged in from within known_ms waits 1 s after the
+--     previous such attempt, doubling with each attempt counted, at most max_delay_ms: a
+--     delay, never a lock.
+-- Returns {'moved', uid}: the name is not the expected uid's, nothing counted, call again
+-- expecting that one; {'wait', ms, 'user_address' or 'user'}: refused by that limit;
+-- {'go', uid, password hash}: counted, check the password (uid '' when there is no such
+-- user: check a dummy hash).
+local FAILURES, PAIR, KNOWN, USERNAME, USER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local expected, address = ARGV[1], ARGV[2]
+local pair_limit, window_s = tonumber(ARGV[3]), tonumber(ARGV[4])
+local user_limit, max_delay_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local memory_s, known_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
+local uid = redis.call('GET', USERNAME) or ''
+if uid ~= expected then
+  return {'moved', uid}
+end
+local now = now_ms()
+local pair = 0
+if pair_limit > 0 then
+  pair = tonumber(redis.call('GET', PAIR) or '0')
+  local reset = tonumber(redis.call('HGET', FAILURES, 'reset_ms') or '0')
+  if pair > 0 and reset > 0 then
+    local started = now - window_s * 1000 + redis.call('PTTL', PAIR)
+    if started <= reset then
+      redis.call('DEL', PAIR)
+      pair = 0
+    end
+  end
+  if pair >= pair_limit then
+    return {'wait', math.max(redis.call('PTTL', PAIR), 1), 'user_address'}
+  end
+end
+local known = false
+if known_ms > 0 then
+  local seen = redis.call('ZSCORE', KNOWN, address)
+  known = seen and tonumber(seen) > now - known_ms
+end
+if user_limit > 0 and not known then
+  local failures = tonumber(redis.call('HGET', FAILURES, 'n') or '0')
+  local wait = tonumber(redis.call('HGET', FAILURES, 'next_ms') or '0') - now
+  if failures >= user_limit and wait > 0 then
+    return {'wait', wait, 'user'}
+  end
+end
+if pair_limit > 0 then
+  pair = redis.call('INCR', PAIR)
+  if pair == 1 then redis.call('EXPIRE', PAIR, window_s) end
+  -- A known address that fails this often is not its user's alone: it waits like any other.
+  if known and pair >= pair_limit then redis.call('ZREM', KNOWN, address) end
+end
+if user_limit > 0 then
+  local failures = redis.call('HINCRBY', FAILURES, 'n', 1)
+  if failures >= user_limit and not known then  -- the owner's logins do not push it back
+    local delay = math.min(1000 * 2 ^ (failures - user_limit), max_delay_ms)
+    redis.call('HSET', FAILURES, 'next_ms', int(now + delay))
+  end
+  redis.call('EXPIRE', FAILURES, memory_s)
+end
+if uid == '' then return {'go', '', ''} end
+return {'go', uid, redis.call('HGET', USER, 'password_hash') or ''}

@@ -1,0 +1,140 @@
+"""Login throttling, counted in Redis before any password is checked (SECURITY.md).
+
+Three limits, each 0 to turn it off (``docs/configuration.md``):
+
+- attempts per client address, a hard limit per window (``throttle.lua``, in the address's
+  partition): one address spraying many names;
+- failures per (username, address), a hard limit per window;
+- failures per username from every address together, a soft one: past it, an attempt from
+  an address the user has not logged in from lately waits a delay that doubles with each
+  failure, at most ``REVOCAST_LOGIN_USER_MAX_DELAY_S``. It bounds guessing from many
+  addresses without letting anyone lock a user out where the user logs in from.
+
+The last two are counted by the script that finds the user (``login_attempt.lua``), in the
+username's partition: concurrent attempts cannot all pass, and the login script forgives a
+right one (``Writes.login``). An IPv6 client counts as its /64, which one host can hold whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Literal, NoReturn
+
+from revocast.errors import StoreUnavailable, TooManyAttempts
+from revocast.keyspace import Keyspace, PartitionKeys
+from revocast.proxies import parse_address
+from revocast.store.backend import Backend
+
+Limit = Literal["client", "user_address", "user"]
+KNOWN_MAX = 32  # addresses remembered per user (the latest logins')
+UID_CACHE = 10_000  # usernames whose user id this process remembers (about 200 bytes each)
+_IPV6_PREFIX = 64  # what one host or customer is given
+
+
+def throttled_as(address: str) -> str:
+    """What an address is counted as: itself, an IPv6 one as its /64."""
+    parsed = parse_address(address)
+    if parsed is None:
+        return address or "unknown"
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/{_IPV6_PREFIX}", strict=False))
+    return str(parsed)
+
+
+def _digest(*parts: str, length: int = 32) -> str:
+    """Key parts from user text and addresses: hashed, so no user text is in a key."""
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A login attempt the throttle let through, counted: the user it names ('' for none,
+    then its password is checked against a dummy hash), and what a login forgives."""
+
+    uid: str
+    password_hash: str
+    forgive: tuple[str, str, str]  # keys: the username's failures, the pair's, its known ones
+    address: str  # the address's hash, as the known addresses hold it
+
+
+class Logins:
+    """The login throttle and user lookup of one deployment."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        settings = backend.settings
+        self._client_limit = settings.login_max_attempts_per_client
+        self._pair_limit = settings.login_max_failures_per_user_address
+        self._user_limit = settings.login_max_failures_per_user
+        self._window_s = settings.login_window_s
+        self._max_delay_ms = settings.login_user_max_delay_s * 1000
+        self.memory_s = settings.login_user_memory_s
+        self.known_ms = settings.login_known_address_days * 86_400_000
+        # The user key must be declared before the script reads the name, so the script is
+        # called with the user id last seen for it; a stale one costs one more call.
+        self._uids: dict[str, str] = {}
+        self.refused: Counter[Limit] = Counter()  # attempts refused, by the limit that did
+
+    @property
+    def keys(self) -> Keyspace:
+        return self.backend.keys
+
+    async def count_client(self, address: str) -> None:
+        """Count an attempt from this address; TooManyAttempts past its limit."""
+        if self._client_limit == 0:
+            return
+        key = self.keys.of(address).throttle_client(throttled_as(address))
+        wait_ms = await self.backend.run("throttle", [key], [self._client_limit, self._window_s])
+        if int(wait_ms):
+            self._refuse("client", int(wait_ms))
+
+    async def attempt(self, username: str, address: str) -> Attempt:
+        """Count an attempt for ``username`` (its normal form) from ``address`` and find the
+        user; TooManyAttempts, before any password is checked, past a limit."""
+        p = self.keys.of(username)
+        counted_as = throttled_as(address)
+        name, at = _digest(username), _digest(counted_as, length=24)
+        throttle = (p.login_failures(name), p.login_pair(_digest(username, counted_as)),
+                    p.login_known(name))  # fmt: skip
+        expected = self._uids.get(username, "")
+        for _ in range(3):
+            reply = await self.backend.run(
+                "login_attempt",
+                [*throttle, p.username(username), *([p.user(expected)] if expected else [])],
+                [expected, at, self._pair_limit, self._window_s, self._user_limit,
+                 self._max_delay_ms, self.memory_s, self.known_ms],
+            )  # fmt: skip
+            if reply[0] == "wait":
+                self._refuse(reply[2], int(reply[1]))
+            if reply[0] == "go":
+                return Attempt(str(reply[1]), str(reply[2]), throttle, at)
+            expected = self._remember(p, username, str(reply[1]))
+        raise StoreUnavailable("the user changed three times meanwhile: try again")
+
+    def _refuse(self, limit: Limit, wait_ms: int) -> NoReturn:
+        self.refused[limit] += 1
+        raise TooManyAttempts(math.ceil(wait_ms / 1000))
+
+    def _remember(self, p: PartitionKeys, username: str, uid: str) -> str:
+        if uid and self.keys.of(uid) is not p:
+            raise StoreUnavailable(f"user {uid} is not in its name's partition: tell an operator")
+        self._uids.pop(username, None)
+        if uid:
+            if len(self._uids) >= UID_CACHE:
+                del self._uids[next(iter(self._uids))]  # the oldest
+            self._uids[username] = uid
+        return uid
+
+    async def unlock(self, username: str, uid: str, actor: str, reason: str) -> dict[str, int]:
+        """Forgive every attempt counted for ``username`` (the user ``uid``'s name), audited."""
+        p = self.keys.of(username)
+        counted, wait_ms = await self.backend.run(
+            "unlock_login",
+            [*p.fixed(), p.login_failures(_digest(username))],
+            [uid, actor, reason, self.memory_s],
+        )
+        return {"attempts_forgiven": int(counted), "delay_lifted_ms": int(wait_ms)}
