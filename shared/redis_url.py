@@ -139,6 +139,10 @@ def _single(url: str, tls: bool) -> RedisUrl:
     split = urlsplit(url)
     if not url.lower().startswith("unix://") and not split.hostname:
         raise ValueError("has no host")
+    path = split.path.strip("/") if not url.lower().startswith("unix://") else ""
+    if path and (not path.isdigit() or int(path) > 65535):
+        # redis-py would take db 0 without a word: /abc or /1/2 name no database.
+        raise ValueError(f"has a path {path[:20]!r} that is not a db number (redis://HOST:PORT/0)")
     return RedisUrl(kind="single", url=url, tls=tls, db=int(parsed.get("db", 0) or 0))
 
 

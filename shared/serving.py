@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 import socket
 import sys
@@ -28,8 +29,15 @@ def _print_tasks() -> None:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket bound now, so that a port in use is a one-line error before anything starts."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    """A socket bound now, so that a port in use, or a host that is not this machine's, is
+    a one-line error before anything starts."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except (socket.gaierror, UnicodeError):
+        raise SettingsError(
+            f"cannot listen on {host}: no such address: give --host an address of this machine "
+            "(127.0.0.1, 0.0.0.0, ::) or a name that resolves to one"
+        ) from None
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Accepted connections inherit it. uvloop does not set it on connections of a socket it
@@ -39,10 +47,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise SettingsError(
-            f"cannot listen on {host}:{port} ({exc.strerror}): pick another port, or stop what "
-            "uses this one"
-        ) from None
+        if exc.errno == errno.EADDRINUSE:
+            what = "pick another port, or stop what uses this one"
+        elif exc.errno == errno.EACCES:
+            what = "ports below 1024 need privileges: pick a port from 1024 up"
+        else:  # EADDRNOTAVAIL and the like: the address is not this machine's
+            what = "give --host an address of this machine (127.0.0.1, 0.0.0.0, ::)"
+        raise SettingsError(f"cannot listen on {host}:{port} ({exc.strerror}): {what}") from None
     return sock
 
 

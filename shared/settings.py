@@ -1,16 +1,23 @@
-"""Settings read from the environment; see docs/configuration.md for the table."""
+"""Settings read from the environment; see docs/configuration.md for the table.
+
+Each field declares its variable and its bounds once (``setting(...)``); one loop checks
+every value against them, so every error names the variable, its range and what to do
+(``REVOCAST_MAX_STALENESS_S must be from 0.01 to 86400 seconds, got nan: ...``), and
+``tests/test_configuration_doc.py`` holds docs/configuration.md to the same declarations.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import ipaddress
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from revocast.errors import SettingsError
 from revocast.keyspace import MAX_PARTITIONS
@@ -21,280 +28,292 @@ Environment = Literal["development", "production"]
 SameSite = Literal["strict", "lax"]
 JwsAlg = Literal["EdDSA", "Ed25519"]
 
-# Environment variable for each field; REDIS_URL keeps its conventional name.
-ENV_NAMES: dict[str, str] = {
-    "redis_url": "REDIS_URL",
-    "environment": "REVOCAST_ENV",
-    "signing_key_pem": "REVOCAST_SIGNING_KEY",
-    "issuer": "REVOCAST_ISSUER",
-    "audience": "REVOCAST_AUDIENCE",
-    "access_ttl_s": "REVOCAST_ACCESS_TTL_S",
-    "refresh_ttl_s": "REVOCAST_REFRESH_TTL_S",
-    "refresh_grace_s": "REVOCAST_REFRESH_GRACE_S",
-    "max_staleness_s": "REVOCAST_MAX_STALENESS_S",
-    "fail_mode": "REVOCAST_FAIL_MODE",
-    "leeway_s": "REVOCAST_LEEWAY_S",
-    "key_prefix": "REVOCAST_KEY_PREFIX",
-    "key_dir": "REVOCAST_KEY_DIR",
-    "max_body_bytes": "REVOCAST_MAX_BODY_BYTES",
-    "max_header_bytes": "REVOCAST_MAX_HEADER_BYTES",
-    "max_sessions_per_user": "REVOCAST_MAX_SESSIONS_PER_USER",
-    "verify_memo_size": "REVOCAST_VERIFY_MEMO_SIZE",
-    "clock_skew_s": "REVOCAST_CLOCK_SKEW_S",
-    "allowed_origins": "REVOCAST_ALLOWED_ORIGINS",
-    "trusted_proxies": "REVOCAST_TRUSTED_PROXIES",
-    "jws_alg": "REVOCAST_JWS_ALG",
-    "cookie_samesite": "REVOCAST_COOKIE_SAMESITE",
-    "login_max_attempts_per_client": "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT",
-    "login_max_failures_per_user_address": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS",
-    "login_window_s": "REVOCAST_LOGIN_WINDOW_S",
-    "revocations_per_minute": "REVOCAST_REVOCATIONS_PER_MINUTE",
-    "ssf_max_queue": "REVOCAST_SSF_MAX_QUEUE",
-    "login_max_failures_per_user": "REVOCAST_LOGIN_MAX_FAILURES_PER_USER",
-    "login_user_max_delay_s": "REVOCAST_LOGIN_USER_MAX_DELAY_S",
-    "login_user_memory_s": "REVOCAST_LOGIN_USER_MEMORY_S",
-    "login_known_address_days": "REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS",
-    "argon2_time_cost": "REVOCAST_ARGON2_TIME_COST",
-    "argon2_memory_kib": "REVOCAST_ARGON2_MEMORY_KIB",
-    "argon2_parallelism": "REVOCAST_ARGON2_PARALLELISM",
-    "password_workers": "REVOCAST_PASSWORD_WORKERS",
-    "password_queue": "REVOCAST_PASSWORD_QUEUE",
-    "partitions": "REVOCAST_PARTITIONS",
-    "min_replicas": "REVOCAST_MIN_REPLICAS",
-    "replica_ack_timeout_ms": "REVOCAST_REPLICA_ACK_TIMEOUT_MS",
-    "read_from_replicas": "REVOCAST_READ_FROM_REPLICAS",
-    "key_encryption_key": "REVOCAST_KEY_ENCRYPTION_KEY",
-    "receipt_interval_ms": "REVOCAST_RECEIPT_INTERVAL_MS",
-    "verifier_name": "REVOCAST_VERIFIER_NAME",
-    "upstream_issuer": "REVOCAST_UPSTREAM_ISSUER",
-    "upstream_audience": "REVOCAST_UPSTREAM_AUDIENCE",
-    "upstream_jwks_url": "REVOCAST_UPSTREAM_JWKS_URL",
-    "upstream_key": "REVOCAST_UPSTREAM_KEY",
-    "upstream_algorithms": "REVOCAST_UPSTREAM_ALGORITHMS",
-    "ssf_allowed_networks": "REVOCAST_SSF_ALLOWED_NETWORKS",
-    "ssf_max_streams_per_owner": "REVOCAST_SSF_MAX_STREAMS_PER_OWNER",
-}
 MAX_SSF_STREAMS = 100  # SSF streams per deployment: each is served every 200 ms
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
 # gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
 DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
 # REVOCAST_MAX_HEADER_BYTES: room for a 4 KiB token and its header line, up to 1 MiB.
 MIN_HEADER_BYTES, DEFAULT_HEADER_BYTES, MAX_HEADER_BYTES = 8 * 1024, 64 * 1024, 1024 * 1024
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 MAX_REVOCATIONS_PER_MINUTE = 1_000_000
 MAX_SSF_QUEUE = 10_000_000
+DAY_S = 86_400
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+# A value -> what it must be, when it is not ("at most 128 characters"); None when it is.
+Check = Callable[[Any], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """How one setting is read and checked: its variable, the range of a number (``off`` is
+    one more value outside it that turns the feature off), the unit the range is in, a check
+    of its own, and how the documentation shows a default computed at run time."""
+
+    env: str
+    low: float | None = None
+    high: float | None = None
+    off: float | None = None
+    off_means: str = "off"
+    unit: str = ""
+    check: Check | None = None
+    shown_default: str | None = None
+
+    def range_text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.low is not None and self.high is not None:
+            text = f"from {_number(self.low)} to {_number(self.high)}{unit}"
+        elif self.low is not None:
+            text = f"at least {_number(self.low)}{unit}"
+        else:
+            text = f"at most {_number(self.high or 0)}{unit}"
+        return text if self.off is None else f"{_number(self.off)} ({self.off_means}) or {text}"
+
+
+def setting(
+    default: Any,
+    env: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    off: float | None = None,
+    off_means: str = "off",
+    unit: str = "",
+    check: Check | None = None,
+    shown_default: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """A settings field read from ``env`` and checked against the rest."""
+    spec = Spec(env, low, high, off, off_means, unit, check, shown_default)
+    return field(default=default, repr=not secret, metadata={"spec": spec})
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _networks(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            return (f"addresses or CIDRs separated by commas (10.0.0.0/8,::1); {value[:64]!r} "
+                    "is neither")  # fmt: skip
+    return None
+
+
+def _origins(values: tuple[str, ...]) -> str | None:
+    bad = [v for v in values if not v.startswith(("https://", "http://"))]
+    if bad:
+        return f"origins like https://app.example.com, separated by commas; {bad[0][:64]!r} is not"
+    return None
+
+
+def _key_prefix(value: str) -> str | None:
+    if not value or any(c in value for c in " {}"):
+        return "non-empty, without spaces or braces"
+    return None
+
+
+def _key_encryption_key(value: str | None) -> str | None:
+    if value is not None:
+        key_encryption_key_bytes(value)  # its own message says how to make one
+    return None
+
+
+def _redis_url(value: str | None) -> str | None:
+    if value is not None:
+        parse_redis_url(value)  # a one-line SettingsError naming the forms
+    return None
+
+
+def _at_most(characters: int) -> Check:
+    def check(value: str) -> str | None:
+        return f"at most {characters} characters" if len(value) > characters else None
+
+    return check
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every tunable of issuer and verifier. Times are seconds unless the name says otherwise."""
 
-    redis_url: str | None = None
+    redis_url: str | None = setting(None, "REDIS_URL", check=_redis_url)
     # production: the issuer never makes its first key itself (REVOCAST_SIGNING_KEY or the
     # key directory must hold one); development generates one when there is none.
-    environment: Environment = "development"
-    signing_key_pem: str | None = field(default=None, repr=False)  # an Ed25519 PEM, secret
-    issuer: str = "revocast"
-    audience: str = "revocast"
-    access_ttl_s: int = 300  # 5 minutes
-    refresh_ttl_s: int = 14 * 24 * 3600  # 14 days, sliding on each refresh
-    refresh_grace_s: float = 10.0
-    max_staleness_s: float = 5.0
-    fail_mode: FailMode = "closed"
-    leeway_s: float = 2.0
-    key_prefix: str = "revocast"
+    environment: Environment = setting("development", "REVOCAST_ENV")
+    # An Ed25519 PEM, secret.
+    signing_key_pem: str | None = setting(None, "REVOCAST_SIGNING_KEY", secret=True)
+    issuer: str = setting("revocast", "REVOCAST_ISSUER", check=_at_most(2048))
+    audience: str = setting("revocast", "REVOCAST_AUDIENCE", check=_at_most(2048))
+    access_ttl_s: int = setting(300, "REVOCAST_ACCESS_TTL_S", low=1, high=DAY_S, unit="seconds")
+    # 14 days, sliding on each refresh.
+    refresh_ttl_s: int = setting(14 * DAY_S, "REVOCAST_REFRESH_TTL_S", low=1, high=365 * DAY_S,
+                                 unit="seconds")  # fmt: skip
+    refresh_grace_s: float = setting(10.0, "REVOCAST_REFRESH_GRACE_S", low=0, high=60,
+                                     unit="seconds")  # fmt: skip
+    # Never above the access-token lifetime (checked below): a verifier staler than that may
+    # have missed the revocation of every token it accepts.
+    max_staleness_s: float = setting(5.0, "REVOCAST_MAX_STALENESS_S", low=0.01, high=DAY_S,
+                                     unit="seconds")  # fmt: skip
+    fail_mode: FailMode = setting("closed", "REVOCAST_FAIL_MODE")
+    leeway_s: float = setting(2.0, "REVOCAST_LEEWAY_S", low=0, high=60, unit="seconds")
+    key_prefix: str = setting("revocast", "REVOCAST_KEY_PREFIX", check=_key_prefix)
     # Where the issuer keeps its private keys (0700): "" is default_key_dir(key_prefix); a
     # relative path, given explicitly, is taken from the working directory.
-    key_dir: str = ""
-    max_body_bytes: int = 16 * 1024
+    key_dir: str = setting(
+        "", "REVOCAST_KEY_DIR", shown_default="`$XDG_DATA_HOME/revocast/keys/PREFIX`"
+    )
+    max_body_bytes: int = setting(16 * 1024, "REVOCAST_MAX_BODY_BYTES", low=256,
+                                  high=16 * 1024 * 1024, unit="bytes")  # fmt: skip
     # The request line and every header, in all (issuer and sidecar): past it, 431 before the
     # rest is read. A 4 KiB token and a few cookies fit many times over.
-    max_header_bytes: int = DEFAULT_HEADER_BYTES
-    max_sessions_per_user: int = 0  # 0: no limit; else the oldest session is revoked
+    max_header_bytes: int = setting(DEFAULT_HEADER_BYTES, "REVOCAST_MAX_HEADER_BYTES",
+                                    low=MIN_HEADER_BYTES, high=MAX_HEADER_BYTES,
+                                    unit="bytes")  # fmt: skip
+    # 0: no limit; else the oldest session is revoked.
+    max_sessions_per_user: int = setting(0, "REVOCAST_MAX_SESSIONS_PER_USER", off=0,
+                                         off_means="no limit", low=1, high=100_000)  # fmt: skip
     # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
-    verify_memo_size: int = 10_000
+    verify_memo_size: int = setting(
+        10_000, "REVOCAST_VERIFY_MEMO_SIZE", off=0, low=1, high=10_000_000
+    )
     # Login throttling, counted in Redis before the password is checked (SECURITY.md); 0
     # turns a limit off. Hard limits, each for a window from its first attempt: attempts
     # per client address (an IPv6 /64), failures per username from one address.
-    login_max_attempts_per_client: int = 100
-    login_max_failures_per_user_address: int = 10
-    login_window_s: int = 900  # 15 minutes
+    login_max_attempts_per_client: int = setting(
+        100, "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT", off=0, low=1, high=1_000_000
+    )
+    login_max_failures_per_user_address: int = setting(
+        10, "REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS", off=0, low=1, high=1_000_000
+    )
+    login_window_s: int = setting(900, "REVOCAST_LOGIN_WINDOW_S", low=1, high=DAY_S,
+                                  unit="seconds")  # fmt: skip
     # A soft one per username, from every address together: past this many failures, each
     # attempt from an address the user has not logged in from lately waits 1 s after the
     # one before, doubling with each failure up to the maximum; never a lock.
-    login_max_failures_per_user: int = 10
-    login_user_max_delay_s: int = 300  # 5 minutes
-    login_user_memory_s: int = 24 * 3600  # a username's count, after its last attempt
-    login_known_address_days: int = 30  # since the last login from it; 0: none is known
+    login_max_failures_per_user: int = setting(
+        10, "REVOCAST_LOGIN_MAX_FAILURES_PER_USER", off=0, low=1, high=1_000_000
+    )
+    login_user_max_delay_s: int = setting(300, "REVOCAST_LOGIN_USER_MAX_DELAY_S", low=1,
+                                          high=3600, unit="seconds")  # fmt: skip
+    # A username's count, after its last attempt; at least the window (checked below): an
+    # unlock voids the per-address counts through it.
+    login_user_memory_s: int = setting(DAY_S, "REVOCAST_LOGIN_USER_MEMORY_S", low=1,
+                                       high=30 * DAY_S, unit="seconds")  # fmt: skip
+    # Since the last login from it; 0: none is known.
+    login_known_address_days: int = setting(
+        30,
+        "REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS",
+        off=0,
+        off_means="none",
+        low=1,
+        high=365,
+        unit="days",
+    )
     # Revocations that write an event, per actor (the user, or the moderator acting) and
     # partition, in a fixed minute; past it 429. Repeats that write nothing are not counted;
     # operators (the CLI) are not limited. 0: no limit.
-    revocations_per_minute: int = 60
+    revocations_per_minute: int = setting(60, "REVOCAST_REVOCATIONS_PER_MINUTE", off=0,
+                                          off_means="no limit", low=1,
+                                          high=MAX_REVOCATIONS_PER_MINUTE)  # fmt: skip
     # Unacknowledged events an SSF stream's queue holds before copying into it pauses.
-    ssf_max_queue: int = 100_000
+    ssf_max_queue: int = setting(100_000, "REVOCAST_SSF_MAX_QUEUE", low=1, high=MAX_SSF_QUEUE)
     # Browser mode: origins allowed to send cookie-authenticated state-changing requests
     # (besides the request's own origin), and the cookies' SameSite.
-    allowed_origins: tuple[str, ...] = ()
-    cookie_samesite: SameSite = "strict"
+    allowed_origins: tuple[str, ...] = setting((), "REVOCAST_ALLOWED_ORIGINS", check=_origins)
+    cookie_samesite: SameSite = setting("strict", "REVOCAST_COOKIE_SAMESITE")
     # Peers (addresses or CIDRs) whose forwarded headers count (revocast.proxies): for the
     # issuer, X-Forwarded-For and -Proto say who the client is; for the sidecar,
     # X-Forwarded-Method, -Host and -Proto what the request being authorized was. Nobody
     # else's are read.
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = setting((), "REVOCAST_TRUSTED_PROXIES", check=_networks)
     # The alg the issuer writes in token headers: EdDSA, or RFC 9864's Ed25519 (verifiers
     # accept both for an Ed25519 key).
-    jws_alg: JwsAlg = "EdDSA"
+    jws_alg: JwsAlg = setting("EdDSA", "REVOCAST_JWS_ALG")
     # For chaos tests only: this process pretends its clock is off by this much.
-    clock_skew_s: float = 0.0
+    clock_skew_s: float = setting(0.0, "REVOCAST_CLOCK_SKEW_S", low=-3600, high=3600,
+                                  unit="seconds")  # fmt: skip
     # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
-    argon2_time_cost: int = 3
-    argon2_memory_kib: int = 64 * 1024
-    argon2_parallelism: int = 4
+    argon2_time_cost: int = setting(3, "REVOCAST_ARGON2_TIME_COST", low=1, high=100)
+    argon2_memory_kib: int = setting(64 * 1024, "REVOCAST_ARGON2_MEMORY_KIB", low=8,
+                                     high=4 * 1024 * 1024, unit="KiB")  # fmt: skip
+    argon2_parallelism: int = setting(4, "REVOCAST_ARGON2_PARALLELISM", low=1, high=64)
     # Password checks run on this many threads (0: one per CPU); at most password_queue more
     # wait for one, and past that a login is refused at once (503, Retry-After) rather than
     # queued until its client gives up.
-    password_workers: int = 0
-    password_queue: int = 32
+    password_workers: int = setting(
+        0, "REVOCAST_PASSWORD_WORKERS", off=0, off_means="one per CPU", low=1, high=256
+    )
+    password_queue: int = setting(32, "REVOCAST_PASSWORD_QUEUE", low=0, high=100_000)
     # Users and sessions are spread over this many partitions (hash tags), fixed when the
     # deployment first starts; 0 takes the stored count, or DEFAULT_PARTITIONS for a new one.
-    partitions: int = 0
+    partitions: int = setting(0, "REVOCAST_PARTITIONS", low=1, high=MAX_PARTITIONS, off=0,
+                              off_means="the deployment's, or the default",
+                              shown_default="unset")  # fmt: skip
     # Replicas that must confirm a revocation before it is acknowledged (WAIT); None: 0 on a
     # single server, 1 on Sentinel and Cluster.
-    min_replicas: int | None = None
-    replica_ack_timeout_ms: int = 500
+    min_replicas: int | None = setting(None, "REVOCAST_MIN_REPLICAS", low=0, high=16,
+                                       shown_default="0 on one server")  # fmt: skip
+    replica_ack_timeout_ms: int = setting(500, "REVOCAST_REPLICA_ACK_TIMEOUT_MS", low=1,
+                                          high=60_000, unit="ms")  # fmt: skip
     # Verifiers snapshot and follow on replicas (freshness then comes from the heartbeat).
-    read_from_replicas: bool = False
+    read_from_replicas: bool = setting(False, "REVOCAST_READ_FROM_REPLICAS")
     # 32 bytes, base64url: issuers seal their private keys in Redis under it, so that every
     # issuer can sign with a key rotated in anywhere. Unset: keys live in key_dir only.
-    key_encryption_key: str | None = field(default=None, repr=False)
+    key_encryption_key: str | None = setting(None, "REVOCAST_KEY_ENCRYPTION_KEY",
+                                             check=_key_encryption_key, secret=True)  # fmt: skip
     # Verifiers write a receipt (where they stand on each stream) at most this often, soon
     # after applying entries; revokers read them to prove a revocation took effect. 0: off
     # (such a verifier is invisible to the proof).
-    receipt_interval_ms: int = 250
+    receipt_interval_ms: int = setting(250, "REVOCAST_RECEIPT_INTERVAL_MS", low=10, high=10_000,
+                                       off=0, unit="ms")  # fmt: skip
     # How a verifier names itself in receipts; empty: host:pid.
-    verifier_name: str = ""
+    verifier_name: str = setting("", "REVOCAST_VERIFIER_NAME", check=_at_most(128),
+                                 shown_default="`<role> <host>:<pid>`")  # fmt: skip
     # An upstream IdP whose back-channel logout tokens and CAEP events end sessions here
     # (docs/identity-providers.md): its issuer, the audience its tokens name (revocast's
     # client id there), its keys (a JWKS URL, or one public key as PEM or JWK) and the
     # algorithms accepted (asymmetric only).
-    upstream_issuer: str = ""
-    upstream_audience: str = ""
-    upstream_jwks_url: str = ""
-    upstream_key: str = field(default="", repr=False)
-    upstream_algorithms: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
-    # SSF push delivery connects only to public addresses that are not the issuer host's;
-    # these networks (CIDRs, e.g. 10.1.0.0/16) are allowed besides, whatever they are.
-    ssf_allowed_networks: tuple[str, ...] = ()
-    # SSF streams one account (the token's sub) may hold, of the deployment's MAX_SSF_STREAMS.
-    ssf_max_streams_per_owner: int = 10
+    upstream_issuer: str = setting("", "REVOCAST_UPSTREAM_ISSUER")
+    upstream_audience: str = setting("", "REVOCAST_UPSTREAM_AUDIENCE")
+    upstream_jwks_url: str = setting("", "REVOCAST_UPSTREAM_JWKS_URL")
+    upstream_key: str = setting("", "REVOCAST_UPSTREAM_KEY", secret=True)
+    upstream_algorithms: tuple[str, ...] = setting(("RS256", "ES256", "EdDSA"),
+                                                   "REVOCAST_UPSTREAM_ALGORITHMS")  # fmt: skip
+    # Networks SSF push may reach besides public addresses (revocast.issuer.ssf_targets).
+    ssf_allowed_networks: tuple[str, ...] = setting((), "REVOCAST_SSF_ALLOWED_NETWORKS",
+                                                    check=_networks)  # fmt: skip
+    ssf_max_streams_per_owner: int = setting(10, "REVOCAST_SSF_MAX_STREAMS_PER_OWNER", low=1,
+                                             high=MAX_SSF_STREAMS)  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.redis_url is not None:
-            parse_redis_url(self.redis_url)  # a one-line SettingsError naming the forms
-        if not 0 <= self.partitions <= MAX_PARTITIONS:
-            raise SettingsError(f"REVOCAST_PARTITIONS must be 1 to {MAX_PARTITIONS} (0: default)")
-        if self.min_replicas is not None and not 0 <= self.min_replicas <= 16:
-            raise SettingsError("REVOCAST_MIN_REPLICAS must be 0 to 16")
-        if not 1 <= self.replica_ack_timeout_ms <= 60_000:
-            raise SettingsError("REVOCAST_REPLICA_ACK_TIMEOUT_MS must be 1 to 60000")
-        if self.key_encryption_key is not None:
-            key_encryption_key_bytes(self.key_encryption_key)
-        if self.access_ttl_s <= 0 or self.refresh_ttl_s <= 0:
-            raise SettingsError("token lifetimes must be positive")
+        hints = _hints()
+        for item in fields(self):
+            check_value(item.metadata["spec"], hints[item.name], getattr(self, item.name),
+                        item.default)  # fmt: skip
+        # Between settings: each message names both.
         if self.refresh_ttl_s < self.access_ttl_s:
-            raise SettingsError("refresh TTL must be at least the access-token TTL")
-        if not 0 <= self.refresh_grace_s <= 60:
-            raise SettingsError("refresh grace must be between 0 and 60 seconds")
-        if self.max_staleness_s <= 0:
-            raise SettingsError("max staleness must be positive")
-        if not 0 <= self.leeway_s <= 60:
-            raise SettingsError("leeway must be between 0 and 60 seconds")
-        if self.cookie_samesite not in get_args(SameSite):
-            raise SettingsError(f"cookie SameSite must be one of {get_args(SameSite)}")
-        if any(not origin.startswith(("https://", "http://")) for origin in self.allowed_origins):
-            raise SettingsError("allowed origins look like https://app.example.com")
-        try:
-            for proxy in self.trusted_proxies:
-                ipaddress.ip_network(proxy, strict=False)
-        except ValueError as exc:
             raise SettingsError(
-                f"trusted proxies are addresses or CIDRs, like 10.0.0.0/8,::1: {exc}"
-            ) from None
-        for network in self.ssf_allowed_networks:
-            try:
-                ipaddress.ip_network(network, strict=False)
-            except ValueError:
-                raise SettingsError(
-                    f"REVOCAST_SSF_ALLOWED_NETWORKS takes addresses or CIDRs separated by "
-                    f"commas, like 10.1.0.0/16,fd00::/8; {network[:64]!r} is neither"
-                ) from None
-        if not 1 <= self.ssf_max_streams_per_owner <= MAX_SSF_STREAMS:
-            raise SettingsError(
-                f"REVOCAST_SSF_MAX_STREAMS_PER_OWNER must be 1 to {MAX_SSF_STREAMS} (the "
-                "streams a deployment holds): set it in that range, or leave it unset (10)"
+                f"REVOCAST_REFRESH_TTL_S ({self.refresh_ttl_s}) must be at least "
+                f"REVOCAST_ACCESS_TTL_S ({self.access_ttl_s}): a session must outlive its tokens"
             )
-        if self.jws_alg not in get_args(JwsAlg):
-            raise SettingsError(f"REVOCAST_JWS_ALG must be one of {get_args(JwsAlg)}")
-        if self.environment not in get_args(Environment):
-            raise SettingsError(f"REVOCAST_ENV must be one of {get_args(Environment)}")
-        if self.fail_mode not in get_args(FailMode):
-            raise SettingsError(f"fail mode must be one of {get_args(FailMode)}")
-        if not self.key_prefix or any(c in self.key_prefix for c in " {}"):
-            raise SettingsError("key prefix must be non-empty, without spaces or braces")
-        self._check_login_throttle()
-        if not 0 <= self.revocations_per_minute <= MAX_REVOCATIONS_PER_MINUTE:
+        if self.max_staleness_s > self.access_ttl_s:
             raise SettingsError(
-                f"REVOCAST_REVOCATIONS_PER_MINUTE must be 0 (no limit) to "
-                f"{MAX_REVOCATIONS_PER_MINUTE}, got {self.revocations_per_minute}: set a whole "
-                "number of revocations per caller and minute"
+                f"REVOCAST_MAX_STALENESS_S ({self.max_staleness_s:g}) must be at most "
+                f"REVOCAST_ACCESS_TTL_S ({self.access_ttl_s}): a verifier staler than a token's "
+                "lifetime may have missed the revocation of any token it accepts"
             )
-        if not 1 <= self.ssf_max_queue <= MAX_SSF_QUEUE:
+        if self.login_user_memory_s < self.login_window_s:
             raise SettingsError(
-                f"REVOCAST_SSF_MAX_QUEUE must be 1 to {MAX_SSF_QUEUE}, got {self.ssf_max_queue}:"
-                " set how many unacknowledged events a receiver's queue may hold"
+                f"REVOCAST_LOGIN_USER_MEMORY_S ({self.login_user_memory_s}) must be at least "
+                f"REVOCAST_LOGIN_WINDOW_S ({self.login_window_s}): an unlock forgives the "
+                "per-address counts through it"
             )
-        if not (self.receipt_interval_ms == 0 or 10 <= self.receipt_interval_ms <= 10_000):
-            raise SettingsError("REVOCAST_RECEIPT_INTERVAL_MS must be 0 (off) or 10 to 10000")
-        if len(self.verifier_name) > 128:
-            raise SettingsError("REVOCAST_VERIFIER_NAME is at most 128 characters")
-        if self.verify_memo_size < 0:
-            raise SettingsError("verify memo size must be 0 or more")
-        if self.max_sessions_per_user < 0:
-            raise SettingsError("max sessions per user must be 0 (no limit) or more")
-        if self.max_body_bytes < 256:
-            raise SettingsError("max body bytes must be at least 256")
-        if not MIN_HEADER_BYTES <= self.max_header_bytes <= MAX_HEADER_BYTES:
-            raise SettingsError(
-                f"REVOCAST_MAX_HEADER_BYTES must be {MIN_HEADER_BYTES} to {MAX_HEADER_BYTES} "
-                "(bytes of the request line and headers in all; default 65536): an access token "
-                "alone takes up to 4 KiB"
-            )
-        if self.argon2_time_cost < 1 or self.argon2_parallelism < 1:
-            raise SettingsError("argon2 time cost and parallelism must be at least 1")
         if self.argon2_memory_kib < 8 * self.argon2_parallelism:
-            raise SettingsError("argon2 memory must be at least 8 KiB per lane")
-        if not 0 <= self.password_workers <= 256:
-            raise SettingsError("REVOCAST_PASSWORD_WORKERS must be 0 (one per CPU) to 256")
-        if not 0 <= self.password_queue <= 100_000:
-            raise SettingsError("REVOCAST_PASSWORD_QUEUE must be 0 to 100000")
-
-    def _check_login_throttle(self) -> None:
-        for name in ("login_max_attempts_per_client", "login_max_failures_per_user_address",
-                     "login_max_failures_per_user"):  # fmt: skip
-            if getattr(self, name) < 0:
-                raise SettingsError(f"{ENV_NAMES[name]} must be 0 (off) or more")
-        if not 1 <= self.login_window_s <= 86_400:
-            raise SettingsError("REVOCAST_LOGIN_WINDOW_S must be 1 to 86400 seconds")
-        if not 1 <= self.login_user_max_delay_s <= 3600:
-            raise SettingsError("REVOCAST_LOGIN_USER_MAX_DELAY_S must be 1 to 3600 seconds")
-        if not self.login_window_s <= self.login_user_memory_s <= 30 * 86_400:
-            # An unlock voids the per-address counts through this memory: it must outlast them.
             raise SettingsError(
-                "REVOCAST_LOGIN_USER_MEMORY_S must be from REVOCAST_LOGIN_WINDOW_S "
-                f"({self.login_window_s}) to 2592000 seconds (30 days)"
+                f"REVOCAST_ARGON2_MEMORY_KIB ({self.argon2_memory_kib}) must be at least 8 KiB "
+                f"per lane of REVOCAST_ARGON2_PARALLELISM ({self.argon2_parallelism})"
             )
-        if not 0 <= self.login_known_address_days <= 365:
-            raise SettingsError("REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS must be 0 (none) to 365")
 
     def key_path(self) -> Path:
         """The key directory, always absolute: every command finds the same keys wherever
@@ -323,11 +342,13 @@ class Settings:
         """Build settings from environment variables, failing with a clear message."""
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        for setting in fields(cls):
-            raw = env.get(ENV_NAMES[setting.name])
+        hints = _hints()
+        for item in fields(cls):
+            spec: Spec = item.metadata["spec"]
+            raw = env.get(spec.env)
             if raw is None or raw == "":
                 continue
-            values[setting.name] = _parse(setting.name, setting.type, raw)
+            values[item.name] = _parse(spec, hints[item.name], raw, item.default)
         return cls(**values)  # type: ignore[arg-type]
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -363,20 +384,69 @@ def key_encryption_key_bytes(text: str) -> bytes:
     return raw
 
 
-def _parse(name: str, annotation: object, raw: str) -> object:
-    if annotation == "bool":
+def specs() -> dict[str, Spec]:
+    """Each field's declaration, by field name."""
+    return {item.name: item.metadata["spec"] for item in fields(Settings)}
+
+
+# Environment variable for each field (REDIS_URL keeps its conventional name).
+ENV_NAMES: dict[str, str] = {name: spec.env for name, spec in specs().items()}
+
+
+def _hints() -> dict[str, Any]:
+    return get_type_hints(Settings)
+
+
+def _problem(spec: Spec, value: Any, default: Any, what: str) -> SettingsError:
+    """``{env} must be {what}, got {value}: set it so, or unset it (for its default)``."""
+    if default in (None, "", ()):
+        unset = "unset it"
+    elif isinstance(default, bool | tuple):
+        unset = f"unset it for {int(default) if isinstance(default, bool) else ','.join(default)}"
+    else:
+        unset = f"unset it for {default!r}"
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+    return SettingsError(f"{spec.env} must be {what}, got {shown}: set it so, or {unset}")
+
+
+def check_value(spec: Spec, kind: Any, value: Any, default: Any) -> None:
+    """SettingsError naming the variable, its range and what to do, if ``value`` is not one
+    the setting takes."""
+    if get_origin(kind) is Literal and value not in get_args(kind):
+        choices = ", ".join(str(choice) for choice in get_args(kind))
+        raise _problem(spec, value, default, f"one of {choices}")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise _problem(spec, value, default, f"a finite number, {spec.range_text()}")
+        low_ok = spec.low is None or value >= spec.low
+        high_ok = spec.high is None or value <= spec.high
+        if not (low_ok and high_ok) and value != spec.off:
+            raise _problem(spec, value, default, spec.range_text())
+    if spec.check is not None and (wanted := spec.check(value)) is not None:
+        raise _problem(spec, value, default, wanted)
+
+
+def _parse(spec: Spec, kind: Any, raw: str, default: Any) -> object:
+    """The value of a variable, by its field's type; SettingsError naming it otherwise."""
+    if kind is bool:
         if raw.lower() in _TRUE:
             return True
         if raw.lower() in _FALSE:
             return False
-        raise SettingsError(f"{ENV_NAMES[name]} must be 1 or 0, got {raw!r}")
-    try:
-        if annotation in ("int", "int | None"):
+        raise _problem(spec, raw, default, "1 or 0")
+    if kind in (int, int | None):
+        try:
             return int(raw)
-        if annotation == "float":
-            return float(raw)
-        if annotation == "tuple[str, ...]":
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
-    except ValueError:
-        raise SettingsError(f"{ENV_NAMES[name]} must be a number, got {raw!r}") from None
+        except ValueError:
+            raise _problem(spec, raw, default, f"a whole number, {spec.range_text()}") from None
+    if kind is float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise _problem(spec, raw, default, f"a finite number, {spec.range_text()}")
+        return value
+    if kind == tuple[str, ...]:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw

@@ -112,14 +112,32 @@ def test_a_busy_port_is_one_line(env: dict[str, str]) -> None:
     with listening_socket("127.0.0.1", 0) as taken:
         taken.listen()
         busy = str(taken.getsockname()[1])
-        for flag in ("--port", "--metrics-port"):
+        # The other port free, whatever else runs here (8000 is the default --port).
+        for flags in (["--port", busy], ["--port", str(free_port()), "--metrics-port", busy]):
             result = subprocess.run(
-                [sys.executable, "-m", "revocast", "issuer", flag, busy],
+                [sys.executable, "-m", "revocast", "issuer", *flags],
                 env=env, capture_output=True, text=True, timeout=30,
             )  # fmt: skip
             assert result.returncode == 2, result.stderr
             assert result.stderr.count("\n") == 1, result.stderr
             assert f"cannot listen on 127.0.0.1:{busy}" in result.stderr
+            assert "pick another port" in result.stderr
+
+
+@pytest.mark.parametrize("host", ["192.0.2.1", "no-such-host.invalid"])
+def test_a_host_that_is_not_this_machines_is_one_line_about_the_host(
+    env: dict[str, str], host: str
+) -> None:
+    """Before, an address of no interface here was told to pick another port."""
+    result = subprocess.run(
+        [sys.executable, "-m", "revocast", "verifier", "--host", host, "--port", str(free_port())],
+        env=env, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot listen on {host}" in result.stderr
+    assert "give --host an address of this machine" in result.stderr
+    assert "pick another port" not in result.stderr
 
 
 def test_keep_alive_answers_are_not_held_back(env: dict[str, str]) -> None:

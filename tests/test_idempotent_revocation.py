@@ -171,7 +171,9 @@ async def test_the_remembered_event_ids_go_with_their_revocations(
     issuer: Issuer, redis: Redis
 ) -> None:
     """Memory stays bounded (invariant 5): the id kept beside a revocation is pruned with it."""
-    short = issuer.settings.with_overrides(access_ttl_s=1, leeway_s=0)  # remembered 2 s
+    short = issuer.settings.with_overrides(
+        access_ttl_s=1, leeway_s=0, max_staleness_s=1.0
+    )  # remembered 2 s
     backend = Backend(short)
     await backend.start()
     try:
