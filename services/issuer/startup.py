@@ -3,12 +3,14 @@
 Right after a Cluster is created, while its replicas still sync, the recovery write of the
 first start raised ``NotDurable``; raised from the lifespan, uvicorn printed a traceback and
 the issuer exited. A service must not exit because a neighbour is not ready yet: the issuer
-serves at once, answers ``/readyz`` 503 with the step it waits for and why, and 503 to
+serves within 2 s, answers ``/readyz`` 503 with the step it waits for and why, and 503 to
 every other request, and runs the steps again until each has succeeded.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -20,12 +22,13 @@ log = logging.getLogger("revocast.issuer")
 
 Step = tuple[str, Callable[[], Awaitable[object]]]  # what it does (for /readyz), the call
 
+FIRST_WAIT_S = 2.0  # the lifespan waits this long for the steps before serving regardless
 FIRST_RETRY_S = 0.05
 MAX_RETRY_S = 2.0  # a start-up step is tried at least this often while it fails
 
 
 class Startup:
-    """Runs ``steps`` in order, each until it succeeds: once at once, then in the background."""
+    """Runs ``steps`` in order in the background, each until it succeeds."""
 
     def __init__(self, steps: Sequence[Step]) -> None:
         self.steps = list(steps)
@@ -33,16 +36,19 @@ class Startup:
         self.waiting_for = ""  # why not ready, for /readyz
         self._outage = Outage(log, "the issuer's start-up", back="finished")
         self._background = Background("revocast-issuer-startup")
+        self._done = asyncio.Event()
 
     @property
     def done(self) -> bool:
         return self.finished == len(self.steps)
 
-    async def start(self) -> None:
-        """Try each step once now: with Redis ready, the issuer is ready when this returns
-        (as the lifespan ends). What fails is retried in the background."""
-        if not await self._advance():
-            self._background.start(self._retry)
+    async def start(self, wait_s: float = FIRST_WAIT_S) -> None:
+        """Start the steps and wait for them up to ``wait_s``: with Redis ready, the issuer
+        is ready when this returns (as the lifespan ends); a step that hangs (a cluster
+        whose replicas are frozen) no longer keeps the server from answering /readyz."""
+        self._background.start(self._run)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._done.wait(), wait_s)
 
     async def stop(self) -> None:
         await self._background.stop()
@@ -60,11 +66,12 @@ class Startup:
             self.finished += 1
         self.waiting_for = ""
         self._outage.recovered()
+        self._done.set()
         return True
 
-    async def _retry(self) -> None:
+    async def _run(self) -> None:
         delay = FIRST_RETRY_S
-        while not await self._background.pause(delay):
-            if await self._advance():
+        while not await self._advance():
+            if await self._background.pause(delay):
                 return
             delay = min(delay * 2, MAX_RETRY_S)
