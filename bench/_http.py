@@ -19,6 +19,7 @@ class HttpConnection:
         self.port = port
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self.last_headers: dict[str, str] = {}  # of the last reply, names in lower case
 
     async def open(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
@@ -55,6 +56,7 @@ class HttpConnection:
         for line in header_lines:
             name, _, value = line.partition(":")
             fields[name.strip().lower()] = value.strip()
+        self.last_headers = fields
         if "content-length" in fields:
             data = await self._reader.readexactly(int(fields["content-length"]))
         elif fields.get("transfer-encoding", "").lower() == "chunked":

@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "sidecar_throughput": [],
     "gateway_throughput": [],
     "issuer_throughput": [],
+    "login_saturation": [],
     "topologies": ["--verifiers", "4", "--rounds", "200"],
     "replica_cost": ["--verifiers", "100", "300"],
     "replica_fanout": [*("--processes", "4", "--per-process", "250", "--rates", "10", "30", "100")],

@@ -275,6 +275,19 @@ def argon2_rows(results: Results) -> list[Report]:
     ]  # fmt: skip
 
 
+def login_saturation_rows(results: Results) -> list[Report]:
+    report = results["login_saturation"]
+    baseline = {"config": "no logins (baseline)", "queue": "-", "rate": "-", "answers": "-",
+                "login": "-", "meanwhile": report["baseline"]}  # fmt: skip
+    rows = [
+        {**r, "queue": f"{r['password_queue']:,}", "rate": f"{r['logins_per_s']:.2f}",
+         "answers": " / ".join(str(r["answers"][k]) for k in ("200", "503", "timeout")),
+         "login": "{p50:,.0f} / {p99:,.0f}".format(**r["login_ms"])}
+        for r in report["runs"]
+    ]  # fmt: skip
+    return [baseline, *rows]
+
+
 # --- memory, propagation ----------------------------------------------------------------------
 
 
@@ -476,6 +489,22 @@ TABLES: dict[str, Callable[[Results], str]] = {
         ),
         ("req/s ÷ refresh's", "{vs_refresh:.3f}"),
         ("issuer command", "`{variables} {issuer_command}`"),
+    ),
+    "login_saturation": spec(
+        login_saturation_rows,
+        ("password queue", "{config}"),
+        ("places", "{queue}"),
+        ("logins/s", "{rate}"),
+        ("200 / 503 / timed out", "{answers}"),
+        ("login p50 / p99 ms", "{login}"),
+        (
+            "verify p50 / p99 ms",
+            "{meanwhile[verify_ms][p50]:.2f} / {meanwhile[verify_ms][p99]:.2f}",
+        ),
+        (
+            "readyz p50 / p99 ms",
+            "{meanwhile[readyz_ms][p50]:.2f} / {meanwhile[readyz_ms][p99]:.2f}",
+        ),
     ),
     "issuer_throughput.argon2": spec(
         argon2_rows,

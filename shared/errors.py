@@ -83,6 +83,10 @@ class Overloaded(RevocastError):
         "retry in a moment"
     )
 
+    def __init__(self, retry_after_s: int = 1) -> None:
+        super().__init__()
+        self.retry_after_s = retry_after_s  # about when the queue will have room
+
 
 class NotDurable(RevocastError):
     """The primary made the change, but too few replicas confirmed it: repeat the request."""

@@ -99,9 +99,9 @@ def error_answer(exc: RevocastError, realm: str = "revocast", *, oauth: bool = F
         headers["WWW-Authenticate"] = www_authenticate(
             "the token holds none of the roles in scope", realm, "insufficient_scope", exc.roles
         )
-    elif isinstance(exc, TooManyAttempts | TooManyRevocations):
+    elif isinstance(exc, TooManyAttempts | TooManyRevocations | Overloaded):
         headers["Retry-After"] = str(exc.retry_after_s)
-    elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable | Overloaded):
+    elif isinstance(exc, VerifierStale | StoreUnavailable | NotDurable):
         headers["Retry-After"] = "1"
     return error_response(exc.code, exc.detail, exc.status, headers, oauth=oauth)
 

@@ -153,7 +153,8 @@ def test_every_command_fails_in_one_line(env: dict[str, str], name: str, url: st
     try:
         _, stderr = process.communicate(PASSWORD + "\n", timeout=4 if service else 20)
     except subprocess.TimeoutExpired:
-        assert service and url == "unreachable", f"{name} hung"
+        assert service, f"{name} hung"
+        assert url == "unreachable", f"{name} hung"
         process.terminate()
         _, stderr = process.communicate(timeout=10)
         warnings = [line for line in stderr.splitlines() if line.startswith("warning:")]

@@ -19,8 +19,16 @@ async def test_a_login_flood_is_refused_at_once_past_the_queue(
 ) -> None:
     await issuer.add_user("alice")
     # One hashing thread, two waiting; a check costs a few ms here, a few more under load.
+    # The throttle off: 60 logins at once from one address would pass its limits, which
+    # tests/security/test_login_throttle.py covers.
     loaded = settings.with_overrides(
-        password_workers=1, password_queue=2, argon2_time_cost=2, argon2_memory_kib=8 * 1024
+        password_workers=1,
+        password_queue=2,
+        argon2_time_cost=2,
+        argon2_memory_kib=8 * 1024,
+        login_max_attempts_per_client=0,
+        login_max_failures_per_user_address=0,
+        login_max_failures_per_user=0,
     )
     app = create_app(loaded)
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:

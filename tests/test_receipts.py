@@ -251,6 +251,7 @@ async def test_a_paused_verifier_is_pending_then_drops_out(
             assert 1.0 < waited < 8, waited
         finally:
             os.kill(sidecars[1].process.pid, signal.SIGCONT)
+
         # Back, and caught up. Its first receipt after the pause may come before it has read
         # the block (1 entry behind: a true report, which once failed this test when checked
         # at once); the next ones must show it caught up.

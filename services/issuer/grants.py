@@ -76,6 +76,7 @@ async def password_grant(
     it): each attempt is counted before its password is checked (429 past a limit), and
     the login forgives it (``revocast.store.logins``)."""
     username = usernames.normalize(username)
+    ctx.passwords.refuse_when_full()  # before any other work: a refusal must cost nothing
     await ctx.writes.logins.count_client(address)
     # Counted for unknown names too: the same answer, work and trace either way.
     attempt = await ctx.writes.logins.attempt(username, address)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
@@ -40,9 +42,11 @@ class Passwords:
         self._dummy_hash = self._hasher.hash("revocast-dummy-password")
         workers = settings.password_workers or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="revocast-argon2")
+        self.workers = workers
         self.capacity = workers + settings.password_queue  # running plus waiting
         self.admitted = 0  # submitted and not yet finished (counted on the event loop)
         self.refused = 0
+        self.check_s = 0.1  # a check's own time (not its wait), moving average: Retry-After
 
     async def hash(self, password: str) -> str:
         return await self._run(self._hasher.hash, password)
@@ -58,18 +62,27 @@ class Passwords:
             return False
         return stored_hash is not None
 
+    def refuse_when_full(self) -> None:
+        """Overloaded now if a check would not be admitted: a login asks before any other
+        work (its throttle count in Redis included), so that a refusal costs next to
+        nothing. Its Retry-After is about when the queue has room again."""
+        if self.admitted >= self.capacity:
+            self.refused += 1
+            wait_s = self.capacity * self.check_s / self.workers
+            raise Overloaded(max(1, math.ceil(wait_s)))
+
     async def _run(self, work: Callable[..., T], *args: object) -> T:
         """``work`` on a hashing thread, or Overloaded at once when the queue is full. A slot
         is freed when the thread finishes, not when the caller stops waiting: a check whose
         client went away still occupies a thread."""
-        if self.admitted >= self.capacity:
-            self.refused += 1
-            raise Overloaded()
+        self.refuse_when_full()
         loop = asyncio.get_running_loop()
         self.admitted += 1
-        done: Future[T] = self._executor.submit(work, *args)
+        done: Future[tuple[T, float]] = self._executor.submit(_timed, work, *args)
         done.add_done_callback(lambda _: self._release_on(loop))
-        return await asyncio.wrap_future(done)
+        result, seconds = await asyncio.wrap_future(done)
+        self.check_s = 0.9 * self.check_s + 0.1 * seconds
+        return result
 
     def _release_on(self, loop: asyncio.AbstractEventLoop) -> None:
         """From the hashing thread: free the slot on the event loop (gone: nothing to free)."""
@@ -78,3 +91,9 @@ class Passwords:
 
     def _release(self) -> None:
         self.admitted -= 1
+
+
+def _timed(work: Callable[..., T], *args: object) -> tuple[T, float]:
+    """On the hashing thread: the result, and how long the check itself took (not its wait)."""
+    started = time.perf_counter()
+    return work(*args), time.perf_counter() - started
