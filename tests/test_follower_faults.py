@@ -17,6 +17,7 @@ from revocast.keys import SigningKey
 from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
+from revocast.verifier.follower import Clocks
 from revocast_tools.proxy import TcpProxy
 from tests.conftest import VerifierFactory
 from tests.support.servers import eventually
@@ -77,6 +78,24 @@ async def test_skewed_verifier_clock_is_corrected_by_redis_time(
         assert slow.verify(fresh).sid == "s-new"  # not "issued in the future"
     finally:
         await slow.stop()
+
+
+def test_a_slow_first_clock_reading_is_kept_until_a_faster_one() -> None:
+    """On a loaded host every early reply may be slow; a minute's skew is corrected anyway."""
+    now = {"wall": 1000.0, "mono": 0.0}
+    clocks = Clocks(wall=lambda: now["wall"], monotonic=lambda: now["mono"])
+    now["mono"] = 0.5  # a 500 ms round trip: the reply came from Redis 60 s ahead
+    clocks.measure(1_060_250, sent=0.0, sent_wall=1000.0)
+    assert clocks.offset_s == pytest.approx(60.0)
+    now["mono"] = 2.0  # slower still: ignored
+    clocks.measure(1_099_000, sent=0.0, sent_wall=1000.0)
+    assert clocks.offset_s == pytest.approx(60.0)
+    now["mono"] = 10.01  # fast: taken
+    clocks.measure(1_061_005, sent=10.0, sent_wall=1001.0)
+    assert clocks.offset_s == pytest.approx(60.0, abs=0.01)
+    now["mono"] = 20.5  # slow again, after a fast one: ignored
+    clocks.measure(1_000_000, sent=20.0, sent_wall=1001.0)
+    assert clocks.offset_s == pytest.approx(60.0, abs=0.01)
 
 
 async def test_an_unusable_published_key_does_not_stop_the_follower(

@@ -200,5 +200,6 @@ def test_the_cap_is_a_setting() -> None:
     env = {"REVOCAST_SSF_MAX_STREAMS_PER_OWNER": "3"}
     assert Settings.from_env(env).ssf_max_streams_per_owner == 3
     for bad in ("0", "101"):
-        with pytest.raises(SettingsError, match="REVOCAST_SSF_MAX_STREAMS_PER_OWNER must be 1"):
+        expected = "REVOCAST_SSF_MAX_STREAMS_PER_OWNER must be from 1 to 100"
+        with pytest.raises(SettingsError, match=expected):
             Settings.from_env({"REVOCAST_SSF_MAX_STREAMS_PER_OWNER": bad})

@@ -73,11 +73,19 @@ class Clocks:
         self.wall = wall
         self.monotonic = monotonic
         self.offset_s = 0.0
+        self._round_trip = math.inf  # of the measurement offset_s comes from
 
     def measure(self, redis_now_ms: int, sent: float, sent_wall: float) -> None:
+        """Keep a fast reply's offset; a slow one only until a faster one comes.
+
+        A slow reply says little about when Redis read its clock (its error is up
+        to half the round trip), but on a loaded host the first replies may all be
+        slow, and an offset off by a second beats none when the clock is a minute off.
+        """
         round_trip = self.monotonic() - sent
-        if round_trip < 0.1:  # a slow reply says little about when Redis read its clock
+        if round_trip < 0.1 or round_trip < self._round_trip:
             self.offset_s = redis_now_ms / 1000 - (sent_wall + round_trip / 2)
+            self._round_trip = round_trip
 
     def redis_now_ms(self) -> int:
         return int((self.wall() + self.offset_s) * 1000)
