@@ -182,6 +182,8 @@ async def stored_clients(env: dict[str, str]) -> dict[str, str]:
         await backend.aclose()
 
 
+# Nine commands, each a Python start: about 1 s apiece here, over 6 s on a host at load 10.
+@pytest.mark.timeout(240)
 def test_client_registry(env: dict[str, str]) -> None:
     """`revocast client add|list|remove`: a confidential client's secret is printed once and
     Redis keeps only its SHA-256."""

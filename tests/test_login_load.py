@@ -18,14 +18,17 @@ async def test_a_login_flood_is_refused_at_once_past_the_queue(
     issuer: Issuer, settings: Settings
 ) -> None:
     await issuer.add_user("alice")
-    # One hashing thread, two waiting; a check costs a few ms here, a few more under load.
+    # One hashing thread, two waiting. A check must cost more than a burst of 60 requests
+    # takes to arrive, or the thread drains the queue as fast as it fills: with 8 MiB a check
+    # took about 10 ms, and on a host at load 10 none of the 60 was refused. 64 MiB and three
+    # passes cost about 100 ms here.
     # The throttle off: 60 logins at once from one address would pass its limits, which
     # tests/security/test_login_throttle.py covers.
     loaded = settings.with_overrides(
         password_workers=1,
         password_queue=2,
-        argon2_time_cost=2,
-        argon2_memory_kib=8 * 1024,
+        argon2_time_cost=3,
+        argon2_memory_kib=64 * 1024,
         login_max_attempts_per_client=0,
         login_max_failures_per_user_address=0,
         login_max_failures_per_user=0,
