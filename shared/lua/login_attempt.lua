@@ -33,7 +33,7 @@ if pair_limit > 0 then
   pair = tonumber(redis.call('GET', PAIR) or '0')
   local reset = tonumber(redis.call('HGET', FAILURES, 'reset_ms') or '0')
   if pair > 0 and reset > 0 then
-    local started = now - window_s * 1000 + redis.call('PTTL', PAIR)
+    local started = now - window_s * SECOND_MS + redis.call('PTTL', PAIR)
     if started <= reset then
       redis.call('DEL', PAIR)
       pair = 0
@@ -64,7 +64,7 @@ end
 if user_limit > 0 then
   local failures = redis.call('HINCRBY', FAILURES, 'n', 1)
   if failures >= user_limit and not known then  -- the owner's logins do not push it back
-    local delay = math.min(1000 * 2 ^ (failures - user_limit), max_delay_ms)
+    local delay = math.min(LOGIN_FIRST_DELAY_MS * 2 ^ (failures - user_limit), max_delay_ms)
     redis.call('HSET', FAILURES, 'next_ms', int(now + delay))
   end
   redis.call('EXPIRE', FAILURES, memory_s)

@@ -30,11 +30,11 @@ from typing import Literal, NoReturn
 
 from revocast.errors import StoreUnavailable, TooManyAttempts
 from revocast.keyspace import Keyspace, PartitionKeys
+from revocast.lifetimes import DAY_S, SECOND_MS
 from revocast.proxies import parse_address
 from revocast.store.backend import Backend
 
 Limit = Literal["client", "user_address", "user"]
-KNOWN_MAX = 32  # addresses remembered per user (the latest logins')
 UID_CACHE = 10_000  # usernames whose user id this process remembers (about 200 bytes each)
 _IPV6_PREFIX = 64  # what one host or customer is given
 
@@ -79,7 +79,7 @@ class Logins:
         self._max_delay_ms = settings.login_user_max_delay_s * 1000
         self._with_sessions = settings.max_sessions_per_user > 0  # the login script needs them
         self.memory_s = settings.login_user_memory_s
-        self.known_ms = settings.login_known_address_days * 86_400_000
+        self.known_ms = settings.login_known_address_days * DAY_S * SECOND_MS
         # The user key must be declared before the script reads the name, so the script is
         # called with the user id last seen for it; a stale one costs one more call.
         self._uids: dict[str, str] = {}

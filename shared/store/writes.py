@@ -23,9 +23,10 @@ from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable, WrongPassword
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
+from revocast.lifetimes import ISSUERS_HORIZON_MS, KNOWN_ADDRESSES_MAX
 from revocast.proof import EventRef
 from revocast.store.backend import Backend, Retry
-from revocast.store.logins import KNOWN_MAX, Attempt, Logins
+from revocast.store.logins import Attempt, Logins
 from revocast.store.records import Power, RefreshGrant, RefreshResult
 from revocast.store.signals import SignalWrites
 
@@ -162,7 +163,7 @@ class Writes:
                     "" if scope is None else json.dumps(scope),
                     attempt.address if attempt else "",
                     self.logins.known_ms,
-                    KNOWN_MAX,
+                    KNOWN_ADDRESSES_MAX,
                     *sids,
                 ],
                 durable=lambda reply: int(reply[2]) > 0,
@@ -522,7 +523,7 @@ class Writes:
                 pipe.hset(g.issuer(issuer_id), mapping=fields)
                 pipe.expire(g.issuer(issuer_id), ttl_s)
                 pipe.zadd(g.issuers, {issuer_id: now_ms})
-                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - 3_600_000)  # long gone
+                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - ISSUERS_HORIZON_MS)  # long gone
                 await pipe.execute()
 
         await self.backend.read(g.issuers, work)
