@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "gateway_throughput": [],
     "issuer_throughput": [],
     "login_saturation": [],
+    "login_round_trips": [],
     "topologies": ["--verifiers", "4", "--rounds", "200"],
     "replica_cost": ["--verifiers", "100", "300"],
     "replica_fanout": [*("--processes", "4", "--per-process", "250", "--rates", "10", "30", "100")],

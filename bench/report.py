@@ -288,6 +288,19 @@ def login_saturation_rows(results: Results) -> list[Report]:
     return [baseline, *rows]
 
 
+def login_round_trips_rows(results: Results) -> list[Report]:
+    rows = []
+    for scene in results["login_round_trips"]["scenarios"]:
+        ratios = scene["ratios"]
+        for path in ("old", "new"):
+            run = scene["runs"][path]
+            rows.append({**run, "delay": scene["delay_ms_one_way"], "clients": scene["clients"],
+                         "path": path, "ratio": "-" if path == "old" else
+                         "{logins_per_s new / old:.2f} / {login p50 old / new:.2f} / "
+                         "{login p99 old / new:.2f}".format_map(ratios)})  # fmt: skip
+    return rows
+
+
 # --- memory, propagation ----------------------------------------------------------------------
 
 
@@ -505,6 +518,16 @@ TABLES: dict[str, Callable[[Results], str]] = {
             "readyz p50 / p99 ms",
             "{meanwhile[readyz_ms][p50]:.2f} / {meanwhile[readyz_ms][p99]:.2f}",
         ),
+    ),
+    "login_round_trips": spec(
+        login_round_trips_rows,
+        ("delay to Redis, one way ms", "{delay:g}"),
+        ("clients", "{clients}"),
+        ("path", "{path}"),
+        ("round trips", "{round_trips}"),
+        ("logins/s", "{logins_per_s:,.1f}"),
+        ("login p50 / p99 ms", "{login_ms[p50]:.2f} / {login_ms[p99]:.2f}"),
+        ("new vs old: logins/s ratio / p50 / p99 speed-up", "{ratio}"),
     ),
     "issuer_throughput.argon2": spec(
         argon2_rows,

@@ -7,6 +7,7 @@ endpoint's business.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from revocast.errors import (
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidScope,
+    RevocastError,
 )
 from revocast.ids import new_refresh_token, new_session_id
 from revocast.issuer.client_auth import CallingClient, is_confidential
@@ -61,6 +63,21 @@ async def signing_kid(ctx: IssuerContext) -> str:
     return ctx.minter.keys.get(kid).kid
 
 
+async def _signing_kid_or_error(ctx: IssuerContext) -> str | RevocastError:
+    """``signing_kid``, read beside a grant's first round trip: its refusal is raised where
+    the grant checked the key before, after the credentials."""
+    try:
+        return await signing_kid(ctx)
+    except RevocastError as exc:
+        return exc
+
+
+def _usable(kid: str | RevocastError) -> str:
+    if isinstance(kid, RevocastError):
+        raise kid
+    return kid
+
+
 async def password_grant(
     ctx: IssuerContext,
     *,
@@ -74,16 +91,24 @@ async def password_grant(
     """A new session for the user, throttled per client address, per username and address,
     and per username (in its normal form, so that every spelling of one name counts against
     it): each attempt is counted before its password is checked (429 past a limit), and
-    the login forgives it (``revocast.store.logins``)."""
+    the login forgives it (``revocast.store.logins``).
+
+    Three round trips, one after another: the address's count with the active key and the
+    name's user id beside it; the username's count with the user's hash (argon2 runs
+    next); the login script, which forgives the attempt.
+    """
     username = usernames.normalize(username)
     ctx.passwords.refuse_when_full()  # before any other work: a refusal must cost nothing
-    await ctx.writes.logins.count_client(address)
+    logins = ctx.writes.logins
+    _, expected, active = await asyncio.gather(
+        logins.count_client(address), logins.learn(username), _signing_kid_or_error(ctx)
+    )
     # Counted for unknown names too: the same answer, work and trace either way.
-    attempt = await ctx.writes.logins.attempt(username, address)
+    attempt = await logins.attempt(username, address, expected)
     if not await ctx.passwords.verify(attempt.password_hash or None, password) or not attempt.uid:
         raise InvalidCredentials()
     uid = attempt.uid
-    kid = await signing_kid(ctx)
+    kid = _usable(active)
     keys = ctx.writes.keys
     sid = new_session_id(keys, uid)
     refresh_token = new_refresh_token(keys, uid)
@@ -115,8 +140,12 @@ async def refresh_grant(
     authenticated; a removed client's tokens are dead.
     ``narrow`` asks for fewer roles in this access token (InvalidScope if it names one
     the session does not grant); the refresh token keeps what its login granted.
+
+    Two round trips: the token's record with the active key beside it, the rotation.
     """
-    grant = await ctx.reads.refresh_grant(presented)
+    grant, active = await asyncio.gather(
+        ctx.reads.refresh_grant(presented), _signing_kid_or_error(ctx)
+    )
     if grant is None:
         raise InvalidRefreshToken()
     if client is None and grant.client_id != DEFAULT_CLIENT_ID:
@@ -141,7 +170,7 @@ async def refresh_grant(
         )
     if narrow is not None:
         await _check_narrowing(ctx, grant.uid, grant.sid, narrow)  # before anything is written
-    kid = await signing_kid(ctx)
+    kid = _usable(active)
     successor = new_refresh_token(ctx.writes.keys, presented)
     sealed = seal_successor(presented, successor)
     result = await ctx.writes.refresh(presented, grant, successor, sealed)

@@ -30,11 +30,12 @@ from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import Issued
 from revocast.issuer.oauth import NO_STORE
 from revocast.issuer.upstream import LEEWAY_S, Upstream, UpstreamTokenRefused
+from revocast.lifetimes import UPSTREAM_NONCE_TTL_S
 from revocast.store.records import UpstreamLink
 
-NONCE_TTL_S = 600  # a sign-in at the IdP takes minutes at most
 _RANDOM, _EXPIRY, _TAG = 16, 8, 32  # bytes of an upstream nonce: random, expiry (s), HMAC
 _SIZE = _RANDOM + _EXPIRY + _TAG
+NONCE_TTL_S = UPSTREAM_NONCE_TTL_S  # an upstream nonce's lifetime, its key's TTL at most
 
 
 class UpstreamNonceRefused(InvalidRequest):

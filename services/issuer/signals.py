@@ -33,6 +33,9 @@ from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.oauth import NO_STORE, Form
 from revocast.issuer.upstream import Upstream, UpstreamTokenRefused
+from revocast.lifetimes import HOUR_S
+from revocast.lifetimes import UPSTREAM_CLAIM_TTL_S as CLAIM_TTL_S
+from revocast.lifetimes import UPSTREAM_REPLAY_TTL_S as REPLAY_TTL_S
 from revocast.proof import EVENT_ID_HEADER
 
 BACKCHANNEL_LOGOUT = "http://schemas.openid.net/event/backchannel-logout"
@@ -40,9 +43,7 @@ CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 SESSION_REVOKED = f"{CAEP}session-revoked"
 CREDENTIAL_CHANGE = f"{CAEP}credential-change"
 SET_MEDIA_TYPE = "application/secevent+jwt"
-REPLAY_TTL_S = 86_400  # how long a jti is remembered
-MAX_AGE_S = REPLAY_TTL_S - 3600  # an older token is refused: its jti may be forgotten
-CLAIM_TTL_S = 60  # the longest a request acting on a token holds its jti (a crash frees it)
+MAX_AGE_S = REPLAY_TTL_S - HOUR_S  # an older token is refused: its jti may be forgotten
 
 
 class UpstreamTokenBusy(StoreUnavailable):

@@ -31,13 +31,13 @@ from revocast.issuer.context import IssuerContext
 from revocast.issuer.ssf import MAX_STREAMS, PUSH, queued_sets
 from revocast.issuer.ssf_spool import spool
 from revocast.issuer.ssf_targets import TargetPolicy, push_client
+from revocast.lifetimes import SSF_LEASE_MS
 from revocast.outage import Outage
 
 log = logging.getLogger("revocast.issuer")
 
 EVERY_S = 0.2
 POST_DEADLINE_S = 5.0  # one post, from connecting to the answer's last byte
-LEASE_MS = 15_000  # above one post's deadline: renewed before each post
 BATCH = 50
 MAX_BACKOFF_S = 30.0
 STOP_GRACE_S = 1.0  # a post cut short at shutdown is not acknowledged: it comes again
@@ -115,7 +115,7 @@ class Pusher:
     async def _serve(self, stream_id: str, config: dict[str, Any]) -> None:
         """Copy new revocations into the stream's queue (poll streams too: the revocation
         streams are trimmed, the queue is not), and push what is queued."""
-        if not await self.ctx.writes.signals.take_lease(stream_id, self.owner, LEASE_MS):
+        if not await self.ctx.writes.signals.take_lease(stream_id, self.owner, SSF_LEASE_MS):
             return  # another issuer serves this stream
         await spool(self.ctx, config, stream_id)
         if config["delivery"]["method"] != PUSH:
@@ -125,7 +125,7 @@ class Pusher:
         for raw, token in await queued_sets(self.ctx, config, stream_id, BATCH):
             # Held before every post, so that no other issuer posts this stream meanwhile.
             if self._background.stopping() or not await self.ctx.writes.signals.take_lease(
-                stream_id, self.owner, LEASE_MS
+                stream_id, self.owner, SSF_LEASE_MS
             ):
                 return
             outcome = await self._post(config, token)

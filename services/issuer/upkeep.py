@@ -24,13 +24,13 @@ from revocast.background import Background
 from revocast.enforcement import count_behind
 from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing
+from revocast.lifetimes import ISSUER_TTL_S
 from revocast.outage import Outage
 from revocast.store import Backend, Reads, Writes
 
 log = logging.getLogger("revocast.issuer")
 
 EVERY_S = 0.5
-PRESENCE_TTL_S = 5  # an issuer silent this long is no longer live
 RECONCILE_EVERY = 10  # rounds between authority repairs (5 s)
 COUNT_VERIFIERS_EVERY = 2  # rounds between counts of the verifiers behind (1 s)
 
@@ -58,7 +58,7 @@ class Upkeep:
         await self._background.stop()
         if not self.backend.started:
             return  # it never reached Redis: nothing to take back
-        with contextlib.suppress(StoreUnavailable):  # else it drops out after PRESENCE_TTL_S
+        with contextlib.suppress(StoreUnavailable):  # else it drops out after ISSUER_TTL_S
             await self.writes.forget_issuer(self.issuer_id)
 
     async def _loop(self) -> None:
@@ -84,7 +84,7 @@ class Upkeep:
                 "kids": ",".join(self.keys.kids()),
                 "key_dir": str(self.keys.key_dir),  # `keys rotate` names it when a key is missing
             },
-            PRESENCE_TTL_S,
+            ISSUER_TTL_S,
         )
         if number % COUNT_VERIFIERS_EVERY == 0:
             try:

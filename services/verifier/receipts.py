@@ -22,6 +22,7 @@ import time
 
 from revocast import __version__
 from revocast.background import Background
+from revocast.lifetimes import RECEIPT_MIN_TTL_MS
 from revocast.outage import Outage
 from revocast.proof import Receipt
 from revocast.store import Follow
@@ -59,7 +60,7 @@ class Receipts:
         self.interval_s = interval_s
         self.max_staleness_ms = int(max_staleness_s * 1000)
         # Renewed four times per TTL: a live verifier never lapses by one late renewal.
-        self.ttl_ms = max(2000, int(interval_s * 8000))
+        self.ttl_ms = max(RECEIPT_MIN_TTL_MS, int(interval_s * 8000))
         self.renew_s = self.ttl_ms / 4000
         self.started_ms = clocks.redis_now_ms()
         self.written = 0

@@ -1,7 +1,9 @@
 -- KEYS: failures (the username's HASH), pair (STRING), known (ZSET), username (STRING -> uid),
---       user (HASH of the uid the caller expects; left out when it expects none)
+--       user (HASH of the uid the caller expects) and user_sessions (its SET; both left out
+--       when it expects none)
 -- ARGV: expected uid ('' for none), address hash, pair limit, window_s, user limit,
---       max_delay_ms, memory_s, known_ms
+--       max_delay_ms, memory_s, known_ms, sessions (1: return the user's session ids, which
+--       the login script must be given under a session limit)
 -- Count a login attempt before its password is checked, and find the user, in one step, so
 -- that attempts sent at once cannot all pass a limit. Limits (0 = off):
 --   pair: attempts for the username from this address within the window (from the first);
@@ -12,13 +14,15 @@
 --     delay, never a lock.
 -- Returns {'moved', uid}: the name is not the expected uid's, nothing counted, call again
 -- expecting that one; {'wait', ms, 'user_address' or 'user'}: refused by that limit;
--- {'go', uid, password hash}: counted, check the password (uid '' when there is no such
--- user: check a dummy hash).
-local FAILURES, PAIR, KNOWN, USERNAME, USER = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- {'go', uid, password hash, sid...}: counted, check the password (uid '' when there is no
+-- such user: check a dummy hash); the sids are the user's sessions when asked for.
+local FAILURES, PAIR, KNOWN, USERNAME = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local USER, SESSIONS = KEYS[5], KEYS[6]
 local expected, address = ARGV[1], ARGV[2]
 local pair_limit, window_s = tonumber(ARGV[3]), tonumber(ARGV[4])
 local user_limit, max_delay_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
 local memory_s, known_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
+local sessions = ARGV[9] == '1'
 local uid = redis.call('GET', USERNAME) or ''
 if uid ~= expected then
   return {'moved', uid}
@@ -29,7 +33,7 @@ if pair_limit > 0 then
   pair = tonumber(redis.call('GET', PAIR) or '0')
   local reset = tonumber(redis.call('HGET', FAILURES, 'reset_ms') or '0')
   if pair > 0 and reset > 0 then
-    local started = now - window_s * 1000 + redis.call('PTTL', PAIR)
+    local started = now - window_s * SECOND_MS + redis.call('PTTL', PAIR)
     if started <= reset then
       redis.call('DEL', PAIR)
       pair = 0
@@ -60,10 +64,14 @@ end
 if user_limit > 0 then
   local failures = redis.call('HINCRBY', FAILURES, 'n', 1)
   if failures >= user_limit and not known then  -- the owner's logins do not push it back
-    local delay = math.min(1000 * 2 ^ (failures - user_limit), max_delay_ms)
+    local delay = math.min(LOGIN_FIRST_DELAY_MS * 2 ^ (failures - user_limit), max_delay_ms)
     redis.call('HSET', FAILURES, 'next_ms', int(now + delay))
   end
   redis.call('EXPIRE', FAILURES, memory_s)
 end
 if uid == '' then return {'go', '', ''} end
-return {'go', uid, redis.call('HGET', USER, 'password_hash') or ''}
+local reply = {'go', uid, redis.call('HGET', USER, 'password_hash') or ''}
+if sessions then
+  for _, sid in ipairs(redis.call('SMEMBERS', SESSIONS)) do reply[#reply + 1] = sid end
+end
+return reply

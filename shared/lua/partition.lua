@@ -5,7 +5,6 @@ local USERS_UNTIL, REVOKED_ROLES, ROLES_UNTIL = KEYS[5], KEYS[6], KEYS[7]
 local AUDIT, AUTHORITY = KEYS[8], KEYS[9]
 local SESSION_EVENTS, USER_EVENTS, HEARTBEAT = KEYS[10], KEYS[11], KEYS[12]
 local FIXED = 12
-local PRUNE_BATCH = 1000  -- forgotten per call at most, so no call is slow; calls outpace it
 
 -- Forget revocations that outlived every token they cover, with the ids of their events:
 -- each ZSET of forget-after times, then the hashes keyed by the same members.
@@ -34,7 +33,6 @@ end
 -- Each actor's budget of revocations that write an event (REVOCAST_REVOCATIONS_PER_MINUTE;
 -- limit 0: none): a counter of this partition over a fixed minute, checked before a script
 -- writes and spent once it has. A repeat that finds its revocation made spends nothing.
-local BUDGET_WINDOW_MS = 60000
 
 -- nil if the actor may write one more revocation, else the error to answer (with the ms
 -- until the minute ends).
@@ -47,7 +45,7 @@ end
 local function spend(counter, limit)
   if limit == 0 then return end
   if redis.call('INCR', counter) == 1 or redis.call('PTTL', counter) < 0 then
-    redis.call('PEXPIRE', counter, BUDGET_WINDOW_MS)
+    redis.call('PEXPIRE', counter, REVOCATION_WINDOW_MS)
   end
 end
 

@@ -3,7 +3,7 @@
 
 local function now_ms()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * SECOND_MS + math.floor(tonumber(t[2]) / SECOND_MS)
 end
 
 local function int(x)
@@ -33,7 +33,7 @@ end
 
 -- The one place audit entries are written: who did what to whom, and why.
 local function audit_entry(stream, actor, action, target, reason, now)
-  redis.call('XADD', stream, 'MAXLEN', '~', '1000000', '*', 'ts_ms', int(now),
+  redis.call('XADD', stream, 'MAXLEN', '~', AUDIT_MAXLEN, '*', 'ts_ms', int(now),
     'actor', actor, 'action', action, 'target', target, 'reason', reason)
 end
 

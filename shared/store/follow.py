@@ -14,6 +14,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
+from revocast.lifetimes import VERIFIERS_HORIZON_MS
 from revocast.proof import Receipt, encode
 from revocast.store.backend import Backend
 from revocast.store.records import Snapshot, Status
@@ -97,7 +98,9 @@ class Follow:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.set(g.verifier(receipt.instance_id), encode(receipt), px=ttl_ms)
                 pipe.zadd(g.verifiers, {receipt.instance_id: receipt.reported_ms})
-                pipe.zremrangebyscore(g.verifiers, "-inf", receipt.reported_ms - 60_000)  # gone
+                pipe.zremrangebyscore(
+                    g.verifiers, "-inf", receipt.reported_ms - VERIFIERS_HORIZON_MS
+                )
                 await pipe.execute()
 
         await self.backend.read(g.verifiers, write)

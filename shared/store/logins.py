@@ -13,6 +13,10 @@ Three limits, each 0 to turn it off (``docs/configuration.md``):
 The last two are counted by the script that finds the user (``login_attempt.lua``), in the
 username's partition: concurrent attempts cannot all pass, and the login script forgives a
 right one (``Writes.login``). An IPv6 client counts as its /64, which one host can hold whole.
+
+A login waits for three round trips: the address's count (with the active kid and, for a
+name this process has not seen, its user id, read at the same time: ``learn``), the
+username's count and lookup, the login script.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from typing import Literal, NoReturn
 
 from revocast.errors import StoreUnavailable, TooManyAttempts
 from revocast.keyspace import Keyspace, PartitionKeys
+from revocast.lifetimes import DAY_S, SECOND_MS
 from revocast.proxies import parse_address
 from revocast.store.backend import Backend
 
 Limit = Literal["client", "user_address", "user"]
-KNOWN_MAX = 32  # addresses remembered per user (the latest logins')
 UID_CACHE = 10_000  # usernames whose user id this process remembers (about 200 bytes each)
 _IPV6_PREFIX = 64  # what one host or customer is given
 
@@ -59,6 +63,7 @@ class Attempt:
     password_hash: str
     forgive: tuple[str, str, str]  # keys: the username's failures, the pair's, its known ones
     address: str  # the address's hash, as the known addresses hold it
+    sessions: tuple[str, ...] | None = None  # the user's session ids, read with it if asked
 
 
 class Logins:
@@ -72,8 +77,9 @@ class Logins:
         self._user_limit = settings.login_max_failures_per_user
         self._window_s = settings.login_window_s
         self._max_delay_ms = settings.login_user_max_delay_s * 1000
+        self._with_sessions = settings.max_sessions_per_user > 0  # the login script needs them
         self.memory_s = settings.login_user_memory_s
-        self.known_ms = settings.login_known_address_days * 86_400_000
+        self.known_ms = settings.login_known_address_days * DAY_S * SECOND_MS
         # The user key must be declared before the script reads the name, so the script is
         # called with the user id last seen for it; a stale one costs one more call.
         self._uids: dict[str, str] = {}
@@ -92,26 +98,38 @@ class Logins:
         if int(wait_ms):
             self._refuse("client", int(wait_ms))
 
-    async def attempt(self, username: str, address: str) -> Attempt:
+    async def learn(self, username: str) -> str:
+        """The user id of ``username`` as last seen here, read (a GET, nothing counted) when
+        this process has not seen the name: ``attempt`` must declare the user's keys."""
+        if username in self._uids:
+            return self._uids[username]
+        p = self.keys.of(username)
+        return self._remember(p, username, await self.backend.get(p.username(username)) or "")
+
+    async def attempt(self, username: str, address: str, expected: str | None = None) -> Attempt:
         """Count an attempt for ``username`` (its normal form) from ``address`` and find the
-        user; TooManyAttempts, before any password is checked, past a limit."""
+        user (``expected``: its id as ``learn`` found it); TooManyAttempts, before any
+        password is checked, past a limit."""
         p = self.keys.of(username)
         counted_as = throttled_as(address)
         name, at = _digest(username), _digest(counted_as, length=24)
         throttle = (p.login_failures(name), p.login_pair(_digest(username, counted_as)),
                     p.login_known(name))  # fmt: skip
-        expected = self._uids.get(username, "")
+        if expected is None:
+            expected = self._uids.get(username, "")
         for _ in range(3):
+            user = [p.user(expected), p.user_sessions(expected)] if expected else []
             reply = await self.backend.run(
                 "login_attempt",
-                [*throttle, p.username(username), *([p.user(expected)] if expected else [])],
+                [*throttle, p.username(username), *user],
                 [expected, at, self._pair_limit, self._window_s, self._user_limit,
-                 self._max_delay_ms, self.memory_s, self.known_ms],
+                 self._max_delay_ms, self.memory_s, self.known_ms, int(self._with_sessions)],
             )  # fmt: skip
             if reply[0] == "wait":
                 self._refuse(reply[2], int(reply[1]))
             if reply[0] == "go":
-                return Attempt(str(reply[1]), str(reply[2]), throttle, at)
+                sessions = tuple(sorted(map(str, reply[3:]))) if self._with_sessions else None
+                return Attempt(str(reply[1]), str(reply[2]), throttle, at, sessions)
             expected = self._remember(p, username, str(reply[1]))
         raise StoreUnavailable("the user changed three times meanwhile: try again")
 

@@ -1,8 +1,8 @@
 """revocast's Lua scripts: loaded once, called by SHA on whichever server a key lives on.
 
-A script is the prelude, the part its keys call for (``partition.lua``, after the Lua set
-of ``revocast.roles.SERVICE_ROLES``, or ``global.lua``) and its body; a ``#!lua`` flags
-line in the body moves to the top.
+A script is the lifetimes it may use (``revocast.lifetimes``), the prelude, the part its
+keys call for (``partition.lua``, after the Lua set of ``revocast.roles.SERVICE_ROLES``, or
+``global.lua``) and its body; a ``#!lua`` flags line in the body moves to the top.
 Each file opens with a header naming its KEYS and ARGV.
 """
 
@@ -16,6 +16,7 @@ from typing import Any, Literal
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from revocast.lifetimes import lua_constants
 from revocast.roles import SERVICE_ROLES
 
 Part = Literal["partition", "global", "none"]
@@ -78,7 +79,7 @@ def _assemble(name: str, part: Part) -> Script:
     if body.startswith("#!"):
         flags, _, body = body.partition("\n")
         flags += "\n"
-    parts = [_source("prelude")]
+    parts = [lua_constants(), _source("prelude")]
     if part == "partition":
         parts.append(_service_roles())  # partition.lua's authority rules read it
     if part != "none":

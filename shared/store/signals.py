@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from revocast.keyspace import Keyspace, upstream_digest
+from revocast.lifetimes import UPSTREAM_SESSION_TTL_S
 from revocast.store.backend import Backend
 from revocast.store.records import UpstreamLink
 
@@ -26,7 +27,6 @@ if held and held ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 """
-UPSTREAM_SESSION_TTL_S = 90 * 86_400  # refreshed sessions outlive the refresh TTL
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
 TokenAction = Literal["claim", "done", "release"]
 LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is

@@ -23,9 +23,10 @@ from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable, WrongPassword
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
+from revocast.lifetimes import ISSUERS_HORIZON_MS, KNOWN_ADDRESSES_MAX
 from revocast.proof import EventRef
 from revocast.store.backend import Backend, Retry
-from revocast.store.logins import KNOWN_MAX, Attempt, Logins
+from revocast.store.logins import Attempt, Logins
 from revocast.store.records import Power, RefreshGrant, RefreshResult
 from revocast.store.signals import SignalWrites
 
@@ -79,12 +80,18 @@ class Writes:
         ]
 
     async def _with_sessions(
-        self, partition: PartitionKeys, uid: str, call: Callable[[list[str]], Awaitable[T]]
+        self,
+        partition: PartitionKeys,
+        uid: str,
+        call: Callable[[list[str]], Awaitable[T]],
+        known: tuple[str, ...] | None = None,
     ) -> T:
-        """Read the user's session ids, run ``call`` with them declared; again if they moved."""
+        """Read the user's session ids, run ``call`` with them declared; again if they moved.
+        ``known``: the ids as read a moment ago, tried first (a round trip saved)."""
         key = partition.user_sessions(uid)
         for _ in range(SESSION_SET_RETRIES):
-            sids = sorted(await self.backend.smembers(key))
+            sids = list(known) if known is not None else sorted(await self.backend.smembers(key))
+            known = None
             try:
                 return await call(sids)
             except Retry:
@@ -125,8 +132,8 @@ class Writes:
         """Create a session for ``client_id``; returns (Redis time ms, roles JSON). ``scope``
         (None: every role) must name roles the user holds (InvalidScope otherwise). Past the
         session limit, the oldest sessions are revoked (durably). The ``attempt`` whose
-        password was right is forgiven (``Logins``); None (a session made by tooling,
-        without a password) forgives nothing."""
+        password was right is forgiven (``Logins``), and the session ids it read are
+        declared; None (a session made by tooling, without a password) forgives nothing."""
         p = self.keys.of(uid)
         # Without an attempt, the user key holds the attempt's places; the script skips them.
         forgive = attempt.forgive if attempt else (p.user(uid),) * 3
@@ -156,14 +163,15 @@ class Writes:
                     "" if scope is None else json.dumps(scope),
                     attempt.address if attempt else "",
                     self.logins.known_ms,
-                    KNOWN_MAX,
+                    KNOWN_ADDRESSES_MAX,
                     *sids,
                 ],
                 durable=lambda reply: int(reply[2]) > 0,
             )
 
         if self._max_sessions > 0:
-            reply = await self._with_sessions(p, uid, write)
+            known = attempt.sessions if attempt and attempt.uid == uid else None
+            reply = await self._with_sessions(p, uid, write, known)
         else:
             reply = await write([])
         return int(reply[0]), str(reply[1])
@@ -515,7 +523,7 @@ class Writes:
                 pipe.hset(g.issuer(issuer_id), mapping=fields)
                 pipe.expire(g.issuer(issuer_id), ttl_s)
                 pipe.zadd(g.issuers, {issuer_id: now_ms})
-                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - 3_600_000)  # long gone
+                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - ISSUERS_HORIZON_MS)  # long gone
                 await pipe.execute()
 
         await self.backend.read(g.issuers, work)
