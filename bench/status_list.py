@@ -57,6 +57,8 @@ NOTES = [
     "the issuer's path per partition at most every 0.5 s; median of the repeats.",
     "INVALID indexes are drawn uniformly at random: index reuse scatters revoked sessions "
     "over the list, the worst case for compression at a given share.",
+    "redis_memory_bytes: MEMORY USAGE (all samples) of the partition's status:bits and "
+    "status:leases (a ZSET holding every index drawn), what the lists cost Redis.",
 ]
 
 
@@ -75,6 +77,18 @@ async def fill(url: str, keys: Keyspace, size: int, invalid: list[int]) -> None:
             await pipe.execute()
     finally:
         await client.aclose()
+
+
+async def redis_bytes(url: str, keys: Keyspace) -> dict[str, int]:
+    """What the list costs Redis: ``MEMORY USAGE`` of the bitmap and of the leases."""
+    p = keys.partition(0)
+    client = redis_client(url)
+    try:
+        bits = await client.memory_usage(p.status_bits, samples=0)
+        leases = await client.memory_usage(p.status_leases, samples=0)
+    finally:
+        await client.aclose()
+    return {"bits": int(bits or 0), "leases": int(leases or 0)}
 
 
 async def measure_one(
@@ -137,6 +151,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     invalid = rng.sample(range(size), int(size * share))
                     await fill(server.url, keys, size, invalid)
                     run = await measure_one(reads, settings, key, size, share, args.repeat)
+                    run["redis_memory_bytes"] = await redis_bytes(server.url, keys)
                     if run["served_invalid"] != len(invalid):
                         raise RuntimeError("the served list does not hold the INVALID indexes")
                     runs.append(run)

@@ -9,9 +9,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import httpx
+import jwt as pyjwt
 import pytest
 
 from revocast.errors import TokenRejected, VerifierStale
+from revocast.issuer import operator
 from revocast.issuer.status_lists import list_token
 from revocast.keys import SigningKey
 from revocast.settings import Settings
@@ -157,3 +159,23 @@ async def test_only_the_issuers_list_for_that_uri_is_taken(issuer: Issuer) -> No
     head, body, signature = served.split(".")
     with pytest.raises(ListRefused):
         read_list(f"{head}.{body}.{signature[:-4]}AAAA", uri, keys)
+
+
+async def test_a_key_revoked_meanwhile_is_refused_through_the_jwks(
+    issuer: Issuer, proxy: TcpProxy, stale_verifier: Verifier
+) -> None:
+    """The lists say nothing of keys: a stale verifier reads the issuer's JWKS with them, and
+    a key that left it is revoked."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    lists = stale_verifier.lists
+    assert lists is not None
+    await until(lambda: lists.usable, 5)
+    proxy.blackhole()
+    await until(lambda: stale_verifier.staleness_s > 0.3, 5)
+    await lists.fetch_all()  # young lists, deterministically
+    stale_verifier.verify(tokens["access_token"])
+    kid = pyjwt.get_unverified_header(tokens["access_token"])["kid"]
+    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, issuer.settings, kid, "leaked")
+    await lists.fetch_jwks()
+    assert refused_with(stale_verifier, tokens["access_token"], "key_revoked")

@@ -1,5 +1,6 @@
 """The verifier's second channel (``REVOCAST_STATUS_LIST=fallback``): the issuer's Token
-Status Lists, fetched every partition, every half ``ttl``.
+Status Lists, fetched every partition, every half ``ttl``, with its JWKS (a revoked key
+leaves it: the lists say nothing of keys).
 
 While the streams are fresh, the lists are not consulted. When they go stale, a token is
 still answered if its status says so in a list younger than the list's ``ttl`` (both the
@@ -38,6 +39,17 @@ from revocast.status_list import (
 log = logging.getLogger("revocast.verifier")
 
 FETCH_TIMEOUT_S = 5.0
+
+
+JWKS_PATH = "/.well-known/jwks.json"
+
+
+class JwksKey(msgspec.Struct):
+    kid: str
+
+
+class JwksKids(msgspec.Struct):
+    keys: list[JwksKey]
 
 
 class ListRefused(Exception):
@@ -101,6 +113,8 @@ class StatusLists:
         self._client = client
         self._owns_client = client is None
         self.held: dict[str, HeldList] = {}  # uri -> the last list taken
+        self.kids: frozenset[str] | None = None  # the kids of the issuer's JWKS, as fetched
+        self.kids_at = 0.0  # monotonic time of that fetch
         self.refused = 0
         self._loop = Background("revocast status lists")
 
@@ -132,6 +146,11 @@ class StatusLists:
         return [uri for k in range(count) if (uri := list_uri(self.settings.issuer, k))]
 
     async def fetch_all(self) -> None:
+        try:
+            await self.fetch_jwks()
+        except (httpx.HTTPError, ListRefused) as exc:
+            self.refused += 1
+            log.warning("the issuer's JWKS not taken: %s", exc)
         for uri in self.uris():
             try:
                 await self.fetch(uri)
@@ -153,6 +172,25 @@ class StatusLists:
         if held is None or claims.iat >= held.iat:  # never step back to an older list
             self.held[uri] = HeldList(raw, claims.iat, ttl, started)
 
+    async def fetch_jwks(self) -> None:
+        """The kids the issuer publishes now: revoked keys are not among them."""
+        assert self._client is not None, "start() first"
+        started = self._monotonic()
+        reply = await self._client.get(self.settings.issuer.rstrip("/") + JWKS_PATH)
+        reply.raise_for_status()
+        try:
+            document = strict_json.decode(reply.content, JwksKids)
+        except (strict_json.StrictJsonError, msgspec.ValidationError) as exc:
+            raise ListRefused(f"not a JWKS: {exc}") from None
+        self.kids = frozenset(key.kid for key in document.keys)
+        self.kids_at = started
+
+    def key_live(self, kid: str) -> bool | None:
+        """Whether the issuer still publishes ``kid``; None without a JWKS young enough."""
+        if self.kids is None or self._monotonic() - self.kids_at > min(self._ttls()):
+            return None
+        return kid in self.kids
+
     def _young(self, held: HeldList) -> bool:
         age = max(self._monotonic() - held.fetched_at, self._clock() - held.iat)
         return age <= held.ttl_s
@@ -161,8 +199,10 @@ class StatusLists:
     def usable(self) -> bool:
         """Every partition's list is held and younger than its ttl."""
         uris = self.uris()
-        return bool(uris) and all(
-            (held := self.held.get(uri)) is not None and self._young(held) for uri in uris
+        return (
+            bool(uris)
+            and self.key_live("") is not None
+            and all((held := self.held.get(uri)) is not None and self._young(held) for uri in uris)
         )
 
     def status(self, uri: str, idx: int) -> int | None:

@@ -235,16 +235,22 @@ class Verifier:
         if changed is not None and seen.iat_ms <= changed[0]:
             raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
         if stale:
-            self._check_list(claims, staleness)
+            self._check_list(seen.kid, claims, staleness)
         return claims
 
-    def _check_list(self, claims: AccessClaims, staleness: float) -> None:
-        """The streams are stale: the token's status in a young list decides, or nothing."""
+    def _check_list(self, kid: str, claims: AccessClaims, staleness: float) -> None:
+        """The streams are stale: the token's status in a young list and its key in a young
+        JWKS decide, or nothing does."""
         assert self.lists is not None
         ref = claims.status.status_list if claims.status is not None else None
         invalid = None if ref is None else self.lists.invalid(ref.uri, ref.idx)
-        if invalid is None:
+        live = self.lists.key_live(kid)
+        if invalid is None or live is None:
             raise _stale(staleness)  # no status claim, or no young list of its partition
+        if not live:
+            raise TokenRejected(
+                "key_revoked", "the key that signed this token was revoked: log in again"
+            )
         if invalid:
             raise TokenRejected(
                 "token_revoked",
