@@ -394,6 +394,15 @@ def receipts_cost_rows(results: Results) -> list[Report]:
     ]
 
 
+def status_list_rows(results: Results) -> list[Report]:
+    return [
+        {**run, "raw_kib": run["raw_list_bytes"] / 1024, "token_kib": run["token_bytes"] / 1024,
+         "bits_kib": run["redis_memory_bytes"]["bits"] / 1024,
+         "leases_mib": run["redis_memory_bytes"]["leases"] / 2**20}
+        for run in results["status_list"]["runs"]
+    ]  # fmt: skip
+
+
 def spec(rows: Callable[[Results], Sequence[Report]], *cells: Column) -> Callable[[Results], str]:
     """A table of ``cells`` over the rows ``rows`` picks from the results."""
     return lambda results: columns(rows(results), cells)
@@ -689,6 +698,16 @@ TABLES: dict[str, Callable[[Results], str]] = {
         ("CPU µs / verifier / s", "{server_cpu_us_per_verifier_s:.1f}"),
         ("receipt commands / verifier / s", "{receipt_commands_per_verifier_s:.2f}"),
         ("their µs / verifier / s", "{receipt_usec_per_verifier_s:.2f}"),
+    ),
+    "status_list": spec(
+        status_list_rows,
+        ("tokens (indexes drawn)", "{tokens:,}"),
+        ("INVALID", "{invalid_share:.1%}"),
+        ("raw list KiB (padded)", "{raw_kib:,.0f}"),
+        ("Status List Token KiB", "{token_kib:,.1f}"),
+        ("made in ms (median)", "{ms[total]:.1f}"),
+        ("of which Redis read / pad + ZLIB + sign", "{ms[read]:.1f} / {ms[pad_compress_sign]:.1f}"),
+        ("Redis: bitmap KiB / leases MiB", "{bits_kib:,.0f} / {leases_mib:,.1f}"),
     ),
 }
 

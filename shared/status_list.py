@@ -4,9 +4,9 @@ Every session holds one index in its partition's list (drawn by ``lua/status_lis
 every access token of it names that index: ``status: {"status_list": {"idx": N, "uri": U}}``
 with U the partition's list at ``REVOCAST_ISSUER/statuslists/K``. The revoking scripts set
 the bit (1, INVALID) in the same step as their event. A list is one bit per index (``bits:
-1``; 0 VALID, 1 INVALID), index i being bit i % 8 of byte i // 8, least significant first
-(draft §4.1), which is how Redis holds it (``PartitionKeys.status_bits``), compressed with
-DEFLATE in the ZLIB format and base64url-encoded in ``lst``.
+1``; 0 VALID, 1 INVALID), index i being bit i % 8 of byte i // 8, least significant first,
+which is how Redis holds it (``PartitionKeys.status_bits``), compressed with DEFLATE in the
+ZLIB format and base64url-encoded in ``lst``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Annotated, Final
 
 import msgspec
 
-DRAFT: Final = "draft-ietf-oauth-status-list-21"
-LIST_TYPE: Final = "statuslist+jwt"  # the Status List Token's typ (draft §5.1)
-MEDIA_TYPE: Final = "application/statuslist+jwt"  # its HTTP Content-Type (draft §8.1)
+LIST_TYPE: Final = "statuslist+jwt"  # the Status List Token's typ
+MEDIA_TYPE: Final = "application/statuslist+jwt"  # its HTTP Content-Type
 PATH: Final = "/statuslists"  # under REVOCAST_ISSUER: /statuslists/<partition>
 VALID, INVALID = 0, 1
 MAX_INDEX: Final = 2**32 - 1  # a partition never holds more sessions than this
@@ -34,27 +33,27 @@ Index = Annotated[int, msgspec.Meta(ge=0, le=MAX_INDEX)]
 
 
 class StatusListRef(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
-    """Where a token's status is: index ``idx`` of the list at ``uri`` (draft §6.2)."""
+    """Where a token's status is: index ``idx`` of the list at ``uri``."""
 
     idx: Index
     uri: str
 
 
 class TokenStatus(msgspec.Struct, frozen=True):
-    """A token's ``status`` claim (draft §6.1): other mechanisms may sit beside ours."""
+    """A token's ``status`` claim: other mechanisms may sit beside ours."""
 
     status_list: StatusListRef
 
 
 class StatusList(msgspec.Struct, frozen=True):
-    """The ``status_list`` claim of a Status List Token (draft §4.2)."""
+    """The ``status_list`` claim of a Status List Token."""
 
     bits: int
     lst: str
 
 
 class StatusListClaims(msgspec.Struct, frozen=True):
-    """A Status List Token's claims (draft §5.1): ``sub`` is the list's uri; ``ttl`` how long
+    """A Status List Token's claims: ``sub`` is the list's uri; ``ttl`` how long
     (seconds) a reader may use it before fetching it again."""
 
     sub: str
@@ -79,7 +78,7 @@ def list_uri(issuer: str, partition: int) -> str | None:
 
 
 def encode(raw: bytes) -> str:
-    """``lst``: the bytes, ZLIB-compressed at the highest level (draft §4.1), base64url."""
+    """``lst``: the bytes, ZLIB-compressed at the highest level, base64url."""
     return base64.urlsafe_b64encode(zlib.compress(raw, 9)).rstrip(b"=").decode("ascii")
 
 

@@ -235,6 +235,13 @@ async def test_a_status_list_token_is_never_an_access_token(issuer: Issuer) -> N
     assert refused.value.code == "wrong_token_type"
     reply = await issuer.http.get("/v1/sessions", headers={"Authorization": f"Bearer {listed}"})
     assert (reply.status_code, reply.json()["error"]) == (401, "wrong_token_type")
+    # A library that ignores typ but checks the issuer or the audience refuses it too.
+    jwks = pyjwt.PyJWKSet.from_dict((await issuer.http.get("/.well-known/jwks.json")).json())
+    key = jwks[pyjwt.get_unverified_header(listed)["kid"]].key
+    settings = issuer.settings
+    for check in ({"issuer": settings.issuer}, {"audience": settings.audience}):
+        with pytest.raises(pyjwt.InvalidTokenError):
+            pyjwt.decode(listed, key, algorithms=["EdDSA"], **check)  # type: ignore[arg-type]
 
 
 NODE_DIR = Path(__file__).resolve().parent / "support" / "node"  # status_list.mjs

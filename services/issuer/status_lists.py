@@ -77,10 +77,11 @@ async def sign(ctx: IssuerContext, partition: int, uri: str) -> str:
 
 
 def list_token(settings: Settings, key: SigningKey, uri: str, raw: bytes, now: int) -> str:
-    """The Status List Token of the list ``raw`` at ``uri`` (draft §5.1), signed with ``key``."""
+    """The Status List Token of the list ``raw`` at ``uri``, signed with ``key``."""
     ttl = settings.status_list_ttl_s
+    # No iss and no aud: a JWT library given the JWKS and this API's issuer and audience
+    # refuses a list as an access token even where it ignores typ.
     claims: dict[str, object] = {
-        "iss": settings.issuer,
         "sub": uri,
         "iat": now,
         "exp": now + ttl,

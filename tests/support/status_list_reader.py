@@ -1,5 +1,6 @@
 """A Relying Party's reading of a Status List Token, written from draft-ietf-oauth-status-list-21
-(§4.1, §5.1, §8.3) and nothing of revocast's: the tests hold the issuer's lists to it.
+(the Status List, the Status List Token and its validation) and nothing of revocast's: the
+tests hold the issuer's lists to it.
 
 It checks what the draft asks of a reader: the JWS signed by a key of the issuer's JWKS, the
 header ``typ`` ``statuslist+jwt``, ``sub`` equal to the uri the token names, ``iat``
@@ -35,7 +36,7 @@ class ReadList:
     data: bytes
 
     def status(self, idx: int) -> int:
-        """§4.1: index idx holds ``bits`` bits at bit position idx * bits, counted from the
+        """Index idx holds ``bits`` bits at bit position idx * bits, counted from the
         least significant bit of byte 0."""
         position = idx * self.bits
         if idx < 0 or position // 8 >= len(self.data):
@@ -78,7 +79,7 @@ def read(token: str, jwks: dict[str, Any], uri: str, now: float | None = None) -
 
 
 def reference(access_token: str) -> tuple[int, str]:
-    """(idx, uri) of a Referenced Token's ``status.status_list`` claim (§6.1, §6.2)."""
+    """(idx, uri) of a Referenced Token's ``status.status_list`` claim."""
     claims = json.loads(_b64(access_token.split(".")[1]))
     ref = claims["status"]["status_list"]
     return int(ref["idx"]), str(ref["uri"])
