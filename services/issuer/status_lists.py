@@ -73,7 +73,9 @@ async def sign(ctx: IssuerContext, partition: int, uri: str) -> str:
     key = ctx.minter.keys.get(await signing_kid(ctx))
     now = int(ctx.settings.wall_clock()())
     raw, drawn = await ctx.reads.status_list(partition)
-    return list_token(ctx.settings, key, uri, covered(raw, drawn), now)
+    # ZLIB takes tens of ms for a million sessions (BENCHMARKS.md): off the event
+    # loop, so logins and refreshes are not held up meanwhile (zlib releases the GIL).
+    return await asyncio.to_thread(list_token, ctx.settings, key, uri, covered(raw, drawn), now)
 
 
 def list_token(settings: Settings, key: SigningKey, uri: str, raw: bytes, now: int) -> str:
