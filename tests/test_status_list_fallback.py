@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import jwt as pyjwt
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.issuer import operator
@@ -19,6 +20,7 @@ from revocast.keys import SigningKey
 from revocast.settings import Settings
 from revocast.status_list import list_uri
 from revocast.verifier import Verifier
+from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.status_lists import ListRefused, read_list
 from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer
@@ -67,6 +69,12 @@ async def stale_verifier(issuer: Issuer, proxy: TcpProxy, link: Switch) -> Async
         await client.aclose()
 
 
+def registry_of(verifier: Verifier) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(VerifierCollector(verifier))
+    return registry
+
+
 async def until(check: Callable[[], bool], within_s: float) -> float:
     start = time.monotonic()
     while not check():
@@ -96,6 +104,8 @@ async def test_a_stale_verifier_answers_from_young_lists(
     await until(lambda: stale_verifier.staleness_s > 0.3, 5)
     assert stale_verifier.verify(kept["access_token"]).sid == kept["session_id"]
     assert stale_verifier.by_list >= 1
+    exported = generate_latest(registry_of(stale_verifier)).decode()
+    assert "revocast_status_list_answers_total" in exported
     assert (await issuer.post_bearer("/v1/logout", gone["access_token"])).status_code == 204
     # The stream cannot tell it: the list does, within a fetch interval and the issuer's 0.5 s.
     waited = await until(
