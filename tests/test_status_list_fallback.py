@@ -104,6 +104,8 @@ async def test_a_stale_verifier_answers_from_young_lists(
     await until(lambda: stale_verifier.staleness_s > 0.3, 5)
     assert stale_verifier.verify(kept["access_token"]).sid == kept["session_id"]
     assert stale_verifier.by_list >= 1
+    with pytest.raises(VerifierStale):  # a route's own bound holds for the lists too
+        stale_verifier.verify(kept["access_token"], max_staleness_s=0.001)
     exported = generate_latest(registry_of(stale_verifier)).decode()
     assert "revocast_status_list_answers_total" in exported
     assert (await issuer.post_bearer("/v1/logout", gone["access_token"])).status_code == 204

@@ -185,33 +185,41 @@ class StatusLists:
         self.kids = frozenset(key.kid for key in document.keys)
         self.kids_at = started
 
-    def key_live(self, kid: str) -> bool | None:
+    # ``max_age_s`` below: a caller's own staleness bound (``verify(max_staleness_s=...)``),
+    # which a list must meet as well as its ttl; None: the ttl alone.
+
+    def key_live(self, kid: str, max_age_s: float | None = None) -> bool | None:
         """Whether the issuer still publishes ``kid``; None without a JWKS young enough."""
-        if self.kids is None or self._monotonic() - self.kids_at > min(self._ttls()):
+        limit = min(self._ttls()) if max_age_s is None else min(*self._ttls(), max_age_s)
+        if self.kids is None or self._monotonic() - self.kids_at > limit:
             return None
         return kid in self.kids
 
-    def _young(self, held: HeldList) -> bool:
+    def _young(self, held: HeldList, max_age_s: float | None) -> bool:
         age = max(self._monotonic() - held.fetched_at, self._clock() - held.iat)
-        return age <= held.ttl_s
+        return age <= (held.ttl_s if max_age_s is None else min(held.ttl_s, max_age_s))
 
     @property
     def usable(self) -> bool:
         """Every partition's list is held and younger than its ttl."""
+        return self.usable_within(None)
+
+    def usable_within(self, max_age_s: float | None) -> bool:
         uris = self.uris()
-        return (
-            bool(uris)
-            and self.key_live("") is not None
-            and all((held := self.held.get(uri)) is not None and self._young(held) for uri in uris)
+        if not uris or self.key_live("", max_age_s) is None:
+            return False
+        return all(
+            (held := self.held.get(uri)) is not None and self._young(held, max_age_s)
+            for uri in uris
         )
 
-    def status(self, uri: str, idx: int) -> int | None:
+    def status(self, uri: str, idx: int, max_age_s: float | None = None) -> int | None:
         """The status of index ``idx`` in the list at ``uri``; None if no young list is held."""
         held = self.held.get(uri)
-        if held is None or not self._young(held):
+        if held is None or not self._young(held, max_age_s):
             return None
         return status_at(held.raw, idx)
 
-    def invalid(self, uri: str, idx: int) -> bool | None:
-        status = self.status(uri, idx)
+    def invalid(self, uri: str, idx: int, max_age_s: float | None = None) -> bool | None:
+        status = self.status(uri, idx, max_age_s)
         return None if status is None else status == INVALID

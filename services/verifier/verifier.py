@@ -208,7 +208,7 @@ class Verifier:
         if max_staleness_s is not None:
             bound = checked_staleness(max_staleness_s, self.settings)
         stale = staleness > bound and (self._open_until_s is None or staleness > self._open_until_s)
-        if stale and (self.lists is None or not self.lists.usable):
+        if stale and (self.lists is None or not self.lists.usable_within(max_staleness_s)):
             raise _stale(staleness)
         seen = self._memo.get(token)
         if seen is None:
@@ -235,16 +235,19 @@ class Verifier:
         if changed is not None and seen.iat_ms <= changed[0]:
             raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
         if stale:
-            self._check_list(seen.kid, claims, staleness)
+            self._check_list(seen.kid, claims, staleness, max_staleness_s)
         return claims
 
-    def _check_list(self, kid: str, claims: AccessClaims, staleness: float) -> None:
+    def _check_list(
+        self, kid: str, claims: AccessClaims, staleness: float, max_age_s: float | None
+    ) -> None:
         """The streams are stale: the token's status in a young list and its key in a young
-        JWKS decide, or nothing does."""
+        JWKS decide, or nothing does. A caller's own bound (``max_age_s``) holds for the lists
+        too."""
         assert self.lists is not None
         ref = claims.status.status_list if claims.status is not None else None
-        invalid = None if ref is None else self.lists.invalid(ref.uri, ref.idx)
-        live = self.lists.key_live(kid)
+        invalid = None if ref is None else self.lists.invalid(ref.uri, ref.idx, max_age_s)
+        live = self.lists.key_live(kid, max_age_s)
         if invalid is None or live is None:
             raise _stale(staleness)  # no status claim, or no young list of its partition
         if not live:
