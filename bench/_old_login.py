@@ -37,8 +37,9 @@ async def password_grant(
     kid = await signing_kid(ctx)
     sid = new_session_id(ctx.writes.keys, uid)
     refresh_token = new_refresh_token(ctx.writes.keys, uid)
-    issued_ms, roles_json = await ctx.writes.login(
+    issued_ms, roles_json, status_idx = await ctx.writes.login(
         uid, sid, refresh_token, attempt=attempt, user_agent=user_agent, client=address
     )
     return ctx.minter.mint(uid=uid, sid=sid, roles=json.loads(roles_json), issued_ms=issued_ms,
-                           kid=kid, client_id=DEFAULT_CLIENT_ID)  # fmt: skip
+                           kid=kid, client_id=DEFAULT_CLIENT_ID,
+                           status=(ctx.writes.keys.of(sid).index, status_idx))  # fmt: skip

@@ -204,6 +204,12 @@ def targets(results: Results) -> str:
                 f"{total['median']:.2f} s median ({total['best']:.2f} best; "
                 f"Verifier.start() {run['verifier_start_s']:.2f} s)",
                 total["median"] <= 3, "memory_snapshot", "1000000: snapshot_merge_s")  # fmt: skip
+    for run in results.get("status_list", {}).get("runs", []):
+        if run["tokens"] == 1_000_000 and run["invalid_share"] in (0.004, 0.1, 0.5):
+            kb, share = run["token_bytes"] / 1000, run["invalid_share"]
+            add(f"Status List Token ≤ 150 KB for 1,000,000 tokens, {share:.1%} INVALID "
+                "(issue 22)", f"{kb:,.1f} KB", kb <= 150, "status_list",
+                f"1000000, {share}: token_bytes")  # fmt: skip
     return table(["target (issue 6)", "measured", "verdict", "from", "command"], rows, 5)
 
 
@@ -405,6 +411,16 @@ def receipts_cost_rows(results: Results) -> list[Report]:
         for label, run in results["receipts"]["overhead"].items()
         for phase in ("idle", "revoking")
     ]
+
+
+def status_list_rows(results: Results) -> list[Report]:
+    return [
+        {**run, "raw_kib": run["raw_list_bytes"] / 1024, "token_kib": run["token_bytes"] / 1024,
+         "zlib_kib": run["lst_bytes"] * 3 / 4 / 1024, "l9_kib": run["level9"]["bytes"] / 1024,
+         "bits_kib": run["redis_memory_bytes"]["bits"] / 1024,
+         "leases_mib": run["redis_memory_bytes"]["leases"] / 2**20}
+        for run in results["status_list"]["runs"]
+    ]  # fmt: skip
 
 
 def spec(rows: Callable[[Results], Sequence[Report]], *cells: Column) -> Callable[[Results], str]:
@@ -712,6 +728,17 @@ TABLES: dict[str, Callable[[Results], str]] = {
         ("CPU µs / verifier / s", "{server_cpu_us_per_verifier_s:.1f}"),
         ("receipt commands / verifier / s", "{receipt_commands_per_verifier_s:.2f}"),
         ("their µs / verifier / s", "{receipt_usec_per_verifier_s:.2f}"),
+    ),
+    "status_list": spec(
+        status_list_rows,
+        ("tokens (indexes drawn)", "{tokens:,}"),
+        ("INVALID", "{invalid_share:.1%}"),
+        ("raw list KiB (padded)", "{raw_kib:,.0f}"),
+        ("Status List Token KiB", "{token_kib:,.1f}"),
+        ("ZLIB KiB (at level 9: KiB, ms)", "{zlib_kib:,.1f} ({l9_kib:,.1f}, {level9[ms]:.0f})"),
+        ("made in ms (median)", "{ms[total]:.1f}"),
+        ("of which Redis read / pad + ZLIB + sign", "{ms[read]:.1f} / {ms[pad_compress_sign]:.1f}"),
+        ("Redis: bitmap KiB / leases MiB", "{bits_kib:,.0f} / {leases_mib:,.1f}"),
     ),
 }
 

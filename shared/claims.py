@@ -6,6 +6,8 @@ from typing import Annotated, Final
 
 import msgspec
 
+from revocast.status_list import TokenStatus
+
 TOKEN_TYPE: Final = "at+jwt"  # noqa: S105 (RFC 9068 header typ, not a secret)
 # RFC 9068 §4: verifiers must accept both; RFC 7515 §4.1.9: compared case-insensitively.
 TOKEN_TYPES: Final = frozenset({"at+jwt", "application/at+jwt"})
@@ -28,6 +30,9 @@ class AccessClaims(msgspec.Struct, frozen=True):
     Tokens without it are read as issued at the start of their ``iat`` second.
     ``client_id`` and ``scope`` (RFC 9068) inform; nothing here authorizes by them (``roles``
     does), and tokens minted before they existed lack them (read as the built-in client).
+    ``status`` (draft-ietf-oauth-status-list) names the session's index in a Token Status
+    List, for readers without Redis; tokens minted without an issuer URL, or before status
+    lists existed, lack it.
     """
 
     iss: str
@@ -42,6 +47,7 @@ class AccessClaims(msgspec.Struct, frozen=True):
     iat_ms: TokenTime | None = None
     client_id: str | None = None
     scope: str | None = None
+    status: TokenStatus | None = None
 
     def __post_init__(self) -> None:
         if self.iat_ms is not None and self.iat_ms // 1000 != int(self.iat):

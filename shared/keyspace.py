@@ -144,6 +144,13 @@ class PartitionKeys:
     revoked_user_events: str  # HASH uid -> id of the event of its cut-off; pruned with it
     authority: str  # HASH uid -> "level:version" of every admin and moderator (a replica)
     audit: str  # STREAM of moderator and operator actions on this partition's users
+    # The partition's Token Status List (revocast.status_list): STRING, the list's bytes in
+    # the draft's order (index idx is bit idx % 8 of byte idx // 8, least significant first);
+    # 1 when the tokens holding idx are INVALID
+    status_bits: str
+    # ZSET idx -> the time (ms) after which no token holding idx can be valid: every index
+    # ever drawn is a member (ZCARD is the next new one); one past its time may be drawn again
+    status_leases: str
     prefix: str  # "<prefix>:{<tag>}", the start of every key here
 
     def fixed(self) -> list[str]:
@@ -161,6 +168,8 @@ class PartitionKeys:
             self.revoked_session_events,
             self.revoked_user_events,
             self.stream.heartbeat,
+            self.status_bits,
+            self.status_leases,
         ]
 
     def username(self, name: str) -> str:
@@ -260,6 +269,8 @@ class Keyspace:
             revoked_user_events=f"{base}:revoked:users:events",
             authority=f"{base}:authority",
             audit=f"{base}:audit",
+            status_bits=f"{base}:status:bits",
+            status_leases=f"{base}:status:leases",
             prefix=base,
         )
 

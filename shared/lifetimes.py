@@ -42,6 +42,12 @@ REVOCATION_WINDOW_MS: Final = MINUTE_MS  # P:{pK}:rl:revoke:UID counts per this 
 LOGIN_FIRST_DELAY_MS: Final = SECOND_MS  # past the user limit; doubles with each failure
 KNOWN_ADDRESSES_MAX: Final = 32  # P:{pK}:rl:known:H: the latest logins' addresses
 
+# Token Status Lists (lua/status_list.lua, docs/status-lists.md).
+STATUS_LIST_TTL_MAX_S: Final = 300  # REVOCAST_STATUS_LIST_TTL_S at most: how long a list is used
+# A freed index rests this long before it is drawn again, so that no list still cached
+# (for its ttl, plus the issuer's 0.5 s between makes) shows its old holder's INVALID.
+STATUS_INDEX_REST_MS: Final = (STATUS_LIST_TTL_MAX_S + 1) * SECOND_MS
+
 # What the scripts read, under the same names (``lua_constants``).
 LUA: Final = (
     "SECOND_MS",
@@ -49,6 +55,7 @@ LUA: Final = (
     "PRUNE_BATCH",
     "REVOCATION_WINDOW_MS",
     "LOGIN_FIRST_DELAY_MS",
+    "STATUS_INDEX_REST_MS",
 )
 
 

@@ -21,12 +21,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from revocast.errors import SettingsError
 from revocast.keyspace import MAX_PARTITIONS
+from revocast.lifetimes import STATUS_LIST_TTL_MAX_S
 from revocast.redis_url import parse_redis_url
 
 FailMode = Literal["closed", "open"]
 Environment = Literal["development", "production"]
 SameSite = Literal["strict", "lax"]
 JwsAlg = Literal["EdDSA", "Ed25519"]
+StatusListMode = Literal["off", "fallback"]
 
 MAX_SSF_STREAMS = 100  # SSF streams per deployment: each is served every 200 ms
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
@@ -285,6 +287,14 @@ class Settings:
                                                     check=_networks)  # fmt: skip
     ssf_max_streams_per_owner: int = setting(10, "REVOCAST_SSF_MAX_STREAMS_PER_OWNER", low=1,
                                              high=MAX_SSF_STREAMS)  # fmt: skip
+    # Token Status Lists (docs/status-lists.md), served when REVOCAST_ISSUER is a URL: how
+    # long a reader may use one (its ttl and exp); bounded, as a freed index rests only
+    # that long and a second before it is drawn again (lifetimes.STATUS_INDEX_REST_MS).
+    status_list_ttl_s: int = setting(5, "REVOCAST_STATUS_LIST_TTL_S", low=1,
+                                     high=STATUS_LIST_TTL_MAX_S, unit="seconds")  # fmt: skip
+    # fallback: a verifier whose streams are stale keeps answering from the issuer's lists
+    # while they are younger than their ttl (README, Guarantees).
+    status_list: StatusListMode = setting("off", "REVOCAST_STATUS_LIST")
 
     def __post_init__(self) -> None:
         hints = _hints()
@@ -302,6 +312,12 @@ class Settings:
                 f"REVOCAST_MAX_STALENESS_S ({self.max_staleness_s:g}) must be at most "
                 f"REVOCAST_ACCESS_TTL_S ({self.access_ttl_s}): a verifier staler than a token's "
                 "lifetime may have missed the revocation of any token it accepts"
+            )
+        if self.status_list == "fallback" and not self.issuer.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"REVOCAST_STATUS_LIST=fallback reads the lists under REVOCAST_ISSUER, which is "
+                f"{self.issuer[:100]!r}, not a URL: set it to the issuer's URL, or unset "
+                "REVOCAST_STATUS_LIST"
             )
         if self.login_user_memory_s < self.login_window_s:
             raise SettingsError(

@@ -134,6 +134,10 @@ def test_settings_between_settings_name_both() -> None:
         Settings.from_env({"REVOCAST_MAX_STALENESS_S": "301"})
     with pytest.raises(SettingsError, match=r"REVOCAST_REFRESH_TTL_S .* REVOCAST_ACCESS_TTL_S"):
         Settings.from_env({"REVOCAST_REFRESH_TTL_S": "10"})
+    with pytest.raises(SettingsError, match=r"REVOCAST_STATUS_LIST=fallback .* REVOCAST_ISSUER"):
+        Settings.from_env({"REVOCAST_STATUS_LIST": "fallback"})
+    fallback = {"REVOCAST_STATUS_LIST": "fallback", "REVOCAST_ISSUER": "https://a.example"}
+    assert Settings.from_env(fallback).status_list == "fallback"
 
 
 def test_no_float_setting_takes_a_value_that_is_not_finite() -> None:
@@ -154,4 +158,4 @@ def test_literal_choices_are_declared_as_literals() -> None:
         for name, value in vars(module).items()
         if get_origin(value) is Literal and all(isinstance(a, str) for a in get_args(value))
     }
-    assert aliases == {"Environment", "FailMode", "SameSite", "JwsAlg"}
+    assert aliases == {"Environment", "FailMode", "SameSite", "JwsAlg", "StatusListMode"}

@@ -23,7 +23,17 @@ from revocast.errors import (
     VerifierStale,
 )
 from revocast.http import error_answer, error_response, json_response, routing_error
-from revocast.issuer import account, admin, auth, linking, oauth, revocations, signals, ssf
+from revocast.issuer import (
+    account,
+    admin,
+    auth,
+    linking,
+    oauth,
+    revocations,
+    signals,
+    ssf,
+    status_lists,
+)
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata, require_issuer_url
@@ -39,6 +49,7 @@ from revocast.keys import JWKS_CACHE_CONTROL, jwks_document
 from revocast.metrics_app import metrics_endpoint
 from revocast.proxies import ForwardedClient, TrustedProxies
 from revocast.settings import Settings
+from revocast.status_list import PATH as STATUS_LIST_PATH
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import Verifier
 from revocast.verifier.metrics import VerifierCollector
@@ -176,7 +187,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             await verifier.stop()
             await backend.aclose()
 
-    return Starlette(
+    app = Starlette(
         middleware=[
             # The client address (what logins are throttled by) is the peer's, unless the
             # peer is a proxy the operator trusts.
@@ -217,6 +228,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
             Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
             Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
             Route("/.well-known/jwks.json", _jwks, methods=["GET"]),
+            Route(f"{STATUS_LIST_PATH}/{{partition}}", status_lists.status_list, methods=["GET"]),
             Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/readyz", _readyz, methods=["GET"]),
@@ -229,3 +241,5 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
         },
         lifespan=lifespan,
     )
+    app.state.status_lists = status_lists.StatusLists()
+    return app

@@ -112,7 +112,7 @@ async def password_grant(
     keys = ctx.writes.keys
     sid = new_session_id(keys, uid)
     refresh_token = new_refresh_token(keys, uid)
-    issued_ms, roles_json = await ctx.writes.login(
+    issued_ms, roles_json, status_idx = await ctx.writes.login(
         uid,
         sid,
         refresh_token,
@@ -124,7 +124,8 @@ async def password_grant(
     )
     roles = json.loads(roles_json)
     granted = roles if scope is None else [role for role in roles if role in scope]
-    return _issue(ctx, uid, sid, granted, issued_ms, refresh_token, kid, client.client_id)
+    return _issue(ctx, uid, sid, granted, issued_ms, refresh_token, kid, client.client_id,
+                  status_idx)  # fmt: skip
 
 
 async def refresh_grant(
@@ -192,7 +193,7 @@ async def refresh_grant(
     if narrow is not None:
         roles = [role for role in roles if role in narrow]
     return _issue(ctx, result.uid, result.sid, roles, result.now_ms, successor, kid,
-                  grant.client_id)  # fmt: skip
+                  grant.client_id, result.status_idx)  # fmt: skip
 
 
 async def _check_narrowing(ctx: IssuerContext, uid: str, sid: str, narrow: list[str]) -> None:
@@ -214,8 +215,9 @@ def _issue(
     refresh_token: str,
     kid: str,
     client_id: str,
+    status_idx: int,
 ) -> Issued:
-    access = ctx.minter.mint(
-        uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid, client_id=client_id
-    )
+    status = (ctx.writes.keys.of(sid).index, status_idx)  # the session's list and index
+    access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid,
+                             client_id=client_id, status=status)  # fmt: skip
     return Issued(access, refresh_token, uid, sid, " ".join(roles))

@@ -25,6 +25,7 @@ from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.issuer.keyring import KeyRing
 from revocast.keys import b64url
 from revocast.settings import Settings
+from revocast.status_list import list_uri
 
 _SEAL_INFO = b"revocast refresh-token successor v1"
 
@@ -63,11 +64,15 @@ class TokenMinter:
         issued_ms: int,
         kid: str,
         client_id: str = DEFAULT_CLIENT_ID,
+        status: tuple[int, int] | None = None,
     ) -> str:
         """Sign with ``kid``, the key Redis named active before the session was written.
 
         ``client_id`` and ``scope`` are RFC 9068's; ``scope`` repeats ``roles`` as the
         space-separated string OAuth tools read, ``roles`` is what revocast checks.
+        ``status`` is (partition, index): the session's place in its partition's Token
+        Status List, named in the ``status`` claim when REVOCAST_ISSUER is a URL to serve
+        the lists under (``revocast.status_list``).
         """
         key = self.keys.get(kid)
         iat = issued_ms // 1000  # whole seconds for every JWT library; iat_ms for revocation
@@ -85,6 +90,8 @@ class TokenMinter:
             "scope": " ".join(roles),
             "iat_ms": issued_ms,
         }
+        if status is not None and (uri := list_uri(self.settings.issuer, status[0])):
+            claims["status"] = {"status_list": {"idx": status[1], "uri": uri}}
         header = {"alg": self.settings.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}
         return compact_jws(header, claims, key.private)
 

@@ -38,6 +38,17 @@ class VerifierCollector(Collector):
         for reason, count in sorted(verifier.rejected.items()):
             outcomes.add_metric(["rejected", reason], count)
         yield outcomes
+        if verifier.lists is not None:  # REVOCAST_STATUS_LIST=fallback
+            yield CounterMetricFamily(
+                "revocast_status_list_answers",
+                "Tokens accepted from the issuer's status lists while the streams were stale.",
+                value=verifier.by_list,
+            )
+            yield CounterMetricFamily(
+                "revocast_status_list_refused",
+                "Status lists or JWKS fetched but not taken (unreachable, or not the issuer's).",
+                value=verifier.lists.refused,
+            )
 
         staleness = verifier.staleness_s
         yield GaugeMetricFamily(

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import NamedTuple
 
+import httpx
+
 from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.events import AnyEvent
@@ -19,6 +21,7 @@ from revocast.verifier.decode import check_token
 from revocast.verifier.follower import Applied, Clocks, FollowerState
 from revocast.verifier.followers import Followers
 from revocast.verifier.receipts import Receipts, default_name
+from revocast.verifier.status_lists import StatusLists
 
 
 class _Verified(NamedTuple):
@@ -46,6 +49,10 @@ class Verifier:
     ``verify`` returns the claims, raises ``TokenRejected`` (with a ``code``) for
     a token that must not be accepted, or ``VerifierStale`` when the verifier
     cannot prove it has seen every revocation up to ``max_staleness_s`` ago.
+
+    With ``REVOCAST_STATUS_LIST=fallback`` a stale verifier still answers from the issuer's
+    Token Status Lists while they are younger than their ``ttl``; ``lists_client`` (an
+    ``httpx.AsyncClient``) fetches them, for a transport of the embedder's choosing.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class Verifier:
         monotonic: Callable[[], float] = time.monotonic,
         on_applied: Applied | None = None,
         role: str = "verifier",
+        lists_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
         clock = clock or settings.wall_clock()
@@ -105,6 +113,23 @@ class Verifier:
         # Fail-open is bounded by the access-token lifetime: past that, even open fails closed.
         self._stale_after_s = settings.max_staleness_s
         self._open_until_s = settings.access_ttl_s if settings.fail_mode == "open" else None
+        # REVOCAST_STATUS_LIST=fallback: the issuer's lists answer while the streams are stale.
+        self.lists = (
+            StatusLists(
+                settings,
+                lambda: self.cache.keys,
+                self._partition_count,
+                clock=self.redis_time_s,
+                monotonic=monotonic,
+                client=lists_client,
+            )
+            if settings.status_list == "fallback"
+            else None
+        )
+        self.by_list = 0  # answers given from the lists while the streams were stale
+
+    def _partition_count(self) -> int | None:
+        return self._backend.keys.partitions if self._backend.started else None
 
     async def start(self) -> None:
         """Take the first snapshots (waiting up to max_staleness) and follow the streams.
@@ -117,9 +142,13 @@ class Verifier:
         await self.follower.start(wait_s=self.settings.max_staleness_s)
         if self.receipts is not None:
             self.receipts.start()
+        if self.lists is not None:
+            self.lists.start()
 
     async def stop(self) -> None:
         self.state = VerifierState.STOPPED
+        if self.lists is not None:
+            await self.lists.stop()
         if self.receipts is not None:
             await self.receipts.stop()
         await self.follower.stop()
@@ -178,11 +207,9 @@ class Verifier:
         bound = self._stale_after_s
         if max_staleness_s is not None:
             bound = checked_staleness(max_staleness_s, self.settings)
-        if staleness > bound and (self._open_until_s is None or staleness > self._open_until_s):
-            raise VerifierStale(
-                f"no word from Redis for {staleness:.1f} s, so recent revocations may be "
-                "missing: retry in a moment"
-            )
+        stale = staleness > bound and (self._open_until_s is None or staleness > self._open_until_s)
+        if stale and (self.lists is None or not self.lists.usable_within(max_staleness_s)):
+            raise _stale(staleness)
         seen = self._memo.get(token)
         if seen is None:
             seen = self._first_sight(token)
@@ -207,7 +234,32 @@ class Verifier:
         changed = cache.roles_changed.get(claims.sub)
         if changed is not None and seen.iat_ms <= changed[0]:
             raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
+        if stale:
+            self._check_list(seen.kid, claims, staleness, max_staleness_s)
         return claims
+
+    def _check_list(
+        self, kid: str, claims: AccessClaims, staleness: float, max_age_s: float | None
+    ) -> None:
+        """The streams are stale: the token's status in a young list and its key in a young
+        JWKS decide, or nothing does. A caller's own bound (``max_age_s``) holds for the lists
+        too."""
+        assert self.lists is not None
+        ref = claims.status.status_list if claims.status is not None else None
+        invalid = None if ref is None else self.lists.invalid(ref.uri, ref.idx, max_age_s)
+        live = self.lists.key_live(kid, max_age_s)
+        if invalid is None or live is None:
+            raise _stale(staleness)  # no status claim, or no young list of its partition
+        if not live:
+            raise TokenRejected(
+                "key_revoked", "the key that signed this token was revoked: log in again"
+            )
+        if invalid:
+            raise TokenRejected(
+                "token_revoked",
+                "the issuer's status list says this token is revoked: refresh it, or log in again",
+            )
+        self.by_list += 1
 
     def _first_sight(self, token: str) -> _Verified:
         """Signature and claim checks, remembered (bounded, first in first out) until exp."""
@@ -227,6 +279,13 @@ class Verifier:
 
     def _decode(self, token: str) -> tuple[str, AccessClaims]:
         return check_token(token, self.cache.keys, self.settings, self.redis_time_s())
+
+
+def _stale(staleness: float) -> VerifierStale:
+    return VerifierStale(
+        f"no word from Redis for {staleness:.1f} s, so recent revocations may be "
+        "missing: retry in a moment"
+    )
 
 
 def checked_staleness(seconds: float, settings: Settings) -> float:

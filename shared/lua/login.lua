@@ -8,7 +8,8 @@
 -- Create a session and its first refresh token; past max_sessions (0 = no limit) the oldest
 -- sessions are revoked with their events. The login forgives its attempt: the address's
 -- failures for the user are forgotten, the user's count loses this attempt, the address is
--- known. Returns {now_ms, roles_json, sessions revoked}.
+-- known. The session draws its status list index (status_list.lua). Returns {now_ms,
+-- roles_json, sessions revoked, status list index}.
 -- Errors: invalid_credentials, user_blocked, invalid_scope (a role the user does not hold),
 -- retry (the session set changed meanwhile).
 local USER, SESSIONS, SESSION, RT = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3], KEYS[FIXED + 4]
@@ -69,8 +70,9 @@ redis.call('HSET', SESSION, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', 
   'user_agent', ARGV[4], 'client', ARGV[5], 'client_id', client_id)
 if scope ~= '' then redis.call('HSET', SESSION, 'scope', scope) end
 redis.call('EXPIRE', SESSION, ttl)
+local status_idx = status_index(SESSION, now, now + ttl * SECOND_MS + lifetime_ms)
 redis.call('SADD', SESSIONS, sid)
 redis.call('HSET', RT, 'sid', sid, 'uid', uid, 'state', 'live', 'client_id', client_id,
   'issued_ms', int(now))
 redis.call('EXPIRE', RT, ttl)
-return {int(now), roles, revoked}
+return {int(now), roles, revoked, status_idx}

@@ -5,7 +5,8 @@
 -- A moderator action on a user, authorized and audited in the same step.
 --   block:   set the blocked flag and kill every session and token of the user
 --   unblock: clear the flag (tokens killed by the block stay dead)
---   roles:   replace the roles; tokens minted with the old roles die, sessions survive
+--   roles:   replace the roles; tokens minted with the old roles die (their sessions'
+--            status list indexes turn INVALID), sessions survive
 -- A block of a blocked user, or roles the user holds already, change nothing: no event, no
 -- audit entry, only the heartbeat (``already``); the reply carries the event of the block or
 -- of the last role change, as the call that made it did.
@@ -87,9 +88,11 @@ elseif action == 'roles' then
   end
   local over = over_budget(BUDGET, limit)
   if over then return over end
+  local sessions = declared_sessions(SESSIONS, FIXED + 4, 9)
+  if not sessions then return retry() end
   spend(BUDGET, limit)
   redis.call('HSET', USER, 'roles', roles)
-  event_id = roles_changed(target, now, lifetime_ms, retention_ms)
+  event_id = roles_changed(target, sessions, now, lifetime_ms, retention_ms)
   redis.call('HSET', USER, 'roles_event', event_id)
   reason = reason ~= '' and reason or roles
 else

@@ -1,10 +1,11 @@
--- Prepended to every script that changes a partition. KEYS[1..12] are the partition's fixed
--- keys (keyspace.PartitionKeys.fixed); a script's own keys follow from KEYS[FIXED + 1].
+-- Prepended to every script that changes a partition. KEYS[1..14] are the partition's fixed
+-- keys (keyspace.PartitionKeys.fixed; 13 and 14 are status_list.lua's); a script's own keys
+-- follow from KEYS[FIXED + 1].
 local EVENTS, CHAIN, REVOKED_SESSIONS, REVOKED_USERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local USERS_UNTIL, REVOKED_ROLES, ROLES_UNTIL = KEYS[5], KEYS[6], KEYS[7]
 local AUDIT, AUTHORITY = KEYS[8], KEYS[9]
 local SESSION_EVENTS, USER_EVENTS, HEARTBEAT = KEYS[10], KEYS[11], KEYS[12]
-local FIXED = 12
+local FIXED = 14
 
 -- Forget revocations that outlived every token they cover, with the ids of their events:
 -- each ZSET of forget-after times, then the hashes keyed by the same members.
@@ -94,6 +95,7 @@ end
 -- Delete a session and record its revocation with its event, as one step.
 local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, retention_ms,
                               reason)
+  status_invalidate(session_key, now, lifetime_ms)
   redis.call('DEL', session_key)
   redis.call('SREM', set_key, sid)
   local until_ms = now + lifetime_ms
@@ -112,6 +114,7 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   for _, session in ipairs(sessions) do
     local created = tonumber(redis.call('HGET', session.key, 'created_ms') or '0')
     if created <= not_before then
+      status_invalidate(session.key, now, lifetime_ms)
       redis.call('DEL', session.key)
       redis.call('SREM', set_key, session.sid)
     end
@@ -127,8 +130,11 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   return event_id
 end
 
--- Tokens of uid issued up to now carry stale roles: they must be refreshed.
-local function roles_changed(uid, now, lifetime_ms, retention_ms)
+-- Tokens of uid issued up to now carry stale roles: they must be refreshed. ``sessions``
+-- (from declared_sessions) live on, but the indexes their tokens hold turn INVALID: the next
+-- refresh draws a new one.
+local function roles_changed(uid, sessions, now, lifetime_ms, retention_ms)
+  for _, session in ipairs(sessions) do status_invalidate(session.key, now, lifetime_ms) end
   local until_ms = now + lifetime_ms
   redis.call('HSET', REVOKED_ROLES, uid, int(now))
   redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)

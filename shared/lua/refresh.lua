@@ -1,8 +1,9 @@
 -- KEYS: fixed..., refresh_token, user, user_sessions, session, next_refresh_token
 -- ARGV: sid, uid (as the caller read them from refresh_token), sealed_next, grace_ms,
 --       refresh_ttl_s, lifetime_ms, retention_ms, client_id (as the caller read it)
--- Claim a refresh token atomically. Returns {status, now_ms, roles_json, sealed_next, scope}
--- (scope: the JSON list of roles granted at login, '' for all of them):
+-- Claim a refresh token atomically. Returns {status, now_ms, roles_json, sealed_next, scope,
+-- status list index} (scope: the JSON list of roles granted at login, '' for all of them;
+-- the index the new access token names: the session's, drawn anew after a role change):
 --   rotated: first use, next_refresh_token is now the live token
 --   grace:   reused within the grace window, sealed_next is the successor already issued
 --   reused:  reused after the grace window: someone holds a copy, the session was revoked
@@ -28,6 +29,7 @@ end
 local roles = redis.call('HGET', USER, 'roles') or '[]'
 local scope = redis.call('HGET', SESSION, 'scope') or ''
 local now = now_ms()
+local lease = now + ttl * SECOND_MS + lifetime_ms  -- the session's last token has expired by then
 if rec[3] == 'live' then
   redis.call('HSET', RT, 'state', 'used', 'used_ms', int(now), 'sealed_next', sealed)
   redis.call('HSET', NEXT_RT, 'sid', sid, 'uid', uid, 'state', 'live', 'client_id', client_id,
@@ -35,10 +37,10 @@ if rec[3] == 'live' then
   redis.call('EXPIRE', NEXT_RT, ttl)
   redis.call('HSET', SESSION, 'refreshed_ms', int(now))
   redis.call('EXPIRE', SESSION, ttl)
-  return {'rotated', int(now), roles, sealed, scope}
+  return {'rotated', int(now), roles, sealed, scope, status_index(SESSION, now, lease)}
 end
 if now - tonumber(rec[4]) <= grace_ms then
-  return {'grace', int(now), roles, rec[5], scope}
+  return {'grace', int(now), roles, rec[5], scope, status_index(SESSION, now, lease)}
 end
 revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms, 'refresh_reuse')
-return {'reused', int(now), roles, '', scope}
+return {'reused', int(now), roles, '', scope, -1}

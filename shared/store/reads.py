@@ -14,6 +14,7 @@ import re
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.client import NEVER_DECODE
 
 from revocast import usernames
 from revocast.clients import DEFAULT_CLIENT_ID
@@ -206,6 +207,22 @@ class Reads:
 
     async def signing_kid(self) -> str | None:
         return await self._get(self.keys.global_.signing_kid)
+
+    async def status_list(self, partition: int) -> tuple[bytes, int]:
+        """A partition's Token Status List: (its bytes as Redis holds them, how many indexes
+        were ever drawn). The count is read first, so every index it counts is in a list
+        made from the bytes read after it (drawn later ones are VALID when new)."""
+        p = self.keys.partition(partition)
+
+        async def read(client: Redis) -> tuple[bytes, int]:
+            drawn = int(await client.zcard(p.status_leases))
+            # The bytes as they are: the client decodes every other reply as text.
+            raw = await client.execute_command(  # type: ignore[no-untyped-call]
+                "GET", p.status_bits, **{NEVER_DECODE: True}
+            )
+            return bytes(raw or b""), drawn
+
+        return await self.backend.read(p.status_bits, read)
 
     async def revoked(self, kid: str) -> bool:
         key = self.keys.global_.revoked_keys

@@ -55,6 +55,7 @@ class RefreshResult:
     roles_json: str
     sealed_next: str
     scope_json: str  # the roles granted at login ("" when all of them)
+    status_idx: int  # the session's status list index, which the new access token names
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """revocast's Lua scripts: loaded once, called by SHA on whichever server a key lives on.
 
 A script is the lifetimes it may use (``revocast.lifetimes``), the prelude, the part its
-keys call for (``partition.lua``, after the Lua set of ``revocast.roles.SERVICE_ROLES``, or
-``global.lua``) and its body; a ``#!lua`` flags line in the body moves to the top.
+keys call for (``partition.lua``, after the Lua set of ``revocast.roles.SERVICE_ROLES`` and
+the status list's helpers, ``status_list.lua``, or ``global.lua``) and its body; a ``#!lua``
+flags line in the body moves to the top.
 Each file opens with a header naming its KEYS and ARGV.
 """
 
@@ -82,6 +83,7 @@ def _assemble(name: str, part: Part) -> Script:
     parts = [lua_constants(), _source("prelude")]
     if part == "partition":
         parts.append(_service_roles())  # partition.lua's authority rules read it
+        parts.append(_source("status_list"))  # partition.lua's revocations flag the list
     if part != "none":
         parts.append(_source(part))
     text = flags + "\n".join([*parts, body])

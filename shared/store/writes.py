@@ -128,8 +128,9 @@ class Writes:
         client: str,
         client_id: str = DEFAULT_CLIENT_ID,
         scope: list[str] | None = None,
-    ) -> tuple[int, str]:
-        """Create a session for ``client_id``; returns (Redis time ms, roles JSON). ``scope``
+    ) -> tuple[int, str, int]:
+        """Create a session for ``client_id``; returns (Redis time ms, roles JSON, the
+        session's status list index). ``scope``
         (None: every role) must name roles the user holds (InvalidScope otherwise). Past the
         session limit, the oldest sessions are revoked (durably). The ``attempt`` whose
         password was right is forgiven (``Logins``), and the session ids it read are
@@ -174,7 +175,7 @@ class Writes:
             reply = await self._with_sessions(p, uid, write, known)
         else:
             reply = await write([])
-        return int(reply[0]), str(reply[1])
+        return int(reply[0]), str(reply[1]), int(reply[3])
 
     async def refresh(
         self, presented: str, grant: RefreshGrant, successor: str, sealed_next: str
@@ -187,7 +188,7 @@ class Writes:
         if self.keys.of(uid) is not p or self.keys.of(successor) is not p:
             raise InvalidRefreshToken()
         try:
-            status, now_ms, roles, sealed, scope = await self.backend.run(
+            status, now_ms, roles, sealed, scope, status_idx = await self.backend.run(
                 "refresh",
                 [
                     *p.fixed(),
@@ -211,7 +212,7 @@ class Writes:
             )
         except Retry:
             raise InvalidRefreshToken() from None
-        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope)
+        return RefreshResult(status, sid, uid, int(now_ms), roles, sealed, scope, int(status_idx))
 
     async def revoke_session(
         self,
@@ -391,7 +392,7 @@ class Writes:
                 durable=lambda reply: reply[0] != "",
             )
 
-        if action == "block":
+        if action in ("block", "roles"):  # roles: the sessions' status list indexes retire
             reply = await self._with_sessions(p, target, attempt)
         else:
             reply = await attempt([])

@@ -119,6 +119,17 @@ ATTACKS: list[Attack] = [
     ("typ-jwt", lambda f: f.signed(f.header(typ="JWT")), "wrong_token_type"),
     ("typ-absent", lambda f: f.signed(f.header(typ=None)), "wrong_token_type"),
     ("typ-refresh", lambda f: f.signed(f.header(typ="refresh+jwt")), "wrong_token_type"),
+    # A Status List Token is signed with the same key: its typ keeps it from passing as an
+    # access token, even with every access-token claim in it.
+    ("typ-statuslist", lambda f: f.signed(f.header(typ="statuslist+jwt")), "wrong_token_type"),
+    ("typ-statuslist-media", lambda f: f.signed(f.header(typ="application/statuslist+jwt")),
+     "wrong_token_type"),
+    # the status claim, when present, must be the draft's shape
+    ("status-negative-idx",
+     lambda f: f.signed(status={"status_list": {"idx": -1, "uri": "https://a.example/s/0"}}),
+     "invalid_claims"),
+    ("status-no-uri", lambda f: f.signed(status={"status_list": {"idx": 1}}), "invalid_claims"),
+    ("status-string", lambda f: f.signed(status="valid"), "invalid_claims"),
     # required claims, each missing in turn
     *[(f"missing-{claim}", (lambda f, c=claim: f.signed(**{c: None})), "invalid_claims")
       for claim in ("iss", "aud", "sub", "sid", "jti", "iat", "nbf", "exp", "roles")],

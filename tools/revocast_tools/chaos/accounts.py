@@ -96,7 +96,7 @@ class Accounts:
         keys = self.cluster.writes.keys
         sid = new_session_id(keys, uid)
         kid = await self.cluster.reads.signing_kid() or ""
-        issued_ms, roles_json = await self.cluster.writes.login(
+        issued_ms, roles_json, status_idx = await self.cluster.writes.login(
             uid,
             sid,
             new_refresh_token(keys, uid),
@@ -107,7 +107,12 @@ class Accounts:
         if self._minter is None:
             self._minter = TokenMinter(settings, KeyRing(settings.key_path()))
         access = self._minter.mint(
-            uid=self.uids[name], sid=sid, roles=json.loads(roles_json), issued_ms=issued_ms, kid=kid
+            uid=self.uids[name],
+            sid=sid,
+            roles=json.loads(roles_json),
+            issued_ms=issued_ms,
+            kid=kid,
+            status=(keys.of(sid).index, status_idx),
         )
         return self.ledger.add_token(access, sid, self.uids[name], sent, time.monotonic())
 
