@@ -59,6 +59,16 @@ class Service:
             )
             time.sleep(0.1)
 
+    def answering(self, timeout_s: float) -> httpx.Response:
+        """Its /readyz answer, ready or not, once it listens (a start takes seconds under load)."""
+        deadline = time.monotonic() + timeout_s
+        while (answer := self.ready()) is None:
+            assert time.monotonic() < deadline, (
+                f"{self.name} never answered:\n{self.log.read_text()}"
+            )
+            time.sleep(0.1)
+        return answer
+
     def stop(self) -> None:
         self.process.terminate()
         try:
@@ -178,9 +188,9 @@ def test_started_with_every_replica_frozen_both_become_ready_once_they_answer(
     assert replicas
     (tmp_path / "frozen").mkdir()
     with frozen(replicas), services(env, tmp_path / "frozen") as started:
-        time.sleep(3)
+        time.sleep(3)  # long enough for a start-up that would exit to have exited
         for service in started:
-            assert service.ready() is not None  # running: ready or not, it answers
+            service.answering(30)  # running: ready or not, it answers (ready() sees an exit)
         if moment == "recovery":
             body = started[0].wait(503, 5).json()  # the recovery cannot be made durable yet
             assert "not_durable" in body["starting"] or "replicas" in body["starting"], body
