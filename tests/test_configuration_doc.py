@@ -154,4 +154,4 @@ def test_literal_choices_are_declared_as_literals() -> None:
         for name, value in vars(module).items()
         if get_origin(value) is Literal and all(isinstance(a, str) for a in get_args(value))
     }
-    assert aliases == {"Environment", "FailMode", "SameSite", "JwsAlg"}
+    assert aliases == {"Environment", "FailMode", "SameSite", "JwsAlg", "SharedCache"}
