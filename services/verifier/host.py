@@ -366,13 +366,20 @@ class HostFollower:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        joined = self._member is not None
         if self._member is not None:
             self._member.leave()
             self._member = None
         self.view.close()
+        if joined and (self._lock_fd is not None or self._try_lock()):
+            # The last one out removes the table (a new first one snapshots anyway); the lock
+            # file stays, so that two processes can never hold locks on two files.
+            if count_members(self.dir / "members") == 0:
+                with contextlib.suppress(OSError):
+                    self.view.path.unlink()
+            assert self._lock_fd is not None
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     @property
     def fresh_at(self) -> float:
