@@ -42,6 +42,7 @@ from revocast.verifier.followers import Followers
 from revocast.verifier.receipts import Receipts
 from revocast.verifier.table import (
     ROLES,
+    SEQ_WORD,
     SESSION,
     USER,
     Blob,
@@ -248,11 +249,13 @@ class HostFollower:
         self._lock_fd: int | None = None
         self._member: _Member | None = None
         self._task: asyncio.Task[None] | None = None
-        self._rev = -1
+        self.rev = -1
         self._keys_rev = -1
+        self._seq = -1  # the header's sequence word when _fresh was read (-1: read it again)
+        self._fresh = -math.inf
         self._seen_fresh = False
-        self._verdicts: dict[str, tuple[int, str | None]] = {}
-        self._verdicts_max = max(1024, settings.verify_memo_size)
+        self.verdicts: dict[str, tuple[int, str | None]] = {}
+        self.verdicts_max = max(1024, settings.verify_memo_size)
 
     @property
     def leading(self) -> bool:
@@ -286,6 +289,7 @@ class HostFollower:
         if not self.leading and self._try_lock():
             await self._lead(wait_s)
         if self.view.mm is None or self.view.replaced():
+            self._seq = -1  # another file: read its header before trusting what was read
             self.view.open()
 
     def _try_lock(self) -> bool:
@@ -355,6 +359,7 @@ class HostFollower:
     async def stop(self) -> None:
         """Stop following (another process takes over) and leave the host."""
         self.state = FollowerState.STOPPED
+        self._seq = -1
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -384,16 +389,27 @@ class HostFollower:
     @property
     def fresh_at(self) -> float:
         """When the host's follower last proved it missed nothing (-inf: no proof, a full
-        table, or stopped); also brings this process's keys and clock offset up to date."""
+        table, or stopped); also brings this process's keys and clock offset up to date.
+
+        Read on every verify: one read of the header's sequence word while nothing changed."""
+        if self.view.words[SEQ_WORD] == self._seq:
+            return self._fresh
+        return self._fresh_at_settled()
+
+    def _fresh_at_settled(self) -> float:
+        """Read the header again; remember it (by its sequence word) when it is settled."""
+        self._seq = -1
         if self.state is not FollowerState.RUNNING:
             return -math.inf
-        _, fresh_at, rev, keys_rev, _, offset_s = self.view.hot()
-        self._rev = rev
+        seq, fresh_at, rev, keys_rev, flags, offset_s = self.view.hot()
+        self.rev = rev
         self.clocks.offset_s = offset_s
         if keys_rev != self._keys_rev:
             self._load_keys(keys_rev)
         if math.isfinite(fresh_at):
             self._seen_fresh = True
+        if seq and not flags and keys_rev == self._keys_rev:
+            self._seq, self._fresh = seq, fresh_at
         return fresh_at
 
     def _load_keys(self, keys_rev: int) -> None:
@@ -411,11 +427,9 @@ class HostFollower:
 
     def refusal(self, token: str, sid: str, sub: str, iat_ms: int) -> str | None:
         """The code a token is refused with by the table's revocations, or None; a verdict
-        is kept while the table's revision holds. Read ``fresh_at`` first."""
-        rev = self._rev
-        kept = self._verdicts.get(token)
-        if kept is not None and kept[0] == rev:
-            return kept[1]
+        is kept (``verdicts``) while the table's revision (``rev``) holds. Read ``fresh_at``
+        first."""
+        rev = self.rev
         view = self.view
         for _ in range(1000):
             seq = view.seq()
@@ -432,9 +446,9 @@ class HostFollower:
                 break
         else:
             raise VerifierStale("the host's revocation table is being rewritten: retry")
-        if len(self._verdicts) >= self._verdicts_max:
-            self._verdicts.clear()
-        self._verdicts[token] = (rev, code)
+        if len(self.verdicts) >= self.verdicts_max:
+            self.verdicts.clear()
+        self.verdicts[token] = (rev, code)
         return code
 
     # What Followers offers, for metrics, readiness and the sidecar: the follower's figures

@@ -44,8 +44,10 @@ _HEAD = struct.Struct("<8sII16s")  # magic, layout, 0, deployment
 # seq, fresh_at (monotonic s), rev, keys_rev, flags, clock offset (s), slots, entries, blob
 # length, epoch
 _STATE = struct.Struct("<QdQQQdQQQ40s")
-_HOT = struct.Struct("<QdQQQd")  # what a verify reads: up to the clock offset
+_HOT = struct.Struct("<QdQQQd")  # what a header read takes: up to the clock offset
 _SEQ = struct.Struct("<Q")
+SEQ_WORD = SEQ_AT // 8
+NO_WORDS = memoryview(bytes(HEADER_BYTES)).cast("Q")
 _SLOT = struct.Struct("<12sqI")
 SLOT_BYTES = _SLOT.size
 EMPTY = bytes(12)
@@ -130,6 +132,9 @@ class TableView:
         self.path = path
         self.deployment = deployment
         self.mm: mmap.mmap | None = None
+        # The mapping as 64-bit words: words[SEQ_WORD] is the cheapest read of the seqlock
+        # word (a verify's one read while nothing changed); all zeros without a table.
+        self.words = NO_WORDS
         self.inode = -1
         self.error: str | None = None
 
@@ -143,6 +148,7 @@ class TableView:
             return False
         self.close()
         self.mm, self.inode, self.error = mm, inode, None
+        self.words = memoryview(mm).cast("Q")
         return True
 
     def replaced(self) -> bool:
@@ -154,6 +160,8 @@ class TableView:
 
     def close(self) -> None:
         if self.mm is not None:
+            words, self.words = self.words, NO_WORDS
+            words.release()  # else the mapping cannot close
             self.mm.close()
             self.mm = None
 
@@ -284,7 +292,7 @@ class TableWriter:
             _STATE.pack_into(mm, SEQ_AT, 0, -math.inf, 0, 0, 0, 0.0, slots, 0, 0, b"")
         else:
             mm[SEQ_AT:SLOTS_AT] = old[SEQ_AT:SLOTS_AT]  # the header's state and the blob
-            _set(mm, SEQ_AT, 0)
+            _set(mm, SEQ_AT, (_u64(old, SEQ_AT) | 1) + 1)  # even, and past the old file's
             _set(mm, FLAGS_AT, _u64(old, FLAGS_AT) & ~RETIRED)
             _set(mm, REV_AT, _u64(old, REV_AT) + 1)  # readers drop the verdicts they kept
             _set(mm, SLOTS_AT_FIELD, slots)

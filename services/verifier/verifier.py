@@ -221,8 +221,13 @@ class Verifier:
             raise TokenRejected(
                 "key_revoked", "the key that signed this token was revoked: log in again"
             )
-        if self.host is not None:
-            code = self.host.refusal(token, claims.sid, claims.sub, seen.iat_ms)
+        host = self.host
+        if host is not None:
+            kept = host.verdicts.get(token)  # the table's verdict, while its revision holds
+            if kept is not None and kept[0] == host.rev:
+                code = kept[1]
+            else:
+                code = host.refusal(token, claims.sid, claims.sub, seen.iat_ms)
             if code is not None:
                 raise TokenRejected(code, REFUSALS[code])
             return claims
