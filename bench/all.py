@@ -41,6 +41,9 @@ BENCHMARKS: dict[str, list[str]] = {
     "replica_fanout": [*("--processes", "4", "--per-process", "250", "--rates", "10", "30", "100")],
     "cold_start": ["--runs", "1000:1000", "200:10000", "1000:10000"],
     "receipts": ["--rounds", "20"],
+    "host_share": [
+        *("--workers", "1", "4", "8", "--revoked", "100000", "--rounds", "100", "--events", "200")
+    ],
 }
 
 

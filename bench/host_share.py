@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,6 +218,7 @@ async def one_run(
         }
     finally:
         await stop_workers(children, workers)
+        shutil.rmtree(host_dir(Settings.from_env(run_env)), ignore_errors=True)
 
 
 async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

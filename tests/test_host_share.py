@@ -216,3 +216,21 @@ async def test_shared_cache_off_is_one_follower_per_verifier(
     for verifier in (first, second):
         await eventually(partial(is_rejected, verifier, tokens["access_token"]))
         assert verifier.follower.events_applied >= 1  # each followed on its own
+
+
+def test_prune_drops_what_expired_and_keeps_the_rest(tmp_path: Path) -> None:
+    deployment = deployment_id("redis://x", "p")
+    clock = [int(time.time() * 1000)]
+    writer = TableWriter(tmp_path / "t", deployment, max_entries=10_000, now_ms=lambda: clock[0])
+    for i in range(900):
+        writer.put(SESSION, f"old{i}", clock[0] + 10_000, clock[0] + 10_000)
+    for i in range(100):
+        writer.put(SESSION, f"new{i}", clock[0] + 600_000, clock[0] + 600_000)
+    assert writer.prune() == 0  # nothing expired yet: not even a scan
+    clock[0] += 60_000
+    assert writer.prune() == 900
+    view = TableView(tmp_path / "t", deployment)
+    assert view.open()
+    assert view.counts()[1] == 100
+    assert view.lookup(SESSION, "new7") is not None
+    assert view.lookup(SESSION, "old7") is None
