@@ -148,9 +148,10 @@ class TableView:
         except (OSError, TableInvalid, ValueError) as exc:
             self.error = str(exc) if isinstance(exc, TableInvalid) else f"no table: {exc}"
             return False
-        self.close()
-        self.mm, self.inode, self.error = mm, inode, None
-        self.words = memoryview(mm).cast("Q")
+        # The old mapping is not closed: a verify on another thread may still hold it. It
+        # goes when the last reference does.
+        self.mm, self.words = mm, memoryview(mm).cast("Q")
+        self.inode, self.error = inode, None
         return True
 
     def replaced(self) -> bool:
@@ -161,11 +162,8 @@ class TableView:
             return False
 
     def close(self) -> None:
-        if self.mm is not None:
-            words, self.words = self.words, NO_WORDS
-            words.release()  # else the mapping cannot close
-            self.mm.close()
-            self.mm = None
+        """Forget the mapping (unmapped once no verify holds it any more)."""
+        self.mm, self.words = None, NO_WORDS
 
     def hot(self) -> tuple[int, float, int, int, int, float]:
         """(seq, fresh_at, rev, keys_rev, flags, clock offset), consistent, following a
