@@ -30,6 +30,7 @@ from revocast.verifier.table import (
     deployment_id,
 )
 from revocast.verifier.verifier import Verifier
+from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
 from tests.support.verdicts import is_rejected
@@ -234,3 +235,29 @@ def test_prune_drops_what_expired_and_keeps_the_rest(tmp_path: Path) -> None:
     assert view.counts()[1] == 100
     assert view.lookup(SESSION, "new7") is not None
     assert view.lookup(SESSION, "old7") is None
+
+
+async def test_workers_of_a_stale_follower_answer_stale(
+    issuer: Issuer, settings: Settings, proxy: TcpProxy
+) -> None:
+    """The follower loses Redis: its workers (which hold no connection) answer stale past the
+    bound, as one process would, and fresh again once it is back."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    shared = settings.with_overrides(redis_url=proxy.url, shared_cache="1", max_staleness_s=0.5)
+    leader, reader = Verifier(shared), Verifier(shared)
+    await leader.start()
+    await reader.start()
+    try:
+        assert reader.verify(tokens["access_token"]).sid == tokens["session_id"]
+        proxy.cut()
+        await eventually(lambda: not reader.ready, timeout_s=3)
+        with pytest.raises(VerifierStale):
+            reader.verify(tokens["access_token"])
+        proxy.restore()
+        await eventually(lambda: reader.ready, timeout_s=5)
+        assert host_of(leader).leading
+    finally:
+        await reader.stop()
+        await leader.stop()
+        shutil.rmtree(host_dir(shared), ignore_errors=True)
