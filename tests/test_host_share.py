@@ -33,7 +33,8 @@ from revocast.verifier.verifier import Verifier
 from revocast_tools.proxy import TcpProxy
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
-from tests.support.verdicts import is_rejected
+from tests.support.verdicts import is_rejected, rejects_with
+from tests.test_key_lifecycle import kid_of, run
 
 
 @pytest.fixture(autouse=True)
@@ -261,3 +262,22 @@ async def test_workers_of_a_stale_follower_answer_stale(
         await reader.stop()
         await leader.stop()
         shutil.rmtree(host_dir(shared), ignore_errors=True)
+
+
+async def test_a_new_and_a_revoked_key_reach_every_worker(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    """Keys travel in the table's blob: a rotated key is trusted and a revoked one refused by
+    workers that read Redis nowhere."""
+    await issuer.add_user("alice")
+    workers = [await make_verifier(shared_cache="1") for _ in range(2)]
+    old = await issuer.login("alice")
+    old_kid = kid_of(old["access_token"])
+    result = await run(issuer, "revoke", old_kid)  # the active key: rotates first
+    await asyncio.gather(
+        *(eventually(partial(rejects_with, w, old["access_token"], "key_revoked")) for w in workers)
+    )
+    fresh = await issuer.login("alice")
+    assert kid_of(fresh["access_token"]) == result["now_active"]
+    for worker in workers:
+        assert worker.verify(fresh["access_token"]).sid == fresh["session_id"]
