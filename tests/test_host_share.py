@@ -281,3 +281,28 @@ async def test_a_new_and_a_revoked_key_reach_every_worker(
     assert kid_of(fresh["access_token"]) == result["now_active"]
     for worker in workers:
         assert worker.verify(fresh["access_token"]).sid == fresh["session_id"]
+
+
+async def test_no_room_for_the_table_is_stale_not_a_crash(
+    issuer: Issuer, settings: Settings
+) -> None:
+    """The table cannot be written (here a folder squats on its temporary name): the verifier
+    starts, answers stale, and follows once the table can be written."""
+    await issuer.add_user("alice")
+    tokens = await issuer.login("alice")
+    folder = host_dir(settings)
+    folder.mkdir(mode=0o700)
+    squatter = folder / f"table.{os.getpid()}.tmp"
+    squatter.mkdir()
+    verifier = Verifier(settings.with_overrides(shared_cache="1", max_staleness_s=0.5))
+    await verifier.start()
+    try:
+        assert not verifier.ready
+        assert not host_of(verifier).leading
+        with pytest.raises(VerifierStale):
+            verifier.verify(tokens["access_token"])
+        squatter.rmdir()
+        await eventually(lambda: verifier.ready, timeout_s=3)
+        assert verifier.verify(tokens["access_token"]).sid == tokens["session_id"]
+    finally:
+        await verifier.stop()

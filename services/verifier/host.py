@@ -287,7 +287,15 @@ class HostFollower:
     async def _turn(self, wait_s: float) -> None:
         """Take the lock if it is free, and follow; else read the table at the path."""
         if not self.leading and self._try_lock():
-            await self._lead(wait_s)
+            try:
+                await self._lead(wait_s)
+            except (TableFull, OSError) as exc:
+                # No table to write (/dev/shm full, say): stay a reader, answer stale, retry.
+                log.error("cannot keep the host's revocation table: %s", exc)
+                self.writer = None
+                assert self._lock_fd is not None
+                os.close(self._lock_fd)
+                self._lock_fd = None
         if self.view.mm is None or self.view.replaced():
             self._seq = -1  # another file: read its header before trusting what was read
             self.view.open()

@@ -295,10 +295,15 @@ class TableWriter:
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.ftruncate(fd, SLOTS_AT + slots * SLOT_BYTES)
+            # Allocated now, not on first write: a full /dev/shm is an error here, where a
+            # write to a page it cannot back would kill the process (SIGBUS).
+            os.posix_fallocate(fd, 0, SLOTS_AT + slots * SLOT_BYTES)
             mm = mmap.mmap(fd, SLOTS_AT + slots * SLOT_BYTES, access=mmap.ACCESS_WRITE)
-        finally:
+        except OSError as exc:
             os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise TableFull(f"no room for the host's table in {self.path.parent}: {exc}") from exc
+        os.close(fd)
         _HEAD.pack_into(mm, 0, MAGIC, LAYOUT, 0, self.deployment)
         if old is None:
             _STATE.pack_into(mm, SEQ_AT, 0, -math.inf, 0, 0, 0, 0.0, slots, 0, 0, b"")
