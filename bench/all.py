@@ -43,6 +43,9 @@ BENCHMARKS: dict[str, list[str]] = {
     "cold_start": ["--runs", "1000:1000", "200:10000", "1000:10000"],
     "receipts": ["--rounds", "20"],
     "status_list": [],
+    "host_share": [
+        *("--workers", "1", "4", "8", "--revoked", "100000", "--rounds", "100", "--events", "200")
+    ],
 }
 
 

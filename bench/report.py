@@ -423,6 +423,53 @@ def status_list_rows(results: Results) -> list[Report]:
     ]  # fmt: skip
 
 
+def host_share_rows(results: Results) -> list[Report]:
+    return list(results["host_share"]["runs"])
+
+
+def host_share_targets(results: Results) -> str:
+    """Issue 22's targets for one host's workers, each with its measured figure."""
+    runs = {(r["mode"], r["workers"]): r for r in results["host_share"]["runs"]}
+    rows: list[list[str]] = []
+
+    def add(target: str, measured: str, ok: bool) -> None:
+        rows.append([target, measured, yes(ok)])
+
+    shared, alone = runs.get(("shared", 4)), runs.get(("independent", 4))
+    single = runs.get(("independent", 1))
+    if shared and alone:
+        add("a host of 4 workers holds ≤ 3 Redis connections",
+            f"{shared['redis_connections']} (independent: {alone['redis_connections']})",
+            shared["redis_connections"] <= 3)  # fmt: skip
+        per_entry = shared["bytes_per_entry_per_host"]
+        add("memory per revoked entry per host ≤ 64 B (4 workers)",
+            f"{per_entry:.0f} B, of which the table {shared['table_bytes_per_entry']:.0f} B "
+            f"(independent: {alone['bytes_per_entry_per_host']:.0f} B)",
+            per_entry <= 64)  # fmt: skip
+        ratio = shared["warm_verify_ns"] / alone["warm_verify_ns"]
+        warm = {w: r["warm_verify_ns"] for (m, w), r in runs.items() if m == "shared"}
+        alone_warm = {w: r["warm_verify_ns"] for (m, w), r in runs.items() if m != "shared"}
+        others = ", ".join(f"{w} workers {warm[w] / alone_warm[w]:.2f} x"
+                           for w in sorted(warm) if w != 4 and w in alone_warm)  # fmt: skip
+        add("warm verify ≤ 1.2 x in-process (4 workers)",
+            f"{ratio:.2f} x ({shared['warm_verify_ns']:.0f} against "
+            f"{alone['warm_verify_ns']:.0f} ns; {others})", ratio <= 1.2)  # fmt: skip
+    if shared and single:
+        every = shared["propagation"]["every_worker_ms"]["p99"]
+        one = single["propagation"]["every_worker_ms"]["p99"]
+        add("propagation p99 to every worker ≤ single process + 1 ms",
+            f"{every:.1f} ms against {one:.1f} ms", every <= one + 1)  # fmt: skip
+    cpu = {w: r["cpu"]["workers_cpu_ms_per_event"] for (m, w), r in runs.items() if m == "shared"}
+    if len(cpu) > 1:
+        low, high = min(cpu), max(cpu)
+        ratio = cpu[high] / cpu[low] if cpu[low] else float("inf")
+        shown = ", ".join(f"{w}: {v:.3f}" for w, v in sorted(cpu.items()))
+        add("CPU per event per host independent of the worker count",
+            f"ms per event by workers {shown} ({ratio:.2f} x from {low} to {high})",
+            ratio <= 1.5)  # fmt: skip
+    return table(["target (issue 22)", "measured", "verdict"], rows, 3)
+
+
 def spec(rows: Callable[[Results], Sequence[Report]], *cells: Column) -> Callable[[Results], str]:
     """A table of ``cells`` over the rows ``rows`` picks from the results."""
     return lambda results: columns(rows(results), cells)
@@ -718,6 +765,21 @@ TABLES: dict[str, Callable[[Results], str]] = {
         ("back to back", stats("block_wait_ms.back_to_back", 1)),
         ("slowest verifier's delay", stats("delay_max_ms", 1)),
         ("`revocast block --wait 5`", stats("cli_block_wait_ms", 1)),
+    ),
+    "host_share.targets": host_share_targets,
+    "host_share": spec(
+        host_share_rows,
+        ("workers", "{workers}"),
+        ("mode", "{mode}"),
+        ("Redis connections", "{redis_connections}"),
+        ("kept heap MiB", "{uss_kept_mib:.1f}"),
+        ("table MiB", "{table_mib:.2f}"),
+        ("B / revoked entry / host", "{bytes_per_entry_per_host:.0f}"),
+        ("warm verify ns", "{warm_verify_ns:.0f}"),
+        ("to each worker ms", stats("propagation.each_worker_ms", 1)),
+        ("to every worker ms", stats("propagation.every_worker_ms", 1)),
+        ("workers' CPU ms / event", "{cpu[workers_cpu_ms_per_event]:.3f}"),
+        ("Redis CPU ms / event", "{cpu[redis_cpu_ms_per_event]:.3f}"),
     ),
     "receipts.cost": spec(
         receipts_cost_rows,

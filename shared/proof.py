@@ -73,6 +73,7 @@ class Receipt(msgspec.Struct, frozen=True):
     # The verifier's staleness bound: lapsed without withdrawing, it may accept tokens this
     # long after its last report, then it refuses every one (fails closed).
     max_staleness_ms: int = 5000
+    workers: int = 1  # verifier processes it answers for: a host's, with a shared follower
 
     def __post_init__(self) -> None:
         ids = [*self.positions.values(), *(i for r in self.recent.values() for i, _ in r)]

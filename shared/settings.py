@@ -29,6 +29,7 @@ Environment = Literal["development", "production"]
 SameSite = Literal["strict", "lax"]
 JwsAlg = Literal["EdDSA", "Ed25519"]
 StatusListMode = Literal["off", "fallback"]
+SharedCache = Literal["auto", "1", "0"]
 
 MAX_SSF_STREAMS = 100  # SSF streams per deployment: each is served every 200 ms
 # Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
@@ -270,6 +271,11 @@ class Settings:
     receipt_interval_ms: int = setting(250, "REVOCAST_RECEIPT_INTERVAL_MS", low=10, high=10_000,
                                        off=0, unit="ms")  # fmt: skip
     # How a verifier names itself in receipts; empty: host:pid.
+    # One follower and table per host (revocast.verifier.host); auto: on for the workers of
+    # `revocast verifier --workers N`, off for a verifier embedded in one process.
+    shared_cache: SharedCache = setting("auto", "REVOCAST_SHARED_CACHE")
+    shared_cache_max_entries: int = setting(4_000_000, "REVOCAST_SHARED_CACHE_MAX_ENTRIES",
+                                            low=1000, high=1_000_000_000)  # fmt: skip
     verifier_name: str = setting("", "REVOCAST_VERIFIER_NAME", check=_at_most(128),
                                  shown_default="`<role> <host>:<pid>`")  # fmt: skip
     # An upstream IdP whose back-channel logout tokens and CAEP events end sessions here

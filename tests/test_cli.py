@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import pytest
 from revocast.browser import ACCESS_COOKIE
 from revocast.settings import Settings
 from revocast.store import Backend, Reads
+from revocast.verifier.host import host_dir
 from revocast_tools.redis_server import free_port
 from tests.support.topologies import EVERY_TOPOLOGY
 
@@ -150,7 +152,7 @@ def test_services_need_redis_url(env: dict[str, str]) -> None:
 
 
 def test_verifier_with_several_workers(env: dict[str, str]) -> None:
-    """`revocast verifier --workers 2`: two processes on one port, each its own verifier."""
+    """`revocast verifier --workers 2`: two processes on one port, sharing one follower."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "revocast", "verifier", "--port", str(port), "--workers", "2",
@@ -170,6 +172,7 @@ def test_verifier_with_several_workers(env: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait(15)
+        shutil.rmtree(host_dir(Settings.from_env(env)), ignore_errors=True)  # their shared table
 
 
 async def stored_clients(env: dict[str, str]) -> dict[str, str]:

@@ -24,6 +24,7 @@ from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
+from revocast.verifier.followers import Followers
 from revocast_tools.chaos.topologies import SentinelGroup
 from revocast_tools.redis_server import RedisServer, free_port
 from tests.conftest import PASSWORD, Issuer
@@ -297,6 +298,7 @@ async def test_a_verifier_pointed_at_a_replica_reads_it_as_one(
     makes it stale instead of silently behind."""
     settings = pair.settings.with_overrides(redis_url=pair.replica.url, max_staleness_s=1.0)
     async with Verifier(settings) as verifier:
+        assert isinstance(verifier.follower, Followers)
         assert verifier.follower.follow.on_replicas
         await eventually(lambda: verifier.ready, timeout_s=5)
         client = Redis(port=pair.replica.port)

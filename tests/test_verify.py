@@ -20,6 +20,7 @@ from revocast.keyspace import Keyspace
 from revocast.settings import FailMode, Settings
 from revocast.verifier import Verifier
 from revocast.verifier.follower import FollowerState, StreamFollower
+from revocast.verifier.followers import Followers
 
 NOW = 1_800_000_000  # whole seconds, as every token time is
 
@@ -44,6 +45,7 @@ class Rig:
         self.verifier.cache.keys[self.key.kid] = self.key.public
         # One stream that read Redis just now (the clock below decides how long ago).
         followers = self.verifier.follower
+        assert isinstance(followers, Followers)
         stream = StreamFollower(
             followers.follow, Keyspace().global_.stream, followers.cache, followers.clocks,
             block_ms=100,

@@ -45,9 +45,9 @@ class RevocationCache:
         for sid, until_ms in snapshot.sessions.items():
             self._revoke_session(sid, until_ms)
         for uid, (not_before_ms, until_ms) in snapshot.users.items():
-            self._not_before(self.users, uid, not_before_ms, until_ms)
+            self._revoke_user(uid, not_before_ms, until_ms)
         for uid, (changed_ms, until_ms) in snapshot.roles.items():
-            self._not_before(self.roles_changed, uid, changed_ms, until_ms)
+            self._change_roles(uid, changed_ms, until_ms)
         for kid, at_ms in snapshot.revoked_keys.items():
             self._revoke_key(kid, at_ms)
         for text in snapshot.jwks.values():
@@ -58,9 +58,9 @@ class RevocationCache:
             case SessionRevoked(sid=sid, until_ms=until_ms):
                 self._revoke_session(sid, until_ms)
             case UserRevoked(uid=uid, not_before_ms=nb, until_ms=until_ms):
-                self._not_before(self.users, uid, nb, until_ms)
+                self._revoke_user(uid, nb, until_ms)
             case RolesChanged(uid=uid, not_before_ms=nb, until_ms=until_ms):
-                self._not_before(self.roles_changed, uid, nb, until_ms)
+                self._change_roles(uid, nb, until_ms)
             case KeyRevoked(kid=kid, at_ms=at_ms):
                 self._revoke_key(kid, at_ms)
             case KeyPublished(jwk=jwk):
@@ -82,6 +82,12 @@ class RevocationCache:
     def _revoke_session(self, sid: str, until_ms: int) -> None:
         if until_ms > self.sessions.get(sid, 0):
             self.sessions[sid] = until_ms
+
+    def _revoke_user(self, uid: str, not_before_ms: int, until_ms: int) -> None:
+        self._not_before(self.users, uid, not_before_ms, until_ms)
+
+    def _change_roles(self, uid: str, changed_ms: int, until_ms: int) -> None:
+        self._not_before(self.roles_changed, uid, changed_ms, until_ms)
 
     @staticmethod
     def _not_before(

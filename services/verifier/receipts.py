@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Callable
 
 from revocast import __version__
 from revocast.background import Background
@@ -50,6 +51,7 @@ class Receipts:
         name: str,
         interval_s: float,
         max_staleness_s: float,
+        workers: Callable[[], int] = lambda: 1,
     ) -> None:
         self.follow = follow
         self.followers = followers
@@ -59,6 +61,7 @@ class Receipts:
         self.host = socket.gethostname()
         self.interval_s = interval_s
         self.max_staleness_ms = int(max_staleness_s * 1000)
+        self.workers = workers  # processes this receipt answers for (a host's, when shared)
         # Renewed four times per TTL: a live verifier never lapses by one late renewal.
         self.ttl_ms = max(RECEIPT_MIN_TTL_MS, int(interval_s * 8000))
         self.renew_s = self.ttl_ms / 4000
@@ -94,6 +97,7 @@ class Receipts:
             positions={s.stream.name: s.last_id for s in streams if s.snapshots},
             recent={s.stream.name: list(s.recent) for s in streams if s.recent},
             max_staleness_ms=self.max_staleness_ms,
+            workers=self.workers(),
         )
 
     async def _run(self) -> None:

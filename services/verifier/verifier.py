@@ -20,6 +20,7 @@ from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_token
 from revocast.verifier.follower import Applied, Clocks, FollowerState
 from revocast.verifier.followers import Followers
+from revocast.verifier.host import HostFollower, host_name
 from revocast.verifier.receipts import Receipts, default_name
 from revocast.verifier.status_lists import StatusLists
 
@@ -31,6 +32,13 @@ class _Verified(NamedTuple):
     claims: AccessClaims
     iat_ms: int
     expires_at: float  # exp + leeway, in seconds of Redis time
+
+
+REFUSALS = {
+    "session_revoked": "this session was ended: log in again",
+    "user_revoked": "every token of this user issued before a revocation is refused: log in again",
+    "roles_changed": "the user's roles changed: refresh the token",
+}
 
 
 class VerifierState(enum.Enum):
@@ -75,16 +83,33 @@ class Verifier:
             socket_timeout_s=block_ms / 1000 + settings.max_staleness_s,
         )
         self.cache = RevocationCache()
-        self.follower = Followers(
-            Follow(self._backend),
-            self.cache,
-            Clocks(clock, monotonic),
-            block_ms=block_ms,
-            # Retry well inside the staleness bound, so a healed link is fresh again soon.
-            max_backoff_s=min(2.0, max(0.05, settings.max_staleness_s / 4)),
-            on_applied=self._applied,
-        )
+        # Retry well inside the staleness bound, so a healed link is fresh again soon.
+        max_backoff_s = min(2.0, max(0.05, settings.max_staleness_s / 4))
         self._on_applied = on_applied
+        self.host: HostFollower | None = None
+        self.follower: Followers | HostFollower
+        if settings.shared_cache == "1":
+            # The host's follower keeps the table, writes the receipt and calls on_applied.
+            self.host = self.follower = HostFollower(
+                settings,
+                self._backend,
+                self.cache,
+                Clocks(clock, time.monotonic),  # the table's times are the host's clock
+                block_ms=block_ms,
+                max_backoff_s=max_backoff_s,
+                on_applied=on_applied,
+                name=host_name(settings, role),
+            )
+            monotonic = time.monotonic
+        else:
+            self.follower = Followers(
+                Follow(self._backend),
+                self.cache,
+                Clocks(clock, monotonic),
+                block_ms=block_ms,
+                max_backoff_s=max_backoff_s,
+                on_applied=self._applied,
+            )
         self.receipts = (
             Receipts(
                 self.follower.follow,
@@ -97,7 +122,7 @@ class Verifier:
                 if settings.fail_mode != "open"
                 else settings.access_ttl_s,
             )
-            if settings.receipt_interval_ms
+            if settings.receipt_interval_ms and isinstance(self.follower, Followers)
             else None
         )
         self._clock = clock
@@ -223,18 +248,25 @@ class Verifier:
             raise TokenRejected(
                 "key_revoked", "the key that signed this token was revoked: log in again"
             )
-        if claims.sid in cache.sessions:
-            raise TokenRejected("session_revoked", "this session was ended: log in again")
-        user = cache.users.get(claims.sub)
-        if user is not None and seen.iat_ms <= user[0]:
-            raise TokenRejected(
-                "user_revoked",
-                "every token of this user issued before a revocation is refused: log in again",
-            )
-        changed = cache.roles_changed.get(claims.sub)
-        if changed is not None and seen.iat_ms <= changed[0]:
-            raise TokenRejected("roles_changed", "the user's roles changed: refresh the token")
-        if stale:
+        host = self.host
+        if host is not None:
+            kept = host.verdicts.get(token)  # the table's verdict, while its revision holds
+            if kept is not None and kept[0] == host.rev:
+                code = kept[1]
+            else:
+                code = host.refusal(token, claims.sid, claims.sub, seen.iat_ms)
+            if code is not None:
+                raise TokenRejected(code, REFUSALS[code])
+        else:
+            if claims.sid in cache.sessions:
+                raise TokenRejected("session_revoked", REFUSALS["session_revoked"])
+            user = cache.users.get(claims.sub)
+            if user is not None and seen.iat_ms <= user[0]:
+                raise TokenRejected("user_revoked", REFUSALS["user_revoked"])
+            changed = cache.roles_changed.get(claims.sub)
+            if changed is not None and seen.iat_ms <= changed[0]:
+                raise TokenRejected("roles_changed", REFUSALS["roles_changed"])
+        if stale:  # the streams cannot vouch: the lists decide, or nothing does
             self._check_list(seen.kid, claims, staleness, max_staleness_s)
         return claims
 

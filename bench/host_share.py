@@ -1,0 +1,262 @@
+"""One follower per host against one per worker, in one run (issue 22, point 1).
+
+Reproduce from the repository root::
+
+    .venv/bin/python -m bench.host_share --workers 1 4 8 --revoked 100000 --rounds 100
+
+A private redis-server (appendonly off) holds a deployment with ``--revoked`` revoked
+sessions (pipelined ZADD, as ``bench.memory_snapshot`` fills it) and the issuer
+(``revocast issuer``) runs as its own process. For each worker count W and each mode, W
+fresh ``bench._host_worker`` processes stand for one host's workers: ``independent``
+(``REVOCAST_SHARED_CACHE=0``: each its own follower and cache, today's design) and
+``shared`` (``REVOCAST_SHARED_CACHE=1``: one follower and one table in /dev/shm). Per run:
+
+- Redis connections held by the W processes once ready (psutil, ESTABLISHED to the port);
+- memory per revoked entry per host: the sum over workers of the unique set size each kept
+  (after its first snapshot minus before its start) plus, shared, the table's allocated
+  bytes, over the revoked entries;
+- warm verify: ns per ``verify()`` of an accepted token, each worker in turn, the fastest of
+  10 batches;
+- propagation: per round a fresh login, every worker polls ``verify()`` about every
+  millisecond until it refuses; from just before ``POST /v1/logout`` to each worker's first
+  refusal (``time.monotonic()``, one clock on a Linux host), and to the last worker's;
+- CPU per event: the workers' CPU over ``--events`` logouts at 50/s with nobody polling,
+  minus their idle CPU over as long, over the events; Redis' CPU the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil  # type: ignore[import-untyped]
+
+from bench._env import add_quiet_arguments, cpu_seconds, run_and_record
+from bench._issuer import PASSWORD, add_user, revocast_env, start_issuer
+from bench._processes import (
+    ROUND_TIMEOUT_S,
+    Children,
+    Worker,
+    check_alive,
+    start_workers,
+    stop_workers,
+)
+from bench._redis_info import redis_version
+from bench._stats import ms, summary
+from bench.memory_snapshot import fill
+from revocast.keyspace import Keyspace
+from revocast.settings import Settings
+from revocast.verifier.host import host_dir
+from revocast_tools.redis_server import RedisServer
+
+RESULTS = Path(__file__).resolve().parent / "results" / "host_share.json"
+USERNAME = "bench"
+MODES = ("independent", "shared")
+EVENT_INTERVAL_S = 0.02  # 50 logouts a second in the CPU phase
+WARM_CALLS = 200_000
+
+NOTES = [
+    "Every process on one host: redis-server, the issuer (which runs a verifier of its own, "
+    "not counted), the client (this script) and the W workers of the run. Nothing is pinned.",
+    "independent: REVOCAST_SHARED_CACHE=0, each worker follows every stream and keeps its own "
+    "cache (today's design). shared: REVOCAST_SHARED_CACHE=1, the worker holding the host's "
+    "lock follows and writes the table in /dev/shm; the others read it.",
+    "Memory: unique set size (psutil memory_full_info().uss, after gc.collect()) each worker "
+    "kept from before Verifier.start() to after its first snapshot, summed over the workers, "
+    "plus for shared the table file's allocated bytes (st_blocks x 512, counted once: it is "
+    "shared memory, in no worker's USS); divided by the revoked sessions filled. The "
+    "follower's USS includes what its snapshot left in Python's allocator.",
+    "Propagation: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
+    "in ms, so about 1 ms in effect), in both modes alike, since a worker that reads the "
+    "shared table learns of a revocation only when it verifies. Latency from just before the "
+    "POST /v1/logout request to each worker's first refusal; 'every worker' is the last of "
+    "the W per round. Percentiles are nearest-rank.",
+    "CPU per event: the workers' user+system CPU (/proc/<pid>/stat) over the logouts, sent "
+    "one every 20 ms with no polling, minus their CPU over an idle period of the same length "
+    "just before, divided by the logouts. Redis' CPU the same way.",
+]
+
+
+def redis_connections(pids: Sequence[int], port: int) -> int:
+    count = 0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            count += sum(
+                1
+                for conn in psutil.Process(pid).net_connections(kind="tcp")
+                if conn.raddr and conn.raddr.port == port and conn.status == "ESTABLISHED"
+            )
+    return count
+
+
+def table_bytes(env: dict[str, str]) -> int:
+    try:
+        info = os.stat(host_dir(Settings.from_env(env)) / "table")
+    except OSError:
+        return 0
+    return info.st_blocks * 512
+
+
+async def login(http: httpx.AsyncClient) -> str:
+    reply = await http.post("/v1/login", json={"username": USERNAME, "password": PASSWORD})
+    reply.raise_for_status()
+    return str(reply.json()["access_token"])
+
+
+async def logout(http: httpx.AsyncClient, token: str) -> None:
+    reply = await http.post("/v1/logout", headers={"Authorization": f"Bearer {token}"})
+    reply.raise_for_status()
+
+
+async def propagation(
+    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int
+) -> dict[str, Any]:
+    each: list[float] = []
+    last: list[float] = []
+    for _ in range(rounds):
+        token = await login(http)
+        for worker in workers:
+            worker.send(f"watch {token}")
+        for worker in workers:
+            if await worker.receive(ROUND_TIMEOUT_S) != ["accepting"]:
+                raise RuntimeError(f"{worker.child.name} did not accept")
+        started = time.monotonic()
+        await logout(http, token)
+        times = []
+        for worker in workers:
+            words = await worker.receive(ROUND_TIMEOUT_S)
+            if words[0] != "revoked" or words[2] != "session_revoked":
+                raise RuntimeError(f"{worker.child.name} said {words!r}")
+            times.append(ms(float(words[1]) - started))
+        each.extend(times)
+        last.append(max(times))
+    return {"each_worker_ms": summary(each), "every_worker_ms": summary(last)}
+
+
+async def cpu_per_event(
+    http: httpx.AsyncClient, workers: Sequence[Worker], events: int, redis_pid: int | None
+) -> dict[str, Any]:
+    tokens = [await login(http) for _ in range(events)]
+    pids = [w.child.process.pid for w in workers]
+
+    def cpu() -> tuple[float, float]:
+        return sum(cpu_seconds(pid) for pid in pids), cpu_seconds(redis_pid)
+
+    duration = events * EVENT_INTERVAL_S
+    idle_start = cpu()
+    await asyncio.sleep(duration)
+    idle_end = cpu()
+    start, began = cpu(), time.monotonic()
+    for index, token in enumerate(tokens):
+        await logout(http, token)
+        await asyncio.sleep(max(0.0, began + (index + 1) * EVENT_INTERVAL_S - time.monotonic()))
+    await asyncio.sleep(0.5)  # the last events applied
+    end = cpu()
+    took = time.monotonic() - began
+    idle = [(idle_end[i] - idle_start[i]) / duration * took for i in range(2)]
+    return {
+        "events": events,
+        "workers_cpu_s": round(end[0] - start[0], 3),
+        "workers_idle_cpu_s": round(idle[0], 3),
+        "workers_cpu_ms_per_event": round(ms(max(0.0, end[0] - start[0] - idle[0]) / events), 3),
+        "redis_cpu_ms_per_event": round(ms(max(0.0, end[1] - start[1] - idle[1]) / events), 3),
+    }
+
+
+async def one_run(
+    args: argparse.Namespace,
+    children: Children,
+    env: dict[str, str],
+    http: httpx.AsyncClient,
+    server: RedisServer,
+    mode: str,
+    count: int,
+) -> dict[str, Any]:
+    run_env = env | {"REVOCAST_SHARED_CACHE": "1" if mode == "shared" else "0"}
+    workers: list[Worker] = []
+    try:
+        started = time.monotonic()
+        await start_workers(children, run_env, count, workers, module="bench._host_worker",
+                            name=f"{mode}")  # fmt: skip
+        ready_s = time.monotonic() - started
+        await asyncio.sleep(1.0)  # receipts written, connections settled
+        kept = 0
+        for worker in workers:
+            worker.send("mem")
+            _, before, now = await worker.receive(ROUND_TIMEOUT_S)
+            kept += int(now) - int(before)
+        connections = redis_connections([w.child.process.pid for w in workers], server.port)
+        table = table_bytes(run_env) if mode == "shared" else 0
+        token = await login(http)
+        warm_ns = []
+        for worker in workers:
+            worker.send(f"warm {token} {WARM_CALLS}")
+            warm_ns.append(float((await worker.receive(60))[1]))
+        spread = await propagation(http, workers, args.rounds)
+        cpu = await cpu_per_event(http, workers, args.events, children.redis_pid)
+        check_alive([w.child for w in workers])
+        host_bytes = kept + table
+        return {
+            "mode": mode,
+            "workers": count,
+            "ready_s": round(ready_s, 2),
+            "redis_connections": connections,
+            "uss_kept_mib": round(kept / 2**20, 1),
+            "table_mib": round(table / 2**20, 2),
+            "bytes_per_entry_per_host": round(host_bytes / max(1, args.revoked), 1),
+            "table_bytes_per_entry": round(table / max(1, args.revoked), 1),
+            "warm_verify_ns": round(sum(warm_ns) / len(warm_ns), 1),
+            "propagation": spread,
+            "cpu": cpu,
+        }
+    finally:
+        await stop_workers(children, workers)
+        shutil.rmtree(host_dir(Settings.from_env(run_env)), ignore_errors=True)
+
+
+async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    server = RedisServer(tmp / "redis", appendonly=False)
+    children = Children(tmp)
+    server.start()
+    children.redis_pid = server.pid
+    runs: list[dict[str, Any]] = []
+    try:
+        env = revocast_env(server.url, tmp) | {"REVOCAST_PARTITIONS": "1"}
+        _, url = await start_issuer(children, env)
+        add_user(env, USERNAME)
+        fill(server.url, Keyspace(env["REVOCAST_KEY_PREFIX"], 1), args.revoked)
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            for count in args.workers:
+                for mode in MODES:
+                    run = await one_run(args, children, env, http, server, mode, count)
+                    print(f"{mode} x{count}: {run}", flush=True)
+                    runs.append(run)
+        redis = await redis_version(server.url)
+    finally:
+        children.stop()
+        server.stop()
+    return {"runs": runs, "redis_server": redis}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--revoked", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    add_quiet_arguments(parser)
+    args = parser.parse_args(argv)
+    run_and_record("host_share", args, argv, measure, notes=NOTES)
+
+
+if __name__ == "__main__":
+    main()
