@@ -5,6 +5,7 @@ is stale again once they are not; a list is taken only if it is the issuer's."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -20,6 +21,7 @@ from revocast.keys import SigningKey
 from revocast.settings import Settings
 from revocast.status_list import list_uri
 from revocast.verifier import Verifier
+from revocast.verifier.host import host_dir
 from revocast.verifier.metrics import VerifierCollector
 from revocast.verifier.status_lists import ListRefused, read_list
 from revocast_tools.proxy import TcpProxy
@@ -53,11 +55,17 @@ def link(issuer: Issuer) -> Switch:
     return Switch(httpx.ASGITransport(app=issuer.app))
 
 
-@pytest.fixture
-async def stale_verifier(issuer: Issuer, proxy: TcpProxy, link: Switch) -> AsyncIterator[Verifier]:
-    """A fallback verifier reading Redis through ``proxy``, its lists through ``link``."""
+@pytest.fixture(params=["own cache", "host's table"])
+async def stale_verifier(
+    issuer: Issuer, proxy: TcpProxy, link: Switch, request: pytest.FixtureRequest
+) -> AsyncIterator[Verifier]:
+    """A fallback verifier reading Redis through ``proxy``, its lists through ``link``: with
+    its own revocation cache, or as the follower of its host's shared table."""
     settings = issuer.settings.with_overrides(
-        redis_url=proxy.url, max_staleness_s=0.3, status_list="fallback"
+        redis_url=proxy.url,
+        max_staleness_s=0.3,
+        status_list="fallback",
+        shared_cache="1" if request.param == "host's table" else "0",
     )
     client = httpx.AsyncClient(transport=link)
     verifier = Verifier(settings, lists_client=client)
@@ -67,6 +75,7 @@ async def stale_verifier(issuer: Issuer, proxy: TcpProxy, link: Switch) -> Async
     finally:
         await verifier.stop()
         await client.aclose()
+        shutil.rmtree(host_dir(settings), ignore_errors=True)
 
 
 def registry_of(verifier: Verifier) -> CollectorRegistry:
