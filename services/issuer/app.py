@@ -23,7 +23,16 @@ from revocast.errors import (
     VerifierStale,
 )
 from revocast.http import error_answer, error_response, json_response, routing_error
-from revocast.issuer import account, admin, auth, linking, oauth, revocations, signals, ssf
+from revocast.issuer import (
+    account,
+    admin,
+    auth,
+    linking,
+    oauth,
+    revocations,
+    ssf,
+    upstream_revocations,
+)
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.metadata import metadata, require_issuer_url
@@ -203,8 +212,12 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
                 revocations.revocation_status,
                 methods=["GET"],
             ),
-            Route("/v1/signals/backchannel-logout", signals.backchannel_logout, methods=["POST"]),
-            Route("/v1/signals/events", signals.pushed_event, methods=["POST"]),
+            Route(
+                "/v1/signals/backchannel-logout",
+                upstream_revocations.backchannel_logout,
+                methods=["POST"],
+            ),
+            Route("/v1/signals/events", upstream_revocations.pushed_event, methods=["POST"]),
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/.well-known/ssf-configuration", ssf.configuration, methods=["GET"]),
             Route("/ssf/stream", ssf.create_stream, methods=["POST"]),
