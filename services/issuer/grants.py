@@ -57,8 +57,8 @@ async def signing_kid(ctx: IssuerContext) -> str:
     """
     kid = await ctx.reads.signing_kid() or ""
     if kid:
-        await ctx.minter.keys.fetch(ctx.reads, kid)
-    return ctx.minter.keys.get(kid).kid
+        await ctx.minter.keyring.fetch(ctx.reads, kid)
+    return ctx.minter.keyring.get(kid).kid
 
 
 async def password_grant(
@@ -84,9 +84,9 @@ async def password_grant(
         raise InvalidCredentials()
     uid = attempt.uid
     kid = await signing_kid(ctx)
-    keys = ctx.writes.keys
-    sid = new_session_id(keys, uid)
-    refresh_token = new_refresh_token(keys, uid)
+    keyspace = ctx.writes.keys
+    sid = new_session_id(keyspace, uid)
+    refresh_token = new_refresh_token(keyspace, uid)
     issued_ms, roles_json = await ctx.writes.login(
         uid,
         sid,
