@@ -24,8 +24,8 @@ from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
-from revocast_tools.chaos.topologies import SentinelGroup
 from revocast_tools.redis_server import RedisServer, free_port
+from revocast_tools.topologies import SentinelGroup
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 
