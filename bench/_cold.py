@@ -15,7 +15,7 @@ from bench._redis_info import clients_by_command, delta
 from bench._replica_scene import Peaks, Scene
 from bench._stats import summary
 from bench._swarm import Swarm
-from revocast_tools.chaos.topologies import role
+from revocast_tools.topologies import role
 
 
 async def cold_start(scene: Scene, swarm: Swarm) -> dict[str, Any]:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import redis
 
-from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
 from revocast_tools.redis_server import RedisServer
+from revocast_tools.topologies import ClusterGroup, SentinelGroup
 
 KINDS = ("single", "sentinel", "cluster")
 # Enough for thousands of blocking readers (Redis lowers it to the open-file limit).

@@ -1,6 +1,7 @@
 """The child processes of a benchmark: started with logs kept, stopped for sure, talked to.
 
-``Children`` owns every process a benchmark starts (SIGTERM, then SIGKILL). Workers
+``Children`` owns every process a benchmark starts, through revocast_tools.children (each
+dies with the benchmark; stopped with SIGTERM, then SIGKILL). Workers
 (``bench._verifier_worker``, ``bench._swarm_worker``, ``bench._pubsub_worker``) answer
 one line per command over their pipes; sidecars (``revocast verifier``) over HTTP.
 """
@@ -22,6 +23,7 @@ import httpx
 
 from bench._env import ROOT
 from bench._stats import ms, summary
+from revocast_tools.children import spawn, stop_all
 from revocast_tools.redis_server import free_port
 
 ROUND_TIMEOUT_S = 5.0
@@ -53,7 +55,7 @@ class Children:
     def spawn(self, name: str, args: list[str], env: dict[str, str], *, pipes: bool) -> Child:
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as stderr:
-            process = subprocess.Popen(
+            process = spawn(
                 args,
                 env=env,
                 cwd=ROOT,
@@ -67,16 +69,8 @@ class Children:
 
     def stop(self, children: Sequence[Child] | None = None, timeout_s: float = 5.0) -> None:
         targets = list(self.running if children is None else children)
+        stop_all([child.process for child in targets], timeout_s)
         for child in targets:
-            if child.process.poll() is None:
-                child.process.terminate()
-        deadline = time.monotonic() + timeout_s
-        for child in targets:
-            try:
-                child.process.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
             for stream in (child.process.stdin, child.process.stdout):
                 if stream is not None:
                     stream.close()

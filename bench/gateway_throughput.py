@@ -38,8 +38,8 @@ from bench._env import add_quiet_arguments, cpu_seconds, run_and_record
 from bench._processes import Children, check_alive
 from bench._rig import token_bench
 from bench.sidecar_throughput import STATUS_SCRIPT, median_run, parse_wrk, wrk
+from revocast_tools.gateways import nginx_command, nginx_config
 from revocast_tools.redis_server import free_port
-from tests.support.gateways import nginx_command, nginx_config
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gateway_throughput.json"
 KEEPALIVE = re.compile(

@@ -18,18 +18,18 @@ from revocast.keyspace import Keyspace
 USER_ID = re.compile(r"[0-9a-f]{32}")
 
 
-def new_user_id(keys: Keyspace, username: str) -> str:
+def new_user_id(keyspace: Keyspace, username: str) -> str:
     """A user id in its username's partition, so that sign-up is one atomic step."""
-    return keys.draw_in(keys.of(username), lambda: secrets.token_hex(16))
+    return keyspace.draw_in(keyspace.of(username), lambda: secrets.token_hex(16))
 
 
-def new_session_id(keys: Keyspace, uid: str) -> str:
-    return keys.draw_in(keys.of(uid), lambda: secrets.token_urlsafe(20))
+def new_session_id(keyspace: Keyspace, uid: str) -> str:
+    return keyspace.draw_in(keyspace.of(uid), lambda: secrets.token_urlsafe(20))
 
 
-def new_refresh_token(keys: Keyspace, owner: str) -> str:
+def new_refresh_token(keyspace: Keyspace, owner: str) -> str:
     """A refresh token in the partition of ``owner`` (its user, or the token it replaces)."""
-    return keys.draw_in(keys.of(owner), lambda: secrets.token_urlsafe(34))
+    return keyspace.draw_in(keyspace.of(owner), lambda: secrets.token_urlsafe(34))
 
 
 def hash_refresh_token(token: str) -> str:

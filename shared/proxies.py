@@ -5,7 +5,7 @@ issuer, who the client is (``X-Forwarded-For``) and the scheme it used
 (``X-Forwarded-Proto``); for the sidecar, the method and origin of the request being
 authorized (``revocast.verifier.forwarded``). Anyone else's forwarded headers are ignored,
 so no client picks the address it is throttled by. The peer must be the TCP connection's:
-``revocast.serving`` runs uvicorn with ``proxy_headers=False``.
+``revocast.cli.serving`` runs uvicorn with ``proxy_headers=False``.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def resigned(issuer: Issuer, token: str, **changes: Any) -> str:
         claims = json.loads(text)
         text = text.replace(f'"{name}":{claims[name]}', f'"{name}":{value}')
     signing_input = f"{head}.{_b64(text.encode())}"
-    key = issuer.ctx.minter.keys.get(json.loads(base64.urlsafe_b64decode(head + "=="))["kid"])
+    key = issuer.ctx.minter.keyring.get(json.loads(base64.urlsafe_b64decode(head + "=="))["kid"])
     return f"{signing_input}.{_b64(key.private.sign(signing_input.encode()))}"
 
 

@@ -25,8 +25,8 @@ from revocast.settings import Settings
 from revocast.store import Writes
 from revocast.verifier import Verifier
 from revocast.verifier.followers import Followers
-from revocast_tools.chaos.topologies import SentinelGroup
 from revocast_tools.redis_server import RedisServer, free_port
+from revocast_tools.topologies import SentinelGroup
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 

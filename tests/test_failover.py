@@ -21,8 +21,8 @@ from redis.asyncio import Redis
 from revocast.issuer import create_app
 from revocast.settings import Settings
 from revocast.verifier import Verifier
-from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
 from revocast_tools.redis_server import RedisServer, free_port
+from revocast_tools.topologies import ClusterGroup, SentinelGroup
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
 from tests.support.topologies import ClusterFactory, SentinelFactory

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,10 +30,10 @@ from revocast.browser import ACCESS_COOKIE, CSRF_COOKIE
 from revocast.errors import VerifierUnavailable
 from revocast.settings import Settings
 from revocast.verifier import create_sidecar
+from revocast_tools.gateways import GATEWAYS, GatewayMissing, shipped_gateway
 from revocast_tools.proxy import TcpProxy
 from revocast_tools.redis_server import free_port
 from tests.conftest import PASSWORD, Issuer
-from tests.support.gateways import GATEWAYS, gateway
 from tests.support.servers import eventually, serve
 from tests.test_errors import explains
 
@@ -57,6 +57,23 @@ def echo() -> Starlette:
 
 def port(url: str) -> int:
     return int(urlsplit(url).port or 0)
+
+
+@contextlib.contextmanager
+def gateway(
+    kind: str,
+    app: int,
+    sidecar: int,
+    folder: Path,
+    listen: int | None = None,
+    edit: Callable[[str], str] | None = None,
+) -> Iterator[str]:
+    """The shipped gateway's base URL; the test is skipped when its binary is missing."""
+    try:
+        with shipped_gateway(kind, app, sidecar, folder, listen, edit) as url:
+            yield url
+    except GatewayMissing as exc:
+        pytest.skip(str(exc))
 
 
 def sidecar_settings(kind: str, settings: Settings, listen: int) -> Settings:

@@ -13,9 +13,9 @@ import time
 import httpx
 import pytest
 
+from revocast.cli.serving import listening_socket
 from revocast.issuer import create_app
 from revocast.keys import SigningKey
-from revocast.serving import listening_socket
 from revocast_tools.proxy import TcpProxy
 from revocast_tools.redis_server import free_port
 from tests.conftest import PASSWORD, Issuer

@@ -31,7 +31,7 @@ from revocast_tools.redis_server import RedisServer
 from tests.conftest import PASSWORD, Issuer
 from tests.support.idp import AUDIENCE, IDP, IdP
 from tests.support.servers import eventually, serve
-from tests.test_signals import linked_login, logout
+from tests.test_upstream_revocations import linked_login, logout
 
 UPSTREAM = IdP.new()
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')

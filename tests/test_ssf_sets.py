@@ -113,7 +113,7 @@ async def access_token_signed_with_the_set_key(issuer: Issuer) -> tuple[str, str
     token = (await issuer.login("alice"))["access_token"]
     header_b64, claims_b64, _ = token.split(".")
     header = json.loads(b64url_decode(header_b64))
-    set_key = issuer.ctx.minter.keys.set_key(header["kid"])
+    set_key = issuer.ctx.minter.keyring.set_key(header["kid"])
     forged = compact_jws(header | {"kid": set_key.kid}, json.loads(b64url_decode(claims_b64)),
                          set_key.private)  # fmt: skip
     return token, forged

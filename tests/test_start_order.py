@@ -18,8 +18,8 @@ import httpx
 import pytest
 import redis
 
-from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
 from revocast_tools.redis_server import RedisServer, free_port
+from revocast_tools.topologies import ClusterGroup, SentinelGroup
 from tests.support.topologies import ClusterFactory, SentinelFactory
 
 SERVICES = ("issuer", "verifier")

@@ -13,7 +13,8 @@ from redis.sentinel import Sentinel
 
 from revocast.redis_url import parse_redis_url
 from revocast.topology import SentinelTopology, connect
-from revocast_tools.chaos.topologies import (
+from revocast_tools.redis_server import free_port
+from revocast_tools.topologies import (
     HOST,
     ClusterGroup,
     SentinelGroup,
@@ -21,7 +22,6 @@ from revocast_tools.chaos.topologies import (
     info_cluster,
     role,
 )
-from revocast_tools.redis_server import free_port
 from tests.support.topologies import ClusterFactory, SentinelFactory
 
 
@@ -172,7 +172,7 @@ def test_cluster_failover_and_rejoin(make_cluster_group: ClusterFactory) -> None
 def test_cluster_created_without_redis_cli(
     make_cluster_group: ClusterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("revocast_tools.chaos.topologies.find_cli", lambda: None)
+    monkeypatch.setattr("revocast_tools.topologies.find_cli", lambda: None)
     group = make_cluster_group(primaries=3, replicas_per_primary=1)
     primaries = group.primaries()
     assert len(primaries) == 3

@@ -37,7 +37,7 @@ from tests.support.idp import (
     public_pem,
 )
 from tests.support.servers import serve
-from tests.test_signals import upstream_nonce
+from tests.test_upstream_revocations import upstream_nonce
 
 ASYMMETRIC = list(KEY_KINDS)  # every algorithm revocast can verify, all accepted here
 

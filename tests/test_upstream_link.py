@@ -27,7 +27,7 @@ from tests.support.idp import AUDIENCE, IDP, IdP
 from tests.support.servers import eventually, serve
 from tests.support.verdicts import is_rejected, outcome
 from tests.test_operator_cli import output, revocast
-from tests.test_signals import linked_login, logout, upstream_nonce
+from tests.test_upstream_revocations import linked_login, logout, upstream_nonce
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,9 @@ from revocast.issuer import (
     linking,
     oauth,
     revocations,
-    signals,
     ssf,
     status_lists,
+    upstream_revocations,
 )
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.keyring import KeyRing
@@ -97,7 +97,7 @@ async def _readyz(request: Request) -> Response:
         return json_response(body, 503)
     if not kid:
         body["signing_key"] = "no active signing key: run `revocast keys rotate`"
-    elif not await ctx.minter.keys.fetch(ctx.reads, kid):  # from the folder, or unsealed
+    elif not await ctx.minter.keyring.fetch(ctx.reads, kid):  # from the folder, or unsealed
         body["signing_key"] = (
             f"the active signing key {kid} is not loaded by this issuer: give it the key "
             "folder (or REVOCAST_KEY_ENCRYPTION_KEY) the key was made with"
@@ -144,13 +144,13 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = Backend(settings)
         writes, reads = Writes(backend), Reads(backend)
-        keys = KeyRing.from_settings(settings)
-        guard = StateGuard(settings, writes, reads, keys)
-        upkeep = Upkeep(backend, writes, reads, keys)
+        keyring = KeyRing.from_settings(settings)
+        guard = StateGuard(settings, writes, reads, keyring)
+        upkeep = Upkeep(backend, writes, reads, keyring)
         verifier = Verifier(settings, role="issuer")
         passwords = Passwords(settings)
         app.state.ctx = IssuerContext(
-            settings, backend, writes, reads, TokenMinter(settings, keys), passwords, verifier,
+            settings, backend, writes, reads, TokenMinter(settings, keyring), passwords, verifier,
             Upstream.configured(settings),
         )  # fmt: skip
         registry = CollectorRegistry()
@@ -214,8 +214,12 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
                 revocations.revocation_status,
                 methods=["GET"],
             ),
-            Route("/v1/signals/backchannel-logout", signals.backchannel_logout, methods=["POST"]),
-            Route("/v1/signals/events", signals.pushed_event, methods=["POST"]),
+            Route(
+                "/v1/signals/backchannel-logout",
+                upstream_revocations.backchannel_logout,
+                methods=["POST"],
+            ),
+            Route("/v1/signals/events", upstream_revocations.pushed_event, methods=["POST"]),
             Route("/oauth/token", oauth.token, methods=["POST"]),
             Route("/.well-known/ssf-configuration", ssf.configuration, methods=["GET"]),
             Route("/ssf/stream", ssf.create_stream, methods=["POST"]),

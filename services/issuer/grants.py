@@ -59,8 +59,8 @@ async def signing_kid(ctx: IssuerContext) -> str:
     """
     kid = await ctx.reads.signing_kid() or ""
     if kid:
-        await ctx.minter.keys.fetch(ctx.reads, kid)
-    return ctx.minter.keys.get(kid).kid
+        await ctx.minter.keyring.fetch(ctx.reads, kid)
+    return ctx.minter.keyring.get(kid).kid
 
 
 async def _signing_kid_or_error(ctx: IssuerContext) -> str | RevocastError:
@@ -109,9 +109,9 @@ async def password_grant(
         raise InvalidCredentials()
     uid = attempt.uid
     kid = _usable(active)
-    keys = ctx.writes.keys
-    sid = new_session_id(keys, uid)
-    refresh_token = new_refresh_token(keys, uid)
+    keyspace = ctx.writes.keys
+    sid = new_session_id(keyspace, uid)
+    refresh_token = new_refresh_token(keyspace, uid)
     issued_ms, roles_json, status_idx = await ctx.writes.login(
         uid,
         sid,

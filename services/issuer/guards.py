@@ -8,9 +8,9 @@ from revocast.claims import AccessClaims
 from revocast.errors import Forbidden, TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.unchecked import signed_claims
 from revocast.roles import ADMIN, INTROSPECT, MODERATOR
 from revocast.verifier.gate import Original, admit
+from revocast.verifier.unchecked import signed_claims
 
 MODERATOR_ROLES = frozenset({ADMIN, MODERATOR})
 INTROSPECTOR_ROLES = frozenset({ADMIN, INTROSPECT})

@@ -34,10 +34,10 @@ from revocast.issuer.client_auth import BUILT_IN, CallingClient, identify, is_co
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import Issued, parse_scope, password_grant, refresh_grant
 from revocast.issuer.guards import INTROSPECTOR_ROLES, caller_with_role
-from revocast.issuer.unchecked import signed_claims
 from revocast.proof import EVENT_ID_HEADER
 from revocast.roles import INTROSPECT
 from revocast.usernames import MAX_INPUT_CHARS
+from revocast.verifier.unchecked import signed_claims
 
 FORM = "application/x-www-form-urlencoded"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

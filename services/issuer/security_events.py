@@ -83,7 +83,7 @@ async def sign(
     subject: dict[str, Any],
 ) -> str:
     """A SET signed with the active key's SET key (receivers find it in the SSF JWKS)."""
-    key = ctx.minter.keys.set_key(await signing_kid(ctx))
+    key = ctx.minter.keyring.set_key(await signing_kid(ctx))
     now = int(time.time())
     claims = {
         "iss": ctx.settings.issuer,

@@ -71,7 +71,7 @@ async def jwks(request: Request) -> Response:
     ``/.well-known/jwks.json``, the access tokens' keys, so a verifier of access tokens never
     trusts them."""
     ctx = IssuerContext.of(request)
-    held = ctx.minter.keys.set_keys(sorted(await ctx.reads.jwks()))
+    held = ctx.minter.keyring.set_keys(sorted(await ctx.reads.jwks()))
     return json_response({"keys": [key.public.jwk for key in held]},
                          headers={"Cache-Control": JWKS_CACHE_CONTROL})  # fmt: skip
 

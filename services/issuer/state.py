@@ -40,11 +40,11 @@ EPOCH_FILE = ".epoch"
 class StateGuard:
     """Owns the epochs: starts the deployment, watches it, recovers when Redis lost some."""
 
-    def __init__(self, settings: Settings, writes: Writes, reads: Reads, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, writes: Writes, reads: Reads, keyring: KeyRing) -> None:
         self.settings = settings
         self.writes = writes
         self.reads = reads
-        self.keys = keys
+        self.keyring = keyring
         self.epoch_file = settings.key_path() / EPOCH_FILE
         self.epoch: str | None = None
         self.losses_detected = 0
@@ -57,7 +57,7 @@ class StateGuard:
         fresh = all(epoch is None for epoch in epochs.values())
         if (fresh and remembered is not None) or (not fresh and None in epochs.values()):
             await self.recover(epochs.get(GLOBAL))
-        active = await self.keys.publish(self.writes, self.reads, new_epoch())
+        active = await self.keyring.publish(self.writes, self.reads, new_epoch())
         await self._align(await self.reads.epochs())
         self._background.start(self._watch)
         return active
@@ -78,16 +78,16 @@ class StateGuard:
     async def recover(self, old_epoch: str | None) -> None:
         """Revoke every key, sign with a new one, give every stream a new epoch; once for all."""
         self.losses_detected += 1
-        new = self.keys.create()
+        new = self.keyring.create()
         won = await self.writes.recover(
             old_epoch,
             new_epoch(),
             new.kid,
             json.dumps(new.public.jwk),
-            [key.kid for key in self.keys.all() if key.kid != new.kid],
-            sealed=self.keys.sealed(new),
+            [key.kid for key in self.keyring.all() if key.kid != new.kid],
+            sealed=self.keyring.sealed(new),
         )
-        self.keys.reload()
+        self.keyring.reload()
         if won:
             log.error(
                 "redis lost state (an epoch vanished): every earlier key revoked, now signing "
@@ -104,7 +104,7 @@ class StateGuard:
         if deployment != self.epoch:
             if self.epoch is not None and not recovered:
                 log.warning("epoch changed to %s (another issuer recovered)", deployment)
-            await self.keys.fetch(self.reads, await self.reads.signing_kid() or "")
+            await self.keyring.fetch(self.reads, await self.reads.signing_kid() or "")
             self._adopt(deployment)
 
     async def _watch(self) -> None:

@@ -70,7 +70,7 @@ class StatusLists:
 
 async def sign(ctx: IssuerContext, partition: int, uri: str) -> str:
     """Read the partition's list and sign it: iat is just before it was read."""
-    key = ctx.minter.keys.get(await signing_kid(ctx))
+    key = ctx.minter.keyring.get(await signing_kid(ctx))
     now = int(ctx.settings.wall_clock()())
     raw, drawn = await ctx.reads.status_list(partition)
     # ZLIB takes tens of ms for a million sessions (BENCHMARKS.md): off the event

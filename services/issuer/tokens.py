@@ -51,9 +51,9 @@ def unseal_successor(presented: str, sealed: str) -> str | None:
 class TokenMinter:
     """Signs access tokens; ``iat`` is the Redis server time the session state was written."""
 
-    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
         self.settings = settings
-        self.keys = keys
+        self.keyring = keyring
 
     def mint(
         self,
@@ -74,7 +74,7 @@ class TokenMinter:
         Status List, named in the ``status`` claim when REVOCAST_ISSUER is a URL to serve
         the lists under (``revocast.status_list``).
         """
-        key = self.keys.get(kid)
+        key = self.keyring.get(kid)
         iat = issued_ms // 1000  # whole seconds for every JWT library; iat_ms for revocation
         claims = {
             "iss": self.settings.issuer,

@@ -38,11 +38,11 @@ COUNT_VERIFIERS_EVERY = 2  # rounds between counts of the verifiers behind (1 s)
 class Upkeep:
     """Presence, key loading and authority repair for one issuer process."""
 
-    def __init__(self, backend: Backend, writes: Writes, reads: Reads, keys: KeyRing) -> None:
+    def __init__(self, backend: Backend, writes: Writes, reads: Reads, keyring: KeyRing) -> None:
         self.backend = backend
         self.writes = writes
         self.reads = reads
-        self.keys = keys
+        self.keyring = keyring
         self.issuer_id = secrets.token_hex(8)
         self.started_ms = int(time.time() * 1000)
         self.authority_repairs = 0
@@ -74,15 +74,15 @@ class Upkeep:
 
     async def round(self, number: int) -> None:
         for kid in await self.reads.jwks():
-            await self.keys.fetch(self.reads, kid)
+            await self.keyring.fetch(self.reads, kid)
         await self.writes.announce_issuer(
             self.issuer_id,
             {
                 "host": socket.gethostname(),
                 "pid": str(os.getpid()),
                 "started_ms": str(self.started_ms),
-                "kids": ",".join(self.keys.kids()),
-                "key_dir": str(self.keys.key_dir),  # `keys rotate` names it when a key is missing
+                "kids": ",".join(self.keyring.kids()),
+                "key_dir": str(self.keyring.key_dir),  # `keys rotate` names it if a key is missing
             },
             ISSUER_TTL_S,
         )

@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
-from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
 from revocast_tools.redis_server import find_server_binary
+from revocast_tools.topologies import ClusterGroup, SentinelGroup
 
 G = TypeVar("G", SentinelGroup, ClusterGroup)
 

@@ -7,6 +7,10 @@ nobody knows of), and a launcher that cannot run any handler at all (SIGKILL, a 
 but never while a child is being started; the signal waits until the child is recorded.
 ``die_with_parent`` closes the second on Linux: the child asks the kernel for a signal when
 its parent dies (``PR_SET_PDEATHSIG``).
+
+Every child the tooling starts (the chaos harness's services, Redis servers, gateways, a
+benchmark's workers and sidecars, ``revocast stack``) is started by ``spawn`` or a
+``Launcher`` and ended by ``stop``, ``stop_all`` or ``kill`` here: one lifecycle, written once.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any
@@ -49,27 +54,53 @@ def spawn(
     *,
     launcher: Launcher | None = None,
     name: str = "",
+    death_signal: int = signal.SIGTERM,
     **options: Any,
 ) -> subprocess.Popen[Any]:
-    """Start ``args`` so that it dies with this process; through ``launcher`` (which then
-    owns it, in a session of its own) when there is one."""
+    """Start ``args`` so that it gets ``death_signal`` when this process dies; through
+    ``launcher`` (which then owns it, in a session of its own) when there is one."""
     if launcher is not None:
         return launcher.popen(name or args[0], args, **options)
-    return subprocess.Popen(args, preexec_fn=die_with_parent(), **options)  # noqa: S603
+    return subprocess.Popen(args, preexec_fn=die_with_parent(death_signal), **options)  # noqa: S603
+
+
+def ask_to_stop(process: subprocess.Popen[Any]) -> None:
+    """SIGTERM, if it still runs (after SIGCONT: a paused child could not act on it)."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+
+
+def reap(process: subprocess.Popen[Any], grace_s: float) -> None:
+    """Wait up to ``grace_s`` for the process to exit, then SIGKILL it."""
+    try:
+        process.wait(max(0.0, grace_s))
+    except subprocess.TimeoutExpired:
+        kill(process)
+
+
+def kill(process: subprocess.Popen[Any]) -> None:
+    """SIGKILL and wait: no shutdown, no draining."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
 
 
 def stop(process: subprocess.Popen[Any], grace_s: float = DEFAULT_GRACE_S) -> None:
     """SIGTERM, then SIGKILL if the process has not exited within ``grace_s``."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGCONT)  # a paused child could not act on SIGTERM
-        process.terminate()
-    try:
-        process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_all([process], grace_s)
+
+
+def stop_all(processes: Sequence[subprocess.Popen[Any]], grace_s: float = DEFAULT_GRACE_S) -> None:
+    """SIGTERM to all at once, then SIGKILL to whatever has not exited within ``grace_s``
+    (one deadline for all, so that N children take the grace once, not N times)."""
+    for process in processes:
+        ask_to_stop(process)
+    deadline = time.monotonic() + grace_s
+    for process in processes:
+        reap(process, deadline - time.monotonic())
 
 
 class Stopped(Exception):

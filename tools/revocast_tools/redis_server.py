@@ -19,7 +19,7 @@ from types import TracebackType
 
 import redis
 
-from revocast_tools.children import Launcher, spawn
+from revocast_tools.children import Launcher, kill, spawn, stop
 
 
 def find_server_binary() -> str:
@@ -140,21 +140,14 @@ class RedisServer:
         """SIGTERM, then SIGKILL if it does not exit in time."""
         if self._process is None:
             return
-        self.resume()
-        self._process.terminate()
-        try:
-            self._process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop(self._process, timeout_s)
         self._close()
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final AOF fsync."""
         if self._process is None:
             return
-        self._process.kill()
-        self._process.wait()
+        kill(self._process)
         self._close()
 
     def pause(self) -> None:

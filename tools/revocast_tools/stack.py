@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from revocast.cli import port_argument, preflight
+from revocast.cli.serving import listening_socket
 from revocast.errors import RevocastError, SettingsError
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
 from revocast.local_stack import RUN_DIR, remove_state, write_state
-from revocast.serving import listening_socket
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast_tools.children import Launcher, Stopped

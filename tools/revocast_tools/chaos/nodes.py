@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal, ParamSpec, TypeVar
 
 from revocast_tools.chaos.server import ChaosRedis
-from revocast_tools.chaos.topologies import ClusterGroup, SentinelGroup
+from revocast_tools.topologies import ClusterGroup, SentinelGroup
 
 Kind = Literal["single", "sentinel", "cluster"]
 P = ParamSpec("P")

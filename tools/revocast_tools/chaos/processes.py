@@ -16,7 +16,7 @@ from typing import IO
 
 import httpx
 
-from revocast_tools.children import die_with_parent
+from revocast_tools.children import ask_to_stop, kill, reap, spawn
 
 
 class Service:
@@ -55,13 +55,13 @@ class Service:
         self._log.flush()
         args = [sys.executable, "-m", "revocast", self.command, "--port", str(self.port),
                 "--log-level", "warning"]  # fmt: skip
-        self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
+        self._process = spawn(
             args,
+            death_signal=signal.SIGKILL,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(signal.SIGKILL),
         )
         self.starts += 1
 
@@ -84,23 +84,17 @@ class Service:
     def kill(self) -> None:
         """SIGKILL: no shutdown, no draining."""
         if self._process is not None:
-            self._process.kill()
-            self._process.wait()
+            kill(self._process)
         self._process = None
 
     def terminate(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.send_signal(signal.SIGCONT)
-            self._process.terminate()
+        if self._process is not None:
+            ask_to_stop(self._process)
 
     def reap(self, timeout_s: float) -> None:
         """Wait for the process after ``terminate``; SIGKILL it if it takes longer."""
         if self._process is not None:
-            try:
-                self._process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+            reap(self._process, timeout_s)
         self._process = None
         self._close_log()
 

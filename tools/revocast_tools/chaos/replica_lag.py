@@ -25,8 +25,8 @@ from collections.abc import Mapping
 from revocast_tools.chaos.harness import Run
 from revocast_tools.chaos.judge import last_accepted_after
 from revocast_tools.chaos.results import Check
-from revocast_tools.chaos.topologies import HOST, command
 from revocast_tools.redis_server import free_port
+from revocast_tools.topologies import HOST, command
 
 READ_FROM_REPLICAS = {"REVOCAST_READ_FROM_REPLICAS": "1"}
 VERIFIER_ENV: tuple[Mapping[str, str], ...] = (READ_FROM_REPLICAS, READ_FROM_REPLICAS, {})

@@ -13,7 +13,8 @@
 (a refusal closes the handshake with 1008). Refusals come in revocast's error shape with
 their status and challenge: 401, 403 ``insufficient_scope``, 503 with Retry-After. The
 verifier starts and stops with the app's lifespan. FastAPI is an optional extra:
-``pip install revocast[fastapi]``.
+``pip install revocast[fastapi]``. It builds on the verifier, so it lives beside it in
+``services/``, not in the foundation.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from revocast.claims import AccessClaims
 from revocast.errors import RevocastError, TokenRejected
 from revocast.http import credentials, error_answer
 from revocast.settings import Settings
+from revocast.verifier import Verifier
 from revocast.verifier.gate import Original, admit
-from revocast.verifier.verifier import Verifier
 
 Mode = Literal["bearer", "cookie"]
 Handler = Callable[[Request, Any], Coroutine[Any, Any, Response]]

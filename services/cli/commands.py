@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from revocast import __version__, enforcement
+from revocast.cli.serving import serve
 from revocast.errors import (
     NotApplied,
     RedisUnreachable,
@@ -30,7 +31,6 @@ from revocast.issuer import create_app, operator
 from revocast.local_stack import settings_here
 from revocast.proof import EventRef
 from revocast.redis_url import parse_redis_url
-from revocast.serving import serve
 from revocast.settings import Settings
 from revocast.store import Backend, Reads, Writes
 from revocast.verifier import create_sidecar

