@@ -1,8 +1,6 @@
--- Prepended to every script that changes the global slot: signing keys and the epoch.
--- KEYS[1..10] are keyspace.GlobalKeys in this order (writes.Writes names them).
-local EVENTS, CHAIN, EPOCH, JWKS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local REVOKED_KEYS, SIGNING_KID, AUDIT, SEALED_KEYS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local REVOKED_KEY_EVENTS, HEARTBEAT = KEYS[9], KEYS[10]
+-- Prepended to every script that changes the global slot: signing keys and the epoch, after
+-- the locals naming its fixed keys (EVENTS ... HEARTBEAT: keyspace.GlobalKeys, declared in
+-- revocast.store.contracts as FIXED_KEYS['global']; writes.Writes passes them).
 
 local function audit(actor, action, target, reason, now)
   audit_entry(AUDIT, actor, action, target, reason, now)

@@ -1,11 +1,6 @@
--- Prepended to every script that changes a partition. KEYS[1..14] are the partition's fixed
--- keys (keyspace.PartitionKeys.fixed; 13 and 14 are status_list.lua's); a script's own keys
--- follow from KEYS[FIXED + 1].
-local EVENTS, CHAIN, REVOKED_SESSIONS, REVOKED_USERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local USERS_UNTIL, REVOKED_ROLES, ROLES_UNTIL = KEYS[5], KEYS[6], KEYS[7]
-local AUDIT, AUTHORITY = KEYS[8], KEYS[9]
-local SESSION_EVENTS, USER_EVENTS, HEARTBEAT = KEYS[10], KEYS[11], KEYS[12]
-local FIXED = 14
+-- Prepended to every script that changes a partition, after the locals naming the
+-- partition's fixed keys (EVENTS ... STATUS_LEASES: keyspace.PartitionKeys.fixed, declared
+-- in revocast.store.contracts as FIXED_KEYS['partition']).
 
 -- Forget revocations that outlived every token they cover, with the ids of their events:
 -- each ZSET of forget-after times, then the hashes keyed by the same members.
@@ -68,17 +63,17 @@ local function revoked_by(sid, uid, issued_ms)
   return redis.call('HGET', USER_EVENTS, uid) or nil
 end
 
--- Sessions the caller read from the user's set come as keys (KEYS from first_key) and ids
--- (ARGV from first_arg), count of each. The script may only touch declared keys, so it goes
--- on only if the set still holds exactly those ids; else the caller reads it again.
-local function declared_sessions(set_key, first_key, first_arg)
+-- Sessions the caller read from the user's set come as keys and ids (a script's SESSION_KEYS
+-- and sids), count of each. The script may only touch declared keys, so it goes on only if
+-- the set still holds exactly those ids; else the caller reads it again.
+local function declared_sessions(set_key, keys, sids)
   local sessions = {}
-  local count = #KEYS - first_key + 1
-  if #ARGV - first_arg + 1 ~= count then return nil end
+  local count = #keys
+  if #sids ~= count then return nil end
   local expected = {}
-  for i = 0, count - 1 do
-    sessions[#sessions + 1] = {sid = ARGV[first_arg + i], key = KEYS[first_key + i]}
-    expected[ARGV[first_arg + i]] = true
+  for i = 1, count do
+    sessions[i] = {sid = sids[i], key = keys[i]}
+    expected[sids[i]] = true
   end
   local members = redis.call('SMEMBERS', set_key)
   if #members ~= count then return nil end

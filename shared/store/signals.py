@@ -17,6 +17,7 @@ from redis.exceptions import WatchError
 
 from revocast.keyspace import Keyspace, upstream_digest
 from revocast.lifetimes import UPSTREAM_SESSION_TTL_S
+from revocast.store import contracts
 from revocast.store.backend import Backend
 from revocast.store.records import UpstreamLink
 
@@ -60,19 +61,36 @@ class SignalWrites:
         """Spend the login's ``nonce`` and link the IdP's user to ``uid`` (unless it is another
         user's: a link never moves), and its session, if any, to ``sid``: one step."""
         g = self.keys.global_
-        keys = [g.upstream_nonce(upstream_digest(link.issuer, nonce)),
-                g.upstream_user(link.link_id), g.upstream_links, g.audit]  # fmt: skip
+        sessions = None
         if link.sid is not None:
-            keys.append(g.upstream_session(upstream_digest(link.issuer, link.sid)))
-        args: list[str | int] = [uid, link.link_id, link.issuer, link.sub, max(nonce_ttl_s, 1),
-                                 f"{uid} {sid}", UPSTREAM_SESSION_TTL_S]  # fmt: skip
-        return cast(LinkResult, await self.backend.run("upstream_link", keys, args))
+            sessions = g.upstream_session(upstream_digest(link.issuer, link.sid))
+        call = contracts.UPSTREAM_LINK.call(
+            keys={
+                "NONCE": g.upstream_nonce(upstream_digest(link.issuer, nonce)),
+                "LINK": g.upstream_user(link.link_id),
+                "LINKS": g.upstream_links,
+                "AUDIT": g.audit,
+                "UPSTREAM_SESSIONS": sessions,
+            },
+            uid=uid,
+            link_id=link.link_id,
+            iss=link.issuer,
+            sub=link.sub,
+            nonce_ttl_s=max(nonce_ttl_s, 1),
+            member=f"{uid} {sid}",
+            session_ttl_s=UPSTREAM_SESSION_TTL_S,
+        )
+        return cast(LinkResult, await self.backend.run(call))
 
     async def unlink_upstream(self, uid: str, link_id: str, actor: str, reason: str) -> bool:
         """Remove the link ``link_id`` of ``uid``, audited; False if there is none."""
         g = self.keys.global_
-        keys = [g.upstream_user(link_id), g.upstream_links, g.audit]
-        reply = await self.backend.run("upstream_unlink", keys, [uid, link_id, actor, reason])
+        keys = {"LINK": g.upstream_user(link_id), "LINKS": g.upstream_links, "AUDIT": g.audit}
+        reply = await self.backend.run(
+            contracts.UPSTREAM_UNLINK.call(
+                keys=keys, uid=uid, link_id=link_id, actor=actor, reason=reason
+            )
+        )
         return bool(reply == "unlinked")
 
     async def upstream_token(
@@ -81,7 +99,10 @@ class SignalWrites:
         """Claim, mark done or release the IdP's token ``jti`` for ``owner`` (the request
         acting on it), in one step: ``upstream_token.lua`` says what each answers."""
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        return str(await self.backend.run("upstream_token", [key], [action, owner, ttl_s]))
+        call = contracts.UPSTREAM_TOKEN.call(
+            keys={"TOKEN": key}, action=action, owner=owner, ttl_s=ttl_s
+        )
+        return str(await self.backend.run(call))
 
     async def add_ssf_stream(
         self,
