@@ -11,7 +11,7 @@ import pytest
 
 from revocast.keyspace import Keyspace
 from revocast.store import contracts
-from revocast.store.contracts import CONTRACTS, FIXED_KEYS
+from revocast.store.contracts import CONTRACTS, FIXED_KEYS, Part
 from revocast.store.scripts import SCRIPTS, load_scripts
 
 LUA = sorted(
@@ -52,7 +52,7 @@ def test_every_declared_name_is_used_in_the_body(name: str) -> None:
 
 
 @pytest.mark.parametrize("part", ["partition", "global"])
-def test_every_fixed_key_is_used_by_its_part_or_its_scripts(part: str) -> None:
+def test_every_fixed_key_is_used_by_its_part_or_its_scripts(part: Part) -> None:
     sources = [_code(f"{part}.lua"), _code("prelude.lua")]
     if part == "partition":
         sources.append(_code("status_list.lua"))

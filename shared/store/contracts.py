@@ -70,6 +70,7 @@ class Contract(Generic[R]):
     def call(
         self,
         fixed: Sequence[str] = (),
+        /,
         *,
         keys: Mapping[str, str | Sequence[str] | None],
         **args: object,
@@ -251,6 +252,9 @@ UPSTREAM_TOKEN = Contract(
     keys=("TOKEN",),
     args=(("action", str), ("owner", str), ("ttl_s", int)),
 )
+SSF_LEASE = Contract(
+    "ssf_lease", "none", int, keys=("LEASE",), args=(("owner", str), ("ttl_ms", int))
+)
 
 # Streams: heartbeat, epoch, snapshots ---------------------------------------------------
 
@@ -298,7 +302,7 @@ CONTRACTS: dict[str, Contract[Any]] = {
     c.name: c
     for c in (ADD_USER, LOGIN, REFRESH, REVOKE_SESSION, REVOKE_USER, END_SESSION,
               CHANGE_PASSWORD, REMOVE_USER, MODERATE, UNLOCK_LOGIN, AUTHORITY_SYNC, THROTTLE,
-              LOGIN_ATTEMPT, UPSTREAM_LINK, UPSTREAM_UNLINK, UPSTREAM_TOKEN, HEARTBEAT,
+              LOGIN_ATTEMPT, UPSTREAM_LINK, UPSTREAM_UNLINK, UPSTREAM_TOKEN, SSF_LEASE, HEARTBEAT,
               ADOPT_EPOCH, SNAPSHOT_PARTITION, SNAPSHOT_GLOBAL, PUBLISH_KEY, REVOKE_KEY, RECOVER)
 }  # fmt: skip
 

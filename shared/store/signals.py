@@ -21,13 +21,6 @@ from revocast.store import contracts
 from revocast.store.backend import Backend
 from revocast.store.records import UpstreamLink
 
-# Take the lease if free, keep it if ours: one step, so it cannot be extended for another.
-_LEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
 TokenAction = Literal["claim", "done", "release"]
 LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is
@@ -159,11 +152,8 @@ class SignalWrites:
     async def take_lease(self, stream_id: str, owner: str, ttl_ms: int) -> bool:
         """Whether ``owner`` delivers the push stream for the next ``ttl_ms`` (taken or kept)."""
         key = self.keys.global_.ssf_lease(stream_id)
-
-        async def work(client: Redis) -> bool:
-            return bool(await client.eval(_LEASE, 1, key, owner, ttl_ms))
-
-        return await self.backend.read(key, work)
+        call = contracts.SSF_LEASE.call(keys={"LEASE": key}, owner=owner, ttl_ms=ttl_ms)
+        return bool(await self.backend.run(call))
 
     async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
         key = self.keys.global_.ssf_queue(stream_id)
