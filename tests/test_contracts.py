@@ -9,6 +9,7 @@ from importlib import resources
 
 import pytest
 
+from revocast.events import SCHEMA_VERSION, Reason, event_kinds
 from revocast.keyspace import Keyspace
 from revocast.store import contracts
 from revocast.store.contracts import CONTRACTS, FIXED_KEYS, Part
@@ -167,3 +168,21 @@ def test_rest_and_optional_keys() -> None:
     assert contracts.UPSTREAM_LINK.call(keys=link, **args).keys == ["n", "l", "ls", "a"]
     with pytest.raises(TypeError):  # left out is None, never absent
         contracts.UPSTREAM_LINK.call(keys={k: v for k, v in link.items() if v is not None}, **args)
+
+
+def test_event_kinds_reasons_and_the_version_are_python_s_in_lua() -> None:
+    """Lua spells no event kind or reason of its own: revocast.events' values, injected."""
+    text = load_scripts()["revoke_session"].text
+    assert f"local EVENT_VERSION = '{SCHEMA_VERSION}'" in text
+    for name, tag in event_kinds().items():
+        assert f"local {name} = '{tag}'" in text
+    for reason in Reason:
+        assert f"local REASON_{reason.name} = '{reason.value}'" in text
+    code = "\n".join(_code(name) for name in LUA)
+    spelled = [tag for tag in event_kinds().values() if f"'{tag}'" in code]
+    assert not spelled, f"use the kind's local, not {spelled}"
+    # A reason is the last argument of revoke_session/revoke_user: never a literal there.
+    literal = re.findall(r"\brevoke_(?:session|user)\([^()]*'[^']*'\s*\)", code.replace("\n", " "))
+    assert not literal, literal
+    used = [r.name for r in Reason if not re.search(rf"\bREASON_{r.name}\b", code)]
+    assert not used, f"reasons no script gives: {used}"

@@ -53,7 +53,7 @@ if action == 'block' then
   if not sessions then return retry() end
   spend(BUDGET, limit)
   event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
-    'blocked')
+    REASON_BLOCKED)
   redis.call('HSET', USER, 'blocked', '1', 'blocked_event', event_id)
 elseif action == 'unblock' then
   redis.call('HDEL', USER, 'blocked', 'blocked_event')

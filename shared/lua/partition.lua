@@ -96,7 +96,7 @@ local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, 
   local until_ms = now + lifetime_ms
   redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
   prune(now)
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'session_revoked', {
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, SESSION_REVOKED, {
     'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
   redis.call('HSET', SESSION_EVENTS, sid, event_id .. ' ' .. uid)
   return event_id
@@ -119,7 +119,7 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   redis.call('HSET', REVOKED_USERS, uid, int(math.max(known, not_before)))
   redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'user_revoked', {
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, USER_REVOKED, {
     'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason})
   if not_before >= known then redis.call('HSET', USER_EVENTS, uid, event_id) end
   return event_id
@@ -134,7 +134,7 @@ local function roles_changed(uid, sessions, now, lifetime_ms, retention_ms)
   redis.call('HSET', REVOKED_ROLES, uid, int(now))
   redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  return emit(EVENTS, CHAIN, now, retention_ms, 'roles_changed', {
+  return emit(EVENTS, CHAIN, now, retention_ms, ROLES_CHANGED, {
     'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms)})
 end
 

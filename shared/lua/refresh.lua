@@ -36,5 +36,6 @@ end
 if now - tonumber(rec[4]) <= grace_ms then
   return {'grace', int(now), roles, rec[5], scope, status_index(SESSION, now, lease)}
 end
-revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms, 'refresh_reuse')
+revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms,
+  REASON_REFRESH_REUSE)
 return {'reused', int(now), roles, '', scope, -1}

@@ -18,6 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from revocast.events import lua_vocabulary
 from revocast.lifetimes import lua_constants
 from revocast.roles import SERVICE_ROLES
 from revocast.store.contracts import CONTRACTS, Contract, Part, lua_fixed, lua_header
@@ -57,7 +58,7 @@ def _assemble(contract: Contract[Any]) -> Script:
     if body.startswith("#!"):
         flags, _, body = body.partition("\n")
         flags += "\n"
-    parts = [lua_constants(), _source("prelude")]
+    parts = [lua_constants(), lua_vocabulary(), _source("prelude")]
     if part != "none":
         parts.append(lua_fixed(part))
     if part == "partition":
