@@ -204,22 +204,18 @@ MODERATE = Contract(
     rest_args="sids",
 )  # fmt: skip
 UNLOCK_LOGIN = Contract(
-    "unlock_login",
-    "partition",
-    list,
+    "unlock_login", "partition", list,
     keys=("FAILURES",),
     args=(("uid", str), ("actor", str), ("reason", str), ("memory_s", int)),
-)
+)  # fmt: skip
 AUTHORITY_SYNC = Contract(
-    "authority_sync",
-    "none",
-    int,
+    "authority_sync", "none", int,
     keys=("AUTHORITY",),
     args=(("uid", str), ("level", str), ("version", int)),
-)
+)  # fmt: skip
 THROTTLE = Contract(
     "throttle", "none", int, keys=("COUNTER",), args=(("limit", int), ("window_s", int))
-)
+)  # fmt: skip
 LOGIN_ATTEMPT = Contract(
     "login_attempt", "none", list,
     keys=("FAILURES", "PAIR", "KNOWN", "USERNAME"),
@@ -239,44 +235,36 @@ UPSTREAM_LINK = Contract(
           ("member", str), ("session_ttl_s", int)),
 )  # fmt: skip
 UPSTREAM_UNLINK = Contract(
-    "upstream_unlink",
-    "none",
-    str,
+    "upstream_unlink", "none", str,
     keys=("LINK", "LINKS", "AUDIT"),
     args=(("uid", str), ("link_id", str), ("actor", str), ("reason", str)),
-)
+)  # fmt: skip
 UPSTREAM_TOKEN = Contract(
-    "upstream_token",
-    "none",
-    str,
+    "upstream_token", "none", str,
     keys=("TOKEN",),
     args=(("action", str), ("owner", str), ("ttl_s", int)),
-)
+)  # fmt: skip
 SSF_LEASE = Contract(
     "ssf_lease", "none", int, keys=("LEASE",), args=(("owner", str), ("ttl_ms", int))
-)
+)  # fmt: skip
 
 # Streams: heartbeat, epoch, snapshots ---------------------------------------------------
 
 HEARTBEAT = Contract("heartbeat", "none", list, keys=("HEARTBEAT", "EPOCH"))
 ADOPT_EPOCH = Contract(
-    "adopt_epoch",
-    "none",
-    int,
+    "adopt_epoch", "none", int,
     keys=("EPOCH",),
     args=(("new_epoch", str), ("old_epoch", str)),  # old_epoch: '' = none
-)
+)  # fmt: skip
 SNAPSHOT_PARTITION = Contract(
     "snapshot_partition", "none", list,
     keys=("EVENTS", "CHAIN", "EPOCH", "HEARTBEAT", "REVOKED_SESSIONS", "REVOKED_USERS",
           "USERS_UNTIL", "REVOKED_ROLES", "ROLES_UNTIL"),
 )  # fmt: skip
 SNAPSHOT_GLOBAL = Contract(
-    "snapshot_global",
-    "none",
-    list,
+    "snapshot_global", "none", list,
     keys=("EVENTS", "CHAIN", "EPOCH", "HEARTBEAT", "REVOKED_KEYS", "JWKS"),
-)
+)  # fmt: skip
 
 # Signing keys (the global part) ---------------------------------------------------------
 
@@ -286,11 +274,9 @@ PUBLISH_KEY = Contract(
           ("activate", bool), ("actor", str), ("sealed", str)),  # epoch, sealed: '' = none
 )  # fmt: skip
 REVOKE_KEY = Contract(
-    "revoke_key",
-    "global",
-    str,
+    "revoke_key", "global", str,
     args=(("kid", str), ("retention_ms", int), ("actor", str), ("reason", str)),
-)
+)  # fmt: skip
 RECOVER = Contract(
     "recover", "global", int,
     args=(("old_epoch", str), ("new_epoch", str), ("new_kid", str), ("jwk", str),
