@@ -189,8 +189,9 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         gc.collect()
         await admin.slowlog_reset()
         started = time.perf_counter()
-        script, keys = reader.snapshot_script(partition.stream)
-        raw = await reader.backend.call(script, partition.stream.events, keys, [])
+        raw = await reader.backend.call(
+            reader.snapshot_script(partition.stream), partition.stream.events
+        )
         raw_s.append(time.perf_counter() - started)
         raw_lua_s.append((await lua_seconds(admin))[0])
         del raw

@@ -9,11 +9,24 @@ Times are Redis server milliseconds since the epoch.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
 import msgspec
 
 SCHEMA_VERSION: Final = 1
+
+
+class Reason(StrEnum):
+    """The reasons the scripts themselves give a revocation (the others are the caller's):
+    one table, given to Lua as ``REASON_<NAME>`` locals (``lua_vocabulary``)."""
+
+    # the user's other sessions, at a password change
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (a reason, not a password)
+    SESSION_LIMIT = "session_limit"  # the oldest sessions, past REVOCAST_MAX_SESSIONS_PER_USER
+    REFRESH_REUSE = "refresh_reuse"  # a refresh token used again after its grace window
+    BLOCKED = "blocked"  # every session of a blocked user
+    REMOVED = "removed"  # every session of a removed user
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -80,3 +93,22 @@ def decode_entry(fields: dict[str, str]) -> AnyEvent:
     if event.v > SCHEMA_VERSION:
         raise UnknownEvent(f"{fields.get('type')!r} has schema v{event.v} > {SCHEMA_VERSION}")
     return event
+
+
+def event_kinds() -> dict[str, str]:
+    """Each event's type as the stream spells it, by its Lua name (``SESSION_REVOKED``)."""
+    kinds: dict[str, str] = {}
+    for struct in (SessionRevoked, UserRevoked, RolesChanged, KeyPublished, KeyRevoked):
+        tag = struct.__struct_config__.tag
+        assert isinstance(tag, str)
+        kinds[tag.upper()] = tag
+    return kinds
+
+
+def lua_vocabulary() -> str:
+    """The event version, the event kinds and the scripts' reasons as Lua locals: this
+    module's values, never copies (prepended to every script)."""
+    lines = [f"local EVENT_VERSION = '{SCHEMA_VERSION}'  -- revocast.events.SCHEMA_VERSION"]
+    lines += [f"local {name} = '{tag}'  -- revocast.events" for name, tag in event_kinds().items()]
+    lines += [f"local REASON_{r.name} = '{r.value}'  -- revocast.events.Reason" for r in Reason]
+    return "\n".join(lines)

@@ -130,7 +130,7 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
     names += [g.revoked_key_events]
     names += [g.issuers, g.issuer(hole)]
     names += [g.upstream_user(hole), g.upstream_links, g.upstream_nonce(hole)]
-    names += [g.upstream_session(hole), g.upstream_token(hole)]
+    names += [g.upstream_session(hole), g.upstream_token(hole), g.ssf_lease(hole)]
     for stream in keys.streams():
         names += [stream.events, stream.chain, stream.epoch, stream.heartbeat]
     for p in keys.all_partitions:
@@ -208,6 +208,7 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
             link_id = upstream_digest(IDP, "up-alice")
             await operator.upstream_unlink(ctx.writes, ctx.reads, "alice", link_id, "test")
             await operator.unlock_user(ctx.writes, ctx.reads, "alice", "forgiven")
+            await ctx.writes.signals.take_lease("stream-1", "issuer-1", 1000)  # SSF push
             await operator.set_blocked(ctx.writes, mod, "demoted", blocked=True)  # power lost
             await operator.remove_user(ctx.writes, ctx.reads, "mod", "left")
             rotated_key = await operator.rotate_key(ctx.writes, ctx.reads, settings)

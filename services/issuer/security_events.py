@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from revocast.events import AnyEvent, RolesChanged, SessionRevoked, UserRevoked
+from revocast.events import AnyEvent, Reason, RolesChanged, SessionRevoked, UserRevoked
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import signing_kid
 from revocast.issuer.tokens import compact_jws
@@ -55,12 +55,12 @@ async def describe(
     if isinstance(event, SessionRevoked):
         subject = {"format": "complex", "user": user | {"sub": event.uid},
                    "session": {"format": "opaque", "id": event.sid}}  # fmt: skip
-        if event.reason == "password_changed":
+        if event.reason == Reason.PASSWORD_CHANGED:
             body = stamp | {"credential_type": "password", "change_type": "update"}
             return CREDENTIAL_CHANGE, body, subject
         return SESSION_REVOKED, stamp | {"reason_admin": {"en": event.reason}}, subject
     if isinstance(event, UserRevoked):
-        if event.reason == "blocked":
+        if event.reason == Reason.BLOCKED:
             return ACCOUNT_DISABLED, {}, user | {"sub": event.uid}
         return (
             SESSION_REVOKED,

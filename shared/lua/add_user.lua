@@ -1,13 +1,12 @@
--- KEYS: fixed..., username, user      ARGV: uid, username, password_hash, roles_json, actor
+-- Keys, arguments and reply declared in revocast.store.contracts (ADD_USER).
 -- Create a user, unless the name is taken; audited when an actor is named (an operator).
 -- Returns {old level, level, version} of its power.
-local USERNAME, USER = KEYS[FIXED + 1], KEYS[FIXED + 2]
-local uid, name, hash, roles, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('SET', USERNAME, uid, 'NX') == false then
   return redis.error_reply('conflict this username is taken: pick another one')
 end
 local now = now_ms()
-redis.call('HSET', USER, 'username', name, 'password_hash', hash, 'roles', roles,
-  'created_ms', int(now))
-if actor ~= '' then audit(actor, 'add', uid, roles, now) end
+redis.call('HSET', USER, 'username', username, 'password_hash', password_hash,
+  'roles', roles_json,
+'created_ms', int(now))
+if actor ~= '' then audit(actor, 'add', uid, roles_json, now) end
 return authority_changed(uid, USER, '')

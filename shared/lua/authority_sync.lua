@@ -1,10 +1,10 @@
--- KEYS: authority (one partition's)      ARGV: uid, level ('' = none), version
+-- Keys, arguments and reply declared in revocast.store.contracts (AUTHORITY_SYNC). level: '' = none.
 -- Copy a user's power to this partition, unless a newer version is already here.
 -- Returns 1 when it changed something.
-local current = redis.call('HGET', KEYS[1], ARGV[1])
+local current = redis.call('HGET', AUTHORITY, uid)
 local known = current and tonumber(string.match(current, ':(%d+)$')) or 0
-if tonumber(ARGV[3]) > known then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. ARGV[3])
+if version > known then
+  redis.call('HSET', AUTHORITY, uid, level .. ':' .. int(version))
   return 1
 end
 return 0

@@ -1,16 +1,10 @@
--- KEYS: fixed..., session, user_sessions, user (the session's owner), budget (the caller's)
--- ARGV: sid, uid (the owner, as the caller read it), owner|'', actor|'', lifetime_ms,
---       retention_ms, reason, budget limit (0: none)
+-- Keys, arguments and reply declared in revocast.store.contracts (END_SESSION).
+-- expected: the owner's uid as the caller read it; owner, actor: '' = none; limit 0: none.
 -- End one session. With owner, only the owner's own session (else not_found); with actor, a
 -- moderator's action (authorized and audited). A session ended already (by this call
 -- repeated, or by any other revocation of it) is not ended again: nothing is written but
 -- the heartbeat, and its revocation's event id is returned. Returns the event id.
 -- Errors: not_found, forbidden, too_many_revocations, retry.
-local SESSION, SESSIONS, USER, BUDGET = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3],
-  KEYS[FIXED + 4]
-local sid, expected, owner, actor = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local lifetime_ms, retention_ms, reason = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local limit = tonumber(ARGV[8])
 local known = nil
 local uid = redis.call('HGET', SESSION, 'uid')
 if not uid then known, uid = session_revocation(sid) end

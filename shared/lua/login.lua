@@ -1,10 +1,8 @@
--- KEYS: fixed..., user, user_sessions, session, refresh_token, the login attempt's failures,
---       pair and known (login_attempt.lua), session of each sid below...
--- ARGV: uid, sid, refresh_ttl_s, user_agent, client address, max_sessions, lifetime_ms,
---       retention_ms, client_id, scope (JSON list of roles asked for, '' for all of them),
---       address hash ('' for a session made without a password attempt: nothing to
---       forgive), known_ms (0: remember no address), known_max (addresses remembered),
---       sid... (the user's sessions as the caller read them; only needed with max_sessions)
+-- Keys, arguments and reply declared in revocast.store.contracts (LOGIN).
+-- FAILURES, PAIR, KNOWN: the login attempt's (login_attempt.lua); scope: JSON list of roles
+-- asked for, '' for all of them; address: its hash ('' for a session made without a
+-- password attempt: nothing to forgive); known_ms: 0 remembers no address; sids: the
+-- user's sessions as the caller read them, only needed with max_sessions.
 -- Create a session and its first refresh token; past max_sessions (0 = no limit) the oldest
 -- sessions are revoked with their events. The login forgives its attempt: the address's
 -- failures for the user are forgotten, the user's count loses this attempt, the address is
@@ -12,11 +10,6 @@
 -- roles_json, sessions revoked, status list index}.
 -- Errors: invalid_credentials, user_blocked, invalid_scope (a role the user does not hold),
 -- retry (the session set changed meanwhile).
-local USER, SESSIONS, SESSION, RT = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3], KEYS[FIXED + 4]
-local FAILURES, PAIR, KNOWN = KEYS[FIXED + 5], KEYS[FIXED + 6], KEYS[FIXED + 7]
-local uid, sid, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local address, known_ms, known_max = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
-local max_sessions, lifetime_ms, retention_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local roles = redis.call('HGET', USER, 'roles')
 if not roles then
   return redis.error_reply('invalid_credentials')
@@ -24,7 +17,6 @@ end
 if redis.call('HGET', USER, 'blocked') == '1' then
   return redis.error_reply('user_blocked')
 end
-local client_id, scope = ARGV[9], ARGV[10]
 if scope ~= '' then
   local held = {}
   for _, role in ipairs(cjson.decode(roles)) do held[role] = true end
@@ -35,7 +27,7 @@ end
 local now = now_ms()
 local revoked = 0
 if max_sessions > 0 then
-  local sessions = declared_sessions(SESSIONS, FIXED + 8, 14)
+  local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
   if not sessions then return retry() end
   local live = {}
   for _, session in ipairs(sessions) do
@@ -50,7 +42,7 @@ if max_sessions > 0 then
   for i = 1, #live - max_sessions + 1 do
     local session = live[i][2]
     revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
-      'session_limit')
+      REASON_SESSION_LIMIT)
     revoked = revoked + 1
   end
 end
@@ -67,12 +59,12 @@ if address ~= '' then
   end
 end
 redis.call('HSET', SESSION, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', int(now),
-  'user_agent', ARGV[4], 'client', ARGV[5], 'client_id', client_id)
+  'user_agent', user_agent, 'client', client, 'client_id', client_id)
 if scope ~= '' then redis.call('HSET', SESSION, 'scope', scope) end
-redis.call('EXPIRE', SESSION, ttl)
-local status_idx = status_index(SESSION, now, now + ttl * SECOND_MS + lifetime_ms)
+redis.call('EXPIRE', SESSION, refresh_ttl_s)
+local status_idx = status_index(SESSION, now, now + refresh_ttl_s * SECOND_MS + lifetime_ms)
 redis.call('SADD', SESSIONS, sid)
 redis.call('HSET', RT, 'sid', sid, 'uid', uid, 'state', 'live', 'client_id', client_id,
   'issued_ms', int(now))
-redis.call('EXPIRE', RT, ttl)
+redis.call('EXPIRE', RT, refresh_ttl_s)
 return {int(now), roles, revoked, status_idx}

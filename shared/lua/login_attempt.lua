@@ -1,9 +1,7 @@
--- KEYS: failures (the username's HASH), pair (STRING), known (ZSET), username (STRING -> uid),
---       user (HASH of the uid the caller expects) and user_sessions (its SET; both left out
---       when it expects none)
--- ARGV: expected uid ('' for none), address hash, pair limit, window_s, user limit,
---       max_delay_ms, memory_s, known_ms, sessions (1: return the user's session ids, which
---       the login script must be given under a session limit)
+-- Keys, arguments and reply declared in revocast.store.contracts (LOGIN_ATTEMPT).
+-- FAILURES: the username's HASH; PAIR: STRING; KNOWN: ZSET; USERNAME: STRING -> uid; USER and
+-- SESSIONS: of the uid the caller expects ('' for none: both left out); sessions: return the
+-- user's session ids, which the login script must be given under a session limit.
 -- Count a login attempt before its password is checked, and find the user, in one step, so
 -- that attempts sent at once cannot all pass a limit. Limits (0 = off):
 --   pair: attempts for the username from this address within the window (from the first);
@@ -16,13 +14,6 @@
 -- expecting that one; {'wait', ms, 'user_address' or 'user'}: refused by that limit;
 -- {'go', uid, password hash, sid...}: counted, check the password (uid '' when there is no
 -- such user: check a dummy hash); the sids are the user's sessions when asked for.
-local FAILURES, PAIR, KNOWN, USERNAME = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local USER, SESSIONS = KEYS[5], KEYS[6]
-local expected, address = ARGV[1], ARGV[2]
-local pair_limit, window_s = tonumber(ARGV[3]), tonumber(ARGV[4])
-local user_limit, max_delay_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
-local memory_s, known_ms = tonumber(ARGV[7]), tonumber(ARGV[8])
-local sessions = ARGV[9] == '1'
 local uid = redis.call('GET', USERNAME) or ''
 if uid ~= expected then
   return {'moved', uid}

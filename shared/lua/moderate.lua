@@ -1,7 +1,5 @@
--- KEYS: fixed..., user (the target), user_sessions, budget (the actor's), session of each sid
---       below...
--- ARGV: actor, action, target_uid, reason, lifetime_ms, retention_ms, roles_json, budget
---       limit (0: none), sid...
+-- Keys, arguments and reply declared in revocast.store.contracts (MODERATE).
+-- USER: the target's; BUDGET: the actor's, limit (0: none); roles: JSON.
 -- A moderator action on a user, authorized and audited in the same step.
 --   block:   set the blocked flag and kill every session and token of the user
 --   unblock: clear the flag (tokens killed by the block stay dead)
@@ -13,10 +11,6 @@
 -- Returns {event id or '', old level, level, version}: the target's power, to copy to the
 -- other partitions' AUTHORITY. A block or a role change spends from the actor's budget.
 -- Errors: forbidden, not_found, invalid_request, too_many_revocations, retry.
-local USER, SESSIONS, BUDGET = KEYS[FIXED + 1], KEYS[FIXED + 2], KEYS[FIXED + 3]
-local actor, action, target, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local lifetime_ms, retention_ms, roles = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local limit = tonumber(ARGV[8])
 
 local function same_roles(a, b)
   local held = {}
@@ -55,11 +49,11 @@ if action == 'block' then
   end
   local over = over_budget(BUDGET, limit)
   if over then return over end
-  local sessions = declared_sessions(SESSIONS, FIXED + 4, 9)
+  local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
   if not sessions then return retry() end
   spend(BUDGET, limit)
   event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
-    'blocked')
+    REASON_BLOCKED)
   redis.call('HSET', USER, 'blocked', '1', 'blocked_event', event_id)
 elseif action == 'unblock' then
   redis.call('HDEL', USER, 'blocked', 'blocked_event')
@@ -88,7 +82,7 @@ elseif action == 'roles' then
   end
   local over = over_budget(BUDGET, limit)
   if over then return over end
-  local sessions = declared_sessions(SESSIONS, FIXED + 4, 9)
+  local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
   if not sessions then return retry() end
   spend(BUDGET, limit)
   redis.call('HSET', USER, 'roles', roles)

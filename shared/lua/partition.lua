@@ -1,11 +1,6 @@
--- Prepended to every script that changes a partition. KEYS[1..14] are the partition's fixed
--- keys (keyspace.PartitionKeys.fixed; 13 and 14 are status_list.lua's); a script's own keys
--- follow from KEYS[FIXED + 1].
-local EVENTS, CHAIN, REVOKED_SESSIONS, REVOKED_USERS = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local USERS_UNTIL, REVOKED_ROLES, ROLES_UNTIL = KEYS[5], KEYS[6], KEYS[7]
-local AUDIT, AUTHORITY = KEYS[8], KEYS[9]
-local SESSION_EVENTS, USER_EVENTS, HEARTBEAT = KEYS[10], KEYS[11], KEYS[12]
-local FIXED = 14
+-- Prepended to every script that changes a partition, after the locals naming the
+-- partition's fixed keys (EVENTS ... STATUS_LEASES: keyspace.PartitionKeys.fixed, declared
+-- in revocast.store.contracts as FIXED_KEYS['partition']).
 
 -- Forget revocations that outlived every token they cover, with the ids of their events:
 -- each ZSET of forget-after times, then the hashes keyed by the same members.
@@ -68,17 +63,17 @@ local function revoked_by(sid, uid, issued_ms)
   return redis.call('HGET', USER_EVENTS, uid) or nil
 end
 
--- Sessions the caller read from the user's set come as keys (KEYS from first_key) and ids
--- (ARGV from first_arg), count of each. The script may only touch declared keys, so it goes
--- on only if the set still holds exactly those ids; else the caller reads it again.
-local function declared_sessions(set_key, first_key, first_arg)
+-- Sessions the caller read from the user's set come as keys and ids (a script's SESSION_KEYS
+-- and sids), count of each. The script may only touch declared keys, so it goes on only if
+-- the set still holds exactly those ids; else the caller reads it again.
+local function declared_sessions(set_key, keys, sids)
   local sessions = {}
-  local count = #KEYS - first_key + 1
-  if #ARGV - first_arg + 1 ~= count then return nil end
+  local count = #keys
+  if #sids ~= count then return nil end
   local expected = {}
-  for i = 0, count - 1 do
-    sessions[#sessions + 1] = {sid = ARGV[first_arg + i], key = KEYS[first_key + i]}
-    expected[ARGV[first_arg + i]] = true
+  for i = 1, count do
+    sessions[i] = {sid = sids[i], key = keys[i]}
+    expected[sids[i]] = true
   end
   local members = redis.call('SMEMBERS', set_key)
   if #members ~= count then return nil end
@@ -101,7 +96,7 @@ local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, 
   local until_ms = now + lifetime_ms
   redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
   prune(now)
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'session_revoked', {
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, SESSION_REVOKED, {
     'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
   redis.call('HSET', SESSION_EVENTS, sid, event_id .. ' ' .. uid)
   return event_id
@@ -124,7 +119,7 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   redis.call('HSET', REVOKED_USERS, uid, int(math.max(known, not_before)))
   redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, 'user_revoked', {
+  local event_id = emit(EVENTS, CHAIN, now, retention_ms, USER_REVOKED, {
     'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason})
   if not_before >= known then redis.call('HSET', USER_EVENTS, uid, event_id) end
   return event_id
@@ -139,7 +134,7 @@ local function roles_changed(uid, sessions, now, lifetime_ms, retention_ms)
   redis.call('HSET', REVOKED_ROLES, uid, int(now))
   redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  return emit(EVENTS, CHAIN, now, retention_ms, 'roles_changed', {
+  return emit(EVENTS, CHAIN, now, retention_ms, ROLES_CHANGED, {
     'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms)})
 end
 

@@ -16,7 +16,7 @@ end
 -- 'link' (a hash of prev and the entry), kept in the chain key: a follower applies an entry
 -- only if its prev is the link the follower holds, so no entry can be skipped unseen, even
 -- on a promoted replica with another history or from a read that reached another server.
-local EVENT_VERSION = '1'
+-- EVENT_VERSION, the kinds (SESSION_REVOKED...) and REASON_* are revocast.events' values.
 
 local function emit(stream, chain, now, retention_ms, kind, fields)
   local entry = {'type', kind, 'v', EVENT_VERSION, 'ts_ms', int(now)}

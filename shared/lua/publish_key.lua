@@ -1,10 +1,8 @@
--- KEYS: global keys...   ARGV: kid, jwk_json, epoch|'', retention_ms, activate(0|1), actor,
---                              sealed private key|''
+-- Keys, arguments and reply declared in revocast.store.contracts (PUBLISH_KEY).
+-- epoch, sealed (the private key, sealed): '' = none.
 -- Publish a public key (once, with its event), and its sealed private key if given; with an
 -- epoch, make sure the deployment has one. With activate, or when no key is active yet, it
 -- becomes the key issuers sign with. Errors: key_revoked. Returns the active kid.
-local kid, jwk, epoch, retention_ms = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local activate, actor, sealed = ARGV[5] == '1', ARGV[6], ARGV[7]
 if epoch ~= '' then redis.call('SET', EPOCH, epoch, 'NX') end
 if redis.call('ZSCORE', REVOKED_KEYS, kid) then
   return redis.error_reply('key_revoked this key was revoked: '

@@ -1,16 +1,15 @@
--- KEYS: global keys...   ARGV: old_epoch|'', new_epoch, new_kid, new_jwk, retention_ms,
---                              sealed new key|'', kid... (keys the caller holds)
+-- Keys, arguments and reply declared in revocast.store.contracts (RECOVER).
+-- old_epoch, sealed: '' = none; kids: keys the caller holds.
 -- Redis lost state the deployment answered for (an epoch vanished somewhere). Fail safe, once
 -- for all issuers: revoke every key that may have signed tokens nobody can account for (all
 -- published ones and those given), activate a new key, set a new epoch. The partitions then
 -- adopt the epoch. Returns 1 when this call recovered, 0 when another issuer already had.
 local current = redis.call('GET', EPOCH)
-if current and current ~= ARGV[1] then return 0 end
-local new_kid, jwk, retention_ms, sealed = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+if current and current ~= old_epoch then return 0 end
 local now = now_ms()
-redis.call('SET', EPOCH, ARGV[2])
+redis.call('SET', EPOCH, new_epoch)
 local old = redis.call('HKEYS', JWKS)
-for i = 7, #ARGV do old[#old + 1] = ARGV[i] end
+for _, kid in ipairs(kids) do old[#old + 1] = kid end
 for _, kid in ipairs(old) do
   if kid ~= new_kid and not redis.call('ZSCORE', REVOKED_KEYS, kid) then
     key_revoked(now, retention_ms, kid)

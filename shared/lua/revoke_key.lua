@@ -1,9 +1,8 @@
--- KEYS: global keys...   ARGV: kid, retention_ms, actor, reason
+-- Keys, arguments and reply declared in revocast.store.contracts (REVOKE_KEY).
 -- Withdraw a key for good: every token it signed dies, issuers stop signing with it. A key
 -- revoked already is not revoked again: nothing is written but the heartbeat (a write of the
 -- present for the caller's WAIT), and the event that revoked it is returned.
 -- Errors: not_found. Returns the event id.
-local kid, retention_ms, actor, reason = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 if redis.call('HEXISTS', JWKS, kid) == 0 and not redis.call('ZSCORE', REVOKED_KEYS, kid) then
   return redis.error_reply('not_found no such signing key: `revocast keys list` shows them')
 end

@@ -1,6 +1,5 @@
 #!lua flags=no-writes
--- KEYS: events, chain, epoch, heartbeat, revoked_sessions, revoked_users, revoked_users_until,
---       revoked_roles, revoked_roles_until (one partition's)
+-- Keys, arguments and reply declared in revocast.store.contracts (SNAPSHOT_PARTITION).
 -- The partition's revocation state and the stream position it corresponds to, in one step:
 -- the last entry's id (to read on from) and link (the next entry must name it).
 -- Runs on replicas. Returns {epoch|false, heartbeat|false, now_ms, last_id, link|false,
@@ -22,6 +21,6 @@ local function triples(hash, index)
   return out
 end
 
-return {redis.call('GET', KEYS[3]), redis.call('GET', KEYS[4]), int(now), last_id(KEYS[1]),
-  redis.call('GET', KEYS[2]), live_scores(KEYS[5], now), triples(KEYS[6], KEYS[7]),
-  triples(KEYS[8], KEYS[9])}
+return {redis.call('GET', EPOCH), redis.call('GET', HEARTBEAT), int(now), last_id(EVENTS),
+  redis.call('GET', CHAIN), live_scores(REVOKED_SESSIONS, now),
+  triples(REVOKED_USERS, USERS_UNTIL), triples(REVOKED_ROLES, ROLES_UNTIL)}

@@ -2,7 +2,7 @@
 -- every session holds one index (its hash's field 'status_idx'), which every access token
 -- of the session names. Prepended to every partition script, before partition.lua, whose
 -- revocations flag the index in the same step as their event (so the list says INVALID as
--- soon as the stream does). KEYS[13], KEYS[14] are keyspace.PartitionKeys' status keys.
+-- soon as the stream does). STATUS_BITS and STATUS_LEASES are fixed keys of the partition.
 --
 -- STATUS_LEASES holds every index ever drawn (so ZCARD is the next new one), scored:
 --   > 0  in use: the time (ms) when every token holding it has expired;
@@ -11,7 +11,6 @@
 -- bit was cleared, so that no list still cached anywhere (a list is used for its ttl, at
 -- most REVOCAST_STATUS_LIST_TTL_S, plus the issuer's 0.5 s) shows the old holder's INVALID
 -- to the new one.
-local STATUS_BITS, STATUS_LEASES = KEYS[13], KEYS[14]
 local STATUS_SWEEP = 2  -- expired leases cleared per draw: sessions end no faster than begin
 
 -- The draft numbers bits from the least significant of each byte; SETBIT from the most.

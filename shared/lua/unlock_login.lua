@@ -1,10 +1,9 @@
--- KEYS: fixed..., failures (the username's HASH)      ARGV: uid, actor, reason, memory_s
+-- Keys, arguments and reply declared in revocast.store.contracts (UNLOCK_LOGIN).
+-- FAILURES: the username's HASH.
 -- An operator forgives every login attempt counted for a username, audited: its count and
 -- delay go, and the per-address counts made before now stop counting (login_attempt.lua
 -- reads reset_ms; memory_s outlasts the window, so it outlives them).
 -- Returns {attempts it had counted, ms a new address would have waited}.
-local FAILURES = KEYS[FIXED + 1]
-local uid, actor, reason, memory_s = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local now = now_ms()
 local counted = tonumber(redis.call('HGET', FAILURES, 'n') or '0')
 local wait = math.max(tonumber(redis.call('HGET', FAILURES, 'next_ms') or '0') - now, 0)

@@ -46,12 +46,14 @@ from revocast.errors import (
 from revocast.keyspace import Keyspace
 from revocast.redis_url import parse_redis_url
 from revocast.settings import DEFAULT_PARTITIONS, Settings
+from revocast.store.contracts import ScriptCall
 from revocast.store.scripts import Script, load_scripts
 from revocast.topology import Topology, connect
 
 log = logging.getLogger("revocast.store")
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _SCRIPT_ERRORS: dict[str, type[RevocastError]] = {
     "invalid_grant": InvalidRefreshToken,
@@ -143,27 +145,21 @@ class Backend:
     async def aclose(self) -> None:
         await self.topology.aclose()
 
-    async def run(
-        self,
-        name: str,
-        keys: list[str],
-        args: list[str | int],
-        *,
-        durable: bool | Callable[[Any], bool] = False,
-    ) -> Any:
-        """Run a script on the primary of ``keys[0]``.
+    async def run(self, call: ScriptCall[R], *, durable: bool | Callable[[R], bool] = False) -> R:
+        """Run a script (``contracts.Contract.call`` built it) on the primary of its first key.
 
         ``durable`` (or a test of the reply: did the script revoke?) makes the
         call WAIT for ``min_replicas`` on the same connection before returning.
         """
-        script = self.scripts[name]
+        script = self.scripts[call.name]
+        keys, args = call.keys, call.args
         for attempt in (1, 2):
             with self.errors():
                 try:
                     client = await self.topology.primary(keys[0])
                     if self.min_replicas == 0 or durable is False:
-                        return await script(client, keys, args)
-                    return await self._run_durably(client, script, keys, args, durable)
+                        return cast(R, await script(client, keys, args))
+                    return cast(R, await self._run_durably(client, script, keys, args, durable))
                 except AskError:  # MOVED too: the script did not run, so once more is safe
                     self.topology.invalidate()
                     if attempt == 2:
@@ -205,12 +201,11 @@ class Backend:
             client = await (self.topology.reader(key) if replica else self.topology.primary(key))
             return await work(client)
 
-    async def call(
-        self, name: str, key: str, keys: list[str], args: list[str | int], *, replica: bool = False
-    ) -> Any:
+    async def call(self, call: ScriptCall[R], key: str, *, replica: bool = False) -> R:
         """A read-only script on the server of ``key`` (a replica when asked and configured)."""
-        script = self.scripts[name]
-        return await self.read(key, lambda client: script(client, keys, args), replica=replica)
+        script = self.scripts[call.name]
+        reply = await self.read(key, lambda c: script(c, call.keys, call.args), replica=replica)
+        return cast(R, reply)
 
     # Typed single commands on the primary (the client decodes replies; redis-py's types
     # cannot say so).

@@ -16,7 +16,9 @@ from redis.asyncio import Redis
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
 from revocast.lifetimes import VERIFIERS_HORIZON_MS
 from revocast.proof import Receipt, encode
+from revocast.store import contracts
 from revocast.store.backend import Backend
+from revocast.store.contracts import ScriptCall
 from revocast.store.records import Snapshot, Status
 
 Entries = list[tuple[str, dict[str, str]]]
@@ -39,26 +41,33 @@ class Follow:
         """Drop every connection, so that a blocked wait fails at once."""
         await self.backend.topology.disconnect()
 
-    def snapshot_script(self, stream: StreamKeys) -> tuple[str, list[str]]:
-        """The script that snapshots ``stream``, and its keys."""
-        head = [stream.events, stream.chain, stream.epoch, stream.heartbeat]
+    def snapshot_script(self, stream: StreamKeys) -> ScriptCall[list[Any]]:
+        """The call that snapshots ``stream``."""
+        head = {
+            "EVENTS": stream.events,
+            "CHAIN": stream.chain,
+            "EPOCH": stream.epoch,
+            "HEARTBEAT": stream.heartbeat,
+        }
         if stream.name == GLOBAL:
             g = self.backend.keys.global_
-            return "snapshot_global", [*head, g.revoked_keys, g.jwks]
+            keys = {**head, "REVOKED_KEYS": g.revoked_keys, "JWKS": g.jwks}
+            return contracts.SNAPSHOT_GLOBAL.call(keys=keys)
         p = self.backend.keys.partition(int(stream.name.removeprefix("p")))
-        return "snapshot_partition", [
-            *head,
-            p.revoked_sessions,
-            p.revoked_users,
-            p.revoked_users_until,
-            p.revoked_roles,
-            p.revoked_roles_until,
-        ]
+        return contracts.SNAPSHOT_PARTITION.call(
+            keys={
+                **head,
+                "REVOKED_SESSIONS": p.revoked_sessions,
+                "REVOKED_USERS": p.revoked_users,
+                "USERS_UNTIL": p.revoked_users_until,
+                "REVOKED_ROLES": p.revoked_roles,
+                "ROLES_UNTIL": p.revoked_roles_until,
+            }
+        )
 
     async def snapshot(self, stream: StreamKeys) -> Snapshot:
         """The stream's revocation state and position, read in one step."""
-        script, keys = self.snapshot_script(stream)
-        reply = await self.backend.call(script, stream.events, keys, [], replica=True)
+        reply = await self.backend.call(self.snapshot_script(stream), stream.events, replica=True)
         epoch, heartbeat, now, last_id, link, *state = reply
         position = {
             "stream": stream.name,

@@ -32,6 +32,7 @@ from revocast.errors import StoreUnavailable, TooManyAttempts
 from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.lifetimes import DAY_S, SECOND_MS
 from revocast.proxies import parse_address
+from revocast.store import contracts
 from revocast.store.backend import Backend
 
 Limit = Literal["client", "user_address", "user"]
@@ -94,7 +95,11 @@ class Logins:
         if self._client_limit == 0:
             return
         key = self.keys.of(address).throttle_client(throttled_as(address))
-        wait_ms = await self.backend.run("throttle", [key], [self._client_limit, self._window_s])
+        wait_ms = await self.backend.run(
+            contracts.THROTTLE.call(
+                keys={"COUNTER": key}, limit=self._client_limit, window_s=self._window_s
+            )
+        )
         if int(wait_ms):
             self._refuse("client", int(wait_ms))
 
@@ -118,13 +123,28 @@ class Logins:
         if expected is None:
             expected = self._uids.get(username, "")
         for _ in range(3):
-            user = [p.user(expected), p.user_sessions(expected)] if expected else []
+            failures, pair, known = throttle
             reply = await self.backend.run(
-                "login_attempt",
-                [*throttle, p.username(username), *user],
-                [expected, at, self._pair_limit, self._window_s, self._user_limit,
-                 self._max_delay_ms, self.memory_s, self.known_ms, int(self._with_sessions)],
-            )  # fmt: skip
+                contracts.LOGIN_ATTEMPT.call(
+                    keys={
+                        "FAILURES": failures,
+                        "PAIR": pair,
+                        "KNOWN": known,
+                        "USERNAME": p.username(username),
+                        "USER": p.user(expected) if expected else None,
+                        "SESSIONS": p.user_sessions(expected) if expected else None,
+                    },
+                    expected=expected,
+                    address=at,
+                    pair_limit=self._pair_limit,
+                    window_s=self._window_s,
+                    user_limit=self._user_limit,
+                    max_delay_ms=self._max_delay_ms,
+                    memory_s=self.memory_s,
+                    known_ms=self.known_ms,
+                    sessions=self._with_sessions,
+                )
+            )
             if reply[0] == "wait":
                 self._refuse(reply[2], int(reply[1]))
             if reply[0] == "go":
@@ -151,8 +171,13 @@ class Logins:
         """Forgive every attempt counted for ``username`` (the user ``uid``'s name), audited."""
         p = self.keys.of(username)
         counted, wait_ms = await self.backend.run(
-            "unlock_login",
-            [*p.fixed(), p.login_failures(_digest(username))],
-            [uid, actor, reason, self.memory_s],
+            contracts.UNLOCK_LOGIN.call(
+                p.fixed(),
+                keys={"FAILURES": p.login_failures(_digest(username))},
+                uid=uid,
+                actor=actor,
+                reason=reason,
+                memory_s=self.memory_s,
+            )
         )
         return {"attempts_forgiven": int(counted), "delay_lifted_ms": int(wait_ms)}

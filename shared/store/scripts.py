@@ -3,8 +3,9 @@
 A script is the lifetimes it may use (``revocast.lifetimes``), the prelude, the part its
 keys call for (``partition.lua``, after the Lua set of ``revocast.roles.SERVICE_ROLES`` and
 the status list's helpers, ``status_list.lua``, or ``global.lua``) and its body; a ``#!lua``
-flags line in the body moves to the top.
-Each file opens with a header naming its KEYS and ARGV.
+flags line in the body moves to the top. The Lua locals naming each KEYS and ARGV entry
+(the part's fixed keys, then the script's own) are generated from its declaration in
+``revocast.store.contracts``: no file reads KEYS or ARGV itself.
 """
 
 from __future__ import annotations
@@ -12,42 +13,18 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Literal
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from revocast.events import lua_vocabulary
 from revocast.lifetimes import lua_constants
 from revocast.roles import SERVICE_ROLES
-
-Part = Literal["partition", "global", "none"]
+from revocast.store.contracts import CONTRACTS, Contract, Part, lua_fixed, lua_header
 
 # Script -> the prelude part it needs (its fixed KEYS).
-SCRIPTS: dict[str, Part] = {
-    "add_user": "partition",
-    "login": "partition",
-    "refresh": "partition",
-    "revoke_session": "partition",
-    "revoke_user": "partition",
-    "end_session": "partition",
-    "moderate": "partition",
-    "change_password": "partition",
-    "remove_user": "partition",
-    "authority_sync": "none",
-    "throttle": "none",
-    "upstream_token": "none",
-    "upstream_link": "none",
-    "upstream_unlink": "none",
-    "login_attempt": "none",
-    "unlock_login": "partition",
-    "heartbeat": "none",
-    "adopt_epoch": "none",
-    "snapshot_partition": "none",
-    "snapshot_global": "none",
-    "publish_key": "global",
-    "revoke_key": "global",
-    "recover": "global",
-}
+SCRIPTS: dict[str, Part] = {name: contract.part for name, contract in CONTRACTS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,22 +51,25 @@ def _service_roles() -> str:
     return f"local SERVICE_ROLES = {{{members}}}  -- revocast.roles.SERVICE_ROLES"
 
 
-def _assemble(name: str, part: Part) -> Script:
+def _assemble(contract: Contract[Any]) -> Script:
+    name, part = contract.name, contract.part
     body = _source(name)
     flags = ""
     if body.startswith("#!"):
         flags, _, body = body.partition("\n")
         flags += "\n"
-    parts = [lua_constants(), _source("prelude")]
+    parts = [lua_constants(), lua_vocabulary(), _source("prelude")]
+    if part != "none":
+        parts.append(lua_fixed(part))
     if part == "partition":
         parts.append(_service_roles())  # partition.lua's authority rules read it
         parts.append(_source("status_list"))  # partition.lua's revocations flag the list
     if part != "none":
         parts.append(_source(part))
-    text = flags + "\n".join([*parts, body])
+    text = flags + "\n".join([*parts, lua_header(contract), body])
     return Script(name, text, hashlib.sha1(text.encode()).hexdigest())  # noqa: S324 (Redis' id)
 
 
 def load_scripts() -> dict[str, Script]:
     """Every script, assembled; their SHA-1s are what Redis knows them by."""
-    return {name: _assemble(name, part) for name, part in SCRIPTS.items()}
+    return {name: _assemble(contract) for name, contract in CONTRACTS.items()}

@@ -17,16 +17,10 @@ from redis.exceptions import WatchError
 
 from revocast.keyspace import Keyspace, upstream_digest
 from revocast.lifetimes import UPSTREAM_SESSION_TTL_S
+from revocast.store import contracts
 from revocast.store.backend import Backend
 from revocast.store.records import UpstreamLink
 
-# Take the lease if free, keep it if ours: one step, so it cannot be extended for another.
-_LEASE = """
-local held = redis.call('GET', KEYS[1])
-if held and held ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
-"""
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
 TokenAction = Literal["claim", "done", "release"]
 LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is
@@ -60,19 +54,36 @@ class SignalWrites:
         """Spend the login's ``nonce`` and link the IdP's user to ``uid`` (unless it is another
         user's: a link never moves), and its session, if any, to ``sid``: one step."""
         g = self.keys.global_
-        keys = [g.upstream_nonce(upstream_digest(link.issuer, nonce)),
-                g.upstream_user(link.link_id), g.upstream_links, g.audit]  # fmt: skip
+        sessions = None
         if link.sid is not None:
-            keys.append(g.upstream_session(upstream_digest(link.issuer, link.sid)))
-        args: list[str | int] = [uid, link.link_id, link.issuer, link.sub, max(nonce_ttl_s, 1),
-                                 f"{uid} {sid}", UPSTREAM_SESSION_TTL_S]  # fmt: skip
-        return cast(LinkResult, await self.backend.run("upstream_link", keys, args))
+            sessions = g.upstream_session(upstream_digest(link.issuer, link.sid))
+        call = contracts.UPSTREAM_LINK.call(
+            keys={
+                "NONCE": g.upstream_nonce(upstream_digest(link.issuer, nonce)),
+                "LINK": g.upstream_user(link.link_id),
+                "LINKS": g.upstream_links,
+                "AUDIT": g.audit,
+                "UPSTREAM_SESSIONS": sessions,
+            },
+            uid=uid,
+            link_id=link.link_id,
+            iss=link.issuer,
+            sub=link.sub,
+            nonce_ttl_s=max(nonce_ttl_s, 1),
+            member=f"{uid} {sid}",
+            session_ttl_s=UPSTREAM_SESSION_TTL_S,
+        )
+        return cast(LinkResult, await self.backend.run(call))
 
     async def unlink_upstream(self, uid: str, link_id: str, actor: str, reason: str) -> bool:
         """Remove the link ``link_id`` of ``uid``, audited; False if there is none."""
         g = self.keys.global_
-        keys = [g.upstream_user(link_id), g.upstream_links, g.audit]
-        reply = await self.backend.run("upstream_unlink", keys, [uid, link_id, actor, reason])
+        keys = {"LINK": g.upstream_user(link_id), "LINKS": g.upstream_links, "AUDIT": g.audit}
+        reply = await self.backend.run(
+            contracts.UPSTREAM_UNLINK.call(
+                keys=keys, uid=uid, link_id=link_id, actor=actor, reason=reason
+            )
+        )
         return bool(reply == "unlinked")
 
     async def upstream_token(
@@ -81,7 +92,10 @@ class SignalWrites:
         """Claim, mark done or release the IdP's token ``jti`` for ``owner`` (the request
         acting on it), in one step: ``upstream_token.lua`` says what each answers."""
         key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
-        return str(await self.backend.run("upstream_token", [key], [action, owner, ttl_s]))
+        call = contracts.UPSTREAM_TOKEN.call(
+            keys={"TOKEN": key}, action=action, owner=owner, ttl_s=ttl_s
+        )
+        return str(await self.backend.run(call))
 
     async def add_ssf_stream(
         self,
@@ -138,11 +152,8 @@ class SignalWrites:
     async def take_lease(self, stream_id: str, owner: str, ttl_ms: int) -> bool:
         """Whether ``owner`` delivers the push stream for the next ``ttl_ms`` (taken or kept)."""
         key = self.keys.global_.ssf_lease(stream_id)
-
-        async def work(client: Redis) -> bool:
-            return bool(await client.eval(_LEASE, 1, key, owner, ttl_ms))
-
-        return await self.backend.read(key, work)
+        call = contracts.SSF_LEASE.call(keys={"LEASE": key}, owner=owner, ttl_ms=ttl_ms)
+        return bool(await self.backend.run(call))
 
     async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
         key = self.keys.global_.ssf_queue(stream_id)

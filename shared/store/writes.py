@@ -25,7 +25,9 @@ from revocast.ids import hash_refresh_token
 from revocast.keyspace import GLOBAL, Keyspace, PartitionKeys, StreamKeys
 from revocast.lifetimes import ISSUERS_HORIZON_MS, KNOWN_ADDRESSES_MAX
 from revocast.proof import EventRef
+from revocast.store import contracts
 from revocast.store.backend import Backend, Retry
+from revocast.store.contracts import ScriptCall
 from revocast.store.logins import Attempt, Logins
 from revocast.store.records import Power, RefreshGrant, RefreshResult
 from revocast.store.signals import SignalWrites
@@ -109,9 +111,15 @@ class Writes:
         if self.keys.of(uid) is not p:
             raise ValueError("the user id must be drawn in its username's partition")
         reply = await self.backend.run(
-            "add_user",
-            [*p.fixed(), p.username(username), p.user(uid)],
-            [uid, username, password_hash, roles_json, actor],
+            contracts.ADD_USER.call(
+                p.fixed(),
+                keys={"USERNAME": p.username(username), "USER": p.user(uid)},
+                uid=uid,
+                username=username,
+                password_hash=password_hash,
+                roles_json=roles_json,
+                actor=actor,
+            )
         )
         await self._spread_power(uid, reply)
 
@@ -138,35 +146,37 @@ class Writes:
         p = self.keys.of(uid)
         # Without an attempt, the user key holds the attempt's places; the script skips them.
         forgive = attempt.forgive if attempt else (p.user(uid),) * 3
-        fixed = [
-            *p.fixed(),
-            p.user(uid),
-            p.user_sessions(uid),
-            p.session(sid),
-            p.refresh_token(hash_refresh_token(refresh_token)),
-            *forgive,
-        ]
+        failures, pair, known_addresses = forgive
+        keys = {
+            "USER": p.user(uid),
+            "SESSIONS": p.user_sessions(uid),
+            "SESSION": p.session(sid),
+            "RT": p.refresh_token(hash_refresh_token(refresh_token)),
+            "FAILURES": failures,
+            "PAIR": pair,
+            "KNOWN": known_addresses,
+        }
 
-        async def write(sids: list[str]) -> Any:
+        async def write(sids: list[str]) -> list[Any]:
             return await self.backend.run(
-                "login",
-                [*fixed, *(p.session(s) for s in sids)],
-                [
-                    uid,
-                    sid,
-                    self._refresh_ttl_s,
-                    user_agent,
-                    client,
-                    self._max_sessions,
-                    self._lifetime_ms,
-                    self._retention_ms,
-                    client_id,
-                    "" if scope is None else json.dumps(scope),
-                    attempt.address if attempt else "",
-                    self.logins.known_ms,
-                    KNOWN_ADDRESSES_MAX,
-                    *sids,
-                ],
+                contracts.LOGIN.call(
+                    p.fixed(),
+                    keys={**keys, "SESSION_KEYS": [p.session(s) for s in sids]},
+                    uid=uid,
+                    sid=sid,
+                    refresh_ttl_s=self._refresh_ttl_s,
+                    user_agent=user_agent,
+                    client=client,
+                    max_sessions=self._max_sessions,
+                    lifetime_ms=self._lifetime_ms,
+                    retention_ms=self._retention_ms,
+                    client_id=client_id,
+                    scope="" if scope is None else json.dumps(scope),
+                    address=attempt.address if attempt else "",
+                    known_ms=self.logins.known_ms,
+                    known_max=KNOWN_ADDRESSES_MAX,
+                    sids=sids,
+                ),
                 durable=lambda reply: int(reply[2]) > 0,
             )
 
@@ -189,25 +199,24 @@ class Writes:
             raise InvalidRefreshToken()
         try:
             status, now_ms, roles, sealed, scope, status_idx = await self.backend.run(
-                "refresh",
-                [
-                    *p.fixed(),
-                    rt_key,
-                    p.user(uid),
-                    p.user_sessions(uid),
-                    p.session(sid),
-                    p.refresh_token(hash_refresh_token(successor)),
-                ],
-                [
-                    sid,
-                    uid,
-                    sealed_next,
-                    self._grace_ms,
-                    self._refresh_ttl_s,
-                    self._lifetime_ms,
-                    self._retention_ms,
-                    grant.client_id,
-                ],
+                contracts.REFRESH.call(
+                    p.fixed(),
+                    keys={
+                        "RT": rt_key,
+                        "USER": p.user(uid),
+                        "SESSIONS": p.user_sessions(uid),
+                        "SESSION": p.session(sid),
+                        "NEXT_RT": p.refresh_token(hash_refresh_token(successor)),
+                    },
+                    sid=sid,
+                    uid=uid,
+                    sealed=sealed_next,
+                    grace_ms=self._grace_ms,
+                    refresh_ttl_s=self._refresh_ttl_s,
+                    lifetime_ms=self._lifetime_ms,
+                    retention_ms=self._retention_ms,
+                    client_id=grant.client_id,
+                ),
                 durable=lambda reply: reply[0] == "reused",
             )
         except Retry:
@@ -232,9 +241,21 @@ class Writes:
         p = self.keys.of(uid)
         budget, limit = self._budget(p, actor)
         entry_id = await self.backend.run(
-            "revoke_session",
-            [*p.fixed(), p.session(sid), p.user_sessions(uid), budget],
-            [sid, uid, self._lifetime_ms, self._retention_ms, reason, _or_blank(issued_ms), limit],
+            contracts.REVOKE_SESSION.call(
+                p.fixed(),
+                keys={
+                    "SESSION": p.session(sid),
+                    "SESSIONS": p.user_sessions(uid),
+                    "BUDGET": budget,
+                },
+                sid=sid,
+                uid=uid,
+                lifetime_ms=self._lifetime_ms,
+                retention_ms=self._retention_ms,
+                reason=reason,
+                issued_ms=issued_ms,
+                limit=limit,
+            ),
             durable=True,
         )
         return _event_id(p.stream, entry_id)
@@ -248,19 +269,23 @@ class Writes:
         p = self.keys.of(uid)
         budget, limit = self._budget(p, actor)
 
-        async def attempt(sids: list[str]) -> Any:
+        async def attempt(sids: list[str]) -> str:
             return await self.backend.run(
-                "revoke_user",
-                [*p.fixed(), p.user_sessions(uid), budget, *(p.session(s) for s in sids)],
-                [
-                    uid,
-                    self._lifetime_ms,
-                    self._retention_ms,
-                    reason,
-                    _or_blank(covers_ms),
-                    limit,
-                    *sids,
-                ],
+                contracts.REVOKE_USER.call(
+                    p.fixed(),
+                    keys={
+                        "SESSIONS": p.user_sessions(uid),
+                        "BUDGET": budget,
+                        "SESSION_KEYS": [p.session(s) for s in sids],
+                    },
+                    uid=uid,
+                    lifetime_ms=self._lifetime_ms,
+                    retention_ms=self._retention_ms,
+                    reason=reason,
+                    covers_ms=covers_ms,
+                    limit=limit,
+                    sids=sids,
+                ),
                 durable=True,
             )
 
@@ -280,9 +305,23 @@ class Writes:
         budget, limit = self._budget(p, actor or owner)
         try:
             entry_id = await self.backend.run(
-                "end_session",
-                [*p.fixed(), session, p.user_sessions(uid), p.user(uid), budget],
-                [sid, uid, owner, actor, self._lifetime_ms, self._retention_ms, reason, limit],
+                contracts.END_SESSION.call(
+                    p.fixed(),
+                    keys={
+                        "SESSION": session,
+                        "SESSIONS": p.user_sessions(uid),
+                        "USER": p.user(uid),
+                        "BUDGET": budget,
+                    },
+                    sid=sid,
+                    expected=uid,
+                    owner=owner,
+                    actor=actor,
+                    lifetime_ms=self._lifetime_ms,
+                    retention_ms=self._retention_ms,
+                    reason=reason,
+                    limit=limit,
+                ),
                 durable=True,
             )
             return _event_id(p.stream, entry_id)
@@ -296,15 +335,10 @@ class Writes:
         ended, the last event id or None: events of one stream take effect in order, so the
         last proves them all)."""
         p = self.keys.of(uid)
-        budget, limit = self._budget(p, actor)
-        fixed = [*p.fixed(), p.user(uid), p.user_sessions(uid), budget]
-        args: list[str | int] = [uid, new_hash, keep_sid, self._lifetime_ms, self._retention_ms]
 
-        async def attempt(sids: list[str]) -> Any:
+        async def attempt(sids: list[str]) -> list[Any]:
             return await self.backend.run(
-                "change_password",
-                [*fixed, *(p.session(s) for s in sids)],
-                [*args, actor, limit, *sids],
+                self._change_password(p, uid, new_hash, keep_sid, actor, sids),
                 durable=lambda reply: int(reply[0]) > 0,
             )
 
@@ -316,32 +350,58 @@ class Writes:
         after not_durable: the password is the new one already), once durable; nothing is
         written. WrongPassword if another session or an operator made the last change."""
         p = self.keys.of(uid)
-        budget, limit = self._budget(p, None)  # a repeat spends nothing
         ended, entry_id = await self.backend.run(
-            "change_password",
-            [*p.fixed(), p.user(uid), p.user_sessions(uid), budget],
-            [uid, "", keep_sid, self._lifetime_ms, self._retention_ms, "", limit],
+            self._change_password(p, uid, "", keep_sid, "", []),  # no actor: spends nothing
             durable=lambda reply: int(reply[0]) > 0,
         )
         if int(ended) < 0:
             raise WrongPassword()
         return int(ended), _event_id(p.stream, entry_id) if entry_id else None
 
+    def _change_password(
+        self, p: PartitionKeys, uid: str, new_hash: str, keep_sid: str, actor: str, sids: list[str]
+    ) -> ScriptCall[list[Any]]:
+        """The change (or, with no ``new_hash``, its repeat: spending nothing)."""
+        budget, limit = self._budget(p, actor)
+        return contracts.CHANGE_PASSWORD.call(
+            p.fixed(),
+            keys={
+                "USER": p.user(uid),
+                "SESSIONS": p.user_sessions(uid),
+                "BUDGET": budget,
+                "SESSION_KEYS": [p.session(s) for s in sids],
+            },
+            uid=uid,
+            new_hash=new_hash,
+            keep_sid=keep_sid,
+            lifetime_ms=self._lifetime_ms,
+            retention_ms=self._retention_ms,
+            actor=actor,
+            limit=limit,
+            sids=sids,
+        )
+
     async def remove_user(self, actor: str, uid: str, username: str, reason: str) -> str:
         """Delete a user and end every session and token of it, audited; the event id."""
         p = self.keys.of(uid)
 
-        async def attempt(sids: list[str]) -> Any:
+        async def attempt(sids: list[str]) -> list[Any]:
             return await self.backend.run(
-                "remove_user",
-                [
-                    *p.fixed(),
-                    p.username(username),
-                    p.user(uid),
-                    p.user_sessions(uid),
-                    *(p.session(s) for s in sids),
-                ],
-                [actor, uid, reason, self._lifetime_ms, self._retention_ms, *sids],
+                contracts.REMOVE_USER.call(
+                    p.fixed(),
+                    keys={
+                        "USERNAME": p.username(username),
+                        "USER": p.user(uid),
+                        "SESSIONS": p.user_sessions(uid),
+                        "SESSION_KEYS": [p.session(s) for s in sids],
+                    },
+                    actor=actor,
+                    uid=uid,
+                    reason=reason,
+                    lifetime_ms=self._lifetime_ms,
+                    retention_ms=self._retention_ms,
+                    sids=sids,
+                ),
                 durable=True,
             )
 
@@ -368,27 +428,26 @@ class Writes:
         p = self.keys.of(target)
         budget, limit = self._budget(p, actor)
 
-        async def attempt(sids: list[str]) -> Any:
+        async def attempt(sids: list[str]) -> list[Any]:
             return await self.backend.run(
-                "moderate",
-                [
-                    *p.fixed(),
-                    p.user(target),
-                    p.user_sessions(target),
-                    budget,
-                    *(p.session(s) for s in sids),
-                ],
-                [
-                    actor,
-                    action,
-                    target,
-                    reason,
-                    self._lifetime_ms,
-                    self._retention_ms,
-                    roles_json,
-                    limit,
-                    *sids,
-                ],
+                contracts.MODERATE.call(
+                    p.fixed(),
+                    keys={
+                        "USER": p.user(target),
+                        "SESSIONS": p.user_sessions(target),
+                        "BUDGET": budget,
+                        "SESSION_KEYS": [p.session(s) for s in sids],
+                    },
+                    actor=actor,
+                    action=action,
+                    target=target,
+                    reason=reason,
+                    lifetime_ms=self._lifetime_ms,
+                    retention_ms=self._retention_ms,
+                    roles=roles_json,
+                    limit=limit,
+                    sids=sids,
+                ),
                 durable=lambda reply: reply[0] != "",
             )
 
@@ -413,9 +472,12 @@ class Writes:
         power was lost. True if it changed something."""
         lost = _RANK[power.level] < _RANK[power.old_level]
         reply = await self.backend.run(
-            "authority_sync",
-            [partition.authority],
-            [power.uid, power.level, power.version],
+            contracts.AUTHORITY_SYNC.call(
+                keys={"AUTHORITY": partition.authority},
+                uid=power.uid,
+                level=power.level,
+                version=power.version,
+            ),
             durable=lost,
         )
         return bool(reply)
@@ -454,9 +516,17 @@ class Writes:
         """Publish a public key (and its sealed private key); returns the active kid."""
         return str(
             await self.backend.run(
-                "publish_key",
-                self._global_keys(),
-                [kid, jwk_json, epoch, self._retention_ms, int(activate), actor, sealed],
+                contracts.PUBLISH_KEY.call(
+                    self._global_keys(),
+                    keys={},
+                    kid=kid,
+                    jwk=jwk_json,
+                    epoch=epoch,
+                    retention_ms=self._retention_ms,
+                    activate=activate,
+                    actor=actor,
+                    sealed=sealed,
+                )
             )
         )
 
@@ -464,9 +534,14 @@ class Writes:
         """Withdraw a key for good; returns the event id (a key revoked already: the event
         that revoked it, once durable, and nothing is written)."""
         entry_id = await self.backend.run(
-            "revoke_key",
-            self._global_keys(),
-            [kid, self._retention_ms, actor, reason],
+            contracts.REVOKE_KEY.call(
+                self._global_keys(),
+                keys={},
+                kid=kid,
+                retention_ms=self._retention_ms,
+                actor=actor,
+                reason=reason,
+            ),
             durable=True,
         )
         return _event_id(self.keys.global_.stream, entry_id)
@@ -483,16 +558,28 @@ class Writes:
         """After a data loss: revoke every older key, activate ``kid``, set the epoch. Once."""
         return bool(
             await self.backend.run(
-                "recover",
-                self._global_keys(),
-                [old_epoch or "", new_epoch, kid, jwk_json, self._retention_ms, sealed, *old_kids],
+                contracts.RECOVER.call(
+                    self._global_keys(),
+                    keys={},
+                    old_epoch=old_epoch or "",
+                    new_epoch=new_epoch,
+                    new_kid=kid,
+                    jwk=jwk_json,
+                    retention_ms=self._retention_ms,
+                    sealed=sealed,
+                    kids=old_kids,
+                ),
                 durable=True,
             )
         )
 
     async def adopt_epoch(self, stream: StreamKeys, new: str, old: str | None) -> bool:
         """Give a partition the deployment's epoch after a recovery, unless it moved on."""
-        reply = await self.backend.run("adopt_epoch", [stream.epoch], [new, old or ""])
+        reply = await self.backend.run(
+            contracts.ADOPT_EPOCH.call(
+                keys={"EPOCH": stream.epoch}, new_epoch=new, old_epoch=old or ""
+            )
+        )
         return bool(reply)
 
     async def align_epochs(self, epochs: dict[str, str | None] | None = None) -> str | None:
@@ -575,7 +662,12 @@ class Writes:
         """Stamp the primary's time on every stream; returns each stream's epoch."""
         streams = self.keys.streams()
         replies = await asyncio.gather(
-            *(self.backend.run("heartbeat", [s.heartbeat, s.epoch], []) for s in streams)
+            *(
+                self.backend.run(
+                    contracts.HEARTBEAT.call(keys={"HEARTBEAT": s.heartbeat, "EPOCH": s.epoch})
+                )
+                for s in streams
+            )
         )
         return {s.name: reply[0] for s, reply in zip(streams, replies, strict=True)}
 
@@ -586,10 +678,6 @@ def _version(entry: str) -> int:
 
 def _level(entry: str | None) -> str:
     return entry.rpartition(":")[0] if entry else ""
-
-
-def _or_blank(value: int | None) -> str | int:
-    return "" if value is None else value
 
 
 def _event_id(stream: StreamKeys, entry_id: object) -> str:

@@ -1,0 +1,188 @@
+"""Each script's contract is declared once (revocast.store.contracts): the Lua reads names the
+declaration generates, never KEYS or ARGV itself, and a caller that strays from the
+declaration fails before anything reaches Redis."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import pytest
+
+from revocast.events import SCHEMA_VERSION, Reason, event_kinds
+from revocast.keyspace import Keyspace
+from revocast.store import contracts
+from revocast.store.contracts import CONTRACTS, FIXED_KEYS, Part
+from revocast.store.scripts import SCRIPTS, load_scripts
+
+LUA = sorted(
+    p.name for p in (resources.files("revocast") / "lua").iterdir() if p.name.endswith(".lua")
+)
+POSITIONAL = re.compile(r"#?\b(KEYS|ARGV)\b\s*\[|#\s*(KEYS|ARGV)\b|\bunpack\s*\(\s*(KEYS|ARGV)")
+
+
+def _code(name: str) -> str:
+    text = (resources.files("revocast") / "lua" / name).read_text()
+    return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+
+
+@pytest.mark.parametrize("name", LUA)
+def test_no_lua_file_reads_keys_or_argv_itself(name: str) -> None:
+    found = [line for line in _code(name).splitlines() if POSITIONAL.search(line)]
+    assert not found, f"{name}: name it in revocast.store.contracts instead:\n" + "\n".join(found)
+
+
+def test_every_script_file_is_declared() -> None:
+    parts = {"prelude.lua", "partition.lua", "global.lua", "status_list.lua"}
+    assert {name.removesuffix(".lua") for name in LUA if name not in parts} == set(CONTRACTS)
+    assert set(SCRIPTS) == set(CONTRACTS)
+
+
+@pytest.mark.parametrize("name", sorted(CONTRACTS))
+def test_every_declared_name_is_used_in_the_body(name: str) -> None:
+    contract = CONTRACTS[name]
+    body = _code(f"{name}.lua")
+    declared = [
+        *contract.keys,
+        *contract.optional,
+        *(n for n, _ in contract.args),
+        *(n for n in (contract.rest_keys, contract.rest_args) if n is not None),
+    ]
+    unused = [n for n in declared if not re.search(rf"\b{n}\b", body)]
+    assert not unused, f"{name}.lua never reads {unused}"
+
+
+@pytest.mark.parametrize("part", ["partition", "global"])
+def test_every_fixed_key_is_used_by_its_part_or_its_scripts(part: Part) -> None:
+    sources = [_code(f"{part}.lua"), _code("prelude.lua")]
+    if part == "partition":
+        sources.append(_code("status_list.lua"))
+    sources += [_code(f"{n}.lua") for n, c in CONTRACTS.items() if c.part == part]
+    text = "\n".join(sources)
+    assert [n for n in FIXED_KEYS[part] if not re.search(rf"\b{n}\b", text)] == []
+
+
+def test_the_fixed_keys_are_named_in_keyspace_order() -> None:
+    """FIXED_KEYS['partition'] names keyspace.PartitionKeys.fixed() in its order."""
+    p = Keyspace("t", 1).partition(0)
+    attributes = {
+        "EVENTS": p.stream.events,
+        "CHAIN": p.stream.chain,
+        "REVOKED_SESSIONS": p.revoked_sessions,
+        "REVOKED_USERS": p.revoked_users,
+        "USERS_UNTIL": p.revoked_users_until,
+        "REVOKED_ROLES": p.revoked_roles,
+        "ROLES_UNTIL": p.revoked_roles_until,
+        "AUDIT": p.audit,
+        "AUTHORITY": p.authority,
+        "SESSION_EVENTS": p.revoked_session_events,
+        "USER_EVENTS": p.revoked_user_events,
+        "HEARTBEAT": p.stream.heartbeat,
+        "STATUS_BITS": p.status_bits,
+        "STATUS_LEASES": p.status_leases,
+    }
+    assert [attributes[n] for n in FIXED_KEYS["partition"]] == p.fixed()
+
+
+def test_the_header_is_generated_from_the_declaration() -> None:
+    text = load_scripts()["revoke_session"].text
+    assert "local SESSION = KEYS[FIXED + 1]" in text
+    assert "local BUDGET = KEYS[FIXED + 3]" in text
+    assert "local issued_ms = tonumber(ARGV[6])" in text
+    assert "local EVENTS = KEYS[1]" in text
+    assert "local FIXED = 14" in text
+    publish = load_scripts()["publish_key"].text
+    assert "local activate = ARGV[5] == '1'" in publish
+    assert "local FIXED = 10" in publish
+
+
+FIXED = [f"k{i}" for i in range(14)]
+GOOD_KEYS = {"SESSION": "s", "SESSIONS": "ss", "BUDGET": "b"}
+GOOD_ARGS: dict[str, object] = {
+    "sid": "S",
+    "uid": "U",
+    "lifetime_ms": 10,
+    "retention_ms": 20,
+    "reason": "logout",
+    "issued_ms": None,
+    "limit": 0,
+}
+
+
+def test_a_call_lays_out_keys_and_arguments_in_declared_order() -> None:
+    call = contracts.REVOKE_SESSION.call(FIXED, keys=GOOD_KEYS, **GOOD_ARGS)
+    assert call.keys == [*FIXED, "s", "ss", "b"]
+    assert call.args == ["S", "U", 10, 20, "logout", "", 0]
+
+
+@pytest.mark.parametrize(
+    ("keys", "args"),
+    [
+        ({"SESSION": "s", "SESSIONS": "ss"}, GOOD_ARGS),  # a key missing
+        ({**GOOD_KEYS, "USER": "u"}, GOOD_ARGS),  # a key not declared
+        (GOOD_KEYS, {k: v for k, v in GOOD_ARGS.items() if k != "reason"}),  # an argument missing
+        (GOOD_KEYS, {**GOOD_ARGS, "actor": "a"}),  # an argument not declared
+        (GOOD_KEYS, {**GOOD_ARGS, "limit": "0"}),  # an int given as text
+        (GOOD_KEYS, {**GOOD_ARGS, "sid": 5}),  # text given as an int
+        (GOOD_KEYS, {**GOOD_ARGS, "limit": True}),  # a bool is not an int
+    ],
+)
+def test_a_call_that_strays_from_the_declaration_is_a_type_error(
+    keys: dict[str, str], args: dict[str, object]
+) -> None:
+    with pytest.raises(TypeError):
+        contracts.REVOKE_SESSION.call(FIXED, keys=keys, **args)
+
+
+def test_the_fixed_part_is_counted() -> None:
+    with pytest.raises(TypeError):
+        contracts.REVOKE_SESSION.call(FIXED[:-1], keys=GOOD_KEYS, **GOOD_ARGS)
+    with pytest.raises(TypeError):
+        contracts.THROTTLE.call(["x"], keys={"COUNTER": "c"}, limit=1, window_s=2)
+
+
+def test_rest_and_optional_keys() -> None:
+    call = contracts.REVOKE_USER.call(
+        FIXED,
+        keys={"SESSIONS": "ss", "BUDGET": "b", "SESSION_KEYS": ["s1", "s2"]},
+        uid="U",
+        lifetime_ms=1,
+        retention_ms=2,
+        reason="r",
+        covers_ms=5,
+        limit=0,
+        sids=["1", "2"],
+    )
+    assert call.keys[-4:] == ["ss", "b", "s1", "s2"]
+    assert call.args[-3:] == [0, "1", "2"]
+    link = {"NONCE": "n", "LINK": "l", "LINKS": "ls", "AUDIT": "a", "UPSTREAM_SESSIONS": None}
+    args: dict[str, object] = {
+        "uid": "U",
+        "link_id": "L",
+        "iss": "i",
+        "sub": "s",
+        "nonce_ttl_s": 1,
+        "member": "U S",
+        "session_ttl_s": 2,
+    }
+    assert contracts.UPSTREAM_LINK.call(keys=link, **args).keys == ["n", "l", "ls", "a"]
+    with pytest.raises(TypeError):  # left out is None, never absent
+        contracts.UPSTREAM_LINK.call(keys={k: v for k, v in link.items() if v is not None}, **args)
+
+
+def test_event_kinds_reasons_and_the_version_are_python_s_in_lua() -> None:
+    """Lua spells no event kind or reason of its own: revocast.events' values, injected."""
+    text = load_scripts()["revoke_session"].text
+    assert f"local EVENT_VERSION = '{SCHEMA_VERSION}'" in text
+    for name, tag in event_kinds().items():
+        assert f"local {name} = '{tag}'" in text
+    for reason in Reason:
+        assert f"local REASON_{reason.name} = '{reason.value}'" in text
+    code = "\n".join(_code(name) for name in LUA)
+    spelled = [tag for tag in event_kinds().values() if f"'{tag}'" in code]
+    assert not spelled, f"use the kind's local, not {spelled}"
+    # A reason is the last argument of revoke_session/revoke_user: never a literal there.
+    literal = re.findall(r"\brevoke_(?:session|user)\([^()]*'[^']*'\s*\)", code.replace("\n", " "))
+    assert not literal, literal
+    used = [r.name for r in Reason if not re.search(rf"\bREASON_{r.name}\b", code)]
+    assert not used, f"reasons no script gives: {used}"
