@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import enum
 import logging
 import math
@@ -50,6 +51,15 @@ EXPECTED_ERRORS = (StoreUnavailable, RedisError, OSError, UnknownEvent)
 # The public hook for applied events (``Verifier(on_applied=...)``): called on the follower's
 # task with each batch right after the cache has it, so keep it cheap. A snapshot is no batch.
 Applied = Callable[[list[AnyEvent]], None]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FollowOptions:
+    """How every stream of a verifier is followed: built once, handed down as it is."""
+
+    block_ms: int
+    max_backoff_s: float
+    on_applied: Applied | None = None
 
 
 class StateLost(Exception):

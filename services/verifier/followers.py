@@ -19,9 +19,9 @@ from revocast.store import Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
-    Applied,
     Clocks,
     FollowerState,
+    FollowOptions,
     StreamFollower,
 )
 
@@ -38,17 +38,12 @@ class Followers:
         follow: Follow,
         cache: RevocationCache,
         clocks: Clocks,
-        *,
-        block_ms: int,
-        max_backoff_s: float,
-        on_applied: Applied | None = None,
+        options: FollowOptions,
     ) -> None:
         self.follow = follow
         self.cache = cache
         self.clocks = clocks
-        self.block_ms = block_ms
-        self.max_backoff_s = max_backoff_s
-        self.on_applied = on_applied
+        self.options = options
         self.state = FollowerState.CREATED
         # When the least fresh stream last proved it missed nothing (-inf: no proof). A plain
         # attribute, read on every verify(); the streams update it when their proof changes.
@@ -112,19 +107,20 @@ class Followers:
                 self.start_error = f"{type(exc).__name__}: {exc}"
                 outage.failed(str(exc))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+                delay = min(delay * 2, self.options.max_backoff_s)
         else:
             return
         self.start_error = None
+        options = self.options
         self.streams = [
             StreamFollower(
                 self.follow,
                 stream,
                 self.cache,
                 self.clocks,
-                block_ms=self.block_ms,
-                max_backoff_s=self.max_backoff_s,
-                on_applied=self.on_applied,
+                block_ms=options.block_ms,
+                max_backoff_s=options.max_backoff_s,
+                on_applied=options.on_applied,
                 on_proof=self.recompute_freshness,
             )
             for stream in keys.streams()

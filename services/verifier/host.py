@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import math
@@ -33,9 +34,9 @@ from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
-    Applied,
     Clocks,
     FollowerState,
+    FollowOptions,
     StreamFollower,
 )
 from revocast.verifier.followers import Followers
@@ -224,19 +225,15 @@ class HostFollower:
         backend: Backend,
         cache: RevocationCache,
         clocks: Clocks,
+        options: FollowOptions,
         *,
-        block_ms: int,
-        max_backoff_s: float,
-        on_applied: Applied | None,
         name: str,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.cache = cache  # its keys and revoked_keys mirror the table's blob
         self.clocks = clocks
-        self.block_ms = block_ms
-        self.max_backoff_s = max_backoff_s
-        self.on_applied = on_applied
+        self.options = options  # its on_applied is called here, after the table has the batch
         self.name = name
         self.dir = host_dir(settings)
         self.view = TableView(self.dir / "table", deployment_id(settings.redis_url or "",
@@ -323,9 +320,7 @@ class HostFollower:
             Follow(self.backend),
             cache,
             self.clocks,
-            block_ms=self.block_ms,
-            max_backoff_s=self.max_backoff_s,
-            on_applied=self._applied,
+            dataclasses.replace(self.options, on_applied=self._applied),
         )
         followers.publish = self._publisher(followers, cache)
         self.followers = followers
@@ -361,8 +356,9 @@ class HostFollower:
     def _applied(self, events: list[AnyEvent]) -> None:
         if self.receipts is not None:
             self.receipts.applied()
-        if self.on_applied is not None:
-            self.on_applied(events)
+        on_applied = self.options.on_applied
+        if on_applied is not None:
+            on_applied(events)
 
     async def stop(self) -> None:
         """Stop following (another process takes over) and leave the host."""

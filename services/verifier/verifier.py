@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from revocast.settings import Settings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_token
-from revocast.verifier.follower import Applied, Clocks, FollowerState
+from revocast.verifier.follower import Applied, Clocks, FollowerState, FollowOptions
 from revocast.verifier.followers import Followers
 from revocast.verifier.host import HostFollower, host_name
 from revocast.verifier.receipts import Receipts, default_name
@@ -84,7 +85,7 @@ class Verifier:
         )
         self.cache = RevocationCache()
         # Retry well inside the staleness bound, so a healed link is fresh again soon.
-        max_backoff_s = min(2.0, max(0.05, settings.max_staleness_s / 4))
+        options = FollowOptions(block_ms, min(2.0, max(0.05, settings.max_staleness_s / 4)))
         self._on_applied = on_applied
         self.host: HostFollower | None = None
         self.follower: Followers | HostFollower
@@ -95,9 +96,7 @@ class Verifier:
                 self._backend,
                 self.cache,
                 Clocks(clock, time.monotonic),  # the table's times are the host's clock
-                block_ms=block_ms,
-                max_backoff_s=max_backoff_s,
-                on_applied=on_applied,
+                dataclasses.replace(options, on_applied=on_applied),
                 name=host_name(settings, role),
             )
             monotonic = time.monotonic
@@ -106,9 +105,7 @@ class Verifier:
                 Follow(self._backend),
                 self.cache,
                 Clocks(clock, monotonic),
-                block_ms=block_ms,
-                max_backoff_s=max_backoff_s,
-                on_applied=self._applied,
+                dataclasses.replace(options, on_applied=self._applied),
             )
         self.receipts = (
             Receipts(
