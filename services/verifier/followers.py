@@ -20,10 +20,10 @@ from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
     Clocks,
-    FollowerState,
     FollowOptions,
     StreamFollower,
 )
+from revocast.verifier.lifecycle import Lifecycle
 
 log = logging.getLogger("revocast.verifier")
 
@@ -44,7 +44,7 @@ class Followers:
         self.cache = cache
         self.clocks = clocks
         self.options = options
-        self.state = FollowerState.CREATED
+        self.state = Lifecycle.CREATED
         # When the least fresh stream last proved it missed nothing (-inf: no proof). A plain
         # attribute, read on every verify(); the streams update it when their proof changes.
         self.fresh_at = -math.inf
@@ -58,9 +58,9 @@ class Followers:
 
         SettingsError (a partition count that does not match the deployment's) is raised.
         """
-        if self.state is not FollowerState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the follower, as it was already started.")
-        self.state = FollowerState.RUNNING
+        self.state = Lifecycle.RUNNING
         self._task = asyncio.create_task(self._run(), name="revocast-followers")
         waiter = asyncio.ensure_future(self._all_snapshotted.wait())
         await asyncio.wait(
@@ -79,10 +79,10 @@ class Followers:
         connection pool waiting forever; a closed socket makes the read fail
         at once and each loop returns on its own.
         """
-        self.state = FollowerState.STOPPED
+        self.state = Lifecycle.STOPPED
         self.fresh_at = -math.inf
         for follower in self.streams:
-            follower.state = FollowerState.STOPPED
+            follower.state = Lifecycle.STOPPED
         await self.follow.interrupt()
         await asyncio.gather(*(follower.stop() for follower in self.streams))
         if self._task is not None:
@@ -93,7 +93,7 @@ class Followers:
     async def _run(self) -> None:
         delay = 0.05
         outage = Outage(log, "reading the deployment's layout")
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             try:
                 keys = await self.follow.start()
                 outage.recovered()
@@ -136,13 +136,13 @@ class Followers:
             pruner.cancel()
 
     async def _prune(self) -> None:
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             await asyncio.sleep(PRUNE_EVERY_S)
             self.cache.prune(self.clocks.redis_now_ms())
 
     def recompute_freshness(self) -> None:
         """``fresh_at`` from the streams: the least fresh one, if all show the same epoch."""
-        if not self.streams or self.state is not FollowerState.RUNNING:
+        if not self.streams or self.state is not Lifecycle.RUNNING:
             self.fresh_at = -math.inf
         elif len({follower.epoch for follower in self.streams}) > 1:
             self.fresh_at = -math.inf  # a partition lost its data, or a recovery is under way

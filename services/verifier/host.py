@@ -35,11 +35,11 @@ from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
     Clocks,
-    FollowerState,
     FollowOptions,
     StreamFollower,
 )
 from revocast.verifier.followers import Followers
+from revocast.verifier.lifecycle import Lifecycle
 from revocast.verifier.receipts import Receipts
 from revocast.verifier.table import (
     ROLES,
@@ -165,7 +165,7 @@ class _PublishingFollowers(Followers):
         self.publish()
 
     async def _prune(self) -> None:
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             await asyncio.sleep(1.0)
             self.cache.prune(self.clocks.redis_now_ms())
             self.publish()
@@ -238,7 +238,7 @@ class HostFollower:
         self.dir = host_dir(settings)
         self.view = TableView(self.dir / "table", deployment_id(settings.redis_url or "",
                                                                 settings.key_prefix))  # fmt: skip
-        self.state = FollowerState.CREATED
+        self.state = Lifecycle.CREATED
         self.followers: Followers | None = None
         self.receipts: Receipts | None = None
         self.writer: TableWriter | None = None
@@ -260,9 +260,9 @@ class HostFollower:
 
     async def start(self, wait_s: float) -> None:
         """Join the host; follow if nobody does; wait up to ``wait_s`` for a fresh table."""
-        if self.state is not FollowerState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the follower, as it was already started.")
-        self.state = FollowerState.RUNNING
+        self.state = Lifecycle.RUNNING
         _private_dir(self.dir)
         self._member = _Member(self.dir / "members")
         await self._turn(wait_s)
@@ -274,7 +274,7 @@ class HostFollower:
         self._task = asyncio.create_task(self._run(), name="revocast-host")
 
     async def _run(self) -> None:
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             await asyncio.sleep(self.poll_s)
             try:
                 await self._turn(0.0)
@@ -344,7 +344,7 @@ class HostFollower:
         def publish() -> None:
             writer = self.writer
             # Until this follower holds every stream, the last one's proof stands.
-            if writer is None or followers.state is not FollowerState.RUNNING:
+            if writer is None or followers.state is not Lifecycle.RUNNING:
                 return
             if not followers.snapshotted:
                 return
@@ -362,7 +362,7 @@ class HostFollower:
 
     async def stop(self) -> None:
         """Stop following (another process takes over) and leave the host."""
-        self.state = FollowerState.STOPPED
+        self.state = Lifecycle.STOPPED
         self._seq = -1
         if self._task is not None:
             self._task.cancel()
@@ -403,7 +403,7 @@ class HostFollower:
     def _fresh_at_settled(self) -> float:
         """Read the header again; remember it (by its sequence word) when it is settled."""
         self._seq = -1
-        if self.state is not FollowerState.RUNNING:
+        if self.state is not Lifecycle.RUNNING:
             return -math.inf
         seq, fresh_at, rev, keys_rev, flags, offset_s = self.view.hot()
         self.rev = rev

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -19,9 +18,10 @@ from revocast.settings import Settings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_token
-from revocast.verifier.follower import Applied, Clocks, FollowerState, FollowOptions
+from revocast.verifier.follower import Applied, Clocks, FollowOptions
 from revocast.verifier.followers import Followers
 from revocast.verifier.host import HostFollower, host_name
+from revocast.verifier.lifecycle import Lifecycle
 from revocast.verifier.receipts import Receipts, default_name
 from revocast.verifier.status_lists import StatusLists
 
@@ -40,12 +40,6 @@ REFUSALS = {
     "user_revoked": "every token of this user issued before a revocation is refused: log in again",
     "roles_changed": "the user's roles changed: refresh the token",
 }
-
-
-class VerifierState(enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 class Verifier:
@@ -125,7 +119,7 @@ class Verifier:
         self._clock = clock
         self._clocks = self.follower.clocks  # its offset_s is read on every verify()
         self._monotonic = monotonic
-        self.state = VerifierState.CREATED
+        self.state = Lifecycle.CREATED
         self._memo: dict[str, _Verified] = {}
         self._memo_size = settings.verify_memo_size
         # Plain counters: cheap in the hot path, exported by metrics.VerifierCollector.
@@ -158,9 +152,9 @@ class Verifier:
 
         SettingsError if REVOCAST_PARTITIONS does not match the deployment's.
         """
-        if self.state is not VerifierState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the verifier, as it was already started.")
-        self.state = VerifierState.RUNNING
+        self.state = Lifecycle.RUNNING
         await self.follower.start(wait_s=self.settings.max_staleness_s)
         if self.receipts is not None:
             self.receipts.start()
@@ -168,7 +162,7 @@ class Verifier:
             self.lists.start()
 
     async def stop(self) -> None:
-        self.state = VerifierState.STOPPED
+        self.state = Lifecycle.STOPPED
         if self.lists is not None:
             await self.lists.stop()
         if self.receipts is not None:
@@ -202,7 +196,7 @@ class Verifier:
     @property
     def ready(self) -> bool:
         return (
-            self.follower.state is FollowerState.RUNNING
+            self.follower.state is Lifecycle.RUNNING
             and self.follower.snapshotted
             and self.staleness_s <= self._stale_after_s
         )
