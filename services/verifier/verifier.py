@@ -70,7 +70,12 @@ class Verifier:
         lists_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
-        clock = clock or settings.wall_clock()
+        shared = settings.shared_cache == "1"
+        # The one set of clocks: the verifier's, its followers', its receipts' and its lists'.
+        # A host's table holds times on the host's monotonic clock, whatever the caller passed.
+        self.clocks = Clocks(
+            clock or settings.wall_clock(), time.monotonic if shared else monotonic
+        )
         block_ms = max(20, min(1000, int(settings.max_staleness_s * 250)))
         self._backend = backend or Backend(
             settings,
@@ -83,29 +88,28 @@ class Verifier:
         self._on_applied = on_applied
         self.host: HostFollower | None = None
         self.follower: Followers | HostFollower
-        if settings.shared_cache == "1":
+        if shared:
             # The host's follower keeps the table, writes the receipt and calls on_applied.
             self.host = self.follower = HostFollower(
                 settings,
                 self._backend,
                 self.cache,
-                Clocks(clock, time.monotonic),  # the table's times are the host's clock
+                self.clocks,
                 dataclasses.replace(options, on_applied=on_applied),
                 name=host_name(settings, role),
             )
-            monotonic = time.monotonic
         else:
             self.follower = Followers(
                 Follow(self._backend),
                 self.cache,
-                Clocks(clock, monotonic),
+                self.clocks,
                 dataclasses.replace(options, on_applied=self._applied),
             )
         self.receipts = (
             Receipts(
                 self.follower.follow,
                 self.follower,
-                self.follower.clocks,
+                self.clocks,
                 name=settings.verifier_name or default_name(role),
                 interval_s=settings.receipt_interval_ms / 1000,
                 # Failing open, it accepts for up to the token lifetime without proof.
@@ -116,9 +120,6 @@ class Verifier:
             if settings.receipt_interval_ms and isinstance(self.follower, Followers)
             else None
         )
-        self._clock = clock
-        self._clocks = self.follower.clocks  # its offset_s is read on every verify()
-        self._monotonic = monotonic
         self.state = Lifecycle.CREATED
         self._memo: dict[str, _Verified] = {}
         self._memo_size = settings.verify_memo_size
@@ -136,7 +137,7 @@ class Verifier:
                 lambda: self.cache.keys,
                 self._partition_count,
                 clock=self.redis_time_s,
-                monotonic=monotonic,
+                monotonic=self.clocks.monotonic,
                 client=lists_client,
             )
             if settings.status_list == "fallback"
@@ -191,7 +192,7 @@ class Verifier:
     @property
     def staleness_s(self) -> float:
         """Seconds since the least fresh stream proved nothing was missed (inf: no proof)."""
-        return self._monotonic() - self.follower.fresh_at
+        return self.clocks.monotonic() - self.follower.fresh_at
 
     @property
     def ready(self) -> bool:
@@ -219,7 +220,8 @@ class Verifier:
         return claims
 
     def _verify(self, token: str, max_staleness_s: float | None) -> AccessClaims:
-        staleness = self._monotonic() - self.follower.fresh_at
+        clocks = self.clocks
+        staleness = clocks.monotonic() - self.follower.fresh_at
         bound = self._stale_after_s
         if max_staleness_s is not None:
             bound = checked_staleness(max_staleness_s, self.settings)
@@ -229,7 +231,7 @@ class Verifier:
         seen = self._memo.get(token)
         if seen is None:
             seen = self._first_sight(token)
-        elif self._clock() + self._clocks.offset_s > seen.expires_at:
+        elif clocks.wall() + clocks.offset_s > seen.expires_at:
             del self._memo[token]
             raise TokenRejected("token_expired", "the access token expired (exp): refresh it")
         # The revocation checks run on every call, memo or not: plain dict lookups.
@@ -298,7 +300,8 @@ class Verifier:
     def redis_time_s(self) -> float:
         """Now on the Redis clock, as this verifier estimates it: token times are checked
         against it, so that a host whose clock is off neither accepts nor refuses early."""
-        return self._clock() + self.follower.clock_offset_s
+        clocks = self.clocks
+        return clocks.wall() + clocks.offset_s
 
     def _decode(self, token: str) -> tuple[str, AccessClaims]:
         return check_token(token, self.cache.keys, self.settings, self.redis_time_s())
