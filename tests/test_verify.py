@@ -19,8 +19,9 @@ from revocast.keys import SigningKey
 from revocast.keyspace import Keyspace
 from revocast.settings import FailMode, Settings
 from revocast.verifier import Verifier
-from revocast.verifier.follower import FollowerState, StreamFollower
+from revocast.verifier.follower import StreamFollower
 from revocast.verifier.followers import Followers
+from revocast.verifier.lifecycle import Lifecycle
 
 NOW = 1_800_000_000  # whole seconds, as every token time is
 
@@ -52,7 +53,7 @@ class Rig:
         )  # fmt: skip
         stream.fresh_at = self.mono.now
         followers.streams = [stream]
-        followers.state = FollowerState.RUNNING
+        followers.state = Lifecycle.RUNNING
         followers.recompute_freshness()
 
     def claims(self, **changes: Any) -> dict[str, Any]:

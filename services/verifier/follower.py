@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import enum
+import dataclasses
 import logging
 import math
 import random
@@ -37,6 +37,7 @@ from revocast.keyspace import StreamKeys
 from revocast.outage import Outage
 from revocast.store import Follow, Snapshot, Status
 from revocast.verifier.cache import RevocationCache
+from revocast.verifier.lifecycle import Lifecycle
 
 log = logging.getLogger("revocast.verifier")
 
@@ -52,14 +53,17 @@ EXPECTED_ERRORS = (StoreUnavailable, RedisError, OSError, UnknownEvent)
 Applied = Callable[[list[AnyEvent]], None]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FollowOptions:
+    """How every stream of a verifier is followed: built once, handed down as it is."""
+
+    block_ms: int
+    max_backoff_s: float
+    on_applied: Applied | None = None
+
+
 class StateLost(Exception):
     """Redis came back without the stream's epoch; no issuer has recovered yet."""
-
-
-class FollowerState(enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 class Clocks:
@@ -114,7 +118,7 @@ class StreamFollower:
         self.max_backoff_s = max_backoff_s
         self.on_applied = on_applied
         self.on_proof = on_proof  # called after fresh_at or epoch changed
-        self.state = FollowerState.CREATED
+        self.state = Lifecycle.CREATED
         self.fresh_at = -math.inf
         self.last_id = "0-0"
         self.link: str | None = None  # the link of the entry at last_id
@@ -138,14 +142,14 @@ class StreamFollower:
         self.snapshotted = asyncio.Event()
 
     def start(self) -> None:
-        if self.state is not FollowerState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the follower, as it was already started.")
-        self.state = FollowerState.RUNNING
+        self.state = Lifecycle.RUNNING
         self._task = asyncio.create_task(self._run(), name=f"revocast-follow-{self.stream.name}")
 
     async def stop(self) -> None:
         """Wait for the loop to end (the caller has closed the connections), else cancel it."""
-        self.state = FollowerState.STOPPED
+        self.state = Lifecycle.STOPPED
         self.fresh_at = -math.inf
         self._proof_changed()
         if self._task is None:
@@ -158,7 +162,7 @@ class StreamFollower:
 
     async def _run(self) -> None:
         delay = 0.05
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             try:
                 if self._needs_snapshot:
                     await self._snapshot()
@@ -179,7 +183,7 @@ class StreamFollower:
 
     @property
     def stopping(self) -> bool:
-        return self.state is not FollowerState.RUNNING
+        return self.state is not Lifecycle.RUNNING
 
     async def _snapshot(self) -> None:
         sent, sent_wall = self.clocks.monotonic(), self.clocks.wall()
@@ -255,7 +259,7 @@ class StreamFollower:
         self._mark_fresh(sent, status)
 
     def _mark_fresh(self, sent: float, reply: Status | Snapshot) -> None:
-        if self.state is FollowerState.STOPPED:
+        if self.state is Lifecycle.STOPPED:
             return
         if not self.follow.on_replicas:
             self.fresh_at = sent

@@ -19,11 +19,11 @@ from revocast.store import Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
-    Applied,
     Clocks,
-    FollowerState,
+    FollowOptions,
     StreamFollower,
 )
+from revocast.verifier.lifecycle import Lifecycle
 
 log = logging.getLogger("revocast.verifier")
 
@@ -38,18 +38,13 @@ class Followers:
         follow: Follow,
         cache: RevocationCache,
         clocks: Clocks,
-        *,
-        block_ms: int,
-        max_backoff_s: float,
-        on_applied: Applied | None = None,
+        options: FollowOptions,
     ) -> None:
         self.follow = follow
         self.cache = cache
         self.clocks = clocks
-        self.block_ms = block_ms
-        self.max_backoff_s = max_backoff_s
-        self.on_applied = on_applied
-        self.state = FollowerState.CREATED
+        self.options = options
+        self.state = Lifecycle.CREATED
         # When the least fresh stream last proved it missed nothing (-inf: no proof). A plain
         # attribute, read on every verify(); the streams update it when their proof changes.
         self.fresh_at = -math.inf
@@ -63,9 +58,9 @@ class Followers:
 
         SettingsError (a partition count that does not match the deployment's) is raised.
         """
-        if self.state is not FollowerState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the follower, as it was already started.")
-        self.state = FollowerState.RUNNING
+        self.state = Lifecycle.RUNNING
         self._task = asyncio.create_task(self._run(), name="revocast-followers")
         waiter = asyncio.ensure_future(self._all_snapshotted.wait())
         await asyncio.wait(
@@ -84,10 +79,10 @@ class Followers:
         connection pool waiting forever; a closed socket makes the read fail
         at once and each loop returns on its own.
         """
-        self.state = FollowerState.STOPPED
+        self.state = Lifecycle.STOPPED
         self.fresh_at = -math.inf
         for follower in self.streams:
-            follower.state = FollowerState.STOPPED
+            follower.state = Lifecycle.STOPPED
         await self.follow.interrupt()
         await asyncio.gather(*(follower.stop() for follower in self.streams))
         if self._task is not None:
@@ -98,7 +93,7 @@ class Followers:
     async def _run(self) -> None:
         delay = 0.05
         outage = Outage(log, "reading the deployment's layout")
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             try:
                 keys = await self.follow.start()
                 outage.recovered()
@@ -112,19 +107,20 @@ class Followers:
                 self.start_error = f"{type(exc).__name__}: {exc}"
                 outage.failed(str(exc))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+                delay = min(delay * 2, self.options.max_backoff_s)
         else:
             return
         self.start_error = None
+        options = self.options
         self.streams = [
             StreamFollower(
                 self.follow,
                 stream,
                 self.cache,
                 self.clocks,
-                block_ms=self.block_ms,
-                max_backoff_s=self.max_backoff_s,
-                on_applied=self.on_applied,
+                block_ms=options.block_ms,
+                max_backoff_s=options.max_backoff_s,
+                on_applied=options.on_applied,
                 on_proof=self.recompute_freshness,
             )
             for stream in keys.streams()
@@ -140,13 +136,13 @@ class Followers:
             pruner.cancel()
 
     async def _prune(self) -> None:
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             await asyncio.sleep(PRUNE_EVERY_S)
             self.cache.prune(self.clocks.redis_now_ms())
 
     def recompute_freshness(self) -> None:
         """``fresh_at`` from the streams: the least fresh one, if all show the same epoch."""
-        if not self.streams or self.state is not FollowerState.RUNNING:
+        if not self.streams or self.state is not Lifecycle.RUNNING:
             self.fresh_at = -math.inf
         elif len({follower.epoch for follower in self.streams}) > 1:
             self.fresh_at = -math.inf  # a partition lost its data, or a recovery is under way

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import math
@@ -33,12 +34,12 @@ from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
-    Applied,
     Clocks,
-    FollowerState,
+    FollowOptions,
     StreamFollower,
 )
 from revocast.verifier.followers import Followers
+from revocast.verifier.lifecycle import Lifecycle
 from revocast.verifier.receipts import Receipts
 from revocast.verifier.table import (
     ROLES,
@@ -164,7 +165,7 @@ class _PublishingFollowers(Followers):
         self.publish()
 
     async def _prune(self) -> None:
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             await asyncio.sleep(1.0)
             self.cache.prune(self.clocks.redis_now_ms())
             self.publish()
@@ -224,24 +225,20 @@ class HostFollower:
         backend: Backend,
         cache: RevocationCache,
         clocks: Clocks,
+        options: FollowOptions,
         *,
-        block_ms: int,
-        max_backoff_s: float,
-        on_applied: Applied | None,
         name: str,
     ) -> None:
         self.settings = settings
         self.backend = backend
         self.cache = cache  # its keys and revoked_keys mirror the table's blob
         self.clocks = clocks
-        self.block_ms = block_ms
-        self.max_backoff_s = max_backoff_s
-        self.on_applied = on_applied
+        self.options = options  # its on_applied is called here, after the table has the batch
         self.name = name
         self.dir = host_dir(settings)
         self.view = TableView(self.dir / "table", deployment_id(settings.redis_url or "",
                                                                 settings.key_prefix))  # fmt: skip
-        self.state = FollowerState.CREATED
+        self.state = Lifecycle.CREATED
         self.followers: Followers | None = None
         self.receipts: Receipts | None = None
         self.writer: TableWriter | None = None
@@ -263,9 +260,9 @@ class HostFollower:
 
     async def start(self, wait_s: float) -> None:
         """Join the host; follow if nobody does; wait up to ``wait_s`` for a fresh table."""
-        if self.state is not FollowerState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the follower, as it was already started.")
-        self.state = FollowerState.RUNNING
+        self.state = Lifecycle.RUNNING
         _private_dir(self.dir)
         self._member = _Member(self.dir / "members")
         await self._turn(wait_s)
@@ -277,7 +274,7 @@ class HostFollower:
         self._task = asyncio.create_task(self._run(), name="revocast-host")
 
     async def _run(self) -> None:
-        while self.state is FollowerState.RUNNING:
+        while self.state is Lifecycle.RUNNING:
             await asyncio.sleep(self.poll_s)
             try:
                 await self._turn(0.0)
@@ -323,9 +320,7 @@ class HostFollower:
             Follow(self.backend),
             cache,
             self.clocks,
-            block_ms=self.block_ms,
-            max_backoff_s=self.max_backoff_s,
-            on_applied=self._applied,
+            dataclasses.replace(self.options, on_applied=self._applied),
         )
         followers.publish = self._publisher(followers, cache)
         self.followers = followers
@@ -349,7 +344,7 @@ class HostFollower:
         def publish() -> None:
             writer = self.writer
             # Until this follower holds every stream, the last one's proof stands.
-            if writer is None or followers.state is not FollowerState.RUNNING:
+            if writer is None or followers.state is not Lifecycle.RUNNING:
                 return
             if not followers.snapshotted:
                 return
@@ -361,12 +356,13 @@ class HostFollower:
     def _applied(self, events: list[AnyEvent]) -> None:
         if self.receipts is not None:
             self.receipts.applied()
-        if self.on_applied is not None:
-            self.on_applied(events)
+        on_applied = self.options.on_applied
+        if on_applied is not None:
+            on_applied(events)
 
     async def stop(self) -> None:
         """Stop following (another process takes over) and leave the host."""
-        self.state = FollowerState.STOPPED
+        self.state = Lifecycle.STOPPED
         self._seq = -1
         if self._task is not None:
             self._task.cancel()
@@ -407,7 +403,7 @@ class HostFollower:
     def _fresh_at_settled(self) -> float:
         """Read the header again; remember it (by its sequence word) when it is settled."""
         self._seq = -1
-        if self.state is not FollowerState.RUNNING:
+        if self.state is not Lifecycle.RUNNING:
             return -math.inf
         seq, fresh_at, rev, keys_rev, flags, offset_s = self.view.hot()
         self.rev = rev

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import enum
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,9 +18,10 @@ from revocast.settings import Settings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_token
-from revocast.verifier.follower import Applied, Clocks, FollowerState
+from revocast.verifier.follower import Applied, Clocks, FollowOptions
 from revocast.verifier.followers import Followers
 from revocast.verifier.host import HostFollower, host_name
+from revocast.verifier.lifecycle import Lifecycle
 from revocast.verifier.receipts import Receipts, default_name
 from revocast.verifier.status_lists import StatusLists
 
@@ -39,12 +40,6 @@ REFUSALS = {
     "user_revoked": "every token of this user issued before a revocation is refused: log in again",
     "roles_changed": "the user's roles changed: refresh the token",
 }
-
-
-class VerifierState(enum.Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    STOPPED = "stopped"
 
 
 class Verifier:
@@ -75,7 +70,12 @@ class Verifier:
         lists_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
-        clock = clock or settings.wall_clock()
+        shared = settings.shared_cache == "1"
+        # The one set of clocks: the verifier's, its followers', its receipts' and its lists'.
+        # A host's table holds times on the host's monotonic clock, whatever the caller passed.
+        self.clocks = Clocks(
+            clock or settings.wall_clock(), time.monotonic if shared else monotonic
+        )
         block_ms = max(20, min(1000, int(settings.max_staleness_s * 250)))
         self._backend = backend or Backend(
             settings,
@@ -84,37 +84,32 @@ class Verifier:
         )
         self.cache = RevocationCache()
         # Retry well inside the staleness bound, so a healed link is fresh again soon.
-        max_backoff_s = min(2.0, max(0.05, settings.max_staleness_s / 4))
+        options = FollowOptions(block_ms, min(2.0, max(0.05, settings.max_staleness_s / 4)))
         self._on_applied = on_applied
         self.host: HostFollower | None = None
         self.follower: Followers | HostFollower
-        if settings.shared_cache == "1":
+        if shared:
             # The host's follower keeps the table, writes the receipt and calls on_applied.
             self.host = self.follower = HostFollower(
                 settings,
                 self._backend,
                 self.cache,
-                Clocks(clock, time.monotonic),  # the table's times are the host's clock
-                block_ms=block_ms,
-                max_backoff_s=max_backoff_s,
-                on_applied=on_applied,
+                self.clocks,
+                dataclasses.replace(options, on_applied=on_applied),
                 name=host_name(settings, role),
             )
-            monotonic = time.monotonic
         else:
             self.follower = Followers(
                 Follow(self._backend),
                 self.cache,
-                Clocks(clock, monotonic),
-                block_ms=block_ms,
-                max_backoff_s=max_backoff_s,
-                on_applied=self._applied,
+                self.clocks,
+                dataclasses.replace(options, on_applied=self._applied),
             )
         self.receipts = (
             Receipts(
                 self.follower.follow,
                 self.follower,
-                self.follower.clocks,
+                self.clocks,
                 name=settings.verifier_name or default_name(role),
                 interval_s=settings.receipt_interval_ms / 1000,
                 # Failing open, it accepts for up to the token lifetime without proof.
@@ -125,10 +120,7 @@ class Verifier:
             if settings.receipt_interval_ms and isinstance(self.follower, Followers)
             else None
         )
-        self._clock = clock
-        self._clocks = self.follower.clocks  # its offset_s is read on every verify()
-        self._monotonic = monotonic
-        self.state = VerifierState.CREATED
+        self.state = Lifecycle.CREATED
         self._memo: dict[str, _Verified] = {}
         self._memo_size = settings.verify_memo_size
         # Plain counters: cheap in the hot path, exported by metrics.VerifierCollector.
@@ -145,7 +137,7 @@ class Verifier:
                 lambda: self.cache.keys,
                 self._partition_count,
                 clock=self.redis_time_s,
-                monotonic=monotonic,
+                monotonic=self.clocks.monotonic,
                 client=lists_client,
             )
             if settings.status_list == "fallback"
@@ -161,9 +153,9 @@ class Verifier:
 
         SettingsError if REVOCAST_PARTITIONS does not match the deployment's.
         """
-        if self.state is not VerifierState.CREATED:
+        if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the verifier, as it was already started.")
-        self.state = VerifierState.RUNNING
+        self.state = Lifecycle.RUNNING
         await self.follower.start(wait_s=self.settings.max_staleness_s)
         if self.receipts is not None:
             self.receipts.start()
@@ -171,7 +163,7 @@ class Verifier:
             self.lists.start()
 
     async def stop(self) -> None:
-        self.state = VerifierState.STOPPED
+        self.state = Lifecycle.STOPPED
         if self.lists is not None:
             await self.lists.stop()
         if self.receipts is not None:
@@ -199,13 +191,14 @@ class Verifier:
 
     @property
     def staleness_s(self) -> float:
-        """Seconds since the least fresh stream proved nothing was missed (inf: no proof)."""
-        return self._monotonic() - self.follower.fresh_at
+        """Seconds since the least fresh stream proved nothing was missed (inf: no proof); the
+        one place it is computed, for verify(), readiness, metrics and the sidecar alike."""
+        return self.clocks.monotonic() - self.follower.fresh_at
 
     @property
     def ready(self) -> bool:
         return (
-            self.follower.state is FollowerState.RUNNING
+            self.follower.state is Lifecycle.RUNNING
             and self.follower.snapshotted
             and self.staleness_s <= self._stale_after_s
         )
@@ -216,8 +209,51 @@ class Verifier:
         ``max_staleness_s`` replaces ``REVOCAST_MAX_STALENESS_S`` for this call: stricter for a
         sensitive route, looser for a public read, never above the access-token lifetime.
         """
+        # The hot path, in one frame (each call costs ~40 ns here): every check runs inside the
+        # try that counts the outcomes.
         try:
-            claims = self._verify(token, max_staleness_s)
+            staleness = self.staleness_s
+            bound = self._stale_after_s
+            if max_staleness_s is not None:
+                bound = checked_staleness(max_staleness_s, self.settings)
+            stale = staleness > bound and (
+                self._open_until_s is None or staleness > self._open_until_s
+            )
+            if stale and (self.lists is None or not self.lists.usable_within(max_staleness_s)):
+                raise _stale(staleness)
+            seen = self._memo.get(token)
+            if seen is None:
+                seen = self._first_sight(token)
+            elif (clocks := self.clocks).wall() + clocks.offset_s > seen.expires_at:
+                del self._memo[token]
+                raise TokenRejected("token_expired", "the access token expired (exp): refresh it")
+            # The revocation checks run on every call, memo or not: plain dict lookups.
+            cache = self.cache
+            claims = seen.claims
+            if seen.kid in cache.revoked_keys:
+                raise TokenRejected(
+                    "key_revoked", "the key that signed this token was revoked: log in again"
+                )
+            host = self.host
+            if host is not None:
+                kept = host.verdicts.get(token)  # the table's verdict, while its revision holds
+                if kept is not None and kept[0] == host.rev:
+                    code = kept[1]
+                else:
+                    code = host.refusal(token, claims.sid, claims.sub, seen.iat_ms)
+                if code is not None:
+                    raise TokenRejected(code, REFUSALS[code])
+            else:
+                if claims.sid in cache.sessions:
+                    raise TokenRejected("session_revoked", REFUSALS["session_revoked"])
+                user = cache.users.get(claims.sub)
+                if user is not None and seen.iat_ms <= user[0]:
+                    raise TokenRejected("user_revoked", REFUSALS["user_revoked"])
+                changed = cache.roles_changed.get(claims.sub)
+                if changed is not None and seen.iat_ms <= changed[0]:
+                    raise TokenRejected("roles_changed", REFUSALS["roles_changed"])
+            if stale:  # the streams cannot vouch: the lists decide, or nothing does
+                self._check_list(seen.kid, claims, staleness, max_staleness_s)
         except TokenRejected as exc:
             self.rejected[exc.code] += 1
             raise
@@ -225,49 +261,6 @@ class Verifier:
             self.stale += 1
             raise
         self.accepted += 1
-        return claims
-
-    def _verify(self, token: str, max_staleness_s: float | None) -> AccessClaims:
-        staleness = self._monotonic() - self.follower.fresh_at
-        bound = self._stale_after_s
-        if max_staleness_s is not None:
-            bound = checked_staleness(max_staleness_s, self.settings)
-        stale = staleness > bound and (self._open_until_s is None or staleness > self._open_until_s)
-        if stale and (self.lists is None or not self.lists.usable_within(max_staleness_s)):
-            raise _stale(staleness)
-        seen = self._memo.get(token)
-        if seen is None:
-            seen = self._first_sight(token)
-        elif self._clock() + self._clocks.offset_s > seen.expires_at:
-            del self._memo[token]
-            raise TokenRejected("token_expired", "the access token expired (exp): refresh it")
-        # The revocation checks run on every call, memo or not: plain dict lookups.
-        cache = self.cache
-        claims = seen.claims
-        if seen.kid in cache.revoked_keys:
-            raise TokenRejected(
-                "key_revoked", "the key that signed this token was revoked: log in again"
-            )
-        host = self.host
-        if host is not None:
-            kept = host.verdicts.get(token)  # the table's verdict, while its revision holds
-            if kept is not None and kept[0] == host.rev:
-                code = kept[1]
-            else:
-                code = host.refusal(token, claims.sid, claims.sub, seen.iat_ms)
-            if code is not None:
-                raise TokenRejected(code, REFUSALS[code])
-        else:
-            if claims.sid in cache.sessions:
-                raise TokenRejected("session_revoked", REFUSALS["session_revoked"])
-            user = cache.users.get(claims.sub)
-            if user is not None and seen.iat_ms <= user[0]:
-                raise TokenRejected("user_revoked", REFUSALS["user_revoked"])
-            changed = cache.roles_changed.get(claims.sub)
-            if changed is not None and seen.iat_ms <= changed[0]:
-                raise TokenRejected("roles_changed", REFUSALS["roles_changed"])
-        if stale:  # the streams cannot vouch: the lists decide, or nothing does
-            self._check_list(seen.kid, claims, staleness, max_staleness_s)
         return claims
 
     def _check_list(
@@ -307,7 +300,8 @@ class Verifier:
     def redis_time_s(self) -> float:
         """Now on the Redis clock, as this verifier estimates it: token times are checked
         against it, so that a host whose clock is off neither accepts nor refuses early."""
-        return self._clock() + self.follower.clock_offset_s
+        clocks = self.clocks
+        return clocks.wall() + clocks.offset_s
 
     def _decode(self, token: str) -> tuple[str, AccessClaims]:
         return check_token(token, self.cache.keys, self.settings, self.redis_time_s())
