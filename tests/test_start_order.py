@@ -178,9 +178,16 @@ def test_started_with_every_replica_frozen_both_become_ready_once_they_answer(
     assert replicas
     (tmp_path / "frozen").mkdir()
     with frozen(replicas), services(env, tmp_path / "frozen") as started:
-        time.sleep(3)
+        # Running: ready or not, each answers (and has not exited). Not a fixed 3 s: on a
+        # loaded host a start took 5 to 7 s, the import of revocast alone 3 s.
+        deadline = time.monotonic() + 30
         for service in started:
-            assert service.ready() is not None  # running: ready or not, it answers
+            while service.ready() is None:
+                assert time.monotonic() < deadline, f"{service.name} never answered"
+                time.sleep(0.1)
+        time.sleep(1)
+        for service in started:
+            assert service.ready() is not None  # and still does a moment later
         if moment == "recovery":
             body = started[0].wait(503, 5).json()  # the recovery cannot be made durable yet
             assert "not_durable" in body["starting"] or "replicas" in body["starting"], body
