@@ -81,7 +81,9 @@ def _cluster_refusal(exc: ResponseError) -> type[ResponseError] | None:
     for kind in (AskError, TryAgainError, ClusterDownError):
         if isinstance(exc, kind):
             return kind
-    return _CLUSTER_CODES.get(str(exc).split(" ", 1)[0])
+    # In a pipeline the reply follows the command: "... of pipeline caused error: ('MOVED ..."
+    reply = str(exc).rpartition("of pipeline caused error: ")[2].lstrip("('\"")
+    return _CLUSTER_CODES.get(reply.split(" ", 1)[0])
 
 
 class Retry(Exception):
