@@ -22,8 +22,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from revocast.errors import HeadersTooLarge
 from revocast.settings import DEFAULT_HEADER_BYTES
 
-# Given to uvicorn as ``http=``: a string, so that worker processes import it themselves.
-PROTOCOL = "revocast.http_protocol:HeadBoundProtocol"
 # After the 431, what the client still sends is read and dropped this long before the
 # connection closes: closing with unread data sends a reset, which can destroy the answer.
 LINGER_S = 1.0
@@ -33,7 +31,9 @@ log = logging.getLogger("revocast.http")
 
 def uvicorn_options(max_header_bytes: int) -> dict[str, Any]:
     """What ``uvicorn.Config`` needs to run this protocol with this bound."""
-    return {"http": PROTOCOL, "h11_max_incomplete_event_size": max_header_bytes}
+    # The class, not an import string: uvicorn before 0.36 took only its own protocols'
+    # names as strings. Worker processes get it by reference with their pickled config.
+    return {"http": HeadBoundProtocol, "h11_max_incomplete_event_size": max_header_bytes}
 
 
 class HeadBoundProtocol(HttpToolsProtocol):

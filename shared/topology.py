@@ -189,11 +189,24 @@ class SentinelTopology(Topology):
                 await sentinel.aclose()
 
 
+# redis-py 5 sets a connection up in on_connect; later ones in on_connect_check_health, which
+# on_connect then only calls.
+_SET_UP_IN_ON_CONNECT = not hasattr(Connection, "on_connect_check_health")
+
+
 class _ReadOnlyConnection(Connection):
     """A cluster replica serves reads only to connections that said READONLY."""
 
     async def on_connect_check_health(self, check_health: bool = True) -> None:
         await super().on_connect_check_health(check_health)
+        await self._read_only()
+
+    async def on_connect(self) -> None:
+        await super().on_connect()
+        if _SET_UP_IN_ON_CONNECT:
+            await self._read_only()
+
+    async def _read_only(self) -> None:
         await self.send_command("READONLY", check_health=False)
         await self.read_response()
 

@@ -164,8 +164,8 @@ def test_verifier_with_several_workers(env: dict[str, str]) -> None:
         assert len(children) >= 2  # the workers (uvicorn's supervisor may add a helper)
         missing = httpx.get(f"http://127.0.0.1:{port}/verify")
         assert (missing.status_code, missing.json()["error"]) == (401, "missing_token")
-        # The workers run the head bound too (the protocol by import path, the bound in
-        # their config): a 64 KiB + 1 head is 431.
+        # The workers run the head bound too (the protocol class and the bound travel in
+        # their pickled config): a 64 KiB + 1 head is 431.
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(b"GET /verify HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 65536 + b"\r\n\r\n")
             assert sock.recv(64).startswith(b"HTTP/1.1 431 ")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import websockets
 from fastapi import Depends, FastAPI, Security, WebSocket
+from websockets.asyncio.client import connect  # websockets.connect before 14: the legacy one
 
 from revocast.browser import ACCESS_COOKIE
 from revocast.claims import AccessClaims
@@ -126,10 +127,10 @@ async def test_websocket_routes(issuer: Issuer) -> None:
     bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
     async with serve(build(issuer.settings)) as url:
         ws_url = url.replace("http://", "ws://") + "/ws"
-        async with websockets.connect(ws_url, additional_headers=bearer) as ws:
+        async with connect(ws_url, additional_headers=bearer) as ws:
             assert json.loads(await ws.recv()) == {"sub": uid}
         with pytest.raises(websockets.InvalidStatus) as refused:
-            async with websockets.connect(ws_url):
+            async with connect(ws_url):
                 pass
         assert refused.value.response.status_code == 403  # the handshake closed with 1008
 
@@ -146,9 +147,9 @@ async def test_a_cross_site_websocket_handshake_carries_no_cookie(issuer: Issuer
     async with serve(build(settings, "cookie")) as url:
         ws_url = url.replace("http://", "ws://") + "/ws"
         ours = cookie | {"Origin": "https://app.example"}
-        async with websockets.connect(ws_url, additional_headers=ours, origin=None) as ws:
+        async with connect(ws_url, additional_headers=ours, origin=None) as ws:
             assert json.loads(await ws.recv()) == {"sub": uid}
         theirs = cookie | {"Origin": "https://evil.example"}
         with pytest.raises(websockets.InvalidStatus):
-            async with websockets.connect(ws_url, additional_headers=theirs, origin=None):
+            async with connect(ws_url, additional_headers=theirs, origin=None):
                 pass

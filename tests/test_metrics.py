@@ -70,3 +70,20 @@ async def test_issuer_metrics_count_by_route_template(issuer: Issuer) -> None:
     assert seen[(login, block)] == 1
     assert not any(uid in str(key) for key in seen)  # ids never become label values
     assert ("revocast_verify_total", (("outcome", "accepted"), ("reason", ""))) in seen
+
+
+async def test_wrong_methods_and_unknown_paths_are_counted_without_raw_paths(
+    issuer: Issuer,
+) -> None:
+    """A 405 counts under the route that refused the method, any other path as "unmatched"
+    (before Starlette 1.7 the route is found again by the middleware)."""
+    assert (await issuer.http.get("/v1/login")).status_code == 405
+    assert (await issuer.http.delete("/v1/admin/users/u-1/block")).status_code == 405
+    assert (await issuer.http.get("/no/such/path")).status_code == 404
+    seen = samples((await issuer.http.get("/metrics")).text)
+    name = "revocast_issuer_requests_total"
+    assert seen[(name, (("method", "GET"), ("route", "/v1/login"), ("status", "405")))] == 1
+    block = (("method", "DELETE"), ("route", "/v1/admin/users/{user_id}/block"), ("status", "405"))
+    assert seen[(name, block)] == 1
+    assert seen[(name, (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
+    assert not any("u-1" in str(key) or "/no/such" in str(key) for key in seen)

@@ -191,6 +191,9 @@ def test_started_with_every_replica_frozen_both_become_ready_once_they_answer(
         time.sleep(3)  # long enough for a start-up that would exit to have exited
         for service in started:
             service.answering(30)  # running: ready or not, it answers (ready() sees an exit)
+        time.sleep(1)
+        for service in started:
+            assert service.ready() is not None  # and still does a moment later
         if moment == "recovery":
             body = started[0].wait(503, 5).json()  # the recovery cannot be made durable yet
             assert "not_durable" in body["starting"] or "replicas" in body["starting"], body

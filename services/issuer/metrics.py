@@ -10,6 +10,7 @@ from typing import get_args
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from revocast.issuer.context import Counts
@@ -43,9 +44,25 @@ class RequestCounter:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = getattr(matched_route(scope), "path", "unmatched")
             self.counts[(scope["method"], template, status)] += 1
+
+
+def matched_route(scope: Scope) -> BaseRoute | None:
+    """The route that answered: Starlette 1.7+ leaves it in the scope; before, the app's
+    routes are asked again as its router asked them (the first full match, else the first
+    partial one, which answered 405)."""
+    if "route" in scope:
+        route: BaseRoute | None = scope["route"]
+        return route
+    partial = None
+    for route in getattr(scope.get("app"), "routes", ()):
+        match, _ = route.matches(scope)
+        if match is Match.FULL:
+            return route
+        if match is Match.PARTIAL and partial is None:
+            partial = route
+    return partial
 
 
 class IssuerCollector(Collector):

@@ -72,6 +72,22 @@ def _no_answer(exc: Exception) -> str:
     return f"Redis did not answer ({type(exc).__name__}): retry in a moment"
 
 
+# redis-py from 6.0 raises a cluster node's refusals as these classes on any connection; before,
+# only its own cluster client did, and our connections to each node got a bare ResponseError.
+_CLUSTER_CODES = {"MOVED": AskError, "ASK": AskError, "TRYAGAIN": TryAgainError,
+                  "CLUSTERDOWN": ClusterDownError}  # fmt: skip
+
+
+def _cluster_refusal(exc: ResponseError) -> type[ResponseError] | None:
+    """The class of a cluster's refusal (MOVED is an ``AskError``), whatever redis-py raised."""
+    for kind in (AskError, TryAgainError, ClusterDownError):
+        if isinstance(exc, kind):
+            return kind
+    # In a pipeline the reply follows the command: "... of pipeline caused error: ('MOVED ..."
+    reply = str(exc).rpartition("of pipeline caused error: ")[2].lstrip("('\"")
+    return _CLUSTER_CODES.get(reply.split(" ", 1)[0])
+
+
 class Retry(Exception):
     """A script found the data it was told about changed (a session set): read, call again."""
 
@@ -160,7 +176,10 @@ class Backend:
                     if self.min_replicas == 0 or durable is False:
                         return cast(R, await script(client, keys, args))
                     return cast(R, await self._run_durably(client, script, keys, args, durable))
-                except AskError:  # MOVED too: the script did not run, so once more is safe
+                except ResponseError as exc:
+                    if _cluster_refusal(exc) is not AskError:
+                        raise
+                    # MOVED or ASK: the script did not run, so once more is safe.
                     self.topology.invalidate()
                     if attempt == 2:
                         raise StoreUnavailable(
@@ -251,7 +270,7 @@ class Backend:
             error = _SCRIPT_ERRORS.get(code)
             if error is not None:
                 raise error(detail) from None
-            if isinstance(exc, AskError | ClusterDownError | TryAgainError | ReadOnlyError):
+            if isinstance(exc, ReadOnlyError) or _cluster_refusal(exc) is not None:
                 self.topology.invalidate()
                 raise StoreUnavailable(_no_answer(exc)) from None
             # The raw text names scripts and lines: for the log, not for clients.

@@ -103,8 +103,21 @@ def public_jwk(kind: str, key: Any) -> dict[str, Any]:
     elif kind == "ed25519":
         public = pyjwt.algorithms.OKPAlgorithm.to_jwk(key.public_key(), as_dict=True)
     else:
-        public = pyjwt.algorithms.ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        public = ec_jwk(key.public_key())
     return public
+
+
+def ec_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    """Each coordinate at the curve's full length (RFC 7518, 6.2.1.2): PyJWT 2.9's to_jwk cut
+    most P-521 ones short, and PyJWK then refused its own output."""
+    size = (key.curve.key_size + 7) // 8
+    numbers = key.public_numbers()
+
+    def coordinate(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes(size, "big")).rstrip(b"=").decode()
+
+    curve = {256: "P-256", 384: "P-384", 521: "P-521"}[key.curve.key_size]
+    return {"kty": "EC", "crv": curve, "x": coordinate(numbers.x), "y": coordinate(numbers.y)}
 
 
 def public_pem(key: Any) -> str:
