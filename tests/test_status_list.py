@@ -36,8 +36,10 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Lists are served under REVOCAST_ISSUER, which must be a URL for them."""
+def settings(settings: Settings, topology: str) -> Settings:
+    """Lists are served under REVOCAST_ISSUER, which must be a URL for them. ``topology`` is
+    named here so that pytest before 9 parametrizes through this override (at pytest 8.2
+    every test of this module lost its topology parameter: 20 setup errors)."""
     return settings.with_overrides(issuer=ISSUER)
 
 
