@@ -1,7 +1,7 @@
 """SSF push delivery is no SSRF (issue 19, point 7).
 
 Before: a receiver could create push streams to 127.0.0.1, 2130706433 (127.0.0.1 in decimal),
-169.254.169.254 or 127.0.0.1:6379, and the issuer POSTed each SET there with the receiver's
+169.254.169.254 or the loopback Redis port, and the issuer POSTed each SET there with the receiver's
 ``Authorization`` header. Now such endpoints are refused when the stream is created (after
 resolving the host) and again at every connection (a stream stored with such a target, or a
 name that resolves elsewhere later, reaches nothing), unless an operator allows the network
@@ -17,6 +17,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -67,7 +68,9 @@ async def ssf_caller(issuer: Issuer) -> dict[str, str]:
     return bearer(await issuer.login("receiver"))
 
 
-def refused_urls(port: str) -> list[str]:
+def refused_urls(port: str, redis_port: int) -> list[str]:
+    """``port`` is a local listener's; ``redis_port`` the test session's own Redis (the issue's
+    attack aimed at the machine's shared Redis on its default port, which tests never touch)."""
     return [
         f"http://127.0.0.1:{port}/e",
         f"http://2130706433:{port}/e",  # 127.0.0.1 in decimal
@@ -77,7 +80,7 @@ def refused_urls(port: str) -> list[str]:
         f"http://0.0.0.0:{port}/e",
         f"http://[::1]:{port}/e",
         f"http://[::ffff:127.0.0.1]:{port}/e",
-        "http://127.0.0.1:6379/",
+        f"http://127.0.0.1:{redis_port}/",
         "http://169.254.169.254/latest/meta-data/",
         "http://[fe80::1]/",
         "http://10.0.0.1/",
@@ -97,10 +100,10 @@ async def test_private_and_local_targets_are_refused_and_nothing_is_posted(
     found, url = listener
     auth = await ssf_caller(issuer)
     await issuer.add_user("alice")
+    targets = refused_urls(url.rsplit(":", 1)[1], urlsplit(issuer.settings.redis_url).port or 0)
     with caplog.at_level(logging.INFO, logger="revocast.issuer"):
-        replies = [await push_stream(issuer, auth, target)
-                   for target in refused_urls(url.rsplit(":", 1)[1])]  # fmt: skip
-    for target, reply in zip(refused_urls(url.rsplit(":", 1)[1]), replies, strict=True):
+        replies = [await push_stream(issuer, auth, target) for target in targets]
+    for target, reply in zip(targets, replies, strict=True):
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request"), target
         assert "endpoint_url" in reply.json()["detail"], target
     # One line per refusal, naming the caller and the address; never the Authorization.
