@@ -27,7 +27,7 @@ async def password_grant(
     """A login the old way; its access token."""
     username = usernames.normalize(username)
     ctx.passwords.refuse_when_full()
-    logins = ctx.writes.logins
+    logins = ctx.store.sessions.throttle
     await logins.count_client(address)
     attempt = await logins.attempt(username, address)
     attempt = dataclasses.replace(attempt, sessions=None)  # the old script read none
@@ -35,11 +35,11 @@ async def password_grant(
         raise InvalidCredentials()
     uid = attempt.uid
     kid = await signing_kid(ctx)
-    sid = new_session_id(ctx.writes.keys, uid)
-    refresh_token = new_refresh_token(ctx.writes.keys, uid)
-    issued_ms, roles_json, status_idx = await ctx.writes.login(
+    sid = new_session_id(ctx.store.keys, uid)
+    refresh_token = new_refresh_token(ctx.store.keys, uid)
+    issued_ms, roles_json, status_idx = await ctx.store.sessions.login(
         uid, sid, refresh_token, attempt=attempt, user_agent=user_agent, client=address
     )
     return ctx.minter.mint(uid=uid, sid=sid, roles=json.loads(roles_json), issued_ms=issued_ms,
                            kid=kid, client_id=DEFAULT_CLIENT_ID,
-                           status=(ctx.writes.keys.of(sid).index, status_idx))  # fmt: skip
+                           status=(ctx.store.keys.of(sid).index, status_idx))  # fmt: skip

@@ -73,7 +73,7 @@ async def idle(scene: Scene, swarm: Swarm | None, seconds: float) -> dict[str, A
 
 async def paced(scene: Scene, swarm: Swarm | None, rate: float, seconds: float) -> dict[str, Any]:
     result = await measured(
-        scene, swarm, lambda: revoke_at_rate(scene.writes, rate, round(rate * seconds))
+        scene, swarm, lambda: revoke_at_rate(scene.store, rate, round(rate * seconds))
     )
     return {"rate_per_s": rate} | result
 
@@ -90,7 +90,7 @@ async def bursts(
             delay = start + i * every_s - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            sent += await asyncio.gather(*(revoke_one(scene.writes) for _ in range(size)))
+            sent += await asyncio.gather(*(revoke_one(scene.store) for _ in range(size)))
         return sent
 
     return {"burst_size": size, "bursts": count, "burst_every_s": every_s} | await measured(

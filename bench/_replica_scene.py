@@ -22,7 +22,7 @@ from bench._issuer import revocast_env, start_issuer
 from bench._processes import Child, Children
 from bench._redis_info import Sample, sample
 from revocast.settings import Settings
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 
 
 @dataclass
@@ -31,7 +31,7 @@ class Scene:
     children: Children
     env: dict[str, str]  # the issuer's and the writer's: read the primary
     issuer: Child
-    writes: Writes
+    store: Store
 
     @property
     def verifier_env(self) -> dict[str, str]:
@@ -70,7 +70,7 @@ async def replica_scene(tmp: Path, extra_args: Sequence[str] = ()) -> AsyncItera
         try:
             issuer, _ = await start_issuer(children, env)
             await backend.start()
-            yield Scene(deployed, children, env, issuer, Writes(backend))
+            yield Scene(deployed, children, env, issuer, Store(backend))
         finally:
             await backend.aclose()
             children.stop()

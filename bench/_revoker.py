@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from revocast.errors import NotDurable, StoreUnavailable
 from revocast.ids import new_session_id
-from revocast.store import Writes
+from revocast.store import Store
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,16 @@ class Sent:
         return self.error in (None, "not_durable")
 
 
-async def revoke_one(writes: Writes) -> Sent:
+async def revoke_one(store: Store) -> Sent:
     """One revocation; a failure is recorded, not raised, as the issuer would answer 503.
 
     A NotDurable call did write (the event reaches the followers); a StoreUnavailable one
     may not have: it is left out of the propagation figures and counted."""
     uid = secrets.token_hex(16)
-    sid = new_session_id(writes.keys, uid)
+    sid = new_session_id(store.keys, uid)
     sent = time.monotonic()
     try:
-        await writes.revoke_session(sid, uid, "bench")
+        await store.sessions.revoke_session(sid, uid, "bench")
     except NotDurable:
         return Sent(sid, sent, time.monotonic(), "not_durable")
     except StoreUnavailable as exc:
@@ -49,23 +49,23 @@ async def revoke_one(writes: Writes) -> Sent:
     return Sent(sid, sent, time.monotonic())
 
 
-async def revoke_at_rate(writes: Writes, rate: float, count: int) -> list[Sent]:
+async def revoke_at_rate(store: Store, rate: float, count: int) -> list[Sent]:
     start = time.monotonic()
     tasks = []
     for i in range(count):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(revoke_one(writes)))
+        tasks.append(asyncio.create_task(revoke_one(store)))
     return list(await asyncio.gather(*tasks))
 
 
-async def fill(writes: Writes, count: int, concurrency: int = 64) -> float:
+async def fill(store: Store, count: int, concurrency: int = 64) -> float:
     """Write ``count`` revocations as fast as they go (a snapshot to load); seconds taken."""
     start = time.monotonic()
     done = 0
     while done < count:
         batch = min(concurrency, count - done)
-        await asyncio.gather(*(revoke_one(writes) for _ in range(batch)))
+        await asyncio.gather(*(revoke_one(store) for _ in range(batch)))
         done += batch
     return time.monotonic() - start

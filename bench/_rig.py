@@ -22,7 +22,7 @@ from revocast.issuer.tokens import TokenMinter
 from revocast.keys import create_signing_key
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 from revocast_tools.redis_server import RedisServer
 
 
@@ -66,7 +66,7 @@ async def server_info(backend: Backend) -> dict[str, Any]:
     async def info(client: Redis) -> dict[str, Any]:
         return dict(await client.info("server"))
 
-    return await backend.read(backend.keys.global_.jwks, info)
+    return await backend.on_primary(backend.keys.global_.jwks, info)
 
 
 async def make_rig(settings: Settings, key_dir: Path) -> Rig:
@@ -76,10 +76,10 @@ async def make_rig(settings: Settings, key_dir: Path) -> Rig:
     backend = Backend(settings)
     try:
         keys = await backend.start()
-        writes = Writes(backend)
+        store = Store(backend)
         jwk_json = json.dumps(key.public.jwk)
-        await writes.publish_key(key.kid, jwk_json, secrets.token_hex(16))
-        await writes.align_epochs()  # every partition gets the deployment's epoch
+        await store.signing.publish_key(key.kid, jwk_json, secrets.token_hex(16))
+        await store.signing.align_epochs()  # every partition gets the deployment's epoch
         version = str((await server_info(backend)).get("redis_version", "?"))
     finally:
         await backend.aclose()

@@ -56,7 +56,7 @@ async def measure_one(
     tmp: Path, verifiers: int, state: int, args: argparse.Namespace
 ) -> dict[str, Any]:
     async with replica_scene(tmp) as scene:
-        fill_s = await fill(scene.writes, state)
+        fill_s = await fill(scene.store, state)
         swarm = await Swarm.launch(
             scene.children,
             scene.verifier_env,

@@ -50,7 +50,7 @@ from bench._stats import summary
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
 from revocast.settings import Settings
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 from revocast_tools.redis_server import RedisServer, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "issuer_throughput.json"
@@ -209,10 +209,10 @@ async def with_issuer(
     names = [f"bench-{config}-{i}" for i in range(concurrency)]
     try:
         await backend.start()
-        writes = Writes(backend)
+        store = Store(backend)
         passwords = Passwords(settings)
         for name in names:
-            await add_user(writes, passwords, name, PASSWORD, [])
+            await add_user(store, passwords, name, PASSWORD, [])
     finally:
         await backend.aclose()
 

@@ -117,7 +117,7 @@ async def scenario(
         async with app.router.lifespan_context(app):
             ctx = IssuerContext.of_app(app)
             for i in range(clients):
-                await add_user(ctx.writes, ctx.passwords, f"user-{i}", PASSWORD, [])
+                await add_user(ctx.store, ctx.passwords, f"user-{i}", PASSWORD, [])
             for login in PATHS.values():  # warm: connections, scripts, user ids
                 await phase(ctx, login, clients, 1.0)
             for _ in range(args.rounds):

@@ -39,7 +39,7 @@ from bench._stats import summary
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
 from revocast.settings import Settings
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 from revocast_tools.redis_server import RedisServer, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "login_saturation.json"
@@ -209,9 +209,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         backend = Backend(settings)
         await backend.start()
         try:
-            writes, passwords = Writes(backend), Passwords(settings)
+            store, passwords = Store(backend), Passwords(settings)
             for i in range(args.clients):
-                await add_user(writes, passwords, f"user-{i}", PASSWORD, [])
+                await add_user(store, passwords, f"user-{i}", PASSWORD, [])
         finally:
             await backend.aclose()
         sidecar_port = free_port()

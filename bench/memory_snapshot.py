@@ -189,7 +189,7 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         gc.collect()
         await admin.slowlog_reset()
         started = time.perf_counter()
-        raw = await reader.backend.call(
+        raw = await reader.backend.call_on_reader(
             reader.snapshot_script(partition.stream), partition.stream.events
         )
         raw_s.append(time.perf_counter() - started)

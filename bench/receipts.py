@@ -40,7 +40,7 @@ from bench._processes import Child, Children, start_sidecars, wait_http_ok
 from bench._revoker import revoke_at_rate
 from bench._swarm import Swarm
 from revocast.settings import Settings
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 from revocast_tools.redis_server import RedisServer, free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "receipts.json"
@@ -172,7 +172,7 @@ async def overhead(
         await asyncio.sleep(seconds)
         idle = _redis_info.delta(before, _redis_info.sample(port))
         before = _redis_info.sample(port)
-        await revoke_at_rate(Writes(backend), rate, round(rate * seconds))
+        await revoke_at_rate(Store(backend), rate, round(rate * seconds))
         busy = _redis_info.delta(before, _redis_info.sample(port))
     finally:
         await backend.aclose()

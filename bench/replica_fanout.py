@@ -105,7 +105,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     result: dict[str, Any] = {}
     async with replica_scene(tmp) as scene:
         result["redis_server"] = scene.deployment.version()
-        result["state_fill_s"] = round(await fill(scene.writes, args.state), 2)
+        result["state_fill_s"] = round(await fill(scene.store, args.state), 2)
         result["state_revocations"] = args.state
         swarm = await Swarm.launch(
             scene.children, scene.verifier_env, args.processes, args.per_process

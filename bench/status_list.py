@@ -44,7 +44,7 @@ from revocast.keys import SigningKey
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
 from revocast.status_list import decode, list_uri, status_at
-from revocast.store import Backend, Reads
+from revocast.store import Backend, Store
 from revocast_tools.redis_server import RedisServer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "status_list.json"
@@ -95,14 +95,14 @@ async def redis_bytes(url: str, keys: Keyspace) -> dict[str, int]:
 
 
 async def measure_one(
-    reads: Reads, settings: Settings, key: SigningKey, size: int, share: float, repeat: int
+    store: Store, settings: Settings, key: SigningKey, size: int, share: float, repeat: int
 ) -> dict[str, Any]:
     uri = list_uri(ISSUER, 0) or ""
     timings: dict[str, list[float]] = {"read": [], "pad_compress_sign": [], "total": []}
     token = ""
     for _ in range(repeat):
         start = time.perf_counter()
-        raw, drawn = await reads.status_list(0)
+        raw, drawn = await store.sessions.status_list(0)
         read = time.perf_counter()
         token = list_token(settings, key, uri, covered(raw, drawn), int(time.time()))
         done = time.perf_counter()
@@ -147,7 +147,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                             partitions=1, issuer=ISSUER)  # fmt: skip
         backend = Backend(settings)
         keys = await backend.start()
-        reads = Reads(backend)
+        store = Store(backend)
         key = SigningKey.generate()
         rng = random.Random(22)
         redis_version = "?"
@@ -159,7 +159,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 for share in args.shares:
                     invalid = rng.sample(range(size), int(size * share))
                     await fill(server.url, keys, size, invalid)
-                    run = await measure_one(reads, settings, key, size, share, args.repeat)
+                    run = await measure_one(store, settings, key, size, share, args.repeat)
                     run["redis_memory_bytes"] = await redis_bytes(server.url, keys)
                     if run["served_invalid"] != len(invalid):
                         raise RuntimeError("the served list does not hold the INVALID indexes")

@@ -35,7 +35,7 @@ from bench._stats import summary
 from bench.propagation import USERNAME, Logout, run_workers
 from revocast.ids import new_session_id
 from revocast.settings import Settings
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "topologies.json"
 DIRECT_CALLS = 200
@@ -83,13 +83,13 @@ async def direct_calls(env: dict[str, str], calls: int) -> dict[str, float]:
     backend = Backend(Settings.from_env(env))
     try:
         await backend.start()
-        writes = Writes(backend)
+        store = Store(backend)
         times = []
         for _ in range(calls):
             uid = secrets.token_hex(16)
-            sid = new_session_id(writes.keys, uid)
+            sid = new_session_id(store.keys, uid)
             began = time.monotonic()
-            await writes.revoke_session(sid, uid, "bench")
+            await store.sessions.revoke_session(sid, uid, "bench")
             times.append((time.monotonic() - began) * 1000)
         return summary(times)
     finally:

@@ -13,22 +13,22 @@ from typing import Any
 
 from revocast.errors import NotFound
 from revocast.proof import EventRef, Receipt, entry_key, report
-from revocast.store import Reads
+from revocast.store import Store
 
 MAX_WAIT_S = 30.0
 POLL_S = 0.02
 LAG_SCAN = 1000  # entries counted per stream before a lag is shown as "1000+"
 
 
-async def check_exists(reads: Reads, event: EventRef) -> None:
+async def check_exists(store: Store, event: EventRef) -> None:
     """NotFound unless ``event`` names a stream of this deployment and an entry it has had."""
-    names = {s.name for s in reads.keys.streams()}
+    names = {s.name for s in store.keys.streams()}
     if event.stream not in names:
         raise NotFound(
             f"this deployment has no stream {event.stream} (it has {', '.join(sorted(names))}): "
             "use an event id a revoking call answered"
         )
-    last = await reads.last_entry(event.stream)
+    last = await store.streams.last_entry(event.stream)
     if last is None or entry_key(last) < (event.ms, event.seq):
         raise NotFound(
             f"stream {event.stream} has had no entry {event.entry_id}: use an event id a "
@@ -36,13 +36,13 @@ async def check_exists(reads: Reads, event: EventRef) -> None:
         )
 
 
-async def status(reads: Reads, event: EventRef) -> dict[str, Any]:
+async def status(store: Store, event: EventRef) -> dict[str, Any]:
     """Which live verifiers have applied ``event``, when, and which have not yet."""
-    answer = report(event, await reads.receipts())
+    answer = report(event, await store.presence.receipts())
     return answer | {"proven": answer["all_applied"] and answer["live"] > 0, "lapsed": []}
 
 
-async def wait_applied(reads: Reads, event: EventRef, timeout_s: float) -> dict[str, Any]:
+async def wait_applied(store: Store, event: EventRef, timeout_s: float) -> dict[str, Any]:
     """``status`` once the revocation is *proven*, or when ``timeout_s`` ends.
 
     Proven: every live verifier has applied ``event``, there is at least one, and every
@@ -53,7 +53,7 @@ async def wait_applied(reads: Reads, event: EventRef, timeout_s: float) -> dict[
     deadline = started + timeout_s
     pending: dict[str, Receipt] = {}  # last receipt of each verifier seen not applied
     while True:
-        receipts = await reads.receipts()
+        receipts = await store.presence.receipts()
         answer = report(event, receipts)
         live = {r.instance_id for r in receipts}
         for receipt in receipts:
@@ -82,11 +82,13 @@ def _lapsed(receipt: Receipt, now_ms: float) -> dict[str, Any]:
             "failed_closed": now_ms >= closed_at}  # fmt: skip
 
 
-async def lags(reads: Reads) -> list[dict[str, Any]]:
+async def lags(store: Store) -> list[dict[str, Any]]:
     """Every live verifier, with how many entries and how many ms it is behind, per stream."""
-    receipts = await reads.receipts()
-    streams = [s.name for s in reads.keys.streams()]
-    ends = dict(zip(streams, await asyncio.gather(*map(reads.last_entry, streams)), strict=True))
+    receipts = await store.presence.receipts()
+    streams = [s.name for s in store.keys.streams()]
+    ends = dict(
+        zip(streams, await asyncio.gather(*map(store.streams.last_entry, streams)), strict=True)
+    )
     now_ms = int(time.time() * 1000)
     rows = []
     for receipt in sorted(receipts, key=lambda r: (r.name, r.instance_id)):
@@ -95,7 +97,7 @@ async def lags(reads: Reads) -> list[dict[str, Any]]:
             end, position = ends[stream], receipt.positions.get(stream, "0-0")
             if end is None or entry_key(position) >= entry_key(end):
                 continue
-            missed = await reads.entries_after(stream, position, LAG_SCAN)
+            missed = await store.streams.entries_after(stream, position, LAG_SCAN)
             behind_entries += len(missed)
             if missed:
                 behind_ms = max(behind_ms, now_ms - entry_key(missed[0])[0])
@@ -113,15 +115,15 @@ async def lags(reads: Reads) -> list[dict[str, Any]]:
     return rows
 
 
-async def count_behind(reads: Reads, older_than_ms: int = 1000) -> tuple[int, int]:
+async def count_behind(store: Store, older_than_ms: int = 1000) -> tuple[int, int]:
     """(live verifiers, those that have not applied an entry written over ``older_than_ms``
     ago): one receipt read and one XREVRANGE per stream."""
-    receipts = await reads.receipts()
+    receipts = await store.presence.receipts()
     if not receipts:
         return 0, 0
-    streams = [s.name for s in reads.keys.streams()]
+    streams = [s.name for s in store.keys.streams()]
     cutoff = int(time.time() * 1000) - older_than_ms
-    due = await asyncio.gather(*(reads.last_entry(s, before_ms=cutoff) for s in streams))
+    due = await asyncio.gather(*(store.streams.last_entry(s, before_ms=cutoff) for s in streams))
     behind = 0
     for receipt in receipts:
         for stream, entry in zip(streams, due, strict=True):

@@ -80,6 +80,13 @@ class GlobalKeys:
     upstream_nonce_key: str  # STRING: the key (base64url) upstream login nonces are MACed with
     prefix: str
 
+    def fixed(self) -> list[str]:
+        """The keys every signing script gets first, in the order ``contracts.FIXED_KEYS``
+        names them."""
+        s = self.stream
+        return [s.events, s.chain, s.epoch, self.jwks, self.revoked_keys, self.signing_kid,
+                self.audit, self.sealed_keys, self.revoked_key_events, s.heartbeat]  # fmt: skip
+
     def issuer(self, issuer_id: str) -> str:
         """HASH: host, pid, started_ms, kids (JSON list of loaded keys); expires if it dies."""
         return f"{self.prefix}:issuer:{issuer_id}"

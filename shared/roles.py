@@ -17,3 +17,6 @@ INTROSPECT: Final = "introspect"
 SSF: Final = "ssf"
 
 SERVICE_ROLES: Final = frozenset({ADMIN, MODERATOR, INTROSPECT, SSF})
+# Actors whose names start so are operators at the CLI: all power, no revocation budget.
+# The authority rule reads it in Python (revocast.store.authority) and in Lua (injected).
+OPERATOR_PREFIX: Final = "cli:"

@@ -18,7 +18,7 @@ from revocast.connection import redis_client
 from revocast.issuer import create_app, operator
 from revocast.issuer.context import IssuerContext
 from revocast.settings import Settings
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast.verifier import Verifier
 from revocast_tools.proxy import TcpProxy
 from revocast_tools.redis_server import RedisServer
@@ -124,13 +124,8 @@ async def backend(settings: Settings, redis: Redis) -> AsyncIterator[Backend]:
 
 
 @pytest.fixture
-def writes(backend: Backend) -> Writes:
-    return Writes(backend)
-
-
-@pytest.fixture
-def reads(backend: Backend) -> Reads:
-    return Reads(backend)
+def store(backend: Backend) -> Store:
+    return Store(backend)
 
 
 def bearer(tokens: dict[str, Any]) -> dict[str, str]:
@@ -157,8 +152,8 @@ class Issuer:
         backend = Backend(self.settings)
         try:
             await backend.start()
-            writes = Writes(backend)
-            return await add_user(writes, Passwords(self.settings), name, PASSWORD, roles or [])
+            store = Store(backend)
+            return await add_user(store, Passwords(self.settings), name, PASSWORD, roles or [])
         finally:
             await backend.aclose()
 
@@ -166,7 +161,7 @@ class Issuer:
         self, name: str, *, confidential: bool = False, roles: tuple[str, ...] = ()
     ) -> dict[str, Any]:
         """Register an OAuth client; a confidential one's answer holds its client_secret."""
-        return await operator.add_client(self.ctx.writes, self.ctx.reads, name, confidential, roles)
+        return await operator.add_client(self.ctx.store, name, confidential, roles)
 
     async def login(self, name: str) -> dict[str, Any]:
         reply = await self.http.post("/v1/login", json={"username": name, "password": PASSWORD})

@@ -20,7 +20,7 @@ def _b64(raw: bytes) -> str:
 
 
 async def sessions_of(issuer: Issuer, uid: str) -> int:
-    return len(await issuer.ctx.reads.sessions(uid))
+    return len(await issuer.ctx.store.sessions.of_user(uid))
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ async def test_nesting_past_the_bound_is_400_on_every_json_route(issuer: Issuer)
         )
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request"), path
         assert "nest deeper than 32" in reply.json()["detail"], path
-    assert await issuer.ctx.reads.ssf_streams() == {}
+    assert await issuer.ctx.store.signals.ssf_streams() == {}
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ import pytest
 
 from revocast.browser import ACCESS_COOKIE
 from revocast.settings import Settings
-from revocast.store import Backend, Reads
+from revocast.store import Backend, Store
 from revocast.verifier.host import host_dir
 from revocast_tools.redis_server import free_port
 from tests.support.topologies import EVERY_TOPOLOGY
@@ -180,7 +180,7 @@ async def stored_clients(env: dict[str, str]) -> dict[str, str]:
     backend = Backend(Settings.from_env(env))
     try:
         await backend.start()
-        return await Reads(backend).clients()
+        return await Store(backend).clients.every()
     finally:
         await backend.aclose()
 

@@ -30,7 +30,7 @@ async def login(issuer: Issuer, name: str, **extra: Any) -> httpx.Response:
 
 
 async def session_count(issuer: Issuer, uid: str) -> int:
-    return len(await issuer.ctx.reads.sessions(uid))
+    return len(await issuer.ctx.store.sessions.of_user(uid))
 
 
 async def test_calls_without_a_client_act_for_the_built_in_public_client(issuer: Issuer) -> None:
@@ -130,7 +130,7 @@ async def test_a_refresh_token_stays_with_its_client(issuer: Issuer) -> None:
     body = {"refresh_token": public["refresh_token"], "client_id": mobile["client_id"]}
     named = await issuer.http.post("/v1/refresh", json=body)
     assert named.status_code == 200, named.text  # the refusals spent nothing
-    await operator.remove_client(issuer.ctx.writes, issuer.ctx.reads, "mobile")
+    await operator.remove_client(issuer.ctx.store, "mobile")
     gone = await issuer.refresh(named.json()["refresh_token"])
     assert (gone.status_code, gone.json()["error"]) == (401, "invalid_grant")
 
@@ -247,7 +247,7 @@ async def test_token_endpoint_refuses_two_client_methods_and_repeated_fields(
 
 async def test_a_blocked_user_gets_invalid_grant(issuer: Issuer) -> None:
     uid = await issuer.add_user("alice")
-    await operator.set_blocked(issuer.ctx.writes, uid, "spam", blocked=True)
+    await operator.set_blocked(issuer.ctx.store, uid, "spam", blocked=True)
     form = {"grant_type": "password", "username": "alice", "password": PASSWORD}
     reply = await token(issuer, form)
     assert (reply.status_code, reply.json()["error"]) == (400, "invalid_grant")

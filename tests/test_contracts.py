@@ -1,28 +1,26 @@
-"""Each script's contract is declared once (revocast.store.contracts): the Lua reads names the
-declaration generates, never KEYS or ARGV itself, and a caller that strays from the
-declaration fails before anything reaches Redis."""
+"""Each script's contract is declared once (beside its Lua, in its aggregate's contracts.py):
+the Lua reads names the declaration generates, never KEYS or ARGV itself, and a caller that
+strays from the declaration fails before anything reaches Redis."""
 
 from __future__ import annotations
 
 import re
-from importlib import resources
 
 import pytest
 
 from revocast.events import SCHEMA_VERSION, Reason, event_kinds
 from revocast.keyspace import Keyspace
-from revocast.store import contracts
-from revocast.store.contracts import CONTRACTS, FIXED_KEYS, Part
-from revocast.store.scripts import SCRIPTS, load_scripts
+from revocast.store.contracts import FIXED_KEYS, Part
+from revocast.store.scripts import CONTRACTS, SCRIPTS, load_scripts, lua_files
+from revocast.store.sessions import contracts as sessions
+from revocast.store.signals import contracts as signals
 
-LUA = sorted(
-    p.name for p in (resources.files("revocast") / "lua").iterdir() if p.name.endswith(".lua")
-)
+LUA = sorted(lua_files())
 POSITIONAL = re.compile(r"#?\b(KEYS|ARGV)\b\s*\[|#\s*(KEYS|ARGV)\b|\bunpack\s*\(\s*(KEYS|ARGV)")
 
 
 def _code(name: str) -> str:
-    text = (resources.files("revocast") / "lua" / name).read_text()
+    text = lua_files()[name].read_text()
     return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
 
 
@@ -110,7 +108,7 @@ GOOD_ARGS: dict[str, object] = {
 
 
 def test_a_call_lays_out_keys_and_arguments_in_declared_order() -> None:
-    call = contracts.REVOKE_SESSION.call(FIXED, keys=GOOD_KEYS, **GOOD_ARGS)
+    call = sessions.REVOKE_SESSION.call(FIXED, keys=GOOD_KEYS, **GOOD_ARGS)
     assert call.keys == [*FIXED, "s", "ss", "b"]
     assert call.args == ["S", "U", 10, 20, "logout", "", 0]
 
@@ -131,18 +129,18 @@ def test_a_call_that_strays_from_the_declaration_is_a_type_error(
     keys: dict[str, str], args: dict[str, object]
 ) -> None:
     with pytest.raises(TypeError):
-        contracts.REVOKE_SESSION.call(FIXED, keys=keys, **args)
+        sessions.REVOKE_SESSION.call(FIXED, keys=keys, **args)
 
 
 def test_the_fixed_part_is_counted() -> None:
     with pytest.raises(TypeError):
-        contracts.REVOKE_SESSION.call(FIXED[:-1], keys=GOOD_KEYS, **GOOD_ARGS)
+        sessions.REVOKE_SESSION.call(FIXED[:-1], keys=GOOD_KEYS, **GOOD_ARGS)
     with pytest.raises(TypeError):
-        contracts.THROTTLE.call(["x"], keys={"COUNTER": "c"}, limit=1, window_s=2)
+        sessions.THROTTLE.call(["x"], keys={"COUNTER": "c"}, limit=1, window_s=2)
 
 
 def test_rest_and_optional_keys() -> None:
-    call = contracts.REVOKE_USER.call(
+    call = sessions.REVOKE_USER.call(
         FIXED,
         keys={"SESSIONS": "ss", "BUDGET": "b", "SESSION_KEYS": ["s1", "s2"]},
         uid="U",
@@ -165,9 +163,9 @@ def test_rest_and_optional_keys() -> None:
         "member": "U S",
         "session_ttl_s": 2,
     }
-    assert contracts.UPSTREAM_LINK.call(keys=link, **args).keys == ["n", "l", "ls", "a"]
+    assert signals.UPSTREAM_LINK.call(keys=link, **args).keys == ["n", "l", "ls", "a"]
     with pytest.raises(TypeError):  # left out is None, never absent
-        contracts.UPSTREAM_LINK.call(keys={k: v for k, v in link.items() if v is not None}, **args)
+        signals.UPSTREAM_LINK.call(keys={k: v for k, v in link.items() if v is not None}, **args)
 
 
 def test_event_kinds_reasons_and_the_version_are_python_s_in_lua() -> None:

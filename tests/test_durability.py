@@ -22,7 +22,7 @@ from revocast.errors import NotDurable
 from revocast.issuer import create_app, operator
 from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.settings import Settings
-from revocast.store import Writes
+from revocast.store import Store
 from revocast.verifier import Verifier
 from revocast.verifier.followers import Followers
 from revocast_tools.redis_server import RedisServer, free_port
@@ -106,7 +106,7 @@ async def test_a_revocation_is_acknowledged_once_a_replica_has_it(
     issuer = durable_issuer
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
-    keys = issuer.ctx.writes.keys
+    keys = issuer.ctx.store.keys
     session = keys.of(tokens["user_id"]).session(tokens["session_id"])
     await eventually(lambda: pair.on_replica(session))  # a login is not waited for
     assert (await issuer.post_bearer("/v1/logout", tokens["access_token"])).status_code == 204
@@ -132,7 +132,7 @@ async def test_logout_all_repeat_does_not_end_later_sessions(
     later = await issuer.login("alice")  # made after the first call
     again = await repeated(lambda: issuer.post_bearer("/v1/logout-all", tokens["access_token"]))
     assert again.status_code == 204
-    assert await issuer.ctx.reads.session_live(later["session_id"])
+    assert await issuer.ctx.store.sessions.live(later["session_id"])
     assert (await issuer.refresh(later["refresh_token"])).status_code == 200
 
 
@@ -221,8 +221,8 @@ async def test_every_revoking_call_repeated_answers_as_the_first_once_durable(
     async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as http:
         issuer = Issuer(url, http, frozen.settings, app)
         cases = await revoking_calls(issuer)
-        (partition,) = issuer.ctx.writes.keys.all_partitions  # one stream: entries in order
-        stream, reads = partition.stream, issuer.ctx.reads
+        (partition,) = issuer.ctx.store.keys.all_partitions  # one stream: entries in order
+        stream, store = partition.stream, issuer.ctx.store
         redis = Redis(port=frozen.primary_port, decode_responses=True)
         written: dict[str, str] = {}
         try:
@@ -236,7 +236,7 @@ async def test_every_revoking_call_repeated_answers_as_the_first_once_durable(
                         assert reply.headers["retry-after"] == "1"
                         assert await redis.xlen(stream.events) == before + 1, case.name
                     # Unacknowledged is not undone: the primary has the change and its event.
-                    last = await reads.last_entry(stream.name)
+                    last = await store.streams.last_entry(stream.name)
                     assert last is not None
                     written[case.name] = str(EventRef.of(stream.name, last))
             finally:
@@ -256,26 +256,26 @@ async def test_every_revoking_call_repeated_answers_as_the_first_once_durable(
 async def test_operator_key_revocation_waits_too(pair: Pair, durable_issuer: Issuer) -> None:
     """And a repeat writes no event: NotDurable again while frozen, then the first answer."""
     ctx = durable_issuer.ctx
-    rotated = await operator.rotate_key(ctx.writes, ctx.reads, pair.settings)
+    rotated = await operator.rotate_key(ctx.store, pair.settings)
     kid = str(rotated["kid"])
     pair.replica.pause()
     try:
         for _ in range(2):
             with pytest.raises(NotDurable):
-                await operator.revoke_key(ctx.writes, ctx.reads, pair.settings, kid, "x")
-        written = await ctx.reads.last_entry("global")
+                await operator.revoke_key(ctx.store, pair.settings, kid, "x")
+        written = await ctx.store.streams.last_entry("global")
     finally:
         pair.replica.resume()
-    assert await ctx.reads.revoked(kid)
+    assert await ctx.store.signing.revoked(kid)
     deadline = asyncio.get_running_loop().time() + 10
     while True:  # until the replica has caught up
         try:
-            again = await operator.revoke_key(ctx.writes, ctx.reads, pair.settings, kid, "x")
+            again = await operator.revoke_key(ctx.store, pair.settings, kid, "x")
             break
         except NotDurable:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.1)
-    assert await ctx.reads.last_entry("global") == written  # no event since the first call
+    assert await ctx.store.streams.last_entry("global") == written  # no event since the first call
     assert again["event_id"] == f"global.{written}"
 
 
@@ -311,12 +311,12 @@ async def test_a_verifier_pointed_at_a_replica_reads_it_as_one(
             await client.aclose()
 
 
-async def test_many_revocations_at_once_never_run_out_of_connections(writes: Writes) -> None:
+async def test_many_revocations_at_once_never_run_out_of_connections(store: Store) -> None:
     """redis-py 8 caps a pool at 100 connections unless told otherwise; 300 concurrent
     revocations (each holding its connection through a WAIT on a replicated deployment)
     must queue on Redis, not fail."""
     results = await asyncio.gather(
-        *(writes.revoke_session(f"s{i}", f"u{i}", "load") for i in range(300)),
+        *(store.sessions.revoke_session(f"s{i}", f"u{i}", "load") for i in range(300)),
         return_exceptions=True,
     )
     assert [r for r in results if isinstance(r, BaseException)] == []

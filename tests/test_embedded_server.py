@@ -10,7 +10,7 @@ import pytest
 from revocast.ids import new_refresh_token, new_session_id, new_user_id
 from revocast.keys import SigningKey
 from revocast.settings import Settings
-from revocast.store import Backend, Follow, Writes
+from revocast.store import Backend, Follow, Store
 from revocast_tools.redis_server import RedisServer, find_server_binary
 
 
@@ -36,23 +36,23 @@ async def test_bundled_valkey_runs_the_scripts(
     backend = Backend(Settings(redis_url=server.url, key_prefix="embedded", partitions=2))
     try:
         keys = await backend.start()
-        writes, follow = Writes(backend), Follow(backend)
+        store, follow = Store(backend), Follow(backend)
         key = SigningKey.generate()
-        active = await writes.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
+        active = await store.signing.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
         assert active == key.kid
         uid = new_user_id(keys, "alice")
-        await writes.add_user(uid, "alice", "hash", '["moderator"]')
+        await store.users.add(uid, "alice", "hash", '["moderator"]')
         sid = new_session_id(keys, uid)
-        await writes.logins.count_client("::1")
-        attempt = await writes.logins.attempt("alice", "::1")
+        await store.sessions.throttle.count_client("::1")
+        attempt = await store.sessions.throttle.attempt("alice", "::1")
         assert (attempt.uid, attempt.password_hash) == (uid, "hash")
-        await writes.login(uid, sid, new_refresh_token(keys, uid), attempt=attempt,
+        await store.sessions.login(uid, sid, new_refresh_token(keys, uid), attempt=attempt,
                            user_agent="ua", client="::1")  # fmt: skip
-        await writes.revoke_session(sid, uid, "logout")
-        await writes.revoke_user(uid, "logout_all")
-        await writes.moderate("cli:test", "roles", uid, roles_json="[]")
+        await store.sessions.revoke_session(sid, uid, "logout")
+        await store.sessions.revoke_user(uid, "logout_all")
+        await store.authority.moderate("cli:test", "roles", uid, roles_json="[]")
         home = keys.of(uid).stream
-        assert (await writes.heartbeat())[home.name] is None
+        assert (await store.signing.heartbeat())[home.name] is None
         snapshot = await follow.snapshot(home)
         assert set(snapshot.sessions) == {sid}
         assert set(snapshot.users) == {uid}

@@ -179,7 +179,7 @@ async def test_details_explain_rather_than_repeat_the_code(issuer: Issuer) -> No
     what to do; the codes are unchanged."""
     uid = await issuer.add_user("alice")
     tokens = await issuer.login("alice")
-    await operator.set_blocked(issuer.ctx.writes, uid, "spam", blocked=True)
+    await operator.set_blocked(issuer.ctx.store, uid, "spam", blocked=True)
     blocked = await issuer.refresh(tokens["refresh_token"])
     unknown = await issuer.refresh("rt_unknown")
     taken = issuer.add_user("alice")

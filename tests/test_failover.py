@@ -81,7 +81,7 @@ def home_primary(group: Group, issuer: Issuer, uid: str) -> RedisServer:
     """The data node that holds the user's partition as primary."""
     if isinstance(group, SentinelGroup):
         return group.primary()
-    events = issuer.ctx.writes.keys.of(uid).stream.events
+    events = issuer.ctx.store.keys.of(uid).stream.events
     return group.primary_for_slot(group.slot_of(events))
 
 
@@ -170,7 +170,7 @@ async def test_without_a_replica_nothing_is_acknowledged(group: Group, tmp_path:
             replica.resume()
         again = await issuer.post_bearer("/v1/logout", tokens["access_token"])
         assert again.status_code == 204  # the repeat writes nothing and answers as the logout
-        session = issuer.ctx.writes.keys.of(uid).session(tokens["session_id"])
+        session = issuer.ctx.store.keys.of(uid).session(tokens["session_id"])
         client = Redis(port=replica.port, decode_responses=True)
         try:
             if isinstance(group, ClusterGroup):

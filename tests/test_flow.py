@@ -116,7 +116,7 @@ async def _age_refresh_use(issuer: Issuer, refresh_token: str, seconds: float) -
     async def age(client: Redis) -> None:
         await client.hset(key, "used_ms", used_ms - int(seconds * 1000))
 
-    await backend.read(key, age)
+    await backend.on_primary(key, age)
 
 
 @pytest.mark.parametrize("path", ["/v1/logout", "/v1/logout-all"])

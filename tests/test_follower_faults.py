@@ -15,7 +15,7 @@ from redis.typing import EncodableT, FieldT
 from revocast.errors import TokenRejected
 from revocast.keys import SigningKey
 from revocast.settings import Settings
-from revocast.store import Writes
+from revocast.store import Store
 from revocast.verifier import Verifier
 from revocast.verifier.follower import Clocks
 from revocast_tools.proxy import TcpProxy
@@ -24,11 +24,11 @@ from tests.support.servers import eventually
 from tests.support.verdicts import outcome
 
 
-async def publish(writes: Writes) -> SigningKey:
+async def publish(store: Store) -> SigningKey:
     """What an issuer does on a new deployment: publish a key, set the epochs."""
     key = SigningKey.generate()
-    await writes.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
-    await writes.align_epochs()
+    await store.signing.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
+    await store.signing.align_epochs()
     return key
 
 
@@ -41,15 +41,15 @@ def mint(settings: Settings, key: SigningKey, sid: str, iat: int | None = None) 
 
 
 async def test_catching_up_on_a_backlog_is_not_fresh_until_done(
-    settings: Settings, writes: Writes, make_verifier: VerifierFactory, proxy: TcpProxy
+    settings: Settings, store: Store, make_verifier: VerifierFactory, proxy: TcpProxy
 ) -> None:
-    key = await publish(writes)
+    key = await publish(store)
     verifier = await make_verifier(redis_url=proxy.url, max_staleness_s=0.3)
     late_token = mint(settings, key, "sid2400")  # its revocation is in the last batch
     assert outcome(verifier, late_token) == "accepted"
     proxy.cut()
     for i in range(2500):
-        await writes.revoke_session(f"sid{i}", "u", "test")
+        await store.sessions.revoke_session(f"sid{i}", "u", "test")
     await eventually(lambda: not verifier.ready, timeout_s=3)
     proxy.restore()
     deadline = asyncio.get_running_loop().time() + 10
@@ -63,10 +63,10 @@ async def test_catching_up_on_a_backlog_is_not_fresh_until_done(
 
 
 async def test_skewed_verifier_clock_is_corrected_by_redis_time(
-    settings: Settings, writes: Writes, make_verifier: VerifierFactory
+    settings: Settings, store: Store, make_verifier: VerifierFactory
 ) -> None:
     """A verifier whose host clock is 60 s slow still judges tokens by Redis time."""
-    key = await publish(writes)
+    key = await publish(store)
     slow = Verifier(settings, clock=lambda: time.time() - 60)
     await slow.start()
     try:
@@ -99,31 +99,31 @@ def test_a_slow_first_clock_reading_is_kept_until_a_faster_one() -> None:
 
 
 async def test_an_unusable_published_key_does_not_stop_the_follower(
-    settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory
+    settings: Settings, store: Store, redis: Redis, make_verifier: VerifierFactory
 ) -> None:
-    key = await publish(writes)
-    await redis.hset(writes.keys.global_.jwks, "bad", '{"kty": "RSA"}')
+    key = await publish(store)
+    await redis.hset(store.keys.global_.jwks, "bad", '{"kty": "RSA"}')
     verifier = await make_verifier()
     assert verifier.ready
     assert verifier.verify(mint(settings, key, "s1")).sid == "s1"
-    await writes.revoke_session("s1", "u", "test")
+    await store.sessions.revoke_session("s1", "u", "test")
     await eventually(lambda: outcome(verifier, mint(settings, key, "s1")) == "session_revoked")
 
 
 async def test_a_stream_that_went_backwards_triggers_a_snapshot(
-    settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory
+    settings: Settings, store: Store, redis: Redis, make_verifier: VerifierFactory
 ) -> None:
     """A failover to a replica that lacks the newest entries must not be read past silently.
 
     The replica is played by rolling the stream back by one entry (its chain too): the
     verifier holds an entry the server does not, and nothing after our position on it.
     """
-    key = await publish(writes)
+    key = await publish(store)
     verifier = await make_verifier()
-    stream = writes.keys.of("u").stream
-    await writes.revoke_session("s0", "u", "test")
+    stream = store.keys.of("u").stream
+    await store.sessions.revoke_session("s0", "u", "test")
     older_link = await redis.get(stream.chain)
-    await writes.revoke_session("s1", "u", "test")
+    await store.sessions.revoke_session("s1", "u", "test")
     await eventually(lambda: "s1" in verifier.cache.sessions)
     snapshots = verifier.follower.snapshots
     [(newest, _)] = cast(list[tuple[str, object]], await redis.xrevrange(stream.events, count=1))
@@ -135,24 +135,24 @@ async def test_a_stream_that_went_backwards_triggers_a_snapshot(
     assert "s1" in verifier.cache.sessions  # merged, not replaced
     await eventually(lambda: verifier.ready)
     assert outcome(verifier, mint(settings, key, "s1")) == "session_revoked"
-    await writes.revoke_session("s2", "u", "test")  # written on the "promoted replica"
+    await store.sessions.revoke_session("s2", "u", "test")  # written on the "promoted replica"
     await eventually(lambda: "s2" in verifier.cache.sessions)
 
 
 @pytest.mark.parametrize("variant", ["other entry at our id", "our id missing"])
 async def test_a_stream_with_another_history_at_our_position_triggers_a_snapshot(
-    settings: Settings, writes: Writes, redis: Redis, make_verifier: VerifierFactory, variant: str
+    settings: Settings, store: Store, redis: Redis, make_verifier: VerifierFactory, variant: str
 ) -> None:
     """A failover to a replica that never had our last entry, and has since taken more
     writes: its stream is longer and ends later than ours, so neither "behind" test fires;
     only the entry at our position differs (or is missing). Reading on from there would skip
     the replica's own entries."""
-    key = await publish(writes)
+    key = await publish(store)
     verifier = await make_verifier()
-    partition = writes.keys.of("u")
+    partition = store.keys.of("u")
     stream = partition.stream.events
     for sid in ("s1", "s2", "s3"):
-        await writes.revoke_session(sid, "u", "test")
+        await store.sessions.revoke_session(sid, "u", "test")
     await eventually(lambda: "s3" in verifier.cache.sessions)
     ours = cast(list[tuple[str, dict[FieldT, EncodableT]]], await redis.xrange(stream))
     snapshots = verifier.follower.snapshots

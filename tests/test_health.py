@@ -54,7 +54,7 @@ async def test_readyz_fails_when_the_active_key_is_not_here(issuer: Issuer) -> N
     await issuer.add_user("alice")
     assert (await issuer.http.get("/readyz")).status_code == 200
     elsewhere = SigningKey.generate()  # made by another issuer, kept in another key directory
-    await issuer.ctx.writes.publish_key(
+    await issuer.ctx.store.signing.publish_key(
         elsewhere.kid, json.dumps(elsewhere.public.jwk), activate=True, actor="cli:test"
     )
     body = (await issuer.http.get("/readyz")).json()

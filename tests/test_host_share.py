@@ -20,7 +20,7 @@ import pytest
 
 from revocast.errors import VerifierStale
 from revocast.settings import Settings
-from revocast.store import Reads
+from revocast.store import Store
 from revocast.verifier.host import HostFollower, host_dir
 from revocast.verifier.table import (
     SESSION,
@@ -49,7 +49,7 @@ def host_of(verifier: Verifier) -> HostFollower:
 
 
 async def test_workers_see_a_revocation_through_one_follower(
-    issuer: Issuer, make_verifier: VerifierFactory, reads: Reads
+    issuer: Issuer, make_verifier: VerifierFactory, store: Store
 ) -> None:
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
@@ -65,7 +65,7 @@ async def test_workers_see_a_revocation_through_one_follower(
 
     # Only the follower reads Redis: one receipt for the host, counting its four workers.
     async def host_receipts() -> bool:
-        found = [r for r in await reads.receipts() if " host " in r.name]
+        found = [r for r in await store.presence.receipts() if " host " in r.name]
         return [r.workers for r in found] == [4]
 
     await eventually(host_receipts, timeout_s=5)

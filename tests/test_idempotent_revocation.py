@@ -19,7 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from revocast.proof import EVENT_ID_HEADER
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 from tests.conftest import PASSWORD, Issuer, bearer
 from tests.support.servers import eventually
 from tests.support.verdicts import is_rejected
@@ -35,7 +35,7 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 async def entries(redis: Redis, issuer: Issuer) -> int:
     """Every entry of every revocation stream of the deployment."""
-    streams = issuer.ctx.writes.keys.streams()
+    streams = issuer.ctx.store.keys.streams()
     return sum([await redis.xlen(s.events) for s in streams])
 
 
@@ -177,16 +177,18 @@ async def test_the_remembered_event_ids_go_with_their_revocations(
     backend = Backend(short)
     await backend.start()
     try:
-        writes = Writes(backend)
-        p = writes.keys.partition(0)
-        uids = [writes.keys.draw_in(p, lambda: secrets.token_hex(8)) for _ in range(6)]
+        store = Store(backend)
+        p = store.keys.partition(0)
+        uids = [store.keys.draw_in(p, lambda: secrets.token_hex(8)) for _ in range(6)]
         for i, uid in enumerate(uids[:5]):
-            await writes.revoke_session(f"s{i}", uid, "test")
-        await writes.revoke_user(uids[0], "test")
+            await store.sessions.revoke_session(f"s{i}", uid, "test")
+        await store.sessions.revoke_user(uids[0], "test")
         assert await redis.hlen(p.revoked_session_events) == 5
         assert await redis.hlen(p.revoked_user_events) == 1
         await asyncio.sleep(2.1)
-        await writes.revoke_session("s9", uids[5], "test")  # prunes what outlived its tokens
+        await store.sessions.revoke_session(
+            "s9", uids[5], "test"
+        )  # prunes what outlived its tokens
         assert await redis.hkeys(p.revoked_session_events) == ["s9"]
         assert await redis.hlen(p.revoked_user_events) == 0
         assert await redis.zrange(p.revoked_sessions, 0, -1) == ["s9"]

@@ -102,7 +102,7 @@ async def token_of_a_revoked_key(issuer: Issuer) -> tuple[str, str]:
     await issuer.add_user("alice")
     token = (await issuer.login("alice"))["access_token"]
     kid = pyjwt.get_unverified_header(token)["kid"]
-    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, issuer.settings, kid, "leaked")
+    await operator.revoke_key(issuer.ctx.store, issuer.settings, kid, "leaked")
     jwks = (await issuer.http.get("/.well-known/jwks.json")).text
     assert kid not in {key["kid"] for key in json.loads(jwks)["keys"]}
     return token, jwks

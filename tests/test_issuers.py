@@ -64,20 +64,20 @@ async def test_two_issuers_share_keys_sealed_in_redis(
         assert not list((tmp_path / "b").glob("*.pem"))  # the second never had a key file
 
         ctx = first.ctx
-        rotated = await operator.rotate_key(ctx.writes, ctx.reads, one)
+        rotated = await operator.rotate_key(ctx.store, one)
         new_kid = str(rotated["kid"])
         after = [await first.login("alice"), await second.login("alice")]
         assert {kid_of(t["access_token"]) for t in after} == {new_kid}
 
         verifier = await make_verifier()
         old_kid = kid_of(before[0]["access_token"])
-        await operator.revoke_key(ctx.writes, ctx.reads, one, old_kid, "leaked")
+        await operator.revoke_key(ctx.store, one, old_kid, "leaked")
         for tokens in before:
             await eventually(partial(refused_as, verifier, tokens["access_token"], "key_revoked"))
         for tokens in after:
             assert outcome(verifier, tokens["access_token"]) == "accepted"
         # Revoking the active key rotates first: both issuers keep signing, with the newest.
-        revoked = await operator.revoke_key(ctx.writes, ctx.reads, one, new_kid, "leaked too")
+        revoked = await operator.revoke_key(ctx.store, one, new_kid, "leaked too")
         newest = str(revoked["now_active"])
         assert newest not in (new_kid, old_kid)
         last = [await first.login("alice"), await second.login("alice")]
@@ -90,8 +90,8 @@ async def test_an_issuer_started_later_fetches_the_active_key(
     one = settings.with_overrides(key_dir=str(tmp_path / "a"), key_encryption_key=kek)
     async with issuers(one) as (first,):
         await first.add_user("alice")
-        await operator.rotate_key(first.ctx.writes, first.ctx.reads, one)
-        active = await first.ctx.reads.signing_kid()
+        await operator.rotate_key(first.ctx.store, one)
+        active = await first.ctx.store.signing.signing_kid()
         late = one.with_overrides(key_dir=str(tmp_path / "late"))
         async with issuers(late) as (second,):
             assert kid_of((await second.login("alice"))["access_token"]) == active
@@ -102,9 +102,9 @@ async def test_redis_holds_no_usable_private_key(
 ) -> None:
     one = settings.with_overrides(key_dir=str(tmp_path / "a"), key_encryption_key=kek)
     async with issuers(one) as (first,):
-        kid = await first.ctx.reads.signing_kid()
+        kid = await first.ctx.store.signing.signing_kid()
         assert kid is not None
-        sealed = await first.ctx.reads.sealed_key(kid)
+        sealed = await first.ctx.store.signing.sealed_key(kid)
         assert sealed is not None
         assert "PRIVATE KEY" not in sealed
         wrong = key_encryption_key_bytes(secrets.token_urlsafe(32))
@@ -125,13 +125,13 @@ async def test_without_shared_keys_rotation_refuses_to_activate(
     two = settings.with_overrides(key_dir=str(tmp_path / "b"))
     async with issuers(one) as (first,):
         await first.add_user("alice")
-        active = await first.ctx.reads.signing_kid()
+        active = await first.ctx.store.signing.signing_kid()
         async with issuers(two) as (second,):
             await second.http.get("/healthz")
             with pytest.raises(SigningKeyUnavailable, match="NOT active") as refused:
-                await operator.rotate_key(first.ctx.writes, first.ctx.reads, one, wait_s=1.5)
+                await operator.rotate_key(first.ctx.store, one, wait_s=1.5)
             assert "live issuers" in refused.value.detail
-            assert await first.ctx.reads.signing_kid() == active
+            assert await first.ctx.store.signing.signing_kid() == active
             assert kid_of((await first.login("alice"))["access_token"]) == active
 
 
@@ -141,7 +141,7 @@ async def test_a_shared_key_directory_works_without_a_kek(
     shared = settings.with_overrides(key_dir=str(tmp_path / "shared"))
     async with issuers(shared, shared) as (first, second):
         await first.add_user("alice")
-        rotated = await operator.rotate_key(first.ctx.writes, first.ctx.reads, shared)
+        rotated = await operator.rotate_key(first.ctx.store, shared)
         for issuer in (first, second):
             tokens = await issuer.login("alice")
             assert kid_of(tokens["access_token"]) == rotated["kid"]

@@ -25,12 +25,12 @@ def knows(verifier: Verifier, kid: str) -> bool:
 
 
 async def run(issuer: Issuer, action: str, kid: str = "") -> dict[str, object]:
-    writes, reads = issuer.ctx.writes, issuer.ctx.reads
+    store = issuer.ctx.store
     if action == "rotate":
-        return await operator.rotate_key(writes, reads, issuer.settings)
+        return await operator.rotate_key(store, issuer.settings)
     if action == "revoke":
-        return await operator.revoke_key(writes, reads, issuer.settings, kid, "leaked")
-    return await operator.list_keys(reads)
+        return await operator.revoke_key(store, issuer.settings, kid, "leaked")
+    return await operator.list_keys(store)
 
 
 async def test_rotation_needs_no_restart(issuer: Issuer, make_verifier: VerifierFactory) -> None:
@@ -92,17 +92,17 @@ async def test_restarted_issuer_skips_a_revoked_key(issuer: Issuer) -> None:
 async def test_issuer_refuses_to_sign_without_a_usable_key(issuer: Issuer) -> None:
     """Revoking the active key with nothing to rotate to: 503, and no session is written."""
     await issuer.add_user("alice")
-    writes, reads = issuer.ctx.writes, issuer.ctx.reads
-    kid = await reads.signing_kid()
+    store = issuer.ctx.store
+    kid = await store.signing.signing_kid()
     assert kid is not None
-    await writes.revoke_key(kid, "cli:test", "no rotation")
+    await store.signing.revoke_key(kid, "cli:test", "no rotation")
     reply = await issuer.http.post(
         "/v1/login", json={"username": "alice", "password": "correct horse battery"}
     )
     assert (reply.status_code, reply.json()["error"]) == (503, "signing_key_unavailable")
-    uid = (await reads.find_user("alice") or ("", ""))[0]
-    assert await reads.sessions(uid) == []
-    assert await issuer.ctx.backend.smembers(writes.keys.of(uid).user_sessions(uid)) == set()
+    uid = (await store.users.find("alice") or ("", ""))[0]
+    assert await store.sessions.of_user(uid) == []
+    assert await issuer.ctx.backend.smembers(store.keys.of(uid).user_sessions(uid)) == set()
 
 
 @pytest.mark.parametrize("attribute", ["private", "d"])

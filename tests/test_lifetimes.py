@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 
 import pytest
 
 from revocast import lifetimes
-from revocast.store.scripts import load_scripts
+from revocast.store.scripts import load_scripts, lua_files
 
-LUA = sorted(
-    path.name
-    for path in (resources.files("revocast") / "lua").iterdir()
-    if path.name.endswith(".lua")
-)
+LUA = sorted(lua_files())
 # A number this large in a script is a duration, a size or a cap: KEYS and ARGV positions
 # and string offsets stay below it (the largest today: 16, a link's hex digits).
 LARGEST_BARE = 19
@@ -23,7 +18,7 @@ NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?")
 
 def code(name: str) -> list[tuple[int, str]]:
     """The script's lines without their comments."""
-    text = (resources.files("revocast") / "lua" / name).read_text()
+    text = lua_files()[name].read_text()
     return [(number, line.split("--", 1)[0]) for number, line in enumerate(text.splitlines(), 1)]
 
 

@@ -197,7 +197,7 @@ async def test_moderator_loses_power_at_once(team: Team, strip: Action) -> None:
     assert reply.status_code in (401, 403)
     # Even with a token no verifier has caught up on, the script itself refuses.
     with pytest.raises(Forbidden):
-        await team.issuer.ctx.writes.moderate(team.mod.uid, "block", team.alice.uid)
+        await team.issuer.ctx.store.authority.moderate(team.mod.uid, "block", team.alice.uid)
     team.verifiers[0].verify(team.alice.tokens["access_token"])
 
 
@@ -217,7 +217,7 @@ async def test_moderators_cannot_touch_admins_or_grant_power(team: Team) -> None
 async def test_only_admins_grant_or_withdraw_service_roles(team: Team) -> None:
     """Issue 19 point 8. Before: a moderator granted ``ssf`` and ``introspect`` to any
     non-admin account (200), which could then read every user's tokens and revocations."""
-    roles_of = team.issuer.ctx.reads.roles_of
+    roles_of = team.issuer.ctx.store.authority.roles_of
     bob = f"/v1/admin/users/{team.bob.uid}/roles"
     grants = {role: await team.call(team.mod, "PUT", bob, json={"roles": ["user", role]})
               for role in sorted(SERVICE_ROLES)}  # fmt: skip
@@ -274,7 +274,7 @@ async def test_bad_admin_requests(
 
 async def one_user_per_partition(team: Team) -> dict[int, str]:
     """A user in every partition (usernames are drawn until each partition has one)."""
-    keys = team.issuer.ctx.writes.keys
+    keys = team.issuer.ctx.store.keys
     found: dict[int, str] = {}
     for n in range(10_000):
         name = f"p{n}"
@@ -290,13 +290,13 @@ async def test_a_demoted_moderator_has_no_power_in_any_partition(team: Team) -> 
     """The moderator's own record is in one partition; the copies of its power in every
     other partition are updated before the demotion is acknowledged."""
     targets = await one_user_per_partition(team)
-    writes = team.issuer.ctx.writes
+    store = team.issuer.ctx.store
     for uid in targets.values():  # power everywhere first
-        await writes.moderate(team.mod.uid, "unblock", uid)
+        await store.authority.moderate(team.mod.uid, "unblock", uid)
     assert (await _demote_mod(team)).status_code == 200
     for uid in targets.values():
         with pytest.raises(Forbidden):
-            await writes.moderate(team.mod.uid, "block", uid)
+            await store.authority.moderate(team.mod.uid, "block", uid)
 
 
 async def test_a_copy_left_behind_is_repaired(team: Team) -> None:
@@ -304,7 +304,7 @@ async def test_a_copy_left_behind_is_repaired(team: Team) -> None:
     partition; the repair (every issuer runs it every 5 s) brings it up to date."""
     targets = await one_user_per_partition(team)
     ctx = team.issuer.ctx
-    keys = ctx.writes.keys
+    keys = ctx.store.keys
     home = keys.of(team.mod.uid)
     assert (await _demote_mod(team)).status_code == 200
     entry = await ctx.backend.hget(home.authority, team.mod.uid)
@@ -319,8 +319,10 @@ async def test_a_copy_left_behind_is_repaired(team: Team) -> None:
     async def plant(client: Redis) -> None:
         await client.hset(stale.authority, team.mod.uid, f"moderator:{version - 1}")
 
-    await ctx.backend.read(stale.authority, plant)
-    await ctx.writes.moderate(team.mod.uid, "unblock", targets[stale.index])  # the hole, shown
-    assert await ctx.writes.reconcile_authority() >= 1
+    await ctx.backend.on_primary(stale.authority, plant)
+    await ctx.store.authority.moderate(
+        team.mod.uid, "unblock", targets[stale.index]
+    )  # the hole, shown
+    assert await ctx.store.authority.reconcile_authority() >= 1
     with pytest.raises(Forbidden):
-        await ctx.writes.moderate(team.mod.uid, "block", targets[stale.index])
+        await ctx.store.authority.moderate(team.mod.uid, "block", targets[stale.index])

@@ -201,10 +201,10 @@ async def test_a_client_introspects_its_own_tokens_unless_it_holds_introspect(
 
     # The operator gives it the role (revocast client roles shop introspect): every token.
     ctx = issuer.ctx
-    held = await operator.set_client_roles(ctx.writes, ctx.reads, "shop", ["introspect"])
+    held = await operator.set_client_roles(ctx.store, "shop", ["introspect"])
     assert held["roles"] == ["introspect"]
     assert (await seen_by_shop(others["access_token"]))["active"] is True
-    await operator.set_client_roles(ctx.writes, ctx.reads, shop["client_id"], [])
+    await operator.set_client_roles(ctx.store, shop["client_id"], [])
     assert await seen_by_shop(others["refresh_token"]) == {"active": False}
 
 
@@ -218,14 +218,14 @@ async def test_a_client_holds_only_the_roles_it_can_use(
 ) -> None:
     ctx = issuer.ctx
     with pytest.raises(RevocastError) as added:
-        await operator.add_client(ctx.writes, ctx.reads, "x", confidential, roles)
+        await operator.add_client(ctx.store, "x", confidential, roles)
     assert added.value.code == code
     await issuer.add_client("y", confidential=confidential)
     with pytest.raises(RevocastError) as given:
-        await operator.set_client_roles(ctx.writes, ctx.reads, "y", roles)
+        await operator.set_client_roles(ctx.store, "y", roles)
     assert given.value.code == code
     with pytest.raises(RevocastError) as missing:
-        await operator.set_client_roles(ctx.writes, ctx.reads, "nobody", [])
+        await operator.set_client_roles(ctx.store, "nobody", [])
     assert missing.value.code == "not_found"
 
 

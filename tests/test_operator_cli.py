@@ -69,7 +69,7 @@ async def test_block_unblock_and_sessions_from_the_command_line(
     login = await issuer.http.post("/v1/login", json={"username": "alice", "password": PASSWORD})
     assert login.status_code == 403
 
-    stream = await redis.xrevrange(issuer.ctx.writes.keys.of(uid).stream.events, count=1)
+    stream = await redis.xrevrange(issuer.ctx.store.keys.of(uid).stream.events, count=1)
     (_, fields), *_ = stream or [("", {})]
     assert fields is not None
     assert (fields["type"], fields["uid"], fields["reason"]) == ("user_revoked", uid, "blocked")

@@ -23,23 +23,23 @@ from revocast.issuer.keyring import KeyRing
 from revocast.issuer.tokens import TokenMinter
 from revocast.keys import ALGORITHM, create_signing_key
 from revocast.settings import Settings
-from revocast.store import Backend, Follow, Writes
+from revocast.store import Backend, Follow, Store
 from revocast.verifier.cache import RevocationCache
 from tests.conftest import VerifierFactory
 
 REVOKED = 100_000
 
 
-async def publish_and_mint(settings: Settings, writes: Writes) -> tuple[str, Ed25519PublicKey]:
+async def publish_and_mint(settings: Settings, store: Store) -> tuple[str, Ed25519PublicKey]:
     """Publish a fresh key (verifiers learn it from Redis) and mint one access token."""
     keys = KeyRing(settings.key_path())
     key = create_signing_key(keys.key_dir)
-    await writes.publish_key(key.kid, json.dumps(key.public.jwk), secrets.token_hex(16))
-    await writes.align_epochs()
+    await store.signing.publish_key(key.kid, json.dumps(key.public.jwk), secrets.token_hex(16))
+    await store.signing.align_epochs()
     uid = secrets.token_hex(16)
     token = TokenMinter(settings, keys).mint(
         uid=uid,
-        sid=new_session_id(writes.keys, uid),
+        sid=new_session_id(store.keys, uid),
         roles=["reader"],
         issued_ms=int(time.time() * 1000),
         kid=key.kid,
@@ -59,9 +59,9 @@ async def fill_revoked_sessions(backend: Backend, redis: Redis, count: int) -> N
 
 
 async def test_warm_verify_under_30_us(
-    settings: Settings, writes: Writes, make_verifier: VerifierFactory
+    settings: Settings, store: Store, make_verifier: VerifierFactory
 ) -> None:
-    token, _ = await publish_and_mint(settings, writes)
+    token, _ = await publish_and_mint(settings, store)
     verifier = await make_verifier()
     verify = verifier.verify
     verify(token)  # first sight; every later call is warm
@@ -74,9 +74,9 @@ async def test_warm_verify_under_30_us(
 
 
 async def test_first_sight_under_10x_jwt_decode(
-    settings: Settings, writes: Writes, make_verifier: VerifierFactory
+    settings: Settings, store: Store, make_verifier: VerifierFactory
 ) -> None:
-    token, public = await publish_and_mint(settings, writes)
+    token, public = await publish_and_mint(settings, store)
     cold = await make_verifier(verify_memo_size=0)  # signature and claims on every call
     cold.verify(token)
 

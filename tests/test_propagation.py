@@ -76,7 +76,7 @@ async def test_trimmed_stream_triggers_resnapshot(
     proxy.cut()
     await issuer.post_bearer("/v1/logout", tokens["access_token"])
     # The event the verifier needs is gone from the stream; only the state keeps it.
-    for stream in issuer.ctx.writes.keys.streams():
+    for stream in issuer.ctx.store.keys.streams():
         await redis.xtrim(stream.events, maxlen=0)
     snapshots = verifier.follower.snapshots
     proxy.restore()
@@ -112,6 +112,6 @@ async def test_key_published_after_verifier_start_is_learned(
     verifier = await make_verifier()
     before = set(verifier.cache.keys)
     key = SigningKey.generate()
-    await issuer.ctx.writes.publish_key(key.kid, json.dumps(key.public.jwk), "unused")
+    await issuer.ctx.store.signing.publish_key(key.kid, json.dumps(key.public.jwk), "unused")
     await eventually(lambda: key.kid in verifier.cache.keys)
     assert before < set(verifier.cache.keys)

@@ -6,7 +6,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from revocast.proxies import MAX_HOPS, ForwardedClient, TrustedProxies, parse_address
-from revocast.store.logins import throttled_as
+from revocast.store.sessions.throttle import throttled_as
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "::1"])
 

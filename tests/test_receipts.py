@@ -112,7 +112,7 @@ async def test_a_moderator_sees_every_live_verifier_apply_a_block(
 
 
 async def _live(issuer: Issuer, ids: set[str]) -> bool:
-    receipts = await issuer.ctx.reads.receipts()
+    receipts = await issuer.ctx.store.presence.receipts()
     return ids <= {r.instance_id for r in receipts if r.positions}
 
 
@@ -256,7 +256,7 @@ async def test_a_paused_verifier_is_pending_then_drops_out(
         # the block (1 entry behind: a true report, which once failed this test when checked
         # at once); the next ones must show it caught up.
         async def caught_up() -> bool:
-            lagging = await lags(issuer.ctx.reads)
+            lagging = await lags(issuer.ctx.store)
             behind = {r["name"]: r["behind_entries"] for r in lagging if r["name"] in names}
             return behind == {"side-0": 0, "side-1": 0}
 
@@ -267,7 +267,7 @@ async def test_a_paused_verifier_is_pending_then_drops_out(
 
 
 async def _named(issuer: Issuer, names: set[str]) -> bool:
-    return names <= {r.name for r in await issuer.ctx.reads.receipts() if r.positions}
+    return names <= {r.name for r in await issuer.ctx.store.presence.receipts() if r.positions}
 
 
 @pytest.mark.slow

@@ -206,21 +206,21 @@ async def _exercise(settings: Settings, server: RedisServer) -> None:
             token = UPSTREAM.logout_token(sid="up-s1")
             assert (await logout(issuer, token)).status_code == 200
             link_id = upstream_digest(IDP, "up-alice")
-            await operator.upstream_unlink(ctx.writes, ctx.reads, "alice", link_id, "test")
-            await operator.unlock_user(ctx.writes, ctx.reads, "alice", "forgiven")
-            await ctx.writes.signals.take_lease("stream-1", "issuer-1", 1000)  # SSF push
-            await operator.set_blocked(ctx.writes, mod, "demoted", blocked=True)  # power lost
-            await operator.remove_user(ctx.writes, ctx.reads, "mod", "left")
-            rotated_key = await operator.rotate_key(ctx.writes, ctx.reads, settings)
-            await operator.revoke_key(ctx.writes, ctx.reads, settings, str(rotated_key["kid"]), "x")
+            await operator.upstream_unlink(ctx.store, "alice", link_id, "test")
+            await operator.unlock_user(ctx.store, "alice", "forgiven")
+            await ctx.store.signals.take_lease("stream-1", "issuer-1", 1000)  # SSF push
+            await operator.set_blocked(ctx.store, mod, "demoted", blocked=True)  # power lost
+            await operator.remove_user(ctx.store, "mod", "left")
+            rotated_key = await operator.rotate_key(ctx.store, settings)
+            await operator.revoke_key(ctx.store, settings, str(rotated_key["kid"]), "x")
             # A partition loses its epoch: the issuer recovers (and the partitions adopt).
-            lost = ctx.writes.keys.partition(1).stream.epoch
+            lost = ctx.store.keys.partition(1).stream.epoch
             client = Redis(port=server.port)
             await client.delete(lost)
             await client.aclose()
 
             async def recovered() -> bool:
-                epochs = await ctx.reads.epochs()
+                epochs = await ctx.store.signing.epochs()
                 return None not in epochs.values() and len(set(epochs.values())) == 1
 
             await eventually(recovered, timeout_s=5)

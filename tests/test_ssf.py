@@ -257,12 +257,12 @@ async def test_queued_events_outlive_the_trimmed_revocation_stream(issuer: Issue
         await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
 
     async def queued() -> bool:
-        found = await issuer.ctx.reads.ssf_stream(stream["stream_id"])
+        found = await issuer.ctx.store.signals.ssf_stream(stream["stream_id"])
         return found is not None and found[2] == 3
 
     await eventually(queued, timeout_s=5, every_s=0.05)
-    events = issuer.ctx.reads.keys.of(uid).stream.events
-    await issuer.ctx.backend.read(events, lambda c: c.xtrim(events, maxlen=0))
+    events = issuer.ctx.store.keys.of(uid).stream.events
+    await issuer.ctx.backend.on_primary(events, lambda c: c.xtrim(events, maxlen=0))
     answer = await poll(issuer, auth, stream, maxEvents=10)
     assert len(answer["sets"]) == 3
 

@@ -155,7 +155,7 @@ async def test_a_204_delivers_the_set(issuer: Issuer) -> None:
     jtis = [jti for jti, _ in receiver.arrived]
     assert len(jtis) == 3
     assert len(set(jtis)) == 3
-    found = await issuer.ctx.reads.ssf_stream(created.json()["stream_id"])
+    found = await issuer.ctx.store.signals.ssf_stream(created.json()["stream_id"])
     assert found is not None
     assert found[2] == 0  # the queue is empty
 
@@ -175,7 +175,7 @@ async def test_one_account_holds_at_most_its_share(issuer: Issuer) -> None:
     await issuer.add_user("other", ["ssf"])
     assert await create(bearer(await issuer.login("other"))) == 201  # others are not held up
     # One of greedy's own (the registry's order is a hash's: the first may be other's).
-    for one in await issuer.ctx.reads.ssf_streams():
+    for one in await issuer.ctx.store.signals.ssf_streams():
         mine = await issuer.http.get(f"/ssf/stream?stream_id={one}", headers=greedy)
         if mine.status_code == 200:
             break

@@ -125,7 +125,7 @@ async def test_a_stream_cannot_name_the_access_tokens_audience(issuer: Issuer) -
     for aud in (issuer.settings.audience, "x" * 257):
         reply = await issuer.http.post("/ssf/stream", headers=auth, json={"aud": aud})
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request"), aud
-    assert await issuer.ctx.reads.ssf_streams() == {}  # nothing written
+    assert await issuer.ctx.store.signals.ssf_streams() == {}  # nothing written
 
 
 @pytest.mark.parametrize("library", list(DECODERS))
@@ -190,7 +190,7 @@ async def test_sets_verify_with_the_ssf_jwks_expire_and_leave_with_their_key(
         assert claims["exp"] == claims["iat"] + SET_TTL_S, library
         assert "sub" not in claims
     (kid,) = access_kids
-    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, issuer.settings, kid, "test")
+    await operator.revoke_key(issuer.ctx.store, issuer.settings, kid, "test")
     after = (await issuer.http.get(meta["jwks_uri"])).json()
     assert set_kids.isdisjoint(key["kid"] for key in after["keys"])
     assert len(after["keys"]) == 1  # the new active key's SET key
@@ -201,11 +201,13 @@ async def test_a_stream_made_before_the_check_gets_sets_for_itself(issuer: Issue
     SETs name the stream instead."""
     auth, stream = await receiver(issuer)
     stream_id = stream["stream_id"]
-    found = await issuer.ctx.reads.ssf_stream(stream_id)
+    found = await issuer.ctx.store.signals.ssf_stream(stream_id)
     assert found is not None
     config = json.loads(found[0]) | {"aud": issuer.settings.audience}
-    streams = issuer.ctx.reads.keys.global_.ssf_streams
-    await issuer.ctx.backend.read(streams, lambda c: c.hset(streams, stream_id, json.dumps(config)))
+    streams = issuer.ctx.store.keys.global_.ssf_streams
+    await issuer.ctx.backend.on_primary(
+        streams, lambda c: c.hset(streams, stream_id, json.dumps(config))
+    )
     assert (await issuer.http.post("/ssf/verify", headers=auth,
                                    json={"stream_id": stream_id})).status_code == 204  # fmt: skip
     (made,) = (await poll(issuer, auth, stream))["sets"].values()

@@ -53,7 +53,7 @@ async def full_queue(issuer: Issuer, stream: dict[str, Any]) -> list[str]:
     ids = [await logout(issuer) for _ in range(CAP)]
 
     async def copied() -> bool:
-        found = await issuer.ctx.reads.ssf_stream(stream["stream_id"])
+        found = await issuer.ctx.store.signals.ssf_stream(stream["stream_id"])
         return found is not None and found[2] == CAP
 
     await eventually(copied, timeout_s=5, every_s=0.05)
@@ -102,7 +102,7 @@ async def test_events_trimmed_while_paused_are_told_not_lost(
     issuer = small
     auth, stream = await receiver(issuer)
     uid = await issuer.add_user("alice")
-    events = issuer.ctx.writes.keys.of(uid).stream.events
+    events = issuer.ctx.store.keys.of(uid).stream.events
     first = await full_queue(issuer, stream)
     lost = await logout(issuer)  # made while paused, then trimmed before it was copied
     await redis.xtrim(events, minid=f"{EventRef.parse(lost).ms + 1}-0")
@@ -132,7 +132,7 @@ async def test_a_gap_at_the_streams_end_is_told_too(small: Issuer, redis: Redis)
     uid = await issuer.add_user("alice")
     first = await full_queue(issuer, stream)
     await logout(issuer)
-    await redis.xtrim(issuer.ctx.writes.keys.of(uid).stream.events, maxlen=0)
+    await redis.xtrim(issuer.ctx.store.keys.of(uid).stream.events, maxlen=0)
     answer = await poll(issuer, auth, stream, ack=first, maxEvents=10)
     [(kind, told)] = events_of(await checked(issuer, answer["sets"]))
     assert kind == STREAM_UPDATED
@@ -147,7 +147,7 @@ async def test_no_gap_is_told_when_nothing_was_lost(issuer: Issuer) -> None:
     for chunk in range(0, TOTAL, 100):
         await asyncio.gather(
             *(
-                issuer.ctx.writes.revoke_session(f"s{i}", uid, "t")
+                issuer.ctx.store.sessions.revoke_session(f"s{i}", uid, "t")
                 for i in range(chunk, chunk + 100)
             )
         )

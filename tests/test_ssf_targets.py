@@ -113,7 +113,7 @@ async def test_private_and_local_targets_are_refused_and_nothing_is_posted(
     decimal = await push_stream(issuer, auth, "http://2130706433/e")
     assert "resolves to 127.0.0.1, a loopback address" in decimal.json()["detail"]
     assert "REVOCAST_SSF_ALLOWED_NETWORKS" in decimal.json()["detail"]
-    assert await issuer.ctx.reads.ssf_streams() == {}  # nothing written
+    assert await issuer.ctx.store.signals.ssf_streams() == {}  # nothing written
     await issuer.post_bearer("/v1/logout", (await issuer.login("alice"))["access_token"])
     await asyncio.sleep(1.0)  # five delivery rounds
     assert found.hits == []
@@ -158,9 +158,9 @@ async def store_push_stream(issuer: Issuer, url: str) -> str:
         "description": "",
     }  # fmt: skip
     ends = {}
-    for stream in issuer.ctx.reads.keys.streams():
-        ends[stream.name] = await issuer.ctx.reads.last_entry(stream.name) or "0-0"
-    added = await issuer.ctx.writes.signals.add_ssf_stream(
+    for stream in issuer.ctx.store.keys.streams():
+        ends[stream.name] = await issuer.ctx.store.streams.last_entry(stream.name) or "0-0"
+    added = await issuer.ctx.store.signals.add_ssf_stream(
         stream_id, json.dumps(config), ends, owner="u", max_streams=100, max_per_owner=10
     )
     assert added == "added"

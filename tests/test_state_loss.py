@@ -64,8 +64,8 @@ async def test_data_loss_fails_safe_everywhere(
         await eventually(lambda: outcome(survivor, live["access_token"]) == "key_revoked", 10)
         assert outcome(survivor, revoked["access_token"]) in ("session_revoked", "key_revoked")
         ctx = issuer.ctx
-        assert None not in (await ctx.reads.epochs()).values()
-        assert await ctx.reads.signing_kid() != old_kid
+        assert None not in (await ctx.store.signing.epochs()).values()
+        assert await ctx.store.signing.signing_kid() != old_kid
 
         # A verifier born after the loss refuses the old tokens too.
         async with Verifier(lossy_settings) as newborn:
@@ -95,16 +95,16 @@ async def test_issuer_restarted_after_a_loss_recovers_at_start(
     lose_data(lossy_redis)  # while no issuer runs
     restarted = create_app(lossy_settings)
     async with serve(restarted):
-        reads = IssuerContext.of_app(restarted).reads
+        store = IssuerContext.of_app(restarted).store
         old_kid = jwt.get_unverified_header(old["access_token"])["kid"]
-        assert await reads.signing_kid() != old_kid
-        assert await reads.revoked(old_kid)
+        assert await store.signing.signing_kid() != old_kid
+        assert await store.signing.revoked(old_kid)
         assert restarted.state.ctx is not None
     await asyncio.sleep(0)
 
 
 async def test_fresh_deployment_is_not_mistaken_for_a_loss(issuer: Issuer) -> None:
-    published, revoked, _ = await issuer.ctx.reads.keys_overview()
+    published, revoked, _ = await issuer.ctx.store.signing.keys_overview()
     assert published
     assert revoked == set()
     assert "revocast_issuer_state_lost_total 0.0" in (await issuer.http.get("/metrics")).text

@@ -71,7 +71,7 @@ async def test_a_token_names_its_list_which_is_served_as_the_draft_says(issuer: 
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
     idx, uri = status_list_reader.reference(tokens["access_token"])
-    partition = issuer.ctx.writes.keys.of(tokens["session_id"]).index
+    partition = issuer.ctx.store.keys.of(tokens["session_id"]).index
     assert uri == f"{ISSUER}/statuslists/{partition}"
     reply = await issuer.http.get(urlsplit(uri).path, headers={"Host": "evil.example"})
     assert reply.status_code == 200
@@ -137,7 +137,7 @@ async def test_refresh_token_reuse_sets_the_session_invalid(issuer: Issuer) -> N
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
     assert (await issuer.refresh(tokens["refresh_token"])).status_code == 200
-    issuer.ctx.writes._grace_ms = 0  # the second use is a replay, not a retry
+    issuer.ctx.store.sessions.grace_ms = 0  # the second use is a replay, not a retry
     assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
     await turns_invalid(issuer, tokens["access_token"])
 
@@ -187,7 +187,7 @@ async def test_an_index_is_drawn_again_only_after_its_tokens_expired_and_it_rest
     await issuer.add_user("alice")
     first = await issuer.login("alice")
     idx, uri = status_list_reader.reference(first["access_token"])
-    p = issuer.ctx.writes.keys.partition(int(uri.rsplit("/", 1)[1]))
+    p = issuer.ctx.store.keys.partition(int(uri.rsplit("/", 1)[1]))
     assert (await issuer.post_bearer("/v1/logout", first["access_token"])).status_code == 204
 
     async def draw() -> int:

@@ -147,7 +147,7 @@ async def test_a_token_without_a_status_claim_gets_no_fallback(
     uid = await issuer.add_user("alice")
     tokens = await issuer.login("alice")
     ctx = issuer.ctx
-    kid = await ctx.reads.signing_kid() or ""
+    kid = await ctx.store.signing.signing_kid() or ""
     bare = ctx.minter.mint(
         uid=uid, sid=tokens["session_id"], roles=[], issued_ms=int(time.time() * 1000), kid=kid
     )
@@ -197,6 +197,6 @@ async def test_a_key_revoked_meanwhile_is_refused_through_the_jwks(
     await lists.fetch_all()  # young lists, deterministically
     stale_verifier.verify(tokens["access_token"])
     kid = pyjwt.get_unverified_header(tokens["access_token"])["kid"]
-    await operator.revoke_key(issuer.ctx.writes, issuer.ctx.reads, issuer.settings, kid, "leaked")
+    await operator.revoke_key(issuer.ctx.store, issuer.settings, kid, "leaked")
     await lists.fetch_jwks()
     assert refused_with(stale_verifier, tokens["access_token"], "key_revoked")

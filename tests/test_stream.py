@@ -15,7 +15,7 @@ from tests.support.servers import eventually
 async def test_events_older_than_retention_are_trimmed(issuer: Issuer, redis: Redis) -> None:
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
-    stream = issuer.ctx.writes.keys.of(tokens["user_id"]).stream.events
+    stream = issuer.ctx.store.keys.of(tokens["user_id"]).stream.events
     retention_ms = issuer.settings.stream_retention_ms
     now_ms = int(time.time() * 1000)
     ancient = f"{now_ms - retention_ms - 60_000}-0"
@@ -42,7 +42,7 @@ async def test_unreadable_event_fails_closed(
     tokens = await issuer.login("alice")
     verifier = await make_verifier(max_staleness_s=0.3)
     verifier.verify(tokens["access_token"])
-    stream = issuer.ctx.writes.keys.of(tokens["user_id"]).stream.events
+    stream = issuer.ctx.store.keys.of(tokens["user_id"]).stream.events
     await redis.xadd(stream, {"type": "session_frozen", "v": "2", "ts_ms": "1"})
     await eventually(lambda: not verifier.ready, timeout_s=3)
     with pytest.raises(VerifierStale):

@@ -16,7 +16,7 @@ from redis.sentinel import Sentinel
 from revocast.ids import new_user_id
 from revocast.redis_url import parse_redis_url
 from revocast.settings import Settings
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast.topology import ClusterTopology, SentinelTopology, connect
 from revocast_tools.redis_server import free_port
 from revocast_tools.topologies import (
@@ -168,9 +168,9 @@ async def test_a_write_sent_to_the_wrong_shard_reads_the_map_again(
         ]
         topology._refreshed_at = time.monotonic() - 1.0
         assert topology.shard_of(key) not in {owner, None}
-        await Writes(backend).add_user(uid, "alice", "hash", "[]")
+        await Store(backend).users.add(uid, "alice", "hash", "[]")
         assert topology.shard_of(key) == owner
-        assert (await Reads(backend).user(uid))["username"] == "alice"
+        assert (await Store(backend).users.record(uid))["username"] == "alice"
     finally:
         await backend.aclose()
 

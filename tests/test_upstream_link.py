@@ -76,8 +76,8 @@ async def test_someone_elses_id_token_links_nothing(
     for name, reply in attempts.items():
         assert reply.status_code == 400, (name, reply.text)
         assert reply.json()["error"] in ("invalid_request", "invalid_token", "invalid_nonce")
-    assert await linked.ctx.reads.sessions(mallory) == []
-    assert await linked.ctx.reads.upstream_user(IDP, "upstream-alice") is None
+    assert await linked.ctx.store.sessions.of_user(mallory) == []
+    assert await linked.ctx.store.signals.upstream_user(IDP, "upstream-alice") is None
 
     verifier = await make_verifier()
     mine = await login_with(linked, "alice", leaked, alice_secret)
@@ -96,7 +96,7 @@ async def test_a_nonce_links_one_login(linked: Issuer, idp: IdP) -> None:
     assert (await login_with(linked, "alice", id_token, secret)).status_code == 200
     again = await login_with(linked, "alice", id_token, secret)
     assert (again.status_code, again.json()["error"]) == (400, "invalid_nonce")
-    assert len(await linked.ctx.reads.sessions(uid)) == 1
+    assert len(await linked.ctx.store.sessions.of_user(uid)) == 1
 
     secret, nonce = await upstream_nonce(linked)
     id_token = idp.id_token("upstream-alice", "s2", nonce)
@@ -104,13 +104,13 @@ async def test_a_nonce_links_one_login(linked: Issuer, idp: IdP) -> None:
                                      for _ in range(5)))  # fmt: skip
     assert sorted(r.status_code for r in replies) == [200, 400, 400, 400, 400]
     # A login that lost the race had its new session ended: one live session per nonce.
-    assert len(await linked.ctx.reads.sessions(uid)) == 2
+    assert len(await linked.ctx.store.sessions.of_user(uid)) == 2
 
 
 async def test_forged_expired_or_foreign_nonces_are_refused(linked: Issuer, idp: IdP) -> None:
     uid = await linked.add_user("alice")
     secret, _ = await upstream_nonce(linked)
-    key = await linked.ctx.reads.upstream_nonce_key()
+    key = await linked.ctx.store.signals.find_upstream_nonce_key()
     assert key is not None
     prefix = linked.settings.key_prefix
     expired, _ = linking.issue(key, prefix, time.time() - linking.NONCE_TTL_S - 1)
@@ -121,7 +121,7 @@ async def test_forged_expired_or_foreign_nonces_are_refused(linked: Issuer, idp:
         id_token = idp.id_token("upstream-alice", "s", linking.nonce_of(candidate))
         reply = await login_with(linked, "alice", id_token, candidate)
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_nonce"), name
-    assert await linked.ctx.reads.sessions(uid) == []
+    assert await linked.ctx.store.sessions.of_user(uid) == []
 
 
 async def test_a_link_never_moves(linked: Issuer, idp: IdP) -> None:
@@ -133,8 +133,8 @@ async def test_a_link_never_moves(linked: Issuer, idp: IdP) -> None:
     taken = await linked_login(linked, idp, "upstream-alice", "s9", username="mallory")
     assert (taken.status_code, taken.json()["error"]) == (409, "conflict")
     assert "revocast upstream unlink" in taken.json()["detail"]
-    assert await linked.ctx.reads.sessions(mallory) == []
-    assert await linked.ctx.reads.upstream_user(IDP, "upstream-alice") != mallory
+    assert await linked.ctx.store.sessions.of_user(mallory) == []
+    assert await linked.ctx.store.signals.upstream_user(IDP, "upstream-alice") != mallory
 
 
 async def test_a_forged_id_token_at_login_writes_nothing(linked: Issuer, idp: IdP) -> None:
@@ -143,7 +143,7 @@ async def test_a_forged_id_token_at_login_writes_nothing(linked: Issuer, idp: Id
     forged = IdP.new().id_token("upstream-alice", "s", nonce)
     reply = await login_with(linked, "alice", forged, secret)
     assert (reply.status_code, reply.json()["error"]) == (400, "invalid_token")
-    assert await linked.ctx.reads.sessions(uid) == []
+    assert await linked.ctx.store.sessions.of_user(uid) == []
 
 
 async def test_the_nonce_endpoint(linked: Issuer, issuer: Issuer) -> None:
@@ -186,7 +186,7 @@ async def test_links_are_listed_and_removed_from_the_command_line(linked: Issuer
     assert output(await revocast(linked, "upstream", "links")) == {"links": []}
 
     audit = [(fields["actor"], fields["action"], fields["target"], fields["reason"])
-             for _, fields in await linked.ctx.reads.audit_page("+", 10)]  # fmt: skip
+             for _, fields in await linked.ctx.store.streams.audit_page("+", 10)]  # fmt: skip
     assert audit[0][1:] == ("upstream_unlink", f"{alice}/{link_id}", "moved IdP")
     assert audit[0][0].startswith("cli:")
     assert (alice, "upstream_link", f"{alice}/{link_id}", "") in audit
@@ -195,4 +195,4 @@ async def test_links_are_listed_and_removed_from_the_command_line(linked: Issuer
     assert (
         await linked_login(linked, idp, "upstream-alice", "s2", username="mallory")
     ).status_code == 200
-    assert await linked.ctx.reads.upstream_user(IDP, "upstream-alice") == mallory
+    assert await linked.ctx.store.signals.upstream_user(IDP, "upstream-alice") == mallory

@@ -183,8 +183,8 @@ async def test_a_logout_token_older_than_its_jti_memory_is_refused(
 
 
 async def _stream_length(issuer: Issuer, uid: str) -> int:
-    events = issuer.ctx.writes.keys.of(uid).stream.events
-    return int(await issuer.ctx.backend.read(events, lambda c: c.xlen(events)))
+    events = issuer.ctx.store.keys.of(uid).stream.events
+    return int(await issuer.ctx.backend.on_primary(events, lambda c: c.xlen(events)))
 
 
 @pytest.mark.parametrize("receiver", ["backchannel", "caep"])

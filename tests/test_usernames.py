@@ -72,7 +72,7 @@ async def login(issuer: Issuer, name: str) -> str:
 
 async def test_zoe_logs_in_however_the_name_is_typed(issuer: Issuer) -> None:
     uid = await issuer.add_user(ZOE_NFD)
-    assert await issuer.ctx.reads.username_of(uid) == ZOE_NFC  # stored in its normal form
+    assert await issuer.ctx.store.users.username_of(uid) == ZOE_NFC  # stored in its normal form
     for typed in (ZOE_NFC, ZOE_NFD, ZOE_FULLWIDTH):
         assert await login(issuer, typed) == uid
     form = {"grant_type": "password", "username": ZOE_NFD, "password": PASSWORD}
@@ -97,7 +97,7 @@ async def test_ascii_names_keep_their_keys_and_their_case(issuer: Issuer, redis:
     lower = await issuer.add_user("alice")
     upper = await issuer.add_user("Alice")
     assert lower != upper
-    keys = issuer.ctx.reads.keys
+    keys = issuer.ctx.store.keys
     prefix = f"{issuer.settings.key_prefix}:{{"
     for name, uid in (("alice", lower), ("Alice", upper)):
         key = keys.of(name).username(name)
@@ -111,6 +111,6 @@ async def test_ascii_names_keep_their_keys_and_their_case(issuer: Issuer, redis:
 
 async def test_fullwidth_name_is_stored_under_its_ascii_form(issuer: Issuer, redis: Redis) -> None:
     uid = await issuer.add_user("\uff42\uff4f\uff42")  # fullwidth "bob"
-    keys = issuer.ctx.reads.keys
+    keys = issuer.ctx.store.keys
     assert await redis.get(keys.of("bob").username("bob")) == uid
     assert await login(issuer, "bob") == uid

@@ -32,7 +32,7 @@ from revocast.local_stack import settings_here
 from revocast.proof import EventRef
 from revocast.redis_url import parse_redis_url
 from revocast.settings import Settings
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast.verifier import create_sidecar
 
 DESCRIPTION = (
@@ -133,7 +133,7 @@ def _serve_verifier(args: argparse.Namespace) -> int:
     return 0
 
 
-Work = Callable[[Writes, Reads, Settings], Awaitable[object]]
+Work = Callable[[Store, Settings], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,7 @@ def _against_store(work: Work) -> int:
         backend = Backend(settings)
         try:
             await backend.start()
-            return await work(Writes(backend), Reads(backend), settings)
+            return await work(Store(backend), settings)
         finally:
             await backend.aclose()
 
@@ -182,7 +182,7 @@ def _store_command(args: argparse.Namespace) -> int:
     password = _password(args) if args.command == "user" and args.user_command in (
         "add", "passwd") else ""  # fmt: skip
 
-    async def work(writes: Writes, reads: Reads, settings: Settings) -> object:
+    async def work(store: Store, settings: Settings) -> object:
         match (
             args.command,
             getattr(args, "user_command", None)
@@ -190,39 +190,39 @@ def _store_command(args: argparse.Namespace) -> int:
             or getattr(args, "upstream_command", None),
         ):
             case "user", "add":
-                return await operator.create_user(writes, settings, args.name, password, args.role)
+                return await operator.create_user(store, settings, args.name, password, args.role)
             case "user", "list":
-                return await operator.list_users(reads)
+                return await operator.list_users(store)
             case "user", "show":
-                return await operator.show_user(reads, args.user)
+                return await operator.show_user(store, args.user)
             case "user", "passwd":
-                return await operator.set_password(writes, reads, settings, args.user, password)
+                return await operator.set_password(store, settings, args.user, password)
             case "user", "remove":
-                return await operator.remove_user(writes, reads, args.user, args.reason)
+                return await operator.remove_user(store, args.user, args.reason)
             case "user", "unlock":
-                return await operator.unlock_user(writes, reads, args.user, args.reason)
+                return await operator.unlock_user(store, args.user, args.reason)
             case ("block" | "unblock") as action, _:
-                uid = await operator.user_id(reads, args.user)
-                done = await operator.set_blocked(writes, uid, args.reason,
+                uid = await operator.user_id(store, args.user)
+                done = await operator.set_blocked(store, uid, args.reason,
                                                   blocked=action == "block")  # fmt: skip
-                return done if args.wait is None else await _proved(reads, done, args.wait)
+                return done if args.wait is None else await _proved(store, done, args.wait)
             case "verifiers", _:
-                rows = await enforcement.lags(reads)
+                rows = await enforcement.lags(store)
                 return rows if args.json else enforcement.describe_lags(rows)
             case "sessions", _:
-                return await operator.sessions(reads, await operator.user_id(reads, args.user))
+                return await operator.sessions(store, await operator.user_id(store, args.user))
             case "client", _:
-                return await _client_command(args, writes, reads)
+                return await _client_command(args, store)
             case "keys", "rotate":
-                return await operator.rotate_key(writes, reads, settings, args.wait_s)
+                return await operator.rotate_key(store, settings, args.wait_s)
             case "keys", "revoke":
-                return await operator.revoke_key(writes, reads, settings, args.kid, args.reason)
+                return await operator.revoke_key(store, settings, args.kid, args.reason)
             case "keys", "list":
-                return await operator.list_keys(reads)
+                return await operator.list_keys(store)
             case "upstream", "links":
-                return await operator.upstream_links(reads, args.user)
+                return await operator.upstream_links(store, args.user)
             case "upstream", "unlink":
-                return await operator.upstream_unlink(writes, reads, args.user, args.link_id,
+                return await operator.upstream_unlink(store, args.user, args.link_id,
                                                       args.reason)  # fmt: skip
             case command:
                 raise AssertionError(f"no handler for {command}")
@@ -230,11 +230,11 @@ def _store_command(args: argparse.Namespace) -> int:
     return _against_store(work)
 
 
-async def _proved(reads: Reads, done: dict[str, Any], wait_s: float) -> Verdict:
+async def _proved(store: Store, done: dict[str, Any], wait_s: float) -> Verdict:
     """Wait until every live verifier has applied the change; exit 0 only then."""
     if done["event_id"] is None:
         return Verdict(f"{json.dumps(done)}\nnothing was revoked: nothing to wait for", 0)
-    answer = await enforcement.wait_applied(reads, EventRef.parse(done["event_id"]), wait_s)
+    answer = await enforcement.wait_applied(store, EventRef.parse(done["event_id"]), wait_s)
     text = f"{json.dumps(done)}\n{enforcement.describe(answer)}"
     if answer["proven"]:
         return Verdict(text, 0)
@@ -246,14 +246,14 @@ async def _proved(reads: Reads, done: dict[str, Any], wait_s: float) -> Verdict:
                      f"tokens, after {wait_s:g} s")  # fmt: skip
 
 
-async def _client_command(args: argparse.Namespace, writes: Writes, reads: Reads) -> object:
+async def _client_command(args: argparse.Namespace, store: Store) -> object:
     if args.client_command == "add":
-        return await operator.add_client(writes, reads, args.name, args.confidential, args.role)
+        return await operator.add_client(store, args.name, args.confidential, args.role)
     if args.client_command == "roles":
-        return await operator.set_client_roles(writes, reads, args.client, args.roles)
+        return await operator.set_client_roles(store, args.client, args.roles)
     if args.client_command == "remove":
-        return await operator.remove_client(writes, reads, args.client)
-    return await operator.list_clients(reads)
+        return await operator.remove_client(store, args.client)
+    return await operator.list_clients(store)
 
 
 def _tool(name: str, argv: Sequence[str]) -> int:

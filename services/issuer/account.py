@@ -18,7 +18,7 @@ from revocast.proof import EVENT_ID_HEADER
 async def my_sessions(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
-    sessions = await ctx.reads.sessions(claims.sub)
+    sessions = await ctx.store.sessions.of_user(claims.sub)
     views = [session_view(s) | {"current": s["sid"] == claims.sid} for s in sessions]
     return json_response({"sessions": views})
 
@@ -28,7 +28,7 @@ async def end_my_session(request: Request) -> Response:
     session ended already answers 204 with the id of the event that ended it."""
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
-    event_id = await ctx.writes.end_session(
+    event_id = await ctx.store.sessions.end_session(
         path_id(request, "session_id"), owner=claims.sub, reason="user"
     )
     return Response(status_code=204, headers={EVENT_ID_HEADER: event_id})
@@ -44,14 +44,14 @@ async def change_password(request: Request) -> Response:
     claims = caller(ctx, request)
     body = await read_body(request, PasswordBody, ctx.settings.max_body_bytes)
     check_password_rules(body.new_password)
-    stored = await ctx.reads.password_hash(claims.sub)
+    stored = await ctx.store.users.password_hash(claims.sub)
     # A second hash check only for the session that made the last change.
-    if await ctx.reads.password_changed_by(claims.sub) == claims.sid and await ctx.passwords.verify(
-        stored, body.new_password
-    ):
-        ended, event_id = await ctx.writes.repeat_password_change(claims.sub, claims.sid)
+    if await ctx.store.users.password_changed_by(
+        claims.sub
+    ) == claims.sid and await ctx.passwords.verify(stored, body.new_password):
+        ended, event_id = await ctx.store.users.repeat_password_change(claims.sub, claims.sid)
     elif await ctx.passwords.verify(stored, body.current_password):
-        ended, event_id = await ctx.writes.change_password(
+        ended, event_id = await ctx.store.users.change_password(
             claims.sub, await ctx.passwords.hash(body.new_password), claims.sid, actor=claims.sub
         )
     else:

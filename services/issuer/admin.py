@@ -69,7 +69,7 @@ async def _set_blocked(request: Request, *, blocked: bool) -> Response:
     target = path_id(request, "user_id")
     wait_s = wait_seconds(request)
     body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
-    event_id = await ctx.writes.moderate(
+    event_id = await ctx.store.authority.moderate(
         actor.sub, "block" if blocked else "unblock", target, reason=body.reason
     )
     return await revoked(ctx, event_id, wait_s, {"user_id": target, "blocked": blocked})
@@ -82,7 +82,7 @@ async def set_roles(request: Request) -> Response:
     wait_s = wait_seconds(request)
     body = await read_body(request, RolesBody, ctx.settings.max_body_bytes)
     roles = sorted(set(body.roles))
-    event_id = await ctx.writes.moderate(
+    event_id = await ctx.store.authority.moderate(
         actor.sub, "roles", target, reason=body.reason, roles_json=json.dumps(roles)
     )
     return await revoked(ctx, event_id, wait_s, {"user_id": target, "roles": roles})
@@ -92,10 +92,10 @@ async def user_sessions(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
-    if not await ctx.reads.user_exists(target):
+    if not await ctx.store.users.exists(target):
         raise NotFound("no such user: check the user id")
     await authorize(ctx, actor, target)
-    sessions = await ctx.reads.sessions(target)
+    sessions = await ctx.store.sessions.of_user(target)
     return json_response({"user_id": target, "sessions": [session_view(s) for s in sessions]})
 
 
@@ -103,7 +103,7 @@ async def end_session(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     wait_s = wait_seconds(request)
-    event_id = await ctx.writes.end_session(
+    event_id = await ctx.store.sessions.end_session(
         path_id(request, "session_id"), actor=actor.sub, reason="moderator"
     )
     return await revoked(ctx, event_id, wait_s)
@@ -129,7 +129,7 @@ async def audit(request: Request) -> Response:
     limit = min(max(int(limit_text), 1), MAX_PAGE)
     await authorize(ctx, actor)
     # Nothing comes before 0-0 (and Redis refuses an interval that ends just before it).
-    entries = [] if before == "0-0" else await ctx.reads.audit_page(before, limit)
+    entries = [] if before == "0-0" else await ctx.store.streams.audit_page(before, limit)
     page = [
         {
             "id": entry_id,

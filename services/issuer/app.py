@@ -50,7 +50,7 @@ from revocast.metrics_app import metrics_endpoint
 from revocast.proxies import ForwardedClient, TrustedProxies
 from revocast.settings import Settings
 from revocast.status_list import PATH as STATUS_LIST_PATH
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast.verifier import Verifier
 from revocast.verifier.metrics import VerifierCollector
 
@@ -67,7 +67,7 @@ RECEIVERS = "/v1/signals/"  # the IdP's calls: no answer of theirs may be cached
 
 async def _jwks(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    document = jwks_document(await ctx.reads.jwks())
+    document = jwks_document(await ctx.store.signing.jwks())
     return json_response(document, headers={"Cache-Control": JWKS_CACHE_CONTROL})
 
 
@@ -88,7 +88,7 @@ async def _readyz(request: Request) -> Response:
                                "verifier_ready": ctx.verifier.ready}  # fmt: skip
     try:
         async with asyncio.timeout(ctx.settings.max_staleness_s):
-            kid = await ctx.reads.signing_kid() or ""
+            kid = await ctx.store.signing.signing_kid() or ""
     except TimeoutError:
         body["redis"] = f"no answer within {ctx.settings.max_staleness_s:g} s"
         return json_response(body, 503)
@@ -97,7 +97,7 @@ async def _readyz(request: Request) -> Response:
         return json_response(body, 503)
     if not kid:
         body["signing_key"] = "no active signing key: run `revocast keys rotate`"
-    elif not await ctx.minter.keyring.fetch(ctx.reads, kid):  # from the folder, or unsealed
+    elif not await ctx.minter.keyring.fetch(ctx.store, kid):  # from the folder, or unsealed
         body["signing_key"] = (
             f"the active signing key {kid} is not loaded by this issuer: give it the key "
             "folder (or REVOCAST_KEY_ENCRYPTION_KEY) the key was made with"
@@ -143,19 +143,21 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = Backend(settings)
-        writes, reads = Writes(backend), Reads(backend)
+        store = Store(backend)
         keyring = KeyRing.from_settings(settings)
-        guard = StateGuard(settings, writes, reads, keyring)
-        upkeep = Upkeep(backend, writes, reads, keyring)
+        guard = StateGuard(settings, store, keyring)
+        upkeep = Upkeep(backend, store, keyring)
         verifier = Verifier(settings, role="issuer")
         passwords = Passwords(settings)
         app.state.ctx = IssuerContext(
-            settings, backend, writes, reads, TokenMinter(settings, keyring), passwords, verifier,
+            settings, backend, store, TokenMinter(settings, keyring), passwords, verifier,
             Upstream.configured(settings),
         )  # fmt: skip
         registry = CollectorRegistry()
         registry.register(
-            IssuerCollector(requests, guard, upkeep, passwords, app.state.ctx.counts, writes.logins)
+            IssuerCollector(
+                requests, guard, upkeep, passwords, app.state.ctx.counts, store.sessions.throttle
+            )
         )
         registry.register(VerifierCollector(verifier))
         app.state.metrics = registry

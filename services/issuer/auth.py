@@ -92,7 +92,7 @@ async def logout(request: Request) -> Response:
     """
     ctx = IssuerContext.of(request)
     claims = _caller_or_revoked(ctx, request, ("session_revoked", "user_revoked"))
-    event_id = await ctx.writes.revoke_session(
+    event_id = await ctx.store.sessions.revoke_session(
         claims.sid, claims.sub, "logout", issued_ms=claims.issued_ms, actor=claims.sub
     )
     return _ended(ctx, request, event_id)
@@ -104,7 +104,7 @@ async def logout_all(request: Request) -> Response:
     made after the first call."""
     ctx = IssuerContext.of(request)
     claims = _caller_or_revoked(ctx, request, ("user_revoked",))
-    event_id = await ctx.writes.revoke_user(
+    event_id = await ctx.store.sessions.revoke_user(
         claims.sub, "logout_all", covers_ms=claims.issued_ms, actor=claims.sub
     )
     return _ended(ctx, request, event_id)

@@ -80,7 +80,7 @@ async def identify(
         if client_secret is not None:
             raise InvalidClient(f"{DEFAULT_CLIENT_ID} is a public client: send no client_secret")
         return BUILT_IN
-    record = await ctx.reads.client(client_id)
+    record = await ctx.store.clients.get(client_id)
     if record is None:
         raise InvalidClient(
             f"no client {client_id} is registered: `revocast client list` shows the ones there are"
@@ -103,5 +103,5 @@ async def is_confidential(ctx: IssuerContext, client_id: str) -> bool | None:
     """Whether the client a token was issued to is confidential; None if it was removed."""
     if client_id == DEFAULT_CLIENT_ID:
         return False
-    record = await ctx.reads.client(client_id)
+    record = await ctx.store.clients.get(client_id)
     return None if record is None else decode(record).confidential

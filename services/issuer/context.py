@@ -12,7 +12,7 @@ from revocast.issuer.passwords import Passwords
 from revocast.issuer.tokens import TokenMinter
 from revocast.issuer.upstream import Upstream
 from revocast.settings import Settings
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast.verifier import Verifier
 
 
@@ -27,8 +27,7 @@ class Counts:
 class IssuerContext:
     settings: Settings
     backend: Backend
-    writes: Writes
-    reads: Reads
+    store: Store  # the deployment's state, by aggregate
     minter: TokenMinter
     passwords: Passwords
     verifier: Verifier  # the issuer checks callers' access tokens like any verifier

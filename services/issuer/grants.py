@@ -57,9 +57,9 @@ async def signing_kid(ctx: IssuerContext) -> str:
     A key revoked between this read and the signature only makes the new token
     dead on arrival everywhere (verifiers refuse every token of a revoked key).
     """
-    kid = await ctx.reads.signing_kid() or ""
+    kid = await ctx.store.signing.signing_kid() or ""
     if kid:
-        await ctx.minter.keyring.fetch(ctx.reads, kid)
+        await ctx.minter.keyring.fetch(ctx.store, kid)
     return ctx.minter.keyring.get(kid).kid
 
 
@@ -91,7 +91,7 @@ async def password_grant(
     """A new session for the user, throttled per client address, per username and address,
     and per username (in its normal form, so that every spelling of one name counts against
     it): each attempt is counted before its password is checked (429 past a limit), and
-    the login forgives it (``revocast.store.logins``).
+    the login forgives it (``revocast.store.sessions.throttle``).
 
     Three round trips, one after another: the address's count with the active key and the
     name's user id beside it; the username's count with the user's hash (argon2 runs
@@ -99,7 +99,7 @@ async def password_grant(
     """
     username = usernames.normalize(username)
     ctx.passwords.refuse_when_full()  # before any other work: a refusal must cost nothing
-    logins = ctx.writes.logins
+    logins = ctx.store.sessions.throttle
     _, expected, active = await asyncio.gather(
         logins.count_client(address), logins.learn(username), _signing_kid_or_error(ctx)
     )
@@ -109,10 +109,10 @@ async def password_grant(
         raise InvalidCredentials()
     uid = attempt.uid
     kid = _usable(active)
-    keyspace = ctx.writes.keys
+    keyspace = ctx.store.keys
     sid = new_session_id(keyspace, uid)
     refresh_token = new_refresh_token(keyspace, uid)
-    issued_ms, roles_json, status_idx = await ctx.writes.login(
+    issued_ms, roles_json, status_idx = await ctx.store.sessions.login(
         uid,
         sid,
         refresh_token,
@@ -145,7 +145,7 @@ async def refresh_grant(
     Two round trips: the token's record with the active key beside it, the rotation.
     """
     grant, active = await asyncio.gather(
-        ctx.reads.refresh_grant(presented), _signing_kid_or_error(ctx)
+        ctx.store.sessions.refresh_grant(presented), _signing_kid_or_error(ctx)
     )
     if grant is None:
         raise InvalidRefreshToken()
@@ -172,9 +172,9 @@ async def refresh_grant(
     if narrow is not None:
         await _check_narrowing(ctx, grant.uid, grant.sid, narrow)  # before anything is written
     kid = _usable(active)
-    successor = new_refresh_token(ctx.writes.keys, presented)
+    successor = new_refresh_token(ctx.store.keys, presented)
     sealed = seal_successor(presented, successor)
-    result = await ctx.writes.refresh(presented, grant, successor, sealed)
+    result = await ctx.store.sessions.refresh(presented, grant, successor, sealed)
     if result.status == "reused":
         raise InvalidRefreshToken(
             "the refresh token was used before, so its session was revoked in case it was "
@@ -197,8 +197,8 @@ async def refresh_grant(
 
 
 async def _check_narrowing(ctx: IssuerContext, uid: str, sid: str, narrow: list[str]) -> None:
-    _, granted = await ctx.reads.session_scope(sid)
-    held = await ctx.reads.roles_of(uid)
+    _, granted = await ctx.store.sessions.scope(sid)
+    held = await ctx.store.authority.roles_of(uid)
     if not all(role in held and (granted is None or role in granted) for role in narrow):
         raise InvalidScope(
             "scope names a role this refresh token does not grant: ask only for roles its "
@@ -217,7 +217,7 @@ def _issue(
     client_id: str,
     status_idx: int,
 ) -> Issued:
-    status = (ctx.writes.keys.of(sid).index, status_idx)  # the session's list and index
+    status = (ctx.store.keys.of(sid).index, status_idx)  # the session's list and index
     access = ctx.minter.mint(uid=uid, sid=sid, roles=roles, issued_ms=issued_ms, kid=kid,
                              client_id=client_id, status=status)  # fmt: skip
     return Issued(access, refresh_token, uid, sid, " ".join(roles))

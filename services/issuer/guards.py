@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from revocast.claims import AccessClaims
-from revocast.errors import Forbidden, TokenRejected
+from revocast.errors import TokenRejected
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
 from revocast.roles import ADMIN, INTROSPECT, MODERATOR
@@ -51,10 +51,6 @@ def caller_with_role(ctx: IssuerContext, request: Request, roles: frozenset[str]
 
 
 async def authorize(ctx: IssuerContext, actor: AccessClaims, target: str = "") -> str:
-    """The actor's power for a read, as Redis has it now; Forbidden if none (or over an admin)."""
-    level = await ctx.reads.authority(actor.sub)
-    if not level:
-        raise Forbidden("only admins and moderators may do this: ask an admin for the role")
-    if target and level == "moderator" and "admin" in await ctx.reads.roles_of(target):
-        raise Forbidden("moderators cannot act on admins: ask an admin to do it")
-    return level
+    """The actor's power for a read, as Redis has it now; Forbidden if none (or over an admin):
+    the authority rule, stated once (``revocast.store.authority``)."""
+    return await ctx.store.authority.authorize(actor.sub, target)

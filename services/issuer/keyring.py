@@ -19,7 +19,7 @@ from revocast.errors import SettingsError, SigningKeyUnavailable
 from revocast.issuer.sealing import seal, unseal
 from revocast.keys import SigningKey, create_signing_key, load_signing_keys, signing_key_from_pem
 from revocast.settings import Settings, key_encryption_key_bytes
-from revocast.store import Reads, Writes
+from revocast.store import Store
 
 log = logging.getLogger("revocast.issuer")
 # SETs (RFC 8417) are signed with a key derived from the active one for this purpose alone,
@@ -116,13 +116,13 @@ class KeyRing:
         the active key is always held, and readiness says so)."""
         return [self.set_key(kid) for kid in kids if kid in self._keys]
 
-    async def fetch(self, reads: Reads, kid: str) -> bool:
+    async def fetch(self, store: Store, kid: str) -> bool:
         """Make sure ``kid`` is here: from the directory, or unsealed from Redis. True if it is."""
         if kid in self._keys:
             return True
         self.reload()
         if kid not in self._keys and self.kek is not None:
-            sealed = await reads.sealed_key(kid)
+            sealed = await store.signing.sealed_key(kid)
             key = unseal(sealed, self.kek, self.prefix, kid) if sealed else None
             if sealed and key is None:
                 log.error("cannot unseal key %s: REVOCAST_KEY_ENCRYPTION_KEY differs", kid)
@@ -146,7 +146,7 @@ class KeyRing:
         self._keys[key.kid] = key
         return key
 
-    async def publish(self, writes: Writes, reads: Reads, epoch: str) -> str:
+    async def publish(self, store: Store, epoch: str) -> str:
         """Publish every usable key, newest first (so it becomes active if none is); the active kid.
 
         With a KEK, the published keys are fetched from Redis first. Keys revoked in
@@ -154,24 +154,24 @@ class KeyRing:
         compromised deployment still starts with a key nobody revoked.
         """
         if self.kek is not None:
-            for kid in await reads.jwks():
-                await self.fetch(reads, kid)
+            for kid in await store.signing.jwks():
+                await self.fetch(store, kid)
         active = ""
         for key in reversed(list(self._keys.values())):  # loaded oldest first
             try:
-                active = await writes.publish_key(
+                active = await store.signing.publish_key(
                     key.kid, json.dumps(key.public.jwk), epoch, sealed=self.sealed(key)
                 )
             except SigningKeyUnavailable:
                 log.warning("key %s is revoked; it will not sign", key.kid)
         if not active:
-            active = await reads.signing_kid() or ""
+            active = await store.signing.signing_kid() or ""
         if not active:
             key = self.create()
-            active = await writes.publish_key(
+            active = await store.signing.publish_key(
                 key.kid, json.dumps(key.public.jwk), epoch, activate=True, sealed=self.sealed(key)
             )
-        if not await self.fetch(reads, active):
+        if not await self.fetch(store, active):
             log.error(
                 "the active signing key %s is not available to this issuer: share "
                 "REVOCAST_KEY_DIR or set REVOCAST_KEY_ENCRYPTION_KEY; logins will fail",

@@ -111,7 +111,7 @@ async def upstream_nonce(request: Request) -> Response:
     stores nothing (the secret carries its expiry and revocast's HMAC)."""
     ctx = IssuerContext.of(request)
     _configured(ctx)
-    key = await ctx.writes.signals.upstream_nonce_key()
+    key = await ctx.store.signals.upstream_nonce_key()
     secret, _ = issue(key, ctx.settings.key_prefix, time.time())
     body = {"upstream_nonce": secret, "nonce": nonce_of(secret), "expires_in": NONCE_TTL_S}
     return json_response(body, headers=NO_STORE)
@@ -134,7 +134,7 @@ async def claimed(ctx: IssuerContext, id_token: str | None, secret: str | None) 
         raise UpstreamTokenRefused(
             "the ID token's sub and sid are not strings: send an ID token the IdP issued"
         )
-    key = await ctx.reads.upstream_nonce_key()  # none yet: no nonce was ever issued
+    key = await ctx.store.signals.find_upstream_nonce_key()  # none yet: no nonce was ever issued
     expires_s = verify(key or b"", ctx.settings.key_prefix, secret, time.time())
     if not isinstance(nonce, str) or not hmac.compare_digest(nonce, nonce_of(secret)):
         raise UpstreamNonceRefused(
@@ -157,10 +157,10 @@ async def check_linkable(ctx: IssuerContext, claim: Claimed, username: str) -> N
     """Refuse, before the password is checked and a session made, what the link would
     refuse anyway (reads only; ``link`` decides)."""
     issuer = claim.link.issuer
-    if await ctx.reads.upstream_nonce_spent(issuer, claim.nonce):
+    if await ctx.store.signals.upstream_nonce_spent(issuer, claim.nonce):
         raise UpstreamNonceRefused("this upstream_nonce was used by a login already")
-    linked = await ctx.reads.upstream_user(issuer, claim.link.sub)
-    found = await ctx.reads.find_user(username)
+    linked = await ctx.store.signals.upstream_user(issuer, claim.link.sub)
+    found = await ctx.store.users.find(username)
     if linked is not None and (found is None or found[0] != linked):
         raise Conflict(_TAKEN)
 
@@ -174,7 +174,7 @@ _TAKEN = (
 async def link(ctx: IssuerContext, claim: Claimed, issued: Issued) -> None:
     """Spend the nonce and link, in one step. If another login spent the nonce or took the
     IdP user meanwhile, the session just made is ended and the login refused."""
-    result = await ctx.writes.signals.link_upstream(
+    result = await ctx.store.signals.link_upstream(
         claim.link,
         issued.uid,
         nonce=claim.nonce,
@@ -183,7 +183,7 @@ async def link(ctx: IssuerContext, claim: Claimed, issued: Issued) -> None:
     )
     if result in ("linked", "kept"):
         return
-    await ctx.writes.revoke_session(issued.sid, issued.uid, "upstream_link_refused")
+    await ctx.store.sessions.revoke_session(issued.sid, issued.uid, "upstream_link_refused")
     if result == "taken":
         raise Conflict(_TAKEN)
     raise UpstreamNonceRefused("this upstream_nonce was used by a login already")

@@ -17,7 +17,7 @@ from revocast.issuer.context import Counts
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.state import StateGuard
 from revocast.issuer.upkeep import Upkeep
-from revocast.store.logins import Limit, Logins
+from revocast.store.sessions.throttle import Limit, Throttle
 
 RequestCounts = Counter[tuple[str, str, int]]  # (method, route template, status) -> responses
 
@@ -73,7 +73,7 @@ class IssuerCollector(Collector):
         upkeep: Upkeep,
         passwords: Passwords,
         counts: Counts,
-        logins: Logins,
+        logins: Throttle,
     ) -> None:
         self.requests = requests
         self.guard = guard

@@ -164,7 +164,7 @@ async def revoke(request: Request) -> Response:
         owner = await _owner_of(ctx, token, kind)
         if owner is not None:
             await _may_revoke(ctx, client, owner.client_id)
-            event_id = await ctx.writes.revoke_session(
+            event_id = await ctx.store.sessions.revoke_session(
                 owner.sid, owner.uid, "oauth_revoke", issued_ms=owner.issued_ms, actor=owner.uid
             )
             return Response(status_code=200, headers=NO_STORE | {EVENT_ID_HEADER: event_id})
@@ -173,7 +173,7 @@ async def revoke(request: Request) -> Response:
 
 async def _owner_of(ctx: IssuerContext, token: str, kind: str) -> _Owner | None:
     if kind == "refresh_token":
-        grant = await ctx.reads.refresh_grant(token)
+        grant = await ctx.store.sessions.refresh_grant(token)
         if grant is None:
             return None
         return _Owner(grant.sid, grant.uid, grant.client_id, grant.issued_ms)
@@ -251,9 +251,9 @@ async def _introspect(ctx: IssuerContext, token: str, kind: str) -> dict[str, An
         return None
     except VerifierStale:
         claims = signed_claims(ctx.verifier, token)  # the online check below decides alone
-    if not await ctx.reads.session_live(claims.sid):
+    if not await ctx.store.sessions.live(claims.sid):
         return None
-    return _access_token_answer(claims, await ctx.reads.username_of(claims.sub))
+    return _access_token_answer(claims, await ctx.store.users.username_of(claims.sub))
 
 
 def _access_token_answer(claims: AccessClaims, username: str | None) -> dict[str, Any]:
@@ -277,17 +277,17 @@ def _access_token_answer(claims: AccessClaims, username: str | None) -> dict[str
 
 async def _introspect_refresh_token(ctx: IssuerContext, token: str) -> dict[str, Any] | None:
     """What a live refresh token would grant now: the user's roles, within its login's scope."""
-    grant = await ctx.reads.refresh_grant(token)
+    grant = await ctx.store.sessions.refresh_grant(token)
     if grant is None or not grant.live:
         return None
-    live, scope = await ctx.reads.session_scope(grant.sid)
+    live, scope = await ctx.store.sessions.scope(grant.sid)
     if not live:
         return None
-    roles = await ctx.reads.roles_of(grant.uid)
+    roles = await ctx.store.authority.roles_of(grant.uid)
     answer: dict[str, Any] = {
         "active": True,
         "client_id": grant.client_id,
-        "username": await ctx.reads.username_of(grant.uid),
+        "username": await ctx.store.users.username_of(grant.uid),
         "scope": " ".join(r for r in roles if scope is None or r in scope),
         "sub": grant.uid,
         "iss": ctx.settings.issuer,

@@ -21,8 +21,9 @@ from revocast.issuer.admin import iso, session_view
 from revocast.issuer.keyring import KeyRing
 from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user, check_password_rules
+from revocast.roles import OPERATOR_PREFIX
 from revocast.settings import Settings
-from revocast.store import Reads, Writes
+from revocast.store import Store
 
 LINK_ID = re.compile(r"[0-9a-f]{40}")  # keyspace.upstream_digest
 ROTATION_WAIT_S = 10.0  # how long `keys rotate` waits for every live issuer to hold the new key
@@ -30,29 +31,32 @@ ROTATION_WAIT_S = 10.0  # how long `keys rotate` waits for every live issuer to 
 
 def operator_name() -> str:
     try:
-        return f"cli:{getpass.getuser()}"
+        return f"{OPERATOR_PREFIX}{getpass.getuser()}"
     except (KeyError, OSError):  # no passwd entry, e.g. in a container
-        return "cli:operator"
+        return f"{OPERATOR_PREFIX}operator"
 
 
-async def set_blocked(writes: Writes, uid: str, reason: str, *, blocked: bool) -> dict[str, Any]:
+async def set_blocked(store: Store, uid: str, reason: str, *, blocked: bool) -> dict[str, Any]:
     """Block (every session ends, login refused) or unblock a user; with the block's event id
     (an unblock revokes nothing: None)."""
     action: Literal["block", "unblock"] = "block" if blocked else "unblock"
-    event_id = await writes.moderate(operator_name(), action, uid, reason=reason)
+    event_id = await store.authority.moderate(operator_name(), action, uid, reason=reason)
     return {"user_id": uid, "blocked": blocked, "event_id": event_id or None}
 
 
-async def sessions(reads: Reads, uid: str) -> dict[str, Any]:
-    return {"user_id": uid, "sessions": [session_view(s) for s in await reads.sessions(uid)]}
+async def sessions(store: Store, uid: str) -> dict[str, Any]:
+    return {
+        "user_id": uid,
+        "sessions": [session_view(s) for s in await store.sessions.of_user(uid)],
+    }
 
 
-async def user_id(reads: Reads, name_or_id: str) -> str:
+async def user_id(store: Store, name_or_id: str) -> str:
     """The id of the user named ``name_or_id``, or ``name_or_id`` itself if it is a user's
     id (ids are 32 hex digits: a name that looks like an existing id loses to it)."""
-    if USER_ID.fullmatch(name_or_id) and await reads.user_exists(name_or_id):
+    if USER_ID.fullmatch(name_or_id) and await store.users.exists(name_or_id):
         return name_or_id
-    found = await reads.find_user(name_or_id)
+    found = await store.users.find(name_or_id)
     if found is None:
         raise NotFound(
             f"no user named {name_or_id!r} and no user with that id: "
@@ -76,56 +80,56 @@ def _user_view(uid: str, record: dict[str, str]) -> dict[str, Any]:
 
 
 async def create_user(
-    writes: Writes, settings: Settings, name: str, password: str, roles: list[str]
+    store: Store, settings: Settings, name: str, password: str, roles: list[str]
 ) -> str:
     """The new user's id (printed alone, for scripts)."""
-    return await add_user(writes, Passwords(settings), name, password, roles,
+    return await add_user(store, Passwords(settings), name, password, roles,
                           actor=operator_name())  # fmt: skip
 
 
-async def list_users(reads: Reads) -> dict[str, Any]:
-    return {"users": [_user_view(uid, record) for uid, record in await reads.users()]}
+async def list_users(store: Store) -> dict[str, Any]:
+    return {"users": [_user_view(uid, record) for uid, record in await store.users.every()]}
 
 
-async def show_user(reads: Reads, name_or_id: str) -> dict[str, Any]:
-    uid = await user_id(reads, name_or_id)
-    view = _user_view(uid, await reads.user(uid))
-    return view | {"sessions": [session_view(s) for s in await reads.sessions(uid)]}
+async def show_user(store: Store, name_or_id: str) -> dict[str, Any]:
+    uid = await user_id(store, name_or_id)
+    view = _user_view(uid, await store.users.record(uid))
+    return view | {"sessions": [session_view(s) for s in await store.sessions.of_user(uid)]}
 
 
 async def set_password(
-    writes: Writes, reads: Reads, settings: Settings, name_or_id: str, password: str
+    store: Store, settings: Settings, name_or_id: str, password: str
 ) -> dict[str, Any]:
     """A new password; every session of the user ends, as after a reset should."""
-    uid = await user_id(reads, name_or_id)
+    uid = await user_id(store, name_or_id)
     check_password_rules(password)
-    ended, event_id = await writes.change_password(
+    ended, event_id = await store.users.change_password(
         uid, await Passwords(settings).hash(password), keep_sid="", actor=operator_name()
     )
     return {"user_id": uid, "password_changed": True, "sessions_ended": ended,
             "event_id": event_id}  # fmt: skip
 
 
-async def remove_user(writes: Writes, reads: Reads, name_or_id: str, reason: str) -> dict[str, Any]:
+async def remove_user(store: Store, name_or_id: str, reason: str) -> dict[str, Any]:
     """Delete the user: every session and token ends, and the name is free again."""
-    uid = await user_id(reads, name_or_id)
-    username = await reads.username_of(uid) or ""
-    event_id = await writes.remove_user(operator_name(), uid, username, reason)
+    uid = await user_id(store, name_or_id)
+    username = await store.users.username_of(uid) or ""
+    event_id = await store.users.remove(operator_name(), uid, username, reason)
     return {"user_id": uid, "username": username, "removed": True, "event_id": event_id}
 
 
-async def unlock_user(writes: Writes, reads: Reads, name_or_id: str, reason: str) -> dict[str, Any]:
+async def unlock_user(store: Store, name_or_id: str, reason: str) -> dict[str, Any]:
     """Forgive every login attempt counted for the user: the delay for new addresses ends,
     and no address stays refused for this user (the client-address limit is not the
     user's: it stays). Audited."""
-    uid = await user_id(reads, name_or_id)
-    username = usernames.normalize(await reads.username_of(uid) or "")
-    forgiven = await writes.logins.unlock(username, uid, operator_name(), reason)
+    uid = await user_id(store, name_or_id)
+    username = usernames.normalize(await store.users.username_of(uid) or "")
+    forgiven = await store.sessions.throttle.unlock(username, uid, operator_name(), reason)
     return {"user_id": uid, "username": username, "unlocked": True} | forgiven
 
 
 async def rotate_key(
-    writes: Writes, reads: Reads, settings: Settings, wait_s: float = ROTATION_WAIT_S
+    store: Store, settings: Settings, wait_s: float = ROTATION_WAIT_S
 ) -> dict[str, Any]:
     """Add a key, wait until every live issuer announces that it holds it, then make it the
     one they sign with.
@@ -140,8 +144,8 @@ async def rotate_key(
     ring = KeyRing.from_settings(settings)
     key = ring.create()
     jwk = json.dumps(key.public.jwk)
-    await writes.publish_key(key.kid, jwk, sealed=ring.sealed(key), actor=operator_name())
-    holding, lacking = await _issuers_holding(reads, key.kid, wait_s)
+    await store.signing.publish_key(key.kid, jwk, sealed=ring.sealed(key), actor=operator_name())
+    holding, lacking = await _issuers_holding(store, key.kid, wait_s)
     if lacking:
         raise SigningKeyUnavailable(
             f"key {key.kid} is published but NOT active: live issuers {', '.join(lacking)} do "
@@ -149,7 +153,7 @@ async def rotate_key(
             "REVOCAST_KEY_DIR, or set the same REVOCAST_KEY_ENCRYPTION_KEY everywhere, then "
             "rotate again"
         )
-    await writes.publish_key(key.kid, jwk, activate=True, actor=operator_name())
+    await store.signing.publish_key(key.kid, jwk, activate=True, actor=operator_name())
     answer: dict[str, Any] = {"kid": key.kid, "active": True, "stored_in": _stored_in(ring),
                               "issuers_holding_it": holding}  # fmt: skip
     if holding == 0:
@@ -164,12 +168,12 @@ def _stored_in(ring: KeyRing) -> str:
     return "Redis, sealed with REVOCAST_KEY_ENCRYPTION_KEY" if ring.kek else str(ring.key_dir)
 
 
-async def _issuers_holding(reads: Reads, kid: str, wait_s: float) -> tuple[int, list[str]]:
+async def _issuers_holding(store: Store, kid: str, wait_s: float) -> tuple[int, list[str]]:
     """How many live issuers announce ``kid``, and those that do not (with their key
     directory), once all do or ``wait_s`` passes."""
     deadline = time.monotonic() + wait_s
     while True:
-        issuers = list((await reads.live_issuers()).values())
+        issuers = list((await store.presence.live_issuers()).values())
         lacking = [
             f"{record.get('host', '?')}/{record.get('pid', '?')} "
             f"(keys in {record.get('key_dir', '?')})"
@@ -181,20 +185,18 @@ async def _issuers_holding(reads: Reads, kid: str, wait_s: float) -> tuple[int, 
         await asyncio.sleep(0.1)
 
 
-async def revoke_key(
-    writes: Writes, reads: Reads, settings: Settings, kid: str, reason: str
-) -> dict[str, Any]:
+async def revoke_key(store: Store, settings: Settings, kid: str, reason: str) -> dict[str, Any]:
     """Withdraw a key; if it is the active one, rotate first so issuers keep signing."""
     rotated = None
-    if await reads.signing_kid() == kid:
-        rotated = (await rotate_key(writes, reads, settings))["kid"]
-    event_id = await writes.revoke_key(kid, operator_name(), reason)
-    return {"kid": kid, "revoked": True, "now_active": rotated or await reads.signing_kid(),
+    if await store.signing.signing_kid() == kid:
+        rotated = (await rotate_key(store, settings))["kid"]
+    event_id = await store.signing.revoke_key(kid, operator_name(), reason)
+    return {"kid": kid, "revoked": True, "now_active": rotated or await store.signing.signing_kid(),
             "event_id": event_id}  # fmt: skip
 
 
-async def list_keys(reads: Reads) -> dict[str, Any]:
-    published, revoked, active = await reads.keys_overview()
+async def list_keys(store: Store) -> dict[str, Any]:
+    published, revoked, active = await store.signing.keys_overview()
     return {
         "keys": [
             {"kid": kid, "active": kid == active, "revoked": kid in revoked}
@@ -204,19 +206,19 @@ async def list_keys(reads: Reads) -> dict[str, Any]:
 
 
 async def add_client(
-    writes: Writes, reads: Reads, name: str, confidential: bool, roles: Sequence[str] = ()
+    store: Store, name: str, confidential: bool, roles: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Register a client; a confidential one's secret is in this answer and nowhere else."""
     try:
         client, secret = new_client(name, confidential=confidential, roles=roles)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    known = [decode(record) for record in (await reads.clients()).values()]
+    known = [decode(record) for record in (await store.clients.every()).values()]
     if name == DEFAULT_CLIENT_ID or any(c.name == name for c in known):
         raise Conflict(
             f"a client named {name} exists: pick another name, or `revocast client remove` it"
         )
-    if not await writes.add_client(client.client_id, encode(client)):
+    if not await store.clients.add(client.client_id, encode(client)):
         raise Conflict("client id taken: try again")
     answer = client.public_view()
     if secret is not None:
@@ -224,36 +226,36 @@ async def add_client(
     return answer
 
 
-async def list_clients(reads: Reads) -> dict[str, Any]:
-    clients = sorted((decode(r) for r in (await reads.clients()).values()), key=lambda c: c.name)
+async def list_clients(store: Store) -> dict[str, Any]:
+    clients = sorted(
+        (decode(r) for r in (await store.clients.every()).values()), key=lambda c: c.name
+    )
     built_in = {"client_id": DEFAULT_CLIENT_ID, "name": DEFAULT_CLIENT_ID,
                 "confidential": False, "roles": [], "built_in": True}  # fmt: skip
     return {"clients": [built_in, *(c.public_view() for c in clients)]}
 
 
-async def remove_client(writes: Writes, reads: Reads, name_or_id: str) -> dict[str, Any]:
-    client_id, record = await _find_client(reads, name_or_id, "removed")
-    await writes.remove_client(client_id)
+async def remove_client(store: Store, name_or_id: str) -> dict[str, Any]:
+    client_id, record = await _find_client(store, name_or_id, "removed")
+    await store.clients.remove(client_id)
     return {"removed": decode(record).public_view()}
 
 
-async def set_client_roles(
-    writes: Writes, reads: Reads, name_or_id: str, roles: Sequence[str]
-) -> dict[str, Any]:
+async def set_client_roles(store: Store, name_or_id: str, roles: Sequence[str]) -> dict[str, Any]:
     """Replace the roles a client holds (``introspect``: it may introspect any token)."""
-    client_id, record = await _find_client(reads, name_or_id, "given roles")
+    client_id, record = await _find_client(store, name_or_id, "given roles")
     try:
         changed = decode(record).with_roles(roles)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    if not await writes.replace_client(client_id, record, encode(changed)):
+    if not await store.clients.replace(client_id, record, encode(changed)):
         raise Conflict(f"client {name_or_id} changed or went meanwhile: run the command again")
     return changed.public_view()
 
 
-async def _find_client(reads: Reads, name_or_id: str, done: str) -> tuple[str, str]:
+async def _find_client(store: Store, name_or_id: str, done: str) -> tuple[str, str]:
     """(client id, record) of a registered client, by name or id."""
-    for client_id, record in (await reads.clients()).items():
+    for client_id, record in (await store.clients.every()).items():
         if name_or_id in (client_id, decode(record).name):
             return client_id, record
     raise NotFound(
@@ -262,11 +264,11 @@ async def _find_client(reads: Reads, name_or_id: str, done: str) -> tuple[str, s
     )
 
 
-async def upstream_links(reads: Reads, name_or_id: str | None) -> dict[str, Any]:
+async def upstream_links(store: Store, name_or_id: str | None) -> dict[str, Any]:
     """The links between the upstream IdP's users and local users (one user's, if named)."""
-    uid = await user_id(reads, name_or_id) if name_or_id else None
-    links = await reads.upstream_links(uid)
-    names = {u: await reads.username_of(u) or "" for u in {link.user_id for link in links}}
+    uid = await user_id(store, name_or_id) if name_or_id else None
+    links = await store.signals.upstream_links(uid)
+    names = {u: await store.users.username_of(u) or "" for u in {link.user_id for link in links}}
     views = [
         {
             "link_id": link.link_id,
@@ -282,7 +284,7 @@ async def upstream_links(reads: Reads, name_or_id: str | None) -> dict[str, Any]
 
 
 async def upstream_unlink(
-    writes: Writes, reads: Reads, name_or_id: str, link_id: str, reason: str
+    store: Store, name_or_id: str, link_id: str, reason: str
 ) -> dict[str, Any]:
     """Remove a link, audited: the IdP's logouts of that user end nothing here any more, and
     a later login with its ID token (and that login's nonce) may link it again. Revokes
@@ -292,12 +294,12 @@ async def upstream_unlink(
             f"{link_id!r} is not a link id: give the 40 hex digits `revocast upstream links` shows"
         )
     try:
-        uid = await user_id(reads, name_or_id)
+        uid = await user_id(store, name_or_id)
     except NotFound:
         if not USER_ID.fullmatch(name_or_id):
             raise
         uid = name_or_id  # a removed user's dangling link
-    if not await writes.signals.unlink_upstream(uid, link_id, operator_name(), reason):
+    if not await store.signals.unlink_upstream(uid, link_id, operator_name(), reason):
         raise NotFound(
             f"{name_or_id} has no link {link_id}: `revocast upstream links {name_or_id}` "
             "shows the user's links"

@@ -26,10 +26,10 @@ async def revocation_status(request: Request) -> Response:
     except ValueError as exc:
         raise InvalidRequest(f"{exc}: use an event id a revoking call answered") from None
     await authorize(ctx, actor)
-    await check_exists(ctx.reads, event)
+    await check_exists(ctx.store, event)
     if wait_s is None:
-        return json_response(await status(ctx.reads, event))
-    return json_response(await wait_applied(ctx.reads, event, wait_s))
+        return json_response(await status(ctx.store, event))
+    return json_response(await wait_applied(ctx.store, event, wait_s))
 
 
 def wait_seconds(request: Request) -> float | None:
@@ -58,5 +58,5 @@ async def revoked(
         return Response(status_code=204, headers=headers)
     answer = (body or {}) | {"event_id": event_id or None}
     if wait_s is not None and event_id:
-        answer["proof"] = await wait_applied(ctx.reads, EventRef.parse(event_id), wait_s)
+        answer["proof"] = await wait_applied(ctx.store, EventRef.parse(event_id), wait_s)
     return json_response(answer, headers=headers)

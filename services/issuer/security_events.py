@@ -68,7 +68,7 @@ async def describe(
             user | {"sub": event.uid},
         )
     if isinstance(event, RolesChanged):
-        roles = await ctx.reads.roles_of(event.uid)
+        roles = await ctx.store.authority.roles_of(event.uid)
         return TOKEN_CLAIMS_CHANGE, stamp | {"claims": {"roles": roles}}, user | {"sub": event.uid}
     return None
 

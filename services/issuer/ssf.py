@@ -71,7 +71,7 @@ async def jwks(request: Request) -> Response:
     ``/.well-known/jwks.json``, the access tokens' keys, so a verifier of access tokens never
     trusts them."""
     ctx = IssuerContext.of(request)
-    held = ctx.minter.keyring.set_keys(sorted(await ctx.reads.jwks()))
+    held = ctx.minter.keyring.set_keys(sorted(await ctx.store.signing.jwks()))
     return json_response({"keys": [key.public.jwk for key in held]},
                          headers={"Cache-Control": JWKS_CACHE_CONTROL})  # fmt: skip
 
@@ -124,7 +124,7 @@ async def create_stream(request: Request) -> Response:
     }
     cursors = await start_cursors(ctx)
     cap = ctx.settings.ssf_max_streams_per_owner
-    added = await ctx.writes.signals.add_ssf_stream(
+    added = await ctx.store.signals.add_ssf_stream(
         stream_id, json.dumps(config), cursors,
         owner=caller.sub, max_streams=MAX_STREAMS, max_per_owner=cap,
     )  # fmt: skip
@@ -194,7 +194,7 @@ async def _stream(
     ctx: IssuerContext, stream_id: str, caller: AccessClaims | None = None
 ) -> dict[str, Any]:
     """The stream's configuration; another receiver's stream is not found (admins see all)."""
-    found = await ctx.reads.ssf_stream(stream_id[:64])
+    found = await ctx.store.signals.ssf_stream(stream_id[:64])
     if found is None:
         raise _no_stream(stream_id)
     config: dict[str, Any] = json.loads(found[0])
@@ -221,7 +221,7 @@ async def delete_stream(request: Request) -> Response:
     caller = caller_with_role(ctx, request, SSF_ROLES)
     stream_id = request.query_params.get("stream_id", "")
     await _stream(ctx, stream_id, caller)
-    if not await ctx.writes.signals.remove_ssf_stream(stream_id[:64]):
+    if not await ctx.store.signals.remove_ssf_stream(stream_id[:64]):
         raise _no_stream(stream_id)
     log.info("ssf stream %s deleted by %s", stream_id[:64], caller.sub)
     return Response(status_code=204)
@@ -232,7 +232,7 @@ async def status(request: Request) -> Response:
     caller = caller_with_role(ctx, request, SSF_ROLES)
     config = await _stream(ctx, request.query_params.get("stream_id", ""), caller)
     answer = {"stream_id": config["stream_id"], "status": "enabled"}
-    reason = status_reason(await ctx.reads.ssf_status(config["stream_id"]),
+    reason = status_reason(await ctx.store.signals.ssf_status(config["stream_id"]),
                            ctx.settings.ssf_max_queue)  # fmt: skip
     return json_response(answer | ({"reason": reason} if reason else {}))
 
@@ -248,14 +248,14 @@ async def verify(request: Request) -> Response:
     caller = caller_with_role(ctx, request, SSF_ROLES)
     asked: VerifyRequest = _decode(await _body(request, ctx), VerifyRequest)
     config = await _stream(ctx, asked.stream_id, caller)
-    found = await ctx.reads.ssf_stream(config["stream_id"])
+    found = await ctx.store.signals.ssf_stream(config["stream_id"])
     if found is not None and found[2] >= ctx.settings.ssf_max_queue:
         raise InvalidRequest("the stream's queue is full: poll and acknowledge first")
     jti = f"verify.{secrets.token_urlsafe(12)}"
     body = {"state": asked.state[:256]} if asked.state else {}
     subject = {"format": "opaque", "id": config["stream_id"]}
     entry = {"jti": jti, "type": VERIFICATION, "body": body, "subject": subject}
-    await ctx.writes.signals.queue_ssf_set(config["stream_id"], json.dumps(entry))
+    await ctx.store.signals.queue_ssf_set(config["stream_id"], json.dumps(entry))
     return Response(status_code=204)
 
 
@@ -297,10 +297,10 @@ async def record_ack(ctx: IssuerContext, stream_id: str, acks: list[str]) -> Non
     if not acks:
         return
     wanted = set(acks)
-    queued = await ctx.reads.ssf_queue(stream_id, MAX_EVENTS * 2)
+    queued = await ctx.store.signals.ssf_queue(stream_id, MAX_EVENTS * 2)
     done = [entry for entry in queued if json.loads(entry)["jti"] in wanted]
     if done:
-        await ctx.writes.signals.ack_ssf(stream_id, done)
+        await ctx.store.signals.ack_ssf(stream_id, done)
 
 
 async def queued_sets(
@@ -311,7 +311,7 @@ async def queued_sets(
     # A stream made before its audience was checked may name the access tokens' audience:
     # its SETs then name the stream, whatever it asked for.
     audience = config["aud"] if config["aud"] != ctx.settings.audience else stream_id
-    for raw in await ctx.reads.ssf_queue(stream_id, limit):
+    for raw in await ctx.store.signals.ssf_queue(stream_id, limit):
         event = json.loads(raw)
         token = await sign(ctx, jti=event["jti"], audience=audience,
                            event_type=event["type"], body=event["body"],

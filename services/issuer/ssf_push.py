@@ -80,7 +80,7 @@ class Pusher:
         outage = Outage(log, "ssf push")
         while not self._background.stopping():
             try:
-                self._start_rounds(await self.ctx.reads.ssf_streams())
+                self._start_rounds(await self.ctx.store.signals.ssf_streams())
                 outage.recovered()
             except RevocastError as exc:  # Redis away: the next round tries again
                 outage.failed(exc.detail)
@@ -115,7 +115,7 @@ class Pusher:
     async def _serve(self, stream_id: str, config: dict[str, Any]) -> None:
         """Copy new revocations into the stream's queue (poll streams too: the revocation
         streams are trimmed, the queue is not), and push what is queued."""
-        if not await self.ctx.writes.signals.take_lease(stream_id, self.owner, SSF_LEASE_MS):
+        if not await self.ctx.store.signals.take_lease(stream_id, self.owner, SSF_LEASE_MS):
             return  # another issuer serves this stream
         await spool(self.ctx, config, stream_id)
         if config["delivery"]["method"] != PUSH:
@@ -124,7 +124,7 @@ class Pusher:
             return
         for raw, token in await queued_sets(self.ctx, config, stream_id, BATCH):
             # Held before every post, so that no other issuer posts this stream meanwhile.
-            if self._background.stopping() or not await self.ctx.writes.signals.take_lease(
+            if self._background.stopping() or not await self.ctx.store.signals.take_lease(
                 stream_id, self.owner, SSF_LEASE_MS
             ):
                 return
@@ -132,7 +132,7 @@ class Pusher:
             if outcome == "retry":
                 self._later(stream_id)
                 return
-            await self.ctx.writes.signals.ack_ssf(stream_id, [raw])
+            await self.ctx.store.signals.ack_ssf(stream_id, [raw])
             self.delivered += outcome == "delivered"
         self._backoff.pop(stream_id, None)
 

@@ -37,8 +37,8 @@ SPOOL_BATCH = 500  # entries read per revocation stream and copy
 async def start_cursors(ctx: IssuerContext) -> dict[str, str]:
     """Cursors at the end of every revocation stream: a new SSF stream gets what comes next."""
     cursors = {}
-    for stream in ctx.reads.keys.streams():
-        entry_id, link = await ctx.reads.stream_end(stream.name)
+    for stream in ctx.store.keys.streams():
+        entry_id, link = await ctx.store.streams.stream_end(stream.name)
         cursors[stream.name] = _cursor(entry_id, link)
     return cursors
 
@@ -47,24 +47,24 @@ async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> N
     """Copy the revocations written since the last copy into the stream's queue, as events
     (signed only when delivered). Two issuers at once cannot both copy: the cursors are
     watched."""
-    found = await ctx.reads.ssf_stream(stream_id)
+    found = await ctx.store.signals.ssf_stream(stream_id)
     if found is None:
         return
     _, cursors, queued = found
-    status = await ctx.reads.ssf_status(stream_id)
+    status = await ctx.store.signals.ssf_status(stream_id)
     cap = ctx.settings.ssf_max_queue
     if queued >= cap:
-        if await ctx.writes.signals.pause_ssf(stream_id, int(time.time() * 1000)):
+        if await ctx.store.signals.pause_ssf(stream_id, int(time.time() * 1000)):
             log.warning("ssf stream %s: %d events not acknowledged (at most %d): copying paused "
                         "until the receiver acknowledges", stream_id, queued, cap)  # fmt: skip
         return
-    if "paused_ms" in status and await ctx.writes.signals.resume_ssf(stream_id):
+    if "paused_ms" in status and await ctx.store.signals.resume_ssf(stream_id):
         log.info("ssf stream %s: copying resumed where it paused", stream_id)
     wanted = set(config["events_delivered"])
     moved, entries, gaps = dict(cursors), [], []
     for name, cursor in sorted(cursors.items()):
         after, link = _parse(cursor)
-        found_entries, end_link = await ctx.reads.entries_and_link(name, after, SPOOL_BATCH)
+        found_entries, end_link = await ctx.store.streams.entries_and_link(name, after, SPOOL_BATCH)
         for entry_id, fields in found_entries:
             if link is not None and fields.get("prev", "") != link:
                 gaps.append(_gap(stream_id, name, after, entry_id, cap))
@@ -86,7 +86,7 @@ async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> N
     if moved == cursors:
         return
     loss = (len(gaps), gaps[-1][0]) if gaps else None
-    if await ctx.writes.signals.spool_ssf(stream_id, cursors, moved, entries, loss) and gaps:
+    if await ctx.store.signals.spool_ssf(stream_id, cursors, moved, entries, loss) and gaps:
         ctx.counts.ssf_losses += len(gaps)
         for reason, _ in gaps:
             log.warning("ssf stream %s: %s", stream_id, reason)

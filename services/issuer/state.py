@@ -27,7 +27,7 @@ from revocast.issuer.keyring import KeyRing, new_epoch
 from revocast.keyspace import GLOBAL
 from revocast.outage import Outage
 from revocast.settings import Settings
-from revocast.store import Reads, Writes
+from revocast.store import Store
 
 log = logging.getLogger("revocast.issuer")
 
@@ -40,10 +40,9 @@ EPOCH_FILE = ".epoch"
 class StateGuard:
     """Owns the epochs: starts the deployment, watches it, recovers when Redis lost some."""
 
-    def __init__(self, settings: Settings, writes: Writes, reads: Reads, keyring: KeyRing) -> None:
+    def __init__(self, settings: Settings, store: Store, keyring: KeyRing) -> None:
         self.settings = settings
-        self.writes = writes
-        self.reads = reads
+        self.store = store
         self.keyring = keyring
         self.epoch_file = settings.key_path() / EPOCH_FILE
         self.epoch: str | None = None
@@ -57,8 +56,8 @@ class StateGuard:
         fresh = all(epoch is None for epoch in epochs.values())
         if (fresh and remembered is not None) or (not fresh and None in epochs.values()):
             await self.recover(epochs.get(GLOBAL))
-        active = await self.keyring.publish(self.writes, self.reads, new_epoch())
-        await self._align(await self.reads.epochs())
+        active = await self.keyring.publish(self.store, new_epoch())
+        await self._align(await self.store.signing.epochs())
         self._background.start(self._watch)
         return active
 
@@ -69,7 +68,7 @@ class StateGuard:
         """The epochs, waiting briefly while another issuer is still setting up a deployment."""
         deadline = time.monotonic() + SETTLE_S
         while True:
-            epochs = await self.reads.epochs()
+            epochs = await self.store.signing.epochs()
             values = set(epochs.values())
             if None not in values or values == {None} or time.monotonic() > deadline:
                 return epochs
@@ -79,7 +78,7 @@ class StateGuard:
         """Revoke every key, sign with a new one, give every stream a new epoch; once for all."""
         self.losses_detected += 1
         new = self.keyring.create()
-        won = await self.writes.recover(
+        won = await self.store.signing.recover(
             old_epoch,
             new_epoch(),
             new.kid,
@@ -94,17 +93,17 @@ class StateGuard:
                 "with %s; every earlier token is refused and users must log in again",
                 new.kid,
             )
-        await self._align(await self.reads.epochs(), recovered=won)
+        await self._align(await self.store.signing.epochs(), recovered=won)
 
     async def _align(self, epochs: dict[str, str | None], *, recovered: bool = False) -> None:
         """Give every partition the global epoch, and remember it."""
-        deployment = await self.writes.align_epochs(epochs)
+        deployment = await self.store.signing.align_epochs(epochs)
         if deployment is None:
             return
         if deployment != self.epoch:
             if self.epoch is not None and not recovered:
                 log.warning("epoch changed to %s (another issuer recovered)", deployment)
-            await self.keyring.fetch(self.reads, await self.reads.signing_kid() or "")
+            await self.keyring.fetch(self.store, await self.store.signing.signing_kid() or "")
             self._adopt(deployment)
 
     async def _watch(self) -> None:
@@ -113,7 +112,7 @@ class StateGuard:
         while not await self._background.pause(pause):
             pause = CHECK_EVERY_S
             try:
-                epochs = await self.writes.heartbeat()
+                epochs = await self.store.signing.heartbeat()
                 if None in epochs.values():
                     await self.recover(epochs[GLOBAL])
                 elif len(set(epochs.values())) > 1 or epochs[GLOBAL] != self.epoch:

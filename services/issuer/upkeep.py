@@ -26,7 +26,7 @@ from revocast.errors import StoreUnavailable
 from revocast.issuer.keyring import KeyRing
 from revocast.lifetimes import ISSUER_TTL_S
 from revocast.outage import Outage
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 
 log = logging.getLogger("revocast.issuer")
 
@@ -38,10 +38,9 @@ COUNT_VERIFIERS_EVERY = 2  # rounds between counts of the verifiers behind (1 s)
 class Upkeep:
     """Presence, key loading and authority repair for one issuer process."""
 
-    def __init__(self, backend: Backend, writes: Writes, reads: Reads, keyring: KeyRing) -> None:
+    def __init__(self, backend: Backend, store: Store, keyring: KeyRing) -> None:
         self.backend = backend
-        self.writes = writes
-        self.reads = reads
+        self.store = store
         self.keyring = keyring
         self.issuer_id = secrets.token_hex(8)
         self.started_ms = int(time.time() * 1000)
@@ -59,7 +58,7 @@ class Upkeep:
         if not self.backend.started:
             return  # it never reached Redis: nothing to take back
         with contextlib.suppress(StoreUnavailable):  # else it drops out after ISSUER_TTL_S
-            await self.writes.forget_issuer(self.issuer_id)
+            await self.store.presence.forget_issuer(self.issuer_id)
 
     async def _loop(self) -> None:
         rounds = 0
@@ -73,9 +72,9 @@ class Upkeep:
                 outage.failed(exc.detail)
 
     async def round(self, number: int) -> None:
-        for kid in await self.reads.jwks():
-            await self.keyring.fetch(self.reads, kid)
-        await self.writes.announce_issuer(
+        for kid in await self.store.signing.jwks():
+            await self.keyring.fetch(self.store, kid)
+        await self.store.presence.announce_issuer(
             self.issuer_id,
             {
                 "host": socket.gethostname(),
@@ -88,11 +87,11 @@ class Upkeep:
         )
         if number % COUNT_VERIFIERS_EVERY == 0:
             try:
-                self.verifiers_live, self.verifiers_behind = await count_behind(self.reads)
+                self.verifiers_live, self.verifiers_behind = await count_behind(self.store)
             except Exception:  # a gauge must never stop key loading and presence
                 log.exception("counting the verifiers behind failed")
         if number % RECONCILE_EVERY == 0:
-            repaired = await self.writes.reconcile_authority()
+            repaired = await self.store.authority.reconcile_authority()
             if repaired:
                 self.authority_repairs += repaired
                 log.warning("repaired %d partition copies of admin/moderator power", repaired)

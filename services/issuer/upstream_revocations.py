@@ -162,7 +162,7 @@ async def _once(
     even that fails, the claim lapses after CLAIM_TTL_S.
     """
     owner = secrets.token_hex(16)
-    signals = ctx.writes.signals
+    signals = ctx.store.signals
     claimed = await signals.upstream_token("claim", upstream.issuer, jti, owner, CLAIM_TTL_S)
     if claimed == "busy":
         raise UpstreamTokenBusy()
@@ -231,14 +231,14 @@ async def _end(
     """Revoke what the IdP's ``sid`` (or else ``sub``) is linked to; its event id, or None
     when nothing here is linked to it (there is nothing to end)."""
     if sid is not None:
-        linked = await ctx.reads.upstream_sessions(upstream.issuer, sid)
-        event_ids = [await ctx.writes.revoke_session(s, uid, reason) for uid, s in linked]
+        linked = await ctx.store.signals.upstream_sessions(upstream.issuer, sid)
+        event_ids = [await ctx.store.sessions.revoke_session(s, uid, reason) for uid, s in linked]
         if event_ids or sub is None:
             return event_ids[-1] if event_ids else None
         # No session linked to that sid (logged in without it, or the link expired): the
         # user's sessions all go, rather than none.
     assert sub is not None
-    user = await ctx.reads.upstream_user(upstream.issuer, sub)
+    user = await ctx.store.signals.upstream_user(upstream.issuer, sub)
     if user is None:
         return None
-    return await ctx.writes.revoke_user(user, reason)
+    return await ctx.store.sessions.revoke_user(user, reason)

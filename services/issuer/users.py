@@ -9,7 +9,7 @@ from revocast import usernames
 from revocast.errors import InvalidRequest
 from revocast.ids import new_user_id
 from revocast.issuer.passwords import Passwords
-from revocast.store import Writes
+from revocast.store import Store
 
 ROLE = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
 MIN_PASSWORD_CHARS = 8
@@ -23,7 +23,7 @@ def check_password_rules(password: str) -> None:
 
 
 async def add_user(
-    writes: Writes,
+    store: Store,
     passwords: Passwords,
     username: str,
     password: str,
@@ -41,8 +41,8 @@ async def add_user(
             f"{', '.join(map(repr, bad))}: a role name is a lowercase letter, then up to 31 of "
             "a-z 0-9 _ : -"
         )
-    uid = new_user_id(writes.keys, username)
-    await writes.add_user(
+    uid = new_user_id(store.keys, username)
+    await store.users.add(
         uid, username, await passwords.hash(password), json.dumps(sorted(set(roles))), actor
     )
     return uid

@@ -1,21 +1,30 @@
-"""revocast's Redis state, split along its readers.
+"""revocast's Redis state, cut by aggregate; each owns its reads, its writes, its scripts
+(their Lua beside their ``contracts.py``) and the key names it uses (``revocast.keyspace``
+places every name in its slot or partition, grouped by aggregate there).
 
-- ``Backend``: the topology, the key layout and the scripts of one deployment;
-  revoking calls are durable there.
-- ``Writes``: the issuer's and the operators' changes (one script each); its ``signals``
-  (``SignalWrites``) keep the upstream IdP links and the SSF queues, its ``logins``
-  (``Logins``) count login attempts and find the user in the same step.
-- ``Reads``: what the issuer and the operators read, from the primaries.
+- ``Backend``: transport only: topology, scripts by SHA, ``WAIT``, errors.
+- ``Store``: the aggregates over one backend:
+  ``users`` (records, passwords), ``sessions`` (login, refresh, revocations, the login
+  throttle), ``authority`` (moderation, roles, the copies of power, the authority rule),
+  ``signing`` (keys, epochs, recovery, heartbeat), ``clients``, ``presence`` (live issuers
+  and verifiers' receipts), ``signals`` (IdP links and tokens, SSF queues, cursors,
+  leases) and ``streams`` (the revocation streams and the audit trail, read).
 - ``Follow``: what verifiers read: snapshots, polls and the blocking wait.
+- ``contracts`` declares how a script is called, ``scripts`` assembles them (the prelude
+  and the parts every script shares are in ``lua/``).
 """
 
 from __future__ import annotations
 
-from revocast.store.backend import Backend, Retry
+from revocast.store.backend import Backend
+from revocast.store.contracts import Retry
+from revocast.store.facade import Store
 from revocast.store.follow import Follow
-from revocast.store.reads import Reads
 from revocast.store.records import Power, RefreshResult, Snapshot, Status
-from revocast.store.writes import Writes
+
+# The names of the store before it was cut by aggregate: one ``Store`` serves both.
+Writes = Store
+Reads = Store
 
 __all__ = [
     "Backend",
@@ -26,5 +35,6 @@ __all__ = [
     "Retry",
     "Snapshot",
     "Status",
+    "Store",
     "Writes",
 ]

@@ -1,10 +1,13 @@
-"""One deployment's Redis as revocast uses it: topology, key layout, scripts, durability.
+"""One deployment's Redis as revocast reaches it: topology, scripts by SHA, WAIT, errors.
 
+Transport only: what the state means is the aggregates' (``users/``, ``sessions/``...).
 ``Backend.start()`` connects and fixes the partition count (stored in Redis when
 the deployment first starts; a process configured with another count stops).
 ``run`` calls a script on the primary that holds its keys. With ``durable``, a
 revocation is acknowledged only after ``WAIT`` confirms that the configured
 number of replicas have it (DESIGN.md invariant 9); otherwise ``NotDurable``.
+``on_primary`` and ``on_reader`` hand a piece of work the client of a key's primary, or of
+the server reads go to (a replica when configured): only ``on_primary`` work may write.
 """
 
 from __future__ import annotations
@@ -46,8 +49,7 @@ from revocast.errors import (
 from revocast.keyspace import Keyspace
 from revocast.redis_url import parse_redis_url
 from revocast.settings import DEFAULT_PARTITIONS, Settings
-from revocast.store.contracts import ScriptCall
-from revocast.store.scripts import Script, load_scripts
+from revocast.store.contracts import Retry, Script, ScriptCall
 from revocast.topology import Topology, connect
 
 log = logging.getLogger("revocast.store")
@@ -88,10 +90,6 @@ def _cluster_refusal(exc: ResponseError) -> type[ResponseError] | None:
     return _CLUSTER_CODES.get(reply.split(" ", 1)[0])
 
 
-class Retry(Exception):
-    """A script found the data it was told about changed (a session set): read, call again."""
-
-
 class Backend:
     """Connections, key layout and scripts for one ``REDIS_URL`` and key prefix."""
 
@@ -113,7 +111,6 @@ class Backend:
             )
         self.settings = settings
         self.topology = topology
-        self.scripts: dict[str, Script] = load_scripts()
         min_replicas = settings.min_replicas
         self.min_replicas = topology.default_min_replicas if min_replicas is None else min_replicas
         self._keyspace: Keyspace | None = None
@@ -167,8 +164,7 @@ class Backend:
         ``durable`` (or a test of the reply: did the script revoke?) makes the
         call WAIT for ``min_replicas`` on the same connection before returning.
         """
-        script = self.scripts[call.name]
-        keys, args = call.keys, call.args
+        script, keys, args = call.script, call.keys, call.args
         for attempt in (1, 2):
             with self.errors():
                 try:
@@ -212,40 +208,42 @@ class Backend:
             # Shielded: a caller cancelled twice must still give the connection back.
             await asyncio.shield(pinned.aclose())
 
-    async def read(
-        self, key: str, work: Callable[[Redis], Awaitable[T]], *, replica: bool = False
-    ) -> T:
-        """Run ``work`` with the client for ``key`` (a replica's if asked and configured)."""
+    async def on_primary(self, key: str, work: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run ``work`` (it may write) with the client of ``key``'s primary."""
         with self.errors():
-            client = await (self.topology.reader(key) if replica else self.topology.primary(key))
-            return await work(client)
+            return await work(await self.topology.primary(key))
 
-    async def call(self, call: ScriptCall[R], key: str, *, replica: bool = False) -> R:
-        """A read-only script on the server of ``key`` (a replica when asked and configured)."""
-        script = self.scripts[call.name]
-        reply = await self.read(key, lambda c: script(c, call.keys, call.args), replica=replica)
-        return cast(R, reply)
+    async def on_reader(self, key: str, work: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run ``work`` (reads only) with the client reads of ``key`` go to: a replica's when
+        the deployment reads from replicas, else the primary's."""
+        with self.errors():
+            return await work(await self.topology.reader(key))
+
+    async def call_on_reader(self, call: ScriptCall[R], key: str) -> R:
+        """A read-only script on the server reads of ``key`` go to (see ``on_reader``)."""
+        script = call.script
+        return cast(R, await self.on_reader(key, lambda c: script(c, call.keys, call.args)))
 
     # Typed single commands on the primary (the client decodes replies; redis-py's types
     # cannot say so).
 
     async def get(self, key: str) -> str | None:
-        return cast(str | None, await self.read(key, lambda c: c.get(key)))
+        return cast(str | None, await self.on_primary(key, lambda c: c.get(key)))
 
     async def hget(self, key: str, name: str) -> str | None:
-        return cast(str | None, await self.read(key, lambda c: c.hget(key, name)))
+        return cast(str | None, await self.on_primary(key, lambda c: c.hget(key, name)))
 
     async def hmget(self, key: str, names: list[str]) -> list[str | None]:
-        return cast(list[str | None], await self.read(key, lambda c: c.hmget(key, names)))
+        return cast(list[str | None], await self.on_primary(key, lambda c: c.hmget(key, names)))
 
     async def hgetall(self, key: str) -> dict[str, str]:
-        return cast(dict[str, str], await self.read(key, lambda c: c.hgetall(key)))
+        return cast(dict[str, str], await self.on_primary(key, lambda c: c.hgetall(key)))
 
     async def smembers(self, key: str) -> set[str]:
-        return cast(set[str], await self.read(key, lambda c: c.smembers(key)))
+        return cast(set[str], await self.on_primary(key, lambda c: c.smembers(key)))
 
     async def exists(self, key: str) -> bool:
-        return bool(await self.read(key, lambda c: c.exists(key)))
+        return bool(await self.on_primary(key, lambda c: c.exists(key)))
 
     @contextlib.contextmanager
     def errors(self) -> Iterator[None]:

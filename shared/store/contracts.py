@@ -1,4 +1,13 @@
-"""Each Lua script's contract, declared once: its keys and arguments by name, and its reply.
+"""How a Lua script is declared (its keys and arguments by name, and its reply), assembled
+and called: ``Contract.call`` gives the ``ScriptCall`` that ``Backend.run`` sends by SHA.
+
+Each aggregate declares its own scripts beside their Lua (``sessions/contracts.py`` and
+``sessions/login.lua``...); the parts every script shares (the prelude, ``partition.lua``,
+``global.lua``, ``status_list.lua``) are in ``lua/``. A script is the lifetimes it may use
+(``revocast.lifetimes``), the event vocabulary (``revocast.events``), the prelude, the part
+its keys call for (``partition.lua``, after the Lua set of ``revocast.roles.SERVICE_ROLES``,
+the operators' prefix and the status list's helpers, ``status_list.lua``, or ``global.lua``)
+and its body; a ``#!lua`` flags line in the body moves to the top.
 
 ``scripts.py`` generates every script's header from this (``local SESSION = KEYS[FIXED + 1]``,
 ``local lifetime_ms = tonumber(ARGV[4])``), so the Lua body reads names, never positions; a
@@ -6,7 +15,7 @@ caller builds a ``ScriptCall`` with ``Contract.call``, by name too: a missing or
 or a value of the wrong type, is a TypeError before anything reaches Redis.
 
 A script of a part (``partition``, ``global``) gets that part's fixed keys first, named by
-``FIXED_KEYS`` (the order of ``keyspace.PartitionKeys.fixed`` and ``Writes._global_keys``).
+``FIXED_KEYS`` (the order of ``keyspace.PartitionKeys.fixed`` and ``keyspace.GlobalKeys.fixed``).
 ``rest_keys``/``rest_args`` name a Lua table of every key/argument after the declared ones
 (the sessions a caller read, and their ids); ``optional`` keys may be left out (None).
 Argument types: ``str``; ``int`` (Lua ``tonumber``); ``int | None`` (None is sent as '', so
@@ -15,10 +24,21 @@ Lua reads nil); ``bool`` (sent as 1 or 0, Lua reads true or false).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from types import UnionType
 from typing import Any, Generic, Literal, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from revocast.events import lua_vocabulary
+from revocast.lifetimes import lua_constants
+from revocast.roles import OPERATOR_PREFIX, SERVICE_ROLES
 
 Part = Literal["partition", "global", "none"]
 ArgType = type | UnionType
@@ -41,13 +61,37 @@ FIXED_KEYS: dict[Part, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+class Retry(Exception):
+    """A script found the data it was told about changed (a session set): read, call again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A script's whole text, and the SHA-1 Redis knows it by."""
+
+    name: str
+    text: str
+    sha: str
+
+    async def __call__(self, client: Redis, keys: list[str], args: list[str | int]) -> Any:
+        """EVALSHA, loading the script first if this server has not seen it."""
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await client.eval(self.text, len(keys), *keys, *args)
+
+
 @dataclass(frozen=True, slots=True)
 class ScriptCall(Generic[R_co]):
     """One call of a script: its KEYS and ARGV in the declared order."""
 
-    name: str
+    script: Script
     keys: list[str]
     args: list[str | int]
+
+    @property
+    def name(self) -> str:
+        return self.script.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +110,11 @@ class Contract(Generic[R]):
     @property
     def fixed(self) -> tuple[str, ...]:
         return FIXED_KEYS[self.part]
+
+    @property
+    def script(self) -> Script:
+        """The script, assembled once (per process) from its files and this declaration."""
+        return _assemble(self)
 
     def call(
         self,
@@ -94,7 +143,7 @@ class Contract(Generic[R]):
             flat.extend(_texts(self.name, self.rest_keys, keys[self.rest_keys]))
         if self.rest_args is not None:
             encoded.extend(_texts(self.name, self.rest_args, args[self.rest_args]))
-        return ScriptCall(self.name, flat, encoded)
+        return ScriptCall(self.script, flat, encoded)
 
 
 def _some(name: str | None) -> tuple[str, ...]:
@@ -134,165 +183,6 @@ def _encode(script: str, name: str, kind: ArgType, value: object) -> str | int:
     raise TypeError(f"{script}: {name} must be {kind}, not {type(value).__name__}")
 
 
-# Users and sessions (the partition's scripts) ---------------------------------------------
-
-ADD_USER = Contract(
-    "add_user", "partition", list,
-    keys=("USERNAME", "USER"),
-    args=(("uid", str), ("username", str), ("password_hash", str), ("roles_json", str),
-          ("actor", str)),  # actor: '' = not audited (the issuer's own sign-up)
-)  # fmt: skip
-LOGIN = Contract(
-    "login", "partition", list,
-    keys=("USER", "SESSIONS", "SESSION", "RT", "FAILURES", "PAIR", "KNOWN"),
-    args=(("uid", str), ("sid", str), ("refresh_ttl_s", int), ("user_agent", str),
-          ("client", str), ("max_sessions", int), ("lifetime_ms", int), ("retention_ms", int),
-          ("client_id", str), ("scope", str), ("address", str), ("known_ms", int),
-          ("known_max", int)),
-    rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
-    rest_args="sids",
-)  # fmt: skip
-REFRESH = Contract(
-    "refresh", "partition", list,
-    keys=("RT", "USER", "SESSIONS", "SESSION", "NEXT_RT"),
-    args=(("sid", str), ("uid", str), ("sealed", str), ("grace_ms", int),
-          ("refresh_ttl_s", int), ("lifetime_ms", int), ("retention_ms", int),
-          ("client_id", str)),
-)  # fmt: skip
-REVOKE_SESSION = Contract(
-    "revoke_session", "partition", str,
-    keys=("SESSION", "SESSIONS", "BUDGET"),
-    args=(("sid", str), ("uid", str), ("lifetime_ms", int), ("retention_ms", int),
-          ("reason", str), ("issued_ms", INT_OR_NONE), ("limit", int)),
-)  # fmt: skip
-REVOKE_USER = Contract(
-    "revoke_user", "partition", str,
-    keys=("SESSIONS", "BUDGET"),
-    args=(("uid", str), ("lifetime_ms", int), ("retention_ms", int), ("reason", str),
-          ("covers_ms", INT_OR_NONE), ("limit", int)),
-    rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
-    rest_args="sids",
-)  # fmt: skip
-END_SESSION = Contract(
-    "end_session", "partition", str,
-    keys=("SESSION", "SESSIONS", "USER", "BUDGET"),
-    args=(("sid", str), ("expected", str), ("owner", str), ("actor", str),
-          ("lifetime_ms", int), ("retention_ms", int), ("reason", str), ("limit", int)),
-)  # fmt: skip
-CHANGE_PASSWORD = Contract(
-    "change_password", "partition", list,
-    keys=("USER", "SESSIONS", "BUDGET"),
-    args=(("uid", str), ("new_hash", str), ("keep_sid", str), ("lifetime_ms", int),
-          ("retention_ms", int), ("actor", str), ("limit", int)),
-    rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
-    rest_args="sids",
-)  # fmt: skip
-REMOVE_USER = Contract(
-    "remove_user", "partition", list,
-    keys=("USERNAME", "USER", "SESSIONS"),
-    args=(("actor", str), ("uid", str), ("reason", str), ("lifetime_ms", int),
-          ("retention_ms", int)),
-    rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
-    rest_args="sids",
-)  # fmt: skip
-MODERATE = Contract(
-    "moderate", "partition", list,
-    keys=("USER", "SESSIONS", "BUDGET"),
-    args=(("actor", str), ("action", str), ("target", str), ("reason", str),
-          ("lifetime_ms", int), ("retention_ms", int), ("roles", str), ("limit", int)),
-    rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
-    rest_args="sids",
-)  # fmt: skip
-UNLOCK_LOGIN = Contract(
-    "unlock_login", "partition", list,
-    keys=("FAILURES",),
-    args=(("uid", str), ("actor", str), ("reason", str), ("memory_s", int)),
-)  # fmt: skip
-AUTHORITY_SYNC = Contract(
-    "authority_sync", "none", int,
-    keys=("AUTHORITY",),
-    args=(("uid", str), ("level", str), ("version", int)),
-)  # fmt: skip
-THROTTLE = Contract(
-    "throttle", "none", int, keys=("COUNTER",), args=(("limit", int), ("window_s", int))
-)  # fmt: skip
-LOGIN_ATTEMPT = Contract(
-    "login_attempt", "none", list,
-    keys=("FAILURES", "PAIR", "KNOWN", "USERNAME"),
-    optional=("USER", "SESSIONS"),  # left out when no user is expected
-    args=(("expected", str), ("address", str), ("pair_limit", int), ("window_s", int),
-          ("user_limit", int), ("max_delay_ms", int), ("memory_s", int), ("known_ms", int),
-          ("sessions", bool)),
-)  # fmt: skip
-
-# IdP links and tokens (the global slot's keys, no part) ---------------------------------
-
-UPSTREAM_LINK = Contract(
-    "upstream_link", "none", str,
-    keys=("NONCE", "LINK", "LINKS", "AUDIT"),
-    optional=("UPSTREAM_SESSIONS",),  # the IdP session's local sessions, when it named one
-    args=(("uid", str), ("link_id", str), ("iss", str), ("sub", str), ("nonce_ttl_s", int),
-          ("member", str), ("session_ttl_s", int)),
-)  # fmt: skip
-UPSTREAM_UNLINK = Contract(
-    "upstream_unlink", "none", str,
-    keys=("LINK", "LINKS", "AUDIT"),
-    args=(("uid", str), ("link_id", str), ("actor", str), ("reason", str)),
-)  # fmt: skip
-UPSTREAM_TOKEN = Contract(
-    "upstream_token", "none", str,
-    keys=("TOKEN",),
-    args=(("action", str), ("owner", str), ("ttl_s", int)),
-)  # fmt: skip
-SSF_LEASE = Contract(
-    "ssf_lease", "none", int, keys=("LEASE",), args=(("owner", str), ("ttl_ms", int))
-)  # fmt: skip
-
-# Streams: heartbeat, epoch, snapshots ---------------------------------------------------
-
-HEARTBEAT = Contract("heartbeat", "none", list, keys=("HEARTBEAT", "EPOCH"))
-ADOPT_EPOCH = Contract(
-    "adopt_epoch", "none", int,
-    keys=("EPOCH",),
-    args=(("new_epoch", str), ("old_epoch", str)),  # old_epoch: '' = none
-)  # fmt: skip
-SNAPSHOT_PARTITION = Contract(
-    "snapshot_partition", "none", list,
-    keys=("EVENTS", "CHAIN", "EPOCH", "HEARTBEAT", "REVOKED_SESSIONS", "REVOKED_USERS",
-          "USERS_UNTIL", "REVOKED_ROLES", "ROLES_UNTIL"),
-)  # fmt: skip
-SNAPSHOT_GLOBAL = Contract(
-    "snapshot_global", "none", list,
-    keys=("EVENTS", "CHAIN", "EPOCH", "HEARTBEAT", "REVOKED_KEYS", "JWKS"),
-)  # fmt: skip
-
-# Signing keys (the global part) ---------------------------------------------------------
-
-PUBLISH_KEY = Contract(
-    "publish_key", "global", str,
-    args=(("kid", str), ("jwk", str), ("epoch", str), ("retention_ms", int),
-          ("activate", bool), ("actor", str), ("sealed", str)),  # epoch, sealed: '' = none
-)  # fmt: skip
-REVOKE_KEY = Contract(
-    "revoke_key", "global", str,
-    args=(("kid", str), ("retention_ms", int), ("actor", str), ("reason", str)),
-)  # fmt: skip
-RECOVER = Contract(
-    "recover", "global", int,
-    args=(("old_epoch", str), ("new_epoch", str), ("new_kid", str), ("jwk", str),
-          ("retention_ms", int), ("sealed", str)),
-    rest_args="kids",  # keys the caller holds, revoked too
-)  # fmt: skip
-
-CONTRACTS: dict[str, Contract[Any]] = {
-    c.name: c
-    for c in (ADD_USER, LOGIN, REFRESH, REVOKE_SESSION, REVOKE_USER, END_SESSION,
-              CHANGE_PASSWORD, REMOVE_USER, MODERATE, UNLOCK_LOGIN, AUTHORITY_SYNC, THROTTLE,
-              LOGIN_ATTEMPT, UPSTREAM_LINK, UPSTREAM_UNLINK, UPSTREAM_TOKEN, SSF_LEASE, HEARTBEAT,
-              ADOPT_EPOCH, SNAPSHOT_PARTITION, SNAPSHOT_GLOBAL, PUBLISH_KEY, REVOKE_KEY, RECOVER)
-}  # fmt: skip
-
-
 def lua_header(contract: Contract[Any]) -> str:
     """The Lua locals a script's body reads, from its contract (KEYS and ARGV by position
     here, and nowhere else)."""
@@ -330,3 +220,46 @@ def _decode(kind: ArgType, source: str) -> str:
     if kind in (int, INT_OR_NONE):
         return f"tonumber({source})"
     return source
+
+
+def lua_files() -> dict[str, Traversable]:
+    """Every Lua file of the store's folders, by file name (each name is in one folder)."""
+    root = resources.files("revocast.store")
+    return {
+        f.name: f
+        for folder in root.iterdir()
+        if folder.is_dir()
+        for f in folder.iterdir()
+        if f.name.endswith(".lua")
+    }
+
+
+def _source(name: str) -> str:
+    return lua_files()[f"{name}.lua"].read_text()
+
+
+def _service_roles() -> str:
+    """``SERVICE_ROLES`` as a Lua set: Python's one definition, never a copy kept by hand."""
+    members = ", ".join(f'["{role}"] = true' for role in sorted(SERVICE_ROLES))
+    return f"local SERVICE_ROLES = {{{members}}}  -- revocast.roles.SERVICE_ROLES"
+
+
+@functools.cache
+def _assemble(contract: Contract[Any]) -> Script:
+    name, part = contract.name, contract.part
+    body = _source(name)
+    flags = ""
+    if body.startswith("#!"):
+        flags, _, body = body.partition("\n")
+        flags += "\n"
+    parts = [lua_constants(), lua_vocabulary(), _source("prelude")]
+    if part != "none":
+        parts.append(lua_fixed(part))
+    if part == "partition":
+        parts.append(_service_roles())  # partition.lua's authority rules read it
+        parts.append(f"local OPERATOR_PREFIX = '{OPERATOR_PREFIX}'  -- revocast.roles")  # and it
+        parts.append(_source("status_list"))  # partition.lua's revocations flag the list
+    if part != "none":
+        parts.append(_source(part))
+    text = flags + "\n".join([*parts, lua_header(contract), body])
+    return Script(name, text, hashlib.sha1(text.encode()).hexdigest())  # noqa: S324 (Redis' id)

@@ -14,12 +14,12 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
-from revocast.lifetimes import VERIFIERS_HORIZON_MS
-from revocast.proof import Receipt, encode
-from revocast.store import contracts
+from revocast.proof import Receipt
 from revocast.store.backend import Backend
 from revocast.store.contracts import ScriptCall
+from revocast.store.presence import Presence
 from revocast.store.records import Snapshot, Status
+from revocast.store.streams import contracts
 
 Entries = list[tuple[str, dict[str, str]]]
 
@@ -29,6 +29,7 @@ class Follow:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.presence = Presence(backend)
 
     @property
     def on_replicas(self) -> bool:
@@ -67,7 +68,7 @@ class Follow:
 
     async def snapshot(self, stream: StreamKeys) -> Snapshot:
         """The stream's revocation state and position, read in one step."""
-        reply = await self.backend.call(self.snapshot_script(stream), stream.events, replica=True)
+        reply = await self.backend.call_on_reader(self.snapshot_script(stream), stream.events)
         epoch, heartbeat, now, last_id, link, *state = reply
         position = {
             "stream": stream.name,
@@ -94,45 +95,25 @@ class Follow:
                 pipe.time()
                 return await pipe.execute()
 
-        (link, epoch, heartbeat), (seconds, micros) = await self.backend.read(
-            stream.events, read, replica=True
+        (link, epoch, heartbeat), (seconds, micros) = await self.backend.on_reader(
+            stream.events, read
         )
         return Status(link, epoch, _int_or_none(heartbeat), seconds * 1000 + micros // 1000)
 
     async def hand_in_receipt(self, receipt: Receipt, ttl_ms: int) -> None:
-        """Write this verifier's receipt (to the primary: the only thing a verifier writes)."""
-        g = self.backend.keys.global_
-
-        async def write(client: Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.set(g.verifier(receipt.instance_id), encode(receipt), px=ttl_ms)
-                pipe.zadd(g.verifiers, {receipt.instance_id: receipt.reported_ms})
-                pipe.zremrangebyscore(
-                    g.verifiers, "-inf", receipt.reported_ms - VERIFIERS_HORIZON_MS
-                )
-                await pipe.execute()
-
-        await self.backend.read(g.verifiers, write)
+        """Write this verifier's receipt (``Presence``: the liveness registry)."""
+        await self.presence.hand_in_receipt(receipt, ttl_ms)
 
     async def withdraw_receipt(self, instance_id: str) -> None:
-        g = self.backend.keys.global_
-
-        async def withdraw(client: Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.delete(g.verifier(instance_id))
-                pipe.zrem(g.verifiers, instance_id)
-                await pipe.execute()
-
-        await self.backend.read(g.verifiers, withdraw)
+        await self.presence.withdraw_receipt(instance_id)
 
     async def read(
         self, stream: StreamKeys, after_id: str, count: int, block_ms: int | None
     ) -> Entries:
         """``XREAD``: entries after ``after_id``; with ``block_ms``, waiting that long for one."""
-        reply = await self.backend.read(
+        reply = await self.backend.on_reader(
             stream.events,
             lambda client: client.xread({stream.events: after_id}, count=count, block=block_ms),
-            replica=True,
         )
         entries: Entries = []
         for _name, found in cast(list[tuple[str, Entries]], reply or []):

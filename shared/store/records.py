@@ -1,11 +1,12 @@
-"""What the store's reads return: plain frozen records, no Redis types."""
+"""What the store's calls return: plain frozen records, no Redis types."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-from revocast.keyspace import upstream_digest
+from revocast.keyspace import StreamKeys, upstream_digest
+from revocast.proof import EventRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,8 @@ class LinkRecord:
     iss: str | None = None
     sub: str | None = None
     linked_ms: int | None = None
+
+
+def event_id(stream: StreamKeys, entry_id: object) -> str:
+    """A revoking script's reply (its stream entry id) as the ``EventRef`` text callers get."""
+    return str(EventRef.of(stream.name, str(entry_id)))

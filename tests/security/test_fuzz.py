@@ -68,7 +68,7 @@ from revocast.errors import TokenRejected
 from revocast.issuer import create_app
 from revocast.keys import SigningKey
 from revocast.settings import Settings
-from revocast.store import Writes
+from revocast.store import Store
 from revocast.verifier import Verifier
 from tests.conftest import Issuer
 from tests.security.attacks import Forge, b64
@@ -436,14 +436,14 @@ class Target:
 
 
 @pytest.fixture
-async def target(settings: Settings, writes: Writes) -> AsyncIterator[Target]:
+async def target(settings: Settings, store: Store) -> AsyncIterator[Target]:
     """A started verifier trusting KEY (as tests/security/test_token_attacks.deployment).
 
     Freshness is not what these properties test: a long staleness bound keeps a busy
     host's pause between examples from turning a rejection into "stale".
     """
-    await writes.publish_key(KEY.kid, json.dumps(KEY.public.jwk), "epoch")
-    await writes.align_epochs()
+    await store.signing.publish_key(KEY.kid, json.dumps(KEY.public.jwk), "epoch")
+    await store.signing.align_epochs()
     async with Verifier(settings.with_overrides(max_staleness_s=60.0)) as verifier:
         token = Forge(KEY, settings.issuer, settings.audience).signed()
         yield Target(verifier, token, verifier.verify(token))

@@ -183,9 +183,9 @@ async def ssf_stage(settings: Settings, redis: Redis) -> AsyncIterator[SsfStage]
 async def streams(issuer: Issuer) -> dict[str, Any]:
     """Every stream's configuration and queue length: what 'nothing was written' means here
     (the issuer rewrites leases and copies revocations on its own, every 200 ms)."""
-    reads = issuer.ctx.reads
-    found = await reads.ssf_streams()
-    return {stream_id: (config, (await reads.ssf_stream(stream_id) or ("", {}, -1))[2])
+    store = issuer.ctx.store
+    found = await store.signals.ssf_streams()
+    return {stream_id: (config, (await store.signals.ssf_stream(stream_id) or ("", {}, -1))[2])
             for stream_id, config in found.items()}  # fmt: skip
 
 

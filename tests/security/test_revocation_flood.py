@@ -23,7 +23,7 @@ LIMIT = 3
 
 
 async def entries(redis: Redis, issuer: Issuer) -> int:
-    return sum([await redis.xlen(s.events) for s in issuer.ctx.writes.keys.streams()])
+    return sum([await redis.xlen(s.events) for s in issuer.ctx.store.keys.streams()])
 
 
 async def test_a_flood_of_repeats_writes_no_event(issuer: Issuer, redis: Redis) -> None:
@@ -80,7 +80,7 @@ async def test_revocations_past_the_limit_are_refused_and_change_nothing(
     everything = await limited.post("/v1/logout-all", headers=bearer(sessions[LIMIT + 1]))
     assert everything.status_code == 429
     assert await entries(redis, issuer) == before  # nothing was written
-    assert await issuer.ctx.reads.session_live(sessions[LIMIT]["session_id"])
+    assert await issuer.ctx.store.sessions.live(sessions[LIMIT]["session_id"])
     # Repeats of what was done are neither counted nor refused.
     for tokens, event_id in zip(sessions, answers, strict=False):
         again = await limited.post("/v1/logout", headers=bearer(tokens))
@@ -92,8 +92,8 @@ async def test_revocations_past_the_limit_are_refused_and_change_nothing(
     assert ended.status_code == 204
     ctx = issuer.ctx
     for _ in range(LIMIT + 1):
-        await operator.set_blocked(ctx.writes, uid, "flood", blocked=True)
-        await operator.set_blocked(ctx.writes, uid, "flood", blocked=False)
+        await operator.set_blocked(ctx.store, uid, "flood", blocked=True)
+        await operator.set_blocked(ctx.store, uid, "flood", blocked=False)
 
 
 async def test_a_moderator_is_limited_too(
@@ -113,5 +113,5 @@ async def test_a_moderator_is_limited_too(
     roles = await limited.put(f"/v1/admin/users/{uid}/roles", headers=mod, json={"roles": ["x"]})
     assert roles.status_code == 429
     assert await entries(redis, issuer) == before
-    assert await issuer.ctx.reads.roles_of(uid) == []
-    assert (await issuer.ctx.reads.user(uid)).get("blocked") is None
+    assert await issuer.ctx.store.authority.roles_of(uid) == []
+    assert (await issuer.ctx.store.users.record(uid)).get("blocked") is None

@@ -83,7 +83,7 @@ async def test_no_token_password_or_hash_reaches_the_logs(
         await issuer.refresh(tokens["refresh_token"])  # a reuse within grace
         await issuer.post_bearer("/v1/logout", rotated["access_token"])
         await http.post("/oauth/revoke", data={"token": rotated["refresh_token"]})
-        password_hash = await app.state.ctx.reads.password_hash(tokens["user_id"])
+        password_hash = await app.state.ctx.store.users.password_hash(tokens["user_id"])
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert logged  # the flow did log something
     for secret in (tokens["access_token"], tokens["refresh_token"], rotated["refresh_token"],

@@ -10,7 +10,7 @@ import pytest
 from revocast.errors import TokenRejected
 from revocast.keys import SigningKey
 from revocast.settings import Settings
-from revocast.store import Writes
+from revocast.store import Store
 from revocast.verifier import Verifier, create_sidecar
 from tests.security.attacks import ATTACKS, Attack, Forge
 from tests.support.servers import serve
@@ -19,13 +19,13 @@ CASES = [pytest.param(attack, id=attack[0]) for attack in ATTACKS]
 
 
 @pytest.fixture
-async def deployment(settings: Settings, writes: Writes) -> AsyncIterator[tuple[Verifier, Forge]]:
+async def deployment(settings: Settings, store: Store) -> AsyncIterator[tuple[Verifier, Forge]]:
     """A started verifier trusting the issuer's real key, and an attacker's workbench."""
     import json
 
     key = SigningKey.generate()
-    await writes.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
-    await writes.align_epochs()
+    await store.signing.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
+    await store.signing.align_epochs()
     async with Verifier(settings) as verifier:
         yield verifier, Forge(key, settings.issuer, settings.audience)
 

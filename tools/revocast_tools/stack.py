@@ -33,7 +33,7 @@ from revocast.issuer.passwords import Passwords
 from revocast.issuer.users import add_user
 from revocast.local_stack import RUN_DIR, remove_state, write_state
 from revocast.settings import Settings
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast_tools.children import Launcher, Stopped
 from revocast_tools.redis_server import RedisServer
 
@@ -65,10 +65,10 @@ async def _demo_password(settings: Settings) -> str | None:
     passwords = Passwords(settings)
     try:
         await backend.start()
-        found = await Reads(backend).find_user(DEMO_USER)
+        found = await Store(backend).users.find(DEMO_USER)
         if found is None:
             password = secrets.token_urlsafe(12)
-            await add_user(Writes(backend), passwords, DEMO_USER, password, ["user"])
+            await add_user(Store(backend), passwords, DEMO_USER, password, ["user"])
             DEMO_PASSWORD_FILE.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(DEMO_PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:

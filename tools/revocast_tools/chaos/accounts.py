@@ -54,7 +54,7 @@ class Accounts:
             for attempt in range(attempts):
                 try:
                     self.uids[name] = await add_user(
-                        self.cluster.writes, self._passwords, name, PASSWORD, []
+                        self.cluster.store, self._passwords, name, PASSWORD, []
                     )
                     break
                 except Conflict:
@@ -93,10 +93,10 @@ class Accounts:
         name = self._next_user()
         sent = time.monotonic()
         uid = self.uids[name]
-        keys = self.cluster.writes.keys
+        keys = self.cluster.store.keys
         sid = new_session_id(keys, uid)
-        kid = await self.cluster.reads.signing_kid() or ""
-        issued_ms, roles_json, status_idx = await self.cluster.writes.login(
+        kid = await self.cluster.store.signing.signing_kid() or ""
+        issued_ms, roles_json, status_idx = await self.cluster.store.sessions.login(
             uid,
             sid,
             new_refresh_token(keys, uid),

@@ -23,7 +23,7 @@ from types import TracebackType
 import httpx
 
 from revocast.settings import Settings
-from revocast.store import Backend, Reads, Writes
+from revocast.store import Backend, Store
 from revocast_tools.chaos.nodes import Kind, RedisNodes
 from revocast_tools.chaos.processes import Service
 from revocast_tools.chaos.proxyhost import ProxyHost, RemoteProxy
@@ -76,8 +76,7 @@ class Cluster:
         self.verifiers: list[Service] = []
         self.http = httpx.AsyncClient(timeout=2.0)
         self.backend = Backend(self.settings)
-        self.writes = Writes(self.backend)
-        self.reads = Reads(self.backend)
+        self.store = Store(self.backend)
 
     @property
     def redis(self) -> ChaosRedis:

@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from revocast.store import Backend, Writes
+from revocast.store import Backend, Store
 from revocast_tools.chaos.harness import Run
 from revocast_tools.chaos.judge import last_accepted_after
 from revocast_tools.chaos.results import Check
@@ -102,13 +102,13 @@ def _check_fail_closed(run: Run) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _writers(run: Run) -> AsyncIterator[list[Writes]]:
+async def _writers(run: Run) -> AsyncIterator[list[Store]]:
     """The harness's Store client and ``WRITERS - 1`` more, each with its own connections."""
     backends = [Backend(run.cluster.settings) for _ in range(WRITERS - 1)]
     try:
         for backend in backends:
             await backend.start()
-        yield [run.cluster.writes, *(Writes(backend) for backend in backends)]
+        yield [run.cluster.store, *(Store(backend) for backend in backends)]
     finally:
         for backend in backends:
             await backend.aclose()
@@ -116,7 +116,7 @@ async def _writers(run: Run) -> AsyncIterator[list[Writes]]:
 
 async def _failover(
     run: Run,
-    writers: list[Writes],
+    writers: list[Store],
     group: Group,
     primary: RedisServer,
     users: list[str],
@@ -126,14 +126,14 @@ async def _failover(
     store_count, http_count = BURST[run.params.full]
     tokens = await workload.sessions(store_count + http_count, concurrency=32, path="store")
     store, http = tokens[:store_count], tokens[store_count:]
-    await asyncio.gather(*(_warm(writes) for writes in writers))
+    await asyncio.gather(*(_warm(writer) for writer in writers))
     kill = _Kill(primary, workload.burst_answered + KILL_AFTER, run)
     burst = asyncio.gather(
         *(
             workload.burst(
-                store[i :: len(writers)], STORE_CONCURRENCY, writes=writes, on_answer=kill.on_answer
+                store[i :: len(writers)], STORE_CONCURRENCY, store=writer, on_answer=kill.on_answer
             )
-            for i, writes in enumerate(writers)
+            for i, writer in enumerate(writers)
         ),
         workload.burst(http, HTTP_CONCURRENCY, path="http", on_answer=kill.on_answer),
     )
@@ -192,9 +192,9 @@ def _stale_before(run: Run, moment: float) -> list[int]:
     return sorted(v for v, status in last.items() if status == 503)
 
 
-async def _warm(writes: Writes) -> None:
+async def _warm(store: Store) -> None:
     """Open the connections the burst will use, as on an API node that was already serving."""
-    backend = writes.backend
+    backend = store.backend
     key = backend.keys.global_.partitions
     await asyncio.gather(
         *(backend.exists(key) for _ in range(STORE_CONCURRENCY)), return_exceptions=True

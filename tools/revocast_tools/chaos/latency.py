@@ -113,7 +113,7 @@ async def _measure(
 
     async def revoke(token: TokenRecord, sampled: bool) -> None:
         nonlocal unobserved
-        outcome = await revoke_store(cluster.writes, ledger, token)
+        outcome = await revoke_store(cluster.store, ledger, token)
         if not sampled or outcome is not Outcome.ACKED or token.revoked_at is None:
             return
         found = await asyncio.gather(

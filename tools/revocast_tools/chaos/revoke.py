@@ -15,7 +15,7 @@ import time
 import httpx
 
 from revocast.errors import NotDurable, RevocastError, StoreUnavailable
-from revocast.store import Writes
+from revocast.store import Store
 from revocast_tools.chaos.ledger import Ledger, TokenRecord
 
 
@@ -41,11 +41,11 @@ async def revoke_http(issuer: httpx.AsyncClient, ledger: Ledger, token: TokenRec
     return _settle(ledger, token, Outcome.UNKNOWN)
 
 
-async def revoke_store(writes: Writes, ledger: Ledger, token: TokenRecord) -> Outcome:
+async def revoke_store(store: Store, ledger: Ledger, token: TokenRecord) -> Outcome:
     """The ``revoke_session`` script called directly: the high-rate path."""
     _sent(ledger, token)
     try:
-        await writes.revoke_session(token.sid, token.uid, "chaos")
+        await store.sessions.revoke_session(token.sid, token.uid, "chaos")
     except (StoreUnavailable, NotDurable):
         return _settle(ledger, token, Outcome.UNKNOWN)
     except RevocastError:

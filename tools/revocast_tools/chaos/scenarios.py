@@ -157,7 +157,7 @@ async def _empty(backend: Backend, stream: str) -> int:
     async def trim(client: Redis) -> int:
         return int(await client.xtrim(stream, maxlen=0, approximate=False))
 
-    return await backend.read(stream, trim)
+    return await backend.on_primary(stream, trim)
 
 
 async def _snapshots(run: Run, verifier: int) -> int | None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from revocast.store import Writes
+from revocast.store import Store
 from revocast_tools.chaos.accounts import Accounts
 from revocast_tools.chaos.cluster import Cluster
 from revocast_tools.chaos.ledger import Ledger, Loss, TokenRecord
@@ -126,13 +126,13 @@ class Workload:
         self.live = kept
 
     async def revoke(
-        self, token: TokenRecord, path: RevokePath | None = None, writes: Writes | None = None
+        self, token: TokenRecord, path: RevokePath | None = None, store: Store | None = None
     ) -> Outcome:
-        """Revoke over HTTP or through the Store (the harness's own, unless ``writes``)."""
+        """Revoke over HTTP or through the Store (the harness's own, unless ``store``)."""
         if (path or self.traffic.path) == "http":
             outcome = await revoke_http(self.accounts.issuer, self.ledger, token)
         else:
-            outcome = await revoke_store(writes or self.cluster.writes, self.ledger, token)
+            outcome = await revoke_store(store or self.cluster.store, self.ledger, token)
         if outcome is Outcome.ACKED:
             self.revoked.append(token.index)
             self.recent.append(token.index)
@@ -147,7 +147,7 @@ class Workload:
         tokens: list[TokenRecord],
         concurrency: int = 64,
         path: RevokePath = "store",
-        writes: Writes | None = None,
+        store: Store | None = None,
         on_answer: Callable[[], None] | None = None,
     ) -> float:
         """Revoke ``tokens`` (through the Store unless told) as fast as possible; returns the
@@ -159,7 +159,7 @@ class Workload:
             async with gate:
                 self.burst_inflight += 1
                 try:
-                    await self.revoke(token, path, writes)
+                    await self.revoke(token, path, store)
                 finally:
                     self.burst_inflight -= 1
                     self.burst_answered += 1

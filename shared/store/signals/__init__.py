@@ -1,5 +1,6 @@
-"""The shared-signals state the issuer writes: links to an upstream IdP's users and sessions
-(back-channel logout, CAEP), and the queues of the SSF streams it transmits.
+"""Shared signals: links to an upstream IdP's users and sessions (back-channel logout,
+CAEP), its tokens already acted on, and the SSF streams the issuer transmits (their
+configuration, cursors, queues and leases).
 
 Plain commands, transactions and small scripts on the global slot's keys: none of it
 revokes anything by itself, so none of it is a revocation script.
@@ -17,17 +18,18 @@ from redis.exceptions import WatchError
 
 from revocast.keyspace import Keyspace, upstream_digest
 from revocast.lifetimes import UPSTREAM_SESSION_TTL_S
-from revocast.store import contracts
 from revocast.store.backend import Backend
-from revocast.store.records import UpstreamLink
+from revocast.store.records import LinkRecord, UpstreamLink
+from revocast.store.signals import contracts
+from revocast.store.users import glob_escape
 
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
 TokenAction = Literal["claim", "done", "release"]
 LinkResult = Literal["linked", "kept", "spent", "taken"]  # upstream_link.lua says what each is
 
 
-class SignalWrites:
-    """The writes of the issuer's IdP receivers (``auth.py``, ``signals.py``) and of its SSF
+class Signals:
+    """The state of the issuer's IdP receivers (``auth.py``, ``signals.py``) and of its SSF
     transmitter (``ssf.py``, ``ssf_push.py``)."""
 
     def __init__(self, backend: Backend) -> None:
@@ -46,7 +48,7 @@ class SignalWrites:
             await client.set(key, base64.urlsafe_b64encode(os.urandom(32)).decode(), nx=True)
             return cast(str, await client.get(key))
 
-        return base64.urlsafe_b64decode(await self.backend.read(key, work))
+        return base64.urlsafe_b64decode(await self.backend.on_primary(key, work))
 
     async def link_upstream(
         self, link: UpstreamLink, uid: str, *, nonce: str, nonce_ttl_s: int, sid: str
@@ -131,7 +133,7 @@ class SignalWrites:
                     except WatchError:
                         continue
 
-        return await self.backend.read(g.ssf_streams, work)
+        return await self.backend.on_primary(g.ssf_streams, work)
 
     async def remove_ssf_stream(self, stream_id: str) -> bool:
         g = self.keys.global_
@@ -147,7 +149,7 @@ class SignalWrites:
                 )
                 return await pipe.execute()
 
-        return bool((await self.backend.read(g.ssf_streams, work))[0])
+        return bool((await self.backend.on_primary(g.ssf_streams, work))[0])
 
     async def take_lease(self, stream_id: str, owner: str, ttl_ms: int) -> bool:
         """Whether ``owner`` delivers the push stream for the next ``ttl_ms`` (taken or kept)."""
@@ -157,7 +159,7 @@ class SignalWrites:
 
     async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
         key = self.keys.global_.ssf_queue(stream_id)
-        await self.backend.read(key, lambda c: c.rpush(key, entry))
+        await self.backend.on_primary(key, lambda c: c.rpush(key, entry))
 
     async def spool_ssf(
         self,
@@ -193,17 +195,19 @@ class SignalWrites:
                 except WatchError:
                     return False
 
-        return await self.backend.read(g.ssf_streams, work)
+        return await self.backend.on_primary(g.ssf_streams, work)
 
     async def pause_ssf(self, stream_id: str, now_ms: int) -> bool:
         """Mark copying into the stream's queue paused; True if this call paused it."""
         key = self.keys.global_.ssf_status(stream_id)
-        return bool(await self.backend.read(key, lambda c: c.hsetnx(key, "paused_ms", now_ms)))
+        return bool(
+            await self.backend.on_primary(key, lambda c: c.hsetnx(key, "paused_ms", now_ms))
+        )
 
     async def resume_ssf(self, stream_id: str) -> bool:
         """Clear the pause; True if this call cleared it."""
         key = self.keys.global_.ssf_status(stream_id)
-        return bool(await self.backend.read(key, lambda c: c.hdel(key, "paused_ms")))
+        return bool(await self.backend.on_primary(key, lambda c: c.hdel(key, "paused_ms")))
 
     async def ack_ssf(self, stream_id: str, entries: list[str]) -> None:
         """Drop acknowledged (or delivered) entries from the stream's queue."""
@@ -215,4 +219,87 @@ class SignalWrites:
                     pipe.lrem(key, 1, entry)
                 await pipe.execute()
 
-        await self.backend.read(key, work)
+        await self.backend.on_primary(key, work)
+
+    # Reads -------------------------------------------------------------------------------
+
+    async def upstream_user(self, issuer: str, sub: str) -> str | None:
+        return await self.backend.get(self.keys.global_.upstream_user(upstream_digest(issuer, sub)))
+
+    async def find_upstream_nonce_key(self) -> bytes | None:
+        """The key upstream login nonces are MACed with, if one was ever made (a read:
+        ``upstream_nonce_key`` makes it)."""
+        text = await self.backend.get(self.keys.global_.upstream_nonce_key)
+        return base64.urlsafe_b64decode(text) if text else None
+
+    async def upstream_nonce_spent(self, issuer: str, nonce: str) -> bool:
+        key = self.keys.global_.upstream_nonce(upstream_digest(issuer, nonce))
+        return await self.backend.exists(key)
+
+    async def upstream_links(self, uid: str | None = None) -> list[LinkRecord]:
+        """Every link to an upstream IdP's user (of ``uid`` only, if given), by link id.
+
+        The links themselves are the truth (a SCAN of them: an operator's command, not a
+        request's); the records beside them add what the IdP named.
+        """
+        g = self.keys.global_
+        pattern = glob_escape(g.upstream_user("")) + "*"
+        skip = len(g.upstream_user(""))
+
+        async def read(client: Redis) -> tuple[list[str], list[str | None], list[str | None]]:
+            keys = sorted({key async for key in client.scan_iter(match=pattern, count=500)})
+            if not keys:
+                return [], [], []
+            users = cast(list[str | None], await client.mget(keys))
+            ids = [key[skip:] for key in keys]
+            records = cast(list[str | None], await client.hmget(g.upstream_links, ids))
+            return ids, users, records
+
+        ids, users, records = await self.backend.on_primary(g.upstream_links, read)
+        found = []
+        for link_id, user, record in zip(ids, users, records, strict=True):
+            if user is None or (uid is not None and user != uid):
+                continue
+            try:
+                known = json.loads(record) if record else {}
+            except ValueError:
+                known = {}
+            linked_ms = known.get("linked_ms")
+            found.append(LinkRecord(link_id, user, known.get("iss"), known.get("sub"),
+                                    int(linked_ms) if linked_ms is not None else None))  # fmt: skip
+        return found
+
+    async def upstream_sessions(self, issuer: str, sid: str) -> list[tuple[str, str]]:
+        """(uid, local sid) of every session linked to the IdP's session ``sid``."""
+        key = self.keys.global_.upstream_session(upstream_digest(issuer, sid))
+        members = await self.backend.smembers(key)
+        return [(m.partition(" ")[0], m.partition(" ")[2]) for m in sorted(members)]
+
+    async def ssf_status(self, stream_id: str) -> dict[str, str]:
+        """What copying into the SSF stream's queue met: a pause, the losses (``ssf_spool``)."""
+        return await self.backend.hgetall(self.keys.global_.ssf_status(stream_id))
+
+    async def ssf_streams(self) -> dict[str, dict[str, Any]]:
+        """Every SSF stream's configuration."""
+        found = await self.backend.hgetall(self.keys.global_.ssf_streams)
+        return {stream_id: json.loads(config) for stream_id, config in found.items()}
+
+    async def ssf_stream(self, stream_id: str) -> tuple[str, dict[str, str], int] | None:
+        """(configuration JSON, spool cursors, queue length) of an SSF stream, or None."""
+        g = self.keys.global_
+
+        async def read(client: Redis) -> list[Any]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hget(g.ssf_streams, stream_id)
+                pipe.hgetall(g.ssf_cursor(stream_id))
+                pipe.llen(g.ssf_queue(stream_id))
+                return await pipe.execute()
+
+        config, cursors, queued = await self.backend.on_primary(g.ssf_streams, read)
+        return None if config is None else (config, cursors, int(queued))
+
+    async def ssf_queue(self, stream_id: str, limit: int) -> list[str]:
+        key = self.keys.global_.ssf_queue(stream_id)
+        return cast(
+            list[str], await self.backend.on_primary(key, lambda c: c.lrange(key, 0, limit - 1))
+        )

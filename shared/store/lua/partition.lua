@@ -180,9 +180,10 @@ local function authority_changed(uid, user_key, old_level)
   return {old_level, level, version}
 end
 
--- Operators ('cli:' actors) act directly; others need a level in AUTHORITY.
+-- Operators (actors named OPERATOR_PREFIX..., the CLI's) act directly; others need a level
+-- in AUTHORITY (revocast.store.authority states the same rule for Python's reads).
 local function authority(actor)
-  if string.sub(actor, 1, 4) == 'cli:' then return 'operator' end
+  if string.sub(actor, 1, #OPERATOR_PREFIX) == OPERATOR_PREFIX then return 'operator' end
   local entry = redis.call('HGET', AUTHORITY, actor)
   if not entry then return nil end
   local level = string.match(entry, '^(%a*):')

@@ -12,7 +12,7 @@ Three limits, each 0 to turn it off (``docs/configuration.md``):
 
 The last two are counted by the script that finds the user (``login_attempt.lua``), in the
 username's partition: concurrent attempts cannot all pass, and the login script forgives a
-right one (``Writes.login``). An IPv6 client counts as its /64, which one host can hold whole.
+right one (``Sessions.login``). An IPv6 client counts as its /64, which one host can hold whole.
 
 A login waits for three round trips: the address's count (with the active kid and, for a
 name this process has not seen, its user id, read at the same time: ``learn``), the
@@ -32,8 +32,8 @@ from revocast.errors import StoreUnavailable, TooManyAttempts
 from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.lifetimes import DAY_S, SECOND_MS
 from revocast.proxies import parse_address
-from revocast.store import contracts
 from revocast.store.backend import Backend
+from revocast.store.sessions import contracts
 
 Limit = Literal["client", "user_address", "user"]
 UID_CACHE = 10_000  # usernames whose user id this process remembers (about 200 bytes each)
@@ -67,7 +67,7 @@ class Attempt:
     sessions: tuple[str, ...] | None = None  # the user's session ids, read with it if asked
 
 
-class Logins:
+class Throttle:
     """The login throttle and user lookup of one deployment."""
 
     def __init__(self, backend: Backend) -> None:

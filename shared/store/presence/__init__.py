@@ -1,0 +1,124 @@
+"""Presence: who is live, in one registry: issuers (their record, with a TTL, and a sorted
+set of when each was last seen) and verifiers (their receipts, ``revocast.proof``).
+
+Each entry expires when its process stops renewing it; the sorted sets are pruned past
+their horizons (``revocast.lifetimes``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import cast
+
+from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
+
+from revocast.keyspace import GlobalKeys
+from revocast.lifetimes import ISSUERS_HORIZON_MS, VERIFIERS_HORIZON_MS
+from revocast.proof import Receipt, encode
+from revocast.proof import decode as decode_receipt
+from revocast.store.backend import Backend
+
+log = logging.getLogger("revocast.store")
+
+
+class Presence:
+    """The live issuers and verifiers of one deployment."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @property
+    def _global(self) -> GlobalKeys:
+        return self.backend.keys.global_
+
+    # Issuers -----------------------------------------------------------------------------
+
+    async def announce_issuer(self, issuer_id: str, record: dict[str, str], ttl_s: int) -> None:
+        """Say this issuer is live (and which keys it holds) for the next ``ttl_s`` seconds."""
+        g = self._global
+        now_ms = int(time.time() * 1000)
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                fields: dict[FieldT, EncodableT] = dict(record.items())
+                pipe.hset(g.issuer(issuer_id), mapping=fields)
+                pipe.expire(g.issuer(issuer_id), ttl_s)
+                pipe.zadd(g.issuers, {issuer_id: now_ms})
+                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - ISSUERS_HORIZON_MS)  # long gone
+                await pipe.execute()
+
+        await self.backend.on_primary(g.issuers, work)
+
+    async def forget_issuer(self, issuer_id: str) -> None:
+        g = self._global
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(g.issuer(issuer_id))
+                pipe.zrem(g.issuers, issuer_id)
+                await pipe.execute()
+
+        await self.backend.on_primary(g.issuers, work)
+
+    async def live_issuers(self) -> dict[str, dict[str, str]]:
+        """Issuer id -> its record (host, pid, started_ms, kids), for every live issuer."""
+        g = self._global
+
+        async def read(client: Redis) -> dict[str, dict[str, str]]:
+            ids = cast(list[str], await client.zrange(g.issuers, 0, -1))
+            async with client.pipeline(transaction=False) as pipe:
+                for issuer_id in ids:
+                    pipe.hgetall(g.issuer(issuer_id))
+                records = cast(list[dict[str, str]], await pipe.execute())
+            return {i: record for i, record in zip(ids, records, strict=True) if record}
+
+        return await self.backend.on_primary(g.issuers, read)
+
+    # Verifiers ---------------------------------------------------------------------------
+
+    async def hand_in_receipt(self, receipt: Receipt, ttl_ms: int) -> None:
+        """Write a verifier's receipt (to the primary: the only thing a verifier writes)."""
+        g = self._global
+
+        async def write(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.set(g.verifier(receipt.instance_id), encode(receipt), px=ttl_ms)
+                pipe.zadd(g.verifiers, {receipt.instance_id: receipt.reported_ms})
+                pipe.zremrangebyscore(
+                    g.verifiers, "-inf", receipt.reported_ms - VERIFIERS_HORIZON_MS
+                )
+                await pipe.execute()
+
+        await self.backend.on_primary(g.verifiers, write)
+
+    async def withdraw_receipt(self, instance_id: str) -> None:
+        g = self._global
+
+        async def withdraw(client: Redis) -> None:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.delete(g.verifier(instance_id))
+                pipe.zrem(g.verifiers, instance_id)
+                await pipe.execute()
+
+        await self.backend.on_primary(g.verifiers, withdraw)
+
+    async def receipts(self) -> list[Receipt]:
+        """The receipt of every live verifier (a lapsed one has expired: it is left out)."""
+        g = self._global
+
+        async def read(client: Redis) -> list[str | None]:
+            ids = cast(list[str], await client.zrange(g.verifiers, 0, -1))
+            if not ids:
+                return []
+            return cast(list[str | None], await client.mget([g.verifier(i) for i in ids]))
+
+        found = await self.backend.on_primary(g.verifiers, read)
+        receipts = []
+        for raw in filter(None, found):
+            try:
+                receipts.append(decode_receipt(raw))
+            except ValueError:  # another version's, or damaged: not a proof of anything
+                log.warning("an unreadable verifier receipt was left out")
+        return receipts
