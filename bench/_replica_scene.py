@@ -3,7 +3,7 @@
 Sentinel with one replica is the shape where every verifier reads the same replica, so
 that replica's own accounting (``INFO``) is the cost of the verifiers on it. The issuer
 runs as its own process (it writes the heartbeats) and reads the primary; the benchmark
-process writes revocations with ``Writes``, as the issuer's logout does.
+process writes revocations with ``Store``, as the issuer's logout does.
 """
 
 from __future__ import annotations

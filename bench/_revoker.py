@@ -1,6 +1,6 @@
 """Revocations written at a fixed rate, the way the issuer writes a logout.
 
-Each one is ``Writes.revoke_session``: the ``revoke_session`` Lua script on the primary of
+Each one is ``Store.sessions.revoke_session``: the ``revoke_session`` Lua script on the primary of
 the user's partition (state change plus XADD) and, on Sentinel and Cluster, ``WAIT`` for
 the replicas. The schedule is open-loop: revocation i is sent at ``start + i / rate``
 whether or not the earlier ones were acknowledged, so a slow reply does not slow the rate.

@@ -36,7 +36,7 @@ class Minted:
 
 @dataclass
 class Rig:
-    """One Ed25519 key, published through ``Writes.publish_key`` (then ``align_epochs``, so
+    """One Ed25519 key, published through ``Store.signing.publish_key`` (then ``align_epochs``, so
     verifiers learn it from Redis, as in production), and a minter for access tokens signed
     with it. ``keys`` is the deployment's key layout (its partition count read from Redis)."""
 

@@ -42,7 +42,7 @@ NOTES = [
     "follows. start() returns after every first snapshot or after "
     "REVOCAST_MAX_STALENESS_S (5 s), whichever comes first; ready = snapshots taken and "
     "fresh (heartbeat within 5 s).",
-    "The state: --state revocations written with Writes.revoke_session before the start "
+    "The state: --state revocations written with Store.sessions.revoke_session before the start "
     "(all in the one partition of a Sentinel deployment), so each partition snapshot "
     "carries that many revoked sessions.",
     "replica_connections_accepted: total_connections_received on the replica during the "

@@ -51,7 +51,8 @@ NOTES = [
     "looping: XREAD BLOCK 1000 ms from its last id, then a status check (MGET of the "
     "stream's chain, epoch and heartbeat, and TIME, pipelined) when the read was empty or "
     "the last check is a quarter block old.",
-    "Events: Writes.revoke_session (the logout script on the primary, then WAIT 1 replica), "
+    "Events: Store.sessions.revoke_session (the logout script on the primary, then WAIT 1 "
+    "replica), "
     "written by this process; paced = open loop at the rate, bursts = size concurrent "
     "calls. Each event carries a fresh session id; a swarm process reports when the last "
     "of its verifiers applied it (on_applied hook).",

@@ -14,7 +14,7 @@ A Sentinel group (primary, one replica, three sentinels; ``maxclients`` raised),
    ``start()`` returned and until ``ready``; the replica's CPU, output bytes and peak memory
    meanwhile, and the connections every server holds afterwards.
 3. Idle: the followers' block timeouts and polls alone.
-4. Per rate: revocations at that rate (open loop, ``Writes.revoke_session`` with ``WAIT``)
+4. Per rate: revocations at that rate (open loop, ``Store.sessions.revoke_session`` with ``WAIT``)
    for ``--seconds``; from each call's request to the moment the last of all followers
    applied it, the ack, the replica's CPU, memory and output bytes, and the swarm's
    status every 2 s (verifiers ready, worst staleness) to see what gives way first.
@@ -51,7 +51,7 @@ NOTES = [
     "connection pools): per stream (global + 1 partition) a blocking XREAD connection to "
     "the replica, plus the connections its Sentinel client and Backend.start() open.",
     "Propagation: per revocation, the writer's time.monotonic() just before "
-    "Writes.revoke_session (script + WAIT 1 replica) to the moment the last verifier of "
+    "Store.sessions.revoke_session (script + WAIT 1 replica) to the moment the last verifier of "
     "the last swarm process applied it (on_applied hook, CLOCK_MONOTONIC shared by all "
     "processes). Nearest-rank percentiles over the phase's revocations.",
     "Status (every 2 s during a phase, and after): verifiers ready (fresh within "

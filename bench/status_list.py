@@ -8,7 +8,7 @@ A private redis-server (appendonly off, temp dir) holds one partition's list as 
 scripts leave it: N indexes drawn (``status:leases`` with N members, pipelined ``ZADD``) and
 a share of them INVALID (``SETBIT`` at random indexes, in the draft's bit order). For each N
 and share, repeated, the issuer's own path (``revocast.issuer.status_lists``): the read
-(``Reads.status_list``: ``ZCARD`` then ``GET`` of the bitmap), the padding (``covered``: to
+(``Store.sessions.status_list``: ``ZCARD`` then ``GET`` of the bitmap), the padding (``covered``: to
 the next power of two of 2N indexes), the ZLIB compression (level 9 up to 64 KiB raw, 6 past
 it) and base64url (``status_list.encode``), and the Ed25519 signature (``list_token``); sizes
 are of the served token and of its compressed list. An issuer makes each partition's list at
@@ -55,7 +55,7 @@ NOTES = [
     "Sizes are bytes of the served Status List Token (header, claims, signature) and of its "
     "lst (ZLIB level 9 up to 64 KiB raw, else 6; base64url); the raw list is padded to the "
     "next power of two of 2N indexes, at least 8192.",
-    "Generation is Reads.status_list (ZCARD + GET on loopback) + covered + encode + sign, "
+    "Generation is Store.sessions.status_list (ZCARD + GET on loopback) + covered + encode + sign, "
     "the issuer's path per partition at most every 0.5 s; median of the repeats. "
     "level9_ms/level9_bytes: the same raw list at level 9 alone, for comparison.",
     "INVALID indexes are drawn uniformly at random: index reuse scatters revoked sessions "

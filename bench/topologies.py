@@ -13,7 +13,7 @@ verifier accepts the token, ``POST /v1/logout`` (timed), wait until every verifi
 the revocation. Verifiers read the primary, then (Sentinel, Cluster) a replica
 (``REVOCAST_READ_FROM_REPLICAS=1``), each with fresh verifier processes. The logout's own
 round trip is the acknowledgement, which on Sentinel and Cluster includes ``WAIT`` for one
-replica; ``Writes.revoke_session`` is also timed alone (script plus ``WAIT``, no HTTP).
+replica; ``Store.sessions.revoke_session`` is also timed alone (script plus ``WAIT``, no HTTP).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ NOTES = [
     "revoke_http_ms is the logout's HTTP round trip: the acknowledgement the user gets. "
     "On Sentinel and Cluster the revoke_session script is followed by WAIT for "
     "min_replicas (default 1) on the same connection, so it includes the replica's ack. "
-    "revoke_call_ms times Writes.revoke_session from this process alone (script + WAIT, "
+    "revoke_call_ms times Store.sessions.revoke_session from this process alone (script + WAIT, "
     "no HTTP), sequentially, after the rounds.",
     "Replica reads: REVOCAST_READ_FROM_REPLICAS=1 in the verifier processes only; a "
     "verifier snapshots and follows on a replica (Sentinel: the replica the sentinels "
@@ -79,7 +79,7 @@ async def partitions_and_replicas(env: dict[str, str]) -> tuple[int, int]:
 
 
 async def direct_calls(env: dict[str, str], calls: int) -> dict[str, float]:
-    """``Writes.revoke_session`` alone, one after the other: script + WAIT, no HTTP."""
+    """``Store.sessions.revoke_session`` alone, one after the other: script + WAIT, no HTTP."""
     backend = Backend(Settings.from_env(env))
     try:
         await backend.start()

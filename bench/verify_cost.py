@@ -5,10 +5,11 @@ Reproduce from the repository root::
     .venv/bin/python -m bench.verify_cost
 
 One process on uvloop, one private redis-server (appendonly off, temp dir, loopback TCP) that
-gets a fresh Ed25519 key through ``Writes.publish_key`` (then ``Writes.align_epochs``), so
-the started Verifiers hold it the way they do in production. One access token (minted by
-revocast's ``TokenMinter``) is checked by every case, timed per call with ``timeit`` (sync)
-or a loop of awaits (async), cases interleaved per repeat so drift hits each alike:
+gets a fresh Ed25519 key through ``Store.signing.publish_key`` (then
+``Store.signing.align_epochs``), so the started Verifiers hold it the way they do in
+production. One access token (minted by revocast's ``TokenMinter``) is checked by every
+case, timed per call with ``timeit`` (sync) or a loop of awaits (async), cases interleaved
+per repeat so drift hits each alike:
 
 - revocast ``Verifier.verify``, warm (memoized: expiry and revocation dict look-ups) and
   first sight (a verifier with the memo off: strict parse, Ed25519, claims, look-ups);
@@ -69,7 +70,7 @@ NOTES = [
     "sequential awaits inside the running event loop (one request in flight at a time), "
     "timed with time.perf_counter.",
     "Verifier.verify runs against a started Verifier whose cache got the key from Redis "
-    "(Writes.publish_key); no I/O happens inside verify(). warm: the token was seen before, "
+    "(Store.signing.publish_key); no I/O happens inside verify(). warm: the token was seen before, "
     "so the call is the memo lookup, the expiry check and the revocation lookups (sessions, "
     "user not-before, roles, key); first sight: a verifier with "
     "REVOCAST_VERIFY_MEMO_SIZE=0 parses and checks the signature and claims on every call, "

@@ -12,6 +12,22 @@ username's partition, a session id and a refresh token in their user's (a few
 extra random bits pay for the draw). So a session id, a refresh token or a
 username alone find their keys, and no script ever builds a key name: every key
 reaches Lua in ``KEYS`` (DESIGN.md invariant 10).
+
+The names stay here, beside their placement (slot and partition), and each belongs to one
+aggregate of ``revocast.store``, which alone reads and writes it:
+
+- users: ``username``, ``user``;
+- sessions: ``user_sessions``, ``session``, ``refresh_token``, ``revocation_budget``,
+  ``throttle_client``, ``login_*``, the revocations (``revoked_*`` of a partition) and the
+  status list (``status_*``);
+- authority: ``authority``;
+- signing: ``jwks``, ``revoked_keys``, ``revoked_key_events``, ``signing_kid``,
+  ``sealed_keys``, and each stream's ``epoch`` and ``heartbeat``;
+- clients: ``clients``;
+- presence: ``issuers``, ``issuer``, ``verifiers``, ``verifier``;
+- signals: ``upstream_*``, ``ssf_*``;
+- streams: each stream's ``events`` and ``chain``, and the ``audit`` trails (which the
+  scripts of every aggregate append to).
 """
 
 from __future__ import annotations

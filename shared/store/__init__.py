@@ -1,6 +1,6 @@
 """revocast's Redis state, cut by aggregate; each owns its reads, its writes, its scripts
-(their Lua beside their ``contracts.py``) and the key names it uses (``revocast.keyspace``
-places every name in its slot or partition, grouped by aggregate there).
+(their Lua beside their ``contracts.py``) and its keys (``revocast.keyspace`` names and
+places every key, and says which aggregate owns it).
 
 - ``Backend``: transport only: topology, scripts by SHA, ``WAIT``, errors.
 - ``Store``: the aggregates over one backend:
