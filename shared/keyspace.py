@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,13 @@ from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 MAX_PARTITIONS = 1024
 GLOBAL = "global"
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def starting_with(prefix: str) -> str:
+    """A SCAN MATCH pattern for the keys that start with ``prefix`` (which may hold
+    ``*?[]\\``: escaped, so it matches only itself)."""
+    return _GLOB.sub(r"\\\1", prefix) + "*"
 
 
 def partition_of(text: str, partitions: int) -> int:

@@ -16,12 +16,11 @@ from typing import Any, Literal, cast
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from revocast.keyspace import Keyspace, upstream_digest
+from revocast.keyspace import Keyspace, starting_with, upstream_digest
 from revocast.lifetimes import UPSTREAM_SESSION_TTL_S
 from revocast.store.backend import Backend
 from revocast.store.records import LinkRecord, UpstreamLink
 from revocast.store.signals import contracts
-from revocast.store.users import glob_escape
 
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
 TokenAction = Literal["claim", "done", "release"]
@@ -243,7 +242,7 @@ class Signals:
         request's); the records beside them add what the IdP named.
         """
         g = self.keys.global_
-        pattern = glob_escape(g.upstream_user("")) + "*"
+        pattern = starting_with(g.upstream_user(""))
         skip = len(g.upstream_user(""))
 
         async def read(client: Redis) -> tuple[list[str], list[str | None], list[str | None]]:

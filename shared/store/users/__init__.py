@@ -8,27 +8,19 @@ its read of the session set), and a change of power is copied everywhere (``Auth
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
 from revocast import usernames
 from revocast.errors import WrongPassword
-from revocast.keyspace import Keyspace, PartitionKeys
+from revocast.keyspace import Keyspace, PartitionKeys, starting_with
 from revocast.store.authority import Authority
 from revocast.store.backend import Backend
 from revocast.store.contracts import ScriptCall
 from revocast.store.records import event_id
 from revocast.store.sessions import Sessions
 from revocast.store.users import contracts
-
-_GLOB = re.compile(r"([*?\[\]\\])")
-
-
-def glob_escape(text: str) -> str:
-    """``text`` as a literal in a SCAN MATCH pattern (a key prefix may hold ``*?[]\\``)."""
-    return _GLOB.sub(r"\\\1", text)
 
 
 class Users:
@@ -188,7 +180,7 @@ class Users:
 
         async def partition_users(p: PartitionKeys) -> list[tuple[str, dict[str, str]]]:
             async def read(client: Redis) -> list[tuple[str, dict[str, str]]]:
-                pattern = glob_escape(p.username("")) + "*"
+                pattern = starting_with(p.username(""))
                 names = [key async for key in client.scan_iter(match=pattern, count=500)]
                 async with client.pipeline(transaction=False) as pipe:
                     for name in names:
