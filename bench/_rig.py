@@ -105,7 +105,9 @@ async def token_bench(tmp: Path) -> AsyncIterator[TokenBench]:
     redis_server.start()
     try:
         prefix = f"bench{uuid.uuid4().hex[:12]}"
-        settings = Settings(redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600)
+        settings = Settings.from_values(
+            redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600
+        )
         rig = await make_rig(settings, tmp / "keys")
         env = os.environ | {
             "REDIS_URL": redis_server.url,

@@ -38,13 +38,19 @@ def set_token_cookies(
     response: Response, settings: Settings, *, access: str, refresh: str, csrf: str
 ) -> None:
     for name, value, max_age, path, httponly in (
-        (ACCESS_COOKIE, access, settings.access_ttl_s, "/", True),
-        (REFRESH_COOKIE, refresh, settings.refresh_ttl_s, REFRESH_PATH, True),
-        (CSRF_COOKIE, csrf, settings.refresh_ttl_s, "/", False),  # the page's script reads it
+        (ACCESS_COOKIE, access, settings.tokens.access_ttl_s, "/", True),
+        (REFRESH_COOKIE, refresh, settings.tokens.refresh_ttl_s, REFRESH_PATH, True),
+        (
+            CSRF_COOKIE,
+            csrf,
+            settings.tokens.refresh_ttl_s,
+            "/",
+            False,
+        ),  # the page's script reads it
     ):
         response.set_cookie(
             name, value, max_age=max_age, path=path, secure=True, httponly=httponly,
-            samesite=settings.cookie_samesite,
+            samesite=settings.browser.cookie_samesite,
         )  # fmt: skip
 
 
@@ -52,7 +58,7 @@ def clear_token_cookies(response: Response, settings: Settings) -> None:
     for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_PATH), (CSRF_COOKIE, "/")):
         response.delete_cookie(
             name, path=path, secure=True, httponly=name != CSRF_COOKIE,
-            samesite=settings.cookie_samesite,
+            samesite=settings.browser.cookie_samesite,
         )  # fmt: skip
 
 
@@ -88,7 +94,7 @@ def origin_problem(
     if origin is None:
         return "a change made with the session cookie needs an Origin header: send one"
     own = own_origin if own_origin is not None else _own_origin(headers)
-    if origin not in settings.allowed_origins and origin != own:
+    if origin not in settings.browser.allowed_origins and origin != own:
         return (
             f"origin {origin[:100]} may not use the session cookies: an operator can add it to "
             "REVOCAST_ALLOWED_ORIGINS"

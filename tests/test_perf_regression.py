@@ -85,8 +85,8 @@ async def test_first_sight_under_10x_jwt_decode(
             token,
             public,
             algorithms=[ALGORITHM],
-            audience=settings.audience,
-            issuer=settings.issuer,
+            audience=settings.tokens.audience,
+            issuer=settings.tokens.issuer,
         )
 
     def per_call(func: Callable[[], object], calls: int = 100) -> float:

@@ -26,7 +26,7 @@ from revocast.proof import EVENT_ID_HEADER
 
 def _token_response(ctx: IssuerContext, issued: Issued, *, cookies: bool) -> Response:
     common = {
-        "expires_in": ctx.settings.access_ttl_s,
+        "expires_in": ctx.settings.tokens.access_ttl_s,
         "scope": issued.scope,
         "session_id": issued.sid,
         "user_id": issued.uid,
@@ -46,7 +46,7 @@ def _token_response(ctx: IssuerContext, issued: Issued, *, cookies: bool) -> Res
 
 async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
+    body = await read_body(request, LoginBody, ctx.settings.http.max_body_bytes)
     client = await identify(ctx, request.headers, body.client_id, body.client_secret)
     # Refused before any write; nothing is linked before the password is checked.
     upstream = await linking.claimed(ctx, body.upstream_id_token, body.upstream_nonce)
@@ -68,7 +68,7 @@ async def login(request: Request) -> Response:
 
 async def refresh(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    body = await read_body(request, RefreshBody, ctx.settings.max_body_bytes, optional=True)
+    body = await read_body(request, RefreshBody, ctx.settings.http.max_body_bytes, optional=True)
     presented, from_cookie = body.refresh_token, False
     if not presented and REFRESH_COOKIE in request.cookies:
         problem = csrf_problem(request.method, request.headers, request.cookies, ctx.settings)

@@ -34,16 +34,16 @@ class Passwords:
 
     def __init__(self, settings: Settings) -> None:
         self._hasher = PasswordHasher(
-            time_cost=settings.argon2_time_cost,
-            memory_cost=settings.argon2_memory_kib,
-            parallelism=settings.argon2_parallelism,
+            time_cost=settings.passwords.argon2_time_cost,
+            memory_cost=settings.passwords.argon2_memory_kib,
+            parallelism=settings.passwords.argon2_parallelism,
             type=Type.ID,
         )
         self._dummy_hash = self._hasher.hash("revocast-dummy-password")
-        workers = settings.password_workers or os.cpu_count() or 1
+        workers = settings.passwords.password_workers or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="revocast-argon2")
         self.workers = workers
-        self.capacity = workers + settings.password_queue  # running plus waiting
+        self.capacity = workers + settings.passwords.password_queue  # running plus waiting
         self.admitted = 0  # submitted and not yet finished (counted on the event loop)
         self.refused = 0
         self.check_s = 0.1  # a check's own time (not its wait), moving average: Retry-After

@@ -77,22 +77,22 @@ class TokenMinter:
         key = self.keyring.get(kid)
         iat = issued_ms // 1000  # whole seconds for every JWT library; iat_ms for revocation
         claims = {
-            "iss": self.settings.issuer,
-            "aud": self.settings.audience,
+            "iss": self.settings.tokens.issuer,
+            "aud": self.settings.tokens.audience,
             "sub": uid,
             "sid": sid,
             "jti": secrets.token_urlsafe(16),
             "iat": iat,
             "nbf": iat,
-            "exp": iat + self.settings.access_ttl_s,
+            "exp": iat + self.settings.tokens.access_ttl_s,
             "roles": roles,
             "client_id": client_id,
             "scope": " ".join(roles),
             "iat_ms": issued_ms,
         }
-        if status is not None and (uri := list_uri(self.settings.issuer, status[0])):
+        if status is not None and (uri := list_uri(self.settings.tokens.issuer, status[0])):
             claims["status"] = {"status_list": {"idx": status[1], "uri": uri}}
-        header = {"alg": self.settings.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}
+        header = {"alg": self.settings.tokens.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}
         return compact_jws(header, claims, key.private)
 
 

@@ -178,12 +178,12 @@ class UpstreamKeys:
     """A static key (PEM or JWK), or the IdP's JWKS URL, fetched again on an unknown kid."""
 
     def __init__(self, settings: Settings) -> None:
-        self.url = settings.upstream_jwks_url
+        self.url = settings.upstream.upstream_jwks_url
         self._keys: dict[str, TrustedKey] = {}
         self._static: TrustedKey | None = None
         self._fetched_at = -REFETCH_EVERY_S
-        if settings.upstream_key:
-            self._static = _static_key(settings.upstream_key)
+        if settings.upstream.upstream_key:
+            self._static = _static_key(settings.upstream.upstream_key)
         elif not self.url:
             raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_JWKS_URL or _KEY")
 
@@ -250,22 +250,22 @@ class Upstream:
     """Checks tokens from the configured IdP."""
 
     def __init__(self, settings: Settings) -> None:
-        if not settings.upstream_issuer or not settings.upstream_audience:
+        if not settings.upstream.upstream_issuer or not settings.upstream.upstream_audience:
             raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_ISSUER and _AUDIENCE")
-        unknown = [a for a in settings.upstream_algorithms if a not in KEY_KINDS]
-        if unknown or not settings.upstream_algorithms:
+        unknown = [a for a in settings.upstream.upstream_algorithms if a not in KEY_KINDS]
+        if unknown or not settings.upstream.upstream_algorithms:
             raise SettingsError(
                 f"REVOCAST_UPSTREAM_ALGORITHMS may name only {', '.join(KEY_KINDS)} (asymmetric "
                 f"algorithms PyJWT verifies), not {', '.join(unknown) or 'nothing'}: remove them"
             )
-        self.issuer = settings.upstream_issuer
-        self.audience = settings.upstream_audience
-        self.algorithms = list(settings.upstream_algorithms)
+        self.issuer = settings.upstream.upstream_issuer
+        self.audience = settings.upstream.upstream_audience
+        self.algorithms = list(settings.upstream.upstream_algorithms)
         self.keys = UpstreamKeys(settings)
 
     @classmethod
     def configured(cls, settings: Settings) -> Upstream | None:
-        return cls(settings) if settings.upstream_issuer else None
+        return cls(settings) if settings.upstream.upstream_issuer else None
 
     async def decode(
         self, token: str, *, typ: str, required: list[str], also_typ: str = ""
