@@ -83,9 +83,8 @@ async def make_rig(settings: Settings, key_dir: Path) -> Rig:
         version = str((await server_info(backend)).get("redis_version", "?"))
     finally:
         await backend.aclose()
-    return Rig(
-        settings, key.kid, key.public.key, jwk_json, TokenMinter(settings, ring), version, keys
-    )
+    minter = TokenMinter(settings.tokens, ring)
+    return Rig(settings, key.kid, key.public.key, jwk_json, minter, version, keys)
 
 
 @dataclass

@@ -210,7 +210,7 @@ async def with_issuer(
     try:
         await backend.start()
         writes = Writes(backend)
-        passwords = Passwords(settings)
+        passwords = Passwords(settings.passwords)
         for name in names:
             await add_user(writes, passwords, name, PASSWORD, [])
     finally:

@@ -209,7 +209,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         backend = Backend(settings)
         await backend.start()
         try:
-            writes, passwords = Writes(backend), Passwords(settings)
+            writes, passwords = Writes(backend), Passwords(settings.passwords)
             for i in range(args.clients):
                 await add_user(writes, passwords, f"user-{i}", PASSWORD, [])
         finally:

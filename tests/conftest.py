@@ -158,7 +158,9 @@ class Issuer:
         try:
             await backend.start()
             writes = Writes(backend)
-            return await add_user(writes, Passwords(self.settings), name, PASSWORD, roles or [])
+            return await add_user(
+                writes, Passwords(self.settings.passwords), name, PASSWORD, roles or []
+            )
         finally:
             await backend.aclose()
 

@@ -37,7 +37,7 @@ async def publish_and_mint(settings: Settings, writes: Writes) -> tuple[str, Ed2
     await writes.publish_key(key.kid, json.dumps(key.public.jwk), secrets.token_hex(16))
     await writes.align_epochs()
     uid = secrets.token_hex(16)
-    token = TokenMinter(settings, keys).mint(
+    token = TokenMinter(settings.tokens, keys).mint(
         uid=uid,
         sid=new_session_id(writes.keys, uid),
         roles=["reader"],

@@ -148,10 +148,10 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
         guard = StateGuard(settings, writes, reads, keyring)
         upkeep = Upkeep(backend, writes, reads, keyring)
         verifier = Verifier(settings, role="issuer")
-        passwords = Passwords(settings)
+        passwords, minter = Passwords(settings.passwords), TokenMinter(settings.tokens, keyring)
         app.state.ctx = IssuerContext(
-            settings, backend, writes, reads, TokenMinter(settings, keyring), passwords, verifier,
-            Upstream.configured(settings),
+            settings, backend, writes, reads, minter, passwords, verifier,
+            Upstream.configured(settings.upstream),
         )  # fmt: skip
         registry = CollectorRegistry()
         registry.register(

@@ -71,7 +71,9 @@ async def refresh(request: Request) -> Response:
     body = await read_body(request, RefreshBody, ctx.settings.http.max_body_bytes, optional=True)
     presented, from_cookie = body.refresh_token, False
     if not presented and REFRESH_COOKIE in request.cookies:
-        problem = csrf_problem(request.method, request.headers, request.cookies, ctx.settings)
+        problem = csrf_problem(
+            request.method, request.headers, request.cookies, ctx.settings.browser
+        )
         if problem:
             raise CsrfFailed(problem)
         presented, from_cookie = request.cookies[REFRESH_COOKIE], True
@@ -126,5 +128,5 @@ def _caller_or_revoked(
 def _ended(ctx: IssuerContext, request: Request, event_id: str) -> Response:
     response = Response(status_code=204, headers={EVENT_ID_HEADER: event_id})
     if by_cookie(request):
-        clear_token_cookies(response, ctx.settings)
+        clear_token_cookies(response, ctx.settings.browser)
     return response

@@ -79,7 +79,7 @@ async def create_user(
     writes: Writes, settings: Settings, name: str, password: str, roles: list[str]
 ) -> str:
     """The new user's id (printed alone, for scripts)."""
-    return await add_user(writes, Passwords(settings), name, password, roles,
+    return await add_user(writes, Passwords(settings.passwords), name, password, roles,
                           actor=operator_name())  # fmt: skip
 
 
@@ -100,7 +100,7 @@ async def set_password(
     uid = await user_id(reads, name_or_id)
     check_password_rules(password)
     ended, event_id = await writes.change_password(
-        uid, await Passwords(settings).hash(password), keep_sid="", actor=operator_name()
+        uid, await Passwords(settings.passwords).hash(password), keep_sid="", actor=operator_name()
     )
     return {"user_id": uid, "password_changed": True, "sessions_ended": ended,
             "event_id": event_id}  # fmt: skip

@@ -24,7 +24,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from revocast.errors import Overloaded
-from revocast.settings import Settings
+from revocast.settings import PasswordSettings
 
 T = TypeVar("T")
 
@@ -32,18 +32,18 @@ T = TypeVar("T")
 class Passwords:
     """Hashes and checks passwords with the deployment's argon2id parameters."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PasswordSettings) -> None:
         self._hasher = PasswordHasher(
-            time_cost=settings.passwords.argon2_time_cost,
-            memory_cost=settings.passwords.argon2_memory_kib,
-            parallelism=settings.passwords.argon2_parallelism,
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
             type=Type.ID,
         )
         self._dummy_hash = self._hasher.hash("revocast-dummy-password")
-        workers = settings.passwords.password_workers or os.cpu_count() or 1
+        workers = settings.password_workers or os.cpu_count() or 1
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="revocast-argon2")
         self.workers = workers
-        self.capacity = workers + settings.passwords.password_queue  # running plus waiting
+        self.capacity = workers + settings.password_queue  # running plus waiting
         self.admitted = 0  # submitted and not yet finished (counted on the event loop)
         self.refused = 0
         self.check_s = 0.1  # a check's own time (not its wait), moving average: Retry-After

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from revocast.errors import InvalidRequest, SettingsError, StoreUnavailable
-from revocast.settings import Settings
+from revocast.settings import UpstreamSettings
 
 REFETCH_EVERY_S = 10.0  # an unknown kid refetches the JWKS at most this often
 LEEWAY_S = 30
@@ -177,13 +177,13 @@ def _static_key(text: str) -> TrustedKey:
 class UpstreamKeys:
     """A static key (PEM or JWK), or the IdP's JWKS URL, fetched again on an unknown kid."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.url = settings.upstream.upstream_jwks_url
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.url = settings.upstream_jwks_url
         self._keys: dict[str, TrustedKey] = {}
         self._static: TrustedKey | None = None
         self._fetched_at = -REFETCH_EVERY_S
-        if settings.upstream.upstream_key:
-            self._static = _static_key(settings.upstream.upstream_key)
+        if settings.upstream_key:
+            self._static = _static_key(settings.upstream_key)
         elif not self.url:
             raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_JWKS_URL or _KEY")
 
@@ -249,23 +249,23 @@ def refusing(what: str) -> Iterator[None]:
 class Upstream:
     """Checks tokens from the configured IdP."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not settings.upstream.upstream_issuer or not settings.upstream.upstream_audience:
+    def __init__(self, settings: UpstreamSettings) -> None:
+        if not settings.upstream_issuer or not settings.upstream_audience:
             raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_ISSUER and _AUDIENCE")
-        unknown = [a for a in settings.upstream.upstream_algorithms if a not in KEY_KINDS]
-        if unknown or not settings.upstream.upstream_algorithms:
+        unknown = [a for a in settings.upstream_algorithms if a not in KEY_KINDS]
+        if unknown or not settings.upstream_algorithms:
             raise SettingsError(
                 f"REVOCAST_UPSTREAM_ALGORITHMS may name only {', '.join(KEY_KINDS)} (asymmetric "
                 f"algorithms PyJWT verifies), not {', '.join(unknown) or 'nothing'}: remove them"
             )
-        self.issuer = settings.upstream.upstream_issuer
-        self.audience = settings.upstream.upstream_audience
-        self.algorithms = list(settings.upstream.upstream_algorithms)
+        self.issuer = settings.upstream_issuer
+        self.audience = settings.upstream_audience
+        self.algorithms = list(settings.upstream_algorithms)
         self.keys = UpstreamKeys(settings)
 
     @classmethod
-    def configured(cls, settings: Settings) -> Upstream | None:
-        return cls(settings) if settings.upstream.upstream_issuer else None
+    def configured(cls, settings: UpstreamSettings) -> Upstream | None:
+        return cls(settings) if settings.upstream_issuer else None
 
     async def decode(
         self, token: str, *, typ: str, required: list[str], also_typ: str = ""

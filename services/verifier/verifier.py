@@ -14,7 +14,7 @@ import httpx
 from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.events import AnyEvent
-from revocast.settings import Settings
+from revocast.settings import Settings, TokenSettings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_token
@@ -219,7 +219,7 @@ class Verifier:
             staleness = self.staleness_s
             bound = self._stale_after_s
             if max_staleness_s is not None:
-                bound = checked_staleness(max_staleness_s, self.settings)
+                bound = checked_staleness(max_staleness_s, self.settings.tokens)
             stale = staleness > bound and (
                 self._open_until_s is None or staleness > self._open_until_s
             )
@@ -318,12 +318,12 @@ def _stale(staleness: float) -> VerifierStale:
     )
 
 
-def checked_staleness(seconds: float, settings: Settings) -> float:
+def checked_staleness(seconds: float, tokens: TokenSettings) -> float:
     """A per-route staleness bound, refused above the access-token lifetime (beyond it, a
     revoked token could outlive the revocation's record in a stale cache)."""
-    if not 0 < seconds <= settings.tokens.access_ttl_s:
+    if not 0 < seconds <= tokens.access_ttl_s:
         raise ValueError(
             f"a staleness bound must be above 0 and at most the access-token lifetime "
-            f"({settings.tokens.access_ttl_s} s), not {seconds}"
+            f"({tokens.access_ttl_s} s), not {seconds}"
         )
     return seconds

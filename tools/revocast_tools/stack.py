@@ -62,7 +62,7 @@ async def _demo_password(settings: Settings) -> str | None:
     """The demo user's password: made with the user on the first start, read back from
     its file later; None if it no longer logs the demo user in (changed with passwd)."""
     backend = Backend(settings)
-    passwords = Passwords(settings)
+    passwords = Passwords(settings.passwords)
     try:
         await backend.start()
         found = await Reads(backend).find_user(DEMO_USER)
