@@ -119,9 +119,8 @@ def _serve_verifier(args: argparse.Namespace) -> int:
         # Several workers share the port, each with its own verifier built from the
         # environment, through uvicorn's supervisor.
         factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
-        if (
-            settings.verifier.shared_cache == "auto"
-        ):  # one follower and table for the host's workers
+        # One follower and table for the host's workers.
+        if settings.verifier.shared_cache == "auto":
             os.environ["REVOCAST_SHARED_CACHE"] = "1"
         serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
               log_level=args.log_level, max_header_bytes=settings.http.max_header_bytes,
