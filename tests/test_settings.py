@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 
 from revocast.errors import SettingsError
-from revocast.settings import Settings
+from revocast.settings import (
+    ENV_NAMES,
+    GROUP_OF,
+    FreshnessSettings,
+    LoginThrottle,
+    RedisSettings,
+    Settings,
+    TokenSettings,
+)
 
 
 def test_defaults_match_the_documented_table() -> None:
@@ -140,3 +148,22 @@ def test_login_throttle_defaults_are_the_documented_ones() -> None:
     assert (defaults.login_max_failures_per_user, defaults.login_user_max_delay_s,
             defaults.login_user_memory_s, defaults.login_known_address_days) == (
         10, 300, 86_400, 30)  # fmt: skip
+
+
+def test_each_group_checks_itself_and_settings_checks_between_groups() -> None:
+    with pytest.raises(SettingsError, match="REVOCAST_REFRESH_TTL_S"):
+        TokenSettings(access_ttl_s=60, refresh_ttl_s=30)
+    with pytest.raises(SettingsError, match="REVOCAST_LOGIN_USER_MEMORY_S"):
+        LoginThrottle(login_window_s=3600, login_user_memory_s=1800)
+    with pytest.raises(SettingsError, match="REVOCAST_MAX_STALENESS_S .* REVOCAST_ACCESS_TTL_S"):
+        Settings(tokens=TokenSettings(access_ttl_s=60), freshness=FreshnessSettings(61.0))
+
+
+def test_values_named_by_field_go_to_their_group() -> None:
+    settings = Settings.from_values(redis_url="redis://h/1", issuer="https://a", access_ttl_s=60)
+    assert settings.redis == RedisSettings(redis_url="redis://h/1")
+    assert (settings.tokens.issuer, settings.tokens.access_ttl_s) == ("https://a", 60)
+    assert settings.with_overrides(access_ttl_s=120).tokens.access_ttl_s == 120
+    assert set(GROUP_OF) == set(ENV_NAMES)
+    with pytest.raises(TypeError, match="no_such_setting"):
+        settings.with_overrides(no_such_setting=1)
