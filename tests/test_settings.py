@@ -155,7 +155,7 @@ def test_each_group_checks_itself_and_settings_checks_between_groups() -> None:
         TokenSettings(access_ttl_s=60, refresh_ttl_s=30)
     with pytest.raises(SettingsError, match="REVOCAST_LOGIN_USER_MEMORY_S"):
         LoginThrottle(login_window_s=3600, login_user_memory_s=1800)
-    with pytest.raises(SettingsError, match="REVOCAST_MAX_STALENESS_S .* REVOCAST_ACCESS_TTL_S"):
+    with pytest.raises(SettingsError, match=r"REVOCAST_MAX_STALENESS_S .* REVOCAST_ACCESS_TTL_S"):
         Settings(tokens=TokenSettings(access_ttl_s=60), freshness=FreshnessSettings(61.0))
 
 
