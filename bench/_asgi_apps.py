@@ -103,7 +103,7 @@ def memo_exists() -> ASGIApp:
     settings = Settings.from_env()
     verifier = Verifier(settings)
     session_key = SessionKeys(settings)
-    redis = redis_client(settings.redis_url or "")
+    redis = redis_client(settings.redis.redis_url or "")
 
     async def verify(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization", ""))
@@ -135,7 +135,7 @@ def seed() -> ASGIApp:
     settings = Settings.from_env()
     public = PublicKey.from_jwk(os.environ["BENCH_JWK"]).key
     session_key = SessionKeys(settings)
-    redis = redis_client(settings.redis_url or "")
+    redis = redis_client(settings.redis.redis_url or "")
 
     async def verify(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization", ""))
@@ -146,8 +146,8 @@ def seed() -> ASGIApp:
                 token,
                 public,
                 algorithms=[ALGORITHM],
-                audience=settings.audience,
-                issuer=settings.issuer,
+                audience=settings.tokens.audience,
+                issuer=settings.tokens.issuer,
             )
         except jwt.PyJWTError:
             return _refused("invalid_token")

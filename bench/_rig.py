@@ -83,9 +83,8 @@ async def make_rig(settings: Settings, key_dir: Path) -> Rig:
         version = str((await server_info(backend)).get("redis_version", "?"))
     finally:
         await backend.aclose()
-    return Rig(
-        settings, key.kid, key.public.key, jwk_json, TokenMinter(settings, ring), version, keys
-    )
+    minter = TokenMinter(settings.tokens, ring)
+    return Rig(settings, key.kid, key.public.key, jwk_json, minter, version, keys)
 
 
 @dataclass
@@ -105,7 +104,9 @@ async def token_bench(tmp: Path) -> AsyncIterator[TokenBench]:
     redis_server.start()
     try:
         prefix = f"bench{uuid.uuid4().hex[:12]}"
-        settings = Settings(redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600)
+        settings = Settings.from_values(
+            redis_url=redis_server.url, key_prefix=prefix, access_ttl_s=3600
+        )
         rig = await make_rig(settings, tmp / "keys")
         env = os.environ | {
             "REDIS_URL": redis_server.url,

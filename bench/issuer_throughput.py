@@ -58,9 +58,9 @@ PASSWORD = "correct horse battery"
 DEFAULTS = Settings()
 ARGON2 = {
     "default": {
-        "REVOCAST_ARGON2_TIME_COST": str(DEFAULTS.argon2_time_cost),
-        "REVOCAST_ARGON2_MEMORY_KIB": str(DEFAULTS.argon2_memory_kib),
-        "REVOCAST_ARGON2_PARALLELISM": str(DEFAULTS.argon2_parallelism),
+        "REVOCAST_ARGON2_TIME_COST": str(DEFAULTS.passwords.argon2_time_cost),
+        "REVOCAST_ARGON2_MEMORY_KIB": str(DEFAULTS.passwords.argon2_memory_kib),
+        "REVOCAST_ARGON2_PARALLELISM": str(DEFAULTS.passwords.argon2_parallelism),
     },
     "cheap": {
         "REVOCAST_ARGON2_TIME_COST": "1",
@@ -210,7 +210,7 @@ async def with_issuer(
     try:
         await backend.start()
         store = Store(backend)
-        passwords = Passwords(settings)
+        passwords = Passwords(settings.passwords)
         for name in names:
             await add_user(store, passwords, name, PASSWORD, [])
     finally:

@@ -100,7 +100,7 @@ async def scenario(
     if proxy is not None:
         await proxy.start()
         proxy.delay(delay_ms / 1000)
-    settings = Settings(
+    settings = Settings.from_values(
         redis_url=proxy.url if proxy is not None else server.url,
         key_prefix=f"bench{uuid.uuid4().hex[:12]}",
         key_dir=str(tmp / f"keys-{delay_ms:g}-{clients}"),  # each scenario its own deployment

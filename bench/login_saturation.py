@@ -183,7 +183,7 @@ async def with_issuer(
     shown[shown.index(str(port))] = "PORT"
     return {
         "config": config,
-        "password_queue": int(queue) if queue else Settings().password_queue,
+        "password_queue": int(queue) if queue else Settings().passwords.password_queue,
         **result,
         "meanwhile": meanwhile,
         "cpu_s": {k: round(after[k] - before[k], 1) for k in after},
@@ -209,7 +209,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         backend = Backend(settings)
         await backend.start()
         try:
-            store, passwords = Store(backend), Passwords(settings)
+            store, passwords = Store(backend), Passwords(settings.passwords)
             for i in range(args.clients):
                 await add_user(store, passwords, f"user-{i}", PASSWORD, [])
         finally:

@@ -129,13 +129,13 @@ async def lua_seconds(client: Redis) -> tuple[float, float]:
 async def follow(url: str, prefix: str) -> tuple[Follow, PartitionKeys]:
     """revocast's reader of the deployment's streams (one client, 120 s socket timeout), and
     its one partition; after a warm-up snapshot of an empty prefix on the same client."""
-    backend = Backend(Settings(redis_url=url, key_prefix=prefix), socket_timeout_s=120)
+    backend = Backend(Settings.from_values(redis_url=url, key_prefix=prefix), socket_timeout_s=120)
     keys = await backend.start()
     if keys.partitions != 1:
         raise RuntimeError(f"expected one partition, the deployment has {keys.partitions}")
     # Warm-up (code and script): the same client, another prefix.
     empty = Backend(
-        Settings(redis_url=url, key_prefix=prefix + "-empty"), topology=backend.topology
+        Settings.from_values(redis_url=url, key_prefix=prefix + "-empty"), topology=backend.topology
     )
     await Follow(empty).snapshot((await empty.start()).partition(0).stream)
     return Follow(backend), keys.partition(0)
@@ -196,7 +196,7 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         raw_lua_s.append((await lua_seconds(admin))[0])
         del raw
     gc.collect()
-    settings = Settings(redis_url=url, key_prefix=prefix)
+    settings = Settings.from_values(redis_url=url, key_prefix=prefix)
     verifier = Verifier(settings)
     started = time.perf_counter()
     await verifier.start()
@@ -359,7 +359,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     try:
         prefix = f"bench{uuid.uuid4().hex[:12]}"
         # One partition: the snapshot measured is the one that holds every revoked session.
-        settings = Settings(redis_url=server.url, key_prefix=prefix, partitions=1)
+        settings = Settings.from_values(redis_url=server.url, key_prefix=prefix, partitions=1)
         rig = await make_rig(settings, tmp / "keys")
         for size in args.sizes:
             fill_s = fill(server.url, rig.keys, size)

@@ -143,8 +143,9 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server.start()
     runs = []
     try:
-        settings = Settings(redis_url=server.url, key_prefix=f"bench{uuid.uuid4().hex[:12]}",
-                            partitions=1, issuer=ISSUER)  # fmt: skip
+        settings = Settings.from_values(redis_url=server.url,
+                                        key_prefix=f"bench{uuid.uuid4().hex[:12]}",
+                                        partitions=1, issuer=ISSUER)  # fmt: skip
         backend = Backend(settings)
         keys = await backend.start()
         store = Store(backend)

@@ -20,7 +20,7 @@ from typing import Final
 
 from starlette.responses import Response
 
-from revocast.settings import Settings
+from revocast.settings import BrowserSettings, Settings
 
 ACCESS_COOKIE: Final = "__Host-revocast-at"
 REFRESH_COOKIE: Final = "__Secure-revocast-rt"
@@ -37,22 +37,23 @@ def new_csrf_token() -> str:
 def set_token_cookies(
     response: Response, settings: Settings, *, access: str, refresh: str, csrf: str
 ) -> None:
+    tokens = settings.tokens
     for name, value, max_age, path, httponly in (
-        (ACCESS_COOKIE, access, settings.access_ttl_s, "/", True),
-        (REFRESH_COOKIE, refresh, settings.refresh_ttl_s, REFRESH_PATH, True),
-        (CSRF_COOKIE, csrf, settings.refresh_ttl_s, "/", False),  # the page's script reads it
+        (ACCESS_COOKIE, access, tokens.access_ttl_s, "/", True),
+        (REFRESH_COOKIE, refresh, tokens.refresh_ttl_s, REFRESH_PATH, True),
+        (CSRF_COOKIE, csrf, tokens.refresh_ttl_s, "/", False),  # the page's script reads it
     ):
         response.set_cookie(
             name, value, max_age=max_age, path=path, secure=True, httponly=httponly,
-            samesite=settings.cookie_samesite,
+            samesite=settings.browser.cookie_samesite,
         )  # fmt: skip
 
 
-def clear_token_cookies(response: Response, settings: Settings) -> None:
+def clear_token_cookies(response: Response, browser: BrowserSettings) -> None:
     for name, path in ((ACCESS_COOKIE, "/"), (REFRESH_COOKIE, REFRESH_PATH), (CSRF_COOKIE, "/")):
         response.delete_cookie(
             name, path=path, secure=True, httponly=name != CSRF_COOKIE,
-            samesite=settings.cookie_samesite,
+            samesite=browser.cookie_samesite,
         )  # fmt: skip
 
 
@@ -60,7 +61,7 @@ def csrf_problem(
     method: str | None,
     headers: Mapping[str, str],
     cookies: Mapping[str, str],
-    settings: Settings,
+    browser: BrowserSettings,
     own_origin: str | None = None,
 ) -> str | None:
     """Why a cookie-authenticated request must be refused, or None when it may proceed.
@@ -71,7 +72,7 @@ def csrf_problem(
     """
     if method is not None and method.upper() in SAFE_METHODS:
         return None
-    problem = origin_problem(headers, settings, own_origin)
+    problem = origin_problem(headers, browser, own_origin)
     if problem:
         return problem
     expected, given = cookies.get(CSRF_COOKIE, ""), headers.get(CSRF_HEADER, "")
@@ -81,14 +82,14 @@ def csrf_problem(
 
 
 def origin_problem(
-    headers: Mapping[str, str], settings: Settings, own_origin: str | None = None
+    headers: Mapping[str, str], browser: BrowserSettings, own_origin: str | None = None
 ) -> str | None:
     """Why the request's Origin is not one that may use the cookies, or None."""
     origin = headers.get("origin")
     if origin is None:
         return "a change made with the session cookie needs an Origin header: send one"
     own = own_origin if own_origin is not None else _own_origin(headers)
-    if origin not in settings.allowed_origins and origin != own:
+    if origin not in browser.allowed_origins and origin != own:
         return (
             f"origin {origin[:100]} may not use the session cookies: an operator can add it to "
             "REVOCAST_ALLOWED_ORIGINS"

@@ -93,15 +93,15 @@ def settings_here(folder: Path) -> Settings:
     REVOCAST_KEY_DIR is set) of a ``revocast stack`` running in ``folder`` or a parent.
     SettingsError, saying what to set, when there is neither."""
     settings = Settings.from_env()
-    if settings.redis_url is not None:
+    if settings.redis.redis_url is not None:
         return settings
     try:
         state = find_state(folder)
     except UntrustedState as exc:
         raise SettingsError(f"REDIS_URL is not set, and {exc}: set REDIS_URL") from None
     if state is not None and state.running():
-        return settings.with_overrides(redis_url=state.redis_url,
-                                       key_dir=settings.key_dir or state.key_dir)  # fmt: skip
+        key_dir = settings.signing.key_dir or state.key_dir
+        return settings.with_overrides(redis_url=state.redis_url, key_dir=key_dir)
     if state is not None:
         raise SettingsError(
             f"REDIS_URL is not set, and the revocast stack that wrote {state.path} is no "

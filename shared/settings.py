@@ -1,474 +1,274 @@
 """Settings read from the environment; see docs/configuration.md for the table.
 
-Each field declares its variable and its bounds once (``setting(...)``); one loop checks
-every value against them, so every error names the variable, its range and what to do
-(``REVOCAST_MAX_STALENESS_S must be from 0.01 to 86400 seconds, got nan: ...``), and
+``Settings`` is the composite of small frozen groups, one per concern (Redis, tokens,
+freshness, throttle, SSF...): each group declares its fields once (``setting(...)``, in
+``revocast.setting``), checks them when it is built and holds the rules between its own
+fields; a rule between two groups lives in ``Settings``. A module takes the group it reads
+(``TokenSettings``, ``PasswordSettings``...); the service edges take ``Settings``.
 ``tests/test_configuration_doc.py`` holds docs/configuration.md to the same declarations.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
-import math
 import os
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import Field, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, cast
 
 from revocast.errors import SettingsError
-from revocast.keyspace import MAX_PARTITIONS
-from revocast.lifetimes import STATUS_LIST_TTL_MAX_S
-from revocast.redis_url import parse_redis_url
+from revocast.setting import Spec, check_value, declared, read_env
+from revocast.setting_groups import (
+    DEFAULT_HEADER_BYTES,
+    DEFAULT_PARTITIONS,
+    MAX_SSF_STREAMS,
+    BrowserSettings,
+    DeploymentSettings,
+    Environment,
+    FailMode,
+    FreshnessSettings,
+    HttpSettings,
+    JwsAlg,
+    LoginThrottle,
+    PasswordSettings,
+    RedisSettings,
+    SameSite,
+    SessionLimits,
+    SharedCache,
+    SigningSettings,
+    SsfSettings,
+    StatusListMode,
+    StatusListSettings,
+    TokenSettings,
+    UpstreamSettings,
+    VerifierSettings,
+    default_key_dir,
+    key_encryption_key_bytes,
+)
 
-FailMode = Literal["closed", "open"]
-Environment = Literal["development", "production"]
-SameSite = Literal["strict", "lax"]
-JwsAlg = Literal["EdDSA", "Ed25519"]
-StatusListMode = Literal["off", "fallback"]
-SharedCache = Literal["auto", "1", "0"]
-
-MAX_SSF_STREAMS = 100  # SSF streams per deployment: each is served every 200 ms
-# Partitions when REVOCAST_PARTITIONS is unset and the deployment has none yet: one primary
-# gains nothing from more; a cluster spreads 6 evenly over 1, 2, 3 or 6 shards.
-DEFAULT_PARTITIONS = {"single": 1, "sentinel": 1, "cluster": 6}
-# REVOCAST_MAX_HEADER_BYTES: room for a 4 KiB token and its header line, up to 1 MiB.
-MIN_HEADER_BYTES, DEFAULT_HEADER_BYTES, MAX_HEADER_BYTES = 8 * 1024, 64 * 1024, 1024 * 1024
-MAX_REVOCATIONS_PER_MINUTE = 1_000_000
-MAX_SSF_QUEUE = 10_000_000
-DAY_S = 86_400
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-# A value -> what it must be, when it is not ("at most 128 characters"); None when it is.
-Check = Callable[[Any], str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Spec:
-    """How one setting is read and checked: its variable, the range of a number (``off`` is
-    one more value outside it that turns the feature off), the unit the range is in, a check
-    of its own, and how the documentation shows a default computed at run time."""
-
-    env: str
-    low: float | None = None
-    high: float | None = None
-    off: float | None = None
-    off_means: str = "off"
-    unit: str = ""
-    check: Check | None = None
-    shown_default: str | None = None
-
-    def range_text(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
-        if self.low is not None and self.high is not None:
-            text = f"from {_number(self.low)} to {_number(self.high)}{unit}"
-        elif self.low is not None:
-            text = f"at least {_number(self.low)}{unit}"
-        else:
-            text = f"at most {_number(self.high or 0)}{unit}"
-        return text if self.off is None else f"{_number(self.off)} ({self.off_means}) or {text}"
-
-
-def setting(
-    default: Any,
-    env: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    off: float | None = None,
-    off_means: str = "off",
-    unit: str = "",
-    check: Check | None = None,
-    shown_default: str | None = None,
-    secret: bool = False,
-) -> Any:
-    """A settings field read from ``env`` and checked against the rest."""
-    spec = Spec(env, low, high, off, off_means, unit, check, shown_default)
-    return field(default=default, repr=not secret, metadata={"spec": spec})
-
-
-def _number(value: float) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _networks(values: tuple[str, ...]) -> str | None:
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            return (f"addresses or CIDRs separated by commas (10.0.0.0/8,::1); {value[:64]!r} "
-                    "is neither")  # fmt: skip
-    return None
-
-
-def _origins(values: tuple[str, ...]) -> str | None:
-    bad = [v for v in values if not v.startswith(("https://", "http://"))]
-    if bad:
-        return f"origins like https://app.example.com, separated by commas; {bad[0][:64]!r} is not"
-    return None
-
-
-def _key_prefix(value: str) -> str | None:
-    if not value or any(c in value for c in " {}"):
-        return "non-empty, without spaces or braces"
-    return None
-
-
-def _key_encryption_key(value: str | None) -> str | None:
-    if value is not None:
-        key_encryption_key_bytes(value)  # its own message says how to make one
-    return None
-
-
-def _redis_url(value: str | None) -> str | None:
-    if value is not None:
-        parse_redis_url(value)  # a one-line SettingsError naming the forms
-    return None
-
-
-def _at_most(characters: int) -> Check:
-    def check(value: str) -> str | None:
-        return f"at most {characters} characters" if len(value) > characters else None
-
-    return check
+__all__ = [
+    "DEFAULT_HEADER_BYTES",
+    "DEFAULT_PARTITIONS",
+    "ENV_NAMES",
+    "GROUP_OF",
+    "MAX_SSF_STREAMS",
+    "BrowserSettings",
+    "DeploymentSettings",
+    "Environment",
+    "FailMode",
+    "FreshnessSettings",
+    "HttpSettings",
+    "JwsAlg",
+    "LoginThrottle",
+    "PasswordSettings",
+    "RedisSettings",
+    "SameSite",
+    "SessionLimits",
+    "Settings",
+    "SharedCache",
+    "SigningSettings",
+    "Spec",
+    "SsfSettings",
+    "StatusListMode",
+    "StatusListSettings",
+    "TokenSettings",
+    "UpstreamSettings",
+    "VerifierSettings",
+    "check_value",
+    "default_key_dir",
+    "field_of",
+    "key_encryption_key_bytes",
+    "specs",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Every tunable of issuer and verifier. Times are seconds unless the name says otherwise."""
+    """Every tunable of issuer and verifier, by concern. Times are seconds unless the name
+    says otherwise."""
 
-    redis_url: str | None = setting(None, "REDIS_URL", check=_redis_url)
-    # production: the issuer never makes its first key itself (REVOCAST_SIGNING_KEY or the
-    # key directory must hold one); development generates one when there is none.
-    environment: Environment = setting("development", "REVOCAST_ENV")
-    # An Ed25519 PEM, secret.
-    signing_key_pem: str | None = setting(None, "REVOCAST_SIGNING_KEY", secret=True)
-    issuer: str = setting("revocast", "REVOCAST_ISSUER", check=_at_most(2048))
-    audience: str = setting("revocast", "REVOCAST_AUDIENCE", check=_at_most(2048))
-    access_ttl_s: int = setting(300, "REVOCAST_ACCESS_TTL_S", low=1, high=DAY_S, unit="seconds")
-    # 14 days, sliding on each refresh.
-    refresh_ttl_s: int = setting(14 * DAY_S, "REVOCAST_REFRESH_TTL_S", low=1, high=365 * DAY_S,
-                                 unit="seconds")  # fmt: skip
-    refresh_grace_s: float = setting(10.0, "REVOCAST_REFRESH_GRACE_S", low=0, high=60,
-                                     unit="seconds")  # fmt: skip
-    # Never above the access-token lifetime (checked below): a verifier staler than that may
-    # have missed the revocation of every token it accepts.
-    max_staleness_s: float = setting(5.0, "REVOCAST_MAX_STALENESS_S", low=0.01, high=DAY_S,
-                                     unit="seconds")  # fmt: skip
-    fail_mode: FailMode = setting("closed", "REVOCAST_FAIL_MODE")
-    leeway_s: float = setting(2.0, "REVOCAST_LEEWAY_S", low=0, high=60, unit="seconds")
-    key_prefix: str = setting("revocast", "REVOCAST_KEY_PREFIX", check=_key_prefix)
-    # Where the issuer keeps its private keys (0700): "" is default_key_dir(key_prefix); a
-    # relative path, given explicitly, is taken from the working directory.
-    key_dir: str = setting(
-        "", "REVOCAST_KEY_DIR", shown_default="`$XDG_DATA_HOME/revocast/keys/PREFIX`"
-    )
-    max_body_bytes: int = setting(16 * 1024, "REVOCAST_MAX_BODY_BYTES", low=256,
-                                  high=16 * 1024 * 1024, unit="bytes")  # fmt: skip
-    # The request line and every header, in all (issuer and sidecar): past it, 431 before the
-    # rest is read. A 4 KiB token and a few cookies fit many times over.
-    max_header_bytes: int = setting(DEFAULT_HEADER_BYTES, "REVOCAST_MAX_HEADER_BYTES",
-                                    low=MIN_HEADER_BYTES, high=MAX_HEADER_BYTES,
-                                    unit="bytes")  # fmt: skip
-    # 0: no limit; else the oldest session is revoked.
-    max_sessions_per_user: int = setting(0, "REVOCAST_MAX_SESSIONS_PER_USER", off=0,
-                                         off_means="no limit", low=1, high=100_000)  # fmt: skip
-    # Tokens whose signature a verifier remembers (about 1 KiB each); 0 checks every time.
-    verify_memo_size: int = setting(
-        10_000, "REVOCAST_VERIFY_MEMO_SIZE", off=0, low=1, high=10_000_000
-    )
-    # Login throttling, counted in Redis before the password is checked (SECURITY.md); 0
-    # turns a limit off. Hard limits, each for a window from its first attempt: attempts
-    # per client address (an IPv6 /64), failures per username from one address.
-    login_max_attempts_per_client: int = setting(
-        100, "REVOCAST_LOGIN_MAX_ATTEMPTS_PER_CLIENT", off=0, low=1, high=1_000_000
-    )
-    login_max_failures_per_user_address: int = setting(
-        10, "REVOCAST_LOGIN_MAX_FAILURES_PER_USER_ADDRESS", off=0, low=1, high=1_000_000
-    )
-    login_window_s: int = setting(900, "REVOCAST_LOGIN_WINDOW_S", low=1, high=DAY_S,
-                                  unit="seconds")  # fmt: skip
-    # A soft one per username, from every address together: past this many failures, each
-    # attempt from an address the user has not logged in from lately waits 1 s after the
-    # one before, doubling with each failure up to the maximum; never a lock.
-    login_max_failures_per_user: int = setting(
-        10, "REVOCAST_LOGIN_MAX_FAILURES_PER_USER", off=0, low=1, high=1_000_000
-    )
-    login_user_max_delay_s: int = setting(300, "REVOCAST_LOGIN_USER_MAX_DELAY_S", low=1,
-                                          high=3600, unit="seconds")  # fmt: skip
-    # A username's count, after its last attempt; at least the window (checked below): an
-    # unlock voids the per-address counts through it.
-    login_user_memory_s: int = setting(DAY_S, "REVOCAST_LOGIN_USER_MEMORY_S", low=1,
-                                       high=30 * DAY_S, unit="seconds")  # fmt: skip
-    # Since the last login from it; 0: none is known.
-    login_known_address_days: int = setting(
-        30,
-        "REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS",
-        off=0,
-        off_means="none",
-        low=1,
-        high=365,
-        unit="days",
-    )
-    # Revocations that write an event, per actor (the user, or the moderator acting) and
-    # partition, in a fixed minute; past it 429. Repeats that write nothing are not counted;
-    # operators (the CLI) are not limited. 0: no limit.
-    revocations_per_minute: int = setting(60, "REVOCAST_REVOCATIONS_PER_MINUTE", off=0,
-                                          off_means="no limit", low=1,
-                                          high=MAX_REVOCATIONS_PER_MINUTE)  # fmt: skip
-    # Unacknowledged events an SSF stream's queue holds before copying into it pauses.
-    ssf_max_queue: int = setting(100_000, "REVOCAST_SSF_MAX_QUEUE", low=1, high=MAX_SSF_QUEUE)
-    # Browser mode: origins allowed to send cookie-authenticated state-changing requests
-    # (besides the request's own origin), and the cookies' SameSite.
-    allowed_origins: tuple[str, ...] = setting((), "REVOCAST_ALLOWED_ORIGINS", check=_origins)
-    cookie_samesite: SameSite = setting("strict", "REVOCAST_COOKIE_SAMESITE")
-    # Peers (addresses or CIDRs) whose forwarded headers count (revocast.proxies): for the
-    # issuer, X-Forwarded-For and -Proto say who the client is; for the sidecar,
-    # X-Forwarded-Method, -Host and -Proto what the request being authorized was. Nobody
-    # else's are read.
-    trusted_proxies: tuple[str, ...] = setting((), "REVOCAST_TRUSTED_PROXIES", check=_networks)
-    # The alg the issuer writes in token headers: EdDSA, or RFC 9864's Ed25519 (verifiers
-    # accept both for an Ed25519 key).
-    jws_alg: JwsAlg = setting("EdDSA", "REVOCAST_JWS_ALG")
-    # For chaos tests only: this process pretends its clock is off by this much.
-    clock_skew_s: float = setting(0.0, "REVOCAST_CLOCK_SKEW_S", low=-3600, high=3600,
-                                  unit="seconds")  # fmt: skip
-    # argon2id, RFC 9106 second recommendation: t=3 passes over 64 MiB, 4 lanes.
-    argon2_time_cost: int = setting(3, "REVOCAST_ARGON2_TIME_COST", low=1, high=100)
-    argon2_memory_kib: int = setting(64 * 1024, "REVOCAST_ARGON2_MEMORY_KIB", low=8,
-                                     high=4 * 1024 * 1024, unit="KiB")  # fmt: skip
-    argon2_parallelism: int = setting(4, "REVOCAST_ARGON2_PARALLELISM", low=1, high=64)
-    # Password checks run on this many threads (0: one per CPU); at most password_queue more
-    # wait for one, and past that a login is refused at once (503, Retry-After) rather than
-    # queued until its client gives up.
-    password_workers: int = setting(
-        0, "REVOCAST_PASSWORD_WORKERS", off=0, off_means="one per CPU", low=1, high=256
-    )
-    password_queue: int = setting(32, "REVOCAST_PASSWORD_QUEUE", low=0, high=100_000)
-    # Users and sessions are spread over this many partitions (hash tags), fixed when the
-    # deployment first starts; 0 takes the stored count, or DEFAULT_PARTITIONS for a new one.
-    partitions: int = setting(0, "REVOCAST_PARTITIONS", low=1, high=MAX_PARTITIONS, off=0,
-                              off_means="the deployment's, or the default",
-                              shown_default="unset")  # fmt: skip
-    # Replicas that must confirm a revocation before it is acknowledged (WAIT); None: 0 on a
-    # single server, 1 on Sentinel and Cluster.
-    min_replicas: int | None = setting(None, "REVOCAST_MIN_REPLICAS", low=0, high=16,
-                                       shown_default="0 on one server")  # fmt: skip
-    replica_ack_timeout_ms: int = setting(500, "REVOCAST_REPLICA_ACK_TIMEOUT_MS", low=1,
-                                          high=60_000, unit="ms")  # fmt: skip
-    # Verifiers snapshot and follow on replicas (freshness then comes from the heartbeat).
-    read_from_replicas: bool = setting(False, "REVOCAST_READ_FROM_REPLICAS")
-    # 32 bytes, base64url: issuers seal their private keys in Redis under it, so that every
-    # issuer can sign with a key rotated in anywhere. Unset: keys live in key_dir only.
-    key_encryption_key: str | None = setting(None, "REVOCAST_KEY_ENCRYPTION_KEY",
-                                             check=_key_encryption_key, secret=True)  # fmt: skip
-    # Verifiers write a receipt (where they stand on each stream) at most this often, soon
-    # after applying entries; revokers read them to prove a revocation took effect. 0: off
-    # (such a verifier is invisible to the proof).
-    receipt_interval_ms: int = setting(250, "REVOCAST_RECEIPT_INTERVAL_MS", low=10, high=10_000,
-                                       off=0, unit="ms")  # fmt: skip
-    # How a verifier names itself in receipts; empty: host:pid.
-    # One follower and table per host (revocast.verifier.host); auto: on for the workers of
-    # `revocast verifier --workers N`, off for a verifier embedded in one process.
-    shared_cache: SharedCache = setting("auto", "REVOCAST_SHARED_CACHE")
-    shared_cache_max_entries: int = setting(4_000_000, "REVOCAST_SHARED_CACHE_MAX_ENTRIES",
-                                            low=1000, high=1_000_000_000)  # fmt: skip
-    verifier_name: str = setting("", "REVOCAST_VERIFIER_NAME", check=_at_most(128),
-                                 shown_default="`<role> <host>:<pid>`")  # fmt: skip
-    # An upstream IdP whose back-channel logout tokens and CAEP events end sessions here
-    # (docs/identity-providers.md): its issuer, the audience its tokens name (revocast's
-    # client id there), its keys (a JWKS URL, or one public key as PEM or JWK) and the
-    # algorithms accepted (asymmetric only).
-    upstream_issuer: str = setting("", "REVOCAST_UPSTREAM_ISSUER")
-    upstream_audience: str = setting("", "REVOCAST_UPSTREAM_AUDIENCE")
-    upstream_jwks_url: str = setting("", "REVOCAST_UPSTREAM_JWKS_URL")
-    upstream_key: str = setting("", "REVOCAST_UPSTREAM_KEY", secret=True)
-    upstream_algorithms: tuple[str, ...] = setting(("RS256", "ES256", "EdDSA"),
-                                                   "REVOCAST_UPSTREAM_ALGORITHMS")  # fmt: skip
-    # Networks SSF push may reach besides public addresses (revocast.issuer.ssf_targets).
-    ssf_allowed_networks: tuple[str, ...] = setting((), "REVOCAST_SSF_ALLOWED_NETWORKS",
-                                                    check=_networks)  # fmt: skip
-    ssf_max_streams_per_owner: int = setting(10, "REVOCAST_SSF_MAX_STREAMS_PER_OWNER", low=1,
-                                             high=MAX_SSF_STREAMS)  # fmt: skip
-    # Token Status Lists (docs/status-lists.md), served when REVOCAST_ISSUER is a URL: how
-    # long a reader may use one (its ttl and exp); bounded, as a freed index rests only
-    # that long and a second before it is drawn again (lifetimes.STATUS_INDEX_REST_MS).
-    status_list_ttl_s: int = setting(5, "REVOCAST_STATUS_LIST_TTL_S", low=1,
-                                     high=STATUS_LIST_TTL_MAX_S, unit="seconds")  # fmt: skip
-    # fallback: a verifier whose streams are stale keeps answering from the issuer's lists
-    # while they are younger than their ttl (README, Guarantees).
-    status_list: StatusListMode = setting("off", "REVOCAST_STATUS_LIST")
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    signing: SigningSettings = field(default_factory=SigningSettings)
+    deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
+    freshness: FreshnessSettings = field(default_factory=FreshnessSettings)
+    status_lists: StatusListSettings = field(default_factory=StatusListSettings)
+    verifier: VerifierSettings = field(default_factory=VerifierSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    browser: BrowserSettings = field(default_factory=BrowserSettings)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    passwords: PasswordSettings = field(default_factory=PasswordSettings)
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    ssf: SsfSettings = field(default_factory=SsfSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
     def __post_init__(self) -> None:
-        hints = _hints()
-        for item in fields(self):
-            check_value(item.metadata["spec"], hints[item.name], getattr(self, item.name),
-                        item.default)  # fmt: skip
-        # Between settings: each message names both.
-        if self.refresh_ttl_s < self.access_ttl_s:
+        # Between groups: each message names both settings.
+        staleness, access_ttl_s = self.freshness.max_staleness_s, self.tokens.access_ttl_s
+        if staleness > access_ttl_s:
             raise SettingsError(
-                f"REVOCAST_REFRESH_TTL_S ({self.refresh_ttl_s}) must be at least "
-                f"REVOCAST_ACCESS_TTL_S ({self.access_ttl_s}): a session must outlive its tokens"
-            )
-        if self.max_staleness_s > self.access_ttl_s:
-            raise SettingsError(
-                f"REVOCAST_MAX_STALENESS_S ({self.max_staleness_s:g}) must be at most "
-                f"REVOCAST_ACCESS_TTL_S ({self.access_ttl_s}): a verifier staler than a token's "
+                f"REVOCAST_MAX_STALENESS_S ({staleness:g}) must be at most "
+                f"REVOCAST_ACCESS_TTL_S ({access_ttl_s}): a verifier staler than a token's "
                 "lifetime may have missed the revocation of any token it accepts"
             )
-        if self.status_list == "fallback" and not self.issuer.startswith(("https://", "http://")):
+        issuer = self.tokens.issuer
+        if self.status_lists.status_list == "fallback" and not issuer.startswith(
+            ("https://", "http://")
+        ):
             raise SettingsError(
                 f"REVOCAST_STATUS_LIST=fallback reads the lists under REVOCAST_ISSUER, which is "
-                f"{self.issuer[:100]!r}, not a URL: set it to the issuer's URL, or unset "
+                f"{issuer[:100]!r}, not a URL: set it to the issuer's URL, or unset "
                 "REVOCAST_STATUS_LIST"
             )
-        if self.login_user_memory_s < self.login_window_s:
-            raise SettingsError(
-                f"REVOCAST_LOGIN_USER_MEMORY_S ({self.login_user_memory_s}) must be at least "
-                f"REVOCAST_LOGIN_WINDOW_S ({self.login_window_s}): an unlock forgives the "
-                "per-address counts through it"
-            )
-        if self.argon2_memory_kib < 8 * self.argon2_parallelism:
-            raise SettingsError(
-                f"REVOCAST_ARGON2_MEMORY_KIB ({self.argon2_memory_kib}) must be at least 8 KiB "
-                f"per lane of REVOCAST_ARGON2_PARALLELISM ({self.argon2_parallelism})"
-            )
-
-    def key_path(self) -> Path:
-        """The key directory, always absolute: every command finds the same keys wherever
-        it runs."""
-        if self.key_dir:
-            return Path(self.key_dir).expanduser().absolute()
-        return default_key_dir(self.key_prefix)
-
-    def wall_clock(self) -> Callable[[], float]:
-        """``time.time``, shifted by ``clock_skew_s`` when a chaos test asks for it."""
-        skew = self.clock_skew_s
-        return time.time if skew == 0 else lambda: time.time() + skew
-
-    @property
-    def revocation_lifetime_ms(self) -> int:
-        """How long a revocation must be remembered: every token it covers is expired by then."""
-        return int((self.access_ttl_s + 2 * self.leeway_s) * 1000) + 1000
-
-    @property
-    def stream_retention_ms(self) -> int:
-        """Events older than this are trimmed; at least one access-token lifetime is kept."""
-        return self.revocation_lifetime_ms + 60_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from environment variables, failing with a clear message."""
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        hints = _hints()
-        for item in fields(cls):
-            spec: Spec = item.metadata["spec"]
-            raw = env.get(spec.env)
-            if raw is None or raw == "":
-                continue
-            values[item.name] = _parse(spec, hints[item.name], raw, item.default)
-        return cls(**values)  # type: ignore[arg-type]
+        groups = {item.name: _group_type(item)(**read_env(_group_type(item), env))
+                  for item in fields(cls)}  # fmt: skip
+        return cls(**groups)
+
+    @classmethod
+    def from_values(cls, **values: object) -> Settings:
+        """Settings from values named as their fields are (``redis_url=...``), the rest the
+        defaults: each goes to its group."""
+        return cls().with_overrides(**values)
 
     def with_overrides(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+        """A copy with these fields changed, named as in ``from_values``."""
+        by_group: dict[str, dict[str, object]] = {}
+        for name, value in changes.items():
+            if name not in GROUP_OF:
+                raise TypeError(f"Settings has no setting {name!r}")
+            by_group.setdefault(GROUP_OF[name], {})[name] = value
+        groups = {group: replace(getattr(self, group), **values)
+                  for group, values in by_group.items()}  # fmt: skip
+        return replace(self, **groups)
+
+    def key_path(self) -> Path:
+        """The key directory, always absolute (``SigningSettings.key_path``)."""
+        return self.signing.key_path(self.redis.key_prefix)
+
+    def wall_clock(self) -> Callable[[], float]:
+        """``time.time``, shifted by ``clock_skew_s`` when a chaos test asks for it."""
+        return self.deployment.wall_clock()
+
+    # Read through the composite by the store (writes, logins) until it takes its groups.
+    @property
+    def revocation_lifetime_ms(self) -> int:
+        return self.tokens.revocation_lifetime_ms
+
+    @property
+    def stream_retention_ms(self) -> int:
+        return self.tokens.stream_retention_ms
+
+    @property
+    def refresh_ttl_s(self) -> int:
+        return self.tokens.refresh_ttl_s
+
+    @property
+    def refresh_grace_s(self) -> float:
+        return self.tokens.refresh_grace_s
+
+    @property
+    def max_sessions_per_user(self) -> int:
+        return self.limits.max_sessions_per_user
+
+    @property
+    def revocations_per_minute(self) -> int:
+        return self.limits.revocations_per_minute
+
+    @property
+    def login_max_attempts_per_client(self) -> int:
+        return self.throttle.login_max_attempts_per_client
+
+    @property
+    def login_max_failures_per_user_address(self) -> int:
+        return self.throttle.login_max_failures_per_user_address
+
+    @property
+    def login_max_failures_per_user(self) -> int:
+        return self.throttle.login_max_failures_per_user
+
+    @property
+    def login_window_s(self) -> int:
+        return self.throttle.login_window_s
+
+    @property
+    def login_user_max_delay_s(self) -> int:
+        return self.throttle.login_user_max_delay_s
+
+    @property
+    def login_user_memory_s(self) -> int:
+        return self.throttle.login_user_memory_s
+
+    @property
+    def login_known_address_days(self) -> int:
+        return self.throttle.login_known_address_days
+
+    # Read through the composite by verifier/host.py until it takes its groups.
+    @property
+    def redis_url(self) -> str | None:
+        return self.redis.redis_url
+
+    @property
+    def key_prefix(self) -> str:
+        return self.redis.key_prefix
+
+    @property
+    def access_ttl_s(self) -> int:
+        return self.tokens.access_ttl_s
+
+    @property
+    def max_staleness_s(self) -> float:
+        return self.freshness.max_staleness_s
+
+    @property
+    def fail_mode(self) -> FailMode:
+        return self.freshness.fail_mode
+
+    @property
+    def verify_memo_size(self) -> int:
+        return self.freshness.verify_memo_size
+
+    @property
+    def shared_cache_max_entries(self) -> int:
+        return self.verifier.shared_cache_max_entries
+
+    @property
+    def receipt_interval_ms(self) -> int:
+        return self.verifier.receipt_interval_ms
+
+    @property
+    def verifier_name(self) -> str:
+        return self.verifier.verifier_name
 
 
-def default_key_dir(key_prefix: str) -> Path:
-    """``$XDG_DATA_HOME/revocast/keys/PREFIX``, else ``~/.local/share/revocast/keys/PREFIX``:
-    one folder per deployment (its key prefix), so that two deployments on one machine never
-    publish each other's keys, nor mistake the other's epoch for a data loss."""
-    data = os.environ.get("XDG_DATA_HOME", "")
-    if data and Path(data).is_absolute():
-        return Path(data) / "revocast" / "keys" / key_prefix
-    try:
-        return Path.home() / ".local" / "share" / "revocast" / "keys" / key_prefix
-    except RuntimeError:
-        raise SettingsError(
-            "no home directory to keep signing keys in: set REVOCAST_KEY_DIR to a folder"
-        ) from None
+def _group_type(item: Field[Any]) -> type[Any]:
+    """The group class of a field of ``Settings`` (its default factory)."""
+    return cast("type[Any]", item.default_factory)
 
 
-def key_encryption_key_bytes(text: str) -> bytes:
-    """The 32-byte key of REVOCAST_KEY_ENCRYPTION_KEY (base64url); SettingsError if it is not."""
-    try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, binascii.Error):
-        raw = b""
-    if len(raw) != 32:
-        raise SettingsError(
-            "REVOCAST_KEY_ENCRYPTION_KEY must be 32 random bytes in base64url, e.g. from "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-        )
-    return raw
+def _by_name() -> dict[str, tuple[str, Field[Any]]]:
+    return {item.name: (group.name, item) for group in fields(Settings)
+            for item in declared(_group_type(group))}  # fmt: skip
+
+
+_FIELDS = _by_name()
+# The group each setting belongs to, by field name: ``with_overrides(issuer=...)`` -> tokens.
+GROUP_OF: dict[str, str] = {name: group for name, (group, _) in _FIELDS.items()}
+
+
+def field_of(name: str) -> Field[Any]:
+    """The declaration of a setting, by field name, whichever group holds it."""
+    return _FIELDS[name][1]
 
 
 def specs() -> dict[str, Spec]:
     """Each field's declaration, by field name."""
-    return {item.name: item.metadata["spec"] for item in fields(Settings)}
+    return {name: item.metadata["spec"] for name, (_, item) in _FIELDS.items()}
 
 
 # Environment variable for each field (REDIS_URL keeps its conventional name).
 ENV_NAMES: dict[str, str] = {name: spec.env for name, spec in specs().items()}
-
-
-def _hints() -> dict[str, Any]:
-    return get_type_hints(Settings)
-
-
-def _problem(spec: Spec, value: Any, default: Any, what: str) -> SettingsError:
-    """``{env} must be {what}, got {value}: set it so, or unset it (for its default)``."""
-    if default in (None, "", ()):
-        unset = "unset it"
-    elif isinstance(default, bool | tuple):
-        unset = f"unset it for {int(default) if isinstance(default, bool) else ','.join(default)}"
-    else:
-        unset = f"unset it for {default!r}"
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-    return SettingsError(f"{spec.env} must be {what}, got {shown}: set it so, or {unset}")
-
-
-def check_value(spec: Spec, kind: Any, value: Any, default: Any) -> None:
-    """SettingsError naming the variable, its range and what to do, if ``value`` is not one
-    the setting takes."""
-    if get_origin(kind) is Literal and value not in get_args(kind):
-        choices = ", ".join(str(choice) for choice in get_args(kind))
-        raise _problem(spec, value, default, f"one of {choices}")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise _problem(spec, value, default, f"a finite number, {spec.range_text()}")
-        low_ok = spec.low is None or value >= spec.low
-        high_ok = spec.high is None or value <= spec.high
-        if not (low_ok and high_ok) and value != spec.off:
-            raise _problem(spec, value, default, spec.range_text())
-    if spec.check is not None and (wanted := spec.check(value)) is not None:
-        raise _problem(spec, value, default, wanted)
-
-
-def _parse(spec: Spec, kind: Any, raw: str, default: Any) -> object:
-    """The value of a variable, by its field's type; SettingsError naming it otherwise."""
-    if kind is bool:
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise _problem(spec, raw, default, "1 or 0")
-    if kind in (int, int | None):
-        try:
-            return int(raw)
-        except ValueError:
-            raise _problem(spec, raw, default, f"a whole number, {spec.range_text()}") from None
-    if kind is float:
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise _problem(spec, raw, default, f"a finite number, {spec.range_text()}")
-        return value
-    if kind == tuple[str, ...]:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return raw

@@ -76,7 +76,7 @@ def settings(
         redis_url = request.getfixturevalue("sentinel_group").url
     elif topology == "cluster":
         redis_url = request.getfixturevalue("cluster_group").url
-    return Settings(
+    return Settings.from_values(
         redis_url=redis_url,
         partitions=partitions,
         key_prefix=f"t{uuid.uuid4().hex[:12]}",
@@ -93,8 +93,8 @@ def settings(
 def env(settings: Settings, tmp_path: Path) -> dict[str, str]:
     """The environment of a `revocast` process for the test deployment."""
     return os.environ | {
-        "REDIS_URL": settings.redis_url or "",
-        "REVOCAST_PARTITIONS": str(settings.partitions),
+        "REDIS_URL": settings.redis.redis_url or "",
+        "REVOCAST_PARTITIONS": str(settings.redis.partitions),
         "REVOCAST_KEY_PREFIX": f"cli{uuid.uuid4().hex[:10]}",
         "REVOCAST_KEY_DIR": str(tmp_path / "keys"),
         "REVOCAST_ARGON2_TIME_COST": "1",
@@ -108,7 +108,7 @@ async def redis(settings: Settings, redis_server: RedisServer) -> AsyncIterator[
     """A plain client to the session's single server; its keys under the prefix go after."""
     client = redis_client(redis_server.url)
     yield client
-    keys = [key async for key in client.scan_iter(f"{settings.key_prefix}:*")]
+    keys = [key async for key in client.scan_iter(f"{settings.redis.key_prefix}:*")]
     if keys:
         await client.delete(*keys)
     await client.aclose()
@@ -153,7 +153,7 @@ class Issuer:
         try:
             await backend.start()
             store = Store(backend)
-            return await add_user(store, Passwords(self.settings), name, PASSWORD, roles or [])
+            return await add_user(store, Passwords(self.settings.passwords), name, PASSWORD, roles or [])
         finally:
             await backend.aclose()
 

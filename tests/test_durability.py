@@ -66,7 +66,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
 
     await eventually(in_sync, timeout_s=10)
     await client.aclose()
-    settings = Settings(
+    settings = Settings.from_values(
         redis_url=primary.url,
         key_prefix="durable",
         key_dir=str(tmp_path / "keys"),
@@ -154,7 +154,7 @@ def frozen(request: pytest.FixtureRequest, tmp_path: Path) -> Frozen:
         pair: Pair = request.getfixturevalue("pair")
         return Frozen(pair.settings, pair.primary.port, pair.replica)
     group: SentinelGroup = request.getfixturevalue("make_sentinel_group")()
-    settings = Settings(
+    settings = Settings.from_values(
         redis_url=group.url,  # REVOCAST_MIN_REPLICAS is 1 on Sentinel by default
         key_prefix="repeat",
         key_dir=str(tmp_path / "keys"),

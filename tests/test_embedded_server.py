@@ -33,7 +33,9 @@ async def test_bundled_valkey_runs_the_scripts(
     monkeypatch.setenv("PATH", "/nonexistent")
     server = RedisServer(tmp_path / "valkey", appendonly=True)
     server.start()
-    backend = Backend(Settings(redis_url=server.url, key_prefix="embedded", partitions=2))
+    backend = Backend(
+        Settings.from_values(redis_url=server.url, key_prefix="embedded", partitions=2)
+    )
     try:
         keys = await backend.start()
         store, follow = Store(backend), Follow(backend)

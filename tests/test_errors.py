@@ -120,18 +120,18 @@ async def test_bad_request_is_refused_and_changes_nothing(
 ) -> None:
     await issuer.add_user("alice")
     await issuer.login("alice")  # some state to keep intact
-    before = await dump(redis, issuer.settings.key_prefix)
+    before = await dump(redis, issuer.settings.redis.key_prefix)
     reply = await issuer.http.post(path, content=body, headers=headers)
     assert reply.status_code == status
     assert reply.headers["content-type"] == "application/json"
-    explains(reply.json(), code, issuer.settings.key_prefix)
+    explains(reply.json(), code, issuer.settings.redis.key_prefix)
     assert "Traceback" not in reply.text
-    assert await dump(redis, issuer.settings.key_prefix) == before
+    assert await dump(redis, issuer.settings.redis.key_prefix) == before
 
 
 async def test_streamed_oversized_body_is_refused(issuer: Issuer, redis: Redis) -> None:
     """No Content-Length: the limit holds while reading, not only from the header."""
-    before = await dump(redis, issuer.settings.key_prefix)
+    before = await dump(redis, issuer.settings.redis.key_prefix)
 
     async def chunks() -> Any:
         for _ in range(64):
@@ -140,7 +140,7 @@ async def test_streamed_oversized_body_is_refused(issuer: Issuer, redis: Redis) 
     reply = await issuer.http.post("/v1/login", content=chunks(), headers=JSON)
     assert reply.status_code == 413
     assert reply.json()["error"] == "body_too_large"
-    assert await dump(redis, issuer.settings.key_prefix) == before
+    assert await dump(redis, issuer.settings.redis.key_prefix) == before
 
 
 @pytest.mark.parametrize(
@@ -239,7 +239,7 @@ async def test_http_answers_explain(issuer: Issuer) -> None:
     mod_auth = bearer(await issuer.login("mod"))
     alice_auth = bearer(await issuer.login("alice"))
     admin_auth = bearer(await issuer.login("root"))
-    http, prefix = issuer.http, issuer.settings.key_prefix
+    http, prefix = issuer.http, issuer.settings.redis.key_prefix
 
     # Refused inside a Lua script: the script's own detail reaches the client.
     over_admin = await http.post(f"/v1/admin/users/{admin}/block", headers=mod_auth)

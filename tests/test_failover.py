@@ -44,7 +44,7 @@ def group(
 
 
 def deployment(group: Group, tmp_path: Path, **changes: object) -> Settings:
-    settings = Settings(
+    settings = Settings.from_values(
         redis_url=group.url,
         key_prefix="failover",
         key_dir=str(tmp_path / "keys"),
@@ -204,10 +204,12 @@ async def test_a_replica_that_stops_receiving_makes_its_readers_stale(
             acknowledged = time.monotonic()
             while (answer := outcome(reader, tokens["access_token"])) == "accepted":
                 # Accepting is allowed only within the bound after the acknowledgement.
-                assert time.monotonic() - acknowledged < settings.max_staleness_s
+                assert time.monotonic() - acknowledged < settings.freshness.max_staleness_s
                 await asyncio.sleep(0.01)
             assert answer == "stale"
-            assert time.monotonic() - broken < settings.max_staleness_s + 1.0  # bound + a block
+            assert (
+                time.monotonic() - broken < settings.freshness.max_staleness_s + 1.0
+            )  # bound + a block
             await client.replicaof("127.0.0.1", group.primary().port)
         finally:
             await client.aclose()
@@ -251,4 +253,4 @@ async def test_replica_readers_need_the_heartbeat(
             await eventually(lambda: reader.ready, timeout_s=10)
         stopped = time.monotonic()
         await eventually(lambda: not reader.ready, timeout_s=5)
-        assert time.monotonic() - stopped < settings.max_staleness_s + 1.0
+        assert time.monotonic() - stopped < settings.freshness.max_staleness_s + 1.0

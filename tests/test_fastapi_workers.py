@@ -30,11 +30,11 @@ WORKERS = 4
 
 def worker_env(settings: Settings) -> dict[str, str]:
     return os.environ | {
-        "REDIS_URL": settings.redis_url or "",
-        "REVOCAST_KEY_PREFIX": settings.key_prefix,
-        "REVOCAST_PARTITIONS": str(settings.partitions),
-        "REVOCAST_ISSUER": settings.issuer,
-        "REVOCAST_AUDIENCE": settings.audience,
+        "REDIS_URL": settings.redis.redis_url or "",
+        "REVOCAST_KEY_PREFIX": settings.redis.key_prefix,
+        "REVOCAST_PARTITIONS": str(settings.redis.partitions),
+        "REVOCAST_ISSUER": settings.tokens.issuer,
+        "REVOCAST_AUDIENCE": settings.tokens.audience,
         "PYTHONPATH": str(ROOT),
     }
 

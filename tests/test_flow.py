@@ -38,7 +38,7 @@ async def test_login_then_verify(issuer: Issuer, make_verifier: VerifierFactory)
     tokens = await issuer.login("alice")
     assert tokens["token_type"] == "Bearer"
     assert tokens["user_id"] == uid
-    assert tokens["expires_in"] == issuer.settings.access_ttl_s
+    assert tokens["expires_in"] == issuer.settings.tokens.access_ttl_s
     claims = verifier.verify(tokens["access_token"])
     assert (claims.sub, claims.sid, claims.roles) == (uid, tokens["session_id"], ("admin",))
 
@@ -98,7 +98,9 @@ async def test_refresh_reuse_after_grace_revokes_session(
     tokens = await issuer.login("alice")
     rotated = (await issuer.refresh(tokens["refresh_token"])).json()
     # Age the first use past the grace window instead of sleeping 10 s.
-    await _age_refresh_use(issuer, tokens["refresh_token"], issuer.settings.refresh_grace_s + 1)
+    await _age_refresh_use(
+        issuer, tokens["refresh_token"], issuer.settings.tokens.refresh_grace_s + 1
+    )
     reply = await issuer.refresh(tokens["refresh_token"])
     assert reply.status_code == 401
     assert reply.json()["error"] == "invalid_grant"

@@ -34,8 +34,9 @@ async def publish(store: Store) -> SigningKey:
 
 def mint(settings: Settings, key: SigningKey, sid: str, iat: int | None = None) -> str:
     now = int(time.time()) if iat is None else iat
-    claims = {"iss": settings.issuer, "aud": settings.audience, "sub": "u", "sid": sid,
-              "jti": sid, "iat": now, "nbf": now, "exp": now + settings.access_ttl_s,
+    tokens = settings.tokens
+    claims = {"iss": tokens.issuer, "aud": tokens.audience, "sub": "u", "sid": sid,
+              "jti": sid, "iat": now, "nbf": now, "exp": now + settings.tokens.access_ttl_s,
               "roles": []}  # fmt: skip
     return jwt.encode(claims, key.private, "EdDSA", headers={"kid": key.kid, "typ": "at+jwt"})
 
@@ -71,7 +72,9 @@ async def test_skewed_verifier_clock_is_corrected_by_redis_time(
     await slow.start()
     try:
         assert abs(slow.follower.clock_offset_s - 60) < 1
-        expired = mint(settings, key, "s-old", iat=int(time.time()) - settings.access_ttl_s - 10)
+        expired = mint(
+            settings, key, "s-old", iat=int(time.time()) - settings.tokens.access_ttl_s - 10
+        )
         with pytest.raises(TokenRejected, match="exp"):
             slow.verify(expired)
         fresh = mint(settings, key, "s-new")

@@ -79,7 +79,9 @@ def gateway(
 def sidecar_settings(kind: str, settings: Settings, listen: int) -> Settings:
     """The sidecar's settings behind ``kind`` on ``listen``, as deploy/ says: it trusts the
     gateway (both on loopback); Envoy does not pass the origin, so the site is listed."""
-    origins = (f"http://127.0.0.1:{listen}",) if kind == "envoy" else settings.allowed_origins
+    origins = (
+        (f"http://127.0.0.1:{listen}",) if kind == "envoy" else settings.browser.allowed_origins
+    )
     return settings.with_overrides(trusted_proxies=("127.0.0.1",), allowed_origins=origins)
 
 

@@ -159,8 +159,8 @@ async def test_a_table_for_another_deployment_or_layout_is_never_read(
 def write_fresh_table(path: Path, how: str, settings: Settings) -> None:
     """A table that claims to be fresh now: for another deployment, or in another layout."""
     path.unlink(missing_ok=True)
-    other = deployment_id("redis://elsewhere:6379", settings.key_prefix)
-    own = deployment_id(settings.redis_url or "", settings.key_prefix)
+    other = deployment_id("redis://elsewhere:6379", settings.redis.key_prefix)
+    own = deployment_id(settings.redis.redis_url or "", settings.redis.key_prefix)
     writer = TableWriter(
         path,
         other if how == "other-deployment" else own,

@@ -34,15 +34,15 @@ WORKERS = 3
 
 def sidecar_env(settings: Settings) -> dict[str, str]:
     return os.environ | {
-        "REDIS_URL": settings.redis_url or "",
-        "REVOCAST_KEY_PREFIX": settings.key_prefix,
-        "REVOCAST_PARTITIONS": str(settings.partitions),
+        "REDIS_URL": settings.redis.redis_url or "",
+        "REVOCAST_KEY_PREFIX": settings.redis.key_prefix,
+        "REVOCAST_PARTITIONS": str(settings.redis.partitions),
         "REVOCAST_MAX_STALENESS_S": str(BOUND_S),
     }
 
 
 def redis_port(settings: Settings) -> int:
-    return int((settings.redis_url or "").rsplit(":", 1)[1].split("/")[0])
+    return int((settings.redis.redis_url or "").rsplit(":", 1)[1].split("/")[0])
 
 
 def redis_connections(root: int, port: int) -> int:

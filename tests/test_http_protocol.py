@@ -26,7 +26,7 @@ from tests.conftest import PASSWORD
 from tests.support.servers import serve
 from tests.test_cli import revocast, stopped, wait_ok
 
-BOUND = Settings().max_header_bytes  # 65536
+BOUND = Settings().http.max_header_bytes  # 65536
 
 
 def head(path: str, size: int, *, method: str = "GET", extra: str = "") -> bytes:

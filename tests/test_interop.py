@@ -94,7 +94,7 @@ async def test_fresh_tokens_verify_at_once(issuer: Issuer, check: Check) -> None
     jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
     for _ in range(10):
         token = (await issuer.login("alice"))["access_token"]
-        assert check(token, jwks, settings.issuer, settings.audience) == uid
+        assert check(token, jwks, settings.tokens.issuer, settings.tokens.audience) == uid
 
 
 async def token_of_a_revoked_key(issuer: Issuer) -> tuple[str, str]:
@@ -115,7 +115,7 @@ async def test_a_revoked_key_is_refused_once_the_jwks_is_fetched_again(
     token, served = await token_of_a_revoked_key(issuer)
     jwks = json.loads(served)
     with pytest.raises(Exception):  # noqa: B017, PT011 (each library has its own error)
-        check(token, jwks, settings.issuer, settings.audience)
+        check(token, jwks, settings.tokens.issuer, settings.tokens.audience)
 
 
 NODE_DIR = Path(__file__).resolve().parent / "support" / "node"  # package.json, verify.mjs
@@ -163,7 +163,7 @@ async def test_node_jose_accepts_tokens_straight_after_login(issuer: Issuer) -> 
     uid = await issuer.add_user("alice")
     settings = issuer.settings
     jwks = (await issuer.http.get("/.well-known/jwks.json")).text
-    checker = await NodeJose.start(jwks, settings.issuer, settings.audience)
+    checker = await NodeJose.start(jwks, settings.tokens.issuer, settings.tokens.audience)
     try:
         for _ in range(10):
             token = (await issuer.login("alice"))["access_token"]
@@ -177,7 +177,7 @@ async def test_node_jose_refuses_a_revoked_key_once_the_jwks_is_fetched_again(
 ) -> None:
     settings = issuer.settings
     token, jwks = await token_of_a_revoked_key(issuer)
-    checker = await NodeJose.start(jwks, settings.issuer, settings.audience)
+    checker = await NodeJose.start(jwks, settings.tokens.issuer, settings.tokens.audience)
     try:
         assert await checker.check(token) == "refused ERR_JWKS_NO_MATCHING_KEY"
     finally:
@@ -226,7 +226,9 @@ async def test_authlib_client_gets_introspects_and_revokes_tokens(
 async def test_authlib_reads_the_metadata(issuer: Issuer) -> None:
     """Authlib's RFC 8414 validator accepts every member but the empty response types."""
     settings = issuer.settings.with_overrides(issuer="https://auth.example.com")
-    document = AuthorizationServerMetadata(metadata_document(settings.issuer, settings.issuer))
+    document = AuthorizationServerMetadata(
+        metadata_document(settings.tokens.issuer, settings.tokens.issuer)
+    )
     checks = [name for name in dir(document) if name.startswith("validate_")]
     assert "validate_token_endpoint" in checks
     for name in checks:

@@ -108,10 +108,10 @@ async def test_redis_holds_no_usable_private_key(
         assert sealed is not None
         assert "PRIVATE KEY" not in sealed
         wrong = key_encryption_key_bytes(secrets.token_urlsafe(32))
-        assert unseal(sealed, wrong, one.key_prefix, kid) is None
+        assert unseal(sealed, wrong, one.redis.key_prefix, kid) is None
         right = key_encryption_key_bytes(kek)
         assert unseal(sealed, right, "another-deployment", kid) is None  # bound to the prefix
-        key = unseal(sealed, right, one.key_prefix, kid)
+        key = unseal(sealed, right, one.redis.key_prefix, kid)
         assert key is not None
         assert key.kid == kid
 

@@ -55,7 +55,7 @@ def test_production_starts_with_an_https_issuer_url() -> None:
 
 def production(issuer_value: str) -> Settings:
     pem = SigningKey.generate().pem().decode()
-    return Settings(redis_url="redis://127.0.0.1:1", environment="production",
+    return Settings.from_values(redis_url="redis://127.0.0.1:1", environment="production",
                     signing_key_pem=pem, issuer=issuer_value)  # fmt: skip
 
 

@@ -41,7 +41,11 @@ async def test_sidecar_metrics_follow_what_happened(issuer: Issuer) -> None:
     assert seen[rejected_revoked] == 1
     assert seen[("revocast_verify_total", (("outcome", "rejected"), ("reason", "malformed_token")))]
     assert seen[("revocast_verifier_ready", ())] == 1
-    assert 0 <= seen[("revocast_verifier_staleness_seconds", ())] < issuer.settings.max_staleness_s
+    assert (
+        0
+        <= seen[("revocast_verifier_staleness_seconds", ())]
+        < issuer.settings.freshness.max_staleness_s
+    )
     assert seen[("revocast_cache_entries", (("kind", "sessions"),))] == 1
     assert seen[("revocast_snapshots_total", ())] >= 1
     applied = seen[("revocast_events_applied_total", (("type", "SessionRevoked"),))]

@@ -143,8 +143,8 @@ async def test_introspection_answers(issuer: Issuer) -> None:
         "sub": uid,
         "sid": alice["session_id"],
         "roles": ["user"],
-        "iss": issuer.settings.issuer,
-        "aud": issuer.settings.audience,
+        "iss": issuer.settings.tokens.issuer,
+        "aud": issuer.settings.tokens.audience,
     }
 
     for answer in (
@@ -154,7 +154,7 @@ async def test_introspection_answers(issuer: Issuer) -> None:
         assert set(answer) >= RFC_7662_ACCESS
         assert answer.items() >= expected.items()
         assert all(type(answer[name]) is int for name in ("exp", "iat", "nbf"))
-        assert answer["exp"] - answer["iat"] == issuer.settings.access_ttl_s
+        assert answer["exp"] - answer["iat"] == issuer.settings.tokens.access_ttl_s
         assert answer["jti"]
 
     refresh = (await introspect(issuer, None, alice["refresh_token"], data=by_post)).json()
@@ -169,7 +169,7 @@ async def test_introspection_answers(issuer: Issuer) -> None:
             "sid": alice["session_id"],
         }.items()
     )
-    assert refresh["exp"] - refresh["iat"] == issuer.settings.refresh_ttl_s
+    assert refresh["exp"] - refresh["iat"] == issuer.settings.tokens.refresh_ttl_s
     assert "token_type" not in refresh  # RFC 6749's token types name access tokens only
     assert (await introspect(issuer, gateway, "garbage")).json() == {"active": False}
 
@@ -292,7 +292,7 @@ async def test_rfc_8414_metadata(issuer: Issuer) -> None:
     reply = await issuer.http.get("/.well-known/oauth-authorization-server")
     assert reply.status_code == 200
     meta = reply.json()
-    assert meta["issuer"] == issuer.settings.issuer
+    assert meta["issuer"] == issuer.settings.tokens.issuer
     assert meta["token_endpoint_auth_methods_supported"] == [
         "client_secret_basic",
         "client_secret_post",

@@ -26,9 +26,9 @@ async def revocast(
     them stale (the flaky failure of issue 20, point 10)."""
     settings = issuer.settings
     deployment = {
-        "REDIS_URL": settings.redis_url or "",
-        "REVOCAST_KEY_PREFIX": settings.key_prefix,
-        "REVOCAST_KEY_DIR": settings.key_dir,
+        "REDIS_URL": settings.redis.redis_url or "",
+        "REVOCAST_KEY_PREFIX": settings.redis.key_prefix,
+        "REVOCAST_KEY_DIR": settings.signing.key_dir,
     }
     env = os.environ | deployment | env_changes
     return await asyncio.to_thread(
@@ -134,7 +134,7 @@ async def test_rotate_refuses_a_key_the_running_issuers_cannot_load(
     assert refused.stderr.count("\n") == 1, refused.stderr
     assert "NOT active" in refused.stderr
     assert str(elsewhere / "keys") in refused.stderr  # where this command put it
-    assert issuer.settings.key_dir in refused.stderr  # where the issuer reads keys
+    assert issuer.settings.signing.key_dir in refused.stderr  # where the issuer reads keys
     after = output(await revocast(issuer, "keys", "list"))["keys"]
     assert [k["kid"] for k in after if k["active"]] == [k["kid"] for k in before if k["active"]]
     assert (await issuer.http.get("/readyz")).status_code == 200  # logins still work

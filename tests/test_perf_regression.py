@@ -37,7 +37,7 @@ async def publish_and_mint(settings: Settings, store: Store) -> tuple[str, Ed255
     await store.signing.publish_key(key.kid, json.dumps(key.public.jwk), secrets.token_hex(16))
     await store.signing.align_epochs()
     uid = secrets.token_hex(16)
-    token = TokenMinter(settings, keys).mint(
+    token = TokenMinter(settings.tokens, keys).mint(
         uid=uid,
         sid=new_session_id(store.keys, uid),
         roles=["reader"],
@@ -85,8 +85,8 @@ async def test_first_sight_under_10x_jwt_decode(
             token,
             public,
             algorithms=[ALGORITHM],
-            audience=settings.audience,
-            issuer=settings.issuer,
+            audience=settings.tokens.audience,
+            issuer=settings.tokens.issuer,
         )
 
     def per_call(func: Callable[[], object], calls: int = 100) -> float:

@@ -32,8 +32,8 @@ async def test_embedding_example_runs(issuer: Issuer, monkeypatch: pytest.Monkey
     example = re.search(r"```python\n(.*?)```", README, re.DOTALL)
     assert example is not None
     settings = issuer.settings
-    monkeypatch.setenv("REDIS_URL", settings.redis_url or "")
-    monkeypatch.setenv("REVOCAST_KEY_PREFIX", settings.key_prefix)
+    monkeypatch.setenv("REDIS_URL", settings.redis.redis_url or "")
+    monkeypatch.setenv("REVOCAST_KEY_PREFIX", settings.redis.key_prefix)
     namespace: dict[str, Any] = {}
     exec(compile(example.group(1), "README.md", "exec"), namespace)
 

@@ -152,7 +152,7 @@ async def test_asking_about_an_event(issuer: Issuer, event_id: str, status: int)
 async def test_no_live_verifier_proves_nothing(issuer: Issuer) -> None:
     """Receipts off everywhere (here: the issuer's own verifier too): --wait cannot succeed."""
     settings = issuer.settings.with_overrides(
-        receipt_interval_ms=0, key_prefix=issuer.settings.key_prefix + "quiet"
+        receipt_interval_ms=0, key_prefix=issuer.settings.redis.key_prefix + "quiet"
     )
     app = create_app(settings)
     async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
@@ -209,7 +209,7 @@ class Sidecar:
 @pytest.fixture
 def process_env(issuer: Issuer, env: dict[str, str]) -> dict[str, str]:
     """The environment of `revocast` processes on the issuer fixture's deployment."""
-    return env | {"REVOCAST_KEY_PREFIX": issuer.settings.key_prefix,
+    return env | {"REVOCAST_KEY_PREFIX": issuer.settings.redis.key_prefix,
                  "REVOCAST_MAX_STALENESS_S": "2"}  # fmt: skip
 
 

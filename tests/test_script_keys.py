@@ -145,7 +145,7 @@ def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
 async def monitored(tmp_path: Path) -> AsyncIterator[tuple[RedisServer, Settings]]:
     server = RedisServer(tmp_path / "redis", appendonly=False)
     server.start()
-    settings = Settings(
+    settings = Settings.from_values(
         redis_url=server.url,
         key_prefix="keys-test",
         key_dir=str(tmp_path / "keys"),
@@ -235,7 +235,7 @@ async def test_every_script_key_is_declared_and_named_by_the_keyspace(
         await _exercise(settings, server)
     calls = monitor.calls()
     assert {call.script for call in calls} == set(SCRIPTS), "every script was exercised"
-    patterns = key_patterns(Keyspace(settings.key_prefix, 3))
+    patterns = key_patterns(Keyspace(settings.redis.key_prefix, 3))
     probe = Redis(port=server.port, decode_responses=True)
     try:
         touched_checked = 0

@@ -90,14 +90,18 @@ async def test_revocations_arrive_as_signed_sets_in_order(issuer: Issuer) -> Non
     kinds = [next(iter(c["events"])) for c in claims]
     assert kinds == [CAEP + "session-revoked", CAEP + "credential-change",
                      CAEP + "token-claims-change", RISC + "account-disabled"]  # fmt: skip
-    assert all(c["iss"] == issuer.settings.issuer and c["aud"] == "https://rp.example"
+    assert all(c["iss"] == issuer.settings.tokens.issuer and c["aud"] == "https://rp.example"
                for c in claims)  # fmt: skip
     logout = claims[0]["sub_id"]
-    assert logout["user"] == {"format": "iss_sub", "iss": issuer.settings.issuer, "sub": alice}
+    assert logout["user"] == {
+        "format": "iss_sub",
+        "iss": issuer.settings.tokens.issuer,
+        "sub": alice,
+    }
     assert logout["session"] == {"format": "opaque", "id": first["session_id"]}
     assert claims[1]["sub_id"]["session"]["id"] == second["session_id"]
     assert claims[2]["events"][CAEP + "token-claims-change"]["claims"] == {"roles": ["x"]}
-    assert claims[3]["sub_id"] == {"format": "iss_sub", "iss": issuer.settings.issuer,
+    assert claims[3]["sub_id"] == {"format": "iss_sub", "iss": issuer.settings.tokens.issuer,
                                    "sub": alice}  # fmt: skip
 
 

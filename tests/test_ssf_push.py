@@ -200,9 +200,9 @@ async def test_the_deployment_cap_holds_too(settings: Settings, redis: Redis) ->
 
 
 def test_the_cap_is_a_setting() -> None:
-    assert Settings().ssf_max_streams_per_owner == 10
+    assert Settings().ssf.ssf_max_streams_per_owner == 10
     env = {"REVOCAST_SSF_MAX_STREAMS_PER_OWNER": "3"}
-    assert Settings.from_env(env).ssf_max_streams_per_owner == 3
+    assert Settings.from_env(env).ssf.ssf_max_streams_per_owner == 3
     for bad in ("0", "101"):
         expected = "REVOCAST_SSF_MAX_STREAMS_PER_OWNER must be from 1 to 100"
         with pytest.raises(SettingsError, match=expected):

@@ -96,7 +96,7 @@ async def sets_naming_the_api(issuer: Issuer) -> list[str]:
     """The worst SETs there can be: one made by the transmitter's own signing code for the
     access tokens' audience (as a stream could ask before), and one polled from a stream."""
     settings = issuer.settings
-    worst = await sign(issuer.ctx, jti="verify.x", audience=settings.audience,
+    worst = await sign(issuer.ctx, jti="verify.x", audience=settings.tokens.audience,
                        event_type=VERIFICATION, body={},
                        subject={"format": "opaque", "id": "ssf_x"})  # fmt: skip
     auth, stream = await receiver(issuer)
@@ -122,7 +122,7 @@ async def access_token_signed_with_the_set_key(issuer: Issuer) -> tuple[str, str
 async def test_a_stream_cannot_name_the_access_tokens_audience(issuer: Issuer) -> None:
     await issuer.add_user("receiver", ["ssf"])
     auth = bearer(await issuer.login("receiver"))
-    for aud in (issuer.settings.audience, "x" * 257):
+    for aud in (issuer.settings.tokens.audience, "x" * 257):
         reply = await issuer.http.post("/ssf/stream", headers=auth, json={"aud": aud})
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_request"), aud
     assert await issuer.ctx.store.signals.ssf_streams() == {}  # nothing written
@@ -134,10 +134,12 @@ async def test_no_set_decodes_as_an_access_token(issuer: Issuer, library: str) -
     jwks = (await issuer.http.get("/.well-known/jwks.json")).json()
     decode = DECODERS[library]
     token, forged = await access_token_signed_with_the_set_key(issuer)
-    assert accepted(decode, token, jwks, settings.issuer, settings.audience)  # the control
-    assert not accepted(decode, forged, jwks, settings.issuer, settings.audience)
+    assert accepted(
+        decode, token, jwks, settings.tokens.issuer, settings.tokens.audience
+    )  # the control
+    assert not accepted(decode, forged, jwks, settings.tokens.issuer, settings.tokens.audience)
     for made in await sets_naming_the_api(issuer):
-        assert not accepted(decode, made, jwks, settings.issuer, settings.audience)
+        assert not accepted(decode, made, jwks, settings.tokens.issuer, settings.tokens.audience)
 
 
 async def test_node_jose_takes_no_set_for_an_access_token(issuer: Issuer) -> None:
@@ -145,7 +147,7 @@ async def test_node_jose_takes_no_set_for_an_access_token(issuer: Issuer) -> Non
     settings = issuer.settings
     jwks = (await issuer.http.get("/.well-known/jwks.json")).text
     token, forged = await access_token_signed_with_the_set_key(issuer)
-    checker = await NodeJose.start(jwks, settings.issuer, settings.audience)
+    checker = await NodeJose.start(jwks, settings.tokens.issuer, settings.tokens.audience)
     try:
         assert (await checker.check(token)).startswith("ok ")  # the control
         assert await checker.check(forged) == "refused ERR_JWKS_NO_MATCHING_KEY"
@@ -186,7 +188,7 @@ async def test_sets_verify_with_the_ssf_jwks_expire_and_leave_with_their_key(
     assert (await issuer.http.post("/ssf/verify", headers=auth, json=asked)).status_code == 204
     (made,) = (await poll(issuer, auth, stream))["sets"].values()
     for library, decode in DECODERS.items():
-        claims = decode(made, ssf_jwks, issuer.settings.issuer, "https://rp.example")
+        claims = decode(made, ssf_jwks, issuer.settings.tokens.issuer, "https://rp.example")
         assert claims["exp"] == claims["iat"] + SET_TTL_S, library
         assert "sub" not in claims
     (kid,) = access_kids
@@ -203,7 +205,7 @@ async def test_a_stream_made_before_the_check_gets_sets_for_itself(issuer: Issue
     stream_id = stream["stream_id"]
     found = await issuer.ctx.store.signals.ssf_stream(stream_id)
     assert found is not None
-    config = json.loads(found[0]) | {"aud": issuer.settings.audience}
+    config = json.loads(found[0]) | {"aud": issuer.settings.tokens.audience}
     streams = issuer.ctx.store.keys.global_.ssf_streams
     await issuer.ctx.backend.on_primary(
         streams, lambda c: c.hset(streams, stream_id, json.dumps(config))

@@ -100,7 +100,9 @@ async def test_private_and_local_targets_are_refused_and_nothing_is_posted(
     found, url = listener
     auth = await ssf_caller(issuer)
     await issuer.add_user("alice")
-    targets = refused_urls(url.rsplit(":", 1)[1], urlsplit(issuer.settings.redis_url).port or 0)
+    targets = refused_urls(
+        url.rsplit(":", 1)[1], urlsplit(issuer.settings.redis.redis_url).port or 0
+    )
     with caplog.at_level(logging.INFO, logger="revocast.issuer"):
         replies = [await push_stream(issuer, auth, target) for target in targets]
     for target, reply in zip(targets, replies, strict=True):
@@ -151,7 +153,8 @@ async def store_push_stream(issuer: Issuer, url: str) -> str:
     """A push stream written straight to Redis, as ssf.create_stream would without checks."""
     stream_id = f"ssf_{secrets.token_urlsafe(12)}"
     config: dict[str, Any] = {
-        "stream_id": stream_id, "owner": "u", "iss": issuer.settings.issuer, "aud": stream_id,
+        "stream_id": stream_id, "owner": "u", "iss": issuer.settings.tokens.issuer,
+        "aud": stream_id,
         "delivery": {"method": PUSH, "endpoint_url": url, "authorization_header": "Bearer a"},
         "events_supported": [], "events_requested": [],
         "events_delivered": ["https://schemas.openid.net/secevent/caep/event-type/session-revoked"],
@@ -231,6 +234,6 @@ async def test_policy_decisions() -> None:
 
 def test_allowed_networks_are_checked_at_start() -> None:
     assert Settings.from_env({"REVOCAST_SSF_ALLOWED_NETWORKS": "10.1.0.0/16, fd00::/8"}) \
-        .ssf_allowed_networks == ("10.1.0.0/16", "fd00::/8")  # fmt: skip
+        .ssf.ssf_allowed_networks == ("10.1.0.0/16", "fd00::/8")  # fmt: skip
     with pytest.raises(SettingsError, match="REVOCAST_SSF_ALLOWED_NETWORKS"):
         Settings.from_env({"REVOCAST_SSF_ALLOWED_NETWORKS": "10.1.0.0/16,intranet"})

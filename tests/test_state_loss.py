@@ -123,7 +123,7 @@ async def test_verifier_stays_stale_until_an_issuer_recovers(
         assert outcome(verifier, old["access_token"]) == "accepted"
         lose_data(lossy_redis)  # and no issuer runs to notice
         await eventually(lambda: outcome(verifier, old["access_token"]) == "stale", 5)
-        await asyncio.sleep(lossy_settings.max_staleness_s)
+        await asyncio.sleep(lossy_settings.freshness.max_staleness_s)
         assert outcome(verifier, old["access_token"]) == "stale"  # never back to accepted
         async with serve(create_app(lossy_settings)):  # an issuer starts and recovers
             await eventually(lambda: outcome(verifier, old["access_token"]) == "key_revoked", 5)

@@ -241,7 +241,7 @@ async def test_a_status_list_token_is_never_an_access_token(issuer: Issuer) -> N
     jwks = pyjwt.PyJWKSet.from_dict((await issuer.http.get("/.well-known/jwks.json")).json())
     key = jwks[pyjwt.get_unverified_header(listed)["kid"]].key
     settings = issuer.settings
-    for check in ({"issuer": settings.issuer}, {"audience": settings.audience}):
+    for check in ({"issuer": settings.tokens.issuer}, {"audience": settings.tokens.audience}):
         with pytest.raises(pyjwt.InvalidTokenError):
             pyjwt.decode(listed, key, algorithms=["EdDSA"], **check)  # type: ignore[arg-type]
 

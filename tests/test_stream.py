@@ -16,7 +16,7 @@ async def test_events_older_than_retention_are_trimmed(issuer: Issuer, redis: Re
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
     stream = issuer.ctx.store.keys.of(tokens["user_id"]).stream.events
-    retention_ms = issuer.settings.stream_retention_ms
+    retention_ms = issuer.settings.tokens.stream_retention_ms
     now_ms = int(time.time() * 1000)
     ancient = f"{now_ms - retention_ms - 60_000}-0"
     recent = f"{now_ms - retention_ms + 60_000}-0"  # inside the window by a minute
@@ -31,7 +31,7 @@ async def test_events_older_than_retention_are_trimmed(issuer: Issuer, redis: Re
 
 
 def test_retention_keeps_at_least_one_access_token_lifetime(issuer: Issuer) -> None:
-    assert issuer.settings.stream_retention_ms >= issuer.settings.access_ttl_s * 1000
+    assert issuer.settings.tokens.stream_retention_ms >= issuer.settings.tokens.access_ttl_s * 1000
 
 
 async def test_unreadable_event_fails_closed(

@@ -149,7 +149,9 @@ async def test_a_write_sent_to_the_wrong_shard_reads_the_map_again(
     """MOVED (the map is old: a failover, a resharding) makes the store read the slot map
     again and run the script once more, on the right primary. redis-py before 6.0 raised
     MOVED on our plain connections as a bare ResponseError, which this once missed."""
-    settings = Settings(redis_url=cluster_group.url, key_prefix=f"t{uuid.uuid4().hex[:12]}")
+    settings = Settings.from_values(
+        redis_url=cluster_group.url, key_prefix=f"t{uuid.uuid4().hex[:12]}"
+    )
     backend = Backend(settings)
     try:
         keys = await backend.start()

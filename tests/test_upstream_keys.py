@@ -161,7 +161,7 @@ async def test_the_default_algorithms_refuse_the_others(
 ) -> None:
     """With the default REVOCAST_UPSTREAM_ALGORITHMS (RS256, ES256, EdDSA), a fitting key
     and a good signature are not enough for another algorithm."""
-    default = list(Settings().upstream_algorithms)
+    default = list(Settings().upstream.upstream_algorithms)
     async with jwks_issuer(settings, chain, default) as receivers:
         for alg in ("RS256", "PS256", "ES256", "ES384", "ES512", "EdDSA"):
             reply = await receivers.send("backchannel", alg, kind_for(alg))

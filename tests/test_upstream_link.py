@@ -112,7 +112,7 @@ async def test_forged_expired_or_foreign_nonces_are_refused(linked: Issuer, idp:
     secret, _ = await upstream_nonce(linked)
     key = await linked.ctx.store.signals.find_upstream_nonce_key()
     assert key is not None
-    prefix = linked.settings.key_prefix
+    prefix = linked.settings.redis.key_prefix
     expired, _ = linking.issue(key, prefix, time.time() - linking.NONCE_TTL_S - 1)
     foreign, _ = linking.issue(b"k" * 32, prefix, time.time())  # another deployment's key
     tampered = secret[:-2] + ("AA" if secret[-2:] != "AA" else "BA")

@@ -361,7 +361,7 @@ async def test_a_refused_logout_token_is_never_stored(linked: Issuer, idp: IdP) 
         reply = await logout(linked, token)
         assert (reply.status_code, reply.json()["error"]) == (400, "invalid_token")
         assert reply.headers["Cache-Control"] == "no-store"
-    too_large = await push(linked, "x" * (linked.settings.max_body_bytes + 1))
+    too_large = await push(linked, "x" * (linked.settings.http.max_body_bytes + 1))
     assert (too_large.status_code, too_large.json()["err"]) == (413, "invalid_request")
     assert too_large.headers["Cache-Control"] == "no-store"
     wrong_type = await linked.http.post(

@@ -98,7 +98,7 @@ async def test_ascii_names_keep_their_keys_and_their_case(issuer: Issuer, redis:
     upper = await issuer.add_user("Alice")
     assert lower != upper
     keys = issuer.ctx.store.keys
-    prefix = f"{issuer.settings.key_prefix}:{{"
+    prefix = f"{issuer.settings.redis.key_prefix}:{{"
     for name, uid in (("alice", lower), ("Alice", upper)):
         key = keys.of(name).username(name)
         assert key.startswith(prefix)

@@ -36,7 +36,7 @@ class Clock:
 
 class Rig:
     def __init__(self, fail_mode: FailMode = "closed") -> None:
-        self.settings = Settings(
+        self.settings = Settings.from_values(
             redis_url="redis://127.0.0.1:1/0", issuer="iss", audience="aud", fail_mode=fail_mode
         )
         self.wall = Clock(NOW)
@@ -90,9 +90,9 @@ def test_valid_token_is_accepted(rig: Rig) -> None:
 
 def test_expiry_honours_leeway(rig: Rig) -> None:
     token = rig.token()
-    rig.wall.now = NOW + 300 + rig.settings.leeway_s - 0.01
+    rig.wall.now = NOW + 300 + rig.settings.tokens.leeway_s - 0.01
     rig.verifier.verify(token)
-    rig.wall.now = NOW + 300 + rig.settings.leeway_s + 0.01
+    rig.wall.now = NOW + 300 + rig.settings.tokens.leeway_s + 0.01
     assert code_of(rig, token) == "token_expired"
 
 
@@ -198,7 +198,7 @@ def test_revoked_session_user_and_key(rig: Rig) -> None:
 
 def test_stale_verifier_refuses_to_guess(rig: Rig) -> None:
     token = rig.token()
-    rig.mono.now += rig.settings.max_staleness_s - 0.01
+    rig.mono.now += rig.settings.freshness.max_staleness_s - 0.01
     rig.verifier.verify(token)
     rig.mono.now += 0.02
     with pytest.raises(VerifierStale):
@@ -208,15 +208,15 @@ def test_stale_verifier_refuses_to_guess(rig: Rig) -> None:
 def test_fail_open_is_bounded_by_the_access_token_lifetime() -> None:
     rig = Rig(fail_mode="open")
     token = rig.token()
-    rig.mono.now += rig.settings.max_staleness_s + 10
+    rig.mono.now += rig.settings.freshness.max_staleness_s + 10
     rig.verifier.verify(token)  # open: accepted while stale, within one token lifetime
-    rig.mono.now += rig.settings.access_ttl_s
+    rig.mono.now += rig.settings.tokens.access_ttl_s
     with pytest.raises(VerifierStale):
         rig.verifier.verify(token)
 
 
 def test_never_started_verifier_is_stale() -> None:
-    verifier = Verifier(Settings(redis_url="redis://127.0.0.1:1/0"))
+    verifier = Verifier(Settings.from_values(redis_url="redis://127.0.0.1:1/0"))
     with pytest.raises(VerifierStale):
         verifier.verify("a.b.c")
     assert not verifier.ready
@@ -242,7 +242,7 @@ def test_memo_never_bypasses_revocation(rig: Rig) -> None:
 def test_memo_never_outlives_the_token(rig: Rig) -> None:
     token = rig.token()
     rig.verifier.verify(token)
-    rig.wall.now = NOW + 300 + rig.settings.leeway_s + 0.01
+    rig.wall.now = NOW + 300 + rig.settings.tokens.leeway_s + 0.01
     assert code_of(rig, token) == "token_expired"
     assert token not in rig.verifier._memo
 

@@ -80,7 +80,7 @@ def naming_the_server(exc: StoreUnavailable, settings: Settings) -> StoreUnavail
     do. Other failures (a failover under way, data that kept changing) say so themselves."""
     if not isinstance(exc, RedisUnreachable):
         return exc
-    url = parse_redis_url(settings.redis_url or "").redacted()
+    url = parse_redis_url(settings.redis.redis_url or "").redacted()
     return StoreUnavailable(f"{exc.detail.partition(':')[0]} at {url}: check REDIS_URL, and "
                             "that the server runs")  # fmt: skip
 
@@ -104,7 +104,7 @@ def _serve_issuer(args: argparse.Namespace) -> int:
     preflight(settings, must_reach=False)
     app = create_app(settings, public_metrics=metrics_port is None)
     serve(app, host=args.host, port=args.port, log_level=args.log_level,
-          max_header_bytes=settings.max_header_bytes,
+          max_header_bytes=settings.http.max_header_bytes,
           metrics=(app, metrics_port) if metrics_port else None,
           metrics_host=args.metrics_host)  # fmt: skip
     return 0
@@ -119,15 +119,16 @@ def _serve_verifier(args: argparse.Namespace) -> int:
         # Several workers share the port, each with its own verifier built from the
         # environment, through uvicorn's supervisor.
         factory = "sidecar_from_env" if metrics_port is None else "sidecar_without_metrics"
-        if settings.shared_cache == "auto":  # one follower and table for the host's workers
+        # One follower and table for the host's workers.
+        if settings.verifier.shared_cache == "auto":
             os.environ["REVOCAST_SHARED_CACHE"] = "1"
         serve(f"revocast.verifier.sidecar:{factory}", host=args.host, port=args.port,
-              log_level=args.log_level, max_header_bytes=settings.max_header_bytes,
+              log_level=args.log_level, max_header_bytes=settings.http.max_header_bytes,
               factory=True, workers=args.workers)  # fmt: skip
         return 0
     sidecar = create_sidecar(settings, public_metrics=metrics_port is None)
     serve(sidecar, host=args.host, port=args.port, log_level=args.log_level,
-          max_header_bytes=settings.max_header_bytes,
+          max_header_bytes=settings.http.max_header_bytes,
           metrics=(sidecar.app, metrics_port) if metrics_port else None,
           metrics_host=args.metrics_host)  # fmt: skip
     return 0

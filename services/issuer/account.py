@@ -42,7 +42,7 @@ async def change_password(request: Request) -> Response:
     """
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
-    body = await read_body(request, PasswordBody, ctx.settings.max_body_bytes)
+    body = await read_body(request, PasswordBody, ctx.settings.http.max_body_bytes)
     check_password_rules(body.new_password)
     stored = await ctx.store.users.password_hash(claims.sub)
     # A second hash check only for the session that made the last change.

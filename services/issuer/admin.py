@@ -68,7 +68,7 @@ async def _set_blocked(request: Request, *, blocked: bool) -> Response:
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
     wait_s = wait_seconds(request)
-    body = await read_body(request, BlockBody, ctx.settings.max_body_bytes, optional=True)
+    body = await read_body(request, BlockBody, ctx.settings.http.max_body_bytes, optional=True)
     event_id = await ctx.store.authority.moderate(
         actor.sub, "block" if blocked else "unblock", target, reason=body.reason
     )
@@ -80,7 +80,7 @@ async def set_roles(request: Request) -> Response:
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     target = path_id(request, "user_id")
     wait_s = wait_seconds(request)
-    body = await read_body(request, RolesBody, ctx.settings.max_body_bytes)
+    body = await read_body(request, RolesBody, ctx.settings.http.max_body_bytes)
     roles = sorted(set(body.roles))
     event_id = await ctx.store.authority.moderate(
         actor.sub, "roles", target, reason=body.reason, roles_json=json.dumps(roles)

@@ -87,10 +87,10 @@ async def _readyz(request: Request) -> Response:
     body: dict[str, object] = {"ready": False, "redis": "ok", "signing_key": "ok",
                                "verifier_ready": ctx.verifier.ready}  # fmt: skip
     try:
-        async with asyncio.timeout(ctx.settings.max_staleness_s):
+        async with asyncio.timeout(ctx.settings.freshness.max_staleness_s):
             kid = await ctx.store.signing.signing_kid() or ""
     except TimeoutError:
-        body["redis"] = f"no answer within {ctx.settings.max_staleness_s:g} s"
+        body["redis"] = f"no answer within {ctx.settings.freshness.max_staleness_s:g} s"
         return json_response(body, 503)
     except StoreUnavailable as exc:
         body["redis"] = exc.detail
@@ -135,8 +135,8 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
     ``public_metrics=False`` leaves ``/metrics`` out of its routes; ``metrics_app`` can
     serve them on another port.
     """
-    if settings.redis_url is None:
-        raise ValueError("the issuer needs settings.redis_url")
+    if settings.redis.redis_url is None:
+        raise ValueError("the issuer needs settings.redis.redis_url")
     require_issuer_url(settings)
     requests: RequestCounts = Counter()
 
@@ -148,10 +148,10 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
         guard = StateGuard(settings, store, keyring)
         upkeep = Upkeep(backend, store, keyring)
         verifier = Verifier(settings, role="issuer")
-        passwords = Passwords(settings)
+        passwords, minter = Passwords(settings.passwords), TokenMinter(settings.tokens, keyring)
         app.state.ctx = IssuerContext(
-            settings, backend, store, TokenMinter(settings, keyring), passwords, verifier,
-            Upstream.configured(settings),
+            settings, backend, store, minter, passwords, verifier,
+            Upstream.configured(settings.upstream),
         )  # fmt: skip
         registry = CollectorRegistry()
         registry.register(
@@ -193,7 +193,7 @@ def create_app(settings: Settings, *, public_metrics: bool = True) -> Starlette:
         middleware=[
             # The client address (what logins are throttled by) is the peer's, unless the
             # peer is a proxy the operator trusts.
-            Middleware(ForwardedClient, proxies=TrustedProxies(settings.trusted_proxies)),
+            Middleware(ForwardedClient, proxies=TrustedProxies(settings.http.trusted_proxies)),
             Middleware(RequestCounter, counts=requests),
         ],
         routes=[

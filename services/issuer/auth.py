@@ -26,7 +26,7 @@ from revocast.proof import EVENT_ID_HEADER
 
 def _token_response(ctx: IssuerContext, issued: Issued, *, cookies: bool) -> Response:
     common = {
-        "expires_in": ctx.settings.access_ttl_s,
+        "expires_in": ctx.settings.tokens.access_ttl_s,
         "scope": issued.scope,
         "session_id": issued.sid,
         "user_id": issued.uid,
@@ -46,7 +46,7 @@ def _token_response(ctx: IssuerContext, issued: Issued, *, cookies: bool) -> Res
 
 async def login(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    body = await read_body(request, LoginBody, ctx.settings.max_body_bytes)
+    body = await read_body(request, LoginBody, ctx.settings.http.max_body_bytes)
     client = await identify(ctx, request.headers, body.client_id, body.client_secret)
     # Refused before any write; nothing is linked before the password is checked.
     upstream = await linking.claimed(ctx, body.upstream_id_token, body.upstream_nonce)
@@ -68,10 +68,12 @@ async def login(request: Request) -> Response:
 
 async def refresh(request: Request) -> Response:
     ctx = IssuerContext.of(request)
-    body = await read_body(request, RefreshBody, ctx.settings.max_body_bytes, optional=True)
+    body = await read_body(request, RefreshBody, ctx.settings.http.max_body_bytes, optional=True)
     presented, from_cookie = body.refresh_token, False
     if not presented and REFRESH_COOKIE in request.cookies:
-        problem = csrf_problem(request.method, request.headers, request.cookies, ctx.settings)
+        problem = csrf_problem(
+            request.method, request.headers, request.cookies, ctx.settings.browser
+        )
         if problem:
             raise CsrfFailed(problem)
         presented, from_cookie = request.cookies[REFRESH_COOKIE], True
@@ -126,5 +128,5 @@ def _caller_or_revoked(
 def _ended(ctx: IssuerContext, request: Request, event_id: str) -> Response:
     response = Response(status_code=204, headers={EVENT_ID_HEADER: event_id})
     if by_cookie(request):
-        clear_token_cookies(response, ctx.settings)
+        clear_token_cookies(response, ctx.settings.browser)
     return response

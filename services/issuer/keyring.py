@@ -56,20 +56,23 @@ class KeyRing:
     def from_settings(cls, settings: Settings) -> KeyRing:
         """The issuer's keys; in production, refuses to start without a way to get one."""
         kek = (
-            key_encryption_key_bytes(settings.key_encryption_key)
-            if settings.key_encryption_key
+            key_encryption_key_bytes(settings.signing.key_encryption_key)
+            if settings.signing.key_encryption_key
             else None
         )
         keys = cls(
-            settings.key_path(), settings.signing_key_pem, kek=kek, prefix=settings.key_prefix
+            settings.key_path(),
+            settings.signing.signing_key_pem,
+            kek=kek,
+            prefix=settings.redis.key_prefix,
         )
-        if not settings.key_dir and LEGACY_KEY_DIR.is_dir():
+        if not settings.signing.key_dir and LEGACY_KEY_DIR.is_dir():
             log.warning(
                 "keys in ./%s are no longer read by default: this issuer uses %s; set "
                 "REVOCAST_KEY_DIR=%s to keep using them",
                 LEGACY_KEY_DIR, keys.key_dir, LEGACY_KEY_DIR.absolute(),
             )  # fmt: skip
-        if settings.environment == "production" and not keys.all() and kek is None:
+        if settings.deployment.environment == "production" and not keys.all() and kek is None:
             raise SettingsError(
                 "production: no signing key. Set REVOCAST_SIGNING_KEY, run `revocast keys "
                 "rotate` with REVOCAST_KEY_DIR, or share keys with REVOCAST_KEY_ENCRYPTION_KEY"

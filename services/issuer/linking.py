@@ -112,7 +112,7 @@ async def upstream_nonce(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     _configured(ctx)
     key = await ctx.store.signals.upstream_nonce_key()
-    secret, _ = issue(key, ctx.settings.key_prefix, time.time())
+    secret, _ = issue(key, ctx.settings.redis.key_prefix, time.time())
     body = {"upstream_nonce": secret, "nonce": nonce_of(secret), "expires_in": NONCE_TTL_S}
     return json_response(body, headers=NO_STORE)
 
@@ -135,7 +135,7 @@ async def claimed(ctx: IssuerContext, id_token: str | None, secret: str | None) 
             "the ID token's sub and sid are not strings: send an ID token the IdP issued"
         )
     key = await ctx.store.signals.find_upstream_nonce_key()  # none yet: no nonce was ever issued
-    expires_s = verify(key or b"", ctx.settings.key_prefix, secret, time.time())
+    expires_s = verify(key or b"", ctx.settings.redis.key_prefix, secret, time.time())
     if not isinstance(nonce, str) or not hmac.compare_digest(nonce, nonce_of(secret)):
         raise UpstreamNonceRefused(
             "the ID token's nonce is not this upstream_nonce's: send the ID token the IdP "

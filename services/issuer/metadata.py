@@ -51,29 +51,29 @@ def document(issuer: str, base: str) -> dict[str, Any]:
 
 def issuer_url(settings: Settings) -> bool:
     """Whether REVOCAST_ISSUER is a URL that the public documents can hang off."""
-    return settings.issuer.startswith(("https://", "http://"))
+    return settings.tokens.issuer.startswith(("https://", "http://"))
 
 
 def require_issuer_url(settings: Settings) -> None:
     """Production: REVOCAST_ISSUER must be an https URL (RFC 8414 §2: no query, no fragment),
     else every URL the issuer publishes would come from the caller's ``Host``."""
-    if settings.environment != "production":
+    if settings.deployment.environment != "production":
         return
     try:
-        url = httpx.URL(settings.issuer)
+        url = httpx.URL(settings.tokens.issuer)
     except httpx.InvalidURL:
         url = None
     if url is None or url.scheme != "https" or not url.host or url.query or url.fragment:
         raise SettingsError(
-            f"production: REVOCAST_ISSUER is {settings.issuer[:100]!r}, not an https URL: set "
-            "it to the URL clients reach the issuer at, e.g. https://auth.example.com (no "
+            f"production: REVOCAST_ISSUER is {settings.tokens.issuer[:100]!r}, not an https URL: "
+            "set it to the URL clients reach the issuer at, e.g. https://auth.example.com (no "
             "query or fragment); the metadata and SSF endpoints are named under it"
         )
 
 
 def public_base(ctx: IssuerContext, request: Request) -> str:
     """Where clients reach the issuer: REVOCAST_ISSUER when it is a URL, else the request's."""
-    base = ctx.settings.issuer if issuer_url(ctx.settings) else str(request.base_url)
+    base = ctx.settings.tokens.issuer if issuer_url(ctx.settings) else str(request.base_url)
     return base.rstrip("/")
 
 
@@ -85,6 +85,6 @@ def cache_control(ctx: IssuerContext) -> str:
 async def metadata(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     return json_response(
-        document(ctx.settings.issuer, public_base(ctx, request)),
+        document(ctx.settings.tokens.issuer, public_base(ctx, request)),
         headers={"Cache-Control": cache_control(ctx)},
     )

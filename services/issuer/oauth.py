@@ -53,7 +53,7 @@ class Form:
 
     @classmethod
     async def read(cls, ctx: IssuerContext, request: Request) -> Form:
-        raw = await read_raw(request, FORM, ctx.settings.max_body_bytes)
+        raw = await read_raw(request, FORM, ctx.settings.http.max_body_bytes)
         try:
             text = raw.decode("ascii")
             fields = parse_qs(
@@ -131,7 +131,7 @@ def _token_answer(ctx: IssuerContext, issued: Issued) -> dict[str, Any]:
     return {
         "access_token": issued.access_token,
         "token_type": "Bearer",
-        "expires_in": ctx.settings.access_ttl_s,
+        "expires_in": ctx.settings.tokens.access_ttl_s,
         "refresh_token": issued.refresh_token,
         "scope": issued.scope,
     }
@@ -290,10 +290,10 @@ async def _introspect_refresh_token(ctx: IssuerContext, token: str) -> dict[str,
         "username": await ctx.store.users.username_of(grant.uid),
         "scope": " ".join(r for r in roles if scope is None or r in scope),
         "sub": grant.uid,
-        "iss": ctx.settings.issuer,
+        "iss": ctx.settings.tokens.issuer,
         "sid": grant.sid,
     }
     if grant.issued_ms is not None:
         answer["iat"] = grant.issued_ms // 1000
-        answer["exp"] = answer["iat"] + ctx.settings.refresh_ttl_s
+        answer["exp"] = answer["iat"] + ctx.settings.tokens.refresh_ttl_s
     return answer

@@ -83,7 +83,7 @@ async def create_user(
     store: Store, settings: Settings, name: str, password: str, roles: list[str]
 ) -> str:
     """The new user's id (printed alone, for scripts)."""
-    return await add_user(store, Passwords(settings), name, password, roles,
+    return await add_user(store, Passwords(settings.passwords), name, password, roles,
                           actor=operator_name())  # fmt: skip
 
 
@@ -104,7 +104,7 @@ async def set_password(
     uid = await user_id(store, name_or_id)
     check_password_rules(password)
     ended, event_id = await store.users.change_password(
-        uid, await Passwords(settings).hash(password), keep_sid="", actor=operator_name()
+        uid, await Passwords(settings.passwords).hash(password), keep_sid="", actor=operator_name()
     )
     return {"user_id": uid, "password_changed": True, "sessions_ended": ended,
             "event_id": event_id}  # fmt: skip

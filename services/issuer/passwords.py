@@ -24,7 +24,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from revocast.errors import Overloaded
-from revocast.settings import Settings
+from revocast.settings import PasswordSettings
 
 T = TypeVar("T")
 
@@ -32,7 +32,7 @@ T = TypeVar("T")
 class Passwords:
     """Hashes and checks passwords with the deployment's argon2id parameters."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: PasswordSettings) -> None:
         self._hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,

@@ -50,7 +50,7 @@ async def describe(
     ctx: IssuerContext, event: AnyEvent
 ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
     """(event type URI, event body, subject) for a revocation; None for key events."""
-    user = {"format": "iss_sub", "iss": ctx.settings.issuer}
+    user = {"format": "iss_sub", "iss": ctx.settings.tokens.issuer}
     stamp = {"event_timestamp": event.ts_ms // 1000}
     if isinstance(event, SessionRevoked):
         subject = {"format": "complex", "user": user | {"sub": event.uid},
@@ -86,7 +86,7 @@ async def sign(
     key = ctx.minter.keyring.set_key(await signing_kid(ctx))
     now = int(time.time())
     claims = {
-        "iss": ctx.settings.issuer,
+        "iss": ctx.settings.tokens.issuer,
         "aud": audience,
         "iat": now,
         "exp": now + SET_TTL_S,
@@ -94,5 +94,5 @@ async def sign(
         "sub_id": subject,
         "events": {event_type: body},
     }
-    header = {"alg": ctx.settings.jws_alg, "kid": key.kid, "typ": SET_TYPE}
+    header = {"alg": ctx.settings.tokens.jws_alg, "kid": key.kid, "typ": SET_TYPE}
     return compact_jws(header, claims, key.private)

@@ -55,7 +55,7 @@ async def configuration(request: Request) -> Response:
     base = public_base(ctx, request)
     return json_response({
         "spec_version": "1_0",
-        "issuer": ctx.settings.issuer,
+        "issuer": ctx.settings.tokens.issuer,
         "jwks_uri": f"{base}/ssf/jwks.json",  # the SET keys, never the access tokens'
         "delivery_methods_supported": [PUSH, POLL],
         "configuration_endpoint": f"{base}/ssf/stream",
@@ -84,7 +84,7 @@ class StreamRequest(msgspec.Struct, forbid_unknown_fields=False):
 
 
 async def _body(request: Request, ctx: IssuerContext) -> bytes:
-    return await read_raw(request, "application/json", ctx.settings.max_body_bytes)
+    return await read_raw(request, "application/json", ctx.settings.http.max_body_bytes)
 
 
 def _decode(raw: bytes, kind: type[Any]) -> Any:
@@ -114,7 +114,7 @@ async def create_stream(request: Request) -> Response:
     config = {
         "stream_id": stream_id,
         "owner": caller.sub,
-        "iss": ctx.settings.issuer,
+        "iss": ctx.settings.tokens.issuer,
         "aud": asked.aud or stream_id,
         "delivery": delivery,
         "events_supported": list(SUPPORTED),
@@ -123,7 +123,7 @@ async def create_stream(request: Request) -> Response:
         "description": asked.description,
     }
     cursors = await start_cursors(ctx)
-    cap = ctx.settings.ssf_max_streams_per_owner
+    cap = ctx.settings.ssf.ssf_max_streams_per_owner
     added = await ctx.store.signals.add_ssf_stream(
         stream_id, json.dumps(config), cursors,
         owner=caller.sub, max_streams=MAX_STREAMS, max_per_owner=cap,
@@ -144,7 +144,7 @@ def _check_audience(ctx: IssuerContext, aud: str) -> None:
     transmitter's choice; revocast lets the receiver name itself, within these bounds)."""
     if len(aud) > 256:
         raise InvalidRequest("aud takes up to 256 characters: send a shorter receiver name")
-    if aud == ctx.settings.audience:
+    if aud == ctx.settings.tokens.audience:
         raise InvalidRequest(
             "aud is the audience of this issuer's access tokens (REVOCAST_AUDIENCE): a SET "
             "must never name it; use the receiver's own identifier, e.g. its URL"
@@ -156,7 +156,7 @@ async def _push_delivery(ctx: IssuerContext, asked: dict[str, Any], caller: str)
     each SET), a URL httpx can use whose host resolves only to addresses push delivery may
     connect to (``ssf_targets``; checked again at every connection), an ASCII header."""
     url, authorization = asked.get("endpoint_url"), asked.get("authorization_header")
-    production = ctx.settings.environment == "production"
+    production = ctx.settings.deployment.environment == "production"
     schemes = ("https://",) if production else ("https://", "http://")
     if not isinstance(url, str) or not url.startswith(schemes) or len(url) > 2048:
         raise InvalidRequest(f"a push stream needs an endpoint_url starting {' or '.join(schemes)}")
@@ -233,7 +233,7 @@ async def status(request: Request) -> Response:
     config = await _stream(ctx, request.query_params.get("stream_id", ""), caller)
     answer = {"stream_id": config["stream_id"], "status": "enabled"}
     reason = status_reason(await ctx.store.signals.ssf_status(config["stream_id"]),
-                           ctx.settings.ssf_max_queue)  # fmt: skip
+                           ctx.settings.ssf.ssf_max_queue)  # fmt: skip
     return json_response(answer | ({"reason": reason} if reason else {}))
 
 
@@ -249,7 +249,7 @@ async def verify(request: Request) -> Response:
     asked: VerifyRequest = _decode(await _body(request, ctx), VerifyRequest)
     config = await _stream(ctx, asked.stream_id, caller)
     found = await ctx.store.signals.ssf_stream(config["stream_id"])
-    if found is not None and found[2] >= ctx.settings.ssf_max_queue:
+    if found is not None and found[2] >= ctx.settings.ssf.ssf_max_queue:
         raise InvalidRequest("the stream's queue is full: poll and acknowledge first")
     jti = f"verify.{secrets.token_urlsafe(12)}"
     body = {"state": asked.state[:256]} if asked.state else {}
@@ -310,7 +310,7 @@ async def queued_sets(
     made = []
     # A stream made before its audience was checked may name the access tokens' audience:
     # its SETs then name the stream, whatever it asked for.
-    audience = config["aud"] if config["aud"] != ctx.settings.audience else stream_id
+    audience = config["aud"] if config["aud"] != ctx.settings.tokens.audience else stream_id
     for raw in await ctx.store.signals.ssf_queue(stream_id, limit):
         event = json.loads(raw)
         token = await sign(ctx, jti=event["jti"], audience=audience,

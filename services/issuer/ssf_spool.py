@@ -52,7 +52,7 @@ async def spool(ctx: IssuerContext, config: dict[str, Any], stream_id: str) -> N
         return
     _, cursors, queued = found
     status = await ctx.store.signals.ssf_status(stream_id)
-    cap = ctx.settings.ssf_max_queue
+    cap = ctx.settings.ssf.ssf_max_queue
     if queued >= cap:
         if await ctx.store.signals.pause_ssf(stream_id, int(time.time() * 1000)):
             log.warning("ssf stream %s: %d events not acknowledged (at most %d): copying paused "

@@ -53,9 +53,9 @@ class TargetPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> TargetPolicy:
         allowed = tuple(ipaddress.ip_network(net, strict=False)
-                        for net in settings.ssf_allowed_networks)  # fmt: skip
+                        for net in settings.ssf.ssf_allowed_networks)  # fmt: skip
         try:
-            host = httpx.URL(settings.issuer).host if "://" in settings.issuer else ""
+            host = httpx.URL(settings.tokens.issuer).host if "://" in settings.tokens.issuer else ""
         except httpx.InvalidURL:
             host = ""
         return cls(allowed, host.lower())

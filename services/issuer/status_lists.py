@@ -80,7 +80,7 @@ async def sign(ctx: IssuerContext, partition: int, uri: str) -> str:
 
 def list_token(settings: Settings, key: SigningKey, uri: str, raw: bytes, now: int) -> str:
     """The Status List Token of the list ``raw`` at ``uri``, signed with ``key``."""
-    ttl = settings.status_list_ttl_s
+    ttl = settings.status_lists.status_list_ttl_s
     # No iss and no aud: a JWT library given the JWKS and this API's issuer and audience
     # refuses a list as an access token even where it ignores typ.
     claims: dict[str, object] = {
@@ -90,7 +90,7 @@ def list_token(settings: Settings, key: SigningKey, uri: str, raw: bytes, now: i
         "ttl": ttl,
         "status_list": {"bits": 1, "lst": encode(raw)},
     }
-    header = {"alg": settings.jws_alg, "kid": key.kid, "typ": LIST_TYPE}
+    header = {"alg": settings.tokens.jws_alg, "kid": key.kid, "typ": LIST_TYPE}
     return compact_jws(header, claims, key.private)
 
 
@@ -99,7 +99,7 @@ async def status_list(request: Request) -> Response:
     text = request.path_params["partition"]
     partitions = ctx.store.keys.partitions
     index = int(text) if text.isdigit() and len(text) <= 4 else -1
-    uri = list_uri(ctx.settings.issuer, index)
+    uri = list_uri(ctx.settings.tokens.issuer, index)
     if uri is None:
         raise NotFound("status lists are served only when REVOCAST_ISSUER is the issuer's URL")
     if not 0 <= index < partitions or str(index) != text:

@@ -24,7 +24,7 @@ from revocast.claims import TOKEN_TYPE
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.issuer.keyring import KeyRing
 from revocast.keys import b64url
-from revocast.settings import Settings
+from revocast.settings import TokenSettings
 from revocast.status_list import list_uri
 
 _SEAL_INFO = b"revocast refresh-token successor v1"
@@ -51,8 +51,8 @@ def unseal_successor(presented: str, sealed: str) -> str | None:
 class TokenMinter:
     """Signs access tokens; ``iat`` is the Redis server time the session state was written."""
 
-    def __init__(self, settings: Settings, keyring: KeyRing) -> None:
-        self.settings = settings
+    def __init__(self, tokens: TokenSettings, keyring: KeyRing) -> None:
+        self.tokens = tokens
         self.keyring = keyring
 
     def mint(
@@ -77,22 +77,22 @@ class TokenMinter:
         key = self.keyring.get(kid)
         iat = issued_ms // 1000  # whole seconds for every JWT library; iat_ms for revocation
         claims = {
-            "iss": self.settings.issuer,
-            "aud": self.settings.audience,
+            "iss": self.tokens.issuer,
+            "aud": self.tokens.audience,
             "sub": uid,
             "sid": sid,
             "jti": secrets.token_urlsafe(16),
             "iat": iat,
             "nbf": iat,
-            "exp": iat + self.settings.access_ttl_s,
+            "exp": iat + self.tokens.access_ttl_s,
             "roles": roles,
             "client_id": client_id,
             "scope": " ".join(roles),
             "iat_ms": issued_ms,
         }
-        if status is not None and (uri := list_uri(self.settings.issuer, status[0])):
+        if status is not None and (uri := list_uri(self.tokens.issuer, status[0])):
             claims["status"] = {"status_list": {"idx": status[1], "uri": uri}}
-        header = {"alg": self.settings.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}
+        header = {"alg": self.tokens.jws_alg, "kid": key.kid, "typ": TOKEN_TYPE}
         return compact_jws(header, claims, key.private)
 
 

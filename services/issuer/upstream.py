@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from revocast.errors import InvalidRequest, SettingsError, StoreUnavailable
-from revocast.settings import Settings
+from revocast.settings import UpstreamSettings
 
 REFETCH_EVERY_S = 10.0  # an unknown kid refetches the JWKS at most this often
 LEEWAY_S = 30
@@ -177,7 +177,7 @@ def _static_key(text: str) -> TrustedKey:
 class UpstreamKeys:
     """A static key (PEM or JWK), or the IdP's JWKS URL, fetched again on an unknown kid."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: UpstreamSettings) -> None:
         self.url = settings.upstream_jwks_url
         self._keys: dict[str, TrustedKey] = {}
         self._static: TrustedKey | None = None
@@ -249,7 +249,7 @@ def refusing(what: str) -> Iterator[None]:
 class Upstream:
     """Checks tokens from the configured IdP."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: UpstreamSettings) -> None:
         if not settings.upstream_issuer or not settings.upstream_audience:
             raise SettingsError("an upstream IdP needs REVOCAST_UPSTREAM_ISSUER and _AUDIENCE")
         unknown = [a for a in settings.upstream_algorithms if a not in KEY_KINDS]
@@ -264,7 +264,7 @@ class Upstream:
         self.keys = UpstreamKeys(settings)
 
     @classmethod
-    def configured(cls, settings: Settings) -> Upstream | None:
+    def configured(cls, settings: UpstreamSettings) -> Upstream | None:
         return cls(settings) if settings.upstream_issuer else None
 
     async def decode(

@@ -105,7 +105,7 @@ async def pushed_event(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     try:
         upstream = _upstream(ctx)
-        raw = await read_raw(request, SET_MEDIA_TYPE, ctx.settings.max_body_bytes)
+        raw = await read_raw(request, SET_MEDIA_TYPE, ctx.settings.http.max_body_bytes)
         claims = await upstream.decode(_ascii(raw), typ="secevent+jwt", required=["jti"])
         _fresh(claims, "SET")
         event_type, event = _single_event(claims)

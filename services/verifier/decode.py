@@ -30,7 +30,7 @@ from revocast.claims import (
 )
 from revocast.errors import TokenRejected
 from revocast.keys import ED25519_NAMES, PublicKey
-from revocast.settings import Settings
+from revocast.settings import TokenSettings
 
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]+")
 # What a client can do about a token that was changed, cut or made up: send the one it got.
@@ -149,11 +149,11 @@ def check_claims(
 
 
 def check_token(
-    token: str, keys: Mapping[str, PublicKey], settings: Settings, now_s: float
+    token: str, keys: Mapping[str, PublicKey], tokens: TokenSettings, now_s: float
 ) -> tuple[str, AccessClaims]:
     """(kid, claims) of a token signed by one of ``keys``, for this issuer and audience, and
     within its time window at ``now_s``. Revocation is the caller's to check."""
     kid, claims = check_signature(token, keys)
-    check_claims(claims, issuer=settings.issuer, audience=settings.audience, now_s=now_s,
-                 leeway_s=settings.leeway_s)  # fmt: skip
+    check_claims(claims, issuer=tokens.issuer, audience=tokens.audience, now_s=now_s,
+                 leeway_s=tokens.leeway_s)  # fmt: skip
     return kid, claims

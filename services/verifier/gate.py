@@ -58,12 +58,12 @@ def admit(
     """
     token, from_cookie = credentials(headers)
     if from_cookie and original.websocket:
-        if origin_problem(headers, verifier.settings, original.origin):
+        if origin_problem(headers, verifier.settings.browser, original.origin):
             token = None  # a cookie a cross-site handshake carried along
     elif from_cookie:
         cookies = cookie_parser(headers.get("cookie", ""))
         problem = csrf_problem(
-            original.method, headers, cookies, verifier.settings, original.origin
+            original.method, headers, cookies, verifier.settings.browser, original.origin
         )
         if problem:
             raise CsrfFailed(problem)

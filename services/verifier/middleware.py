@@ -52,7 +52,7 @@ class RevocastMiddleware:
         self.public = PathRules((rule, True) for rule in public_paths)
         bounds = (staleness or {}).items()
         self.staleness = PathRules(
-            (rule, checked_staleness(s, verifier.settings)) for rule, s in bounds
+            (rule, checked_staleness(s, verifier.settings.tokens)) for rule, s in bounds
         )
         self.realm = realm
 

@@ -144,7 +144,7 @@ def create_sidecar(
     """
     verifier = verifier or Verifier(settings, role="sidecar")
 
-    proxies = TrustedProxies(settings.trusted_proxies)
+    proxies = TrustedProxies(settings.http.trusted_proxies)
 
     async def verify(request: Request) -> Response:
         try:

@@ -106,6 +106,7 @@ class StatusLists:
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
+        self._ttl_s = settings.status_lists.status_list_ttl_s  # until a list says its own
         self._keys = keys
         self._partitions = partitions
         self._clock = clock  # Redis time, as the verifier estimates it
@@ -132,18 +133,18 @@ class StatusLists:
     async def _run(self) -> None:
         while not self._loop.stopping():
             await self.fetch_all()
-            interval = max(0.25, min(self.settings.status_list_ttl_s, *self._ttls()) / 2)
+            interval = max(0.25, min(self._ttl_s, *self._ttls()) / 2)
             if await self._loop.pause(interval):
                 return
 
     def _ttls(self) -> list[float]:
-        return [held.ttl_s for held in self.held.values()] or [self.settings.status_list_ttl_s]
+        return [held.ttl_s for held in self.held.values()] or [self._ttl_s]
 
     def uris(self) -> list[str]:
         count = self._partitions()
         if count is None:
             return []  # the partition count is known once Redis answered once
-        return [uri for k in range(count) if (uri := list_uri(self.settings.issuer, k))]
+        return [uri for k in range(count) if (uri := list_uri(self.settings.tokens.issuer, k))]
 
     async def fetch_all(self) -> None:
         try:
@@ -167,7 +168,7 @@ class StatusLists:
             raise ListRefused("the list is over its size bound")
         claims = read_list(reply.text, uri, self._keys())
         raw = decode(claims.status_list.lst)
-        ttl = float(claims.ttl or self.settings.status_list_ttl_s)
+        ttl = float(claims.ttl or self._ttl_s)
         held = self.held.get(uri)
         if held is None or claims.iat >= held.iat:  # never step back to an older list
             self.held[uri] = HeldList(raw, claims.iat, ttl, started)
@@ -176,7 +177,7 @@ class StatusLists:
         """The kids the issuer publishes now: revoked keys are not among them."""
         assert self._client is not None, "start() first"
         started = self._monotonic()
-        reply = await self._client.get(self.settings.issuer.rstrip("/") + JWKS_PATH)
+        reply = await self._client.get(self.settings.tokens.issuer.rstrip("/") + JWKS_PATH)
         reply.raise_for_status()
         try:
             document = strict_json.decode(reply.content, JwksKids)

@@ -18,4 +18,6 @@ from revocast.verifier.verifier import Verifier
 def signed_claims(verifier: Verifier, token: str) -> AccessClaims:
     """The token's claims if one of the verifier's keys signed it and it has not expired;
     TokenRejected otherwise. No revocation or freshness check."""
-    return check_token(token, verifier.cache.keys, verifier.settings, verifier.redis_time_s())[1]
+    return check_token(
+        token, verifier.cache.keys, verifier.settings.tokens, verifier.redis_time_s()
+    )[1]

@@ -14,7 +14,7 @@ import httpx
 from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected, VerifierStale
 from revocast.events import AnyEvent
-from revocast.settings import Settings
+from revocast.settings import Settings, TokenSettings
 from revocast.store import Backend, Follow
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.decode import check_token
@@ -70,21 +70,23 @@ class Verifier:
         lists_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
-        shared = settings.shared_cache == "1"
+        shared = settings.verifier.shared_cache == "1"
         # The one set of clocks: the verifier's, its followers', its receipts' and its lists'.
         # A host's table holds times on the host's monotonic clock, whatever the caller passed.
         self.clocks = Clocks(
             clock or settings.wall_clock(), time.monotonic if shared else monotonic
         )
-        block_ms = max(20, min(1000, int(settings.max_staleness_s * 250)))
+        block_ms = max(20, min(1000, int(settings.freshness.max_staleness_s * 250)))
         self._backend = backend or Backend(
             settings,
-            reads_from_replicas=settings.read_from_replicas,
-            socket_timeout_s=block_ms / 1000 + settings.max_staleness_s,
+            reads_from_replicas=settings.redis.read_from_replicas,
+            socket_timeout_s=block_ms / 1000 + settings.freshness.max_staleness_s,
         )
         self.cache = RevocationCache()
         # Retry well inside the staleness bound, so a healed link is fresh again soon.
-        options = FollowOptions(block_ms, min(2.0, max(0.05, settings.max_staleness_s / 4)))
+        options = FollowOptions(
+            block_ms, min(2.0, max(0.05, settings.freshness.max_staleness_s / 4))
+        )
         self._on_applied = on_applied
         self.host: HostFollower | None = None
         self.follower: Followers | HostFollower
@@ -110,26 +112,28 @@ class Verifier:
                 self.follower.follow,
                 self.follower,
                 self.clocks,
-                name=settings.verifier_name or default_name(role),
-                interval_s=settings.receipt_interval_ms / 1000,
+                name=settings.verifier.verifier_name or default_name(role),
+                interval_s=settings.verifier.receipt_interval_ms / 1000,
                 # Failing open, it accepts for up to the token lifetime without proof.
-                max_staleness_s=settings.max_staleness_s
-                if settings.fail_mode != "open"
-                else settings.access_ttl_s,
+                max_staleness_s=settings.freshness.max_staleness_s
+                if settings.freshness.fail_mode != "open"
+                else settings.tokens.access_ttl_s,
             )
-            if settings.receipt_interval_ms and isinstance(self.follower, Followers)
+            if settings.verifier.receipt_interval_ms and isinstance(self.follower, Followers)
             else None
         )
         self.state = Lifecycle.CREATED
         self._memo: dict[str, _Verified] = {}
-        self._memo_size = settings.verify_memo_size
+        self._memo_size = settings.freshness.verify_memo_size
         # Plain counters: cheap in the hot path, exported by metrics.VerifierCollector.
         self.accepted = 0
         self.stale = 0
         self.rejected: Counter[str] = Counter()
         # Fail-open is bounded by the access-token lifetime: past that, even open fails closed.
-        self._stale_after_s = settings.max_staleness_s
-        self._open_until_s = settings.access_ttl_s if settings.fail_mode == "open" else None
+        self._stale_after_s = settings.freshness.max_staleness_s
+        self._open_until_s = (
+            settings.tokens.access_ttl_s if settings.freshness.fail_mode == "open" else None
+        )
         # REVOCAST_STATUS_LIST=fallback: the issuer's lists answer while the streams are stale.
         self.lists = (
             StatusLists(
@@ -140,7 +144,7 @@ class Verifier:
                 monotonic=self.clocks.monotonic,
                 client=lists_client,
             )
-            if settings.status_list == "fallback"
+            if settings.status_lists.status_list == "fallback"
             else None
         )
         self.by_list = 0  # answers given from the lists while the streams were stale
@@ -156,7 +160,7 @@ class Verifier:
         if self.state is not Lifecycle.CREATED:
             raise RuntimeError("Cannot start the verifier, as it was already started.")
         self.state = Lifecycle.RUNNING
-        await self.follower.start(wait_s=self.settings.max_staleness_s)
+        await self.follower.start(wait_s=self.settings.freshness.max_staleness_s)
         if self.receipts is not None:
             self.receipts.start()
         if self.lists is not None:
@@ -215,7 +219,7 @@ class Verifier:
             staleness = self.staleness_s
             bound = self._stale_after_s
             if max_staleness_s is not None:
-                bound = checked_staleness(max_staleness_s, self.settings)
+                bound = checked_staleness(max_staleness_s, self.settings.tokens)
             stale = staleness > bound and (
                 self._open_until_s is None or staleness > self._open_until_s
             )
@@ -289,7 +293,7 @@ class Verifier:
     def _first_sight(self, token: str) -> _Verified:
         """Signature and claim checks, remembered (bounded, first in first out) until exp."""
         kid, claims = self._decode(token)
-        seen = _Verified(kid, claims, claims.issued_ms, claims.exp + self.settings.leeway_s)
+        seen = _Verified(kid, claims, claims.issued_ms, claims.exp + self.settings.tokens.leeway_s)
         memo = self._memo
         if self._memo_size:
             if len(memo) >= self._memo_size:
@@ -304,7 +308,7 @@ class Verifier:
         return clocks.wall() + clocks.offset_s
 
     def _decode(self, token: str) -> tuple[str, AccessClaims]:
-        return check_token(token, self.cache.keys, self.settings, self.redis_time_s())
+        return check_token(token, self.cache.keys, self.settings.tokens, self.redis_time_s())
 
 
 def _stale(staleness: float) -> VerifierStale:
@@ -314,12 +318,12 @@ def _stale(staleness: float) -> VerifierStale:
     )
 
 
-def checked_staleness(seconds: float, settings: Settings) -> float:
+def checked_staleness(seconds: float, tokens: TokenSettings) -> float:
     """A per-route staleness bound, refused above the access-token lifetime (beyond it, a
     revoked token could outlive the revocation's record in a stale cache)."""
-    if not 0 < seconds <= settings.access_ttl_s:
+    if not 0 < seconds <= tokens.access_ttl_s:
         raise ValueError(
             f"a staleness bound must be above 0 and at most the access-token lifetime "
-            f"({settings.access_ttl_s} s), not {seconds}"
+            f"({tokens.access_ttl_s} s), not {seconds}"
         )
     return seconds

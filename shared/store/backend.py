@@ -102,16 +102,16 @@ class Backend:
         socket_timeout_s: float = 5.0,
     ) -> None:
         if topology is None:
-            if settings.redis_url is None:
+            if settings.redis.redis_url is None:
                 raise SettingsError("REDIS_URL is not set: export REDIS_URL=redis://HOST:6379/0")
             topology = connect(
-                parse_redis_url(settings.redis_url),
+                parse_redis_url(settings.redis.redis_url),
                 read_from_replicas=reads_from_replicas,
                 socket_timeout_s=socket_timeout_s,
             )
         self.settings = settings
         self.topology = topology
-        min_replicas = settings.min_replicas
+        min_replicas = settings.redis.min_replicas
         self.min_replicas = topology.default_min_replicas if min_replicas is None else min_replicas
         self._keyspace: Keyspace | None = None
 
@@ -130,7 +130,7 @@ class Backend:
         """Connect, and fix the partition count; SettingsError if it does not match Redis'."""
         if self._keyspace is not None:
             return self._keyspace
-        probe = Keyspace(self.settings.key_prefix)  # the global keys do not depend on N
+        probe = Keyspace(self.settings.redis.key_prefix)  # the global keys do not depend on N
         with self.errors():
             await self.topology.start()
             client = await self.topology.primary(probe.global_.partitions)
@@ -140,19 +140,19 @@ class Backend:
                     # Read as a replica, or a lagging one would look fresh (invariant 11).
                     log.warning("REDIS_URL names a replica: freshness comes from the heartbeat")
                     self.topology.read_from_replicas = True
-            wanted = self.settings.partitions or DEFAULT_PARTITIONS[self.topology.kind]
+            wanted = self.settings.redis.partitions or DEFAULT_PARTITIONS[self.topology.kind]
             stored = await client.get(probe.global_.partitions)
             if stored is None:
                 await client.set(probe.global_.partitions, wanted, nx=True)
                 stored = await client.get(probe.global_.partitions)
         count = int(stored or wanted)
-        if self.settings.partitions and count != self.settings.partitions:
+        if self.settings.redis.partitions and count != self.settings.redis.partitions:
             raise SettingsError(
                 f"this deployment has {count} partitions (fixed when it first started); "
-                f"REVOCAST_PARTITIONS={self.settings.partitions} does not match: unset it or "
+                f"REVOCAST_PARTITIONS={self.settings.redis.partitions} does not match: unset it or "
                 f"set it to {count}"
             )
-        self._keyspace = Keyspace(self.settings.key_prefix, count)
+        self._keyspace = Keyspace(self.settings.redis.key_prefix, count)
         return self._keyspace
 
     async def aclose(self) -> None:
@@ -196,7 +196,7 @@ class Backend:
         try:
             reply = await script(pinned, keys, args)
             if durable is True or (callable(durable) and durable(reply)):
-                timeout_ms = self.settings.replica_ack_timeout_ms
+                timeout_ms = self.settings.redis.replica_ack_timeout_ms
                 acked = int(await pinned.wait(self.min_replicas, timeout_ms))
                 if acked < self.min_replicas:
                     raise NotDurable(

@@ -64,7 +64,7 @@ async def test_login_sets_locked_down_cookies(browser_issuer: Issuer) -> None:
     assert "httponly" in attributes[REFRESH_COOKIE]
     assert "path=/v1/refresh" in attributes[REFRESH_COOKIE]
     assert "httponly" not in attributes[CSRF_COOKIE]  # the page's script must read it
-    assert f"max-age={browser_issuer.settings.access_ttl_s}" in attributes[ACCESS_COOKIE]
+    assert f"max-age={browser_issuer.settings.tokens.access_ttl_s}" in attributes[ACCESS_COOKIE]
 
 
 async def test_issuer_routes_accept_the_cookie_and_demand_csrf_for_changes(

@@ -445,7 +445,7 @@ async def target(settings: Settings, store: Store) -> AsyncIterator[Target]:
     await store.signing.publish_key(KEY.kid, json.dumps(KEY.public.jwk), "epoch")
     await store.signing.align_epochs()
     async with Verifier(settings.with_overrides(max_staleness_s=60.0)) as verifier:
-        token = Forge(KEY, settings.issuer, settings.audience).signed()
+        token = Forge(KEY, settings.tokens.issuer, settings.tokens.audience).signed()
         yield Target(verifier, token, verifier.verify(token))
 
 
@@ -578,7 +578,7 @@ async def test_verify_writes_nothing_and_does_no_io(
     """
     assert not inspect.iscoroutinefunction(Verifier.verify)
     tokens = [*junk, target.token, *(mutate(target.token, e) for e in edits)]
-    prefix = target.verifier.settings.key_prefix
+    prefix = target.verifier.settings.redis.key_prefix
     before = await dump(redis, prefix)
     tasks = asyncio.all_tasks()
     outcomes, socket_calls = verify_all(target.verifier, tokens)
@@ -1008,7 +1008,7 @@ async def test_rejected_login_and_refresh_write_nothing(
 ) -> None:
     """A refused /v1/login, /v1/refresh or /oauth/token (any status >= 400) leaves every key
     and value under the prefix as it was (login throttle counters excepted, as dump() does)."""
-    prefix = stage.issuer.settings.key_prefix
+    prefix = stage.issuer.settings.redis.key_prefix
     before = await dump(redis, prefix)
     reply = await stage.send(call)
     event(f"{call.path} -> {reply.status_code}")

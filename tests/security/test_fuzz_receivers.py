@@ -262,14 +262,14 @@ def check_reply(receiver: str, reply: httpx.Response) -> None:
 async def test_receivers_act_only_on_the_idps_own_tokens(stage: Stage, draw: Draw) -> None:
     """Never a 500; only a token the IdP signed with a key of the type its algorithm needs,
     unaltered, is acted on; a refused token (any status >= 400) changes nothing in Redis."""
-    before = await dump(stage.redis, stage.issuer.settings.key_prefix)
+    before = await dump(stage.redis, stage.issuer.settings.redis.key_prefix)
     reply, genuine = await send(stage, draw)
     event(f"{draw.receiver} -> {reply.status_code} {reply.text[:50]}")
     check_reply(draw.receiver, reply)
     if reply.status_code < 300:
         assert genuine, (draw, reply.text)
     else:
-        after = await dump(stage.redis, stage.issuer.settings.key_prefix)
+        after = await dump(stage.redis, stage.issuer.settings.redis.key_prefix)
         assert after == before, draw
 
 
@@ -316,13 +316,13 @@ async def test_a_login_with_any_upstream_nonce(stage: Stage, secret: str, body: 
     id_token = pyjwt.encode({"iss": IDP, "aud": AUDIENCE, "iat": now, "exp": now + 60,
                              "sub": "fuzz-sub", "nonce": nonce}, CHAIN.keys["rsa"],
                             algorithm="RS256", headers={"kid": "rsa"})  # fmt: skip
-    before = await dump(stage.redis, stage.issuer.settings.key_prefix)
+    before = await dump(stage.redis, stage.issuer.settings.redis.key_prefix)
     reply = await stage.issuer.http.post("/v1/login", json={
         "username": "alice", "password": PASSWORD, "upstream_id_token": id_token,
         "upstream_nonce": secret})  # fmt: skip
     check_reply("login", reply)
     assert reply.status_code == 400, reply.text
-    assert await dump(stage.redis, stage.issuer.settings.key_prefix) == before
+    assert await dump(stage.redis, stage.issuer.settings.redis.key_prefix) == before
     issued = await stage.issuer.http.post("/v1/login/upstream-nonce",
                                           content=secret.encode() if body else b"",
                                           headers={"Content-Type": JSON})  # fmt: skip

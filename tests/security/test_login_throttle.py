@@ -102,7 +102,7 @@ async def test_concurrent_wrong_passwords_are_checked_at_most_the_limit(
 ) -> None:
     """40 wrong passwords sent at once from 40 addresses: the username's limit (10) holds."""
     await issuer.add_user("alice")
-    limit = settings.login_max_failures_per_user
+    limit = settings.throttle.login_max_failures_per_user
     addresses = [f"127.0.1.{i}" for i in range(1, 41)]
     async with running(settings) as (url, app), clients(url, *addresses) as each:
         checked = Evaluations(app, monkeypatch)
@@ -148,7 +148,7 @@ async def test_failures_elsewhere_do_not_lock_the_owner_out(
 
 
 async def failures_key(redis: Redis, settings: Settings) -> str:
-    (key,) = await redis.keys(f"{settings.key_prefix}:*:rl:name:*")
+    (key,) = await redis.keys(f"{settings.redis.key_prefix}:*:rl:name:*")
     return str(key)
 
 

@@ -21,7 +21,7 @@ from tests.support.servers import serve
 
 
 def test_production_refuses_to_invent_its_first_key(tmp_path: Path) -> None:
-    settings = Settings(environment="production", key_dir=str(tmp_path / "empty"))
+    settings = Settings.from_values(environment="production", key_dir=str(tmp_path / "empty"))
     with pytest.raises(SettingsError, match="no signing key"):
         KeyRing.from_settings(settings)
     assert not (tmp_path / "empty").exists()  # nothing was generated on the side
@@ -29,7 +29,7 @@ def test_production_refuses_to_invent_its_first_key(tmp_path: Path) -> None:
 
 def test_production_takes_its_key_from_the_environment(tmp_path: Path) -> None:
     key = SigningKey.generate()
-    settings = Settings(
+    settings = Settings.from_values(
         environment="production", key_dir=str(tmp_path / "none"), signing_key_pem=key.pem().decode()
     )
     ring = KeyRing.from_settings(settings)
@@ -38,7 +38,7 @@ def test_production_takes_its_key_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_development_generates_a_private_key_file(tmp_path: Path) -> None:
-    ring = KeyRing.from_settings(Settings(key_dir=str(tmp_path / "keys")))
+    ring = KeyRing.from_settings(Settings.from_values(key_dir=str(tmp_path / "keys")))
     assert ring.all() == []  # made on first publish, not on load
     key = create_signing_key(tmp_path / "keys")
     assert (tmp_path / "keys" / f"{key.kid}.pem").stat().st_mode & 0o777 == 0o600
@@ -61,7 +61,7 @@ async def test_refresh_tokens_are_stored_only_as_hashes(issuer: Issuer, redis: R
     tokens = await issuer.login("alice")
     rotated = (await issuer.refresh(tokens["refresh_token"])).json()
     stored = ""
-    async for key in redis.scan_iter(f"{issuer.settings.key_prefix}:*"):
+    async for key in redis.scan_iter(f"{issuer.settings.redis.key_prefix}:*"):
         stored += key + repr(await redis.dump(key))
     for secret in (tokens["refresh_token"], rotated["refresh_token"], PASSWORD):
         assert secret not in stored

@@ -27,7 +27,7 @@ async def deployment(settings: Settings, store: Store) -> AsyncIterator[tuple[Ve
     await store.signing.publish_key(key.kid, json.dumps(key.public.jwk), "epoch")
     await store.signing.align_epochs()
     async with Verifier(settings) as verifier:
-        yield verifier, Forge(key, settings.issuer, settings.audience)
+        yield verifier, Forge(key, settings.tokens.issuer, settings.tokens.audience)
 
 
 async def test_the_forge_makes_valid_tokens(deployment: tuple[Verifier, Forge]) -> None:

@@ -62,7 +62,7 @@ async def _demo_password(settings: Settings) -> str | None:
     """The demo user's password: made with the user on the first start, read back from
     its file later; None if it no longer logs the demo user in (changed with passwd)."""
     backend = Backend(settings)
-    passwords = Passwords(settings)
+    passwords = Passwords(settings.passwords)
     try:
         await backend.start()
         found = await Store(backend).users.find(DEMO_USER)
@@ -141,8 +141,8 @@ def _serve(launcher: Launcher, host: str, issuer_port: int, verifier_port: int) 
     _wait_http(f"http://{host}:{issuer_port}/readyz", launcher)
     _wait_http(f"http://{host}:{verifier_port}/readyz", launcher)
     demo = asyncio.run(_demo_password(settings))
-    state = write_state(Path.cwd(), settings.redis_url or "", settings.key_path())
-    _print_next_steps(host, issuer_port, verifier_port, settings.redis_url or "", demo)
+    state = write_state(Path.cwd(), settings.redis.redis_url or "", settings.key_path())
+    _print_next_steps(host, issuer_port, verifier_port, settings.redis.redis_url or "", demo)
     print(f"(the Redis URL is also in {state}: revocast commands here find it)", flush=True)
     while (gone := launcher.exited()) is None:
         time.sleep(0.2)  # a stop signal raises Stopped here

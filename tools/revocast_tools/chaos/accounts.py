@@ -40,7 +40,7 @@ class Accounts:
             timeout=httpx.Timeout(10.0, connect=2.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         )
-        self._passwords = Passwords(cluster.settings)
+        self._passwords = Passwords(cluster.settings.passwords)
         self._turn = itertools.count()
         self._minter: TokenMinter | None = None
 
@@ -105,7 +105,7 @@ class Accounts:
             client="127.0.0.1",
         )
         if self._minter is None:
-            self._minter = TokenMinter(settings, KeyRing(settings.key_path()))
+            self._minter = TokenMinter(settings.tokens, KeyRing(settings.key_path()))
         access = self._minter.mint(
             uid=self.uids[name],
             sid=sid,

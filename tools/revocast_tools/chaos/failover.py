@@ -98,7 +98,11 @@ def _check_fail_closed(run: Run) -> None:
     """Verifiers cut off from a dead primary must stop accepting within max staleness."""
     latest = run.result.counts.get("last_accepted_s", 0.0)
     note = "a verifier accepted a probe sent this long after the primary died"
-    run.check(Check("accepted_after_death_s", latest, run.cluster.settings.max_staleness_s, note))
+    run.check(
+        Check(
+            "accepted_after_death_s", latest, run.cluster.settings.freshness.max_staleness_s, note
+        )
+    )
 
 
 @contextlib.asynccontextmanager

@@ -212,7 +212,7 @@ async def _drive(
             workload.verifiers.extend([cluster.verifiers[-1].url])
             result.notes.append(f"{cluster.verifiers[-1].name} started after the faults")
         final = await recheck(cluster, workload.verifiers, ledger)
-        verdicts = judge(ledger, cluster.settings.max_staleness_s)
+        verdicts = judge(ledger, cluster.settings.freshness.max_staleness_s)
         assess(result, ledger, verdicts, final, workload)
     finally:
         await workload.verifiers.close()

@@ -79,7 +79,7 @@ async def _measure_all(
     finally:
         await clients.close()
         await accounts.close()
-    verdicts = judge(ledger, cluster.settings.max_staleness_s)
+    verdicts = judge(ledger, cluster.settings.freshness.max_staleness_s)
     unobserved = sum(row.unobserved for row in result.latency)
     result.checks += [
         Check("accepted_after_revocation", verdicts.accepted_after_revocation, 0),

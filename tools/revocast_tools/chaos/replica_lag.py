@@ -49,7 +49,7 @@ async def replica_lag(run: Run) -> None:
     names = ", ".join(f"verifier{i}" for i in readers)
     latest = run.result.counts.get("readers_last_accepted_s", 0.0)
     note = f"{names} accepted a probe sent this long after the break"
-    bound = run.cluster.settings.max_staleness_s
+    bound = run.cluster.settings.freshness.max_staleness_s
     run.check(Check("replica_readers_accepted_after_break_s", latest, bound, note))
 
 
@@ -64,7 +64,7 @@ async def _lag_once(run: Run, readers: list[int]) -> None:
     async with run.fault(label) as record:
         await nodes.call(command, replica.port, "REPLICAOF", HOST, free_port())
         broken = time.monotonic()
-        timeout = max(run.timing.hold_s, 3 * run.cluster.settings.max_staleness_s)
+        timeout = max(run.timing.hold_s, 3 * run.cluster.settings.freshness.max_staleness_s)
         stale_at = await run.cluster.wait_until(False, services, timeout)
         await asyncio.sleep(max(0.0, broken + run.timing.hold_s - time.monotonic()))
         await nodes.call(command, replica.port, "REPLICAOF", HOST, primary.port)

@@ -116,7 +116,7 @@ async def link_cut(run: Run) -> None:
 
 async def link_delay(run: Run) -> None:
     """A slow link (each chunk 1.5 x max staleness late), then a mildly slow one (0.2 s)."""
-    staleness = run.cluster.settings.max_staleness_s
+    staleness = run.cluster.settings.freshness.max_staleness_s
 
     def delay(cycle: int) -> float:
         return 1.5 * staleness if cycle % 2 == 0 else 0.2
