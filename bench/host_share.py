@@ -105,10 +105,12 @@ def table_bytes(env: dict[str, str]) -> int:
     return info.st_blocks * 512
 
 
-async def login(http: httpx.AsyncClient) -> str:
+async def login(http: httpx.AsyncClient) -> tuple[str, str]:
+    """(access token, session id) of a fresh login."""
     reply = await http.post("/v1/login", json={"username": USERNAME, "password": PASSWORD})
     reply.raise_for_status()
-    return str(reply.json()["access_token"])
+    body = reply.json()
+    return str(body["access_token"]), str(body["session_id"])
 
 
 async def logout(http: httpx.AsyncClient, token: str) -> None:
@@ -119,32 +121,96 @@ async def logout(http: httpx.AsyncClient, token: str) -> None:
 async def propagation(
     http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int
 ) -> dict[str, Any]:
+    """Seen by probes: every worker polls verify() until it refuses. Besides the first
+    refusal, each worker says when its follower applied the revocation (independent: its
+    own; shared: the host's follower, which wrote the table), which splits the latency into
+    the hand-off (the last follower of the host to apply it) and the probe's own delay."""
     each: list[float] = []
     last: list[float] = []
+    handed: list[float] = []
+    from_xadd: list[float] = []
+    probe: list[float] = []
     for _ in range(rounds):
-        token = await login(http)
+        token, sid = await login(http)
         for worker in workers:
-            worker.send(f"watch {token}")
+            worker.send(f"watch {token} {sid}")
         for worker in workers:
             if await worker.receive(ROUND_TIMEOUT_S) != ["accepting"]:
                 raise RuntimeError(f"{worker.child.name} did not accept")
         started = time.monotonic()
         await logout(http, token)
-        times = []
+        seen: list[float] = []
+        applied: list[float | None] = []
         for worker in workers:
             words = await worker.receive(ROUND_TIMEOUT_S)
             if words[0] != "revoked" or words[2] != "session_revoked":
                 raise RuntimeError(f"{worker.child.name} said {words!r}")
-            times.append(ms(float(words[1]) - started))
-        each.extend(times)
-        last.append(max(times))
-    return {"each_worker_ms": summary(each), "every_worker_ms": summary(last)}
+            seen.append(ms(float(words[1]) - started))
+            applied.append(None if words[3] == "-" else ms(float(words[3]) - started))
+            if words[4] != "-":
+                from_xadd.append(float(words[4]))
+        table = max(a for a in applied if a is not None)  # shared: the table's one write
+        each.extend(seen)
+        last.append(max(seen))
+        handed.append(table)
+        # (c): from the moment this worker's verify could refuse to the probe's refusal.
+        probe.extend(t - (table if a is None else a) for t, a in zip(seen, applied, strict=True))
+    return {
+        "each_worker_ms": summary(each),
+        "every_worker_ms": summary(last),
+        "handoff_every_worker_ms": summary(handed),
+        "xadd_to_applied_ms": summary(from_xadd),
+        "probe_delay_ms": summary(probe),
+    }
+
+
+async def handoff(
+    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int
+) -> dict[str, Any]:
+    """Propagation without probes: from just before POST /v1/logout to when the revocation
+    was in every worker's reach, nobody polling. Independent: each worker's follower applied
+    it to its own cache. Shared: the host's follower wrote it to the table; every other worker
+    then verifies once, which must refuse (a verify reads the table: nothing to wait for)."""
+    each: list[float] = []
+    last: list[float] = []
+    from_xadd: list[float] = []
+    for _ in range(rounds):
+        token, sid = await login(http)
+        for worker in workers:
+            worker.send(f"expect {sid}")
+        for worker in workers:
+            if await worker.receive(ROUND_TIMEOUT_S) != ["expecting"]:
+                raise RuntimeError(f"{worker.child.name} did not expect")
+        started = time.monotonic()
+        await logout(http, token)
+        applied: list[float] = []
+        readers: list[Worker] = []
+        for worker in workers:
+            words = await worker.receive(ROUND_TIMEOUT_S)
+            if words == ["reader"]:
+                readers.append(worker)
+            elif words[0] == "applied":
+                applied.append(ms(float(words[1]) - started))
+                from_xadd.append(float(words[2]))
+            else:
+                raise RuntimeError(f"{worker.child.name} said {words!r}")
+        for worker in readers:
+            worker.send(f"check {token}")
+            if (words := await worker.receive(ROUND_TIMEOUT_S)) != ["refused", "session_revoked"]:
+                raise RuntimeError(f"{worker.child.name} said {words!r} after the table had it")
+        each.extend(applied)
+        last.append(max(applied))
+    return {
+        "each_follower_ms": summary(each),
+        "every_worker_ms": summary(last),
+        "xadd_to_applied_ms": summary(from_xadd),
+    }
 
 
 async def cpu_per_event(
     http: httpx.AsyncClient, workers: Sequence[Worker], events: int, redis_pid: int | None
 ) -> dict[str, Any]:
-    tokens = [await login(http) for _ in range(events)]
+    tokens = [(await login(http))[0] for _ in range(events)]
     pids = [w.child.process.pid for w in workers]
 
     def cpu() -> tuple[float, float]:
@@ -195,12 +261,13 @@ async def one_run(
             kept += int(now) - int(before)
         connections = redis_connections([w.child.process.pid for w in workers], server.port)
         table = table_bytes(run_env) if mode == "shared" else 0
-        token = await login(http)
+        token, _ = await login(http)
         warm_ns = []
         for worker in workers:
             worker.send(f"warm {token} {WARM_CALLS}")
             warm_ns.append(float((await worker.receive(60))[1]))
         spread = await propagation(http, workers, args.rounds)
+        handed = await handoff(http, workers, args.rounds)
         cpu = await cpu_per_event(http, workers, args.events, children.redis_pid)
         check_alive([w.child for w in workers])
         host_bytes = kept + table
@@ -215,6 +282,7 @@ async def one_run(
             "table_bytes_per_entry": round(table / max(1, args.revoked), 1),
             "warm_verify_ns": round(sum(warm_ns) / len(warm_ns), 1),
             "propagation": spread,
+            "handoff": handed,
             "cpu": cpu,
         }
     finally:
