@@ -17,11 +17,21 @@ fresh ``bench._host_worker`` processes stand for one host's workers: ``independe
   bytes, over the revoked entries;
 - warm verify: ns per ``verify()`` of an accepted token, each worker in turn, the fastest of
   10 batches;
-- propagation: per round a fresh login, every worker polls ``verify()`` about every
-  millisecond until it refuses; from just before ``POST /v1/logout`` to each worker's first
-  refusal (``time.monotonic()``, one clock on a Linux host), and to the last worker's;
+- hand-off (propagation without probes): per round a fresh login, nobody polling; from
+  just before ``POST /v1/logout`` to when the revocation is in every worker's reach
+  (``time.monotonic()``, one clock on a Linux host): independent, the last worker's follower
+  applied it to its cache; shared, the host's follower wrote it to the table, after which
+  every other worker verifies the token once and must refuse it. Also from the event's XADD
+  (its ``ts_ms``) to the apply;
+- propagation seen by probes: per round a fresh login, every worker polls ``verify()``
+  about every millisecond until it refuses; to each worker's first refusal and to the last
+  worker's, split into the hand-off (as above, under the probes' load) and the probe's own
+  delay (from the moment its verify could refuse to its refusal);
 - CPU per event: the workers' CPU over ``--events`` logouts at 50/s with nobody polling,
-  minus their idle CPU over as long, over the events; Redis' CPU the same way.
+  minus their idle CPU over as long, over the events; Redis' CPU the same way;
+- with ``--scale-revoked N``, memory alone again at N revoked sessions (shared at every W,
+  one independent worker): a host's fixed cost (the follower's heap) then weighs little
+  per entry, and what remains is what an entry costs.
 """
 
 from __future__ import annotations
@@ -74,11 +84,19 @@ NOTES = [
     "plus for shared the table file's allocated bytes (st_blocks x 512, counted once: it is "
     "shared memory, in no worker's USS); divided by the revoked sessions filled. The "
     "follower's USS includes what its snapshot left in Python's allocator.",
-    "Propagation: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
-    "in ms, so about 1 ms in effect), in both modes alike, since a worker that reads the "
-    "shared table learns of a revocation only when it verifies. Latency from just before the "
-    "POST /v1/logout request to each worker's first refusal; 'every worker' is the last of "
-    "the W per round. Percentiles are nearest-rank.",
+    "Hand-off: from just before the POST /v1/logout request to when the revocation is in "
+    "every worker's reach, with no worker polling: independent, when the last of the W "
+    "followers had applied it to its cache (Verifier(on_applied=...), called right after); "
+    "shared, when the host's follower had written it to the table (a reader's verify reads "
+    "the table itself: after that write each reader verifies once and must refuse). "
+    "'XADD to applied': from the event's ts_ms (Redis' clock, cut to the ms) to that moment "
+    "on the wall clock. Percentiles are nearest-rank.",
+    "Probed: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
+    "in ms, so about 1 ms in effect), in both modes alike. From the same start to each "
+    "worker's first refusal; 'every worker' is the last of the W per round. Split into the "
+    "hand-off under the probes' load and the probe's own delay (from when its verify could "
+    "refuse to its refusal). W processes polling 1,000 times a second on 2 cores delay the "
+    "follower, the issuer and Redis: this measures the probes as much as the propagation.",
     "CPU per event: the workers' user+system CPU (/proc/<pid>/stat) over the logouts, sent "
     "one every 20 ms with no polling, minus their CPU over an idle period of the same length "
     "just before, divided by the logouts. Redis' CPU the same way.",
@@ -237,6 +255,42 @@ async def cpu_per_event(
     }
 
 
+async def kept_bytes(workers: Sequence[Worker]) -> int:
+    """The anonymous memory the workers kept from before their start to now, summed."""
+    kept = 0
+    for worker in workers:
+        worker.send("mem")
+        _, before, now = await worker.receive(ROUND_TIMEOUT_S)
+        kept += int(now) - int(before)
+    return kept
+
+
+async def memory_run(
+    children: Children, env: dict[str, str], mode: str, count: int, revoked: int
+) -> dict[str, Any]:
+    """Memory alone, at ``revoked`` entries: where a host's fixed cost no longer counts."""
+    run_env = env | {"REVOCAST_SHARED_CACHE": "1" if mode == "shared" else "0"}
+    workers: list[Worker] = []
+    try:
+        await start_workers(children, run_env, count, workers, module="bench._host_worker",
+                            name=f"{mode}-scale")  # fmt: skip
+        await asyncio.sleep(1.0)
+        kept = await kept_bytes(workers)
+        table = table_bytes(run_env) if mode == "shared" else 0
+        return {
+            "mode": mode,
+            "workers": count,
+            "revoked": revoked,
+            "uss_kept_mib": round(kept / 2**20, 1),
+            "table_mib": round(table / 2**20, 2),
+            "bytes_per_entry_per_host": round((kept + table) / max(1, revoked), 1),
+            "table_bytes_per_entry": round(table / max(1, revoked), 1),
+        }
+    finally:
+        await stop_workers(children, workers)
+        shutil.rmtree(host_dir(Settings.from_env(run_env)), ignore_errors=True)
+
+
 async def one_run(
     args: argparse.Namespace,
     children: Children,
@@ -254,11 +308,7 @@ async def one_run(
                             name=f"{mode}")  # fmt: skip
         ready_s = time.monotonic() - started
         await asyncio.sleep(1.0)  # receipts written, connections settled
-        kept = 0
-        for worker in workers:
-            worker.send("mem")
-            _, before, now = await worker.receive(ROUND_TIMEOUT_S)
-            kept += int(now) - int(before)
+        kept = await kept_bytes(workers)
         connections = redis_connections([w.child.process.pid for w in workers], server.port)
         table = table_bytes(run_env) if mode == "shared" else 0
         token, _ = await login(http)
@@ -296,6 +346,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server.start()
     children.redis_pid = server.pid
     runs: list[dict[str, Any]] = []
+    scale: list[dict[str, Any]] = []
     try:
         env = revocast_env(server.url, tmp) | {"REVOCAST_PARTITIONS": "1"}
         _, url = await start_issuer(children, env)
@@ -307,11 +358,19 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     run = await one_run(args, children, env, http, server, mode, count)
                     print(f"{mode} x{count}: {run}", flush=True)
                     runs.append(run)
+        if args.scale_revoked:
+            fill(server.url, Keyspace(env["REVOCAST_KEY_PREFIX"], 1), args.scale_revoked)
+            # W independent workers at this size would each snapshot it (240 B an entry, and
+            # on 2 cores longer than a worker waits to be fresh): one stands for them.
+            for mode, count in [("independent", 1), *(("shared", w) for w in args.workers)]:
+                run = await memory_run(children, env, mode, count, args.scale_revoked)
+                print(f"{mode} x{count} at {args.scale_revoked}: {run}", flush=True)
+                scale.append(run)
         redis = await redis_version(server.url)
     finally:
         children.stop()
         server.stop()
-    return {"runs": runs, "redis_server": redis}
+    return {"runs": runs, "memory_at_scale": scale, "redis_server": redis}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -320,6 +379,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--revoked", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument(
+        "--scale-revoked",
+        type=int,
+        default=0,
+        help="then fill this many revoked sessions and measure memory alone (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     add_quiet_arguments(parser)
     args = parser.parse_args(argv)
