@@ -114,3 +114,14 @@ def test_a_fingerprint_collision_refuses_and_never_accepts(
         assert found[0] >= not_before  # a token issued by then is refused
     others = [view.lookup(USER, f"other{i}") for i in range(20)]
     assert all(found is not None for found in others)  # refused too, never wrongly accepted
+
+
+def test_a_lookup_hashes_with_the_key_of_the_table_it_reads(tmp_path: Path) -> None:
+    """A verify on another thread may hold a mapping while the view maps a newer table: the
+    fingerprint follows the mapping read, never a key of another table."""
+    writer = writer_at(tmp_path / "t")
+    writer.put(SESSION, "s1", NOW_MS + 60_000, NOW_MS + 60_000)
+    view = TableView(tmp_path / "t", DEPLOYMENT)
+    assert view.open()
+    view.fingerprint = table.Fingerprints(b"k" * KEY_BYTES)  # as if another table's
+    assert view.lookup(SESSION, "s1") is not None

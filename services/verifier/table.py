@@ -84,9 +84,10 @@ class Fingerprints:
     """The keyed 64-bit fingerprint of (kind, id) under one table's key; it also picks the
     first slot (its low bits)."""
 
-    __slots__ = ("_keyed",)
+    __slots__ = ("_keyed", "key")
 
     def __init__(self, key: bytes) -> None:
+        self.key = key
         self._keyed = hashlib.blake2b(digest_size=8, key=key)  # copied: the key is hashed once
 
     def __call__(self, kind: bytes, ident: str) -> int:
@@ -233,7 +234,10 @@ class TableView:
         mm = self.mm
         if mm is None:
             return None
-        mark = self.fingerprint(kind, key)
+        fingerprint = self.fingerprint
+        if mm[KEY_AT : KEY_AT + KEY_BYTES] != fingerprint.key:  # another thread reopened it
+            fingerprint = Fingerprints(mm[KEY_AT : KEY_AT + KEY_BYTES])
+        mark = fingerprint(kind, key)
         slots = _STATE.unpack_from(mm, SEQ_AT)[6]
         mask = slots - 1
         i = mark & mask
