@@ -22,7 +22,9 @@ fresh ``bench._host_worker`` processes stand for one host's workers: ``independe
   (``time.monotonic()``, one clock on a Linux host): independent, the last worker's follower
   applied it to its cache; shared, the host's follower wrote it to the table, after which
   every other worker verifies the token once and must refuse it. Also from the event's XADD
-  (its ``ts_ms``) to the apply;
+  (its ``ts_ms``) to the apply, and, for the same revocations at the same moments, one
+  independent process started beside the host for this phase (the single-process figure
+  under the same load, and the host's excess over it round by round);
 - propagation seen by probes: per round a fresh login, every worker polls ``verify()``
   about every millisecond until it refuses; to each worker's first refusal and to the last
   worker's, split into the hand-off (as above, under the probes' load) and the probe's own
@@ -90,7 +92,10 @@ NOTES = [
     "shared, when the host's follower had written it to the table (a reader's verify reads "
     "the table itself: after that write each reader verifies once and must refuse). "
     "'XADD to applied': from the event's ts_ms (Redis' clock, cut to the ms) to that moment "
-    "on the wall clock. Percentiles are nearest-rank.",
+    "on the wall clock. In this phase one more independent process, started beside the host, "
+    "applies the same revocations: the single-process figure under the same load at the same "
+    "moments ('single process beside'), and the host's excess over it per round. "
+    "Percentiles are nearest-rank.",
     "Probed: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
     "in ms, so about 1 ms in effect), in both modes alike. From the same start to each "
     "worker's first refusal; 'every worker' is the last of the W per round. Split into the "
@@ -183,24 +188,32 @@ async def propagation(
 
 
 async def handoff(
-    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int
+    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int, reference: Worker
 ) -> dict[str, Any]:
     """Propagation without probes: from just before POST /v1/logout to when the revocation
     was in every worker's reach, nobody polling. Independent: each worker's follower applied
     it to its own cache. Shared: the host's follower wrote it to the table; every other worker
-    then verifies once, which must refuse (a verify reads the table: nothing to wait for)."""
+    then verifies once, which must refuse (a verify reads the table: nothing to wait for).
+    ``reference``, one independent process beside the host, applies the same revocations at
+    the same moments: the single-process figure under the same load, round by round."""
     each: list[float] = []
     last: list[float] = []
     from_xadd: list[float] = []
+    single: list[float] = []
+    beyond: list[float] = []
     for _ in range(rounds):
         token, sid = await login(http)
-        for worker in workers:
+        for worker in [*workers, reference]:
             worker.send(f"expect {sid}")
-        for worker in workers:
+        for worker in [*workers, reference]:
             if await worker.receive(ROUND_TIMEOUT_S) != ["expecting"]:
                 raise RuntimeError(f"{worker.child.name} did not expect")
         started = time.monotonic()
         await logout(http, token)
+        words = await reference.receive(ROUND_TIMEOUT_S)
+        if words[0] != "applied":
+            raise RuntimeError(f"{reference.child.name} said {words!r}")
+        single.append(ms(float(words[1]) - started))
         applied: list[float] = []
         readers: list[Worker] = []
         for worker in workers:
@@ -218,10 +231,13 @@ async def handoff(
                 raise RuntimeError(f"{worker.child.name} said {words!r} after the table had it")
         each.extend(applied)
         last.append(max(applied))
+        beyond.append(last[-1] - single[-1])
     return {
         "each_follower_ms": summary(each),
         "every_worker_ms": summary(last),
         "xadd_to_applied_ms": summary(from_xadd),
+        "single_process_ms": summary(single),
+        "beyond_single_process_ms": summary(beyond),
     }
 
 
@@ -317,7 +333,13 @@ async def one_run(
             worker.send(f"warm {token} {WARM_CALLS}")
             warm_ns.append(float((await worker.receive(60))[1]))
         spread = await propagation(http, workers, args.rounds)
-        handed = await handoff(http, workers, args.rounds)
+        reference: list[Worker] = []
+        try:
+            await start_workers(children, env | {"REVOCAST_SHARED_CACHE": "0"}, 1, reference,
+                                module="bench._host_worker", name="reference")  # fmt: skip
+            handed = await handoff(http, workers, args.rounds, reference[0])
+        finally:
+            await stop_workers(children, reference)
         cpu = await cpu_per_event(http, workers, args.events, children.redis_pid)
         check_alive([w.child for w in workers])
         host_bytes = kept + table

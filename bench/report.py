@@ -470,14 +470,19 @@ def host_share_targets(results: Results) -> str:
         add("warm verify ≤ 1.2 x in-process (4 workers)",
             f"{ratio:.2f} x ({shared['warm_verify_ns']:.0f} against "
             f"{alone['warm_verify_ns']:.0f} ns; {others})", ratio <= 1.2)  # fmt: skip
-    if shared and single and "handoff" in shared and "handoff" in single:
+    if shared and single and "single_process_ms" in shared.get("handoff", {}):
         shared_ms = shared["handoff"]["every_worker_ms"]
-        single_ms = single["handoff"]["every_worker_ms"]
+        single_ms = shared["handoff"]["single_process_ms"]
+        apart = single["handoff"]["every_worker_ms"]
         every, one = shared_ms["p99"], single_ms["p99"]
         add("propagation p99 to every worker ≤ single process + 1 ms (4 workers; hand-off: "
-            "the revocation in every worker's reach, nobody polling)",
-            f"{every:.1f} ms against {one:.1f} ms "
-            f"(p50 {shared_ms['p50']:.1f} against {single_ms['p50']:.1f})",
+            "the revocation in every worker's reach, nobody polling; the single process "
+            "follows beside the host, the same revocations)",
+            f"{every:.1f} ms against {one:.1f} ms (p50 {shared_ms['p50']:.1f} against "
+            f"{single_ms['p50']:.1f}; excess per round p50 / p99 "
+            f"{shared['handoff']['beyond_single_process_ms']['p50']:.1f} / "
+            f"{shared['handoff']['beyond_single_process_ms']['p99']:.1f}; the 1-worker run "
+            f"alone: {apart['p99']:.1f} ms)",
             every <= one + 1)  # fmt: skip
     if shared and single:
         every = shared["propagation"]["every_worker_ms"]["p99"]
@@ -806,6 +811,7 @@ TABLES: dict[str, Callable[[Results], str]] = {
         ("B / revoked entry / host", "{bytes_per_entry_per_host:.0f}"),
         ("warm verify ns", "{warm_verify_ns:.0f}"),
         ("hand-off to every worker ms", stats("handoff.every_worker_ms", 1)),
+        ("single process beside ms", stats("handoff.single_process_ms", 1)),
         ("XADD to applied ms", stats("handoff.xadd_to_applied_ms", 1)),
         ("probed: to each worker ms", stats("propagation.each_worker_ms", 1)),
         ("probed: to every worker ms", stats("propagation.every_worker_ms", 1)),
