@@ -5,9 +5,18 @@ Started as ``python -m bench._host_worker`` with the revocast settings in the en
 host's follower). It runs a real ``Verifier`` on uvloop and answers one line per command:
 
 - it prints ``ready`` once fresh;
-- ``watch <token>``: wait until ``verify(token)`` accepts, print ``accepting``, then call
+- ``watch <token> <sid>``: wait until ``verify(token)`` accepts, print ``accepting``, then call
   ``verify(token)`` every ``POLL_S`` until it is refused, and print ``revoked <time.monotonic()>
-  <code>``. A worker that shares the table wakes on nothing, so every worker polls alike;
+  <code> <applied> <from XADD>``. A worker that shares the table wakes on nothing, so every
+  worker polls alike. ``applied`` is when this process's follower had the revocation in its
+  cache or in the host's table (``Verifier(on_applied=...)``, called right after), and
+  ``from XADD`` the ms from the event's ``ts_ms`` (Redis' clock when the script wrote it,
+  cut to the ms: up to 1 ms too long) to then on the wall clock; both ``-`` in a worker that
+  follows nothing (a reader of the shared table);
+- ``expect <sid>``: print ``expecting``, then, without polling, ``applied <time.monotonic()>
+  <from XADD>`` once this process's follower has applied the revocation of ``sid``, or at
+  once ``reader`` in a worker that follows nothing;
+- ``check <token>``: one ``verify(token)``: print ``refused <code>`` or ``accepted``;
 - ``warm <token> <n>``: ``n`` calls of ``verify(token)`` in 10 batches, print ``warm <ns per
   call>`` of the fastest batch;
 - ``mem``: print ``mem <before> <now>``: its anonymous memory (bytes, /proc/self/smaps_rollup,
@@ -28,11 +37,13 @@ from pathlib import Path
 import uvloop
 
 from revocast.errors import TokenRejected, VerifierStale
+from revocast.events import AnyEvent, SessionRevoked
 from revocast.settings import Settings
 from revocast.verifier import Verifier
 
 POLL_S = 0.0005  # uvloop's timers tick in milliseconds: about 1 ms in effect, in both modes
 ACCEPT_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = 60.0  # a first snapshot of a million entries on a loaded 2-core host
 
 
 def say(line: str) -> None:
@@ -49,7 +60,55 @@ def anonymous() -> int:
     return 0
 
 
-async def watch(verifier: Verifier, token: str) -> None:
+class Applied:
+    """When this process's follower applied each session's revocation (monotonic s)."""
+
+    def __init__(self) -> None:
+        self.at: dict[str, str] = {}  # sid -> "<monotonic s> <ms from XADD>"
+        self.waiting: dict[str, asyncio.Future[str]] = {}
+
+    def __call__(self, events: list[AnyEvent]) -> None:
+        now = time.monotonic()  # the hook runs right after the cache or the table has them
+        wall_ms = time.time() * 1000
+        for event in events:
+            if isinstance(event, SessionRevoked):
+                at = self.at[event.sid] = f"{now!r} {wall_ms - event.ts_ms:.3f}"
+                waiter = self.waiting.pop(event.sid, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(at)
+
+    def of(self, sid: str) -> str:
+        return self.at.get(sid, "- -")
+
+    async def wait(self, sid: str) -> str:
+        if sid in self.at:
+            return self.at[sid]
+        waiter = self.waiting.setdefault(sid, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(waiter, ACCEPT_TIMEOUT_S)
+
+
+def follows(verifier: Verifier) -> bool:
+    """Whether this process follows the streams (its own, or as the host's follower)."""
+    return verifier.host is None or verifier.host.leading
+
+
+async def expect(verifier: Verifier, applied: Applied, sid: str) -> None:
+    say("expecting")
+    if not follows(verifier):
+        say("reader")
+        return
+    say(f"applied {await applied.wait(sid)}")
+
+
+def check(verifier: Verifier, token: str) -> str:
+    try:
+        verifier.verify(token)
+    except (TokenRejected, VerifierStale) as exc:
+        return f"refused {exc.code}"
+    return "accepted"
+
+
+async def watch(verifier: Verifier, applied: Applied, token: str, sid: str) -> None:
     deadline = time.monotonic() + ACCEPT_TIMEOUT_S
     while True:
         try:
@@ -64,7 +123,7 @@ async def watch(verifier: Verifier, token: str) -> None:
         try:
             verifier.verify(token)
         except (TokenRejected, VerifierStale) as exc:
-            say(f"revoked {time.monotonic()!r} {exc.code}")
+            say(f"revoked {time.monotonic()!r} {exc.code} {applied.of(sid)}")
             return
         await asyncio.sleep(POLL_S)
 
@@ -86,12 +145,13 @@ def warm(verifier: Verifier, token: str, n: int) -> float:
 
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    verifier = Verifier(Settings.from_env())
+    applied = Applied()
+    verifier = Verifier(Settings.from_env(), on_applied=applied)
     before = anonymous()
     await verifier.start()
     tasks: set[asyncio.Task[None]] = set()
     try:
-        for _ in range(1000):
+        for _ in range(int(READY_TIMEOUT_S / 0.01)):
             if verifier.ready:
                 break
             await asyncio.sleep(0.01)
@@ -103,10 +163,16 @@ async def main() -> None:
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while line := (await reader.readline()).decode().strip():
             command, *arguments = line.split()
-            if command == "watch":
-                task = asyncio.create_task(watch(verifier, arguments[0]))
+            if command in ("watch", "expect"):
+                task = asyncio.create_task(
+                    watch(verifier, applied, arguments[0], arguments[1])
+                    if command == "watch"
+                    else expect(verifier, applied, arguments[0])
+                )
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            elif command == "check":
+                say(check(verifier, arguments[0]))
             elif command == "warm":
                 say(f"warm {warm(verifier, arguments[0], int(arguments[1]))!r}")
             elif command == "mem":

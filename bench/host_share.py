@@ -17,11 +17,23 @@ fresh ``bench._host_worker`` processes stand for one host's workers: ``independe
   bytes, over the revoked entries;
 - warm verify: ns per ``verify()`` of an accepted token, each worker in turn, the fastest of
   10 batches;
-- propagation: per round a fresh login, every worker polls ``verify()`` about every
-  millisecond until it refuses; from just before ``POST /v1/logout`` to each worker's first
-  refusal (``time.monotonic()``, one clock on a Linux host), and to the last worker's;
+- hand-off (propagation without probes): per round a fresh login, nobody polling; from
+  just before ``POST /v1/logout`` to when the revocation is in every worker's reach
+  (``time.monotonic()``, one clock on a Linux host): independent, the last worker's follower
+  applied it to its cache; shared, the host's follower wrote it to the table, after which
+  every other worker verifies the token once and must refuse it. Also from the event's XADD
+  (its ``ts_ms``) to the apply, and, for the same revocations at the same moments, one
+  independent process started beside the host for this phase (the single-process figure
+  under the same load, and the host's excess over it round by round);
+- propagation seen by probes: per round a fresh login, every worker polls ``verify()``
+  about every millisecond until it refuses; to each worker's first refusal and to the last
+  worker's, split into the hand-off (as above, under the probes' load) and the probe's own
+  delay (from the moment its verify could refuse to its refusal);
 - CPU per event: the workers' CPU over ``--events`` logouts at 50/s with nobody polling,
-  minus their idle CPU over as long, over the events; Redis' CPU the same way.
+  minus their idle CPU over as long, over the events; Redis' CPU the same way;
+- with ``--scale-revoked N``, memory alone again at N revoked sessions (shared at every W,
+  one independent worker): a host's fixed cost (the follower's heap) then weighs little
+  per entry, and what remains is what an entry costs.
 """
 
 from __future__ import annotations
@@ -74,11 +86,22 @@ NOTES = [
     "plus for shared the table file's allocated bytes (st_blocks x 512, counted once: it is "
     "shared memory, in no worker's USS); divided by the revoked sessions filled. The "
     "follower's USS includes what its snapshot left in Python's allocator.",
-    "Propagation: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
-    "in ms, so about 1 ms in effect), in both modes alike, since a worker that reads the "
-    "shared table learns of a revocation only when it verifies. Latency from just before the "
-    "POST /v1/logout request to each worker's first refusal; 'every worker' is the last of "
-    "the W per round. Percentiles are nearest-rank.",
+    "Hand-off: from just before the POST /v1/logout request to when the revocation is in "
+    "every worker's reach, with no worker polling: independent, when the last of the W "
+    "followers had applied it to its cache (Verifier(on_applied=...), called right after); "
+    "shared, when the host's follower had written it to the table (a reader's verify reads "
+    "the table itself: after that write each reader verifies once and must refuse). "
+    "'XADD to applied': from the event's ts_ms (Redis' clock, cut to the ms) to that moment "
+    "on the wall clock. In this phase one more independent process, started beside the host, "
+    "applies the same revocations: the single-process figure under the same load at the same "
+    "moments ('single process beside'), and the host's excess over it per round. "
+    "Percentiles are nearest-rank.",
+    "Probed: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
+    "in ms, so about 1 ms in effect), in both modes alike. From the same start to each "
+    "worker's first refusal; 'every worker' is the last of the W per round. Split into the "
+    "hand-off under the probes' load and the probe's own delay (from when its verify could "
+    "refuse to its refusal). W processes polling 1,000 times a second on 2 cores delay the "
+    "follower, the issuer and Redis: this measures the probes as much as the propagation.",
     "CPU per event: the workers' user+system CPU (/proc/<pid>/stat) over the logouts, sent "
     "one every 20 ms with no polling, minus their CPU over an idle period of the same length "
     "just before, divided by the logouts. Redis' CPU the same way.",
@@ -105,10 +128,12 @@ def table_bytes(env: dict[str, str]) -> int:
     return info.st_blocks * 512
 
 
-async def login(http: httpx.AsyncClient) -> str:
+async def login(http: httpx.AsyncClient) -> tuple[str, str]:
+    """(access token, session id) of a fresh login."""
     reply = await http.post("/v1/login", json={"username": USERNAME, "password": PASSWORD})
     reply.raise_for_status()
-    return str(reply.json()["access_token"])
+    body = reply.json()
+    return str(body["access_token"]), str(body["session_id"])
 
 
 async def logout(http: httpx.AsyncClient, token: str) -> None:
@@ -119,32 +144,107 @@ async def logout(http: httpx.AsyncClient, token: str) -> None:
 async def propagation(
     http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int
 ) -> dict[str, Any]:
+    """Seen by probes: every worker polls verify() until it refuses. Besides the first
+    refusal, each worker says when its follower applied the revocation (independent: its
+    own; shared: the host's follower, which wrote the table), which splits the latency into
+    the hand-off (the last follower of the host to apply it) and the probe's own delay."""
     each: list[float] = []
     last: list[float] = []
+    handed: list[float] = []
+    from_xadd: list[float] = []
+    probe: list[float] = []
     for _ in range(rounds):
-        token = await login(http)
+        token, sid = await login(http)
         for worker in workers:
-            worker.send(f"watch {token}")
+            worker.send(f"watch {token} {sid}")
         for worker in workers:
             if await worker.receive(ROUND_TIMEOUT_S) != ["accepting"]:
                 raise RuntimeError(f"{worker.child.name} did not accept")
         started = time.monotonic()
         await logout(http, token)
-        times = []
+        seen: list[float] = []
+        applied: list[float | None] = []
         for worker in workers:
             words = await worker.receive(ROUND_TIMEOUT_S)
             if words[0] != "revoked" or words[2] != "session_revoked":
                 raise RuntimeError(f"{worker.child.name} said {words!r}")
-            times.append(ms(float(words[1]) - started))
-        each.extend(times)
-        last.append(max(times))
-    return {"each_worker_ms": summary(each), "every_worker_ms": summary(last)}
+            seen.append(ms(float(words[1]) - started))
+            applied.append(None if words[3] == "-" else ms(float(words[3]) - started))
+            if words[4] != "-":
+                from_xadd.append(float(words[4]))
+        table = max(a for a in applied if a is not None)  # shared: the table's one write
+        each.extend(seen)
+        last.append(max(seen))
+        handed.append(table)
+        # (c): from the moment this worker's verify could refuse to the probe's refusal.
+        probe.extend(t - (table if a is None else a) for t, a in zip(seen, applied, strict=True))
+    return {
+        "each_worker_ms": summary(each),
+        "every_worker_ms": summary(last),
+        "handoff_every_worker_ms": summary(handed),
+        "xadd_to_applied_ms": summary(from_xadd),
+        "probe_delay_ms": summary(probe),
+    }
+
+
+async def handoff(
+    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int, reference: Worker
+) -> dict[str, Any]:
+    """Propagation without probes: from just before POST /v1/logout to when the revocation
+    was in every worker's reach, nobody polling. Independent: each worker's follower applied
+    it to its own cache. Shared: the host's follower wrote it to the table; every other worker
+    then verifies once, which must refuse (a verify reads the table: nothing to wait for).
+    ``reference``, one independent process beside the host, applies the same revocations at
+    the same moments: the single-process figure under the same load, round by round."""
+    each: list[float] = []
+    last: list[float] = []
+    from_xadd: list[float] = []
+    single: list[float] = []
+    beyond: list[float] = []
+    for _ in range(rounds):
+        token, sid = await login(http)
+        for worker in [*workers, reference]:
+            worker.send(f"expect {sid}")
+        for worker in [*workers, reference]:
+            if await worker.receive(ROUND_TIMEOUT_S) != ["expecting"]:
+                raise RuntimeError(f"{worker.child.name} did not expect")
+        started = time.monotonic()
+        await logout(http, token)
+        words = await reference.receive(ROUND_TIMEOUT_S)
+        if words[0] != "applied":
+            raise RuntimeError(f"{reference.child.name} said {words!r}")
+        single.append(ms(float(words[1]) - started))
+        applied: list[float] = []
+        readers: list[Worker] = []
+        for worker in workers:
+            words = await worker.receive(ROUND_TIMEOUT_S)
+            if words == ["reader"]:
+                readers.append(worker)
+            elif words[0] == "applied":
+                applied.append(ms(float(words[1]) - started))
+                from_xadd.append(float(words[2]))
+            else:
+                raise RuntimeError(f"{worker.child.name} said {words!r}")
+        for worker in readers:
+            worker.send(f"check {token}")
+            if (words := await worker.receive(ROUND_TIMEOUT_S)) != ["refused", "session_revoked"]:
+                raise RuntimeError(f"{worker.child.name} said {words!r} after the table had it")
+        each.extend(applied)
+        last.append(max(applied))
+        beyond.append(last[-1] - single[-1])
+    return {
+        "each_follower_ms": summary(each),
+        "every_worker_ms": summary(last),
+        "xadd_to_applied_ms": summary(from_xadd),
+        "single_process_ms": summary(single),
+        "beyond_single_process_ms": summary(beyond),
+    }
 
 
 async def cpu_per_event(
     http: httpx.AsyncClient, workers: Sequence[Worker], events: int, redis_pid: int | None
 ) -> dict[str, Any]:
-    tokens = [await login(http) for _ in range(events)]
+    tokens = [(await login(http))[0] for _ in range(events)]
     pids = [w.child.process.pid for w in workers]
 
     def cpu() -> tuple[float, float]:
@@ -171,6 +271,42 @@ async def cpu_per_event(
     }
 
 
+async def kept_bytes(workers: Sequence[Worker]) -> int:
+    """The anonymous memory the workers kept from before their start to now, summed."""
+    kept = 0
+    for worker in workers:
+        worker.send("mem")
+        _, before, now = await worker.receive(ROUND_TIMEOUT_S)
+        kept += int(now) - int(before)
+    return kept
+
+
+async def memory_run(
+    children: Children, env: dict[str, str], mode: str, count: int, revoked: int
+) -> dict[str, Any]:
+    """Memory alone, at ``revoked`` entries: where a host's fixed cost no longer counts."""
+    run_env = env | {"REVOCAST_SHARED_CACHE": "1" if mode == "shared" else "0"}
+    workers: list[Worker] = []
+    try:
+        await start_workers(children, run_env, count, workers, module="bench._host_worker",
+                            name=f"{mode}-scale")  # fmt: skip
+        await asyncio.sleep(1.0)
+        kept = await kept_bytes(workers)
+        table = table_bytes(run_env) if mode == "shared" else 0
+        return {
+            "mode": mode,
+            "workers": count,
+            "revoked": revoked,
+            "uss_kept_mib": round(kept / 2**20, 1),
+            "table_mib": round(table / 2**20, 2),
+            "bytes_per_entry_per_host": round((kept + table) / max(1, revoked), 1),
+            "table_bytes_per_entry": round(table / max(1, revoked), 1),
+        }
+    finally:
+        await stop_workers(children, workers)
+        shutil.rmtree(host_dir(Settings.from_env(run_env)), ignore_errors=True)
+
+
 async def one_run(
     args: argparse.Namespace,
     children: Children,
@@ -188,19 +324,22 @@ async def one_run(
                             name=f"{mode}")  # fmt: skip
         ready_s = time.monotonic() - started
         await asyncio.sleep(1.0)  # receipts written, connections settled
-        kept = 0
-        for worker in workers:
-            worker.send("mem")
-            _, before, now = await worker.receive(ROUND_TIMEOUT_S)
-            kept += int(now) - int(before)
+        kept = await kept_bytes(workers)
         connections = redis_connections([w.child.process.pid for w in workers], server.port)
         table = table_bytes(run_env) if mode == "shared" else 0
-        token = await login(http)
+        token, _ = await login(http)
         warm_ns = []
         for worker in workers:
             worker.send(f"warm {token} {WARM_CALLS}")
             warm_ns.append(float((await worker.receive(60))[1]))
         spread = await propagation(http, workers, args.rounds)
+        reference: list[Worker] = []
+        try:
+            await start_workers(children, env | {"REVOCAST_SHARED_CACHE": "0"}, 1, reference,
+                                module="bench._host_worker", name="reference")  # fmt: skip
+            handed = await handoff(http, workers, args.rounds, reference[0])
+        finally:
+            await stop_workers(children, reference)
         cpu = await cpu_per_event(http, workers, args.events, children.redis_pid)
         check_alive([w.child for w in workers])
         host_bytes = kept + table
@@ -215,6 +354,7 @@ async def one_run(
             "table_bytes_per_entry": round(table / max(1, args.revoked), 1),
             "warm_verify_ns": round(sum(warm_ns) / len(warm_ns), 1),
             "propagation": spread,
+            "handoff": handed,
             "cpu": cpu,
         }
     finally:
@@ -228,6 +368,7 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     server.start()
     children.redis_pid = server.pid
     runs: list[dict[str, Any]] = []
+    scale: list[dict[str, Any]] = []
     try:
         env = revocast_env(server.url, tmp) | {"REVOCAST_PARTITIONS": "1"}
         _, url = await start_issuer(children, env)
@@ -239,11 +380,19 @@ async def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                     run = await one_run(args, children, env, http, server, mode, count)
                     print(f"{mode} x{count}: {run}", flush=True)
                     runs.append(run)
+        if args.scale_revoked:
+            fill(server.url, Keyspace(env["REVOCAST_KEY_PREFIX"], 1), args.scale_revoked)
+            # W independent workers at this size would each snapshot it (240 B an entry, and
+            # on 2 cores longer than a worker waits to be fresh): one stands for them.
+            for mode, count in [("independent", 1), *(("shared", w) for w in args.workers)]:
+                run = await memory_run(children, env, mode, count, args.scale_revoked)
+                print(f"{mode} x{count} at {args.scale_revoked}: {run}", flush=True)
+                scale.append(run)
         redis = await redis_version(server.url)
     finally:
         children.stop()
         server.stop()
-    return {"runs": runs, "redis_server": redis}
+    return {"runs": runs, "memory_at_scale": scale, "redis_server": redis}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -252,6 +401,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--revoked", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument(
+        "--scale-revoked",
+        type=int,
+        default=0,
+        help="then fill this many revoked sessions and measure memory alone (0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     add_quiet_arguments(parser)
     args = parser.parse_args(argv)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
+import gc
 import logging
 import math
 import os
@@ -30,7 +32,7 @@ from revocast.errors import SettingsError, VerifierStale
 from revocast.events import AnyEvent
 from revocast.keys import PublicKey
 from revocast.settings import Settings
-from revocast.store import Backend, Follow
+from revocast.store import Backend, Follow, Snapshot
 from revocast.verifier.cache import RevocationCache
 from revocast.verifier.follower import (
     PROPAGATION_BUCKETS_S,
@@ -85,13 +87,24 @@ class TableCache(RevocationCache):
     answer stale) until every waiting entry is in.
     """
 
-    __slots__ = ("jwks", "pending", "writer")
+    __slots__ = ("jwks", "pending", "trim_due", "writer")
 
     def __init__(self, writer: TableWriter) -> None:
         super().__init__()
         self.writer = writer
         self.pending: list[tuple[bytes, str, int, int]] = []
         self.jwks: dict[str, str] = {}  # kid -> JWK text, for the blob
+        self.trim_due = False
+
+    def merge(self, snapshot: Snapshot) -> None:
+        super().merge(snapshot)
+        if not self.trim_due:  # once the snapshot is gone: when its follower next waits
+            self.trim_due = True
+            asyncio.get_running_loop().call_soon(self._trim)
+
+    def _trim(self) -> None:
+        self.trim_due = False
+        give_back_memory()
 
     def __len__(self) -> int:
         return self.writer.entries + len(self.revoked_keys)
@@ -153,6 +166,15 @@ class TableCache(RevocationCache):
         except OSError as exc:
             log.error("could not prune the host's table: %s", exc)
             return 0
+
+
+def give_back_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; elsewhere
+    nothing). A snapshot of 100,000 revocations passes through some 20 MB of Python objects
+    on its way into the table; without this the follower keeps ~0.8 MiB of them as free heap."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # AttributeError: not glibc
+        ctypes.CDLL(None).malloc_trim(0)  # None: the libc this process runs on
 
 
 class _PublishingFollowers(Followers):

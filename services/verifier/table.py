@@ -2,11 +2,17 @@
 read by every verifier process of the host without a lock.
 
 Layout (little-endian): a 256-byte header, a 64 KiB blob (JSON: the trusted keys' JWKs and
-the revoked key ids), then an open-addressing table of 24-byte slots (linear probing), each
-a 12-byte fingerprint of (kind, id), ``a`` (ms: a session's end, a user's not-before) and
-``b`` (seconds, rounded up: when every token the entry covers has expired). A fingerprint of
-96 bits stands for the id: two ids share one with odds of about 1 in 10^23 per lookup at a
-million entries, and then a token is refused, never accepted.
+the revoked key ids), then an open-addressing table of 16-byte slots (linear probing), each
+a 64-bit fingerprint of (kind, id) and one 64-bit time word: ``a`` (ms, 43 bits: a session's
+end, a user's not-before) and how many seconds past ``a`` the entry is still needed (21 bits),
+which gives ``b`` (seconds: when every token the entry covers has expired).
+
+The fingerprint is a keyed hash (BLAKE2b with a random key drawn for each table and kept in
+its header, in a folder only this user reads), so nobody can aim two ids at one fingerprint
+or one probe chain. Two ids share one by chance with odds of about 1 in 2^64 / entries per
+lookup (1 in 2 * 10^13 at a million entries); the table then holds both under one slot with
+the later of each time: the id that was not revoked is refused (a false refusal), and an id
+that was revoked is never accepted.
 
 Writes are seqlocked: the writer makes ``seq`` odd, writes, makes it even again; a reader
 reads ``seq`` before and after and retries when they differ or are odd. ``rev`` counts
@@ -26,6 +32,7 @@ import json
 import math
 import mmap
 import os
+import secrets
 import struct
 from collections import Counter
 from collections.abc import Callable
@@ -33,13 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MAGIC = b"REVOCAST"
-LAYOUT = 1
+LAYOUT = 2  # 1: 24-byte slots with an unkeyed 96-bit fingerprint
 HEADER_BYTES = 256
 BLOB_BYTES = 64 * 1024
 SLOTS_AT = HEADER_BYTES + BLOB_BYTES
 MIN_SLOTS = 1024
 ENDS_S = 16  # the period prune() counts expiring entries by
-GROW_AT = 0.75  # load past which the table doubles: 32 to 64 bytes of table per entry
+GROW_AT = 0.75  # load past which the table doubles: 21 to 43 bytes of table per entry
 SEQ_AT = 32  # the seqlock word; the fields read on every verify follow it
 
 _HEAD = struct.Struct("<8sII16s")  # magic, layout, 0, deployment
@@ -50,9 +57,14 @@ _HOT = struct.Struct("<QdQQQd")  # what a header read takes: up to the clock off
 _SEQ = struct.Struct("<Q")
 SEQ_WORD = SEQ_AT // 8
 NO_WORDS = memoryview(bytes(HEADER_BYTES)).cast("Q")
-_SLOT = struct.Struct("<12sqI")
+_SLOT = struct.Struct("<QQ")  # fingerprint, time word
 SLOT_BYTES = _SLOT.size
-EMPTY = bytes(12)
+EMPTY = 0
+KEY_AT = SEQ_AT + _STATE.size  # the fingerprint key: 16 bytes, fixed for the file's life
+KEY_BYTES = 16
+LIFE_BITS = 21  # seconds past ``a``: up to 24 days, where a revocation needs a day and 2 min
+LIFE_MAX = (1 << LIFE_BITS) - 1
+A_MAX = (1 << (64 - LIFE_BITS)) - 1  # ms: the year 2248
 
 RETIRED, FULL = 1, 2  # flags
 SESSION, USER, ROLES = b"s", b"u", b"r"  # kinds
@@ -68,12 +80,34 @@ def deployment_id(redis_url: str, key_prefix: str) -> bytes:
     return hashlib.sha256(text).digest()[:16]
 
 
-def fingerprint(kind: bytes, key: str) -> tuple[bytes, int]:
-    """(the slot's fingerprint, the hash that picks the first slot)."""
-    mark = hashlib.blake2b(kind + key.encode(), digest_size=12).digest()
-    if mark == EMPTY:
-        mark = b"\x01" * 12
-    return mark, _hash(mark)
+class Fingerprints:
+    """The keyed 64-bit fingerprint of (kind, id) under one table's key; it also picks the
+    first slot (its low bits)."""
+
+    __slots__ = ("_keyed", "key")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self._keyed = hashlib.blake2b(digest_size=8, key=key)  # copied: the key is hashed once
+
+    def __call__(self, kind: bytes, ident: str) -> int:
+        hasher = self._keyed.copy()
+        hasher.update(kind + ident.encode())
+        return int.from_bytes(hasher.digest(), "little") or 1  # 0 marks an empty slot
+
+
+def pack_times(a: int, b: int) -> int:
+    """The time word of ``a`` (ms) and ``b`` (s). Past 24 days after ``a``, ``b`` is cut to
+    ``a`` + 24 days: every token an entry covers has expired a day and 2 min after ``a``
+    (``Settings.revocation_lifetime_ms`` at its largest), so nothing is forgotten early."""
+    a = min(max(a, 0), A_MAX)
+    return a << LIFE_BITS | min(max(b - a // 1000, 0), LIFE_MAX)
+
+
+def unpack_times(word: int) -> tuple[int, int]:
+    """(a in ms, b in s) of a time word."""
+    a = word >> LIFE_BITS
+    return a, a // 1000 + (word & LIFE_MAX)
 
 
 def slots_for(entries: int) -> int:
@@ -139,6 +173,7 @@ class TableView:
         self.words = NO_WORDS
         self.inode = -1
         self.error: str | None = None
+        self.fingerprint = Fingerprints(bytes(KEY_BYTES))  # the mapped table's, once mapped
 
     def open(self) -> bool:
         """(Re)map the file at ``path``; False (and ``error``) when there is none to read."""
@@ -150,6 +185,7 @@ class TableView:
             return False
         # The old mapping is not closed: a verify on another thread may still hold it. It
         # goes when the last reference does.
+        self.fingerprint = Fingerprints(mm[KEY_AT : KEY_AT + KEY_BYTES])
         self.mm, self.words = mm, memoryview(mm).cast("Q")
         self.inode, self.error = inode, None
         return True
@@ -198,16 +234,17 @@ class TableView:
         mm = self.mm
         if mm is None:
             return None
-        mark, h = fingerprint(kind, key)
+        fingerprint = self.fingerprint
+        if mm[KEY_AT : KEY_AT + KEY_BYTES] != fingerprint.key:  # another thread reopened it
+            fingerprint = Fingerprints(mm[KEY_AT : KEY_AT + KEY_BYTES])
+        mark = fingerprint(kind, key)
         slots = _STATE.unpack_from(mm, SEQ_AT)[6]
         mask = slots - 1
-        i = h & mask
+        i = mark & mask
         for _ in range(slots):
-            at = SLOTS_AT + i * SLOT_BYTES
-            found = mm[at : at + 12]
+            found, times = _SLOT.unpack_from(mm, SLOTS_AT + i * SLOT_BYTES)
             if found == mark:
-                _, a, b = _SLOT.unpack_from(mm, at)
-                return a, b
+                return unpack_times(times)
             if found == EMPTY:
                 return None
             i = (i + 1) & mask
@@ -257,6 +294,7 @@ class TableWriter:
         self.max_entries = max_entries
         self.now_ms = now_ms  # Redis time: entries' ends are on its clock
         self.mm = self._adopt() or self._create(MIN_SLOTS, None)
+        self.fingerprint = Fingerprints(self.mm[KEY_AT : KEY_AT + KEY_BYTES])
         # How many entries end in each ENDS_S-second period: prune() knows how many expired
         # without reading the table (a scan of 100,000 entries costs a loaded core ~0.3 s).
         self.ends: Counter[int] = Counter()
@@ -265,7 +303,7 @@ class TableWriter:
     def _count_ends(self) -> None:
         mm = self.mm
         self.ends = Counter(
-            slot[2] // ENDS_S
+            unpack_times(slot[1])[1] // ENDS_S
             for i in range(self.slots)
             if (slot := _SLOT.unpack_from(mm, SLOTS_AT + i * SLOT_BYTES))[0] != EMPTY
         )
@@ -307,8 +345,10 @@ class TableWriter:
         _HEAD.pack_into(mm, 0, MAGIC, LAYOUT, 0, self.deployment)
         if old is None:
             _STATE.pack_into(mm, SEQ_AT, 0, -math.inf, 0, 0, 0, 0.0, slots, 0, 0, b"")
+            mm[KEY_AT : KEY_AT + KEY_BYTES] = secrets.token_bytes(KEY_BYTES)
         else:
-            mm[SEQ_AT:SLOTS_AT] = old[SEQ_AT:SLOTS_AT]  # the header's state and the blob
+            # The header's state, the fingerprint key (the marks stay valid) and the blob.
+            mm[SEQ_AT:SLOTS_AT] = old[SEQ_AT:SLOTS_AT]
             _set(mm, SEQ_AT, (_u64(old, SEQ_AT) | 1) + 1)  # even, and past the old file's
             _set(mm, FLAGS_AT, _u64(old, FLAGS_AT) & ~RETIRED)
             _set(mm, REV_AT, _u64(old, REV_AT) + 1)  # readers drop the verdicts they kept
@@ -317,8 +357,7 @@ class TableWriter:
             for i in range(_u64(old, SLOTS_AT_FIELD)):
                 slot = _SLOT.unpack_from(old, SLOTS_AT + i * SLOT_BYTES)
                 if _live(slot, now_s):
-                    mark, a, b = slot
-                    _SLOT.pack_into(mm, _find(mm, slots, mark, _hash(mark)), mark, a, b)
+                    _SLOT.pack_into(mm, _find(mm, slots, slot[0]), *slot)
                     entries += 1
             _set(mm, ENTRIES_AT, entries)
         os.rename(tmp, self.path)
@@ -331,29 +370,32 @@ class TableWriter:
 
     def put(self, kind: bytes, key: str, a: int, until_ms: int) -> None:
         """Record (kind, key), keeping the later of each time; TableFull if it cannot."""
-        mark, h = fingerprint(kind, key)
+        mark = self.fingerprint(kind, key)
         b = -(-until_ms // 1000)
-        at = _find(self.mm, self.slots, mark, h)
+        at = _find(self.mm, self.slots, mark)
         if _SLOT.unpack_from(self.mm, at)[0] == EMPTY:
             entries = self.entries
             if entries + 1 > self.slots * GROW_AT or entries + 1 > self.max_entries:
                 self._resize()
-                at = _find(self.mm, self.slots, mark, h)
+                at = _find(self.mm, self.slots, mark)
         mm = self.mm
-        old_mark, old_a, old_b = _SLOT.unpack_from(mm, at)
+        old_mark, old_times = _SLOT.unpack_from(mm, at)
         new = old_mark == EMPTY
-        if not new and old_a >= a and old_b >= b:
+        old_a, old_b = unpack_times(old_times)
+        times = pack_times(max(a, old_a), max(b, old_b))
+        if not new and times == old_times:
             return  # already known
         _begin(mm)
-        _SLOT.pack_into(mm, at, mark, max(a, old_a), max(b, old_b))
+        _SLOT.pack_into(mm, at, mark, times)
         _set(mm, REV_AT, _u64(mm, REV_AT) + 1)
         if new:
             _set(mm, ENTRIES_AT, _u64(mm, ENTRIES_AT) + 1)
         _end(mm)
-        if new or b > old_b:
+        b = unpack_times(times)[1]  # what prune() reads back
+        if new or b != old_b:
             if not new:
                 self.ends[old_b // ENDS_S] -= 1
-            self.ends[max(b, old_b) // ENDS_S] += 1
+            self.ends[b // ENDS_S] += 1
 
     def _resize(self) -> None:
         """A new table for the live entries and one more, dropping the expired; TableFull
@@ -420,6 +462,7 @@ class TableWriter:
 FRESH_AT, REV_AT, KEYS_AT, FLAGS_AT, OFFSET_AT = 40, 48, 56, 64, 72
 SLOTS_AT_FIELD, ENTRIES_AT, BLOB_LEN_AT, EPOCH_AT = 80, 88, 96, 104
 _F64 = struct.Struct("<d")
+_U64 = _SEQ
 _EPOCH = struct.Struct("<40s")
 
 
@@ -439,21 +482,17 @@ def _begin(mm: mmap.mmap) -> None:
 _end = _begin
 
 
-def _hash(mark: bytes) -> int:
-    return int.from_bytes(mark[:8], "little")
+def _live(slot: tuple[int, int], now_s: int) -> bool:
+    return slot[0] != EMPTY and unpack_times(slot[1])[1] >= now_s
 
 
-def _live(slot: tuple[bytes, int, int], now_s: int) -> bool:
-    return slot[0] != EMPTY and slot[2] >= now_s
-
-
-def _find(mm: mmap.mmap, slots: int, mark: bytes, h: int) -> int:
+def _find(mm: mmap.mmap, slots: int, mark: int) -> int:
     """The offset of ``mark``'s slot, or of the empty one where it would go."""
     mask = slots - 1
-    i = h & mask
+    i = mark & mask
     while True:
         at = SLOTS_AT + i * SLOT_BYTES
-        found = mm[at : at + 12]
+        found = _U64.unpack_from(mm, at)[0]
         if found in (mark, EMPTY):
             return at
         i = (i + 1) & mask
