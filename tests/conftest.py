@@ -153,7 +153,8 @@ class Issuer:
         try:
             await backend.start()
             store = Store(backend)
-            return await add_user(store, Passwords(self.settings.passwords), name, PASSWORD, roles or [])
+            passwords = Passwords(self.settings.passwords)
+            return await add_user(store, passwords, name, PASSWORD, roles or [])
         finally:
             await backend.aclose()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from revocast.settings import DAY_S
+from revocast.setting_groups import DAY_S
 from revocast.verifier import table
 from revocast.verifier.table import (
     GROW_AT,

@@ -76,7 +76,7 @@ def test_the_header_bound_names_its_variable_and_range(value: str) -> None:
 def test_a_bad_revocation_limit_names_its_variable_and_range() -> None:
     with pytest.raises(SettingsError, match="REVOCAST_REVOCATIONS_PER_MINUTE must be 0"):
         Settings.from_env({"REVOCAST_REVOCATIONS_PER_MINUTE": "2000000"})
-    assert Settings.from_env({}).revocations_per_minute == 60
+    assert Settings.from_env({}).limits.revocations_per_minute == 60
 
 
 def test_revocations_outlive_tokens_and_retention_outlives_revocations() -> None:
@@ -142,7 +142,7 @@ def test_login_throttle_settings_name_the_variable_and_its_range(
 
 
 def test_login_throttle_defaults_are_the_documented_ones() -> None:
-    defaults = Settings.from_env({})
+    defaults = Settings.from_env({}).throttle
     assert (defaults.login_max_attempts_per_client, defaults.login_max_failures_per_user_address,
             defaults.login_window_s) == (100, 10, 900)  # fmt: skip
     assert (defaults.login_max_failures_per_user, defaults.login_user_max_delay_s,

@@ -63,7 +63,7 @@ def host_dir(settings: Settings) -> Path:
     base = Path("/dev/shm")  # noqa: S108 (a folder of this user's only: _private_dir)
     if not base.is_dir():
         base = Path(tempfile.gettempdir())
-    name = deployment_id(settings.redis_url or "", settings.key_prefix).hex()
+    name = deployment_id(settings.redis.redis_url or "", settings.redis.key_prefix).hex()
     return base / f"revocast-{name}"
 
 
@@ -258,13 +258,13 @@ class HostFollower:
         self.options = options  # its on_applied is called here, after the table has the batch
         self.name = name
         self.dir = host_dir(settings)
-        self.view = TableView(self.dir / "table", deployment_id(settings.redis_url or "",
-                                                                settings.key_prefix))  # fmt: skip
+        deployment = deployment_id(settings.redis.redis_url or "", settings.redis.key_prefix)
+        self.view = TableView(self.dir / "table", deployment)
         self.state = Lifecycle.CREATED
         self.followers: Followers | None = None
         self.receipts: Receipts | None = None
         self.writer: TableWriter | None = None
-        self.poll_s = min(0.5, max(0.01, settings.max_staleness_s / 8))
+        self.poll_s = min(0.5, max(0.01, settings.freshness.max_staleness_s / 8))
         self._lock_fd: int | None = None
         self._member: _Member | None = None
         self._task: asyncio.Task[None] | None = None
@@ -274,7 +274,7 @@ class HostFollower:
         self._fresh = -math.inf
         self._seen_fresh = False
         self.verdicts: dict[str, tuple[int, str | None]] = {}
-        self.verdicts_max = max(1024, settings.verify_memo_size)
+        self.verdicts_max = max(1024, settings.freshness.verify_memo_size)
 
     @property
     def leading(self) -> bool:
@@ -334,7 +334,7 @@ class HostFollower:
         self.writer = TableWriter(
             self.view.path,
             self.view.deployment,
-            max_entries=self.settings.shared_cache_max_entries,
+            max_entries=self.settings.verifier.shared_cache_max_entries,
             now_ms=self.clocks.redis_now_ms,
         )
         cache = TableCache(self.writer)
@@ -346,16 +346,16 @@ class HostFollower:
         )
         followers.publish = self._publisher(followers, cache)
         self.followers = followers
-        if self.settings.receipt_interval_ms:
+        if self.settings.verifier.receipt_interval_ms:
             self.receipts = Receipts(
                 followers.follow,
                 followers,
                 self.clocks,
                 name=self.name,
-                interval_s=self.settings.receipt_interval_ms / 1000,
-                max_staleness_s=self.settings.max_staleness_s
-                if self.settings.fail_mode != "open"
-                else self.settings.access_ttl_s,
+                interval_s=self.settings.verifier.receipt_interval_ms / 1000,
+                max_staleness_s=self.settings.freshness.max_staleness_s
+                if self.settings.freshness.fail_mode != "open"
+                else self.settings.tokens.access_ttl_s,
                 workers=lambda: count_members(self.dir / "members"),
             )
         await followers.start(wait_s=wait_s)
@@ -543,4 +543,4 @@ class HostFollower:
 
 def host_name(settings: Settings, role: str) -> str:
     """The host's receipt names the host, not a process: ``sidecar host web-3``."""
-    return settings.verifier_name or f"{role} host {socket.gethostname()}"
+    return settings.verifier.verifier_name or f"{role} host {socket.gethostname()}"

@@ -42,12 +42,13 @@ class Sessions:
         self.backend = backend
         self.throttle = Throttle(backend)  # the login throttle and user lookup
         settings = backend.settings
-        self.lifetime_ms = settings.revocation_lifetime_ms
-        self.retention_ms = settings.stream_retention_ms
-        self._refresh_ttl_s = settings.refresh_ttl_s
-        self.grace_ms = int(settings.refresh_grace_s * 1000)
-        self._max_sessions = settings.max_sessions_per_user
-        self._revocations_per_minute = settings.revocations_per_minute
+        tokens, limits = settings.tokens, settings.limits
+        self.lifetime_ms = tokens.revocation_lifetime_ms
+        self.retention_ms = tokens.stream_retention_ms
+        self._refresh_ttl_s = tokens.refresh_ttl_s
+        self.grace_ms = int(tokens.refresh_grace_s * 1000)
+        self._max_sessions = limits.max_sessions_per_user
+        self._revocations_per_minute = limits.revocations_per_minute
 
     @property
     def keys(self) -> Keyspace:

@@ -72,13 +72,14 @@ class Throttle:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        settings = backend.settings
+        settings = backend.settings.throttle
         self._client_limit = settings.login_max_attempts_per_client
         self._pair_limit = settings.login_max_failures_per_user_address
         self._user_limit = settings.login_max_failures_per_user
         self._window_s = settings.login_window_s
         self._max_delay_ms = settings.login_user_max_delay_s * 1000
-        self._with_sessions = settings.max_sessions_per_user > 0  # the login script needs them
+        # the login script needs them
+        self._with_sessions = backend.settings.limits.max_sessions_per_user > 0
         self.memory_s = settings.login_user_memory_s
         self.known_ms = settings.login_known_address_days * DAY_S * SECOND_MS
         # The user key must be declared before the script reads the name, so the script is

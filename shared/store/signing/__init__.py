@@ -23,7 +23,7 @@ class Signing:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._retention_ms = backend.settings.stream_retention_ms
+        self._retention_ms = backend.settings.tokens.stream_retention_ms
 
     @property
     def keys(self) -> Keyspace:
