@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 
 from revocast.errors import NotDurable, StoreUnavailable
+from revocast.events import ActorKind
 from revocast.ids import new_session_id
 from revocast.store import Store
 
@@ -41,7 +42,7 @@ async def revoke_one(store: Store) -> Sent:
     sid = new_session_id(store.keys, uid)
     sent = time.monotonic()
     try:
-        await store.sessions.revoke_session(sid, uid, "bench")
+        await store.sessions.revoke_session(sid, uid, "bench", actor_kind=ActorKind.USER)
     except NotDurable:
         return Sent(sid, sent, time.monotonic(), "not_durable")
     except StoreUnavailable as exc:

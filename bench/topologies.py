@@ -33,6 +33,7 @@ from bench._issuer import add_user, revocast_env, start_issuer
 from bench._processes import ROUND_TIMEOUT_S, Children
 from bench._stats import summary
 from bench.propagation import USERNAME, Logout, run_workers
+from revocast.events import ActorKind
 from revocast.ids import new_session_id
 from revocast.settings import Settings
 from revocast.store import Backend, Store
@@ -89,7 +90,7 @@ async def direct_calls(env: dict[str, str], calls: int) -> dict[str, float]:
             uid = secrets.token_hex(16)
             sid = new_session_id(store.keys, uid)
             began = time.monotonic()
-            await store.sessions.revoke_session(sid, uid, "bench")
+            await store.sessions.revoke_session(sid, uid, "bench", actor_kind=ActorKind.USER)
             times.append((time.monotonic() - began) * 1000)
         return summary(times)
     finally:

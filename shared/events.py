@@ -29,6 +29,20 @@ class Reason(StrEnum):
     REMOVED = "removed"  # every session of a removed user
 
 
+class ActorKind(StrEnum):
+    """Who a revocation comes from, as its event says (``actor_kind``): one table, given to
+    Lua as ``ACTOR_<NAME>`` locals (``lua_vocabulary``). An SSF receiver reads it as CAEP's
+    ``initiating_entity`` (``revocast.issuer.security_events``)."""
+
+    USER = "user"  # the session's own user: logout, logout-all, a password change, a revoke
+    MODERATOR = "moderator"  # a moderator's call: a block, a session ended
+    ADMIN = "admin"  # an admin's call: roles, a block, a session ended
+    OPERATOR = "operator"  # the revocast command (``cli:`` actors): keys, users, passwords
+    UPSTREAM = "upstream"  # the upstream IdP: a back-channel logout, a pushed CAEP event
+    POLICY = "policy"  # revocast's own rules: refresh-token reuse, the session limit
+    SYSTEM = "system"  # revocast's recovery: the keys of a deployment that lost its state
+
+
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Fields every event carries."""
 
@@ -44,6 +58,7 @@ class SessionRevoked(Event, tag="session_revoked", frozen=True):
     at_ms: int
     until_ms: int
     reason: str = ""
+    actor_kind: str = ""  # an ActorKind; "" in entries written before it (and never else)
 
 
 class UserRevoked(Event, tag="user_revoked", frozen=True):
@@ -53,6 +68,7 @@ class UserRevoked(Event, tag="user_revoked", frozen=True):
     not_before_ms: int
     until_ms: int
     reason: str = ""
+    actor_kind: str = ""
 
 
 class RolesChanged(Event, tag="roles_changed", frozen=True):
@@ -61,6 +77,7 @@ class RolesChanged(Event, tag="roles_changed", frozen=True):
     uid: str
     not_before_ms: int
     until_ms: int
+    actor_kind: str = ""
 
 
 class KeyPublished(Event, tag="key_published", frozen=True):
@@ -75,6 +92,7 @@ class KeyRevoked(Event, tag="key_revoked", frozen=True):
 
     kid: str
     at_ms: int
+    actor_kind: str = ""
 
 
 AnyEvent = SessionRevoked | UserRevoked | RolesChanged | KeyPublished | KeyRevoked
@@ -106,9 +124,12 @@ def event_kinds() -> dict[str, str]:
 
 
 def lua_vocabulary() -> str:
-    """The event version, the event kinds and the scripts' reasons as Lua locals: this
-    module's values, never copies (prepended to every script)."""
+    """The event version, the event kinds, the scripts' reasons and the actor kinds as Lua
+    locals: this module's values, never copies (prepended to every script)."""
     lines = [f"local EVENT_VERSION = '{SCHEMA_VERSION}'  -- revocast.events.SCHEMA_VERSION"]
     lines += [f"local {name} = '{tag}'  -- revocast.events" for name, tag in event_kinds().items()]
     lines += [f"local REASON_{r.name} = '{r.value}'  -- revocast.events.Reason" for r in Reason]
+    lines += [
+        f"local ACTOR_{a.name} = '{a.value}'  -- revocast.events.ActorKind" for a in ActorKind
+    ]
     return "\n".join(lines)

@@ -104,13 +104,14 @@ GOOD_ARGS: dict[str, object] = {
     "reason": "logout",
     "issued_ms": None,
     "limit": 0,
+    "actor_kind": "user",
 }
 
 
 def test_a_call_lays_out_keys_and_arguments_in_declared_order() -> None:
     call = sessions.REVOKE_SESSION.call(FIXED, keys=GOOD_KEYS, **GOOD_ARGS)
     assert call.keys == [*FIXED, "s", "ss", "b"]
-    assert call.args == ["S", "U", 10, 20, "logout", "", 0]
+    assert call.args == ["S", "U", 10, 20, "logout", "", 0, "user"]
 
 
 @pytest.mark.parametrize(
@@ -149,10 +150,11 @@ def test_rest_and_optional_keys() -> None:
         reason="r",
         covers_ms=5,
         limit=0,
+        actor_kind="upstream",
         sids=["1", "2"],
     )
     assert call.keys[-4:] == ["ss", "b", "s1", "s2"]
-    assert call.args[-3:] == [0, "1", "2"]
+    assert call.args[-4:] == [0, "upstream", "1", "2"]
     link = {"NONCE": "n", "LINK": "l", "LINKS": "ls", "AUDIT": "a", "UPSTREAM_SESSIONS": None}
     args: dict[str, object] = {
         "uid": "U",

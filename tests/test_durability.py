@@ -19,6 +19,7 @@ import pytest
 from redis.asyncio import Redis
 
 from revocast.errors import NotDurable
+from revocast.events import ActorKind
 from revocast.issuer import create_app, operator
 from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.settings import Settings
@@ -316,7 +317,10 @@ async def test_many_revocations_at_once_never_run_out_of_connections(store: Stor
     revocations (each holding its connection through a WAIT on a replicated deployment)
     must queue on Redis, not fail."""
     results = await asyncio.gather(
-        *(store.sessions.revoke_session(f"s{i}", f"u{i}", "load") for i in range(300)),
+        *(
+            store.sessions.revoke_session(f"s{i}", f"u{i}", "load", actor_kind=ActorKind.USER)
+            for i in range(300)
+        ),
         return_exceptions=True,
     )
     assert [r for r in results if isinstance(r, BaseException)] == []

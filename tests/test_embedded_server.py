@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from revocast.events import ActorKind
 from revocast.ids import new_refresh_token, new_session_id, new_user_id
 from revocast.keys import SigningKey
 from revocast.settings import Settings
@@ -50,9 +51,11 @@ async def test_bundled_valkey_runs_the_scripts(
         assert (attempt.uid, attempt.password_hash) == (uid, "hash")
         await store.sessions.login(uid, sid, new_refresh_token(keys, uid), attempt=attempt,
                            user_agent="ua", client="::1")  # fmt: skip
-        await store.sessions.revoke_session(sid, uid, "logout")
-        await store.sessions.revoke_user(uid, "logout_all")
-        await store.authority.moderate("cli:test", "roles", uid, roles_json="[]")
+        await store.sessions.revoke_session(sid, uid, "logout", actor_kind=ActorKind.OPERATOR)
+        await store.sessions.revoke_user(uid, "logout_all", actor_kind=ActorKind.OPERATOR)
+        await store.authority.moderate(
+            "cli:test", "roles", uid, roles_json="[]", actor_kind=ActorKind.OPERATOR
+        )
         home = keys.of(uid).stream
         assert (await store.signing.heartbeat())[home.name] is None
         snapshot = await follow.snapshot(home)

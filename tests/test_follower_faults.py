@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
 from revocast.errors import TokenRejected
+from revocast.events import ActorKind
 from revocast.keys import SigningKey
 from revocast.settings import Settings
 from revocast.store import Store
@@ -50,7 +51,7 @@ async def test_catching_up_on_a_backlog_is_not_fresh_until_done(
     assert outcome(verifier, late_token) == "accepted"
     proxy.cut()
     for i in range(2500):
-        await store.sessions.revoke_session(f"sid{i}", "u", "test")
+        await store.sessions.revoke_session(f"sid{i}", "u", "test", actor_kind=ActorKind.USER)
     await eventually(lambda: not verifier.ready, timeout_s=3)
     proxy.restore()
     deadline = asyncio.get_running_loop().time() + 10
@@ -109,7 +110,7 @@ async def test_an_unusable_published_key_does_not_stop_the_follower(
     verifier = await make_verifier()
     assert verifier.ready
     assert verifier.verify(mint(settings, key, "s1")).sid == "s1"
-    await store.sessions.revoke_session("s1", "u", "test")
+    await store.sessions.revoke_session("s1", "u", "test", actor_kind=ActorKind.USER)
     await eventually(lambda: outcome(verifier, mint(settings, key, "s1")) == "session_revoked")
 
 
@@ -124,9 +125,9 @@ async def test_a_stream_that_went_backwards_triggers_a_snapshot(
     key = await publish(store)
     verifier = await make_verifier()
     stream = store.keys.of("u").stream
-    await store.sessions.revoke_session("s0", "u", "test")
+    await store.sessions.revoke_session("s0", "u", "test", actor_kind=ActorKind.USER)
     older_link = await redis.get(stream.chain)
-    await store.sessions.revoke_session("s1", "u", "test")
+    await store.sessions.revoke_session("s1", "u", "test", actor_kind=ActorKind.USER)
     await eventually(lambda: "s1" in verifier.cache.sessions)
     snapshots = verifier.follower.snapshots
     [(newest, _)] = cast(list[tuple[str, object]], await redis.xrevrange(stream.events, count=1))
@@ -138,7 +139,9 @@ async def test_a_stream_that_went_backwards_triggers_a_snapshot(
     assert "s1" in verifier.cache.sessions  # merged, not replaced
     await eventually(lambda: verifier.ready)
     assert outcome(verifier, mint(settings, key, "s1")) == "session_revoked"
-    await store.sessions.revoke_session("s2", "u", "test")  # written on the "promoted replica"
+    await store.sessions.revoke_session(
+        "s2", "u", "test", actor_kind=ActorKind.USER
+    )  # written on the "promoted replica"
     await eventually(lambda: "s2" in verifier.cache.sessions)
 
 
@@ -155,7 +158,7 @@ async def test_a_stream_with_another_history_at_our_position_triggers_a_snapshot
     partition = store.keys.of("u")
     stream = partition.stream.events
     for sid in ("s1", "s2", "s3"):
-        await store.sessions.revoke_session(sid, "u", "test")
+        await store.sessions.revoke_session(sid, "u", "test", actor_kind=ActorKind.USER)
     await eventually(lambda: "s3" in verifier.cache.sessions)
     ours = cast(list[tuple[str, dict[FieldT, EncodableT]]], await redis.xrange(stream))
     snapshots = verifier.follower.snapshots

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from revocast.events import ActorKind
 from revocast.proof import EVENT_ID_HEADER
 from revocast.store import Backend, Store
 from tests.conftest import PASSWORD, Issuer, bearer
@@ -181,13 +182,13 @@ async def test_the_remembered_event_ids_go_with_their_revocations(
         p = store.keys.partition(0)
         uids = [store.keys.draw_in(p, lambda: secrets.token_hex(8)) for _ in range(6)]
         for i, uid in enumerate(uids[:5]):
-            await store.sessions.revoke_session(f"s{i}", uid, "test")
-        await store.sessions.revoke_user(uids[0], "test")
+            await store.sessions.revoke_session(f"s{i}", uid, "test", actor_kind=ActorKind.USER)
+        await store.sessions.revoke_user(uids[0], "test", actor_kind=ActorKind.USER)
         assert await redis.hlen(p.revoked_session_events) == 5
         assert await redis.hlen(p.revoked_user_events) == 1
         await asyncio.sleep(2.1)
         await store.sessions.revoke_session(
-            "s9", uids[5], "test"
+            "s9", uids[5], "test", actor_kind=ActorKind.USER
         )  # prunes what outlived its tokens
         assert await redis.hkeys(p.revoked_session_events) == ["s9"]
         assert await redis.hlen(p.revoked_user_events) == 0

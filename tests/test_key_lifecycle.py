@@ -8,6 +8,7 @@ from functools import partial
 import jwt
 import pytest
 
+from revocast.events import ActorKind
 from revocast.issuer import create_app, operator
 from revocast.keys import PublicKey
 from revocast.verifier import Verifier
@@ -95,7 +96,7 @@ async def test_issuer_refuses_to_sign_without_a_usable_key(issuer: Issuer) -> No
     store = issuer.ctx.store
     kid = await store.signing.signing_kid()
     assert kid is not None
-    await store.signing.revoke_key(kid, "cli:test", "no rotation")
+    await store.signing.revoke_key(kid, "cli:test", "no rotation", actor_kind=ActorKind.OPERATOR)
     reply = await issuer.http.post(
         "/v1/login", json={"username": "alice", "password": "correct horse battery"}
     )

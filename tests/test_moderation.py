@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from revocast.errors import Forbidden
+from revocast.events import ActorKind
 from revocast.issuer.guards import INTROSPECTOR_ROLES, MODERATOR_ROLES
 from revocast.issuer.ssf import SSF_ROLES
 from revocast.proof import EVENT_ID_HEADER
@@ -197,7 +198,9 @@ async def test_moderator_loses_power_at_once(team: Team, strip: Action) -> None:
     assert reply.status_code in (401, 403)
     # Even with a token no verifier has caught up on, the script itself refuses.
     with pytest.raises(Forbidden):
-        await team.issuer.ctx.store.authority.moderate(team.mod.uid, "block", team.alice.uid)
+        await team.issuer.ctx.store.authority.moderate(
+            team.mod.uid, "block", team.alice.uid, actor_kind=ActorKind.MODERATOR
+        )
     team.verifiers[0].verify(team.alice.tokens["access_token"])
 
 
@@ -292,11 +295,13 @@ async def test_a_demoted_moderator_has_no_power_in_any_partition(team: Team) -> 
     targets = await one_user_per_partition(team)
     store = team.issuer.ctx.store
     for uid in targets.values():  # power everywhere first
-        await store.authority.moderate(team.mod.uid, "unblock", uid)
+        await store.authority.moderate(team.mod.uid, "unblock", uid, actor_kind=ActorKind.MODERATOR)
     assert (await _demote_mod(team)).status_code == 200
     for uid in targets.values():
         with pytest.raises(Forbidden):
-            await store.authority.moderate(team.mod.uid, "block", uid)
+            await store.authority.moderate(
+                team.mod.uid, "block", uid, actor_kind=ActorKind.MODERATOR
+            )
 
 
 async def test_a_copy_left_behind_is_repaired(team: Team) -> None:
@@ -321,8 +326,10 @@ async def test_a_copy_left_behind_is_repaired(team: Team) -> None:
 
     await ctx.backend.on_primary(stale.authority, plant)
     await ctx.store.authority.moderate(
-        team.mod.uid, "unblock", targets[stale.index]
+        team.mod.uid, "unblock", targets[stale.index], actor_kind=ActorKind.MODERATOR
     )  # the hole, shown
     assert await ctx.store.authority.reconcile_authority() >= 1
     with pytest.raises(Forbidden):
-        await ctx.store.authority.moderate(team.mod.uid, "block", targets[stale.index])
+        await ctx.store.authority.moderate(
+            team.mod.uid, "block", targets[stale.index], actor_kind=ActorKind.MODERATOR
+        )

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from revocast.events import ActorKind
 from revocast.issuer import create_app
 from revocast.issuer.security_events import SESSION_REVOKED, STREAM_UPDATED
 from revocast.proof import EVENT_ID_HEADER, EventRef
@@ -147,7 +148,9 @@ async def test_no_gap_is_told_when_nothing_was_lost(issuer: Issuer) -> None:
     for chunk in range(0, TOTAL, 100):
         await asyncio.gather(
             *(
-                issuer.ctx.store.sessions.revoke_session(f"s{i}", uid, "t")
+                issuer.ctx.store.sessions.revoke_session(
+                    f"s{i}", uid, "t", actor_kind=ActorKind.USER
+                )
                 for i in range(chunk, chunk + 100)
             )
         )

@@ -17,6 +17,7 @@ from revocast.verifier import Verifier
 from revocast_tools.redis_server import RedisServer
 from tests.conftest import PASSWORD, Issuer
 from tests.support.servers import eventually, serve
+from tests.support.stream import entries
 from tests.support.verdicts import outcome
 
 
@@ -66,6 +67,9 @@ async def test_data_loss_fails_safe_everywhere(
         ctx = issuer.ctx
         assert None not in (await ctx.store.signing.epochs()).values()
         assert await ctx.store.signing.signing_kid() != old_kid
+        events = ctx.store.keys.global_.stream.events
+        written = await entries(ctx.backend, events)
+        assert [f["actor_kind"] for _, f in written if f["type"] == "key_revoked"] == ["system"]
 
         # A verifier born after the loss refuses the old tokens too.
         async with Verifier(lossy_settings) as newborn:

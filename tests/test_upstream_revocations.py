@@ -26,6 +26,7 @@ from tests.conftest import PASSWORD, Issuer, VerifierFactory
 from tests.security.attacks import b64
 from tests.support.idp import AUDIENCE, BACKCHANNEL, CAEP, IDP, IdP
 from tests.support.servers import eventually, serve
+from tests.support.stream import entries
 from tests.support.verdicts import is_rejected, outcome
 from tests.test_durability import Pair, pair, repeated  # noqa: F401 (pair: a fixture)
 
@@ -77,12 +78,15 @@ async def logout(issuer: Issuer, token: str) -> httpx.Response:
 async def test_backchannel_logout_by_sid_ends_that_session_everywhere(
     linked: Issuer, idp: IdP, make_verifier: VerifierFactory
 ) -> None:
-    await linked.add_user("alice")
+    alice = await linked.add_user("alice")
     verifiers = [await make_verifier(), await make_verifier()]
     mine = await login_linked(linked, idp, "upstream-alice", "idp-session-1")
     other = await login_linked(linked, idp, "upstream-alice", "idp-session-2")
     reply = await logout(linked, idp.logout_token(sid="idp-session-1"))
     assert reply.status_code == 200, reply.text
+    events = linked.ctx.store.keys.of(alice).stream.events
+    _, last = (await entries(linked.ctx.backend, events))[-1]
+    assert (last["sid"], last["actor_kind"]) == (mine["session_id"], "upstream")
     assert reply.headers["Cache-Control"] == "no-store"
     assert reply.headers["Revocast-Event-Id"]
     for verifier in verifiers:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.errors import WrongPassword
+from revocast.events import ActorKind
 from revocast.http import json_response
 from revocast.issuer.admin import path_id, session_view
 from revocast.issuer.bodies import PasswordBody, read_body
@@ -29,7 +30,7 @@ async def end_my_session(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     claims = caller(ctx, request)
     event_id = await ctx.store.sessions.end_session(
-        path_id(request, "session_id"), owner=claims.sub, reason="user"
+        path_id(request, "session_id"), owner=claims.sub, reason="user", actor_kind=ActorKind.USER
     )
     return Response(status_code=204, headers={EVENT_ID_HEADER: event_id})
 
@@ -52,7 +53,11 @@ async def change_password(request: Request) -> Response:
         ended, event_id = await ctx.store.users.repeat_password_change(claims.sub, claims.sid)
     elif await ctx.passwords.verify(stored, body.current_password):
         ended, event_id = await ctx.store.users.change_password(
-            claims.sub, await ctx.passwords.hash(body.new_password), claims.sid, actor=claims.sub
+            claims.sub,
+            await ctx.passwords.hash(body.new_password),
+            claims.sid,
+            actor=claims.sub,
+            actor_kind=ActorKind.USER,
         )
     else:
         raise WrongPassword()

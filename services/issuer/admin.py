@@ -20,7 +20,7 @@ from revocast.errors import InvalidRequest, NotFound
 from revocast.http import json_response
 from revocast.issuer.bodies import BlockBody, RolesBody, read_body
 from revocast.issuer.context import IssuerContext
-from revocast.issuer.guards import MODERATOR_ROLES, authorize, caller_with_role
+from revocast.issuer.guards import MODERATOR_ROLES, authorize, caller_with_role, kind_of
 from revocast.issuer.revocations import revoked, wait_seconds
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -70,7 +70,11 @@ async def _set_blocked(request: Request, *, blocked: bool) -> Response:
     wait_s = wait_seconds(request)
     body = await read_body(request, BlockBody, ctx.settings.http.max_body_bytes, optional=True)
     event_id = await ctx.store.authority.moderate(
-        actor.sub, "block" if blocked else "unblock", target, reason=body.reason
+        actor.sub,
+        "block" if blocked else "unblock",
+        target,
+        reason=body.reason,
+        actor_kind=kind_of(actor),
     )
     return await revoked(ctx, event_id, wait_s, {"user_id": target, "blocked": blocked})
 
@@ -83,7 +87,12 @@ async def set_roles(request: Request) -> Response:
     body = await read_body(request, RolesBody, ctx.settings.http.max_body_bytes)
     roles = sorted(set(body.roles))
     event_id = await ctx.store.authority.moderate(
-        actor.sub, "roles", target, reason=body.reason, roles_json=json.dumps(roles)
+        actor.sub,
+        "roles",
+        target,
+        reason=body.reason,
+        roles_json=json.dumps(roles),
+        actor_kind=kind_of(actor),
     )
     return await revoked(ctx, event_id, wait_s, {"user_id": target, "roles": roles})
 
@@ -104,7 +113,10 @@ async def end_session(request: Request) -> Response:
     actor = caller_with_role(ctx, request, MODERATOR_ROLES)
     wait_s = wait_seconds(request)
     event_id = await ctx.store.sessions.end_session(
-        path_id(request, "session_id"), actor=actor.sub, reason="moderator"
+        path_id(request, "session_id"),
+        actor=actor.sub,
+        reason="moderator",
+        actor_kind=kind_of(actor),
     )
     return await revoked(ctx, event_id, wait_s)
 

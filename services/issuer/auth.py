@@ -14,6 +14,7 @@ from revocast.browser import (
 )
 from revocast.claims import AccessClaims
 from revocast.errors import CsrfFailed, InvalidRequest, TokenRejected
+from revocast.events import ActorKind
 from revocast.http import json_response
 from revocast.issuer import linking
 from revocast.issuer.bodies import LoginBody, RefreshBody, read_body
@@ -95,7 +96,12 @@ async def logout(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     claims = _caller_or_revoked(ctx, request, ("session_revoked", "user_revoked"))
     event_id = await ctx.store.sessions.revoke_session(
-        claims.sid, claims.sub, "logout", issued_ms=claims.issued_ms, actor=claims.sub
+        claims.sid,
+        claims.sub,
+        "logout",
+        issued_ms=claims.issued_ms,
+        actor=claims.sub,
+        actor_kind=ActorKind.USER,
     )
     return _ended(ctx, request, event_id)
 
@@ -107,7 +113,11 @@ async def logout_all(request: Request) -> Response:
     ctx = IssuerContext.of(request)
     claims = _caller_or_revoked(ctx, request, ("user_revoked",))
     event_id = await ctx.store.sessions.revoke_user(
-        claims.sub, "logout_all", covers_ms=claims.issued_ms, actor=claims.sub
+        claims.sub,
+        "logout_all",
+        covers_ms=claims.issued_ms,
+        actor=claims.sub,
+        actor_kind=ActorKind.USER,
     )
     return _ended(ctx, request, event_id)
 

@@ -6,6 +6,7 @@ from starlette.requests import Request
 
 from revocast.claims import AccessClaims
 from revocast.errors import TokenRejected
+from revocast.events import ActorKind
 from revocast.http import credentials
 from revocast.issuer.context import IssuerContext
 from revocast.roles import ADMIN, INTROSPECT, MODERATOR
@@ -48,6 +49,12 @@ def caller_with_role(ctx: IssuerContext, request: Request, roles: frozenset[str]
     revocation of their token reaches this verifier.
     """
     return admit(ctx.verifier, request.headers, Original(request.method), roles=roles)
+
+
+def kind_of(actor: AccessClaims) -> ActorKind:
+    """Who a moderation call comes from, for its event: its token's roles are current (a
+    change of them refuses the token), and its script checks the power in Redis again."""
+    return ActorKind.ADMIN if ADMIN in actor.roles else ActorKind.MODERATOR
 
 
 async def authorize(ctx: IssuerContext, actor: AccessClaims, target: str = "") -> str:

@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from revocast.errors import Conflict, InvalidRequest, NotFound
+from revocast.events import ActorKind
 from revocast.http import json_response
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import Issued
@@ -183,7 +184,9 @@ async def link(ctx: IssuerContext, claim: Claimed, issued: Issued) -> None:
     )
     if result in ("linked", "kept"):
         return
-    await ctx.store.sessions.revoke_session(issued.sid, issued.uid, "upstream_link_refused")
+    await ctx.store.sessions.revoke_session(  # revocast's rule: a link refused ends the login
+        issued.sid, issued.uid, "upstream_link_refused", actor_kind=ActorKind.POLICY
+    )
     if result == "taken":
         raise Conflict(_TAKEN)
     raise UpstreamNonceRefused("this upstream_nonce was used by a login already")

@@ -28,6 +28,7 @@ from revocast.errors import (
     UserBlocked,
     VerifierStale,
 )
+from revocast.events import ActorKind
 from revocast.http import json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.client_auth import BUILT_IN, CallingClient, identify, is_confidential
@@ -165,7 +166,12 @@ async def revoke(request: Request) -> Response:
         if owner is not None:
             await _may_revoke(ctx, client, owner.client_id)
             event_id = await ctx.store.sessions.revoke_session(
-                owner.sid, owner.uid, "oauth_revoke", issued_ms=owner.issued_ms, actor=owner.uid
+                owner.sid,
+                owner.uid,
+                "oauth_revoke",
+                issued_ms=owner.issued_ms,
+                actor=owner.uid,
+                actor_kind=ActorKind.USER,
             )
             return Response(status_code=200, headers=NO_STORE | {EVENT_ID_HEADER: event_id})
     return Response(status_code=200, headers=NO_STORE)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from revocast import usernames
 from revocast.clients import DEFAULT_CLIENT_ID, decode, encode, new_client
 from revocast.errors import Conflict, InvalidRequest, NotFound, SigningKeyUnavailable
+from revocast.events import ActorKind
 from revocast.ids import USER_ID
 from revocast.issuer.admin import iso, session_view
 from revocast.issuer.keyring import KeyRing
@@ -40,7 +41,9 @@ async def set_blocked(store: Store, uid: str, reason: str, *, blocked: bool) -> 
     """Block (every session ends, login refused) or unblock a user; with the block's event id
     (an unblock revokes nothing: None)."""
     action: Literal["block", "unblock"] = "block" if blocked else "unblock"
-    event_id = await store.authority.moderate(operator_name(), action, uid, reason=reason)
+    event_id = await store.authority.moderate(
+        operator_name(), action, uid, reason=reason, actor_kind=ActorKind.OPERATOR
+    )
     return {"user_id": uid, "blocked": blocked, "event_id": event_id or None}
 
 
@@ -104,7 +107,11 @@ async def set_password(
     uid = await user_id(store, name_or_id)
     check_password_rules(password)
     ended, event_id = await store.users.change_password(
-        uid, await Passwords(settings.passwords).hash(password), keep_sid="", actor=operator_name()
+        uid,
+        await Passwords(settings.passwords).hash(password),
+        keep_sid="",
+        actor=operator_name(),
+        actor_kind=ActorKind.OPERATOR,
     )
     return {"user_id": uid, "password_changed": True, "sessions_ended": ended,
             "event_id": event_id}  # fmt: skip
@@ -114,7 +121,9 @@ async def remove_user(store: Store, name_or_id: str, reason: str) -> dict[str, A
     """Delete the user: every session and token ends, and the name is free again."""
     uid = await user_id(store, name_or_id)
     username = await store.users.username_of(uid) or ""
-    event_id = await store.users.remove(operator_name(), uid, username, reason)
+    event_id = await store.users.remove(
+        operator_name(), uid, username, reason, actor_kind=ActorKind.OPERATOR
+    )
     return {"user_id": uid, "username": username, "removed": True, "event_id": event_id}
 
 
@@ -190,7 +199,9 @@ async def revoke_key(store: Store, settings: Settings, kid: str, reason: str) ->
     rotated = None
     if await store.signing.signing_kid() == kid:
         rotated = (await rotate_key(store, settings))["kid"]
-    event_id = await store.signing.revoke_key(kid, operator_name(), reason)
+    event_id = await store.signing.revoke_key(
+        kid, operator_name(), reason, actor_kind=ActorKind.OPERATOR
+    )
     return {"kid": kid, "revoked": True, "now_active": rotated or await store.signing.signing_kid(),
             "event_id": event_id}  # fmt: skip
 

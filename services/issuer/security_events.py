@@ -19,6 +19,9 @@ SSF's formats: the user as ``iss_sub`` (revocast's issuer, the user id), the ses
 - roles changed: CAEP ``token-claims-change`` (``roles`` as Redis has them when the SET
   is made);
 - a key published or revoked: no SET (the JWKS carries it).
+
+Every CAEP event says who the revocation came from, as CAEP's ``initiating_entity``, read
+from the event's ``actor_kind`` (``INITIATING_ENTITY``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from revocast.events import AnyEvent, Reason, RolesChanged, SessionRevoked, UserRevoked
+from revocast.events import ActorKind, AnyEvent, Reason, RolesChanged, SessionRevoked, UserRevoked
 from revocast.issuer.context import IssuerContext
 from revocast.issuer.grants import signing_kid
 from revocast.issuer.tokens import compact_jws
@@ -44,6 +47,23 @@ SET_TYPE = "secevent+jwt"
 # A SET is signed as it is delivered (pushed or polled), so a receiver checks it within
 # seconds; 5 minutes (seconds here) covers clock skew and a slow receiver, and no more.
 SET_TTL_S = 300
+# CAEP's initiating_entity ("admin", "user", "policy", "system") for each actor kind: staff
+# and operators administer; an upstream IdP's signal is a system's assertion.
+INITIATING_ENTITY: dict[str, str] = {
+    ActorKind.USER: "user",
+    ActorKind.MODERATOR: "admin",
+    ActorKind.ADMIN: "admin",
+    ActorKind.OPERATOR: "admin",
+    ActorKind.POLICY: "policy",
+    ActorKind.UPSTREAM: "system",
+    ActorKind.SYSTEM: "system",
+}
+
+
+def _initiated(actor_kind: str) -> dict[str, str]:
+    """``initiating_entity`` for an event's actor kind; nothing for one written before it."""
+    entity = INITIATING_ENTITY.get(actor_kind)
+    return {"initiating_entity": entity} if entity else {}
 
 
 async def describe(
@@ -51,7 +71,9 @@ async def describe(
 ) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
     """(event type URI, event body, subject) for a revocation; None for key events."""
     user = {"format": "iss_sub", "iss": ctx.settings.tokens.issuer}
-    stamp = {"event_timestamp": event.ts_ms // 1000}
+    stamp: dict[str, Any] = {"event_timestamp": event.ts_ms // 1000}
+    if isinstance(event, SessionRevoked | UserRevoked | RolesChanged):
+        stamp |= _initiated(event.actor_kind)
     if isinstance(event, SessionRevoked):
         subject = {"format": "complex", "user": user | {"sub": event.uid},
                    "session": {"format": "opaque", "id": event.sid}}  # fmt: skip
@@ -60,7 +82,7 @@ async def describe(
             return CREDENTIAL_CHANGE, body, subject
         return SESSION_REVOKED, stamp | {"reason_admin": {"en": event.reason}}, subject
     if isinstance(event, UserRevoked):
-        if event.reason == Reason.BLOCKED:
+        if event.reason == Reason.BLOCKED:  # RISC: no initiating_entity, nor a timestamp
             return ACCOUNT_DISABLED, {}, user | {"sub": event.uid}
         return (
             SESSION_REVOKED,

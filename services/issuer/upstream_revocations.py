@@ -28,6 +28,7 @@ from revocast.errors import (
     StoreUnavailable,
     UnsupportedMediaType,
 )
+from revocast.events import ActorKind
 from revocast.http import error_answer, json_response
 from revocast.issuer.bodies import read_raw
 from revocast.issuer.context import IssuerContext
@@ -232,7 +233,10 @@ async def _end(
     when nothing here is linked to it (there is nothing to end)."""
     if sid is not None:
         linked = await ctx.store.signals.upstream_sessions(upstream.issuer, sid)
-        event_ids = [await ctx.store.sessions.revoke_session(s, uid, reason) for uid, s in linked]
+        event_ids = [
+            await ctx.store.sessions.revoke_session(s, uid, reason, actor_kind=ActorKind.UPSTREAM)
+            for uid, s in linked
+        ]
         if event_ids or sub is None:
             return event_ids[-1] if event_ids else None
         # No session linked to that sid (logged in without it, or the link expired): the
@@ -241,4 +245,4 @@ async def _end(
     user = await ctx.store.signals.upstream_user(upstream.issuer, sub)
     if user is None:
         return None
-    return await ctx.store.sessions.revoke_user(user, reason)
+    return await ctx.store.sessions.revoke_user(user, reason, actor_kind=ActorKind.UPSTREAM)

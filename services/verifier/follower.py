@@ -32,7 +32,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from revocast.errors import StoreUnavailable
-from revocast.events import AnyEvent, UnknownEvent, decode_entry
+from revocast.events import AnyEvent, KeyPublished, UnknownEvent, decode_entry
 from revocast.keyspace import StreamKeys
 from revocast.outage import Outage
 from revocast.store import Follow, Snapshot, Status
@@ -126,6 +126,8 @@ class StreamFollower:
         self.snapshots = 0
         self.events_applied = 0
         self.events_by_type: Counter[str] = Counter()
+        # revocations applied, by whom (the event's actor_kind; '' before it was written)
+        self.revocations_by_actor: Counter[str] = Counter()
         self.read_errors = 0
         self.lag_entries = 0  # entries the server had and we had not, at the last status check
         self.replica_lag_ms = 0  # how far the server read is behind its primary's heartbeat
@@ -302,6 +304,8 @@ class StreamFollower:
             passed.append(self.link)
             self.events_applied += 1
             self.events_by_type[type(event).__name__] += 1
+            if not isinstance(event, KeyPublished):
+                self.revocations_by_actor[event.actor_kind] += 1
             self._observe_delay(max(0.0, (now_ms - event.ts_ms) / 1000))
         if events and self.on_applied is not None:
             self.on_applied(events)

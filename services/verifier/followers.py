@@ -170,6 +170,10 @@ class Followers:
         return sum((f.events_by_type for f in self.streams), Counter())
 
     @property
+    def revocations_by_actor(self) -> Counter[str]:
+        return sum((f.revocations_by_actor for f in self.streams), Counter())
+
+    @property
     def read_errors(self) -> int:
         return sum(f.read_errors for f in self.streams)
 

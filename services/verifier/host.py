@@ -505,6 +505,10 @@ class HostFollower:
         return self.followers.events_by_type if self.followers else Counter()
 
     @property
+    def revocations_by_actor(self) -> Counter[str]:
+        return self.followers.revocations_by_actor if self.followers else Counter()
+
+    @property
     def read_errors(self) -> int:
         return self.followers.read_errors if self.followers else 0
 

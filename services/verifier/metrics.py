@@ -107,6 +107,14 @@ class VerifierCollector(Collector):
         for kind, count in sorted(follower.events_by_type.items()):
             applied.add_metric([kind], count)
         yield applied
+        by_actor = CounterMetricFamily(
+            "revocast_revocations_applied",
+            "Revocation events applied, by who they came from (the event's actor_kind).",
+            labels=["actor_kind"],
+        )
+        for actor_kind, count in sorted(follower.revocations_by_actor.items()):
+            by_actor.add_metric([actor_kind], count)
+        yield by_actor
 
         cumulative, buckets = 0, []
         for bound, count in zip(PROPAGATION_BUCKETS_S, follower.propagation_counts, strict=True):

@@ -14,6 +14,7 @@ import json
 from typing import Any, Literal
 
 from revocast.errors import Forbidden
+from revocast.events import ActorKind
 from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.roles import ADMIN, MODERATOR, OPERATOR_PREFIX
 from revocast.store.authority import contracts
@@ -77,6 +78,7 @@ class Authority:
         *,
         reason: str = "",
         roles_json: str = "[]",
+        actor_kind: ActorKind,
     ) -> str:
         """Block, unblock or set roles, authorized and audited atomically; the event id or ''.
 
@@ -104,6 +106,7 @@ class Authority:
                     retention_ms=self._sessions.retention_ms,
                     roles=roles_json,
                     limit=limit,
+                    actor_kind=actor_kind,
                     sids=sids,
                 ),
                 durable=lambda reply: reply[0] != "",

@@ -87,9 +87,10 @@ local function retry()
   return redis.error_reply('retry')
 end
 
--- Delete a session and record its revocation with its event, as one step.
+-- Delete a session and record its revocation with its event, as one step. ``actor_kind`` is
+-- who it comes from (ACTOR_USER...: revocast.events.ActorKind), told in the event.
 local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, retention_ms,
-                              reason)
+                              reason, actor_kind)
   status_invalidate(session_key, now, lifetime_ms)
   redis.call('DEL', session_key)
   redis.call('SREM', set_key, sid)
@@ -97,7 +98,8 @@ local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, 
   redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
   prune(now)
   local event_id = emit(EVENTS, CHAIN, now, retention_ms, SESSION_REVOKED, {
-    'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason})
+    'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason,
+    'actor_kind', actor_kind})
   redis.call('HSET', SESSION_EVENTS, sid, event_id .. ' ' .. uid)
   return event_id
 end
@@ -105,7 +107,7 @@ end
 -- Kill every token of a user issued at or before not_before (now unless given), and every
 -- session created by then. ``sessions`` comes from declared_sessions.
 local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms, retention_ms,
-                           reason)
+                           reason, actor_kind)
   for _, session in ipairs(sessions) do
     local created = tonumber(redis.call('HGET', session.key, 'created_ms') or '0')
     if created <= not_before then
@@ -120,7 +122,8 @@ local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms,
   redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
   local event_id = emit(EVENTS, CHAIN, now, retention_ms, USER_REVOKED, {
-    'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason})
+    'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason,
+    'actor_kind', actor_kind})
   if not_before >= known then redis.call('HSET', USER_EVENTS, uid, event_id) end
   return event_id
 end
@@ -128,14 +131,14 @@ end
 -- Tokens of uid issued up to now carry stale roles: they must be refreshed. ``sessions``
 -- (from declared_sessions) live on, but the indexes their tokens hold turn INVALID: the next
 -- refresh draws a new one.
-local function roles_changed(uid, sessions, now, lifetime_ms, retention_ms)
+local function roles_changed(uid, sessions, now, lifetime_ms, retention_ms, actor_kind)
   for _, session in ipairs(sessions) do status_invalidate(session.key, now, lifetime_ms) end
   local until_ms = now + lifetime_ms
   redis.call('HSET', REVOKED_ROLES, uid, int(now))
   redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
   return emit(EVENTS, CHAIN, now, retention_ms, ROLES_CHANGED, {
-    'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms)})
+    'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms), 'actor_kind', actor_kind})
 end
 
 local function decode_roles(user_key)

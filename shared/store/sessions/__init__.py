@@ -19,6 +19,7 @@ from redis.client import NEVER_DECODE
 
 from revocast.clients import DEFAULT_CLIENT_ID
 from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
+from revocast.events import ActorKind
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.lifetimes import KNOWN_ADDRESSES_MAX
@@ -188,13 +189,14 @@ class Sessions:
         *,
         issued_ms: int | None = None,
         actor: str | None = None,
+        actor_kind: ActorKind,
     ) -> str:
-        """Delete the session and publish its revocation; the event id (``EventRef`` as text,
-        as every revoking write returns). If the session is revoked already (by its own
-        revocation, or, with ``issued_ms``, the issue time of the token acted on, by a cut-off
-        of its user covering that token), nothing is written: the id of that revocation's
-        event, once durable (DESIGN.md invariant 13). Otherwise it spends from ``actor``'s
-        budget (TooManyRevocations past it)."""
+        """Delete the session and publish its revocation, by ``actor_kind``; the event id
+        (``EventRef`` as text, as every revoking write returns). If the session is revoked
+        already (by its own revocation, or, with ``issued_ms``, the issue time of the token
+        acted on, by a cut-off of its user covering that token), nothing is written: the id
+        of that revocation's event, once durable (DESIGN.md invariant 13). Otherwise it
+        spends from ``actor``'s budget (TooManyRevocations past it)."""
         p = self.keys.of(uid)
         budget, limit = self.budget(p, actor)
         entry_id = await self.backend.run(
@@ -212,13 +214,20 @@ class Sessions:
                 reason=reason,
                 issued_ms=issued_ms,
                 limit=limit,
+                actor_kind=actor_kind,
             ),
             durable=True,
         )
         return event_id(p.stream, entry_id)
 
     async def revoke_user(
-        self, uid: str, reason: str, *, covers_ms: int | None = None, actor: str | None = None
+        self,
+        uid: str,
+        reason: str,
+        *,
+        covers_ms: int | None = None,
+        actor: str | None = None,
+        actor_kind: ActorKind,
     ) -> str:
         """Kill every session and token of the user issued up to now; the event id. With
         ``covers_ms`` (the issue time of the token acted on), a cut-off that covers it already
@@ -241,6 +250,7 @@ class Sessions:
                     reason=reason,
                     covers_ms=covers_ms,
                     limit=limit,
+                    actor_kind=actor_kind,
                     sids=sids,
                 ),
                 durable=True,
@@ -248,7 +258,9 @@ class Sessions:
 
         return event_id(p.stream, await self.with_sessions(p, uid, attempt))
 
-    async def end_session(self, sid: str, *, owner: str = "", actor: str = "", reason: str) -> str:
+    async def end_session(
+        self, sid: str, *, owner: str = "", actor: str = "", reason: str, actor_kind: ActorKind
+    ) -> str:
         """End a session (the owner's own, or by a moderator's authority); one ended already
         answers its revocation's event id, once durable."""
         p = self.keys.of(sid)
@@ -278,6 +290,7 @@ class Sessions:
                     retention_ms=self.retention_ms,
                     reason=reason,
                     limit=limit,
+                    actor_kind=actor_kind,
                 ),
                 durable=True,
             )

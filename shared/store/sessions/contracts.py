@@ -27,14 +27,16 @@ REVOKE_SESSION = Contract(
     "revoke_session", "partition", str,
     keys=("SESSION", "SESSIONS", "BUDGET"),
     args=(("sid", str), ("uid", str), ("lifetime_ms", int), ("retention_ms", int),
-          ("reason", str), ("issued_ms", INT_OR_NONE), ("limit", int)),
+          ("reason", str), ("issued_ms", INT_OR_NONE), ("limit", int),
+          ("actor_kind", str)),
 )  # fmt: skip
 
 REVOKE_USER = Contract(
     "revoke_user", "partition", str,
     keys=("SESSIONS", "BUDGET"),
     args=(("uid", str), ("lifetime_ms", int), ("retention_ms", int), ("reason", str),
-          ("covers_ms", INT_OR_NONE), ("limit", int)),
+          ("covers_ms", INT_OR_NONE), ("limit", int),
+          ("actor_kind", str)),
     rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
     rest_args="sids",
 )  # fmt: skip
@@ -43,7 +45,8 @@ END_SESSION = Contract(
     "end_session", "partition", str,
     keys=("SESSION", "SESSIONS", "USER", "BUDGET"),
     args=(("sid", str), ("expected", str), ("owner", str), ("actor", str),
-          ("lifetime_ms", int), ("retention_ms", int), ("reason", str), ("limit", int)),
+          ("lifetime_ms", int), ("retention_ms", int), ("reason", str), ("limit", int),
+          ("actor_kind", str)),
 )  # fmt: skip
 
 THROTTLE = Contract(

@@ -42,7 +42,7 @@ if max_sessions > 0 then
   for i = 1, #live - max_sessions + 1 do
     local session = live[i][2]
     revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
-      REASON_SESSION_LIMIT)
+      REASON_SESSION_LIMIT, ACTOR_POLICY)
     revoked = revoked + 1
   end
 end

@@ -37,5 +37,5 @@ if now - tonumber(rec[4]) <= grace_ms then
   return {'grace', int(now), roles, rec[5], scope, status_index(SESSION, now, lease)}
 end
 revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms,
-  REASON_REFRESH_REUSE)
+  REASON_REFRESH_REUSE, ACTOR_POLICY)
 return {'reused', int(now), roles, '', scope, -1}

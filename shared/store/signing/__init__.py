@@ -12,6 +12,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from revocast.events import ActorKind
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
 from revocast.store.backend import Backend
 from revocast.store.records import event_id
@@ -58,7 +59,7 @@ class Signing:
             )
         )
 
-    async def revoke_key(self, kid: str, actor: str, reason: str) -> str:
+    async def revoke_key(self, kid: str, actor: str, reason: str, *, actor_kind: ActorKind) -> str:
         """Withdraw a key for good; returns the event id (a key revoked already: the event
         that revoked it, once durable, and nothing is written)."""
         entry_id = await self.backend.run(
@@ -69,6 +70,7 @@ class Signing:
                 retention_ms=self._retention_ms,
                 actor=actor,
                 reason=reason,
+                actor_kind=actor_kind,
             ),
             durable=True,
         )

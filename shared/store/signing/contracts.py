@@ -12,7 +12,8 @@ PUBLISH_KEY = Contract(
 
 REVOKE_KEY = Contract(
     "revoke_key", "global", str,
-    args=(("kid", str), ("retention_ms", int), ("actor", str), ("reason", str)),
+    args=(("kid", str), ("retention_ms", int), ("actor", str), ("reason", str),
+          ("actor_kind", str)),
 )  # fmt: skip
 
 RECOVER = Contract(

@@ -12,7 +12,7 @@ local old = redis.call('HKEYS', JWKS)
 for _, kid in ipairs(kids) do old[#old + 1] = kid end
 for _, kid in ipairs(old) do
   if kid ~= new_kid and not redis.call('ZSCORE', REVOKED_KEYS, kid) then
-    key_revoked(now, retention_ms, kid)
+    key_revoked(now, retention_ms, kid, ACTOR_SYSTEM)
     redis.call('HDEL', SEALED_KEYS, kid)
   end
 end

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from revocast import usernames
 from revocast.errors import WrongPassword
+from revocast.events import ActorKind
 from revocast.keyspace import Keyspace, PartitionKeys, starting_with
 from revocast.store.authority import Authority
 from revocast.store.backend import Backend
@@ -58,7 +59,9 @@ class Users:
         )
         await self._authority.spread(uid, reply)
 
-    async def remove(self, actor: str, uid: str, username: str, reason: str) -> str:
+    async def remove(
+        self, actor: str, uid: str, username: str, reason: str, *, actor_kind: ActorKind
+    ) -> str:
         """Delete a user and end every session and token of it, audited; the event id."""
         p = self.keys.of(uid)
         s = self._sessions
@@ -78,6 +81,7 @@ class Users:
                     reason=reason,
                     lifetime_ms=s.lifetime_ms,
                     retention_ms=s.retention_ms,
+                    actor_kind=actor_kind,
                     sids=sids,
                 ),
                 durable=True,
@@ -88,7 +92,7 @@ class Users:
         return event_id(p.stream, reply[0])
 
     async def change_password(
-        self, uid: str, new_hash: str, keep_sid: str, actor: str
+        self, uid: str, new_hash: str, keep_sid: str, actor: str, *, actor_kind: ActorKind
     ) -> tuple[int, str | None]:
         """Store the new hash and end every other session, audited as ``actor``'s; (how many
         ended, the last event id or None: events of one stream take effect in order, so the
@@ -97,7 +101,7 @@ class Users:
 
         async def attempt(sids: list[str]) -> list[Any]:
             return await self.backend.run(
-                self._change_password(p, uid, new_hash, keep_sid, actor, sids),
+                self._change_password(p, uid, new_hash, keep_sid, actor, actor_kind, sids),
                 durable=lambda reply: int(reply[0]) > 0,
             )
 
@@ -110,7 +114,8 @@ class Users:
         written. WrongPassword if another session or an operator made the last change."""
         p = self.keys.of(uid)
         ended, entry_id = await self.backend.run(
-            self._change_password(p, uid, "", keep_sid, "", []),  # no actor: spends nothing
+            # no actor: spends nothing; it writes no event, so who it is says nothing
+            self._change_password(p, uid, "", keep_sid, "", ActorKind.USER, []),
             durable=lambda reply: int(reply[0]) > 0,
         )
         if int(ended) < 0:
@@ -118,7 +123,14 @@ class Users:
         return int(ended), event_id(p.stream, entry_id) if entry_id else None
 
     def _change_password(
-        self, p: PartitionKeys, uid: str, new_hash: str, keep_sid: str, actor: str, sids: list[str]
+        self,
+        p: PartitionKeys,
+        uid: str,
+        new_hash: str,
+        keep_sid: str,
+        actor: str,
+        actor_kind: ActorKind,
+        sids: list[str],
     ) -> ScriptCall[list[Any]]:
         """The change (or, with no ``new_hash``, its repeat: spending nothing)."""
         budget, limit = self._sessions.budget(p, actor)
@@ -137,6 +149,7 @@ class Users:
             retention_ms=self._sessions.retention_ms,
             actor=actor,
             limit=limit,
+            actor_kind=actor_kind,
             sids=sids,
         )
 

@@ -15,7 +15,8 @@ CHANGE_PASSWORD = Contract(
     "change_password", "partition", list,
     keys=("USER", "SESSIONS", "BUDGET"),
     args=(("uid", str), ("new_hash", str), ("keep_sid", str), ("lifetime_ms", int),
-          ("retention_ms", int), ("actor", str), ("limit", int)),
+          ("retention_ms", int), ("actor", str), ("limit", int),
+          ("actor_kind", str)),
     rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
     rest_args="sids",
 )  # fmt: skip
@@ -24,7 +25,8 @@ REMOVE_USER = Contract(
     "remove_user", "partition", list,
     keys=("USERNAME", "USER", "SESSIONS"),
     args=(("actor", str), ("uid", str), ("reason", str), ("lifetime_ms", int),
-          ("retention_ms", int)),
+          ("retention_ms", int),
+          ("actor_kind", str)),
     rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
     rest_args="sids",
 )  # fmt: skip

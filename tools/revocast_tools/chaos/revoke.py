@@ -15,6 +15,7 @@ import time
 import httpx
 
 from revocast.errors import NotDurable, RevocastError, StoreUnavailable
+from revocast.events import ActorKind
 from revocast.store import Store
 from revocast_tools.chaos.ledger import Ledger, TokenRecord
 
@@ -45,7 +46,9 @@ async def revoke_store(store: Store, ledger: Ledger, token: TokenRecord) -> Outc
     """The ``revoke_session`` script called directly: the high-rate path."""
     _sent(ledger, token)
     try:
-        await store.sessions.revoke_session(token.sid, token.uid, "chaos")
+        await store.sessions.revoke_session(
+            token.sid, token.uid, "chaos", actor_kind=ActorKind.USER
+        )
     except (StoreUnavailable, NotDurable):
         return _settle(ledger, token, Outcome.UNKNOWN)
     except RevocastError:
