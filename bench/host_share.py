@@ -353,6 +353,7 @@ async def one_run(
             "bytes_per_entry_per_host": round(host_bytes / max(1, args.revoked), 1),
             "table_bytes_per_entry": round(table / max(1, args.revoked), 1),
             "warm_verify_ns": round(sum(warm_ns) / len(warm_ns), 1),
+            "warm_verify_ns_each": [round(ns, 1) for ns in warm_ns],
             "propagation": spread,
             "handoff": handed,
             "cpu": cpu,
