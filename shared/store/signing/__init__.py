@@ -23,7 +23,6 @@ class Signing:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._retention_ms = backend.settings.tokens.stream_retention_ms
 
     @property
     def keys(self) -> Keyspace:
@@ -50,7 +49,6 @@ class Signing:
                     kid=kid,
                     jwk=jwk_json,
                     epoch=epoch,
-                    retention_ms=self._retention_ms,
                     activate=activate,
                     actor=actor,
                     sealed=sealed,
@@ -66,7 +64,6 @@ class Signing:
                 self.keys.global_.fixed(),
                 keys={},
                 kid=kid,
-                retention_ms=self._retention_ms,
                 actor=actor,
                 reason=reason,
             ),
@@ -93,7 +90,6 @@ class Signing:
                     new_epoch=new_epoch,
                     new_kid=kid,
                     jwk=jwk_json,
-                    retention_ms=self._retention_ms,
                     sealed=sealed,
                     kids=old_kids,
                 ),
