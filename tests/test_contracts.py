@@ -5,11 +5,17 @@ strays from the declaration fails before anything reaches Redis."""
 from __future__ import annotations
 
 import re
+from dataclasses import fields
+from typing import cast
 
 import pytest
+from redis.asyncio import Redis
 
 from revocast.events import SCHEMA_VERSION, Reason, event_kinds
 from revocast.keyspace import Keyspace
+from revocast.settings import Settings
+from revocast.store import Backend, Store
+from revocast.store.constants import Constants, lua_names
 from revocast.store.contracts import FIXED_KEYS, Part
 from revocast.store.scripts import CONTRACTS, SCRIPTS, load_scripts, lua_files
 from revocast.store.sessions import contracts as sessions
@@ -86,11 +92,11 @@ def test_the_header_is_generated_from_the_declaration() -> None:
     text = load_scripts()["revoke_session"].text
     assert "local SESSION = KEYS[FIXED + 1]" in text
     assert "local BUDGET = KEYS[FIXED + 3]" in text
-    assert "local issued_ms = tonumber(ARGV[6])" in text
+    assert "local issued_ms = tonumber(ARGV[4])" in text
     assert "local EVENTS = KEYS[1]" in text
     assert "local FIXED = 14" in text
     publish = load_scripts()["publish_key"].text
-    assert "local activate = ARGV[5] == '1'" in publish
+    assert "local activate = ARGV[4] == '1'" in publish
     assert "local FIXED = 10" in publish
 
 
@@ -99,8 +105,6 @@ GOOD_KEYS = {"SESSION": "s", "SESSIONS": "ss", "BUDGET": "b"}
 GOOD_ARGS: dict[str, object] = {
     "sid": "S",
     "uid": "U",
-    "lifetime_ms": 10,
-    "retention_ms": 20,
     "reason": "logout",
     "issued_ms": None,
     "limit": 0,
@@ -111,7 +115,7 @@ GOOD_ARGS: dict[str, object] = {
 def test_a_call_lays_out_keys_and_arguments_in_declared_order() -> None:
     call = sessions.REVOKE_SESSION.call(FIXED, keys=GOOD_KEYS, **GOOD_ARGS)
     assert call.keys == [*FIXED, "s", "ss", "b"]
-    assert call.args == ["S", "U", 10, 20, "logout", "", 0, "user"]
+    assert call.args == ["S", "U", "logout", "", 0, "user"]
 
 
 @pytest.mark.parametrize(
@@ -121,6 +125,7 @@ def test_a_call_lays_out_keys_and_arguments_in_declared_order() -> None:
         ({**GOOD_KEYS, "USER": "u"}, GOOD_ARGS),  # a key not declared
         (GOOD_KEYS, {k: v for k, v in GOOD_ARGS.items() if k != "reason"}),  # an argument missing
         (GOOD_KEYS, {**GOOD_ARGS, "actor": "a"}),  # an argument not declared
+        (GOOD_KEYS, {**GOOD_ARGS, "lifetime_ms": 10}),  # a deployment's constant: no argument
         (GOOD_KEYS, {**GOOD_ARGS, "limit": "0"}),  # an int given as text
         (GOOD_KEYS, {**GOOD_ARGS, "sid": 5}),  # text given as an int
         (GOOD_KEYS, {**GOOD_ARGS, "limit": True}),  # a bool is not an int
@@ -137,7 +142,7 @@ def test_the_fixed_part_is_counted() -> None:
     with pytest.raises(TypeError):
         sessions.REVOKE_SESSION.call(FIXED[:-1], keys=GOOD_KEYS, **GOOD_ARGS)
     with pytest.raises(TypeError):
-        sessions.THROTTLE.call(["x"], keys={"COUNTER": "c"}, limit=1, window_s=2)
+        sessions.THROTTLE.call(["x"], keys={"COUNTER": "c"})
 
 
 def test_rest_and_optional_keys() -> None:
@@ -145,8 +150,6 @@ def test_rest_and_optional_keys() -> None:
         FIXED,
         keys={"SESSIONS": "ss", "BUDGET": "b", "SESSION_KEYS": ["s1", "s2"]},
         uid="U",
-        lifetime_ms=1,
-        retention_ms=2,
         reason="r",
         covers_ms=5,
         limit=0,
@@ -186,3 +189,72 @@ def test_event_kinds_reasons_and_the_version_are_python_s_in_lua() -> None:
     assert not literal, literal
     used = [r.name for r in Reason if not re.search(rf"\bREASON_{r.name}\b", code)]
     assert not used, f"reasons no script gives: {used}"
+
+
+# What a deployment chooses is in its scripts, never an argument: each Backend assembles its own.
+PER_DEPLOYMENT = {f.name for f in fields(Constants)} | {
+    "known_ms", "known_max", "pair_limit", "user_limit", "window_s", "max_delay_ms", "memory_s",
+}  # fmt: skip
+
+
+def test_no_contract_declares_a_deployment_constant() -> None:
+    declared = [(name, arg) for name, c in CONTRACTS.items() for arg, _ in c.args]
+    assert [(name, arg) for name, arg in declared if arg in PER_DEPLOYMENT] == []
+    code = "\n".join(_code(name) for name in LUA)
+    assert [name for name in sorted(PER_DEPLOYMENT) if re.search(rf"\b{name}\b", code)] == []
+
+
+def test_every_deployment_constant_is_read_by_a_script() -> None:
+    code = "\n".join(_code(name) for name in LUA)
+    assert [name for name in lua_names() if not re.search(rf"\b{name}\b", code)] == []
+
+
+def test_a_deployment_s_scripts_carry_its_constants() -> None:
+    short = Settings.from_values(access_ttl_s=60)
+    long = Settings.from_values(access_ttl_s=600, max_sessions_per_user=3)
+    assert short.tokens.revocation_lifetime_ms == 65_000  # (60 s + 2 leeways of 2 s) + 1 s
+    for settings in (short, long):
+        constants = Constants.of(settings)
+        lines = load_scripts(settings)["revoke_session"].text.splitlines()
+        lifetime = f"local LIFETIME_MS = {settings.tokens.revocation_lifetime_ms}"
+        assert lifetime in lines
+        for f in fields(constants):
+            assert f"local {f.name.upper()} = {getattr(constants, f.name)}" in lines
+        for script in load_scripts(settings).values():
+            assert lifetime in script.text.splitlines(), script.name
+    first, second = load_scripts(short), load_scripts(long)
+    assert [name for name in CONTRACTS if first[name].sha == second[name].sha] == []
+
+
+async def test_two_deployments_on_one_redis_each_use_their_own_lifetime(
+    settings: Settings, redis: Redis
+) -> None:
+    """One process, one server, two access TTLs: each deployment loads its own scripts (its
+    SHAs) and its revocations last its own lifetime."""
+    other_prefix = f"{settings.redis.key_prefix}b"
+    deployments = [
+        settings.with_overrides(access_ttl_s=60),
+        settings.with_overrides(access_ttl_s=600, key_prefix=other_prefix),
+    ]
+    backends = [Backend(deployment) for deployment in deployments]
+    try:
+        lasted = []
+        for backend in backends:
+            await backend.start()
+            for sid in ("s1", "s2"):  # the second by EVALSHA: loaded by the first
+                await Store(backend).sessions.revoke_session(sid, "u1", "logout")
+            events = backend.keys.of("u1").stream.events
+            newest = await redis.xrevrange(events, count=1)
+            [(_, event)] = cast(list[tuple[str, dict[str, str]]], newest)
+            lasted.append(int(event["until_ms"]) - int(event["at_ms"]))
+        assert lasted == [65_000, 605_000]
+        assert lasted == [d.tokens.revocation_lifetime_ms for d in deployments]
+        shas = [backend.script(sessions.REVOKE_SESSION).sha for backend in backends]
+        assert shas[0] != shas[1]
+        assert await redis.script_exists(*shas) == [True, True]
+    finally:
+        for backend in backends:
+            await backend.aclose()
+        stale = [key async for key in redis.scan_iter(f"{other_prefix}:*")]
+        if stale:
+            await redis.delete(*stale)

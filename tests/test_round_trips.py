@@ -26,6 +26,13 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The session limit on, for both issuers: one deployment's settings, so its scripts (their
+    constants in them) are the ones both load."""
+    return settings.with_overrides(max_sessions_per_user=5)
+
+
+@pytest.fixture
 def _patched() -> Iterator[None]:
     with instrumented():
         yield
@@ -35,8 +42,8 @@ def _patched() -> Iterator[None]:
 async def recorded(
     settings: Settings, issuer: Issuer, _patched: None
 ) -> AsyncIterator[tuple[Recorder, httpx.AsyncClient]]:
-    """A second issuer of the deployment, with the session limit on, its requests recorded."""
-    recorder = Recorder(create_app(settings.with_overrides(max_sessions_per_user=5)))
+    """A second issuer of the deployment, its requests recorded."""
+    recorder = Recorder(create_app(settings))
     async with serve(recorder) as url, httpx.AsyncClient(base_url=url) as http:
         yield recorder, http
 

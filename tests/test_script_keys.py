@@ -93,9 +93,11 @@ class Monitor:
         with contextlib.suppress(Exception):
             await self._task
 
-    def calls(self) -> list[Call]:
-        by_sha = {script.sha: name for name, script in load_scripts().items()}
-        by_text = {script.text: name for name, script in load_scripts().items()}
+    def calls(self, settings: Settings) -> list[Call]:
+        """The script calls seen, by name (the scripts of the deployment with ``settings``)."""
+        scripts = load_scripts(settings)
+        by_sha = {script.sha: name for name, script in scripts.items()}
+        by_text = {script.text: name for name, script in scripts.items()}
         calls: list[Call] = []
         current: Call | None = None
         for line in self.lines:
@@ -233,7 +235,7 @@ async def test_every_script_key_is_declared_and_named_by_the_keyspace(
     server, settings = monitored
     async with Monitor(server.port) as monitor:
         await _exercise(settings, server)
-    calls = monitor.calls()
+    calls = monitor.calls(settings)
     assert {call.script for call in calls} == set(SCRIPTS), "every script was exercised"
     patterns = key_patterns(Keyspace(settings.redis.key_prefix, 3))
     probe = Redis(port=server.port, decode_responses=True)

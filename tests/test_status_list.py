@@ -133,13 +133,18 @@ async def test_a_password_change_sets_the_other_sessions_invalid(issuer: Issuer)
     assert await status(issuer, current["access_token"]) == 0
 
 
-async def test_refresh_token_reuse_sets_the_session_invalid(issuer: Issuer) -> None:
-    await issuer.add_user("alice")
-    tokens = await issuer.login("alice")
-    assert (await issuer.refresh(tokens["refresh_token"])).status_code == 200
-    issuer.ctx.store.sessions.grace_ms = 0  # the second use is a replay, not a retry
-    assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
-    await turns_invalid(issuer, tokens["access_token"])
+async def test_refresh_token_reuse_sets_the_session_invalid(
+    settings: Settings, redis: Redis
+) -> None:
+    graceless = settings.with_overrides(refresh_grace_s=0)  # a second use is a replay
+    app = create_app(graceless)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        issuer = Issuer(url, http, graceless, app)
+        await issuer.add_user("alice")
+        tokens = await issuer.login("alice")
+        assert (await issuer.refresh(tokens["refresh_token"])).status_code == 200
+        assert (await issuer.refresh(tokens["refresh_token"])).status_code == 401
+        await turns_invalid(issuer, tokens["access_token"])
 
 
 async def moderated(issuer: Issuer) -> tuple[dict[str, Any], dict[str, Any], str]:

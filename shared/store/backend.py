@@ -49,7 +49,8 @@ from revocast.errors import (
 from revocast.keyspace import Keyspace
 from revocast.redis_url import parse_redis_url
 from revocast.settings import DEFAULT_PARTITIONS, Settings
-from revocast.store.contracts import Retry, Script, ScriptCall
+from revocast.store.constants import Constants
+from revocast.store.contracts import Contract, Retry, Script, ScriptCall, assemble
 from revocast.topology import Topology, connect
 
 log = logging.getLogger("revocast.store")
@@ -113,6 +114,8 @@ class Backend:
         self.topology = topology
         min_replicas = settings.redis.min_replicas
         self.min_replicas = topology.default_min_replicas if min_replicas is None else min_replicas
+        self.constants = Constants.of(settings)  # what this deployment's scripts are built with
+        self._scripts: dict[str, Script] = {}
         self._keyspace: Keyspace | None = None
 
     @property
@@ -158,13 +161,20 @@ class Backend:
     async def aclose(self) -> None:
         await self.topology.aclose()
 
+    def script(self, contract: Contract[Any]) -> Script:
+        """This deployment's text of a script (its own constants in it), by name."""
+        script = self._scripts.get(contract.name)
+        if script is None:
+            script = self._scripts[contract.name] = assemble(contract, self.constants)
+        return script
+
     async def run(self, call: ScriptCall[R], *, durable: bool | Callable[[R], bool] = False) -> R:
         """Run a script (``contracts.Contract.call`` built it) on the primary of its first key.
 
         ``durable`` (or a test of the reply: did the script revoke?) makes the
         call WAIT for ``min_replicas`` on the same connection before returning.
         """
-        script, keys, args = call.script, call.keys, call.args
+        script, keys, args = self.script(call.contract), call.keys, call.args
         for attempt in (1, 2):
             with self.errors():
                 try:
@@ -221,7 +231,7 @@ class Backend:
 
     async def call_on_reader(self, call: ScriptCall[R], key: str) -> R:
         """A read-only script on the server reads of ``key`` go to (see ``on_reader``)."""
-        script = call.script
+        script = self.script(call.contract)
         return cast(R, await self.on_reader(key, lambda c: script(c, call.keys, call.args)))
 
     # Typed single commands on the primary (the client decodes replies; redis-py's types

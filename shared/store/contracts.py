@@ -4,13 +4,15 @@ and called: ``Contract.call`` gives the ``ScriptCall`` that ``Backend.run`` send
 Each aggregate declares its own scripts beside their Lua (``sessions/contracts.py`` and
 ``sessions/login.lua``...); the parts every script shares (the prelude, ``partition.lua``,
 ``global.lua``, ``status_list.lua``) are in ``lua/``. A script is the lifetimes it may use
-(``revocast.lifetimes``), the event vocabulary (``revocast.events``), the prelude, the part
-its keys call for (``partition.lua``, after the Lua set of ``revocast.roles.SERVICE_ROLES``,
-the operators' prefix and the status list's helpers, ``status_list.lua``, or ``global.lua``)
-and its body; a ``#!lua`` flags line in the body moves to the top.
+(``revocast.lifetimes``), the event vocabulary (``revocast.events``), its deployment's
+constants (``revocast.store.constants``: each ``Backend`` assembles its own), the prelude,
+the part its keys call for (``partition.lua``, after the Lua set of
+``revocast.roles.SERVICE_ROLES``, the operators' prefix and the status list's helpers,
+``status_list.lua``, or ``global.lua``) and its body; a ``#!lua`` flags line in the body
+moves to the top.
 
 ``scripts.py`` generates every script's header from this (``local SESSION = KEYS[FIXED + 1]``,
-``local lifetime_ms = tonumber(ARGV[4])``), so the Lua body reads names, never positions; a
+``local issued_ms = tonumber(ARGV[4])``), so the Lua body reads names, never positions; a
 caller builds a ``ScriptCall`` with ``Contract.call``, by name too: a missing or extra name,
 or a value of the wrong type, is a TypeError before anything reaches Redis.
 
@@ -39,6 +41,7 @@ from redis.exceptions import NoScriptError
 from revocast.events import lua_vocabulary
 from revocast.lifetimes import lua_constants
 from revocast.roles import OPERATOR_PREFIX, SERVICE_ROLES
+from revocast.store.constants import Constants
 
 Part = Literal["partition", "global", "none"]
 ArgType = type | UnionType
@@ -83,15 +86,16 @@ class Script:
 
 @dataclass(frozen=True, slots=True)
 class ScriptCall(Generic[R_co]):
-    """One call of a script: its KEYS and ARGV in the declared order."""
+    """One call of a script: its KEYS and ARGV in the declared order (the deployment that
+    runs it has the script's text: ``Backend.script``)."""
 
-    script: Script
+    contract: Contract[Any]
     keys: list[str]
     args: list[str | int]
 
     @property
     def name(self) -> str:
-        return self.script.name
+        return self.contract.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +114,6 @@ class Contract(Generic[R]):
     @property
     def fixed(self) -> tuple[str, ...]:
         return FIXED_KEYS[self.part]
-
-    @property
-    def script(self) -> Script:
-        """The script, assembled once (per process) from its files and this declaration."""
-        return _assemble(self)
 
     def call(
         self,
@@ -143,7 +142,7 @@ class Contract(Generic[R]):
             flat.extend(_texts(self.name, self.rest_keys, keys[self.rest_keys]))
         if self.rest_args is not None:
             encoded.extend(_texts(self.name, self.rest_args, args[self.rest_args]))
-        return ScriptCall(self.script, flat, encoded)
+        return ScriptCall(self, flat, encoded)
 
 
 def _some(name: str | None) -> tuple[str, ...]:
@@ -245,14 +244,16 @@ def _service_roles() -> str:
 
 
 @functools.cache
-def _assemble(contract: Contract[Any]) -> Script:
+def assemble(contract: Contract[Any], constants: Constants) -> Script:
+    """The script of ``contract`` for a deployment with these constants, assembled once (per
+    process and deployment) from its files and its declaration."""
     name, part = contract.name, contract.part
     body = _source(name)
     flags = ""
     if body.startswith("#!"):
         flags, _, body = body.partition("\n")
         flags += "\n"
-    parts = [lua_constants(), lua_vocabulary(), _source("prelude")]
+    parts = [lua_constants(), lua_vocabulary(), constants.lua(), _source("prelude")]
     if part != "none":
         parts.append(lua_fixed(part))
     if part == "partition":

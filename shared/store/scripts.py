@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from revocast.settings import Settings
 from revocast.store.authority import contracts as authority
-from revocast.store.contracts import Contract, Part, Script, lua_files
+from revocast.store.constants import Constants
+from revocast.store.contracts import Contract, Part, Script, assemble, lua_files
 from revocast.store.sessions import contracts as sessions
 from revocast.store.signals import contracts as signals
 from revocast.store.signing import contracts as signing
@@ -28,6 +30,8 @@ CONTRACTS: dict[str, Contract[Any]] = {
 SCRIPTS: dict[str, Part] = {name: contract.part for name, contract in CONTRACTS.items()}
 
 
-def load_scripts() -> dict[str, Script]:
-    """Every script, assembled; their SHA-1s are what Redis knows them by."""
-    return {name: contract.script for name, contract in CONTRACTS.items()}
+def load_scripts(settings: Settings | None = None) -> dict[str, Script]:
+    """Every script, assembled for a deployment with these settings (the defaults unless
+    given); their SHA-1s are what that deployment's Redis knows them by."""
+    constants = Constants.of(Settings() if settings is None else settings)
+    return {name: assemble(contract, constants) for name, contract in CONTRACTS.items()}

@@ -102,8 +102,6 @@ class Authority:
                     action=action,
                     target=target,
                     reason=reason,
-                    lifetime_ms=self._sessions.lifetime_ms,
-                    retention_ms=self._sessions.retention_ms,
                     roles=roles_json,
                     limit=limit,
                     actor_kind=actor_kind,

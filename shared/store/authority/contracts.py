@@ -7,9 +7,8 @@ from revocast.store.contracts import Contract
 MODERATE = Contract(
     "moderate", "partition", list,
     keys=("USER", "SESSIONS", "BUDGET"),
-    args=(("actor", str), ("action", str), ("target", str), ("reason", str),
-          ("lifetime_ms", int), ("retention_ms", int), ("roles", str), ("limit", int),
-          ("actor_kind", str)),
+    args=(("actor", str), ("action", str), ("target", str), ("reason", str), ("roles", str),
+          ("limit", int), ("actor_kind", str)),
     rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
     rest_args="sids",
 )  # fmt: skip

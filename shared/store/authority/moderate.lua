@@ -52,8 +52,8 @@ if action == 'block' then
   local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
   if not sessions then return retry() end
   spend(BUDGET, limit)
-  event_id = revoke_user(target, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
-    REASON_BLOCKED, actor_kind)
+  event_id = revoke_user(target, SESSIONS, sessions, now, now, REASON_BLOCKED,
+    actor_kind)
   redis.call('HSET', USER, 'blocked', '1', 'blocked_event', event_id)
 elseif action == 'unblock' then
   redis.call('HDEL', USER, 'blocked', 'blocked_event')
@@ -86,7 +86,7 @@ elseif action == 'roles' then
   if not sessions then return retry() end
   spend(BUDGET, limit)
   redis.call('HSET', USER, 'roles', roles)
-  event_id = roles_changed(target, sessions, now, lifetime_ms, retention_ms, actor_kind)
+  event_id = roles_changed(target, sessions, now, actor_kind)
   redis.call('HSET', USER, 'roles_event', event_id)
   reason = reason ~= '' and reason or roles
 else

@@ -6,14 +6,14 @@ local function audit(actor, action, target, reason, now)
   audit_entry(AUDIT, actor, action, target, reason, now)
 end
 
-local function key_published(now, retention_ms, kid, jwk)
-  return emit(EVENTS, CHAIN, now, retention_ms, KEY_PUBLISHED, {'kid', kid, 'jwk', jwk})
+local function key_published(now, kid, jwk)
+  return emit(EVENTS, CHAIN, now, KEY_PUBLISHED, {'kid', kid, 'jwk', jwk})
 end
 
-local function key_revoked(now, retention_ms, kid, actor_kind)
+local function key_revoked(now, kid, actor_kind)
   redis.call('ZADD', REVOKED_KEYS, 'NX', int(now), kid)
   if redis.call('GET', SIGNING_KID) == kid then redis.call('DEL', SIGNING_KID) end
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, KEY_REVOKED,
+  local event_id = emit(EVENTS, CHAIN, now, KEY_REVOKED,
     {'kid', kid, 'at_ms', int(now), 'actor_kind', actor_kind})
   redis.call('HSET', REVOKED_KEY_EVENTS, kid, event_id)
   return event_id

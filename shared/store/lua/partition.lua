@@ -89,15 +89,14 @@ end
 
 -- Delete a session and record its revocation with its event, as one step. ``actor_kind`` is
 -- who it comes from (ACTOR_USER...: revocast.events.ActorKind), told in the event.
-local function revoke_session(session_key, set_key, sid, uid, now, lifetime_ms, retention_ms,
-                              reason, actor_kind)
-  status_invalidate(session_key, now, lifetime_ms)
+local function revoke_session(session_key, set_key, sid, uid, now, reason, actor_kind)
+  status_invalidate(session_key, now)
   redis.call('DEL', session_key)
   redis.call('SREM', set_key, sid)
-  local until_ms = now + lifetime_ms
+  local until_ms = now + LIFETIME_MS
   redis.call('ZADD', REVOKED_SESSIONS, 'GT', int(until_ms), sid)
   prune(now)
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, SESSION_REVOKED, {
+  local event_id = emit(EVENTS, CHAIN, now, SESSION_REVOKED, {
     'sid', sid, 'uid', uid, 'at_ms', int(now), 'until_ms', int(until_ms), 'reason', reason,
     'actor_kind', actor_kind})
   redis.call('HSET', SESSION_EVENTS, sid, event_id .. ' ' .. uid)
@@ -106,22 +105,21 @@ end
 
 -- Kill every token of a user issued at or before not_before (now unless given), and every
 -- session created by then. ``sessions`` comes from declared_sessions.
-local function revoke_user(uid, set_key, sessions, now, not_before, lifetime_ms, retention_ms,
-                           reason, actor_kind)
+local function revoke_user(uid, set_key, sessions, now, not_before, reason, actor_kind)
   for _, session in ipairs(sessions) do
     local created = tonumber(redis.call('HGET', session.key, 'created_ms') or '0')
     if created <= not_before then
-      status_invalidate(session.key, now, lifetime_ms)
+      status_invalidate(session.key, now)
       redis.call('DEL', session.key)
       redis.call('SREM', set_key, session.sid)
     end
   end
-  local until_ms = now + lifetime_ms
+  local until_ms = now + LIFETIME_MS
   local known = tonumber(redis.call('HGET', REVOKED_USERS, uid) or '0')
   redis.call('HSET', REVOKED_USERS, uid, int(math.max(known, not_before)))
   redis.call('ZADD', USERS_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  local event_id = emit(EVENTS, CHAIN, now, retention_ms, USER_REVOKED, {
+  local event_id = emit(EVENTS, CHAIN, now, USER_REVOKED, {
     'uid', uid, 'not_before_ms', int(not_before), 'until_ms', int(until_ms), 'reason', reason,
     'actor_kind', actor_kind})
   if not_before >= known then redis.call('HSET', USER_EVENTS, uid, event_id) end
@@ -131,13 +129,13 @@ end
 -- Tokens of uid issued up to now carry stale roles: they must be refreshed. ``sessions``
 -- (from declared_sessions) live on, but the indexes their tokens hold turn INVALID: the next
 -- refresh draws a new one.
-local function roles_changed(uid, sessions, now, lifetime_ms, retention_ms, actor_kind)
-  for _, session in ipairs(sessions) do status_invalidate(session.key, now, lifetime_ms) end
-  local until_ms = now + lifetime_ms
+local function roles_changed(uid, sessions, now, actor_kind)
+  for _, session in ipairs(sessions) do status_invalidate(session.key, now) end
+  local until_ms = now + LIFETIME_MS
   redis.call('HSET', REVOKED_ROLES, uid, int(now))
   redis.call('ZADD', ROLES_UNTIL, 'GT', int(until_ms), uid)
   prune(now)
-  return emit(EVENTS, CHAIN, now, retention_ms, ROLES_CHANGED, {
+  return emit(EVENTS, CHAIN, now, ROLES_CHANGED, {
     'uid', uid, 'not_before_ms', int(now), 'until_ms', int(until_ms), 'actor_kind', actor_kind})
 end
 

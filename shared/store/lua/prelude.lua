@@ -18,7 +18,7 @@ end
 -- on a promoted replica with another history or from a read that reached another server.
 -- EVENT_VERSION, the kinds (SESSION_REVOKED...) and REASON_* are revocast.events' values.
 
-local function emit(stream, chain, now, retention_ms, kind, fields)
+local function emit(stream, chain, now, kind, fields)
   local entry = {'type', kind, 'v', EVENT_VERSION, 'ts_ms', int(now)}
   for _, value in ipairs(fields) do entry[#entry + 1] = value end
   local prev = redis.call('GET', chain) or ''
@@ -28,7 +28,7 @@ local function emit(stream, chain, now, retention_ms, kind, fields)
   entry[#entry + 1] = 'link'
   entry[#entry + 1] = link
   redis.call('SET', chain, link)
-  return redis.call('XADD', stream, 'MINID', int(now - retention_ms), '*', unpack(entry))
+  return redis.call('XADD', stream, 'MINID', int(now - RETENTION_MS), '*', unpack(entry))
 end
 
 -- The one place audit entries are written: who did what to whom, and why.

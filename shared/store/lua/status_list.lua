@@ -55,10 +55,10 @@ end
 -- The session's tokens are dead: set its index INVALID until they have all expired (now +
 -- lifetime_ms, the revocation's own lifetime), and take it from the session (whose next
 -- token, if the session lives on, draws a new one). A session without one: nothing.
-local function status_invalidate(session_key, now, lifetime_ms)
+local function status_invalidate(session_key, now)
   local idx = tonumber(redis.call('HGET', session_key, 'status_idx') or '')
   if not idx then return end
   redis.call('SETBIT', STATUS_BITS, status_offset(idx), 1)
-  redis.call('ZADD', STATUS_LEASES, int(now + lifetime_ms), int(idx))
+  redis.call('ZADD', STATUS_LEASES, int(now + LIFETIME_MS), int(idx))
   redis.call('HDEL', session_key, 'status_idx')
 end

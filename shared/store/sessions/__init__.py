@@ -3,8 +3,8 @@ the login throttle (``throttle.py``), and the session reads.
 
 Every revoking call writes the state change and its stream event in one script, so Redis
 never holds one without the other (DESIGN.md invariant 1), and is durable: acknowledged
-only once the configured replicas have it (invariant 9). Lifetimes and retention come from
-the settings, bound once.
+only once the configured replicas have it (invariant 9). Lifetimes, retention and the
+session limit are the deployment's constants, in its scripts (``revocast.store.constants``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from revocast.errors import InvalidRefreshToken, NotFound, StoreUnavailable
 from revocast.events import ActorKind
 from revocast.ids import hash_refresh_token
 from revocast.keyspace import Keyspace, PartitionKeys
-from revocast.lifetimes import KNOWN_ADDRESSES_MAX
 from revocast.roles import OPERATOR_PREFIX
 from revocast.store.backend import Backend
 from revocast.store.contracts import Retry
@@ -42,12 +41,7 @@ class Sessions:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.throttle = Throttle(backend)  # the login throttle and user lookup
-        settings = backend.settings
-        tokens, limits = settings.tokens, settings.limits
-        self.lifetime_ms = tokens.revocation_lifetime_ms
-        self.retention_ms = tokens.stream_retention_ms
-        self._refresh_ttl_s = tokens.refresh_ttl_s
-        self.grace_ms = int(tokens.refresh_grace_s * 1000)
+        limits = backend.settings.limits
         self._max_sessions = limits.max_sessions_per_user
         self._revocations_per_minute = limits.revocations_per_minute
 
@@ -122,17 +116,11 @@ class Sessions:
                     keys={**keys, "SESSION_KEYS": [p.session(s) for s in sids]},
                     uid=uid,
                     sid=sid,
-                    refresh_ttl_s=self._refresh_ttl_s,
                     user_agent=user_agent,
                     client=client,
-                    max_sessions=self._max_sessions,
-                    lifetime_ms=self.lifetime_ms,
-                    retention_ms=self.retention_ms,
                     client_id=client_id,
                     scope="" if scope is None else json.dumps(scope),
                     address=attempt.address if attempt else "",
-                    known_ms=self.throttle.known_ms,
-                    known_max=KNOWN_ADDRESSES_MAX,
                     sids=sids,
                 ),
                 durable=lambda reply: int(reply[2]) > 0,
@@ -169,10 +157,6 @@ class Sessions:
                     sid=sid,
                     uid=uid,
                     sealed=sealed_next,
-                    grace_ms=self.grace_ms,
-                    refresh_ttl_s=self._refresh_ttl_s,
-                    lifetime_ms=self.lifetime_ms,
-                    retention_ms=self.retention_ms,
                     client_id=grant.client_id,
                 ),
                 durable=lambda reply: reply[0] == "reused",
@@ -209,8 +193,6 @@ class Sessions:
                 },
                 sid=sid,
                 uid=uid,
-                lifetime_ms=self.lifetime_ms,
-                retention_ms=self.retention_ms,
                 reason=reason,
                 issued_ms=issued_ms,
                 limit=limit,
@@ -245,8 +227,6 @@ class Sessions:
                         "SESSION_KEYS": [p.session(s) for s in sids],
                     },
                     uid=uid,
-                    lifetime_ms=self.lifetime_ms,
-                    retention_ms=self.retention_ms,
                     reason=reason,
                     covers_ms=covers_ms,
                     limit=limit,
@@ -286,8 +266,6 @@ class Sessions:
                     expected=uid,
                     owner=owner,
                     actor=actor,
-                    lifetime_ms=self.lifetime_ms,
-                    retention_ms=self.retention_ms,
                     reason=reason,
                     limit=limit,
                     actor_kind=actor_kind,

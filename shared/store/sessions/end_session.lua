@@ -22,5 +22,4 @@ local over = over_budget(BUDGET, limit)
 if over then return over end
 spend(BUDGET, limit)
 if actor ~= '' then audit(actor, 'end_session', uid .. '/' .. sid, reason, now) end
-return revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms, reason,
-  actor_kind)
+return revoke_session(SESSION, SESSIONS, sid, uid, now, reason, actor_kind)

@@ -1,9 +1,9 @@
 -- Keys, arguments and reply declared in revocast.store.contracts (LOGIN).
 -- FAILURES, PAIR, KNOWN: the login attempt's (login_attempt.lua); scope: JSON list of roles
 -- asked for, '' for all of them; address: its hash ('' for a session made without a
--- password attempt: nothing to forgive); known_ms: 0 remembers no address; sids: the
--- user's sessions as the caller read them, only needed with max_sessions.
--- Create a session and its first refresh token; past max_sessions (0 = no limit) the oldest
+-- password attempt: nothing to forgive); LOGIN_KNOWN_MS: 0 remembers no address; sids: the
+-- user's sessions as the caller read them, only needed with MAX_SESSIONS.
+-- Create a session and its first refresh token; past MAX_SESSIONS (0 = no limit) the oldest
 -- sessions are revoked with their events. The login forgives its attempt: the address's
 -- failures for the user are forgotten, the user's count loses this attempt, the address is
 -- known. The session draws its status list index (status_list.lua). Returns {now_ms,
@@ -26,7 +26,7 @@ if scope ~= '' then
 end
 local now = now_ms()
 local revoked = 0
-if max_sessions > 0 then
+if MAX_SESSIONS > 0 then
   local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
   if not sessions then return retry() end
   local live = {}
@@ -39,10 +39,10 @@ if max_sessions > 0 then
     end
   end
   table.sort(live, function(a, b) return a[1] < b[1] end)
-  for i = 1, #live - max_sessions + 1 do
+  for i = 1, #live - MAX_SESSIONS + 1 do
     local session = live[i][2]
-    revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
-      REASON_SESSION_LIMIT, ACTOR_POLICY)
+    revoke_session(session.key, SESSIONS, session.sid, uid, now, REASON_SESSION_LIMIT,
+      ACTOR_POLICY)
     revoked = revoked + 1
   end
 end
@@ -51,20 +51,20 @@ if address ~= '' then
   if tonumber(redis.call('HGET', FAILURES, 'n') or '0') > 0 then
     redis.call('HINCRBY', FAILURES, 'n', -1)
   end
-  if known_ms > 0 then
+  if LOGIN_KNOWN_MS > 0 then
     redis.call('ZADD', KNOWN, int(now), address)
-    redis.call('ZREMRANGEBYSCORE', KNOWN, '-inf', '(' .. int(now - known_ms))
-    redis.call('ZREMRANGEBYRANK', KNOWN, 0, -known_max - 1)
-    redis.call('PEXPIRE', KNOWN, known_ms)
+    redis.call('ZREMRANGEBYSCORE', KNOWN, '-inf', '(' .. int(now - LOGIN_KNOWN_MS))
+    redis.call('ZREMRANGEBYRANK', KNOWN, 0, -KNOWN_ADDRESSES_MAX - 1)
+    redis.call('PEXPIRE', KNOWN, LOGIN_KNOWN_MS)
   end
 end
 redis.call('HSET', SESSION, 'uid', uid, 'created_ms', int(now), 'refreshed_ms', int(now),
   'user_agent', user_agent, 'client', client, 'client_id', client_id)
 if scope ~= '' then redis.call('HSET', SESSION, 'scope', scope) end
-redis.call('EXPIRE', SESSION, refresh_ttl_s)
-local status_idx = status_index(SESSION, now, now + refresh_ttl_s * SECOND_MS + lifetime_ms)
+redis.call('EXPIRE', SESSION, REFRESH_TTL_S)
+local status_idx = status_index(SESSION, now, now + REFRESH_TTL_S * SECOND_MS + LIFETIME_MS)
 redis.call('SADD', SESSIONS, sid)
 redis.call('HSET', RT, 'sid', sid, 'uid', uid, 'state', 'live', 'client_id', client_id,
   'issued_ms', int(now))
-redis.call('EXPIRE', RT, refresh_ttl_s)
+redis.call('EXPIRE', RT, REFRESH_TTL_S)
 return {int(now), roles, revoked, status_idx}

@@ -23,19 +23,18 @@ end
 local roles = redis.call('HGET', USER, 'roles') or '[]'
 local scope = redis.call('HGET', SESSION, 'scope') or ''
 local now = now_ms()
-local lease = now + refresh_ttl_s * SECOND_MS + lifetime_ms  -- the session's last token has expired by then
+local lease = now + REFRESH_TTL_S * SECOND_MS + LIFETIME_MS  -- the session's last token has expired by then
 if rec[3] == 'live' then
   redis.call('HSET', RT, 'state', 'used', 'used_ms', int(now), 'sealed_next', sealed)
   redis.call('HSET', NEXT_RT, 'sid', sid, 'uid', uid, 'state', 'live', 'client_id', client_id,
     'issued_ms', int(now))
-  redis.call('EXPIRE', NEXT_RT, refresh_ttl_s)
+  redis.call('EXPIRE', NEXT_RT, REFRESH_TTL_S)
   redis.call('HSET', SESSION, 'refreshed_ms', int(now))
-  redis.call('EXPIRE', SESSION, refresh_ttl_s)
+  redis.call('EXPIRE', SESSION, REFRESH_TTL_S)
   return {'rotated', int(now), roles, sealed, scope, status_index(SESSION, now, lease)}
 end
-if now - tonumber(rec[4]) <= grace_ms then
+if now - tonumber(rec[4]) <= GRACE_MS then
   return {'grace', int(now), roles, rec[5], scope, status_index(SESSION, now, lease)}
 end
-revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms,
-  REASON_REFRESH_REUSE, ACTOR_POLICY)
+revoke_session(SESSION, SESSIONS, sid, uid, now, REASON_REFRESH_REUSE, ACTOR_POLICY)
 return {'reused', int(now), roles, '', scope, -1}

@@ -12,5 +12,4 @@ end
 local refused = over_budget(BUDGET, limit)
 if refused then return refused end
 spend(BUDGET, limit)
-return revoke_session(SESSION, SESSIONS, sid, uid, now, lifetime_ms, retention_ms, reason,
-  actor_kind)
+return revoke_session(SESSION, SESSIONS, sid, uid, now, reason, actor_kind)

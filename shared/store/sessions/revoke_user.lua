@@ -16,5 +16,4 @@ if refused then return refused end
 local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
 if not sessions then return retry() end
 spend(BUDGET, limit)
-return revoke_user(uid, SESSIONS, sessions, now, now, lifetime_ms, retention_ms, reason,
-  actor_kind)
+return revoke_user(uid, SESSIONS, sessions, now, now, reason, actor_kind)

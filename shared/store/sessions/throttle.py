@@ -30,7 +30,6 @@ from typing import Literal, NoReturn
 
 from revocast.errors import StoreUnavailable, TooManyAttempts
 from revocast.keyspace import Keyspace, PartitionKeys
-from revocast.lifetimes import DAY_S, SECOND_MS
 from revocast.proxies import parse_address
 from revocast.store.backend import Backend
 from revocast.store.sessions import contracts
@@ -74,14 +73,8 @@ class Throttle:
         self.backend = backend
         settings = backend.settings.throttle
         self._client_limit = settings.login_max_attempts_per_client
-        self._pair_limit = settings.login_max_failures_per_user_address
-        self._user_limit = settings.login_max_failures_per_user
-        self._window_s = settings.login_window_s
-        self._max_delay_ms = settings.login_user_max_delay_s * 1000
         # the login script needs them
         self._with_sessions = backend.settings.limits.max_sessions_per_user > 0
-        self.memory_s = settings.login_user_memory_s
-        self.known_ms = settings.login_known_address_days * DAY_S * SECOND_MS
         # The user key must be declared before the script reads the name, so the script is
         # called with the user id last seen for it; a stale one costs one more call.
         self._uids: dict[str, str] = {}
@@ -96,11 +89,7 @@ class Throttle:
         if self._client_limit == 0:
             return
         key = self.keys.of(address).throttle_client(throttled_as(address))
-        wait_ms = await self.backend.run(
-            contracts.THROTTLE.call(
-                keys={"COUNTER": key}, limit=self._client_limit, window_s=self._window_s
-            )
-        )
+        wait_ms = await self.backend.run(contracts.THROTTLE.call(keys={"COUNTER": key}))
         if int(wait_ms):
             self._refuse("client", int(wait_ms))
 
@@ -137,13 +126,6 @@ class Throttle:
                     },
                     expected=expected,
                     address=at,
-                    pair_limit=self._pair_limit,
-                    window_s=self._window_s,
-                    user_limit=self._user_limit,
-                    max_delay_ms=self._max_delay_ms,
-                    memory_s=self.memory_s,
-                    known_ms=self.known_ms,
-                    sessions=self._with_sessions,
                 )
             )
             if reply[0] == "wait":
@@ -178,7 +160,6 @@ class Throttle:
                 uid=uid,
                 actor=actor,
                 reason=reason,
-                memory_s=self.memory_s,
             )
         )
         return {"attempts_forgiven": int(counted), "delay_lifted_ms": int(wait_ms)}

@@ -24,7 +24,6 @@ class Signing:
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._retention_ms = backend.settings.tokens.stream_retention_ms
 
     @property
     def keys(self) -> Keyspace:
@@ -51,7 +50,6 @@ class Signing:
                     kid=kid,
                     jwk=jwk_json,
                     epoch=epoch,
-                    retention_ms=self._retention_ms,
                     activate=activate,
                     actor=actor,
                     sealed=sealed,
@@ -67,7 +65,6 @@ class Signing:
                 self.keys.global_.fixed(),
                 keys={},
                 kid=kid,
-                retention_ms=self._retention_ms,
                 actor=actor,
                 reason=reason,
                 actor_kind=actor_kind,
@@ -95,7 +92,6 @@ class Signing:
                     new_epoch=new_epoch,
                     new_kid=kid,
                     jwk=jwk_json,
-                    retention_ms=self._retention_ms,
                     sealed=sealed,
                     kids=old_kids,
                 ),

@@ -6,20 +6,19 @@ from revocast.store.contracts import Contract
 
 PUBLISH_KEY = Contract(
     "publish_key", "global", str,
-    args=(("kid", str), ("jwk", str), ("epoch", str), ("retention_ms", int),
-          ("activate", bool), ("actor", str), ("sealed", str)),  # epoch, sealed: '' = none
+    args=(("kid", str), ("jwk", str), ("epoch", str), ("activate", bool), ("actor", str),
+          ("sealed", str)),  # epoch, sealed: '' = none
 )  # fmt: skip
 
 REVOKE_KEY = Contract(
     "revoke_key", "global", str,
-    args=(("kid", str), ("retention_ms", int), ("actor", str), ("reason", str),
-          ("actor_kind", str)),
+    args=(("kid", str), ("actor", str), ("reason", str), ("actor_kind", str)),
 )  # fmt: skip
 
 RECOVER = Contract(
     "recover", "global", int,
     args=(("old_epoch", str), ("new_epoch", str), ("new_kid", str), ("jwk", str),
-          ("retention_ms", int), ("sealed", str)),
+          ("sealed", str)),
     rest_args="kids",  # keys the caller holds, revoked too
 )  # fmt: skip
 

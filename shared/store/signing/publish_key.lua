@@ -11,7 +11,7 @@ end
 local now = now_ms()
 if sealed ~= '' then redis.call('HSETNX', SEALED_KEYS, kid, sealed) end
 if redis.call('HSETNX', JWKS, kid, jwk) == 1 then
-  key_published(now, retention_ms, kid, jwk)
+  key_published(now, kid, jwk)
   if actor ~= '' then audit(actor, 'publish_key', kid, '', now) end
 end
 local active = redis.call('GET', SIGNING_KID)

@@ -12,13 +12,13 @@ local old = redis.call('HKEYS', JWKS)
 for _, kid in ipairs(kids) do old[#old + 1] = kid end
 for _, kid in ipairs(old) do
   if kid ~= new_kid and not redis.call('ZSCORE', REVOKED_KEYS, kid) then
-    key_revoked(now, retention_ms, kid, ACTOR_SYSTEM)
+    key_revoked(now, kid, ACTOR_SYSTEM)
     redis.call('HDEL', SEALED_KEYS, kid)
   end
 end
 redis.call('HSET', JWKS, new_kid, jwk)
 if sealed ~= '' then redis.call('HSET', SEALED_KEYS, new_kid, sealed) end
-key_published(now, retention_ms, new_kid, jwk)
+key_published(now, new_kid, jwk)
 redis.call('SET', SIGNING_KID, new_kid)
 audit('system', 'state_lost', new_kid, 'redis lost state; every older key revoked', now)
 return 1

@@ -14,4 +14,4 @@ if known and redis.call('ZSCORE', REVOKED_KEYS, kid) then
 end
 redis.call('HDEL', SEALED_KEYS, kid)
 audit(actor, 'revoke_key', kid, reason, now)
-return key_revoked(now, retention_ms, kid, actor_kind)
+return key_revoked(now, kid, actor_kind)

@@ -37,8 +37,8 @@ for _, session in ipairs(expired) do redis.call('SREM', SESSIONS, session.sid) e
 redis.call('HSET', USER, 'password_hash', new_hash)
 local ended, last = #ending, ''
 for _, session in ipairs(ending) do
-  last = revoke_session(session.key, SESSIONS, session.sid, uid, now, lifetime_ms, retention_ms,
-    REASON_PASSWORD_CHANGED, actor_kind)
+  last = revoke_session(session.key, SESSIONS, session.sid, uid, now, REASON_PASSWORD_CHANGED,
+    actor_kind)
 end
 redis.call('HSET', USER, 'password_change', keep_sid .. ' ' .. int(ended) .. ' ' .. last)
 audit(actor, 'password', uid, keep_sid ~= '' and 'changed' or 'reset', now)

@@ -14,8 +14,7 @@ ADD_USER = Contract(
 CHANGE_PASSWORD = Contract(
     "change_password", "partition", list,
     keys=("USER", "SESSIONS", "BUDGET"),
-    args=(("uid", str), ("new_hash", str), ("keep_sid", str), ("lifetime_ms", int),
-          ("retention_ms", int), ("actor", str), ("limit", int),
+    args=(("uid", str), ("new_hash", str), ("keep_sid", str), ("actor", str), ("limit", int),
           ("actor_kind", str)),
     rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
     rest_args="sids",
@@ -24,9 +23,7 @@ CHANGE_PASSWORD = Contract(
 REMOVE_USER = Contract(
     "remove_user", "partition", list,
     keys=("USERNAME", "USER", "SESSIONS"),
-    args=(("actor", str), ("uid", str), ("reason", str), ("lifetime_ms", int),
-          ("retention_ms", int),
-          ("actor_kind", str)),
+    args=(("actor", str), ("uid", str), ("reason", str), ("actor_kind", str)),
     rest_keys="SESSION_KEYS",  # the sessions the caller read, for declared_sessions
     rest_args="sids",
 )  # fmt: skip

@@ -13,8 +13,7 @@ local sessions = declared_sessions(SESSIONS, SESSION_KEYS, sids)
 if not sessions then return retry() end
 local now = now_ms()
 local old_level = level_of(USER)
-local event_id = revoke_user(uid, SESSIONS, sessions, now, now, lifetime_ms, retention_ms,
-  REASON_REMOVED, actor_kind)
+local event_id = revoke_user(uid, SESSIONS, sessions, now, now, REASON_REMOVED, actor_kind)
 local version = 0
 if old_level ~= '' then
   version = redis.call('HINCRBY', USER, 'authority_v', 1)
