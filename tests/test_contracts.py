@@ -11,7 +11,7 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 
-from revocast.events import SCHEMA_VERSION, Reason, event_kinds
+from revocast.events import SCHEMA_VERSION, ActorKind, Reason, event_kinds
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
 from revocast.store import Backend, Store
@@ -242,7 +242,9 @@ async def test_two_deployments_on_one_redis_each_use_their_own_lifetime(
         for backend in backends:
             await backend.start()
             for sid in ("s1", "s2"):  # the second by EVALSHA: loaded by the first
-                await Store(backend).sessions.revoke_session(sid, "u1", "logout")
+                await Store(backend).sessions.revoke_session(
+                    sid, "u1", "logout", actor_kind=ActorKind.USER
+                )
             events = backend.keys.of("u1").stream.events
             newest = await redis.xrevrange(events, count=1)
             [(_, event)] = cast(list[tuple[str, dict[str, str]]], newest)
