@@ -29,6 +29,7 @@ from revocast.keys import ALGORITHM, PublicKey
 from revocast.keyspace import Keyspace
 from revocast.settings import Settings
 from revocast.store import Backend
+from revocast.store.sessions import keys as session_keys
 from revocast.verifier import Verifier, create_sidecar
 
 
@@ -94,7 +95,7 @@ class SessionKeys:
         keys = self.keys
         if keys is None:
             raise RuntimeError("the partition count is read at start-up")
-        return keys.of(sid).session(sid)
+        return session_keys.session(keys.of(sid), sid)
 
 
 def memo_exists() -> ASGIApp:

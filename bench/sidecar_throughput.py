@@ -52,6 +52,7 @@ import httpx
 from bench._env import add_quiet_arguments, cpu_seconds, environment, loadavg, wait_for_quiet
 from bench._processes import Child, Children, check_alive
 from bench._rig import Minted, token_bench
+from revocast.store.sessions import keys as session_keys
 from revocast_tools.redis_server import free_port
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sidecar_throughput.json"
@@ -297,7 +298,9 @@ async def measure(
 
             client = redis_client(redis_server.url)
             try:
-                session = rig.keys.of(minted.uid).session(minted.sid)  # the user's partition
+                session = session_keys.session(
+                    rig.keys.of(minted.uid), minted.sid
+                )  # the user's partition
                 await client.hset(session, mapping={"uid": minted.uid, "created_ms": "0"})
             finally:
                 await client.aclose()

@@ -1,4 +1,4 @@
-"""Every Redis key revocast uses: the one module that builds key names.
+"""Where every Redis key revocast uses is placed: slots, partitions, streams, fixed keys.
 
 Users and everything about them (name, sessions, refresh tokens, their
 revocations and their events) live in one of N *partitions*, picked by
@@ -13,21 +13,24 @@ extra random bits pay for the draw). So a session id, a refresh token or a
 username alone find their keys, and no script ever builds a key name: every key
 reaches Lua in ``KEYS`` (DESIGN.md invariant 10).
 
-The names stay here, beside their placement (slot and partition), and each belongs to one
-aggregate of ``revocast.store``, which alone reads and writes it:
+This module holds the placement: the slots (a partition, the global slot), their
+streams, and the fixed keys every revoking or signing script gets first (``fixed()``). Every
+other name lives in the aggregate of ``revocast.store`` that owns it, in its
+``keys.py``, built from the slot's ``prefix``:
 
-- users: ``username``, ``user``;
+- users: ``username``, ``user`` (here: the scripts of sessions and authority read them too,
+  and neither may import users);
 - sessions: ``user_sessions``, ``session``, ``refresh_token``, ``revocation_budget``,
-  ``throttle_client``, ``login_*``, the revocations (``revoked_*`` of a partition) and the
-  status list (``status_*``);
-- authority: ``authority``;
+  ``throttle_client``, ``login_*`` (``store/sessions/keys.py``); the revocations
+  (``revoked_*`` of a partition) and the status list (``status_*``) are fixed keys, here;
+- authority: ``authority`` (a fixed key, here);
 - signing: ``jwks``, ``revoked_keys``, ``revoked_key_events``, ``signing_kid``,
-  ``sealed_keys``, and each stream's ``epoch`` and ``heartbeat``;
-- clients: ``clients``;
-- presence: ``issuers``, ``issuer``, ``verifiers``, ``verifier``;
-- signals: ``upstream_*``, ``ssf_*``;
+  ``sealed_keys``, and each stream's ``epoch`` and ``heartbeat`` (fixed keys, here);
+- clients: ``clients`` (``store/clients/keys.py``);
+- presence: ``issuers``, ``issuer``, ``verifiers``, ``verifier`` (``store/presence/keys.py``);
+- signals: ``upstream_*``, ``ssf_*`` (``store/signals/keys.py``);
 - streams: each stream's ``events`` and ``chain``, and the ``audit`` trails (which the
-  scripts of every aggregate append to).
+  scripts of every aggregate append to), here.
 """
 
 from __future__ import annotations
@@ -96,13 +99,7 @@ class GlobalKeys:
     signing_kid: str  # STRING: the kid issuers sign with; absent when none may be used
     sealed_keys: str  # HASH kid -> private key sealed under the key-encryption key
     audit: str  # STREAM of operator actions on keys, and state losses
-    issuers: str  # ZSET issuer id -> last seen (ms): the live issuers
-    clients: str  # HASH client_id -> client record (JSON; a confidential one's secret hashed)
-    verifiers: str  # ZSET verifier instance id -> its receipt's last renewal (ms)
-    ssf_streams: str  # HASH SSF stream id -> its configuration (JSON)
-    upstream_links: str  # HASH upstream link id -> {user_id, iss, sub, linked_ms} (JSON)
-    upstream_nonce_key: str  # STRING: the key (base64url) upstream login nonces are MACed with
-    prefix: str
+    prefix: str  # "<prefix>:{g}", the start of every key here
 
     def fixed(self) -> list[str]:
         """The keys every signing script gets first, in the order ``contracts.FIXED_KEYS``
@@ -110,52 +107,6 @@ class GlobalKeys:
         s = self.stream
         return [s.events, s.chain, s.epoch, self.jwks, self.revoked_keys, self.signing_kid,
                 self.audit, self.sealed_keys, self.revoked_key_events, s.heartbeat]  # fmt: skip
-
-    def issuer(self, issuer_id: str) -> str:
-        """HASH: host, pid, started_ms, kids (JSON list of loaded keys); expires if it dies."""
-        return f"{self.prefix}:issuer:{issuer_id}"
-
-    def upstream_user(self, digest: str) -> str:
-        """STRING -> the local user id an upstream IdP's (iss, sub) is linked to (at the
-        first login with its ID token and that login's nonce; it never moves, an operator
-        may remove it). ``digest`` is the link id."""
-        return f"{self.prefix}:upstream:sub:{digest}"
-
-    def upstream_nonce(self, digest: str) -> str:
-        """STRING: an upstream login nonce already spent; TTL = what was left of its life."""
-        return f"{self.prefix}:upstream:nonce:{digest}"
-
-    def upstream_session(self, digest: str) -> str:
-        """SET of "uid sid": the local sessions an upstream (iss, sid) is linked to; TTL 90
-        days from the last login that linked one."""
-        return f"{self.prefix}:upstream:sid:{digest}"
-
-    def upstream_token(self, digest: str) -> str:
-        """STRING: an upstream (iss, jti) already acted on (replay guard); TTL 1 day."""
-        return f"{self.prefix}:upstream:jti:{digest}"
-
-    def ssf_cursor(self, stream_id: str) -> str:
-        """HASH revocation stream name -> "<entry id> <link>" of the last entry copied into the
-        SSF stream's queue (the next one must name that link: nothing was skipped)."""
-        return f"{self.prefix}:ssf:cursor:{stream_id}"
-
-    def ssf_status(self, stream_id: str) -> str:
-        """HASH: paused_ms (copying paused, the queue full), lost (gaps so far), reason (the
-        last gap's, for the stream status), lost_ms."""
-        return f"{self.prefix}:ssf:status:{stream_id}"
-
-    def ssf_lease(self, stream_id: str) -> str:
-        """STRING, PX: the issuer that pushes this SSF stream's SETs now (one at a time)."""
-        return f"{self.prefix}:ssf:lease:{stream_id}"
-
-    def ssf_queue(self, stream_id: str) -> str:
-        """LIST of the events (JSON) an SSF stream's receiver has not yet acknowledged, in
-        order: copied from the revocation streams, which are trimmed, so nothing is lost."""
-        return f"{self.prefix}:ssf:queue:{stream_id}"
-
-    def verifier(self, instance_id: str) -> str:
-        """STRING: the verifier's receipt (``revocast.proof.Receipt``, JSON); expires if it dies."""
-        return f"{self.prefix}:verifier:{instance_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +154,9 @@ class PartitionKeys:
             self.status_leases,
         ]
 
+    # The user's own keys are read by the scripts of three aggregates (users, sessions'
+    # login and throttle, authority's moderation): they stay here, below all three.
+
     def username(self, name: str) -> str:
         """STRING -> user id."""
         return f"{self.prefix}:username:{name}"
@@ -210,46 +164,6 @@ class PartitionKeys:
     def user(self, uid: str) -> str:
         """HASH: username, password_hash, roles (JSON), created_ms, blocked, authority_v."""
         return f"{self.prefix}:user:{uid}"
-
-    def user_sessions(self, uid: str) -> str:
-        """SET of the user's live session ids."""
-        return f"{self.prefix}:user:{uid}:sessions"
-
-    def session(self, sid: str) -> str:
-        """HASH: uid, created_ms, refreshed_ms, user_agent, client; TTL = refresh TTL."""
-        return f"{self.prefix}:session:{sid}"
-
-    def refresh_token(self, token_hash: str) -> str:
-        """HASH: sid, uid, state (live|used), used_ms, sealed_next; TTL = refresh TTL."""
-        return f"{self.prefix}:rt:{token_hash}"
-
-    def revocation_budget(self, actor: str) -> str:
-        """STRING: revocations that wrote an event, by an actor (a user id), in this partition
-        within a fixed minute; PTTL = the rest of it."""
-        return f"{self.prefix}:rl:revoke:{actor}"
-
-    def throttle_client(self, client: str) -> str:
-        """STRING: login attempts from one client address (an IPv6 /64); TTL = window."""
-        return f"{self.prefix}:rl:client:{client}"
-
-    # A username's keys below are named by the first 32 hex digits of the SHA-256 of its
-    # normal form (no user text in keys); they live in the username's partition, beside it.
-
-    def login_failures(self, name_hash: str) -> str:
-        """HASH: a username's login attempts not forgiven by a login (n), when the next from
-        an address it has not logged in from may come (next_ms), its last unlock (reset_ms);
-        TTL REVOCAST_LOGIN_USER_MEMORY_S from the last attempt."""
-        return f"{self.prefix}:rl:name:{name_hash}"
-
-    def login_pair(self, pair_hash: str) -> str:
-        """STRING: failed logins for one username from one address (hashed together);
-        TTL = window from the first."""
-        return f"{self.prefix}:rl:pair:{pair_hash}"
-
-    def login_known(self, name_hash: str) -> str:
-        """ZSET address hash -> last login (ms): where a username logged in lately (at most
-        32); TTL REVOCAST_LOGIN_KNOWN_ADDRESS_DAYS from the last."""
-        return f"{self.prefix}:rl:known:{name_hash}"
 
 
 def _stream(prefix: str, name: str) -> StreamKeys:
@@ -276,12 +190,6 @@ class Keyspace:
             signing_kid=f"{base}:signing_kid",
             sealed_keys=f"{base}:sealed_keys",
             audit=f"{base}:audit",
-            issuers=f"{base}:issuers",
-            clients=f"{base}:clients",
-            verifiers=f"{base}:verifiers",
-            ssf_streams=f"{base}:ssf:streams",
-            upstream_links=f"{base}:upstream:links",
-            upstream_nonce_key=f"{base}:upstream:nonce_key",
             prefix=base,
         )
         self._partitions = tuple(self._partition(i) for i in range(partitions))

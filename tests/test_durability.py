@@ -24,6 +24,7 @@ from revocast.issuer import create_app, operator
 from revocast.proof import EVENT_ID_HEADER, EventRef
 from revocast.settings import Settings
 from revocast.store import Store
+from revocast.store.sessions import keys as session_keys
 from revocast.verifier import Verifier
 from revocast.verifier.followers import Followers
 from revocast_tools.redis_server import RedisServer, free_port
@@ -108,7 +109,7 @@ async def test_a_revocation_is_acknowledged_once_a_replica_has_it(
     await issuer.add_user("alice")
     tokens = await issuer.login("alice")
     keys = issuer.ctx.store.keys
-    session = keys.of(tokens["user_id"]).session(tokens["session_id"])
+    session = session_keys.session(keys.of(tokens["user_id"]), tokens["session_id"])
     await eventually(lambda: pair.on_replica(session))  # a login is not waited for
     assert (await issuer.post_bearer("/v1/logout", tokens["access_token"])).status_code == 204
     # WAIT returned before the reply: the replica already has the deletion.

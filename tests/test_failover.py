@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 
 from revocast.issuer import create_app
 from revocast.settings import Settings
+from revocast.store.sessions import keys as session_keys
 from revocast.verifier import Verifier
 from revocast_tools.redis_server import RedisServer, free_port
 from revocast_tools.topologies import ClusterGroup, SentinelGroup
@@ -170,7 +171,7 @@ async def test_without_a_replica_nothing_is_acknowledged(group: Group, tmp_path:
             replica.resume()
         again = await issuer.post_bearer("/v1/logout", tokens["access_token"])
         assert again.status_code == 204  # the repeat writes nothing and answers as the logout
-        session = issuer.ctx.store.keys.of(uid).session(tokens["session_id"])
+        session = session_keys.session(issuer.ctx.store.keys.of(uid), tokens["session_id"])
         client = Redis(port=replica.port, decode_responses=True)
         try:
             if isinstance(group, ClusterGroup):

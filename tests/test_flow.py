@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from revocast.errors import TokenRejected
 from revocast.ids import hash_refresh_token
 from revocast.proof import EVENT_ID_HEADER
+from revocast.store.sessions import keys as session_keys
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually
@@ -111,7 +112,9 @@ async def test_refresh_reuse_after_grace_revokes_session(
 
 async def _age_refresh_use(issuer: Issuer, refresh_token: str, seconds: float) -> None:
     backend = issuer.ctx.backend
-    key = backend.keys.of(refresh_token).refresh_token(hash_refresh_token(refresh_token))
+    key = session_keys.refresh_token(
+        backend.keys.of(refresh_token), hash_refresh_token(refresh_token)
+    )
     used_ms = int(await backend.hget(key, "used_ms") or 0)
     assert used_ms > 0
 

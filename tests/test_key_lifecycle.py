@@ -11,6 +11,7 @@ import pytest
 from revocast.events import ActorKind
 from revocast.issuer import create_app, operator
 from revocast.keys import PublicKey
+from revocast.store.sessions import keys as session_keys
 from revocast.verifier import Verifier
 from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
@@ -103,7 +104,10 @@ async def test_issuer_refuses_to_sign_without_a_usable_key(issuer: Issuer) -> No
     assert (reply.status_code, reply.json()["error"]) == (503, "signing_key_unavailable")
     uid = (await store.users.find("alice") or ("", ""))[0]
     assert await store.sessions.of_user(uid) == []
-    assert await issuer.ctx.backend.smembers(store.keys.of(uid).user_sessions(uid)) == set()
+    assert (
+        await issuer.ctx.backend.smembers(session_keys.user_sessions(store.keys.of(uid), uid))
+        == set()
+    )
 
 
 @pytest.mark.parametrize("attribute", ["private", "d"])

@@ -1,4 +1,5 @@
-"""Every key a Lua script touches arrives in KEYS, and every such key is named by keyspace.py.
+"""Every key a Lua script touches arrives in KEYS, and every such key is named by keyspace.py
+or an aggregate's keys.py.
 
 The whole system runs (issuer, operator, verifier; 3 partitions) against a private
 server whose MONITOR feed is recorded. Redis shows each script call followed by the
@@ -11,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import re
+import typing
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import httpx
 import pytest
@@ -23,9 +27,13 @@ from redis.exceptions import ResponseError
 
 from revocast.issuer import create_app, operator
 from revocast.issuer.context import IssuerContext
-from revocast.keyspace import Keyspace, upstream_digest
+from revocast.keyspace import Keyspace, PartitionKeys, upstream_digest
 from revocast.settings import Settings
+from revocast.store.clients import keys as client_keys
+from revocast.store.presence import keys as presence_keys
 from revocast.store.scripts import SCRIPTS, load_scripts
+from revocast.store.sessions import keys as session_keys
+from revocast.store.signals import keys as signal_keys
 from revocast.verifier import Verifier
 from revocast_tools.redis_server import RedisServer
 from tests.conftest import PASSWORD, Issuer
@@ -123,23 +131,42 @@ class Monitor:
         return calls
 
 
-def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
-    """Every key name keyspace.py can produce, as patterns (ids become wildcards)."""
-    hole = "\x00"
+# Each aggregate's key names, beside it (keyspace.py places them: slots and fixed keys).
+KEY_MODULES: tuple[ModuleType, ...] = (
+    client_keys,
+    presence_keys,
+    session_keys,
+    signal_keys,
+)
+
+
+def aggregate_names(keys: Keyspace, hole: str) -> list[str]:
+    """Every name the aggregates' keys modules build, an id being ``hole``."""
     names: list[str] = []
+    for module in KEY_MODULES:
+        for name, build in vars(module).items():
+            if name.startswith("_") or not inspect.isfunction(build):
+                continue
+            if build.__module__ != module.__name__:
+                continue
+            hints = typing.get_type_hints(build)
+            slot = next(iter(hints.values()))
+            slots = keys.all_partitions if slot is PartitionKeys else (keys.global_,)
+            ids = (hole,) * (len(inspect.signature(build).parameters) - 1)
+            names += [build(s, *ids) for s in slots]
+    return names
+
+
+def key_patterns(keys: Keyspace) -> list[re.Pattern[str]]:
+    """Every key name keyspace.py and the aggregates' keys modules can produce, as
+    patterns (ids become wildcards)."""
+    hole = "\x00"
     g = keys.global_
-    names += [g.partitions, g.jwks, g.revoked_keys, g.signing_kid, g.sealed_keys, g.audit]
-    names += [g.revoked_key_events]
-    names += [g.issuers, g.issuer(hole)]
-    names += [g.upstream_user(hole), g.upstream_links, g.upstream_nonce(hole)]
-    names += [g.upstream_session(hole), g.upstream_token(hole), g.ssf_lease(hole)]
+    names = [g.partitions, *g.fixed(), *aggregate_names(keys, hole)]
     for stream in keys.streams():
         names += [stream.events, stream.chain, stream.epoch, stream.heartbeat]
     for p in keys.all_partitions:
-        names += p.fixed()
-        names += [p.username(hole), p.user(hole), p.user_sessions(hole), p.session(hole)]
-        names += [p.refresh_token(hole), p.throttle_client(hole), p.login_failures(hole)]
-        names += [p.login_pair(hole), p.login_known(hole), p.revocation_budget(hole)]
+        names += [*p.fixed(), p.username(hole), p.user(hole)]
     return [re.compile(re.escape(n).replace(re.escape(hole), "[^{}]+")) for n in names]
 
 

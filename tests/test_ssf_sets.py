@@ -28,6 +28,7 @@ from revocast.issuer import operator
 from revocast.issuer.security_events import SET_TTL_S, VERIFICATION, sign
 from revocast.issuer.tokens import compact_jws
 from revocast.keys import b64url_decode
+from revocast.store.signals import keys as signal_keys
 from tests.conftest import Issuer, VerifierFactory, bearer
 from tests.test_interop import NodeJose, node_jose
 from tests.test_ssf import poll, receiver
@@ -206,7 +207,7 @@ async def test_a_stream_made_before_the_check_gets_sets_for_itself(issuer: Issue
     found = await issuer.ctx.store.signals.ssf_stream(stream_id)
     assert found is not None
     config = json.loads(found[0]) | {"aud": issuer.settings.tokens.audience}
-    streams = issuer.ctx.store.keys.global_.ssf_streams
+    streams = signal_keys.ssf_streams(issuer.ctx.store.keys.global_)
     await issuer.ctx.backend.on_primary(
         streams, lambda c: c.hset(streams, stream_id, json.dumps(config))
     )

@@ -21,6 +21,7 @@ from revocast.store.authority import contracts
 from revocast.store.backend import Backend
 from revocast.store.records import Power, event_id
 from revocast.store.sessions import Sessions
+from revocast.store.sessions import keys as session_keys
 
 RANK = {"": 0, MODERATOR: 1, ADMIN: 2}
 NO_POWER = "only admins and moderators may do this: ask an admin for the role"
@@ -94,9 +95,9 @@ class Authority:
                     p.fixed(),
                     keys={
                         "USER": p.user(target),
-                        "SESSIONS": p.user_sessions(target),
+                        "SESSIONS": session_keys.user_sessions(p, target),
                         "BUDGET": budget,
-                        "SESSION_KEYS": [p.session(s) for s in sids],
+                        "SESSION_KEYS": [session_keys.session(p, s) for s in sids],
                     },
                     actor=actor,
                     action=action,

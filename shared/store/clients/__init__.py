@@ -6,6 +6,7 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from revocast.store.backend import Backend
+from revocast.store.clients import keys as client_keys
 
 
 class Clients:
@@ -16,7 +17,7 @@ class Clients:
 
     @property
     def _key(self) -> str:
-        return self.backend.keys.global_.clients
+        return client_keys.clients(self.backend.keys.global_)
 
     async def add(self, client_id: str, record: str) -> bool:
         """Register a client; False if the id is taken."""

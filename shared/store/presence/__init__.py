@@ -19,6 +19,7 @@ from revocast.lifetimes import ISSUERS_HORIZON_MS, VERIFIERS_HORIZON_MS
 from revocast.proof import Receipt, encode
 from revocast.proof import decode as decode_receipt
 from revocast.store.backend import Backend
+from revocast.store.presence import keys as presence_keys
 
 log = logging.getLogger("revocast.store")
 
@@ -43,38 +44,40 @@ class Presence:
         async def work(client: Redis) -> None:
             async with client.pipeline(transaction=True) as pipe:
                 fields: dict[FieldT, EncodableT] = dict(record.items())
-                pipe.hset(g.issuer(issuer_id), mapping=fields)
-                pipe.expire(g.issuer(issuer_id), ttl_s)
-                pipe.zadd(g.issuers, {issuer_id: now_ms})
-                pipe.zremrangebyscore(g.issuers, "-inf", now_ms - ISSUERS_HORIZON_MS)  # long gone
+                pipe.hset(presence_keys.issuer(g, issuer_id), mapping=fields)
+                pipe.expire(presence_keys.issuer(g, issuer_id), ttl_s)
+                pipe.zadd(presence_keys.issuers(g), {issuer_id: now_ms})
+                pipe.zremrangebyscore(
+                    presence_keys.issuers(g), "-inf", now_ms - ISSUERS_HORIZON_MS
+                )  # long gone
                 await pipe.execute()
 
-        await self.backend.on_primary(g.issuers, work)
+        await self.backend.on_primary(presence_keys.issuers(g), work)
 
     async def forget_issuer(self, issuer_id: str) -> None:
         g = self._global
 
         async def work(client: Redis) -> None:
             async with client.pipeline(transaction=True) as pipe:
-                pipe.delete(g.issuer(issuer_id))
-                pipe.zrem(g.issuers, issuer_id)
+                pipe.delete(presence_keys.issuer(g, issuer_id))
+                pipe.zrem(presence_keys.issuers(g), issuer_id)
                 await pipe.execute()
 
-        await self.backend.on_primary(g.issuers, work)
+        await self.backend.on_primary(presence_keys.issuers(g), work)
 
     async def live_issuers(self) -> dict[str, dict[str, str]]:
         """Issuer id -> its record (host, pid, started_ms, kids), for every live issuer."""
         g = self._global
 
         async def read(client: Redis) -> dict[str, dict[str, str]]:
-            ids = cast(list[str], await client.zrange(g.issuers, 0, -1))
+            ids = cast(list[str], await client.zrange(presence_keys.issuers(g), 0, -1))
             async with client.pipeline(transaction=False) as pipe:
                 for issuer_id in ids:
-                    pipe.hgetall(g.issuer(issuer_id))
+                    pipe.hgetall(presence_keys.issuer(g, issuer_id))
                 records = cast(list[dict[str, str]], await pipe.execute())
             return {i: record for i, record in zip(ids, records, strict=True) if record}
 
-        return await self.backend.on_primary(g.issuers, read)
+        return await self.backend.on_primary(presence_keys.issuers(g), read)
 
     # Verifiers ---------------------------------------------------------------------------
 
@@ -84,37 +87,39 @@ class Presence:
 
         async def write(client: Redis) -> None:
             async with client.pipeline(transaction=False) as pipe:
-                pipe.set(g.verifier(receipt.instance_id), encode(receipt), px=ttl_ms)
-                pipe.zadd(g.verifiers, {receipt.instance_id: receipt.reported_ms})
+                pipe.set(presence_keys.verifier(g, receipt.instance_id), encode(receipt), px=ttl_ms)
+                pipe.zadd(presence_keys.verifiers(g), {receipt.instance_id: receipt.reported_ms})
                 pipe.zremrangebyscore(
-                    g.verifiers, "-inf", receipt.reported_ms - VERIFIERS_HORIZON_MS
+                    presence_keys.verifiers(g), "-inf", receipt.reported_ms - VERIFIERS_HORIZON_MS
                 )
                 await pipe.execute()
 
-        await self.backend.on_primary(g.verifiers, write)
+        await self.backend.on_primary(presence_keys.verifiers(g), write)
 
     async def withdraw_receipt(self, instance_id: str) -> None:
         g = self._global
 
         async def withdraw(client: Redis) -> None:
             async with client.pipeline(transaction=False) as pipe:
-                pipe.delete(g.verifier(instance_id))
-                pipe.zrem(g.verifiers, instance_id)
+                pipe.delete(presence_keys.verifier(g, instance_id))
+                pipe.zrem(presence_keys.verifiers(g), instance_id)
                 await pipe.execute()
 
-        await self.backend.on_primary(g.verifiers, withdraw)
+        await self.backend.on_primary(presence_keys.verifiers(g), withdraw)
 
     async def receipts(self) -> list[Receipt]:
         """The receipt of every live verifier (a lapsed one has expired: it is left out)."""
         g = self._global
 
         async def read(client: Redis) -> list[str | None]:
-            ids = cast(list[str], await client.zrange(g.verifiers, 0, -1))
+            ids = cast(list[str], await client.zrange(presence_keys.verifiers(g), 0, -1))
             if not ids:
                 return []
-            return cast(list[str | None], await client.mget([g.verifier(i) for i in ids]))
+            return cast(
+                list[str | None], await client.mget([presence_keys.verifier(g, i) for i in ids])
+            )
 
-        found = await self.backend.on_primary(g.verifiers, read)
+        found = await self.backend.on_primary(presence_keys.verifiers(g), read)
         receipts = []
         for raw in filter(None, found):
             try:

@@ -27,6 +27,7 @@ from revocast.store.backend import Backend
 from revocast.store.contracts import Retry
 from revocast.store.records import RefreshGrant, RefreshResult, event_id
 from revocast.store.sessions import contracts
+from revocast.store.sessions import keys as session_keys
 from revocast.store.sessions.throttle import Attempt, Throttle
 
 T = TypeVar("T")
@@ -53,8 +54,8 @@ class Sessions:
         """The actor's revocation counter in ``partition`` and its limit per minute; no limit
         (0) without an actor (an IdP's signal) or for operators (``cli:``)."""
         if not actor or actor.startswith(OPERATOR_PREFIX):
-            return partition.revocation_budget("-"), 0  # passed, never touched
-        return partition.revocation_budget(actor), self._revocations_per_minute
+            return session_keys.revocation_budget(partition, "-"), 0  # passed, never touched
+        return session_keys.revocation_budget(partition, actor), self._revocations_per_minute
 
     async def with_sessions(
         self,
@@ -65,7 +66,7 @@ class Sessions:
     ) -> T:
         """Read the user's session ids, run ``call`` with them declared; again if they moved.
         ``known``: the ids as read a moment ago, tried first (a round trip saved)."""
-        key = partition.user_sessions(uid)
+        key = session_keys.user_sessions(partition, uid)
         for _ in range(SESSION_SET_RETRIES):
             sids = list(known) if known is not None else sorted(await self.backend.smembers(key))
             known = None
@@ -101,9 +102,9 @@ class Sessions:
         failures, pair, known_addresses = forgive
         keys = {
             "USER": p.user(uid),
-            "SESSIONS": p.user_sessions(uid),
-            "SESSION": p.session(sid),
-            "RT": p.refresh_token(hash_refresh_token(refresh_token)),
+            "SESSIONS": session_keys.user_sessions(p, uid),
+            "SESSION": session_keys.session(p, sid),
+            "RT": session_keys.refresh_token(p, hash_refresh_token(refresh_token)),
             "FAILURES": failures,
             "PAIR": pair,
             "KNOWN": known_addresses,
@@ -113,7 +114,7 @@ class Sessions:
             return await self.backend.run(
                 contracts.LOGIN.call(
                     p.fixed(),
-                    keys={**keys, "SESSION_KEYS": [p.session(s) for s in sids]},
+                    keys={**keys, "SESSION_KEYS": [session_keys.session(p, s) for s in sids]},
                     uid=uid,
                     sid=sid,
                     user_agent=user_agent,
@@ -139,7 +140,7 @@ class Sessions:
         """Claim a refresh token (``grant``: what ``refresh_grant`` found for it): rotated,
         grace (a retry), or reused (its session revoked)."""
         p = self.keys.of(presented)
-        rt_key = p.refresh_token(hash_refresh_token(presented))
+        rt_key = session_keys.refresh_token(p, hash_refresh_token(presented))
         sid, uid = grant.sid, grant.uid
         if self.keys.of(uid) is not p or self.keys.of(successor) is not p:
             raise InvalidRefreshToken()
@@ -150,9 +151,9 @@ class Sessions:
                     keys={
                         "RT": rt_key,
                         "USER": p.user(uid),
-                        "SESSIONS": p.user_sessions(uid),
-                        "SESSION": p.session(sid),
-                        "NEXT_RT": p.refresh_token(hash_refresh_token(successor)),
+                        "SESSIONS": session_keys.user_sessions(p, uid),
+                        "SESSION": session_keys.session(p, sid),
+                        "NEXT_RT": session_keys.refresh_token(p, hash_refresh_token(successor)),
                     },
                     sid=sid,
                     uid=uid,
@@ -187,8 +188,8 @@ class Sessions:
             contracts.REVOKE_SESSION.call(
                 p.fixed(),
                 keys={
-                    "SESSION": p.session(sid),
-                    "SESSIONS": p.user_sessions(uid),
+                    "SESSION": session_keys.session(p, sid),
+                    "SESSIONS": session_keys.user_sessions(p, uid),
                     "BUDGET": budget,
                 },
                 sid=sid,
@@ -222,9 +223,9 @@ class Sessions:
                 contracts.REVOKE_USER.call(
                     p.fixed(),
                     keys={
-                        "SESSIONS": p.user_sessions(uid),
+                        "SESSIONS": session_keys.user_sessions(p, uid),
                         "BUDGET": budget,
-                        "SESSION_KEYS": [p.session(s) for s in sids],
+                        "SESSION_KEYS": [session_keys.session(p, s) for s in sids],
                     },
                     uid=uid,
                     reason=reason,
@@ -244,7 +245,7 @@ class Sessions:
         """End a session (the owner's own, or by a moderator's authority); one ended already
         answers its revocation's event id, once durable."""
         p = self.keys.of(sid)
-        session = p.session(sid)
+        session = session_keys.session(p, sid)
         uid = await self.backend.hget(session, "uid")
         if uid is None:  # ended already? Its revocation names the owner.
             known = await self.backend.hget(p.revoked_session_events, sid)
@@ -258,7 +259,7 @@ class Sessions:
                     p.fixed(),
                     keys={
                         "SESSION": session,
-                        "SESSIONS": p.user_sessions(uid),
+                        "SESSIONS": session_keys.user_sessions(p, uid),
                         "USER": p.user(uid),
                         "BUDGET": budget,
                     },
@@ -281,13 +282,13 @@ class Sessions:
     async def of_user(self, uid: str) -> list[dict[str, str]]:
         """The user's live sessions, oldest first (each with its ``sid``)."""
         p = self.keys.of(uid)
-        set_key = p.user_sessions(uid)
+        set_key = session_keys.user_sessions(p, uid)
 
         async def read(client: Redis) -> list[dict[str, str]]:
             sids = sorted(cast(set[str], await client.smembers(set_key)))
             async with client.pipeline(transaction=False) as pipe:
                 for sid in sids:
-                    pipe.hgetall(p.session(sid))
+                    pipe.hgetall(session_keys.session(p, sid))
                 records = cast(list[dict[str, str]], await pipe.execute())
             return [
                 record | {"sid": sid} for sid, record in zip(sids, records, strict=True) if record
@@ -299,7 +300,7 @@ class Sessions:
     async def refresh_grant(self, token: str) -> RefreshGrant | None:
         """What a refresh token stands for, live or already rotated; None if Redis has no trace."""
         p = self.keys.of(token)
-        key = p.refresh_token(hash_refresh_token(token))
+        key = session_keys.refresh_token(p, hash_refresh_token(token))
         fields = ["sid", "uid", "state", "client_id", "issued_ms"]
         sid, uid, state, client_id, issued_ms = await self.backend.hmget(key, fields)
         if sid is None or uid is None or self.keys.of(uid) is not p:
@@ -310,11 +311,11 @@ class Sessions:
     async def scope(self, sid: str) -> tuple[bool, list[str] | None]:
         """(whether the session lives, the roles its login asked for: None for all of them)."""
         p = self.keys.of(sid)
-        uid, scope = await self.backend.hmget(p.session(sid), ["uid", "scope"])
+        uid, scope = await self.backend.hmget(session_keys.session(p, sid), ["uid", "scope"])
         return uid is not None, json.loads(scope) if scope else None
 
     async def live(self, sid: str) -> bool:
-        return await self.backend.exists(self.keys.of(sid).session(sid))
+        return await self.backend.exists(session_keys.session(self.keys.of(sid), sid))
 
     async def status_list(self, partition: int) -> tuple[bytes, int]:
         """A partition's Token Status List: (its bytes as Redis holds them, how many indexes

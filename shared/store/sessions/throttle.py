@@ -33,6 +33,7 @@ from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.proxies import parse_address
 from revocast.store.backend import Backend
 from revocast.store.sessions import contracts
+from revocast.store.sessions import keys as session_keys
 
 Limit = Literal["client", "user_address", "user"]
 UID_CACHE = 10_000  # usernames whose user id this process remembers (about 200 bytes each)
@@ -88,7 +89,7 @@ class Throttle:
         """Count an attempt from this address; TooManyAttempts past its limit."""
         if self._client_limit == 0:
             return
-        key = self.keys.of(address).throttle_client(throttled_as(address))
+        key = session_keys.throttle_client(self.keys.of(address), throttled_as(address))
         wait_ms = await self.backend.run(contracts.THROTTLE.call(keys={"COUNTER": key}))
         if int(wait_ms):
             self._refuse("client", int(wait_ms))
@@ -108,8 +109,11 @@ class Throttle:
         p = self.keys.of(username)
         counted_as = throttled_as(address)
         name, at = _digest(username), _digest(counted_as, length=24)
-        throttle = (p.login_failures(name), p.login_pair(_digest(username, counted_as)),
-                    p.login_known(name))  # fmt: skip
+        throttle = (
+            session_keys.login_failures(p, name),
+            session_keys.login_pair(p, _digest(username, counted_as)),
+            session_keys.login_known(p, name),
+        )
         if expected is None:
             expected = self._uids.get(username, "")
         for _ in range(3):
@@ -122,7 +126,7 @@ class Throttle:
                         "KNOWN": known,
                         "USERNAME": p.username(username),
                         "USER": p.user(expected) if expected else None,
-                        "SESSIONS": p.user_sessions(expected) if expected else None,
+                        "SESSIONS": session_keys.user_sessions(p, expected) if expected else None,
                     },
                     expected=expected,
                     address=at,
@@ -156,7 +160,7 @@ class Throttle:
         counted, wait_ms = await self.backend.run(
             contracts.UNLOCK_LOGIN.call(
                 p.fixed(),
-                keys={"FAILURES": p.login_failures(_digest(username))},
+                keys={"FAILURES": session_keys.login_failures(p, _digest(username))},
                 uid=uid,
                 actor=actor,
                 reason=reason,

@@ -21,6 +21,7 @@ from revocast.lifetimes import UPSTREAM_SESSION_TTL_S
 from revocast.store.backend import Backend
 from revocast.store.records import LinkRecord, UpstreamLink
 from revocast.store.signals import contracts
+from revocast.store.signals import keys as signal_keys
 
 StreamAdded = Literal["added", "deployment_full", "owner_full"]
 TokenAction = Literal["claim", "done", "release"]
@@ -41,7 +42,7 @@ class Signals:
     async def upstream_nonce_key(self) -> bytes:
         """The deployment's key for upstream login nonces: made once, by whichever issuer
         needs it first (every issuer then checks what any other issued)."""
-        key = self.keys.global_.upstream_nonce_key
+        key = signal_keys.upstream_nonce_key(self.keys.global_)
 
         async def work(client: Redis) -> str:
             await client.set(key, base64.urlsafe_b64encode(os.urandom(32)).decode(), nx=True)
@@ -57,12 +58,12 @@ class Signals:
         g = self.keys.global_
         sessions = None
         if link.sid is not None:
-            sessions = g.upstream_session(upstream_digest(link.issuer, link.sid))
+            sessions = signal_keys.upstream_session(g, upstream_digest(link.issuer, link.sid))
         call = contracts.UPSTREAM_LINK.call(
             keys={
-                "NONCE": g.upstream_nonce(upstream_digest(link.issuer, nonce)),
-                "LINK": g.upstream_user(link.link_id),
-                "LINKS": g.upstream_links,
+                "NONCE": signal_keys.upstream_nonce(g, upstream_digest(link.issuer, nonce)),
+                "LINK": signal_keys.upstream_user(g, link.link_id),
+                "LINKS": signal_keys.upstream_links(g),
                 "AUDIT": g.audit,
                 "UPSTREAM_SESSIONS": sessions,
             },
@@ -79,7 +80,11 @@ class Signals:
     async def unlink_upstream(self, uid: str, link_id: str, actor: str, reason: str) -> bool:
         """Remove the link ``link_id`` of ``uid``, audited; False if there is none."""
         g = self.keys.global_
-        keys = {"LINK": g.upstream_user(link_id), "LINKS": g.upstream_links, "AUDIT": g.audit}
+        keys = {
+            "LINK": signal_keys.upstream_user(g, link_id),
+            "LINKS": signal_keys.upstream_links(g),
+            "AUDIT": g.audit,
+        }
         reply = await self.backend.run(
             contracts.UPSTREAM_UNLINK.call(
                 keys=keys, uid=uid, link_id=link_id, actor=actor, reason=reason
@@ -92,7 +97,7 @@ class Signals:
     ) -> str:
         """Claim, mark done or release the IdP's token ``jti`` for ``owner`` (the request
         acting on it), in one step: ``upstream_token.lua`` says what each answers."""
-        key = self.keys.global_.upstream_token(upstream_digest(issuer, jti))
+        key = signal_keys.upstream_token(self.keys.global_, upstream_digest(issuer, jti))
         call = contracts.UPSTREAM_TOKEN.call(
             keys={"TOKEN": key}, action=action, owner=owner, ttl_s=ttl_s
         )
@@ -117,47 +122,49 @@ class Signals:
             async with client.pipeline(transaction=True) as pipe:
                 while True:  # until no other creation or removal lands between count and write
                     try:
-                        await pipe.watch(g.ssf_streams)
-                        held = cast(list[str], await pipe.hvals(g.ssf_streams))
+                        await pipe.watch(signal_keys.ssf_streams(g))
+                        held = cast(list[str], await pipe.hvals(signal_keys.ssf_streams(g)))
                         if len(held) >= max_streams:
                             return "deployment_full"
                         mine = sum(json.loads(found).get("owner") == owner for found in held)
                         if mine >= max_per_owner:
                             return "owner_full"
                         pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.hset(g.ssf_streams, stream_id, config)
-                        pipe.hset(g.ssf_cursor(stream_id), mapping=dict(cursors.items()))
+                        pipe.hset(signal_keys.ssf_streams(g), stream_id, config)
+                        pipe.hset(
+                            signal_keys.ssf_cursor(g, stream_id), mapping=dict(cursors.items())
+                        )
                         await pipe.execute()
                         return "added"
                     except WatchError:
                         continue
 
-        return await self.backend.on_primary(g.ssf_streams, work)
+        return await self.backend.on_primary(signal_keys.ssf_streams(g), work)
 
     async def remove_ssf_stream(self, stream_id: str) -> bool:
         g = self.keys.global_
 
         async def work(client: Redis) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
-                pipe.hdel(g.ssf_streams, stream_id)
+                pipe.hdel(signal_keys.ssf_streams(g), stream_id)
                 pipe.delete(
-                    g.ssf_cursor(stream_id),
-                    g.ssf_queue(stream_id),
-                    g.ssf_lease(stream_id),
-                    g.ssf_status(stream_id),
+                    signal_keys.ssf_cursor(g, stream_id),
+                    signal_keys.ssf_queue(g, stream_id),
+                    signal_keys.ssf_lease(g, stream_id),
+                    signal_keys.ssf_status(g, stream_id),
                 )
                 return await pipe.execute()
 
-        return bool((await self.backend.on_primary(g.ssf_streams, work))[0])
+        return bool((await self.backend.on_primary(signal_keys.ssf_streams(g), work))[0])
 
     async def take_lease(self, stream_id: str, owner: str, ttl_ms: int) -> bool:
         """Whether ``owner`` delivers the push stream for the next ``ttl_ms`` (taken or kept)."""
-        key = self.keys.global_.ssf_lease(stream_id)
+        key = signal_keys.ssf_lease(self.keys.global_, stream_id)
         call = contracts.SSF_LEASE.call(keys={"LEASE": key}, owner=owner, ttl_ms=ttl_ms)
         return bool(await self.backend.run(call))
 
     async def queue_ssf_set(self, stream_id: str, entry: str) -> None:
-        key = self.keys.global_.ssf_queue(stream_id)
+        key = signal_keys.ssf_queue(self.keys.global_, stream_id)
         await self.backend.on_primary(key, lambda c: c.rpush(key, entry))
 
     async def spool_ssf(
@@ -173,7 +180,7 @@ class Signals:
         the stream's status too. False (nothing written) if another issuer moved the cursors
         first."""
         g = self.keys.global_
-        key = g.ssf_cursor(stream_id)
+        key = signal_keys.ssf_cursor(g, stream_id)
 
         async def work(client: Redis) -> bool:
             async with client.pipeline(transaction=True) as pipe:
@@ -183,34 +190,34 @@ class Signals:
                         return False
                     pipe.multi()  # type: ignore[no-untyped-call]
                     if entries:
-                        pipe.rpush(g.ssf_queue(stream_id), *entries)
+                        pipe.rpush(signal_keys.ssf_queue(g, stream_id), *entries)
                     pipe.hset(key, mapping=dict(moved.items()))
                     if loss is not None:
                         gaps, reason = loss
-                        pipe.hincrby(g.ssf_status(stream_id), "lost", gaps)
-                        pipe.hset(g.ssf_status(stream_id), "reason", reason)
+                        pipe.hincrby(signal_keys.ssf_status(g, stream_id), "lost", gaps)
+                        pipe.hset(signal_keys.ssf_status(g, stream_id), "reason", reason)
                     await pipe.execute()
                     return True
                 except WatchError:
                     return False
 
-        return await self.backend.on_primary(g.ssf_streams, work)
+        return await self.backend.on_primary(signal_keys.ssf_streams(g), work)
 
     async def pause_ssf(self, stream_id: str, now_ms: int) -> bool:
         """Mark copying into the stream's queue paused; True if this call paused it."""
-        key = self.keys.global_.ssf_status(stream_id)
+        key = signal_keys.ssf_status(self.keys.global_, stream_id)
         return bool(
             await self.backend.on_primary(key, lambda c: c.hsetnx(key, "paused_ms", now_ms))
         )
 
     async def resume_ssf(self, stream_id: str) -> bool:
         """Clear the pause; True if this call cleared it."""
-        key = self.keys.global_.ssf_status(stream_id)
+        key = signal_keys.ssf_status(self.keys.global_, stream_id)
         return bool(await self.backend.on_primary(key, lambda c: c.hdel(key, "paused_ms")))
 
     async def ack_ssf(self, stream_id: str, entries: list[str]) -> None:
         """Drop acknowledged (or delivered) entries from the stream's queue."""
-        key = self.keys.global_.ssf_queue(stream_id)
+        key = signal_keys.ssf_queue(self.keys.global_, stream_id)
 
         async def work(client: Redis) -> None:
             async with client.pipeline(transaction=False) as pipe:
@@ -223,16 +230,18 @@ class Signals:
     # Reads -------------------------------------------------------------------------------
 
     async def upstream_user(self, issuer: str, sub: str) -> str | None:
-        return await self.backend.get(self.keys.global_.upstream_user(upstream_digest(issuer, sub)))
+        return await self.backend.get(
+            signal_keys.upstream_user(self.keys.global_, upstream_digest(issuer, sub))
+        )
 
     async def find_upstream_nonce_key(self) -> bytes | None:
         """The key upstream login nonces are MACed with, if one was ever made (a read:
         ``upstream_nonce_key`` makes it)."""
-        text = await self.backend.get(self.keys.global_.upstream_nonce_key)
+        text = await self.backend.get(signal_keys.upstream_nonce_key(self.keys.global_))
         return base64.urlsafe_b64decode(text) if text else None
 
     async def upstream_nonce_spent(self, issuer: str, nonce: str) -> bool:
-        key = self.keys.global_.upstream_nonce(upstream_digest(issuer, nonce))
+        key = signal_keys.upstream_nonce(self.keys.global_, upstream_digest(issuer, nonce))
         return await self.backend.exists(key)
 
     async def upstream_links(self, uid: str | None = None) -> list[LinkRecord]:
@@ -242,8 +251,8 @@ class Signals:
         request's); the records beside them add what the IdP named.
         """
         g = self.keys.global_
-        pattern = starting_with(g.upstream_user(""))
-        skip = len(g.upstream_user(""))
+        pattern = starting_with(signal_keys.upstream_user(g, ""))
+        skip = len(signal_keys.upstream_user(g, ""))
 
         async def read(client: Redis) -> tuple[list[str], list[str | None], list[str | None]]:
             keys = sorted({key async for key in client.scan_iter(match=pattern, count=500)})
@@ -251,10 +260,10 @@ class Signals:
                 return [], [], []
             users = cast(list[str | None], await client.mget(keys))
             ids = [key[skip:] for key in keys]
-            records = cast(list[str | None], await client.hmget(g.upstream_links, ids))
+            records = cast(list[str | None], await client.hmget(signal_keys.upstream_links(g), ids))
             return ids, users, records
 
-        ids, users, records = await self.backend.on_primary(g.upstream_links, read)
+        ids, users, records = await self.backend.on_primary(signal_keys.upstream_links(g), read)
         found = []
         for link_id, user, record in zip(ids, users, records, strict=True):
             if user is None or (uid is not None and user != uid):
@@ -270,17 +279,17 @@ class Signals:
 
     async def upstream_sessions(self, issuer: str, sid: str) -> list[tuple[str, str]]:
         """(uid, local sid) of every session linked to the IdP's session ``sid``."""
-        key = self.keys.global_.upstream_session(upstream_digest(issuer, sid))
+        key = signal_keys.upstream_session(self.keys.global_, upstream_digest(issuer, sid))
         members = await self.backend.smembers(key)
         return [(m.partition(" ")[0], m.partition(" ")[2]) for m in sorted(members)]
 
     async def ssf_status(self, stream_id: str) -> dict[str, str]:
         """What copying into the SSF stream's queue met: a pause, the losses (``ssf_spool``)."""
-        return await self.backend.hgetall(self.keys.global_.ssf_status(stream_id))
+        return await self.backend.hgetall(signal_keys.ssf_status(self.keys.global_, stream_id))
 
     async def ssf_streams(self) -> dict[str, dict[str, Any]]:
         """Every SSF stream's configuration."""
-        found = await self.backend.hgetall(self.keys.global_.ssf_streams)
+        found = await self.backend.hgetall(signal_keys.ssf_streams(self.keys.global_))
         return {stream_id: json.loads(config) for stream_id, config in found.items()}
 
     async def ssf_stream(self, stream_id: str) -> tuple[str, dict[str, str], int] | None:
@@ -289,16 +298,16 @@ class Signals:
 
         async def read(client: Redis) -> list[Any]:
             async with client.pipeline(transaction=True) as pipe:
-                pipe.hget(g.ssf_streams, stream_id)
-                pipe.hgetall(g.ssf_cursor(stream_id))
-                pipe.llen(g.ssf_queue(stream_id))
+                pipe.hget(signal_keys.ssf_streams(g), stream_id)
+                pipe.hgetall(signal_keys.ssf_cursor(g, stream_id))
+                pipe.llen(signal_keys.ssf_queue(g, stream_id))
                 return await pipe.execute()
 
-        config, cursors, queued = await self.backend.on_primary(g.ssf_streams, read)
+        config, cursors, queued = await self.backend.on_primary(signal_keys.ssf_streams(g), read)
         return None if config is None else (config, cursors, int(queued))
 
     async def ssf_queue(self, stream_id: str, limit: int) -> list[str]:
-        key = self.keys.global_.ssf_queue(stream_id)
+        key = signal_keys.ssf_queue(self.keys.global_, stream_id)
         return cast(
             list[str], await self.backend.on_primary(key, lambda c: c.lrange(key, 0, limit - 1))
         )

@@ -21,6 +21,7 @@ from revocast.store.backend import Backend
 from revocast.store.contracts import ScriptCall
 from revocast.store.records import event_id
 from revocast.store.sessions import Sessions
+from revocast.store.sessions import keys as session_keys
 from revocast.store.users import contracts
 
 
@@ -73,8 +74,8 @@ class Users:
                     keys={
                         "USERNAME": p.username(username),
                         "USER": p.user(uid),
-                        "SESSIONS": p.user_sessions(uid),
-                        "SESSION_KEYS": [p.session(s) for s in sids],
+                        "SESSIONS": session_keys.user_sessions(p, uid),
+                        "SESSION_KEYS": [session_keys.session(p, s) for s in sids],
                     },
                     actor=actor,
                     uid=uid,
@@ -136,9 +137,9 @@ class Users:
             p.fixed(),
             keys={
                 "USER": p.user(uid),
-                "SESSIONS": p.user_sessions(uid),
+                "SESSIONS": session_keys.user_sessions(p, uid),
                 "BUDGET": budget,
-                "SESSION_KEYS": [p.session(s) for s in sids],
+                "SESSION_KEYS": [session_keys.session(p, s) for s in sids],
             },
             uid=uid,
             new_hash=new_hash,
