@@ -1,5 +1,6 @@
 """How long revocast's Redis state lives, when it is forgotten and how much is kept: every
-fixed TTL, prune horizon and cap, beside the key names (``keyspace.py``).
+fixed TTL, prune horizon and cap, beside the key placement (``keyspace.py``; the names are
+there and in each aggregate's ``store/<aggregate>/keys.py``).
 
 What a deployment chooses (token and refresh-token lifetimes, stream retention, the login
 windows) is a setting (``settings.py``); what is here is fixed. The Lua scripts get what they

@@ -1,6 +1,7 @@
 """revocast's Redis state, cut by aggregate; each owns its reads, its writes, its scripts
-(their Lua beside their ``contracts.py``) and its keys (``revocast.keyspace`` names and
-places every key, and says which aggregate owns it).
+(their Lua beside their ``contracts.py``) and its key names (its ``keys.py``;
+``revocast.keyspace`` places every key: slots, streams, the fixed keys, and the user's own
+keys, which three aggregates read).
 
 - ``Backend``: transport only: topology, scripts by SHA, ``WAIT``, errors.
 - ``Store``: the aggregates over one backend:
