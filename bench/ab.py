@@ -3,8 +3,8 @@
 Reproduce from the repository root (``BEFORE`` is any commit; it gets its own worktree and
 venv under ``.build/ab/``)::
 
-    .venv/bin/python -m bench.ab --before 596836f --rounds 3 \\
-        --bench verify_cost --figure 'results.revocast Verifier.verify, warm.median_us'
+    .venv/bin/python -m bench.ab --before 596836f --ab-rounds 3 \\
+        --bench verify_cost --figure 'results/revocast Verifier.verify, warm/median_us'
 
 Each round runs the benchmark once in each checkout, the order alternating (ABBA...), so a
 drift of the machine weighs on both alike; the ratio is after / before of the medians over
@@ -47,9 +47,10 @@ def run_once(where: Path, bench: str, extra: list[str]) -> dict[str, Any]:
 
 
 def figure(result: dict[str, Any], path: str) -> float:
-    """A number in a result by its dotted path; a list index is a number in the path."""
+    """A number in a result by its path, parts split by '/' (keys hold dots); a list index is
+    a number in the path."""
     node: Any = result
-    for part in path.split("."):
+    for part in path.split("/"):
         node = node[int(part)] if isinstance(node, list) else node[part]
     return float(node)
 
@@ -59,16 +60,16 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the commit to compare against")
     parser.add_argument("--bench", required=True, help="a bench module: verify_cost, ...")
     parser.add_argument("--figure", action="append", required=True,
-                        help="dotted path of a figure in its JSON (repeatable)")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=3)
+                        help="a figure's path in its JSON, split by / (repeatable)")  # fmt: skip
+    parser.add_argument("--ab-rounds", type=int, default=3, help="runs of each version")
     parser.add_argument("--out", type=Path)
     add_quiet_arguments(parser)
-    args, extra = parser.parse_known_args()
+    args, extra = parser.parse_known_args()  # the rest goes to the benchmark
     before = checkout(args.before)
     quiet = wait_for_quiet(not args.no_wait)  # once for the whole run; each bench: --no-wait
     load_before = loadavg()
     seen: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
-    for i in range(args.rounds):
+    for i in range(args.ab_rounds):
         order = [("before", before), ("after", ROOT)]
         for name, where in order if i % 2 == 0 else reversed(order):
             result = run_once(where, args.bench, extra)
