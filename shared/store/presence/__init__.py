@@ -12,6 +12,7 @@ import time
 from typing import cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
 from revocast.keyspace import GlobalKeys
@@ -46,24 +47,14 @@ class Presence:
                 fields: dict[FieldT, EncodableT] = dict(record.items())
                 pipe.hset(presence_keys.issuer(g, issuer_id), mapping=fields)
                 pipe.expire(presence_keys.issuer(g, issuer_id), ttl_s)
-                pipe.zadd(presence_keys.issuers(g), {issuer_id: now_ms})
-                pipe.zremrangebyscore(
-                    presence_keys.issuers(g), "-inf", now_ms - ISSUERS_HORIZON_MS
-                )  # long gone
+                _seen(pipe, presence_keys.issuers(g), issuer_id, now_ms, ISSUERS_HORIZON_MS)
                 await pipe.execute()
 
         await self.backend.on_primary(presence_keys.issuers(g), work)
 
     async def forget_issuer(self, issuer_id: str) -> None:
         g = self._global
-
-        async def work(client: Redis) -> None:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.delete(presence_keys.issuer(g, issuer_id))
-                pipe.zrem(presence_keys.issuers(g), issuer_id)
-                await pipe.execute()
-
-        await self.backend.on_primary(presence_keys.issuers(g), work)
+        await self._leave(presence_keys.issuers(g), presence_keys.issuer(g, issuer_id), issuer_id)
 
     async def live_issuers(self) -> dict[str, dict[str, str]]:
         """Issuer id -> its record (host, pid, started_ms, kids), for every live issuer."""
@@ -88,24 +79,28 @@ class Presence:
         async def write(client: Redis) -> None:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.set(presence_keys.verifier(g, receipt.instance_id), encode(receipt), px=ttl_ms)
-                pipe.zadd(presence_keys.verifiers(g), {receipt.instance_id: receipt.reported_ms})
-                pipe.zremrangebyscore(
-                    presence_keys.verifiers(g), "-inf", receipt.reported_ms - VERIFIERS_HORIZON_MS
-                )
+                _seen(pipe, presence_keys.verifiers(g), receipt.instance_id,
+                      receipt.reported_ms, VERIFIERS_HORIZON_MS)  # fmt: skip
                 await pipe.execute()
 
         await self.backend.on_primary(presence_keys.verifiers(g), write)
 
     async def withdraw_receipt(self, instance_id: str) -> None:
         g = self._global
+        index = presence_keys.verifiers(g)
+        await self._leave(index, presence_keys.verifier(g, instance_id), instance_id)
 
-        async def withdraw(client: Redis) -> None:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.delete(presence_keys.verifier(g, instance_id))
-                pipe.zrem(presence_keys.verifiers(g), instance_id)
+    async def _leave(self, index: str, record: str, member: str) -> None:
+        """A member (an issuer, a verifier) stops being live: its record and its place in the
+        index go together."""
+
+        async def work(client: Redis) -> None:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.delete(record)
+                pipe.zrem(index, member)
                 await pipe.execute()
 
-        await self.backend.on_primary(presence_keys.verifiers(g), withdraw)
+        await self.backend.on_primary(index, work)
 
     async def receipts(self) -> list[Receipt]:
         """The receipt of every live verifier (a lapsed one has expired: it is left out)."""
@@ -127,3 +122,10 @@ class Presence:
             except ValueError:  # another version's, or damaged: not a proof of anything
                 log.warning("an unreadable verifier receipt was left out")
         return receipts
+
+
+def _seen(pipe: Pipeline, index: str, member: str, at_ms: int, horizon_ms: int) -> None:
+    """Mark a member seen at ``at_ms`` in the index, and drop those not seen within the
+    horizon (long gone: their records expired already)."""
+    pipe.zadd(index, {member: at_ms})
+    pipe.zremrangebyscore(index, "-inf", at_ms - horizon_ms)
