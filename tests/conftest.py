@@ -22,6 +22,7 @@ from revocast.store import Backend, Store
 from revocast.verifier import Verifier
 from revocast_tools.proxy import TcpProxy
 from revocast_tools.redis_server import RedisServer
+from tests.support.idp import AUDIENCE, IDP, IdP
 from tests.support.servers import serve
 from tests.support.topologies import (  # noqa: F401 (fixtures for every module)
     cluster_group,
@@ -182,6 +183,23 @@ async def issuer(settings: Settings, redis: Redis) -> AsyncIterator[Issuer]:
     app = create_app(settings)
     async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
         yield Issuer(url, http, settings, app)
+
+
+@pytest.fixture(scope="module")
+def idp() -> IdP:
+    """An upstream IdP (its own key) for the modules that link to one."""
+    return IdP.new()
+
+
+@pytest.fixture
+async def linked(settings: Settings, idp: IdP) -> AsyncIterator[Issuer]:
+    """An issuer that trusts the IdP (its key given as PEM)."""
+    configured = settings.with_overrides(
+        upstream_issuer=IDP, upstream_audience=AUDIENCE, upstream_key=idp.public_pem()
+    )
+    app = create_app(configured)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
+        yield Issuer(url, http, configured, app)
 
 
 VerifierFactory = Callable[..., Awaitable[Verifier]]

@@ -13,36 +13,18 @@ import asyncio
 import base64
 import hashlib
 import time
-from collections.abc import AsyncIterator
 from functools import partial
 
 import httpx
-import pytest
 
-from revocast.issuer import create_app, linking
+from revocast.issuer import linking
 from revocast.keyspace import upstream_digest
-from revocast.settings import Settings
 from tests.conftest import PASSWORD, Issuer, VerifierFactory
-from tests.support.idp import AUDIENCE, IDP, IdP
-from tests.support.servers import eventually, serve
+from tests.support.idp import IDP, IdP
+from tests.support.servers import eventually
 from tests.support.verdicts import is_rejected, outcome
 from tests.test_operator_cli import output, revocast
 from tests.test_upstream_revocations import linked_login, logout, upstream_nonce
-
-
-@pytest.fixture(scope="module")
-def idp() -> IdP:
-    return IdP.new()
-
-
-@pytest.fixture
-async def linked(settings: Settings, idp: IdP) -> AsyncIterator[Issuer]:
-    configured = settings.with_overrides(
-        upstream_issuer=IDP, upstream_audience=AUDIENCE, upstream_key=idp.public_pem()
-    )
-    app = create_app(configured)
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
-        yield Issuer(url, http, configured, app)
 
 
 async def login_with(

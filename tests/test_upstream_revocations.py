@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
@@ -29,22 +28,6 @@ from tests.support.servers import eventually, serve
 from tests.support.stream import entries
 from tests.support.verdicts import is_rejected, outcome
 from tests.test_durability import Pair, pair, repeated  # noqa: F401 (pair: a fixture)
-
-
-@pytest.fixture(scope="module")
-def idp() -> IdP:
-    return IdP.new()
-
-
-@pytest.fixture
-async def linked(settings: Settings, idp: IdP) -> AsyncIterator[Issuer]:
-    """An issuer that trusts the IdP (its key given as PEM)."""
-    configured = settings.with_overrides(
-        upstream_issuer=IDP, upstream_audience=AUDIENCE, upstream_key=idp.public_pem()
-    )
-    app = create_app(configured)
-    async with serve(app) as url, httpx.AsyncClient(base_url=url) as http:
-        yield Issuer(url, http, configured, app)
 
 
 async def upstream_nonce(issuer: Issuer) -> tuple[str, str]:
