@@ -88,6 +88,8 @@ class Upkeep:
         if number % COUNT_VERIFIERS_EVERY == 0:
             try:
                 self.verifiers_live, self.verifiers_behind = await count_behind(self.store)
+            except StoreUnavailable:
+                raise  # Redis gone: the loop's outage notice says it once, no traceback
             except Exception:  # a gauge must never stop key loading and presence
                 log.exception("counting the verifiers behind failed")
         if number % RECONCILE_EVERY == 0:
