@@ -6,11 +6,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from revocast_tools.children import kill, spawn, stop, stop_all
+from revocast_tools.children import Launcher, Stopped, kill, spawn, stop, stop_all
 
 DEAF = ["sh", "-c", "trap '' TERM; sleep 30"]  # ignores SIGTERM: only SIGKILL ends it
 
@@ -68,3 +69,24 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_stop_signal_inside_a_catch_all_still_stops() -> None:
+    """redis-py's asyncio connect turns any Exception raised inside it into a
+    ConnectionError: a stop signal landing there (``revocast stack`` checking its new Redis)
+    must stay a stop, not become "Redis unreachable" and exit 1 (seen once in CI). The
+    signal lands here in Python code inside such a catch-all, every time."""
+    signaller = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+    with Launcher():
+        signaller.start()
+        with pytest.raises(Stopped):
+            _busy_inside_a_catch_all(time.monotonic() + 10)
+    signaller.cancel()
+
+
+def _busy_inside_a_catch_all(deadline: float) -> None:
+    try:
+        while time.monotonic() < deadline:
+            pass  # Python code running when the signal comes
+    except Exception as exc:  # the library's way
+        raise ConnectionError(exc) from exc

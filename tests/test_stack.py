@@ -43,8 +43,10 @@ def stack(folder: Path, env: dict[str, str], ports: tuple[int, int]) -> Iterator
         yield output
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(20) == 0
-        process.stdout.close()
+        try:
+            assert process.wait(20) == 0
+        finally:
+            process.stdout.close()
 
 
 def cli(folder: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
@@ -169,13 +171,29 @@ def _ports_free(ports: tuple[int, int]) -> bool:
     return True
 
 
-def _start(folder: Path, ports: tuple[int, int]) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def _launched(folder: Path, ports: tuple[int, int]) -> Iterator[subprocess.Popen[str]]:
+    """`revocast stack` in ``folder``: on leaving, whatever the test's outcome, it is killed
+    if it still runs (its children die with it) and its pipe is closed."""
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | CHEAP_ARGON2
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "revocast", "stack",
          "--issuer-port", str(ports[0]), "--verifier-port", str(ports[1])],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _rest_of_output(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.read()
 
 
 def _read_until(process: subprocess.Popen[str], marker: str) -> str:
@@ -202,21 +220,21 @@ def test_sigterm_while_starting_leaves_nothing_running(tmp_path: Path, moment: s
     """TERM as soon as the embedded Redis (or the issuer) exists, long before the stack is
     ready: everything it started stops, and the ports are free again."""
     ports = free_port(), free_port()
-    process = _start(tmp_path, ports)
     seen: set[int] = set()
+    with _launched(tmp_path, ports) as process:
 
-    def started() -> bool:
-        seen.update(_descendants(process.pid))
-        return STARTING[moment](seen)
+        def started() -> bool:
+            seen.update(_descendants(process.pid))
+            return STARTING[moment](seen)
 
-    _wait_until(started, 30, f"the stack starting its {moment}")
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
+        _wait_until(started, 30, f"the stack starting its {moment}")
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(30)
+        output = _rest_of_output(process)
+    assert code == 0, output
     _wait_until(lambda: not _alive(seen), 15, f"the stack's children exiting: {_alive(seen)}")
     assert _ports_free(ports)
-    assert process.stdout is not None
-    assert "Traceback" not in process.stdout.read()
-    process.stdout.close()
+    assert "Traceback" not in output
 
 
 @pytest.mark.slow
@@ -226,25 +244,21 @@ def test_a_stopped_stack_leaves_nothing_running(tmp_path: Path, signum: int) -> 
     """INT (Ctrl-C), HUP (a closed terminal) or KILL of the launcher once running: every
     process it started exits, and the next start on the same ports works."""
     ports = free_port(), free_port()
-    process = _start(tmp_path, ports)
-    _read_until(process, "revocast commands here find it")
-    children = _descendants(process.pid)
-    assert len(children) >= 3, [_command(pid) for pid in children]  # Redis, issuer, verifier
-    process.send_signal(signum)
-    code = process.wait(30)
-    assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0)
+    with _launched(tmp_path, ports) as process:
+        _read_until(process, "revocast commands here find it")
+        children = _descendants(process.pid)
+        assert len(children) >= 3, [_command(pid) for pid in children]  # Redis, issuer, verifier
+        process.send_signal(signum)
+        code = process.wait(30)
+        output = "" if signum == signal.SIGKILL else _rest_of_output(process)
+    assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0), output
     _wait_until(lambda: not _alive(children), 15, f"children exiting: {_alive(children)}")
     assert _ports_free(ports)
-    assert process.stdout is not None
-    process.stdout.close()
-    again = _start(tmp_path, ports)
-    try:
+    with _launched(tmp_path, ports) as again:
         _read_until(again, "revocast commands here find it")
-    finally:
         again.send_signal(signal.SIGINT)
-        assert again.wait(30) == 0
-        assert again.stdout is not None
-        again.stdout.close()
+        code = again.wait(30)
+        assert code == 0, _rest_of_output(again)
 
 
 @pytest.mark.slow
@@ -252,16 +266,15 @@ def test_a_stack_whose_redis_dies_stops_and_says_why(tmp_path: Path) -> None:
     """The embedded Redis killed: the stack notices, stops the services with one line that
     names what exited, and does not keep logging about the lost server."""
     ports = free_port(), free_port()
-    process = _start(tmp_path, ports)
-    _read_until(process, "revocast commands here find it")
-    children = _descendants(process.pid)
-    redis_pid = next(pid for pid in children if "redis-server" in _command(pid))
-    os.kill(redis_pid, signal.SIGKILL)
-    assert process.wait(15) == 1
+    with _launched(tmp_path, ports) as process:
+        _read_until(process, "revocast commands here find it")
+        children = _descendants(process.pid)
+        redis_pid = next(pid for pid in children if "redis-server" in _command(pid))
+        os.kill(redis_pid, signal.SIGKILL)
+        code = process.wait(15)
+        after = _rest_of_output(process).splitlines()
+    assert code == 1, after
     _wait_until(lambda: not _alive(children), 15, f"children exiting: {_alive(children)}")
-    assert process.stdout is not None
-    after = process.stdout.read().splitlines()
-    process.stdout.close()
     said = [line for line in after if line.startswith("error:")]
     assert len(said) == 1, after
     assert f"Redis server (pid {redis_pid}) exited" in said[0]

@@ -103,8 +103,10 @@ def stop_all(processes: Sequence[subprocess.Popen[Any]], grace_s: float = DEFAUL
         reap(process, deadline - time.monotonic())
 
 
-class Stopped(Exception):
-    """A stop signal reached the launcher."""
+class Stopped(BaseException):
+    """A stop signal reached the launcher. A BaseException, like KeyboardInterrupt: the
+    libraries it lands in (redis-py's connect wraps any Exception in a ConnectionError)
+    must not turn a stop into an error."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
