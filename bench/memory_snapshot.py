@@ -11,7 +11,7 @@ scores in the future (27-character session ids from ``new_session_id``, as the i
 them). Then, for each N, two fresh Python processes
 (``python -m bench.memory_snapshot --child``):
 
-- timing (no tracemalloc): ``Follow.snapshot()`` of the partition's stream then
+- timing (no tracemalloc): ``Follow.snapshot()`` of the partition's stream (its pages) then
   ``RevocationCache.merge()`` into an empty cache, i.e. a verifier's bootstrap, repeated;
   per repeat the server-side time of the Lua script alone (``SLOWLOG``, threshold 0 on the
   private server) and, in separate repeats, the raw script call without building the
@@ -51,6 +51,7 @@ from revocast.ids import new_session_id
 from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.settings import Settings
 from revocast.store import Backend, Follow
+from revocast.store.follow import DONE, FIRST
 from revocast.verifier import Verifier
 from revocast.verifier.cache import RevocationCache
 from revocast_tools.redis_server import RedisServer
@@ -71,10 +72,13 @@ NOTES = [
     "snapshot_merge_s: Follow.snapshot() of the partition's stream plus "
     "RevocationCache.merge() into an empty cache, what a verifier does at start for each "
     "stream; best and median over the repeats, each into a new cache "
-    "(the previous one dropped first). lua_s: the script's own execution on the server from "
-    "SLOWLOG (slowlog-log-slower-than 0; includes converting the Lua table to the reply, "
-    "excludes the socket write). raw_call_s: the same script called without building the "
-    "Snapshot (Lua + transfer + hiredis parse into a Python list), in separate repeats. "
+    "(the previous one dropped first). The snapshot comes in pages (Follow.SNAPSHOT_PAGE "
+    "entries per set, one script call each: 'pages'). lua_s: the scripts' own execution on "
+    "the server, summed over the pages, from SLOWLOG (slowlog-log-slower-than 0; includes "
+    "converting the Lua table to the reply, excludes the socket write); longest_page_lua_s: "
+    "the longest one page held the server. raw_call_s: the same scripts called page by page "
+    "without building the Snapshot (Lua + transfer + hiredis parse into Python lists), in "
+    "separate repeats. "
     "split_of_median_repeat_s: the timed repeat with the median snapshot + merge, split into "
     "redis = its lua_s; transfer_and_parse = median over the raw-call repeats of raw_call_s "
     "minus that call's own Lua time; build_snapshot = its snapshot_s - lua_s - "
@@ -111,10 +115,10 @@ def _command(entry: dict[str, Any]) -> str:
     return command.decode(errors="replace") if isinstance(command, bytes) else str(command)
 
 
-async def lua_seconds(client: Redis) -> tuple[float, float]:
-    """From the slowlog: the longest EVALSHA (the snapshot script) and, inside it, the
-    ZRANGEBYSCORE of the revoked sessions, in seconds."""
-    entries = await client.slowlog_get(64)
+async def lua_seconds(client: Redis) -> tuple[float, float, float]:
+    """From the slowlog: the snapshot scripts' time (every page's EVALSHA), the
+    ZRANGEBYSCOREs of the revoked sessions inside them, and the longest page, in seconds."""
+    entries = await client.slowlog_get(-1)
     script = [int(e["duration"]) for e in entries if _command(e).upper().startswith("EVALSHA")]
     zrange = [
         int(e["duration"])
@@ -122,8 +126,20 @@ async def lua_seconds(client: Redis) -> tuple[float, float]:
         if _command(e).startswith("ZRANGEBYSCORE") and ":revoked:sessions " in _command(e)
     ]
     if not script or not zrange:
-        raise RuntimeError(f"no EVALSHA or ZRANGEBYSCORE in the slowlog: {entries}")
-    return max(script) / 1e6, max(zrange) / 1e6
+        raise RuntimeError(f"no EVALSHA or ZRANGEBYSCORE in the slowlog: {entries[:8]}")
+    return sum(script) / 1e6, sum(zrange) / 1e6, max(script) / 1e6
+
+
+async def raw_pages(reader: Follow, partition: PartitionKeys) -> int:
+    """Every page of the snapshot as the script's raw reply (no Snapshot built); the pages."""
+    after, pages = FIRST, 0
+    while after != (DONE, DONE, DONE):
+        reply = await reader.backend.call_on_reader(
+            reader.snapshot_script(partition.stream, after), partition.stream.events
+        )
+        after = tuple(cursor or DONE for cursor in reply[-3:])  # type: ignore[assignment]
+        pages += 1
+    return pages
 
 
 async def follow(url: str, prefix: str) -> tuple[Follow, PartitionKeys]:
@@ -144,6 +160,7 @@ async def follow(url: str, prefix: str) -> tuple[Follow, PartitionKeys]:
 async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
     admin = redis_client(url, socket_timeout_s=120)
     await admin.config_set("slowlog-log-slower-than", 0)
+    await admin.config_set("slowlog-max-len", 1_000_000)  # every command of every page
     reader, partition = await follow(url, prefix)
     gc.collect()
     rss_before = rss_bytes()
@@ -151,6 +168,8 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
     merge_s: list[float] = []
     lua_s: list[float] = []
     zrange_s: list[float] = []
+    longest_s: list[float] = []
+    pages = 0
     raw_s: list[float] = []
     raw_lua_s: list[float] = []
     entries = 0
@@ -170,9 +189,10 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         out1 = int((await admin.info("stats"))["total_net_output_bytes"])
         snapshot_s.append(parsed - started)
         merge_s.append(merged - parsed)
-        lua, zrange = await lua_seconds(admin)
+        lua, zrange, longest = await lua_seconds(admin)
         lua_s.append(lua)
         zrange_s.append(zrange)
+        longest_s.append(longest)
         entries = len(snapshot.sessions)
         del snapshot
         if index == 0:
@@ -189,12 +209,9 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         gc.collect()
         await admin.slowlog_reset()
         started = time.perf_counter()
-        raw = await reader.backend.call_on_reader(
-            reader.snapshot_script(partition.stream), partition.stream.events
-        )
+        pages = await raw_pages(reader, partition)
         raw_s.append(time.perf_counter() - started)
         raw_lua_s.append((await lua_seconds(admin))[0])
-        del raw
     gc.collect()
     settings = Settings.from_values(redis_url=url, key_prefix=prefix)
     verifier = Verifier(settings)
@@ -213,6 +230,8 @@ async def child_time(url: str, prefix: str, repeat: int) -> dict[str, Any]:
         "merge_s": merge_s,
         "lua_s": lua_s,
         "lua_zrangebyscore_s": zrange_s,
+        "longest_page_lua_s": longest_s,
+        "pages": pages,
         "raw_call_s": raw_s,
         "raw_call_lua_s": raw_lua_s,
         "verifier_start_s": start_s,
@@ -330,6 +349,8 @@ def summarize(
         "merge_s": stats(timing["merge_s"]),
         "lua_s": stats(timing["lua_s"]),
         "lua_zrangebyscore_s": stats(timing["lua_zrangebyscore_s"]),
+        "pages": timing["pages"],
+        "longest_page_lua_s": stats(timing["longest_page_lua_s"]),
         "raw_call_s": stats(timing["raw_call_s"]),
         "raw_call_lua_s": stats(timing["raw_call_lua_s"]),
         "split_of_median_repeat_s": split,

@@ -1,9 +1,9 @@
 """Keeps a RevocationCache in step with one Redis Stream, and knows how fresh that is.
 
-Start: one atomic snapshot of the stream's state, with the id to read on from
-and the *link* of the stream's last entry. Every entry names the link of the
-one before it (``prev``) and carries its own: the follower applies an entry only
-if its ``prev`` is the link it holds. So an entry can never be skipped unseen:
+Start: a snapshot of the stream's state (a partition's in pages, ``Follow.snapshot_pages``),
+with the id to read on from and the *link* of the stream's last entry. Every entry names
+the link of the one before it (``prev``) and carries its own: the follower applies an
+entry only if its ``prev`` is the link it holds. So an entry can never be skipped unseen:
 not when the stream was trimmed past us, not on a promoted replica with another
 history, not from a read that reached another server.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import dataclasses
 import logging
 import math
@@ -189,28 +190,37 @@ class StreamFollower:
 
     async def _snapshot(self) -> None:
         sent, sent_wall = self.clocks.monotonic(), self.clocks.wall()
-        snapshot = await self.follow.snapshot(self.stream)
-        self.clocks.measure(snapshot.now_ms, sent, sent_wall)
-        if snapshot.epoch is None and self.epoch is not None:
-            # Redis lost the state this verifier had followed. Until an issuer recovers
-            # (a new epoch, the old keys revoked, in one step), a token may be one nobody
-            # can account for any more: stay stale rather than trust the old keys.
-            raise StateLost("redis has no epoch: waiting for an issuer to recover")
-        self.cache.merge(snapshot)
-        self.last_id = snapshot.last_id
-        self.link = snapshot.link
-        self.epoch = snapshot.epoch
+        first: Snapshot | None = None
+        sessions = users = 0
+        async with contextlib.aclosing(self.follow.snapshot_pages(self.stream)) as pages:
+            async for page in pages:
+                if first is None:
+                    first = page
+                    self.clocks.measure(page.now_ms, sent, sent_wall)
+                    if page.epoch is None and self.epoch is not None:
+                        # Redis lost the state this verifier had followed. Until an issuer
+                        # recovers (a new epoch, the old keys revoked, in one step), a token
+                        # may be one nobody can account for any more: stay stale rather
+                        # than trust the old keys.
+                        raise StateLost("redis has no epoch: waiting for an issuer to recover")
+                self.cache.merge(page)  # merging only adds: a page merged early is no harm
+                sessions += len(page.sessions)
+                users += len(page.users)
+        assert first is not None  # the pages end with a page
+        self.last_id = first.last_id
+        self.link = first.link
+        self.epoch = first.epoch
         self.snapshots += 1
         self._needs_snapshot = False
-        self._mark_fresh(sent, snapshot)
+        self._mark_fresh(sent, first)
         self._proof_changed()  # the epoch may have changed even where freshness did not
         self.snapshotted.set()
         log.info(
             "stream %s: snapshot at %s: %d revoked sessions, %d users, %d keys trusted",
             self.stream.name,
-            snapshot.last_id,
-            len(snapshot.sessions),
-            len(snapshot.users),
+            first.last_id,
+            sessions,
+            users,
             len(self.cache.keys),
         )
 

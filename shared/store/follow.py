@@ -1,5 +1,11 @@
 """What a verifier reads: each stream's snapshot, its entries, and where it ends.
 
+A partition's snapshot comes in pages (``SNAPSHOT_PAGE`` entries of each set), so that a
+million revocations neither hold Redis in one script for the whole read nor pass through the
+verifier's heap at once (where Python's allocator would keep megabytes of it for good).
+Every page must come from a server at least as far along the stream as the first, in the
+same epoch; the first page's position is the snapshot's.
+
 With ``read_from_replicas`` these go to a replica of the stream's primary; the
 snapshot and the status then carry the primary's heartbeat, so that a lagging
 replica shows as stale (DESIGN.md invariant 11). No script runs in the steady
@@ -9,10 +15,12 @@ the verifier's receipt (``revocast.proof``), to the global slot's primary.
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from revocast.errors import StoreUnavailable
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
 from revocast.proof import Receipt
 from revocast.store.backend import Backend
@@ -22,6 +30,9 @@ from revocast.store.records import Snapshot, Status
 from revocast.store.streams import contracts
 
 Entries = list[tuple[str, dict[str, str]]]
+SNAPSHOT_PAGE = 1_000  # entries of each set per page: some 100 KB of reply
+FIRST: tuple[str, str, str] = ("", "", "")  # the cursors of a first page (from now)
+DONE = "-"  # the cursor of a set with no page left
 
 
 class Follow:
@@ -42,8 +53,11 @@ class Follow:
         """Drop every connection, so that a blocked wait fails at once."""
         await self.backend.topology.disconnect()
 
-    def snapshot_script(self, stream: StreamKeys) -> ScriptCall[list[Any]]:
-        """The call that snapshots ``stream``."""
+    def snapshot_script(
+        self, stream: StreamKeys, after: tuple[str, str, str] = FIRST, page: int = SNAPSHOT_PAGE
+    ) -> ScriptCall[list[Any]]:
+        """The call that reads ``stream``'s snapshot (a partition's: the page after the
+        cursors ``after`` of its sessions, users and roles)."""
         head = {
             "EVENTS": stream.events,
             "CHAIN": stream.chain,
@@ -63,28 +77,46 @@ class Follow:
                 "USERS_UNTIL": p.revoked_users_until,
                 "REVOKED_ROLES": p.revoked_roles,
                 "ROLES_UNTIL": p.revoked_roles_until,
-            }
+            },
+            after_sessions=after[0],
+            after_users=after[1],
+            after_roles=after[2],
+            page=page,
         )
 
-    async def snapshot(self, stream: StreamKeys) -> Snapshot:
-        """The stream's revocation state and position, read in one step."""
-        reply = await self.backend.call_on_reader(self.snapshot_script(stream), stream.events)
-        epoch, heartbeat, now, last_id, link, *state = reply
-        position = {
-            "stream": stream.name,
-            "epoch": epoch,
-            "heartbeat_ms": _int_or_none(heartbeat),
-            "now_ms": int(now),
-            "last_id": last_id,
-            "link": link,
-        }
-        if stream.name == GLOBAL:
-            revoked, jwks = state
-            return Snapshot(**position, revoked_keys=_scores(revoked), jwks=_pairs(jwks))
-        sessions, users, roles = state
-        return Snapshot(
-            **position, sessions=_scores(sessions), users=_triples(users), roles=_triples(roles)
-        )
+    async def snapshot_pages(
+        self, stream: StreamKeys, page: int = SNAPSHOT_PAGE
+    ) -> AsyncGenerator[Snapshot, None]:
+        """The stream's revocation state, page by page; each page carries the position and
+        clock of its own read, and the first page's position is the snapshot's: their union
+        holds every revocation live at the first read (and perhaps later ones, which the
+        stream has after that position anyway)."""
+        after = FIRST
+        first: Snapshot | None = None
+        while True:
+            call = self.snapshot_script(stream, after, page)
+            reply = await self.backend.call_on_reader(call, stream.events)
+            snapshot, after = _snapshot(stream.name, reply)
+            if first is None:
+                first = snapshot
+            elif snapshot.epoch != first.epoch or _id(snapshot.last_id) < _id(first.last_id):
+                raise StoreUnavailable(
+                    f"stream {stream.name}: a page of the snapshot came from a server behind "
+                    "its first page (or in another epoch): taking it again"
+                )
+            yield snapshot
+            if after == (DONE, DONE, DONE):
+                return
+
+    async def snapshot(self, stream: StreamKeys, page: int = SNAPSHOT_PAGE) -> Snapshot:
+        """The whole snapshot in one object, at its first page's position (tests, bench)."""
+        pages = [snapshot async for snapshot in self.snapshot_pages(stream, page)]
+        whole = pages[0]
+        for more in pages[1:]:
+            whole.sessions.update(more.sessions)
+            whole.users.update(more.users)
+            whole.roles.update(more.roles)
+        return whole
 
     async def status(self, stream: StreamKeys) -> Status:
         """The stream's last link, the epoch, the primary's heartbeat and the server's time."""
@@ -119,6 +151,35 @@ class Follow:
         for _name, found in cast(list[tuple[str, Entries]], reply or []):
             entries.extend(found)
         return entries
+
+
+def _snapshot(name: str, reply: list[Any]) -> tuple[Snapshot, tuple[str, str, str]]:
+    """A snapshot script's reply: the (page of the) snapshot, and the next page's cursors."""
+    epoch, heartbeat, now, last_id, link, *state = reply
+    position = {
+        "stream": name,
+        "epoch": epoch,
+        "heartbeat_ms": _int_or_none(heartbeat),
+        "now_ms": int(now),
+        "last_id": last_id,
+        "link": link,
+    }
+    if name == GLOBAL:
+        revoked, jwks = state
+        snapshot = Snapshot(**position, revoked_keys=_scores(revoked), jwks=_pairs(jwks))
+        return snapshot, (DONE, DONE, DONE)
+    sessions, users, roles, *cursors = state
+    snapshot = Snapshot(
+        **position, sessions=_scores(sessions), users=_triples(users), roles=_triples(roles)
+    )
+    after = cast(tuple[str, str, str], tuple(cursor or DONE for cursor in cursors))
+    return snapshot, after
+
+
+def _id(stream_id: str) -> tuple[int, int]:
+    """A stream entry id, in the order Redis gives ids."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _int_or_none(value: str | None) -> int | None:

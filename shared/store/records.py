@@ -11,7 +11,8 @@ from revocast.proof import EventRef
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """One stream's revocation state at stream position ``last_id``, read in one step."""
+    """One stream's revocation state at stream position ``last_id`` (or one page of it:
+    ``Follow.snapshot_pages``)."""
 
     stream: str  # "global" or "p<index>"
     epoch: str | None
