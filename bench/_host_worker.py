@@ -19,6 +19,11 @@ host's follower). It runs a real ``Verifier`` on uvloop and answers one line per
 - ``check <token>``: one ``verify(token)``: print ``refused <code>`` or ``accepted``;
 - ``warm <token> <n>``: ``n`` calls of ``verify(token)`` in 10 batches, print ``warm <ns per
   call>`` of the fastest batch;
+- ``pair <token> <n>``: start a second, in-process verifier in this process
+  (``REVOCAST_SHARED_CACHE=0``), then time ``n`` calls of ``verify(token)`` on each in 10
+  batches, taking turns (ABBA), and print ``pair <ns per call> <ns per call in-process>``,
+  the fastest batch of each: the same core at the same moments, so the ratio holds where
+  the workers' own figures spread with the core they ran on;
 - ``mem``: print ``mem <before> <now>``: its anonymous memory (bytes, /proc/self/smaps_rollup,
   after a collection: the heap, not the shared table) before ``Verifier.start()`` and now, so
   the difference is what the verifier keeps;
@@ -143,6 +148,34 @@ def warm(verifier: Verifier, token: str, n: int) -> float:
     return best
 
 
+async def paired(verifier: Verifier, token: str, n: int) -> tuple[float, float]:
+    """This process's verify against an in-process verifier's, batch for batch in turn."""
+    alone = Verifier(Settings.from_env().with_overrides(shared_cache="0"))
+    await alone.start()
+    try:
+        for _ in range(int(READY_TIMEOUT_S / 0.01)):
+            if alone.ready:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise RuntimeError("the in-process verifier did not become fresh")
+        pair = (verifier.verify, alone.verify)
+        for verify in pair:
+            verify(token)  # warm: the verdict kept, the claims decoded once
+        batch = max(1, n // 10)
+        best = [float("inf"), float("inf")]
+        for round_ in range(10):
+            for which in (0, 1) if round_ % 2 == 0 else (1, 0):
+                verify = pair[which]
+                started = time.perf_counter_ns()
+                for _ in range(batch):
+                    verify(token)
+                best[which] = min(best[which], (time.perf_counter_ns() - started) / batch)
+        return best[0], best[1]
+    finally:
+        await alone.stop()
+
+
 async def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     applied = Applied()
@@ -175,6 +208,9 @@ async def main() -> None:
                 say(check(verifier, arguments[0]))
             elif command == "warm":
                 say(f"warm {warm(verifier, arguments[0], int(arguments[1]))!r}")
+            elif command == "pair":
+                this, in_process = await paired(verifier, arguments[0], int(arguments[1]))
+                say(f"pair {this!r} {in_process!r}")
             elif command == "mem":
                 say(f"mem {before} {anonymous()}")
             elif command == "quit":

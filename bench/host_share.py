@@ -16,7 +16,9 @@ fresh ``bench._host_worker`` processes stand for one host's workers: ``independe
   (after its first snapshot minus before its start) plus, shared, the table's allocated
   bytes, over the revoked entries;
 - warm verify: ns per ``verify()`` of an accepted token, each worker in turn, the fastest of
-  10 batches;
+  10 batches; and paired: in each worker, its verify against an in-process verifier's
+  (``REVOCAST_SHARED_CACHE=0``) started beside it in the same process, batch for batch in
+  turn, as a ratio per worker (in the independent mode both are in-process: the control);
 - hand-off (propagation without probes): per round a fresh login, nobody polling; from
   just before ``POST /v1/logout`` to when the revocation is in every worker's reach
   (``time.monotonic()``, one clock on a Linux host): independent, the last worker's follower
@@ -28,7 +30,8 @@ fresh ``bench._host_worker`` processes stand for one host's workers: ``independe
 - propagation seen by probes: per round a fresh login, every worker polls ``verify()``
   about every millisecond until it refuses; to each worker's first refusal and to the last
   worker's, split into the hand-off (as above, under the probes' load) and the probe's own
-  delay (from the moment its verify could refuse to its refusal);
+  delay (from the moment its verify could refuse to its refusal); and, as in the hand-off,
+  one independent process beside the host probing the same revocations;
 - CPU per event: the workers' CPU over ``--events`` logouts at 50/s with nobody polling,
   minus their idle CPU over as long, over the events; Redis' CPU the same way;
 - with ``--scale-revoked N``, memory alone again at N revoked sessions (shared at every W,
@@ -86,6 +89,12 @@ NOTES = [
     "plus for shared the table file's allocated bytes (st_blocks x 512, counted once: it is "
     "shared memory, in no worker's USS); divided by the revoked sessions filled. The "
     "follower's USS includes what its snapshot left in Python's allocator.",
+    "Warm verify paired: each worker starts a second verifier in its own process with "
+    "REVOCAST_SHARED_CACHE=0 (its own follower and cache: the in-process design) and times "
+    "verify() of the same token on both, 10 batches of 20,000 calls each, in turn (ABBA); "
+    "the fastest batch of each, and their ratio per worker; the host's figure is the median "
+    "worker's ratio. Same core, same moments: a slow core slows both. In the independent "
+    "mode both verifiers are in-process, so its ratio shows what the method reads as equal.",
     "Hand-off: from just before the POST /v1/logout request to when the revocation is in "
     "every worker's reach, with no worker polling: independent, when the last of the W "
     "followers had applied it to its cache (Verifier(on_applied=...), called right after); "
@@ -101,7 +110,10 @@ NOTES = [
     "worker's first refusal; 'every worker' is the last of the W per round. Split into the "
     "hand-off under the probes' load and the probe's own delay (from when its verify could "
     "refuse to its refusal). W processes polling 1,000 times a second on 2 cores delay the "
-    "follower, the issuer and Redis: this measures the probes as much as the propagation.",
+    "follower, the issuer and Redis: this measures the probes as much as the propagation. "
+    "The single process beside the host probes too, the same revocations at the same "
+    "moments: the single-process figure under the same load, and the host's every-worker "
+    "excess over it per round.",
     "CPU per event: the workers' user+system CPU (/proc/<pid>/stat) over the logouts, sent "
     "one every 20 ms with no polling, minus their CPU over an idle period of the same length "
     "just before, divided by the logouts. Redis' CPU the same way.",
@@ -142,22 +154,26 @@ async def logout(http: httpx.AsyncClient, token: str) -> None:
 
 
 async def propagation(
-    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int
+    http: httpx.AsyncClient, workers: Sequence[Worker], rounds: int, reference: Worker
 ) -> dict[str, Any]:
     """Seen by probes: every worker polls verify() until it refuses. Besides the first
     refusal, each worker says when its follower applied the revocation (independent: its
     own; shared: the host's follower, which wrote the table), which splits the latency into
-    the hand-off (the last follower of the host to apply it) and the probe's own delay."""
+    the hand-off (the last follower of the host to apply it) and the probe's own delay.
+    ``reference``, one independent process beside the host, probes the same revocations at
+    the same moments: the single-process figure under the same load, round by round."""
     each: list[float] = []
     last: list[float] = []
     handed: list[float] = []
     from_xadd: list[float] = []
     probe: list[float] = []
+    single: list[float] = []
+    beyond: list[float] = []
     for _ in range(rounds):
         token, sid = await login(http)
-        for worker in workers:
+        for worker in [*workers, reference]:
             worker.send(f"watch {token} {sid}")
-        for worker in workers:
+        for worker in [*workers, reference]:
             if await worker.receive(ROUND_TIMEOUT_S) != ["accepting"]:
                 raise RuntimeError(f"{worker.child.name} did not accept")
         started = time.monotonic()
@@ -165,16 +181,16 @@ async def propagation(
         seen: list[float] = []
         applied: list[float | None] = []
         for worker in workers:
-            words = await worker.receive(ROUND_TIMEOUT_S)
-            if words[0] != "revoked" or words[2] != "session_revoked":
-                raise RuntimeError(f"{worker.child.name} said {words!r}")
+            words = await _refused(worker)
             seen.append(ms(float(words[1]) - started))
             applied.append(None if words[3] == "-" else ms(float(words[3]) - started))
             if words[4] != "-":
                 from_xadd.append(float(words[4]))
+        single.append(ms(float((await _refused(reference))[1]) - started))
         table = max(a for a in applied if a is not None)  # shared: the table's one write
         each.extend(seen)
         last.append(max(seen))
+        beyond.append(last[-1] - single[-1])
         handed.append(table)
         # (c): from the moment this worker's verify could refuse to the probe's refusal.
         probe.extend(t - (table if a is None else a) for t, a in zip(seen, applied, strict=True))
@@ -184,7 +200,17 @@ async def propagation(
         "handoff_every_worker_ms": summary(handed),
         "xadd_to_applied_ms": summary(from_xadd),
         "probe_delay_ms": summary(probe),
+        "single_process_ms": summary(single),
+        "beyond_single_process_ms": summary(beyond),
     }
+
+
+async def _refused(worker: Worker) -> list[str]:
+    """A probe's report: ``revoked <monotonic s> session_revoked <applied> <from XADD>``."""
+    words = await worker.receive(ROUND_TIMEOUT_S)
+    if words[0] != "revoked" or words[2] != "session_revoked":
+        raise RuntimeError(f"{worker.child.name} said {words!r}")
+    return words
 
 
 async def handoff(
@@ -332,11 +358,17 @@ async def one_run(
         for worker in workers:
             worker.send(f"warm {token} {WARM_CALLS}")
             warm_ns.append(float((await worker.receive(60))[1]))
-        spread = await propagation(http, workers, args.rounds)
+        pairs = []
+        for worker in workers:
+            worker.send(f"pair {token} {WARM_CALLS}")
+            _, this, in_process = await worker.receive(60)
+            pairs.append((float(this), float(in_process)))
+        ratios = sorted(this / in_process for this, in_process in pairs)
         reference: list[Worker] = []
         try:
             await start_workers(children, env | {"REVOCAST_SHARED_CACHE": "0"}, 1, reference,
                                 module="bench._host_worker", name="reference")  # fmt: skip
+            spread = await propagation(http, workers, args.rounds, reference[0])
             handed = await handoff(http, workers, args.rounds, reference[0])
         finally:
             await stop_workers(children, reference)
@@ -354,6 +386,9 @@ async def one_run(
             "table_bytes_per_entry": round(table / max(1, args.revoked), 1),
             "warm_verify_ns": round(sum(warm_ns) / len(warm_ns), 1),
             "warm_verify_ns_each": [round(ns, 1) for ns in warm_ns],
+            "warm_paired_ns_each": [[round(a, 1), round(b, 1)] for a, b in pairs],
+            "warm_vs_in_process_each": [round(r, 3) for r in ratios],
+            "warm_vs_in_process": round(ratios[(len(ratios) - 1) // 2], 3),
             "propagation": spread,
             "handoff": handed,
             "cpu": cpu,

@@ -272,8 +272,10 @@ class HostFollower:
         self._task: asyncio.Task[None] | None = None
         self.rev = -1
         self._keys_rev = -1
-        self._seq = -1  # the header's sequence word when _fresh was read (-1: read it again)
-        self._fresh = -math.inf
+        # The header's sequence word when settled_fresh_at was read (-1: read it again); the
+        # verifier's hot path compares it with the word itself, with no call.
+        self.settled_seq = -1
+        self.settled_fresh_at = -math.inf
         self._seen_fresh = False
         self.verdicts: dict[str, tuple[int, str | None]] = {}
         self.verdicts_max = max(1024, settings.freshness.verify_memo_size)
@@ -318,7 +320,7 @@ class HostFollower:
                 os.close(self._lock_fd)
                 self._lock_fd = None
         if self.view.mm is None or self.view.replaced():
-            self._seq = -1  # another file: read its header before trusting what was read
+            self.settled_seq = -1  # another file: read its header before trusting it
             self.view.open()
 
     def _try_lock(self) -> bool:
@@ -387,7 +389,7 @@ class HostFollower:
     async def stop(self) -> None:
         """Stop following (another process takes over) and leave the host."""
         self.state = Lifecycle.STOPPED
-        self._seq = -1
+        self.settled_seq = -1
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -420,13 +422,13 @@ class HostFollower:
         table, or stopped); also brings this process's keys and clock offset up to date.
 
         Read on every verify: one read of the header's sequence word while nothing changed."""
-        if self.view.words[SEQ_WORD] == self._seq:
-            return self._fresh
+        if self.view.words[SEQ_WORD] == self.settled_seq:
+            return self.settled_fresh_at
         return self._fresh_at_settled()
 
     def _fresh_at_settled(self) -> float:
         """Read the header again; remember it (by its sequence word) when it is settled."""
-        self._seq = -1
+        self.settled_seq = -1
         if self.state is not Lifecycle.RUNNING:
             return -math.inf
         seq, fresh_at, rev, keys_rev, flags, offset_s = self.view.hot()
@@ -437,7 +439,7 @@ class HostFollower:
         if math.isfinite(fresh_at):
             self._seen_fresh = True
         if seq and not flags and keys_rev == self._keys_rev:
-            self._seq, self._fresh = seq, fresh_at
+            self.settled_seq, self.settled_fresh_at = seq, fresh_at
         return fresh_at
 
     def _load_keys(self, keys_rev: int) -> None:

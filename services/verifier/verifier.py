@@ -24,6 +24,7 @@ from revocast.verifier.host import HostFollower, host_name
 from revocast.verifier.lifecycle import Lifecycle
 from revocast.verifier.receipts import Receipts, default_name
 from revocast.verifier.status_lists import StatusLists
+from revocast.verifier.table import SEQ_WORD
 
 
 class _Verified(NamedTuple):
@@ -216,7 +217,12 @@ class Verifier:
         # The hot path, in one frame (each call costs ~40 ns here): every check runs inside the
         # try that counts the outcomes.
         try:
-            staleness = self.staleness_s
+            host = self.host
+            if host is not None and host.view.words[SEQ_WORD] == host.settled_seq:
+                fresh_at = host.settled_fresh_at  # the host's table unchanged: no call
+            else:
+                fresh_at = self.follower.fresh_at
+            staleness = self.clocks.monotonic() - fresh_at  # staleness_s, inlined
             bound = self._stale_after_s
             if max_staleness_s is not None:
                 bound = checked_staleness(max_staleness_s, self.settings.tokens)
@@ -238,7 +244,6 @@ class Verifier:
                 raise TokenRejected(
                     "key_revoked", "the key that signed this token was revoked: log in again"
                 )
-            host = self.host
             if host is not None:
                 kept = host.verdicts.get(token)  # the table's verdict, while its revision holds
                 if kept is not None and kept[0] == host.rev:
