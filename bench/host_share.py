@@ -168,6 +168,7 @@ async def propagation(
     from_xadd: list[float] = []
     probe: list[float] = []
     single: list[float] = []
+    single_applied: list[float] = []
     beyond: list[float] = []
     for _ in range(rounds):
         token, sid = await login(http)
@@ -186,7 +187,9 @@ async def propagation(
             applied.append(None if words[3] == "-" else ms(float(words[3]) - started))
             if words[4] != "-":
                 from_xadd.append(float(words[4]))
-        single.append(ms(float((await _refused(reference))[1]) - started))
+        words = await _refused(reference)
+        single.append(ms(float(words[1]) - started))
+        single_applied.append(ms(float(words[3]) - started))
         table = max(a for a in applied if a is not None)  # shared: the table's one write
         each.extend(seen)
         last.append(max(seen))
@@ -201,6 +204,7 @@ async def propagation(
         "xadd_to_applied_ms": summary(from_xadd),
         "probe_delay_ms": summary(probe),
         "single_process_ms": summary(single),
+        "single_process_applied_ms": summary(single_applied),
         "beyond_single_process_ms": summary(beyond),
     }
 

@@ -314,6 +314,8 @@ def memory_rows(results: Results) -> list[Report]:
     return [
         {**r, **r["split_of_median_repeat_s"], **(m := r["memory"]),
          "reply_mb": r["reply_bytes"] / 1e6, "prune_ms": r["prune_s"] * 1000,
+         "pages_cell": (f"{r['pages']} ({r['longest_page_lua_s']['median'] * 1000:.1f})"
+                        if "pages" in r else "1 (one script)"),
          "dict_per_entry": m["dict_getsizeof_bytes"] / r["entries_in_snapshot"],
          **{k: m[k] / 2**20 for k in ("tracemalloc_retained_bytes", "vm_hwm_bytes",
                                       "tracemalloc_peak_bytes")}}
@@ -494,6 +496,15 @@ def host_share_targets(results: Results) -> str:
             f"{probed['handoff_every_worker_ms']['p99']:.1f} and the probe's own delay "
             f"{probed['probe_delay_ms']['p99']:.1f}; the 1-worker run alone: {alone_p99} ms)",
             every <= one + 1)  # fmt: skip
+        if "single_process_applied_ms" in probed:
+            reach = probed["handoff_every_worker_ms"]["p99"]
+            applied = probed["single_process_applied_ms"]["p99"]
+            add("the same under the probes' load, without the probes' own delay (in every "
+                "worker's reach: the host's table written; the single process: its apply)",
+                f"{reach:.1f} ms against {applied:.1f} ms (p50 "
+                f"{probed['handoff_every_worker_ms']['p50']:.1f} against "
+                f"{probed['single_process_applied_ms']['p50']:.1f})",
+                reach <= applied + 1)  # fmt: skip
     elif shared and single:  # results from before the reference probed too
         every = shared["propagation"]["every_worker_ms"]["p99"]
         one = single["propagation"]["every_worker_ms"]["p99"]
@@ -671,9 +682,10 @@ TABLES: dict[str, Callable[[Results], str]] = {
         ),
         ("median repeat s", "{total_s:.3f}"),
         (
-            "= Redis: Lua script s (its ZRANGEBYSCORE, median)",
+            "= Redis: Lua scripts s (their ZRANGEBYSCORE, median)",
             "{redis_lua_s:.3f} ({lua_zrangebyscore_s[median]:.3f})",
         ),
+        ("pages (longest one's Lua ms, median)", "{pages_cell}"),
         ("+ transfer + RESP parse s", "{transfer_and_parse_s:.3f}"),
         ("+ build Snapshot s", "{build_snapshot_s:.3f}"),
         ("+ merge s", "{merge_s:.3f}"),
