@@ -44,7 +44,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "receipts": ["--rounds", "20"],
     "status_list": [],
     "host_share": [
-        *("--workers", "1", "4", "8", "--revoked", "100000", "--rounds", "100", "--events", "200"),
+        *("--workers", "1", "4", "8", "--revoked", "100000", "--rounds", "300", "--events", "200"),
         *("--scale-revoked", "1000000"),
     ],
 }

@@ -2,7 +2,7 @@
 
 Reproduce from the repository root::
 
-    .venv/bin/python -m bench.host_share --workers 1 4 8 --revoked 100000 --rounds 100
+    .venv/bin/python -m bench.host_share --workers 1 4 8 --revoked 100000 --rounds 300
 
 A private redis-server (appendonly off) holds a deployment with ``--revoked`` revoked
 sessions (pipelined ZADD, as ``bench.memory_snapshot`` fills it) and the issuer
