@@ -306,3 +306,13 @@ async def test_no_room_for_the_table_is_stale_not_a_crash(
         assert verifier.verify(tokens["access_token"]).sid == tokens["session_id"]
     finally:
         await verifier.stop()
+
+
+async def test_a_host_folder_removed_by_hand_does_not_break_the_stop(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    workers = [await make_verifier(shared_cache="1") for _ in range(2)]
+    shutil.rmtree(host_dir(issuer.settings))
+    for worker in workers:
+        await worker.stop()  # no FileNotFoundError from the lock file that went with it
+    assert not host_dir(issuer.settings).exists()

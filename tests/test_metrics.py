@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from revocast.verifier import create_sidecar
-from tests.conftest import Issuer
+from revocast.verifier import Verifier, create_sidecar
+from revocast.verifier.host import host_dir
+from revocast.verifier.metrics import VerifierCollector
+from tests.conftest import Issuer, VerifierFactory
 from tests.support.servers import eventually, serve
 
 
@@ -56,6 +61,32 @@ async def test_sidecar_metrics_follow_what_happened(issuer: Issuer) -> None:
         == seen[("revocast_propagation_seconds_count", ())]
     )
     assert 0 <= seen[("revocast_propagation_max_seconds", ())] < 1
+
+
+async def test_the_workers_of_a_host_show_its_table_and_which_one_follows(
+    issuer: Issuer, make_verifier: VerifierFactory
+) -> None:
+    """With REVOCAST_SHARED_CACHE=1 no worker keeps the revocations in its own cache: each
+    shows the host's table (the same count in every one), and one of them follows."""
+    await issuer.add_user("alice")
+    for _ in range(3):
+        tokens = await issuer.login("alice")
+        await issuer.post_bearer("/v1/logout", tokens["access_token"])
+    workers = [await make_verifier(shared_cache="1") for _ in range(2)]
+    seen = [samples(generate_latest(_registry(worker)).decode()) for worker in workers]
+    for worker in workers:
+        await worker.stop()
+    shutil.rmtree(host_dir(issuer.settings), ignore_errors=True)
+    assert [s[("revocast_cache_entries", (("kind", "host_table"),))] for s in seen] == [3, 3]
+    assert [s[("revocast_host_follower", ())] for s in seen] == [1, 0]
+    assert all(s[("revocast_host_table_slots", ())] >= 3 for s in seen)
+    assert not any(("revocast_cache_entries", (("kind", "sessions"),)) in s for s in seen)
+
+
+def _registry(verifier: Verifier) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(VerifierCollector(verifier))
+    return registry
 
 
 async def test_issuer_metrics_count_by_route_template(issuer: Issuer) -> None:

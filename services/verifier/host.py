@@ -406,13 +406,20 @@ class HostFollower:
             self._member.leave()
             self._member = None
         self.view.close()
-        if joined and (self._lock_fd is not None or self._try_lock()):
-            # The last one out removes the table (a new first one snapshots anyway); the lock
-            # file stays, so that two processes can never hold locks on two files.
+        if joined:
+            self._leave_last()
+
+    def _leave_last(self) -> None:
+        """The last one out removes the table (a new first one snapshots anyway); the lock
+        file stays, so that two processes can never hold locks on two files. A host folder
+        removed by hand meanwhile leaves nothing to remove."""
+        with contextlib.suppress(FileNotFoundError):
+            if self._lock_fd is None and not self._try_lock():
+                return
             if count_members(self.dir / "members") == 0:
                 with contextlib.suppress(OSError):
                     self.view.path.unlink()
-            assert self._lock_fd is not None
+        if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 

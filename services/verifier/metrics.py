@@ -83,13 +83,31 @@ class VerifierCollector(Collector):
         sizes = GaugeMetricFamily(
             "revocast_cache_entries", "Entries in the revocation cache.", labels=["kind"]
         )
-        for kind, size in (
-            ("sessions", len(cache.sessions)),
-            ("users", len(cache.users)),
-            ("roles_changed", len(cache.roles_changed)),
+        host = verifier.host
+        if host is None:
+            revocations = [
+                ("sessions", len(cache.sessions)),
+                ("users", len(cache.users)),
+                ("roles_changed", len(cache.roles_changed)),
+            ]
+        else:  # the revocations are in the host's table, the same in every worker
+            slots, entries = host.view.counts()
+            revocations = [("host_table", entries)]
+            yield GaugeMetricFamily(
+                "revocast_host_table_slots",
+                "Slots of the host's shared revocation table (it grows past 75 % full).",
+                value=slots,
+            )
+            yield GaugeMetricFamily(
+                "revocast_host_follower",
+                "1 in the process of the host that follows the streams and writes its table.",
+                value=int(host.leading),
+            )
+        for kind, size in [
+            *revocations,
             ("revoked_keys", len(cache.revoked_keys)),
             ("trusted_keys", len(cache.keys)),
-        ):
+        ]:
             sizes.add_metric([kind], size)
         yield sizes
 
