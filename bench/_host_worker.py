@@ -7,12 +7,13 @@ host's follower). It runs a real ``Verifier`` on uvloop and answers one line per
 - it prints ``ready`` once fresh;
 - ``watch <token> <sid>``: wait until ``verify(token)`` accepts, print ``accepting``, then call
   ``verify(token)`` every ``POLL_S`` until it is refused, and print ``revoked <time.monotonic()>
-  <code> <applied> <from XADD>``. A worker that shares the table wakes on nothing, so every
-  worker polls alike. ``applied`` is when this process's follower had the revocation in its
-  cache or in the host's table (``Verifier(on_applied=...)``, called right after), and
-  ``from XADD`` the ms from the event's ``ts_ms`` (Redis' clock when the script wrote it,
-  cut to the ms: up to 1 ms too long) to then on the wall clock; both ``-`` in a worker that
-  follows nothing (a reader of the shared table);
+  <code> <applied> <from XADD> <ms between polls>`` (the last: on average, as it was). A
+  worker that shares the table wakes on nothing, so every worker polls alike. ``applied``
+  is when this process's follower had the revocation in its cache or in the host's table
+  (``Verifier(on_applied=...)``, called right after), and ``from XADD`` the ms from the
+  event's ``ts_ms`` (Redis' clock when the script wrote it, cut to the ms: up to 1 ms too
+  long) to then on the wall clock; both ``-`` in a worker that follows nothing (a reader of
+  the shared table);
 - ``expect <sid>``: print ``expecting``, then, without polling, ``applied <time.monotonic()>
   <from XADD>`` once this process's follower has applied the revocation of ``sid``, or at
   once ``reader`` in a worker that follows nothing;
@@ -46,7 +47,9 @@ from revocast.events import AnyEvent, SessionRevoked
 from revocast.settings import Settings
 from revocast.verifier import Verifier
 
-POLL_S = 0.0005  # uvloop's timers tick in milliseconds: about 1 ms in effect, in both modes
+# uvloop's timers count whole milliseconds: a 0.5 ms sleep was a zero timer, and the probes
+# spun (some 100,000 verify() a second each) where they were meant to poll; 1 ms is 1 ms.
+POLL_S = 0.001
 ACCEPT_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0  # a first snapshot of a million entries on a loaded 2-core host
 
@@ -124,13 +127,17 @@ async def watch(verifier: Verifier, applied: Applied, token: str, sid: str) -> N
                 raise
         await asyncio.sleep(0.001)
     say("accepting")
+    polling, polls = time.monotonic(), 0
     while True:
         try:
             verifier.verify(token)
         except (TokenRejected, VerifierStale) as exc:
-            say(f"revoked {time.monotonic()!r} {exc.code} {applied.of(sid)}")
+            now = time.monotonic()
+            every_ms = (now - polling) * 1000 / max(1, polls)
+            say(f"revoked {now!r} {exc.code} {applied.of(sid)} {every_ms:.3f}")
             return
         await asyncio.sleep(POLL_S)
+        polls += 1
 
 
 def warm(verifier: Verifier, token: str, n: int) -> float:

@@ -105,8 +105,10 @@ NOTES = [
     "applies the same revocations: the single-process figure under the same load at the same "
     "moments ('single process beside'), and the host's excess over it per round. "
     "Percentiles are nearest-rank.",
-    "Probed: the workers poll verify() every 0.5 ms (asyncio.sleep; uvloop's timers tick "
-    "in ms, so about 1 ms in effect), in both modes alike. From the same start to each "
+    "Probed: the workers poll verify() every 1 ms (asyncio.sleep(0.001) on uvloop), in both "
+    "modes alike; poll_interval_ms is each probe's mean time between polls per round, as it "
+    "was (results before 2026-12-06 12:45 slept 0.5 ms, which uvloop, counting whole ms, "
+    "ran as a zero timer: those probes spun). From the same start to each "
     "worker's first refusal; 'every worker' is the last of the W per round. Split into the "
     "hand-off under the probes' load and the probe's own delay (from when its verify could "
     "refuse to its refusal). W processes polling 1,000 times a second on 2 cores delay the "
@@ -170,6 +172,7 @@ async def propagation(
     single: list[float] = []
     single_applied: list[float] = []
     beyond: list[float] = []
+    intervals: list[float] = []  # each probe's mean time between polls, per round
     for _ in range(rounds):
         token, sid = await login(http)
         for worker in [*workers, reference]:
@@ -187,6 +190,7 @@ async def propagation(
             applied.append(None if words[3] == "-" else ms(float(words[3]) - started))
             if words[4] != "-":
                 from_xadd.append(float(words[4]))
+            intervals.append(float(words[5]))
         words = await _refused(reference)
         single.append(ms(float(words[1]) - started))
         single_applied.append(ms(float(words[3]) - started))
@@ -205,6 +209,7 @@ async def propagation(
         "probe_delay_ms": summary(probe),
         "single_process_ms": summary(single),
         "single_process_applied_ms": summary(single_applied),
+        "poll_interval_ms": summary(intervals),
         "beyond_single_process_ms": summary(beyond),
     }
 
