@@ -155,17 +155,20 @@ def warm(verifier: Verifier, token: str, n: int) -> float:
     return best
 
 
+async def until_fresh(verifier: Verifier) -> None:
+    for _ in range(int(READY_TIMEOUT_S / 0.01)):
+        if verifier.ready:
+            return
+        await asyncio.sleep(0.01)
+    raise RuntimeError("the verifier did not become fresh")
+
+
 async def paired(verifier: Verifier, token: str, n: int) -> tuple[float, float]:
     """This process's verify against an in-process verifier's, batch for batch in turn."""
     alone = Verifier(Settings.from_env().with_overrides(shared_cache="0"))
     await alone.start()
     try:
-        for _ in range(int(READY_TIMEOUT_S / 0.01)):
-            if alone.ready:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise RuntimeError("the in-process verifier did not become fresh")
+        await until_fresh(alone)
         pair = (verifier.verify, alone.verify)
         for verify in pair:
             verify(token)  # warm: the verdict kept, the claims decoded once
@@ -191,12 +194,7 @@ async def main() -> None:
     await verifier.start()
     tasks: set[asyncio.Task[None]] = set()
     try:
-        for _ in range(int(READY_TIMEOUT_S / 0.01)):
-            if verifier.ready:
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise RuntimeError("the verifier did not become fresh")
+        await until_fresh(verifier)
         say("ready")
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
