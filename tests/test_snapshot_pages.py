@@ -5,6 +5,7 @@ it again); a verifier started over several pages has every one."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 from revocast.errors import StoreUnavailable
 from revocast.keyspace import PartitionKeys
 from revocast.store import Backend, Follow
+from revocast.store.follow import BEHIND_WAITS
 from revocast.store.records import Snapshot
 from tests.conftest import VerifierFactory
 
@@ -82,7 +84,7 @@ async def test_what_changes_between_pages_never_hides_an_entry_of_the_first_read
     assert present
 
 
-async def test_a_page_from_another_epoch_or_an_earlier_stream_ends_the_snapshot(
+async def test_a_page_from_another_epoch_or_a_stream_that_stays_behind_ends_the_snapshot(
     backend: Backend, redis: Redis
 ) -> None:
     p = backend.keys.partition(0)
@@ -96,9 +98,40 @@ async def test_a_page_from_another_epoch_or_an_earlier_stream_ends_the_snapshot(
             await redis.set(p.stream.epoch, "another")
         else:
             await redis.delete(p.stream.events)  # as a server whose stream is behind the first
+        started = time.monotonic()
         with pytest.raises(StoreUnavailable, match="behind its first page"):
             await anext(pages)
+        waited = time.monotonic() - started
+        # Another epoch at once; a stream behind after the pauses (it might catch up).
+        assert waited < 0.5 if change == "epoch" else waited >= sum(BEHIND_WAITS)
         await pages.aclose()
+
+
+async def test_a_page_from_a_replica_that_catches_up_is_read_again(
+    backend: Backend, redis: Redis
+) -> None:
+    """Replicas of one primary differ by milliseconds: a page read where the stream is
+    behind the first page's is read again, and the snapshot goes on."""
+    p = backend.keys.partition(0)
+    await _revoke(redis, p, sessions=30, users=0, roles=0, tied=1)
+    await redis.xadd(p.stream.events, {"type": "test"}, id="5-1")
+    pages = Follow(backend).snapshot_pages(p.stream, page=10)
+    first = await anext(pages)
+    await redis.delete(p.stream.events)  # behind for a moment
+
+    async def catch_up() -> None:
+        await asyncio.sleep(0.05)
+        await redis.xadd(p.stream.events, {"type": "test"}, id="5-1")
+
+    caught_up = asyncio.create_task(catch_up())
+    try:
+        rest = [page async for page in pages]
+    finally:
+        await caught_up
+    assert {
+        **first.sessions,
+        **{s: u for page in rest for s, u in page.sessions.items()},
+    }.keys() == {f"s{i}" for i in range(30)}
 
 
 async def test_a_verifier_started_over_several_pages_has_every_revocation(

@@ -15,6 +15,7 @@ the verifier's receipt (``revocast.proof``), to the global slot's primary.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any, cast
 
@@ -33,6 +34,9 @@ Entries = list[tuple[str, dict[str, str]]]
 SNAPSHOT_PAGE = 1_000  # entries of each set per page: some 100 KB of reply
 FIRST: tuple[str, str, str] = ("", "", "")  # the cursors of a first page (from now)
 DONE = "-"  # the cursor of a set with no page left
+# A page read from a replica behind the first page's is read again after these pauses
+# (replicas of one primary differ by milliseconds), then the snapshot is taken again.
+BEHIND_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 class Follow:
@@ -90,23 +94,41 @@ class Follow:
         """The stream's revocation state, page by page; each page carries the position and
         clock of its own read, and the first page's position is the snapshot's: their union
         holds every revocation live at the first read (and perhaps later ones, which the
-        stream has after that position anyway)."""
+        stream has after that position anyway). A page from a replica behind the first page's
+        is read again once it caught up (``BEHIND_WAITS``); another epoch ends the snapshot."""
         after = FIRST
         first: Snapshot | None = None
         while True:
-            call = self.snapshot_script(stream, after, page)
-            reply = await self.backend.call_on_reader(call, stream.events)
-            snapshot, after = _snapshot(stream.name, reply)
-            if first is None:
-                first = snapshot
-            elif snapshot.epoch != first.epoch or _id(snapshot.last_id) < _id(first.last_id):
-                raise StoreUnavailable(
-                    f"stream {stream.name}: a page of the snapshot came from a server behind "
-                    "its first page (or in another epoch): taking it again"
-                )
+            snapshot, following = await self._page(stream, after, page, first)
+            first = first or snapshot
             yield snapshot
+            after = following
             if after == (DONE, DONE, DONE):
                 return
+
+    async def _page(
+        self,
+        stream: StreamKeys,
+        after: tuple[str, str, str],
+        page: int,
+        first: Snapshot | None,
+    ) -> tuple[Snapshot, tuple[str, str, str]]:
+        call = self.snapshot_script(stream, after, page)
+        for wait_s in (*BEHIND_WAITS, None):
+            snapshot, following = _snapshot(
+                stream.name, await self.backend.call_on_reader(call, stream.events)
+            )
+            if first is None or (
+                snapshot.epoch == first.epoch and _id(snapshot.last_id) >= _id(first.last_id)
+            ):
+                return snapshot, following
+            if snapshot.epoch != first.epoch or wait_s is None:
+                break
+            await asyncio.sleep(wait_s)
+        raise StoreUnavailable(
+            f"stream {stream.name}: a page of the snapshot came from a server behind its first "
+            "page, or in another epoch: taking it again"
+        )
 
     async def snapshot(self, stream: StreamKeys, page: int = SNAPSHOT_PAGE) -> Snapshot:
         """The whole snapshot in one object, at its first page's position (tests, bench)."""
