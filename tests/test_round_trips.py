@@ -26,9 +26,10 @@ def topology(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: Settings, topology: str) -> Settings:
     """The session limit on, for both issuers: one deployment's settings, so its scripts (their
-    constants in them) are the ones both load."""
+    constants in them) are the ones both load. (``topology`` named here too: pytest 8.2 does
+    not see a parametrized fixture that only the overridden ``settings`` requests.)"""
     return settings.with_overrides(max_sessions_per_user=5)
 
 
