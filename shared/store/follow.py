@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from revocast.errors import StoreUnavailable
 from revocast.keyspace import GLOBAL, Keyspace, StreamKeys
-from revocast.proof import Receipt
+from revocast.proof import Receipt, entry_key
 from revocast.store.backend import Backend
 from revocast.store.contracts import ScriptCall
 from revocast.store.presence import Presence
@@ -118,8 +118,10 @@ class Follow:
             snapshot, following = _snapshot(
                 stream.name, await self.backend.call_on_reader(call, stream.events)
             )
-            if first is None or (
-                snapshot.epoch == first.epoch and _id(snapshot.last_id) >= _id(first.last_id)
+            if first is None:
+                return snapshot, following
+            if snapshot.epoch == first.epoch and (
+                entry_key(snapshot.last_id) >= entry_key(first.last_id)
             ):
                 return snapshot, following
             if snapshot.epoch != first.epoch or wait_s is None:
@@ -196,12 +198,6 @@ def _snapshot(name: str, reply: list[Any]) -> tuple[Snapshot, tuple[str, str, st
     )
     after = cast(tuple[str, str, str], tuple(cursor or DONE for cursor in cursors))
     return snapshot, after
-
-
-def _id(stream_id: str) -> tuple[int, int]:
-    """A stream entry id, in the order Redis gives ids."""
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _int_or_none(value: str | None) -> int | None:
