@@ -51,7 +51,7 @@ from revocast.ids import new_session_id
 from revocast.keyspace import Keyspace, PartitionKeys
 from revocast.settings import Settings
 from revocast.store import Backend, Follow
-from revocast.store.follow import DONE, FIRST
+from revocast.store.follow import FIRST, LAST, next_cursors
 from revocast.verifier import Verifier
 from revocast.verifier.cache import RevocationCache
 from revocast_tools.redis_server import RedisServer
@@ -133,11 +133,11 @@ async def lua_seconds(client: Redis) -> tuple[float, float, float]:
 async def raw_pages(reader: Follow, partition: PartitionKeys) -> int:
     """Every page of the snapshot as the script's raw reply (no Snapshot built); the pages."""
     after, pages = FIRST, 0
-    while after != (DONE, DONE, DONE):
+    while after != LAST:
         reply = await reader.backend.call_on_reader(
             reader.snapshot_script(partition.stream, after), partition.stream.events
         )
-        after = tuple(cursor or DONE for cursor in reply[-3:])  # type: ignore[assignment]
+        after = next_cursors(reply)
         pages += 1
     return pages
 

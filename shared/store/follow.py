@@ -34,6 +34,7 @@ Entries = list[tuple[str, dict[str, str]]]
 SNAPSHOT_PAGE = 1_000  # entries of each set per page: some 100 KB of reply
 FIRST: tuple[str, str, str] = ("", "", "")  # the cursors of a first page (from now)
 DONE = "-"  # the cursor of a set with no page left
+LAST = (DONE, DONE, DONE)  # the cursors after the last page
 # A page read from a replica behind the first page's is read again after these pauses
 # (replicas of one primary differ by milliseconds), then the snapshot is taken again.
 BEHIND_WAITS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
@@ -103,7 +104,7 @@ class Follow:
             first = first or snapshot
             yield snapshot
             after = following
-            if after == (DONE, DONE, DONE):
+            if after == LAST:
                 return
 
     async def _page(
@@ -191,13 +192,18 @@ def _snapshot(name: str, reply: list[Any]) -> tuple[Snapshot, tuple[str, str, st
     if name == GLOBAL:
         revoked, jwks = state
         snapshot = Snapshot(**position, revoked_keys=_scores(revoked), jwks=_pairs(jwks))
-        return snapshot, (DONE, DONE, DONE)
-    sessions, users, roles, *cursors = state
+        return snapshot, LAST
+    sessions, users, roles, *_ = state
     snapshot = Snapshot(
         **position, sessions=_scores(sessions), users=_triples(users), roles=_triples(roles)
     )
-    after = cast(tuple[str, str, str], tuple(cursor or DONE for cursor in cursors))
-    return snapshot, after
+    return snapshot, next_cursors(reply)
+
+
+def next_cursors(reply: list[Any]) -> tuple[str, str, str]:
+    """Where the page after a partition's snapshot page starts, from the script's reply."""
+    sessions, users, roles = (cursor or DONE for cursor in reply[-3:])
+    return sessions, users, roles
 
 
 def _int_or_none(value: str | None) -> int | None:
