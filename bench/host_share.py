@@ -215,7 +215,8 @@ async def propagation(
 
 
 async def _refused(worker: Worker) -> list[str]:
-    """A probe's report: ``revoked <monotonic s> session_revoked <applied> <from XADD>``."""
+    """A probe's report: ``revoked <monotonic s> session_revoked <applied> <from XADD> <ms
+    between polls>``."""
     words = await worker.receive(ROUND_TIMEOUT_S)
     if words[0] != "revoked" or words[2] != "session_revoked":
         raise RuntimeError(f"{worker.child.name} said {words!r}")
