@@ -19,34 +19,64 @@ import pytest
 
 from revocast_tools.redis_server import free_port
 
+READY = "revocast commands here find it"  # the stack's last line once it runs
 CHEAP_ARGON2 = {"REVOCAST_ARGON2_TIME_COST": "1", "REVOCAST_ARGON2_MEMORY_KIB": "1024",
                 "REVOCAST_ARGON2_PARALLELISM": "1"}  # fmt: skip
 
 
 @contextlib.contextmanager
-def stack(folder: Path, env: dict[str, str], ports: tuple[int, int]) -> Iterator[str]:
-    """Run `revocast stack` in ``folder``; yield what it printed up to its last hint."""
+def _launched(
+    folder: Path, ports: tuple[int, int], env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`revocast stack` in ``folder`` (by default with an embedded Redis): on leaving,
+    whatever the test's outcome, it is killed if it still runs (its children die with it)
+    and its pipe is closed."""
+    if env is None:
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | CHEAP_ARGON2
     process = subprocess.Popen(
         [sys.executable, "-m", "revocast", "stack",
          "--issuer-port", str(ports[0]), "--verifier-port", str(ports[1])],
         cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    assert process.stdout is not None
     try:
-        output = ""
-        deadline = time.monotonic() + 30
-        while "revocast commands here find it" not in output:
-            assert time.monotonic() < deadline, output
-            line = process.stdout.readline()
-            assert line, f"stack exited early:\n{output}"
-            output += line
-        yield output
+        yield process
     finally:
-        process.send_signal(signal.SIGINT)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        assert process.stdout is not None
+        process.stdout.close()
+
+
+def _rest_of_output(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.read()
+
+
+def _read_until(process: subprocess.Popen[str], marker: str) -> str:
+    assert process.stdout is not None
+    output = ""
+    deadline = time.monotonic() + 30
+    while marker not in output:
+        assert time.monotonic() < deadline, output
+        line = process.stdout.readline()
+        assert line, f"stack exited early:\n{output}"
+        output += line
+    return output
+
+
+@contextlib.contextmanager
+def stack(folder: Path, env: dict[str, str], ports: tuple[int, int]) -> Iterator[str]:
+    """Run `revocast stack` in ``folder``; yield what it printed up to its last hint; then
+    Ctrl-C, which must end it with 0."""
+    with _launched(folder, ports, env) as process:
+        output = _read_until(process, READY)
         try:
-            assert process.wait(20) == 0
+            yield output
         finally:
-            process.stdout.close()
+            process.send_signal(signal.SIGINT)
+            code = process.wait(20)
+            assert code == 0, _rest_of_output(process)
 
 
 def cli(folder: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
@@ -171,43 +201,6 @@ def _ports_free(ports: tuple[int, int]) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _launched(folder: Path, ports: tuple[int, int]) -> Iterator[subprocess.Popen[str]]:
-    """`revocast stack` in ``folder``: on leaving, whatever the test's outcome, it is killed
-    if it still runs (its children die with it) and its pipe is closed."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"} | CHEAP_ARGON2
-    process = subprocess.Popen(
-        [sys.executable, "-m", "revocast", "stack",
-         "--issuer-port", str(ports[0]), "--verifier-port", str(ports[1])],
-        cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        assert process.stdout is not None
-        process.stdout.close()
-
-
-def _rest_of_output(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    return process.stdout.read()
-
-
-def _read_until(process: subprocess.Popen[str], marker: str) -> str:
-    assert process.stdout is not None
-    output = ""
-    deadline = time.monotonic() + 30
-    while marker not in output:
-        assert time.monotonic() < deadline, output
-        line = process.stdout.readline()
-        assert line, f"stack exited early:\n{output}"
-        output += line
-    return output
-
-
 STARTING = {
     "redis": lambda pids: any("redis-server" in _command(pid) for pid in pids),
     "issuer": lambda pids: any("revocast issuer" in _command(pid) for pid in pids),
@@ -245,7 +238,7 @@ def test_a_stopped_stack_leaves_nothing_running(tmp_path: Path, signum: int) -> 
     process it started exits, and the next start on the same ports works."""
     ports = free_port(), free_port()
     with _launched(tmp_path, ports) as process:
-        _read_until(process, "revocast commands here find it")
+        _read_until(process, READY)
         children = _descendants(process.pid)
         assert len(children) >= 3, [_command(pid) for pid in children]  # Redis, issuer, verifier
         process.send_signal(signum)
@@ -255,7 +248,7 @@ def test_a_stopped_stack_leaves_nothing_running(tmp_path: Path, signum: int) -> 
     _wait_until(lambda: not _alive(children), 15, f"children exiting: {_alive(children)}")
     assert _ports_free(ports)
     with _launched(tmp_path, ports) as again:
-        _read_until(again, "revocast commands here find it")
+        _read_until(again, READY)
         again.send_signal(signal.SIGINT)
         code = again.wait(30)
         assert code == 0, _rest_of_output(again)
@@ -267,7 +260,7 @@ def test_a_stack_whose_redis_dies_stops_and_says_why(tmp_path: Path) -> None:
     names what exited, and does not keep logging about the lost server."""
     ports = free_port(), free_port()
     with _launched(tmp_path, ports) as process:
-        _read_until(process, "revocast commands here find it")
+        _read_until(process, READY)
         children = _descendants(process.pid)
         redis_pid = next(pid for pid in children if "redis-server" in _command(pid))
         os.kill(redis_pid, signal.SIGKILL)
